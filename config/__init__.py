@@ -1,0 +1,1 @@
+"""The built-in configuration, installed as package data of oaipmh_server.defaults."""

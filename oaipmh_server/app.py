@@ -1,0 +1,45 @@
+"""The Flask application factory: settings, store and formats, wired once per process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from .config import Settings, load_settings
+from .formats import MetadataFormat, build_formats
+from .store import SqlStore
+
+
+@dataclass(frozen=True)
+class Provider:
+    """What the views need, kept on the app (`app.extensions["oaipmh"]`)."""
+
+    settings: Settings
+    store: SqlStore
+    formats: dict[str, MetadataFormat]
+
+
+# Far above any honest OAI-PMH request (the longest is a resumptionToken of a few hundred
+# characters) and far below what could hurt: larger requests get 413 or 414.
+MAX_QUERY_STRING = 8 * 1024
+MAX_BODY = 64 * 1024
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    settings = load_settings(overrides)
+    store = SqlStore(settings.database_url, token_secret=settings.token_secret)
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        MAX_FORM_MEMORY_SIZE=MAX_BODY,
+        MAX_FORM_PARTS=100,
+    )
+    app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings))
+
+    from . import views
+
+    app.register_blueprint(views.blueprint)
+    return app

@@ -1,0 +1,123 @@
+"""The `oaipmh-server` command: load record files, serve the repository.
+
+Commands parse their options, call the library and turn its errors into one clear message
+and a non-zero exit: never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .config import load_settings
+from .errors import ConfigError, LoadFailed, StoreUnavailable
+
+
+@click.group()
+@click.version_option(package_name="oaipmh-server")
+def main() -> None:
+    """An OAI-PMH 2.0 data provider for DSpace-style Dublin Core records.
+
+    Configuration: OAIPMH_CONFIG (a TOML file like config/oaipmh.toml), OAIPMH_DATABASE_URL,
+    OAIPMH_BASE_URL; the environment wins over the file.
+    """
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
+def load(paths: tuple[str, ...]) -> None:
+    """Load record files (.json, .jsonl) or folders of them, all or nothing."""
+    from tqdm import tqdm
+
+    from .formats import build_formats
+    from .ingest.load import load_paths
+
+    settings = _settings()
+    store = _open_store(settings.database_url, settings.token_secret)
+    bar = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr, leave=False)
+    try:
+        summary = load_paths(paths, store, settings, build_formats(settings), progress=bar.update)
+    except LoadFailed as failure:
+        bar.close()
+        for problem in failure.problems:
+            click.echo(str(problem), err=True)
+        if failure.total > len(failure.problems):
+            click.echo(f"… and {failure.total - len(failure.problems)} more problem(s)", err=True)
+        raise click.ClickException(
+            f"{failure.total} problem(s) found; nothing was loaded, the store is unchanged."
+        ) from None
+    except StoreUnavailable as e:
+        bar.close()
+        raise click.ClickException(f"the database failed during the load ({e}); nothing was loaded") from None
+    finally:
+        store.close()
+    bar.close()
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"Loaded {summary.records} records: {summary.line()}.")
+    if summary.clamped:
+        click.echo(
+            f"{summary.clamped} new record(s) dated at load time instead of their "
+            "dc.date.accessioned, so incremental harvesters see them (keep_accessioned)."
+        )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="gunicorn worker processes.")
+@click.option("--dev", is_flag=True, help="Flask's development server with its reloader instead.")
+def serve(host: str, port: int, workers: int, dev: bool) -> None:
+    """Serve /oai over HTTP (gunicorn; --dev for Flask's development server)."""
+    from .app import create_app
+
+    try:
+        app = create_app()  # validates settings and opens the store before anything listens
+    except (ConfigError, StoreUnavailable) as e:
+        raise click.ClickException(str(e)) from None
+    if dev:
+        app.run(host=host, port=port, debug=True)
+        return
+    app.extensions["oaipmh"].store.close()
+    _run_gunicorn(host, port, workers)
+
+
+def _run_gunicorn(host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            options: dict[str, Any] = {
+                "bind": f"{host}:{port}",
+                "workers": workers,
+                "accesslog": "-",
+                "timeout": 120,
+            }
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from .app import create_app
+
+            return create_app()
+
+    Application().run()
+
+
+def _settings() -> Any:
+    try:
+        return load_settings()
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def _open_store(url: str, secret: str | None) -> Any:
+    from .store import SqlStore
+
+    try:
+        return SqlStore(url, token_secret=secret)
+    except StoreUnavailable as e:
+        raise click.ClickException(f"cannot open the database {url!r}: {e}") from None

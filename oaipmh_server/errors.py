@@ -1,0 +1,121 @@
+"""Every way a request or a load can fail, as exceptions that carry their data.
+
+OAI-PMH errors (section 3.6 of the specification) are answered inside an HTTP 200 reply;
+`xml.error_document` renders them, nothing else writes `<error>`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OAIError(Exception):
+    """A protocol error: an <error> element inside an HTTP 200 reply, never a 4xx or 5xx."""
+
+    code: ClassVar[str]
+    # 3.2: for badVerb and badArgument the <request> element carries no attributes, since
+    # the arguments themselves are what is wrong.
+    echo_arguments: ClassVar[bool] = True
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadArgument(OAIError):
+    """Illegal, missing, repeated or malformed arguments."""
+
+    code = "badArgument"
+    echo_arguments = False
+
+
+class BadResumptionToken(OAIError):
+    """The token is forged, damaged, or belongs to another verb."""
+
+    code = "badResumptionToken"
+
+
+class BadVerb(OAIError):
+    """The verb is missing, repeated or not one of the six."""
+
+    code = "badVerb"
+    echo_arguments = False
+
+
+class CannotDisseminateFormat(OAIError):
+    """The metadataPrefix is not a format this repository (or this item) offers."""
+
+    code = "cannotDisseminateFormat"
+
+
+class IdDoesNotExist(OAIError):
+    """The identifier is unknown or illegal in this repository."""
+
+    code = "idDoesNotExist"
+
+
+class NoRecordsMatch(OAIError):
+    """The combination of from, until, set and metadataPrefix selects nothing."""
+
+    code = "noRecordsMatch"
+
+
+class NoMetadataFormats(OAIError):
+    """No metadata formats are available for the item."""
+
+    code = "noMetadataFormats"
+
+
+class NoSetHierarchy(OAIError):
+    """The repository has no sets, so it cannot answer ListSets or set-selective harvests."""
+
+    code = "noSetHierarchy"
+
+
+ERRORS: dict[str, type[OAIError]] = {
+    cls.code: cls
+    for cls in (
+        BadArgument,
+        BadResumptionToken,
+        BadVerb,
+        CannotDisseminateFormat,
+        IdDoesNotExist,
+        NoRecordsMatch,
+        NoMetadataFormats,
+        NoSetHierarchy,
+    )
+}
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or is locked: a 503 with Retry-After, not an OAI error."""
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the key and its source."""
+
+
+class LoadError(Exception):
+    """One problem in a record file: where it is, which record, and what is wrong."""
+
+    def __init__(self, path: str, line: int | None, record_id: str | None, reason: str) -> None:
+        self.path = path
+        self.line = line
+        self.record_id = record_id
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        if self.line is None and self.record_id is None:
+            return f"{self.path}: {self.reason}"  # about the file, not one record in it
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: record {self.record_id or '?'}: {self.reason}"
+
+
+class LoadFailed(Exception):
+    """A load found problems; nothing was written. Carries every problem found."""
+
+    def __init__(self, problems: list[LoadError], total: int) -> None:
+        self.problems = problems
+        self.total = total
+        super().__init__(f"{total} problem(s); nothing was loaded")

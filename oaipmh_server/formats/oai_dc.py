@@ -1,0 +1,41 @@
+"""oai_dc: simple Dublin Core, the format every OAI-PMH repository must offer (3.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from lxml import etree
+
+from ..crosswalk import Crosswalk
+from ..records import Field
+from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
+
+PREFIX = "oai_dc"
+NAMESPACE = "http://www.openarchives.org/OAI/2.0/oai_dc/"
+SCHEMA = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+_NSMAP = {"oai_dc": NAMESPACE, "dc": DC_NS, "xsi": XSI_NS}
+
+
+def _root() -> etree._Element:
+    root = etree.Element(f"{{{NAMESPACE}}}dc", nsmap=_NSMAP)
+    root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
+    return root
+
+
+def render(fields: Iterable[Field], crosswalk: Crosswalk) -> bytes:
+    """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language."""
+    root = _root()
+    for element, f in crosswalk.apply(fields):
+        child = etree.SubElement(root, f"{{{DC_NS}}}{element}")
+        child.text = clean_text(f.value)
+        if f.lang:
+            child.set(XML_LANG, f.lang)
+    return etree.tostring(root, encoding="UTF-8")
+
+
+def render_description(text: str) -> bytes:
+    """A set's description as <setDescription> content: oai_dc with one dc:description."""
+    root = _root()
+    etree.SubElement(root, f"{{{DC_NS}}}description").text = clean_text(text)
+    return etree.tostring(root, encoding="UTF-8")

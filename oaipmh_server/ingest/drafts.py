@@ -1,0 +1,170 @@
+"""A record as it arrives, checked: every reader (JSON today, SAF and CSV later) builds
+`Draft`s through `make_draft`, so the rules live in one place.
+
+A draft knows where it came from (file and line), so every problem is reported as
+`FILE:LINE: record ID: reason`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..datestamps import parse_record_date
+from ..errors import LoadError
+from ..records import Field, SetInfo
+from ..verbs import SET_SPEC
+from ..xml import clean_text, has_illegal_characters
+
+# The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
+# this repository makes is valid: a DSpace handle such as 10722/212116 fits.
+LOCAL_ID = re.compile(r"[a-zA-Z0-9\-_\.!~\*'\(\);/\?:@&=\+$,%]+", re.ASCII)
+FIELD_NAME = re.compile(r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)?", re.ASCII)
+# xs:language, which xml:lang must satisfy.
+LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*", re.ASCII)
+NO_LANGUAGE = frozenset({"", "*", "none"})
+ACCESSIONED = "dc.date.accessioned"
+MAX_ID_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a draft came from."""
+
+    path: str
+    line: int | None
+
+
+@dataclass(frozen=True)
+class Draft:
+    source: Source
+    local_id: str
+    set_specs: tuple[str, ...]
+    deleted: bool
+    fields: tuple[Field, ...]
+    accessioned: datetime | None
+    cleaned: int  # characters XML cannot carry, replaced by U+FFFD
+
+    @property
+    def content_hash(self) -> str:
+        """Equal for equal content: a reload of the same record changes nothing."""
+        canonical = json.dumps(
+            [self.deleted, sorted(self.set_specs), [[f.name, f.value, f.lang] for f in self.fields]],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SetDefinition:
+    source: Source
+    info: SetInfo
+
+
+def normalise_language(value: str | None) -> str | None:
+    """DSpace's `en_US` → `en-US`; empty, `*` and `none` mean no language. ValueError if
+    what is left is not a language tag."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower() in NO_LANGUAGE:
+        return None
+    text = text.replace("_", "-")
+    if not LANGUAGE.fullmatch(text):
+        raise ValueError(f"language {value!r} is not a language tag such as 'en' or 'en_US'")
+    return text
+
+
+def make_draft(
+    source: Source,
+    local_id: Any,
+    set_specs: Any,
+    deleted: Any,
+    fields: Sequence[tuple[Any, Any, Any]],
+    *,
+    require_accessioned: bool,
+) -> Draft:
+    """Check one record; LoadError naming the record and the first rule it breaks."""
+    record_id = local_id if isinstance(local_id, str) and local_id else None
+
+    def fail(reason: str) -> LoadError:
+        return LoadError(source.path, source.line, record_id, reason)
+
+    if not isinstance(local_id, str) or not local_id:
+        raise fail("no id: every record needs an \"id\", such as \"10722/212116\"")
+    if len(local_id) > MAX_ID_LENGTH or not LOCAL_ID.fullmatch(local_id):
+        raise fail(f"id {local_id!r} has characters an OAI identifier cannot carry (or is too long)")
+    if not isinstance(deleted, bool):
+        raise fail(f"\"deleted\" must be true or false, not {deleted!r}")
+    if not isinstance(set_specs, list) or not all(isinstance(s, str) for s in set_specs):
+        raise fail("\"sets\" must be a list of set specs")
+    for spec in set_specs:
+        if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
+            raise fail(f"set spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
+
+    checked: list[Field] = []
+    cleaned = 0
+    for number, (name, value, lang) in enumerate(fields, start=1):
+        if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
+            raise fail(f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'")
+        if not isinstance(value, str):
+            raise fail(f"metadata entry {number} ({name}): value must be a string, not {value!r}")
+        if lang is not None and not isinstance(lang, str):
+            raise fail(f"metadata entry {number} ({name}): lang must be a string, not {lang!r}")
+        try:
+            language = normalise_language(lang)
+        except ValueError as e:
+            raise fail(f"metadata entry {number} ({name}): {e}") from None
+        if has_illegal_characters(value):
+            fixed = clean_text(value)
+            cleaned += sum(1 for a, b in zip(value, fixed, strict=True) if a != b)
+            value = fixed
+        checked.append(Field(name, value, language))
+
+    accessioned = None
+    dates = [f.value for f in checked if f.name == ACCESSIONED]
+    if dates:
+        try:
+            accessioned = parse_record_date(dates[0])
+        except ValueError as e:
+            if require_accessioned and not deleted:
+                raise fail(f"{ACCESSIONED}: {e}") from None
+    elif require_accessioned and not deleted:
+        raise fail(f"no {ACCESSIONED}: the datestamp comes from it")
+
+    return Draft(
+        source=source,
+        local_id=local_id,
+        set_specs=tuple(dict.fromkeys(set_specs)),
+        deleted=deleted,
+        fields=tuple(checked),
+        accessioned=accessioned,
+        cleaned=cleaned,
+    )
+
+
+def make_set(source: Source, entry: Any) -> SetDefinition:
+    """One entry of a sets file: {"spec": ..., "name": ..., "description": ...}."""
+    spec = entry.get("spec") if isinstance(entry, dict) else None
+
+    def fail(reason: str) -> LoadError:
+        return LoadError(source.path, source.line, f"set {spec}" if spec else "set ?", reason)
+
+    if not isinstance(entry, dict):
+        raise fail("a set must be an object with spec and name")
+    unknown = sorted(set(entry) - {"spec", "name", "description"})
+    if unknown:
+        raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    if not isinstance(spec, str) or not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
+        raise fail(f"spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
+    name, description = entry.get("name"), entry.get("description")
+    if not isinstance(name, str) or not name.strip():
+        raise fail("a set needs a non-empty \"name\"")
+    if description is not None and not isinstance(description, str):
+        raise fail("\"description\" must be a string")
+    return SetDefinition(source, SetInfo(spec, clean_text(name), clean_text(description) if description else None))

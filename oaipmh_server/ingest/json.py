@@ -1,0 +1,177 @@
+"""Record files in JSON: `.json` (one record, an array of records, or a sets file
+`{"sets": [...]}`) and `.jsonl` (one record per line).
+
+A record is {"id": "10722/212116", "sets": ["col_10722_5"], "deleted": false,
+"metadata": [{"field": "dc.title", "value": "…", "lang": "en"}]}. Every item yielded carries
+its file and line; a problem is yielded as a LoadError, so one bad record does not hide
+the next ones.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..errors import LoadError
+from .drafts import Draft, SetDefinition, Source, make_draft, make_set
+
+RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
+ENTRY_KEYS = frozenset({"field", "value", "lang"})
+
+Item = Draft | SetDefinition | LoadError
+
+
+def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+    name = str(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
+        return
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        yield LoadError(name, line, None, "not UTF-8 text")
+        return
+    decoder = json.JSONDecoder()
+    start = _skip_space(text, 0)
+    if start < len(text) and text[start] == "[":
+        yield from _array(text, start + 1, decoder, name, require_accessioned)
+        return
+    try:
+        value, end = decoder.raw_decode(text, start)
+    except json.JSONDecodeError as e:
+        yield LoadError(name, e.lineno, None, f"malformed JSON: {e.msg}")
+        return
+    if _skip_space(text, end) != len(text):
+        yield LoadError(name, _line(text, end), None, "malformed JSON: extra data after the value")
+        return
+    line = _line(text, start)
+    if isinstance(value, dict) and "sets" in value and "id" not in value:
+        yield from _sets_file(value, name, line)
+    else:
+        yield _record(value, Source(name, line), require_accessioned)
+
+
+def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+    name = str(path)
+    try:
+        handle = path.open("rb")
+    except OSError as e:
+        yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
+        return
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                yield LoadError(name, number, None, "not UTF-8 text")
+                continue
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as e:
+                yield LoadError(name, number, _guess_id(line), f"malformed JSON: {e.msg}")
+                continue
+            yield _record(value, Source(name, number), require_accessioned)
+
+
+def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | LoadError:
+    record_id = value.get("id") if isinstance(value, dict) else None
+    record_id = record_id if isinstance(record_id, str) and record_id else None
+
+    def fail(reason: str) -> LoadError:
+        return LoadError(source.path, source.line, record_id, reason)
+
+    if not isinstance(value, dict):
+        return fail(f"a record must be a JSON object, not {type(value).__name__}")
+    unknown = sorted(set(value) - RECORD_KEYS)
+    if unknown:
+        return fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
+    metadata = value.get("metadata", [])
+    if not isinstance(metadata, list):
+        return fail("\"metadata\" must be a list of {\"field\", \"value\", \"lang\"} objects")
+    entries = []
+    for number, entry in enumerate(metadata, start=1):
+        if not isinstance(entry, dict) or "field" not in entry or "value" not in entry:
+            return fail(f"metadata entry {number} must be an object with \"field\" and \"value\"")
+        extra = sorted(set(entry) - ENTRY_KEYS)
+        if extra:
+            return fail(f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}")
+        entries.append((entry["field"], entry["value"], entry.get("lang")))
+    try:
+        return make_draft(
+            source,
+            value.get("id"),
+            value.get("sets", []),
+            value.get("deleted", False),
+            entries,
+            require_accessioned=require_accessioned,
+        )
+    except LoadError as e:
+        return e
+
+
+def _array(
+    text: str, position: int, decoder: json.JSONDecoder, name: str, require_accessioned: bool
+) -> Iterator[Item]:
+    """Walk a top-level array element by element, so each record knows its line."""
+    line, counted = 1, 0
+
+    def line_at(target: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, target)
+        counted = target
+        return line
+
+    position = _skip_space(text, position)
+    if position < len(text) and text[position] == "]":
+        return
+    while True:
+        try:
+            value, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as e:
+            yield LoadError(name, e.lineno, None, f"malformed JSON: {e.msg}")
+            return
+        yield _record(value, Source(name, line_at(position)), require_accessioned)
+        position = _skip_space(text, end)
+        if position < len(text) and text[position] == ",":
+            position = _skip_space(text, position + 1)
+            continue
+        if position < len(text) and text[position] == "]":
+            if _skip_space(text, position + 1) != len(text):
+                yield LoadError(name, _line(text, position), None, "malformed JSON: extra data")
+            return
+        yield LoadError(name, _line(text, position), None, "malformed JSON: expected ',' or ']'")
+        return
+
+
+def _sets_file(value: dict[str, Any], name: str, line: int) -> Iterator[Item]:
+    sets = value["sets"]
+    if set(value) != {"sets"} or not isinstance(sets, list):
+        yield LoadError(name, line, None, "a sets file is {\"sets\": [{\"spec\", \"name\"}, ...]}")
+        return
+    for entry in sets:
+        try:
+            yield make_set(Source(name, line), entry)
+        except LoadError as e:
+            yield e
+
+
+def _skip_space(text: str, position: int) -> int:
+    while position < len(text) and text[position] in " \t\r\n":
+        position += 1
+    return position
+
+
+def _line(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
+def _guess_id(line: str) -> str | None:
+    """The id of a record whose line is broken, if it can be read, for the message."""
+    found = re.search(r'"id"\s*:\s*"([^"\\]{1,255})"', line)
+    return found.group(1) if found else None

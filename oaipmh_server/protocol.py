@@ -1,0 +1,270 @@
+"""The six verbs (OAI-PMH 2.0, section 4): request pairs in, a complete XML reply out.
+
+No HTTP and no SQL here: `respond` takes the raw (name, value) pairs, reads through a
+`RecordSource` and returns bytes. Everything that can fail is settled before the reply is
+assembled, so an error is always a whole, well-formed <error> document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from .config import Settings
+from .datestamps import EPOCH
+from .errors import (
+    BadResumptionToken,
+    CannotDisseminateFormat,
+    IdDoesNotExist,
+    NoRecordsMatch,
+    NoSetHierarchy,
+    OAIError,
+)
+from .formats import MetadataFormat, oai_dc
+from .records import Header, Position, RecordSource, Selection, StoredRecord
+from .tokens import ResumptionState, decode_token, encode_token
+from .verbs import Request, parse_request
+from . import xml
+
+SAMPLE_LOCAL_ID = "123456789/1"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a verb reads besides its arguments."""
+
+    settings: Settings
+    formats: dict[str, MetadataFormat]
+    source: RecordSource
+    base_url: str
+    now: datetime
+
+    def oai_identifier(self, local_id: str) -> str:
+        return f"oai:{self.settings.repository_identifier}:{local_id}"
+
+    def local_id(self, identifier: str) -> str | None:
+        prefix = f"oai:{self.settings.repository_identifier}:"
+        if identifier.startswith(prefix) and len(identifier) > len(prefix):
+            return identifier[len(prefix) :]
+        return None
+
+
+@dataclass
+class Reply:
+    """A whole response document, and what it contained (for logs and metrics)."""
+
+    body: list[bytes]
+    verb: str | None = None
+    records: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def respond(pairs: Sequence[tuple[str, str]], context: Context) -> Reply:
+    """Answer one OAI-PMH request. Protocol errors become <error> documents; only
+    StoreUnavailable escapes, for the web edge to answer 503."""
+    request: Request | None = None
+    try:
+        request = parse_request(pairs)
+        return VERBS[request.verb](request, context)
+    except OAIError as error:
+        echo = None
+        if request is not None and error.echo_arguments:
+            echo = {"verb": request.verb, **request.arguments}
+        head, tail = xml.envelope(context.now, context.base_url, echo, None)
+        body = xml.error_elements([(error.code, error.message)])
+        return Reply([head, body, tail], request.verb if request else None, errors=[error.code])
+
+
+def _document(request: Request, context: Context, body: list[bytes], records: int = 0) -> Reply:
+    arguments = {"verb": request.verb, **request.arguments}
+    head, tail = xml.envelope(context.now, context.base_url, arguments, request.verb)
+    return Reply([head, *body, tail], request.verb, records)
+
+
+def identify(request: Request, context: Context) -> Reply:
+    settings, source = context.settings, context.source
+    earliest = source.earliest_datestamp() or EPOCH
+    first = source.list_headers(Selection(None, None, context.now), None, 1)
+    sample = first[0].local_id if first else SAMPLE_LOCAL_ID
+    body = xml.identify_body(
+        repository_name=settings.repository_name,
+        base_url=context.base_url,
+        admin_emails=settings.admin_emails,
+        earliest_datestamp=earliest,
+        repository_identifier=settings.repository_identifier,
+        sample_identifier=context.oai_identifier(sample),
+    )
+    return _document(request, context, [body])
+
+
+def list_metadata_formats(request: Request, context: Context) -> Reply:
+    if request.identifier is not None:
+        _header_of(request.identifier, context)
+    formats = [(f.prefix, f.schema, f.namespace) for f in context.formats.values()]
+    return _document(request, context, [xml.metadata_format_elements(formats)])
+
+
+def list_sets(request: Request, context: Context) -> Reply:
+    source, page_size = context.source, context.settings.page_size
+    if request.resumption_token is not None:
+        state = decode_token(request.resumption_token, source.token_secret(), request.verb)
+    elif not source.has_sets():
+        raise NoSetHierarchy("This repository does not support sets.")
+    else:
+        state = ResumptionState(request.verb, None, None, None, None, None, None, 0, 0)
+        state = replace(state, complete_list_size=source.count_sets())
+    sets = list(source.list_sets(state.set_position, page_size + 1))
+    if not sets:
+        raise NoSetHierarchy("This repository has no more sets.")
+    more, sets = len(sets) > page_size, sets[:page_size]
+    body = [
+        xml.set_element(s, oai_dc.render_description(s.description) if s.description else None)
+        for s in sets
+    ]
+    follow = replace(state, set_position=sets[-1].spec, cursor=state.cursor + len(sets))
+    body += _token(request, context, state, follow, more)
+    return _document(request, context, body)
+
+
+def list_identifiers(request: Request, context: Context) -> Reply:
+    return _list(request, context, with_metadata=False)
+
+
+def list_records(request: Request, context: Context) -> Reply:
+    return _list(request, context, with_metadata=True)
+
+
+def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
+    source, page_size = context.source, context.settings.page_size
+    if request.resumption_token is not None:
+        state = decode_token(request.resumption_token, source.token_secret(), request.verb)
+        if state.until is None or state.metadata_prefix is None:
+            raise BadResumptionToken("The resumptionToken is not valid (unknown format).")
+        metadata_format = _format(state.metadata_prefix, context)
+    else:
+        assert request.metadata_prefix is not None  # noqa: S101  # required by the VERBS table
+        metadata_format = _format(request.metadata_prefix, context)
+        if request.set_spec is not None and not source.has_sets():
+            raise NoSetHierarchy("This repository does not support sets.")
+        # The cut-off: the list is what the repository held one second before the first
+        # page. Changes made from this second on are dated at or after this response's
+        # responseDate, so the next incremental harvest (from=responseDate) sees them, and
+        # they can never reappear in this one behind its keyset position.
+        cutoff = context.now - timedelta(seconds=1)
+        until = cutoff if request.until is None else min(request.until, cutoff)
+        selection = Selection(request.set_spec, request.from_, until)
+        state = ResumptionState(
+            verb=request.verb,
+            metadata_prefix=metadata_format.prefix,
+            set_spec=request.set_spec,
+            from_=request.from_,
+            until=until,
+            position=None,
+            set_position=None,
+            cursor=0,
+            complete_list_size=source.count_records(selection),
+        )
+        if state.complete_list_size == 0:
+            raise NoRecordsMatch("No records match the arguments.")
+
+    selection = Selection(state.set_spec, state.from_, state.until)  # type: ignore[arg-type]
+    if with_metadata:
+        records = list(
+            source.list_records(
+                selection, state.position, page_size + 1, metadata_format.prefix, metadata_format.version
+            )
+        )
+        headers = [r.header for r in records]
+    else:
+        headers = list(source.list_headers(selection, state.position, page_size + 1))
+    if not headers:
+        # Every record left in the list changed after the harvest began: they fall out of
+        # this list (and into the next incremental harvest).
+        raise NoRecordsMatch("No records remain in this list.")
+    more = len(headers) > page_size
+    headers = headers[:page_size]
+    if with_metadata:
+        body = [_record(r, metadata_format, context) for r in records[:page_size]]
+    else:
+        body = [xml.header_element(h, context.oai_identifier(h.local_id)) for h in headers]
+    last = headers[-1]
+    follow = replace(
+        state,
+        position=Position(last.datestamp, last.local_id),
+        cursor=state.cursor + len(headers),
+    )
+    body += _token(request, context, state, follow, more)
+    return _document(request, context, body, records=len(headers))
+
+
+def get_record(request: Request, context: Context) -> Reply:
+    assert request.identifier is not None and request.metadata_prefix is not None  # noqa: S101
+    local_id = context.local_id(request.identifier)
+    metadata_format = context.formats.get(request.metadata_prefix)
+    record = None
+    if local_id is not None:
+        prefix = metadata_format.prefix if metadata_format else "oai_dc"
+        version = metadata_format.version if metadata_format else ""
+        record = context.source.get_record(local_id, prefix, version)
+    if record is None:
+        raise IdDoesNotExist("No item has this identifier in this repository.")
+    if metadata_format is None:
+        raise CannotDisseminateFormat(
+            f"The metadata format {request.metadata_prefix} is not supported by this repository."
+        )
+    return _document(request, context, [_record(record, metadata_format, context)], records=1)
+
+
+def _record(record: StoredRecord, metadata_format: MetadataFormat, context: Context) -> bytes:
+    header = xml.header_element(record.header, context.oai_identifier(record.header.local_id))
+    if record.header.deleted:
+        return xml.record_element(header, None)
+    fragment = record.fragment
+    if fragment is None:
+        fragment = metadata_format.render(record.fields or ())
+    return xml.record_element(header, fragment)
+
+
+def _token(
+    request: Request,
+    context: Context,
+    state: ResumptionState,
+    follow: ResumptionState,
+    more: bool,
+) -> list[bytes]:
+    """The resumptionToken element: a new token if the list goes on; on the last page of a
+    list that was split, an empty one; nothing for a list answered whole."""
+    if more:
+        token = encode_token(follow, context.source.token_secret())
+        return [xml.resumption_token_element(token, state.complete_list_size, state.cursor)]
+    if request.resumption_token is not None:
+        return [xml.resumption_token_element("", state.complete_list_size, state.cursor)]
+    return []
+
+
+def _format(prefix: str, context: Context) -> MetadataFormat:
+    metadata_format = context.formats.get(prefix)
+    if metadata_format is None:
+        raise CannotDisseminateFormat(
+            f"The metadata format {prefix} is not supported by this repository."
+        )
+    return metadata_format
+
+
+def _header_of(identifier: str, context: Context) -> Header:
+    local_id = context.local_id(identifier)
+    header = None if local_id is None else context.source.get_header(local_id)
+    if header is None:
+        raise IdDoesNotExist("No item has this identifier in this repository.")
+    return header
+
+
+VERBS: dict[str, Callable[[Request, Context], Reply]] = {
+    "Identify": identify,
+    "ListMetadataFormats": list_metadata_formats,
+    "ListSets": list_sets,
+    "ListIdentifiers": list_identifiers,
+    "ListRecords": list_records,
+    "GetRecord": get_record,
+}

@@ -1,0 +1,472 @@
+"""The SQL record store: SQLite by default, any SQLAlchemy URL (PostgreSQL in production).
+
+Reads are keyset queries on (datestamp, local_id), or (set_spec, datestamp, local_id) for a
+set, so page 10,000 costs what page 1 costs. A load is one transaction (`SqlStore.loading`):
+readers see the store before it or after it, never half of it. SQLAlchemy errors are turned
+into StoreUnavailable here, at the edge, so nothing above knows SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from ..errors import StoreUnavailable
+from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
+from .schema import Base, FragmentRow, MembershipRow, MetaRow, RecordRow, SetRow, UTCDateTime
+
+TOKEN_SECRET_KEY = "token_secret"
+
+
+def fields_to_json(fields: Sequence[Field]) -> str:
+    return json.dumps([[f.name, f.value, f.lang] for f in fields], ensure_ascii=False)
+
+
+def fields_from_json(text: str) -> tuple[Field, ...]:
+    return tuple(Field(name, value, lang) for name, value, lang in json.loads(text))
+
+
+def ancestors(spec: str) -> list[str]:
+    """`a:b:c` → [`a`, `a:b`, `a:b:c`]: a record in a set is in every set above it."""
+    parts = spec.split(":")
+    return [":".join(parts[: i + 1]) for i in range(len(parts))]
+
+
+@contextmanager
+def _unavailable() -> Iterator[None]:
+    try:
+        yield
+    except (DBAPIError, SQLAlchemyError) as e:
+        # The message of the driver may hold SQL and paths: log-worthy, never shown to clients.
+        raise StoreUnavailable(type(e).__name__) from e
+
+
+class SqlStore:
+    """A RecordSource over SQL, plus the write side that ingest uses."""
+
+    def __init__(self, url: str, *, token_secret: str | None = None) -> None:
+        self.url = url
+        self.engine = _create_engine(url)
+        with _unavailable():
+            _migrate(self.engine)
+            self._secret = token_secret or self._stored_secret()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- RecordSource ---------------------------------------------------------------------
+
+    def token_secret(self) -> str:
+        return self._secret
+
+    def earliest_datestamp(self) -> datetime | None:
+        return self._scalar(select(func.min(RecordRow.datestamp)))
+
+    def has_sets(self) -> bool:
+        return self._scalar(select(SetRow.spec).limit(1)) is not None
+
+    def count_sets(self) -> int:
+        return int(self._scalar(select(func.count()).select_from(SetRow)) or 0)
+
+    def list_sets(self, after: str | None, limit: int) -> list[SetInfo]:
+        query = select(SetRow.spec, SetRow.name, SetRow.description).order_by(SetRow.spec)
+        if after is not None:
+            query = query.where(SetRow.spec > after)
+        with _unavailable(), self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+        return [SetInfo(spec, name, description) for spec, name, description in rows]
+
+    def get_header(self, local_id: str) -> Header | None:
+        query = select(
+            RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted
+        ).where(RecordRow.local_id == local_id)
+        with _unavailable(), self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _header(*row)
+
+    def get_record(self, local_id: str, prefix: str, version: str) -> StoredRecord | None:
+        query = (
+            _record_columns(prefix)
+            .select_from(RecordRow)
+            .outerjoin(FragmentRow, _fragment_join(RecordRow.local_id, prefix))
+            .where(RecordRow.local_id == local_id)
+        )
+        with _unavailable(), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            records = self._with_fields(conn, rows, version)
+        return records[0] if records else None
+
+    def count_records(self, selection: Selection) -> int:
+        query = _selected(select(func.count()), selection, None)
+        return int(self._scalar(query) or 0)
+
+    def list_headers(
+        self, selection: Selection, after: Position | None, limit: int
+    ) -> list[Header]:
+        query = _selected(
+            select(RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted),
+            selection,
+            after,
+        ).limit(limit)
+        with _unavailable(), self.engine.connect() as conn:
+            return [_header(*row) for row in conn.execute(query)]
+
+    def list_records(
+        self, selection: Selection, after: Position | None, limit: int, prefix: str, version: str
+    ) -> list[StoredRecord]:
+        query = _selected(_record_columns(prefix), selection, after).outerjoin(
+            FragmentRow, _fragment_join(RecordRow.local_id, prefix)
+        )
+        with _unavailable(), self.engine.connect() as conn:
+            rows = conn.execute(query.limit(limit)).all()
+            return self._with_fields(conn, rows, version)
+
+    # -- helpers of the read side -----------------------------------------------------------
+
+    def _scalar(self, query: Select[Any]) -> Any:
+        with _unavailable(), self.engine.connect() as conn:
+            return conn.execute(query).scalar()
+
+    def _with_fields(
+        self, conn: Connection, rows: Sequence[Any], version: str
+    ) -> list[StoredRecord]:
+        """Records whose stored fragment is missing or stale come with their fields instead."""
+        stale = [
+            row.local_id for row in rows if not row.deleted and row.fragment_version != version
+        ]
+        fields: dict[str, tuple[Field, ...]] = {}
+        if stale:
+            query = select(RecordRow.local_id, RecordRow.fields).where(
+                RecordRow.local_id.in_(stale)
+            )
+            fields = {lid: fields_from_json(text) for lid, text in conn.execute(query)}
+        records = []
+        for row in rows:
+            header = _header(row.local_id, row.datestamp, row.set_specs, row.deleted)
+            if row.deleted:
+                records.append(StoredRecord(header, None))
+            elif row.local_id in fields:
+                records.append(StoredRecord(header, None, fields[row.local_id]))
+            else:
+                records.append(StoredRecord(header, row.body))
+        return records
+
+    def _stored_secret(self) -> str:
+        """The token secret kept in the database, made on first use and shared by every
+        process that serves this database, so tokens outlive restarts and move between
+        workers."""
+        with self.engine.begin() as conn:
+            _insert_ignore(conn, MetaRow, {"key": TOKEN_SECRET_KEY, "value": secrets.token_hex(32)})
+            stored = conn.execute(select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY))
+            return str(stored.scalar_one())
+
+    # -- the write side -------------------------------------------------------------------
+
+    @contextmanager
+    def loading(self) -> Iterator[LoadTransaction]:
+        """One transaction for a whole load: commit on success, roll back on any exception
+        (including KeyboardInterrupt); a killed process leaves an uncommitted transaction,
+        which the database discards."""
+        with _unavailable(), self.engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                yield LoadTransaction(conn)
+
+
+@dataclass(frozen=True)
+class Existing:
+    """What a load needs to know of a record already stored."""
+
+    content_hash: str
+    datestamp: datetime
+    deleted: bool
+    set_specs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """One record to insert or replace, with its renderings per format."""
+
+    local_id: str
+    datestamp: datetime
+    deleted: bool
+    set_specs: tuple[str, ...]
+    fields: tuple[Field, ...]
+    content_hash: str
+    accessioned: datetime | None
+    fragments: dict[str, tuple[str, bytes]]  # prefix → (version, body)
+
+
+class LoadTransaction:
+    """The write operations of one load, all inside one database transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def is_empty(self) -> bool:
+        return self.conn.execute(select(RecordRow.local_id).limit(1)).first() is None
+
+    def existing(self, local_ids: Iterable[str]) -> dict[str, Existing]:
+        ids = list(local_ids)
+        found: dict[str, Existing] = {}
+        for start in range(0, len(ids), 500):
+            query = select(
+                RecordRow.local_id,
+                RecordRow.content_hash,
+                RecordRow.datestamp,
+                RecordRow.deleted,
+                RecordRow.set_specs,
+            ).where(RecordRow.local_id.in_(ids[start : start + 500]))
+            for lid, content_hash, datestamp, deleted, specs in self.conn.execute(query):
+                found[lid] = Existing(content_hash, datestamp, deleted, tuple(specs.split()))
+        return found
+
+    def write(self, records: Sequence[RecordWrite], replacing: Iterable[str]) -> None:
+        """Insert new records and replace the ones named in `replacing`, with their
+        memberships (ancestors included) and fragments."""
+        replaced = list(replacing)
+        for start in range(0, len(replaced), 500):
+            chunk = replaced[start : start + 500]
+            for table in (MembershipRow, FragmentRow, RecordRow):
+                self.conn.execute(delete(table).where(table.local_id.in_(chunk)))
+        if not records:
+            return
+        self.conn.execute(
+            insert(RecordRow),
+            [
+                {
+                    "local_id": r.local_id,
+                    "datestamp": r.datestamp,
+                    "deleted": r.deleted,
+                    "set_specs": " ".join(r.set_specs),
+                    "fields": fields_to_json(r.fields),
+                    "content_hash": r.content_hash,
+                    "accessioned": r.accessioned,
+                }
+                for r in records
+            ],
+        )
+        memberships = [
+            {"set_spec": spec, "local_id": r.local_id, "datestamp": r.datestamp}
+            for r in records
+            for spec in sorted({a for s in r.set_specs for a in ancestors(s)})
+        ]
+        if memberships:
+            self.conn.execute(insert(MembershipRow), memberships)
+        fragments = [
+            {"local_id": r.local_id, "prefix": prefix, "version": version, "body": body}
+            for r in records
+            for prefix, (version, body) in r.fragments.items()
+        ]
+        if fragments:
+            self.conn.execute(insert(FragmentRow), fragments)
+
+    def stamp(self, placeholder: datetime, moment: datetime) -> None:
+        """Give every record written with the placeholder datestamp its real one, `moment`.
+
+        Changes are dated when they commit, not when the load began: a harvest that starts
+        while a long load runs would otherwise have its cut-off after datestamps it never
+        saw, and lose them.
+        """
+        for table in (RecordRow, MembershipRow):
+            self.conn.execute(
+                update(table).where(table.datestamp == placeholder).values(datestamp=moment)
+            )
+
+    def known_sets(self) -> dict[str, SetInfo]:
+        rows = self.conn.execute(select(SetRow.spec, SetRow.name, SetRow.description))
+        return {spec: SetInfo(spec, name, description) for spec, name, description in rows}
+
+    def put_set(self, info: SetInfo, exists: bool) -> None:
+        values = {"name": info.name, "description": info.description}
+        if exists:
+            self.conn.execute(update(SetRow).where(SetRow.spec == info.spec).values(**values))
+        else:
+            self.conn.execute(insert(SetRow).values(spec=info.spec, **values))
+
+    def get_meta(self, key: str) -> str | None:
+        return self.conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
+        self.conn.execute(insert(MetaRow).values(key=key, value=value))
+
+    def stale_records(self, prefix: str, version: str, batch: int) -> Iterator[list[tuple[str, tuple[Field, ...]]]]:
+        """Live records whose `prefix` rendering is missing or from another version, in
+        batches of (local_id, fields), keyed on local_id so rewriting them is safe."""
+        after = ""
+        while True:
+            query = (
+                select(RecordRow.local_id, RecordRow.fields)
+                .outerjoin(FragmentRow, _fragment_join(RecordRow.local_id, prefix))
+                .where(
+                    RecordRow.deleted.is_(False),
+                    RecordRow.local_id > after,
+                    (FragmentRow.version.is_(None)) | (FragmentRow.version != version),
+                )
+                .order_by(RecordRow.local_id)
+                .limit(batch)
+            )
+            rows = [(lid, fields_from_json(text)) for lid, text in self.conn.execute(query)]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1][0]
+
+    def put_fragments(self, prefix: str, version: str, bodies: Sequence[tuple[str, bytes]]) -> None:
+        ids = [lid for lid, _ in bodies]
+        self.conn.execute(
+            delete(FragmentRow).where(FragmentRow.prefix == prefix, FragmentRow.local_id.in_(ids))
+        )
+        self.conn.execute(
+            insert(FragmentRow),
+            [{"local_id": lid, "prefix": prefix, "version": version, "body": b} for lid, b in bodies],
+        )
+
+    def optimize(self) -> None:
+        """Keep the planner's statistics fresh after a load, so page queries stay on the index."""
+        if self.conn.dialect.name == "sqlite":
+            self.conn.exec_driver_sql("ANALYZE")
+        elif self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql("ANALYZE")
+
+
+# -- queries ------------------------------------------------------------------------------
+
+
+def _record_columns(prefix: str) -> Select[Any]:
+    return select(
+        RecordRow.local_id,
+        RecordRow.datestamp,
+        RecordRow.set_specs,
+        RecordRow.deleted,
+        FragmentRow.version.label("fragment_version"),
+        FragmentRow.body,
+    )
+
+
+def _fragment_join(local_id: Any, prefix: str) -> Any:
+    return (FragmentRow.local_id == local_id) & (FragmentRow.prefix == prefix)
+
+
+def _selected(query: Select[Any], selection: Selection, after: Position | None) -> Select[Any]:
+    """Restrict to a selection and continue after a keyset position, in datestamp order.
+
+    For a set the order is the membership index's: (set_spec, datestamp, local_id).
+    """
+    if selection.set_spec is not None:
+        datestamp, local_id = MembershipRow.datestamp, MembershipRow.local_id
+        query = (
+            query.select_from(MembershipRow)
+            .join(RecordRow, RecordRow.local_id == MembershipRow.local_id)
+            .where(MembershipRow.set_spec == selection.set_spec)
+        )
+    else:
+        datestamp, local_id = RecordRow.datestamp, RecordRow.local_id
+        query = query.select_from(RecordRow)
+    if selection.from_ is not None:
+        query = query.where(datestamp >= selection.from_)
+    query = query.where(datestamp <= selection.until)
+    if after is not None:
+        query = query.where(
+            tuple_(datestamp, local_id)
+            > tuple_(literal(after.datestamp, UTCDateTime()), literal(after.local_id))
+        )
+    return query.order_by(datestamp, local_id)
+
+
+def _header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -> Header:
+    return Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted))
+
+
+# -- engine and schema --------------------------------------------------------------------
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            memory = url in ("sqlite://", "sqlite:///:memory:")
+            engine = create_engine(
+                url, poolclass=StaticPool if memory else None, connect_args={"timeout": 30}
+            )
+            _tune_sqlite(engine)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise StoreUnavailable(f"cannot use the database URL: {type(e).__name__}") from e
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL lets readers go on while a load writes; explicit BEGINs make transactions real
+    (the sqlite3 module otherwise starts them late and on its own)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "PRAGMA journal_mode=WAL",
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            "PRAGMA busy_timeout=30000",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A load takes the write lock at once, so two loads queue instead of failing midway.
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _migrate(engine: Engine) -> None:
+    """Create the schema on first use, or bring an older one up to date (Alembic)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "oaipmh_server.store:migrations")
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        if not inspect(conn).has_table("records"):
+            Base.metadata.create_all(conn)
+            command.stamp(config, "head")
+        else:
+            command.upgrade(config, "head")
+
+
+def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+    else:
+        if conn.execute(select(table).filter_by(key=values["key"])).first() is None:
+            conn.execute(insert(table).values(**values))
+        return
+    conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())

@@ -1,0 +1,100 @@
+"""The tables, as typed SQLAlchemy models. Only the store package imports SQLAlchemy.
+
+records       one row per item: datestamp, deleted flag, its sets, its fields (JSON, in
+              order), and a content hash so re-loading identical content changes nothing.
+memberships   (set, record) for the record's sets *and their ancestors*, with the record's
+              datestamp copied in: a set-selective page is one range scan of the index
+              (set_spec, datestamp, local_id), parent sets included, no join to find order.
+fragments     each record rendered once per format at ingest, with the crosswalk version.
+sets          spec, name, optional description.
+meta          small key/value facts: the generated token secret, fragment versions.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (both SQLite and PostgreSQL order it correctly), read back aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("datestamps must be timezone-aware")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime(), str: String(255)}
+
+
+class RecordRow(Base):
+    __tablename__ = "records"
+
+    local_id: Mapped[str] = mapped_column(primary_key=True)
+    datestamp: Mapped[datetime]
+    deleted: Mapped[bool]
+    # The record's own set specs, space-separated (a setSpec cannot contain a space).
+    set_specs: Mapped[str] = mapped_column(Text)
+    # JSON: [[name, value, lang-or-null], ...] in the order the record came with.
+    fields: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    accessioned: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_records_datestamp_id", "datestamp", "local_id"),)
+
+
+class MembershipRow(Base):
+    __tablename__ = "memberships"
+
+    set_spec: Mapped[str] = mapped_column(primary_key=True)
+    local_id: Mapped[str] = mapped_column(
+        ForeignKey("records.local_id", ondelete="CASCADE"), primary_key=True
+    )
+    datestamp: Mapped[datetime]
+
+    __table_args__ = (
+        Index("ix_memberships_set_datestamp_id", "set_spec", "datestamp", "local_id"),
+        Index("ix_memberships_local_id", "local_id"),
+    )
+
+
+class FragmentRow(Base):
+    __tablename__ = "fragments"
+
+    local_id: Mapped[str] = mapped_column(
+        ForeignKey("records.local_id", ondelete="CASCADE"), primary_key=True
+    )
+    prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class SetRow(Base):
+    __tablename__ = "sets"
+
+    spec: Mapped[str] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+
+
+class MetaRow(Base):
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

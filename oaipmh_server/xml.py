@@ -1,0 +1,184 @@
+"""The one serializer of OAI-PMH responses; all markup is made by lxml.
+
+A response is the envelope (XML declaration, <OAI-PMH>, <responseDate>, <request>) around a
+body. Bodies are rendered as elements in no namespace and spliced into the envelope, whose
+default namespace is OAI-PMH's: inside it they *are* OAI-PMH elements, and each fragment
+needs no namespace declaration of its own. Stored metadata fragments (rendered once by
+lxml at ingest, with their own prefixed namespaces) are joined in as bytes, so a page of
+records is assembled without parsing anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from lxml import etree
+
+from .datestamps import format_datestamp
+from .records import Header, SetInfo
+
+OAI_NS = "http://www.openarchives.org/OAI/2.0/"
+OAI_SCHEMA = "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+OAI_IDENTIFIER_NS = "http://www.openarchives.org/OAI/2.0/oai-identifier"
+OAI_IDENTIFIER_SCHEMA = "http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"
+SCHEMA_LOCATION = f"{{{XSI_NS}}}schemaLocation"
+
+# Char production of XML 1.0: anything outside it cannot appear in a document at all.
+_ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+REPLACEMENT = "\ufffd"
+_MARK = "splice"
+
+
+def has_illegal_characters(text: str) -> bool:
+    return _ILLEGAL.search(text) is not None
+
+
+def clean_text(text: str) -> str:
+    """Replace characters XML cannot carry (control characters, lone surrogates) with U+FFFD.
+
+    Applied to every stored value on its way into XML, so one bad byte in a record never
+    breaks a page, and always replaced the same way.
+    """
+    return _ILLEGAL.sub(REPLACEMENT, text)
+
+
+def _split(element: etree._Element) -> tuple[bytes, bytes]:
+    """Serialize an element holding a marker comment; return the bytes before and after it."""
+    element.append(etree.Comment(_MARK))
+    head, tail = etree.tostring(element, encoding="UTF-8").split(f"<!--{_MARK}-->".encode())
+    return head, tail
+
+
+RECORD_OPEN, RECORD_CLOSE = _split(etree.Element("record"))
+METADATA_OPEN, METADATA_CLOSE = _split(etree.Element("metadata"))
+
+
+def envelope(
+    response_date: datetime,
+    base_url: str,
+    arguments: Mapping[str, str] | None,
+    container: str | None,
+) -> tuple[bytes, bytes]:
+    """The document's bytes before and after its body.
+
+    `arguments` are echoed as attributes of <request> (None: no attributes, as 3.2 asks for
+    badVerb and badArgument); `container` is the verb element wrapping the body, or None for
+    an error response, whose <error> elements stand directly in <OAI-PMH>.
+    """
+    root = etree.Element(f"{{{OAI_NS}}}OAI-PMH", nsmap={None: OAI_NS, "xsi": XSI_NS})
+    root.set(SCHEMA_LOCATION, f"{OAI_NS} {OAI_SCHEMA}")
+    etree.SubElement(root, f"{{{OAI_NS}}}responseDate").text = format_datestamp(response_date)
+    request = etree.SubElement(root, f"{{{OAI_NS}}}request")
+    request.text = clean_text(base_url)
+    for name, value in (arguments or {}).items():
+        request.set(name, value)
+    parent = root if container is None else etree.SubElement(root, f"{{{OAI_NS}}}{container}")
+    parent.append(etree.Comment(_MARK))
+    document = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
+    head, tail = document.split(f"<!--{_MARK}-->".encode())
+    return head, tail
+
+
+def error_elements(errors: Iterable[tuple[str, str]]) -> bytes:
+    """<error code="...">message</error> for each (code, message)."""
+    parts = []
+    for code, message in errors:
+        element = etree.Element("error", code=code)
+        element.text = clean_text(message)
+        parts.append(etree.tostring(element, encoding="UTF-8"))
+    return b"".join(parts)
+
+
+def identify_body(
+    repository_name: str,
+    base_url: str,
+    admin_emails: Sequence[str],
+    earliest_datestamp: datetime,
+    repository_identifier: str,
+    sample_identifier: str,
+) -> bytes:
+    elements = []
+    for tag, text in (
+        ("repositoryName", repository_name),
+        ("baseURL", base_url),
+        ("protocolVersion", "2.0"),
+        *(("adminEmail", email) for email in admin_emails),
+        ("earliestDatestamp", format_datestamp(earliest_datestamp)),
+        ("deletedRecord", "persistent"),
+        ("granularity", "YYYY-MM-DDThh:mm:ssZ"),
+    ):
+        element = etree.Element(tag)
+        element.text = clean_text(text)
+        elements.append(element)
+    description = etree.Element("description")
+    identifier = etree.SubElement(
+        description,
+        f"{{{OAI_IDENTIFIER_NS}}}oai-identifier",
+        nsmap={None: OAI_IDENTIFIER_NS, "xsi": XSI_NS},
+    )
+    identifier.set(SCHEMA_LOCATION, f"{OAI_IDENTIFIER_NS} {OAI_IDENTIFIER_SCHEMA}")
+    for tag, text in (
+        ("scheme", "oai"),
+        ("repositoryIdentifier", repository_identifier),
+        ("delimiter", ":"),
+        ("sampleIdentifier", sample_identifier),
+    ):
+        etree.SubElement(identifier, f"{{{OAI_IDENTIFIER_NS}}}{tag}").text = text
+    elements.append(description)
+    return b"".join(etree.tostring(e, encoding="UTF-8") for e in elements)
+
+
+def metadata_format_elements(formats: Iterable[tuple[str, str, str]]) -> bytes:
+    """<metadataFormat> for each (prefix, schema URL, namespace)."""
+    parts = []
+    for prefix, schema, namespace in formats:
+        element = etree.Element("metadataFormat")
+        etree.SubElement(element, "metadataPrefix").text = prefix
+        etree.SubElement(element, "schema").text = schema
+        etree.SubElement(element, "metadataNamespace").text = namespace
+        parts.append(etree.tostring(element, encoding="UTF-8"))
+    return b"".join(parts)
+
+
+def set_element(info: SetInfo, description: bytes | None) -> bytes:
+    """<set>; `description` is a rendered metadata fragment (oai_dc) for <setDescription>."""
+    element = etree.Element("set")
+    etree.SubElement(element, "setSpec").text = info.spec
+    etree.SubElement(element, "setName").text = clean_text(info.name)
+    if description is None:
+        return etree.tostring(element, encoding="UTF-8")
+    etree.SubElement(element, "setDescription").append(etree.Comment(_MARK))
+    head, tail = etree.tostring(element, encoding="UTF-8").split(f"<!--{_MARK}-->".encode())
+    return head + description + tail
+
+
+def header_element(header: Header, oai_identifier: str) -> bytes:
+    element = etree.Element("header")
+    if header.deleted:
+        element.set("status", "deleted")
+    etree.SubElement(element, "identifier").text = oai_identifier
+    etree.SubElement(element, "datestamp").text = format_datestamp(header.datestamp)
+    for spec in header.set_specs:
+        etree.SubElement(element, "setSpec").text = spec
+    return etree.tostring(element, encoding="UTF-8")
+
+
+def record_element(header: bytes, fragment: bytes | None) -> bytes:
+    """<record>: the header and, unless the record is deleted, its metadata fragment."""
+    if fragment is None:
+        return RECORD_OPEN + header + RECORD_CLOSE
+    return RECORD_OPEN + header + METADATA_OPEN + fragment + METADATA_CLOSE + RECORD_CLOSE
+
+
+def resumption_token_element(token: str, complete_list_size: int, cursor: int) -> bytes:
+    """The token, or with token "" the empty element that marks the last page of a list."""
+    element = etree.Element(
+        "resumptionToken", completeListSize=str(complete_list_size), cursor=str(cursor)
+    )
+    if token:
+        element.text = token
+    return etree.tostring(element, encoding="UTF-8")
