@@ -1,0 +1,5 @@
+"""`python -m oaipmh_server` is the `oaipmh-server` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,160 @@
+"""Fixtures: a store loaded with sample_records (loaded once, copied per test), the app and
+a client that XSD-validates every XML response it receives, and a live server process."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from oaipmh_server import datestamps
+from oaipmh_server.app import create_app
+from oaipmh_server.config import load_settings
+from oaipmh_server.formats import build_formats
+from oaipmh_server.ingest.load import load_paths
+from oaipmh_server.store import SqlStore
+
+from . import xsd
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "sample_records"
+# A fixed "now" for tests that compare whole documents.
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+SECRET = "test-secret"
+
+
+class ValidatingClient(FlaskClient):
+    """Every XML response any test receives is checked against the official schemas."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().open(*args, **kwargs)
+        if response.mimetype == "text/xml" and response.status_code == 200 and response.data:
+            xsd.validate(response.data)
+        return response
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no OAIPMH_* variables of the machine they run on."""
+    for name in list(os.environ):
+        if name.startswith("OAIPMH_"):
+            monkeypatch.delenv(name)
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def load_into(url: str, *paths: Path | str, clock: Any = None, **overrides: Any) -> Any:
+    """Load files as `oaipmh-server load` does; `clock` fixes "the time of the load"."""
+    settings = load_settings({"database_url": url, **overrides}, environ={})
+    store = SqlStore(url, token_secret=SECRET)
+    try:
+        if clock is not None:
+            return load_paths(paths, store, settings, build_formats(settings), clock=clock)
+        return load_paths(paths, store, settings, build_formats(settings))
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="session")
+def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "samples.sqlite3"
+    load_into(sqlite_url(path), SAMPLES)
+    return path
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sample_template: Path) -> str:
+    path = tmp_path / "oai.sqlite3"
+    shutil.copy(sample_template, path)
+    return sqlite_url(path)
+
+
+@pytest.fixture
+def empty_database_url(tmp_path: Path) -> str:
+    return sqlite_url(tmp_path / "empty.sqlite3")
+
+
+def make_app(database_url: str, **overrides: Any) -> Flask:
+    settings: dict[str, Any] = {"database_url": database_url, "token_secret": SECRET}
+    settings.update(overrides)
+    app = create_app(settings)
+    app.test_client_class = ValidatingClient
+    return app
+
+
+@pytest.fixture
+def app(database_url: str) -> Iterator[Flask]:
+    app = make_app(database_url, page_size=10)
+    yield app
+    app.extensions["oaipmh"].store.close()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Freeze the server's clock (responseDate and harvest cut-offs) at NOW."""
+    monkeypatch.setattr(datestamps, "now", lambda: NOW)
+    return NOW
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, database_url: str, tmp_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/oai"
+        environment = {**os.environ, "OAIPMH_DATABASE_URL": database_url, **env}
+        self.log = (tmp_path / f"server-{self.port}.log").open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "oaipmh_server", "serve", "--host", "127.0.0.1",
+             "--port", str(self.port), "--workers", "2"],
+            env=environment, stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start in 30 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="7")
+    yield server
+    server.stop()

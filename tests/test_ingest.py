@@ -1,0 +1,326 @@
+"""`oaipmh-server load`: validation, datestamp rules, all-or-nothing, error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oaipmh_server.errors import LoadFailed
+from oaipmh_server.ingest.drafts import normalise_language
+
+from .conftest import load_into, make_app
+from .oai import NS, error_codes, tree
+
+T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
+T2 = datetime(2025, 3, 2, 12, 0, 0, tzinfo=UTC)
+
+
+def record(local_id: str, accessioned: str | None = "2015-07-21T02:23:32Z", **extra: Any) -> dict[str, Any]:
+    metadata = [{"field": "dc.title", "value": f"Title of {local_id}", "lang": "en"}]
+    if accessioned is not None:
+        metadata.append({"field": "dc.date.accessioned", "value": accessioned})
+    value: dict[str, Any] = {"id": local_id, "sets": ["com_1:col_1"], "metadata": metadata}
+    value.update(extra)
+    return value
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    return path
+
+
+def rows(url: str) -> list[tuple[Any, ...]]:
+    """Everything in the store, to compare before and after a load."""
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return [
+            row
+            for table in ("records", "memberships", "fragments", "sets")
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")  # noqa: S608
+        ]
+
+
+def datestamps(url: str) -> dict[str, str]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        return dict(db.execute("SELECT local_id, datestamp FROM records"))
+
+
+def test_first_load_dates_records_by_accessioned(empty_database_url: str, tmp_path: Path) -> None:
+    files = write_jsonl(
+        tmp_path / "r.jsonl",
+        [record("1", "2015-07-21T02:23:32Z"), record("2", "2019-11-02T15:04:05+08:00"),
+         record("3", "2017-06-30")],
+    )  # fmt: skip
+    summary = load_into(empty_database_url, files, clock=lambda: T1)
+    assert (summary.added, summary.clamped, summary.rejected) == (3, 0, 0)
+    assert datestamps(empty_database_url) == {
+        "1": "2015-07-21 02:23:32.000000",
+        "2": "2019-11-02 07:04:05.000000",
+        "3": "2017-06-30 00:00:00.000000",
+    }
+
+
+def test_identical_reload_changes_nothing(empty_database_url: str, tmp_path: Path) -> None:
+    files = write_jsonl(tmp_path / "r.jsonl", [record("1"), record("2", deleted=True)])
+    load_into(empty_database_url, files, clock=lambda: T1)
+    before = rows(empty_database_url)
+    summary = load_into(empty_database_url, files, clock=lambda: T2)
+    assert (summary.unchanged, summary.added, summary.updated, summary.deleted) == (2, 0, 0, 0)
+    assert rows(empty_database_url) == before
+
+
+def test_changed_record_moves_to_the_time_of_the_change(empty_database_url: str, tmp_path: Path) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1"), record("2")]))
+    changed = record("1")
+    changed["metadata"][0]["value"] = "A corrected title"
+    summary = load_into(empty_database_url, write_jsonl(tmp_path / "b.jsonl", [changed, record("2")]), clock=lambda: T2)
+    assert (summary.updated, summary.unchanged) == (1, 1)
+    assert datestamps(empty_database_url) == {
+        "1": "2025-03-02 12:00:00.000000",
+        "2": "2015-07-21 02:23:32.000000",
+    }
+
+
+def test_deletion_leaves_a_tombstone_dated_at_deletion(empty_database_url: str, tmp_path: Path) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1"), record("2")]))
+    summary = load_into(
+        empty_database_url,
+        write_jsonl(tmp_path / "b.jsonl", [{"id": "1", "deleted": True}]),
+        clock=lambda: T2,
+    )
+    assert summary.deleted == 1
+    client = make_app(empty_database_url).test_client()
+    root = tree(client.get("/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1"))
+    header = root.find(".//oai:header", NS)
+    assert header.get("status") == "deleted"
+    assert header.findtext("oai:datestamp", namespaces=NS) == "2025-03-02T12:00:00Z"
+    assert header.findtext("oai:setSpec", namespaces=NS) == "com_1:col_1"  # keeps its sets
+    assert root.find(".//oai:metadata", NS) is None
+
+
+def test_new_record_older_than_the_store_is_clamped(empty_database_url: str, tmp_path: Path) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1", "2020-01-01T00:00:00Z")]))
+    late = write_jsonl(tmp_path / "b.jsonl", [record("2", "2016-01-01T00:00:00Z")])
+    summary = load_into(empty_database_url, late, clock=lambda: T2)
+    assert (summary.added, summary.clamped) == (1, 1)
+    assert datestamps(empty_database_url)["2"] == "2025-03-02 12:00:00.000000"
+
+
+def test_keep_accessioned_keeps_it(empty_database_url: str, tmp_path: Path) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1", "2020-01-01T00:00:00Z")]))
+    late = write_jsonl(tmp_path / "b.jsonl", [record("2", "2016-01-01T00:00:00Z")])
+    summary = load_into(empty_database_url, late, clock=lambda: T2, keep_accessioned=True)
+    assert summary.clamped == 0
+    assert datestamps(empty_database_url)["2"] == "2016-01-01 00:00:00.000000"
+
+
+def test_missing_accessioned_is_an_error_unless_configured(empty_database_url: str, tmp_path: Path) -> None:
+    files = write_jsonl(tmp_path / "r.jsonl", [record("1", None)])
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, files)
+    assert str(failure.value.problems[0]) == (
+        f"{files}:1: record 1: no dc.date.accessioned: the datestamp comes from it"
+    )
+    summary = load_into(empty_database_url, files, clock=lambda: T1, missing_accessioned="ingest_time")
+    assert summary.added == 1
+    assert datestamps(empty_database_url)["1"] == "2025-03-01 12:00:00.000000"
+
+
+BAD_RECORDS = [
+    pytest.param({"sets": []}, "record ?: no id", id="no-id"),
+    pytest.param({"id": ""}, "record ?: no id", id="empty-id"),
+    pytest.param({"id": 5}, "record ?: no id", id="id-not-a-string"),
+    pytest.param({"id": "a b"}, "record a b: id 'a b' has characters", id="id-with-space"),
+    pytest.param(record("x", "2015-02-30"), "record x: dc.date.accessioned: '2015-02-30' is not", id="impossible-date"),
+    pytest.param(record("x", "last Tuesday"), "record x: dc.date.accessioned", id="unparseable-date"),
+    pytest.param(record("x", "2999-01-01"), "record x: dc.date.accessioned 2999-01-01T00:00:00+00:00 is in the future", id="future-date"),
+    pytest.param(record("x", deleted="no"), "record x: \"deleted\" must be true or false", id="deleted-not-bool"),
+    pytest.param(record("x", sets="col_1"), "record x: \"sets\" must be a list", id="sets-not-a-list"),
+    pytest.param(record("x", sets=["bad set"]), "record x: set spec 'bad set' is not valid", id="bad-set-spec"),
+    pytest.param(record("x", metadata={"dc.title": "x"}), "record x: \"metadata\" must be a list", id="metadata-not-a-list"),
+    pytest.param(record("x", metadata=[{"field": "title", "value": "x"}]), "record x: metadata entry 1: field 'title'", id="unqualified-field"),
+    pytest.param(record("x", metadata=[{"field": "dc.title", "value": 3}]), "record x: metadata entry 1 (dc.title): value must be a string", id="value-not-a-string"),
+    pytest.param(record("x", metadata=[{"field": "dc.title"}]), "record x: metadata entry 1 must be an object", id="entry-without-value"),
+    pytest.param(record("x", metadata=[{"field": "dc.title", "value": "t", "lang": "english please"}]), "record x: metadata entry 1 (dc.title): language", id="bad-language"),
+    pytest.param(record("x", handle="10722/1"), "record x: unknown key(s) 'handle'", id="unknown-key"),
+    pytest.param([1, 2], "record ?: a record must be a JSON object", id="not-an-object"),
+]
+
+
+@pytest.mark.parametrize(("bad", "message"), BAD_RECORDS)
+def test_bad_record_fails_the_whole_load(empty_database_url: str, tmp_path: Path, bad: Any, message: str) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("1")]))
+    before = rows(empty_database_url)
+    files = write_jsonl(tmp_path / "r.jsonl", [record("2"), record("3"), bad, record("4")])
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, files)
+    assert len(failure.value.problems) == 1
+    assert str(failure.value.problems[0]).startswith(f"{files}:3: {message}")
+    assert rows(empty_database_url) == before
+
+
+def test_every_problem_is_reported(empty_database_url: str, tmp_path: Path) -> None:
+    files = write_jsonl(tmp_path / "r.jsonl", [record("1"), {"id": "a b"}, record("2"), record("3", "nope")])
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, files)
+    assert [(p.line, p.record_id) for p in failure.value.problems] == [(2, "a b"), (4, "3")]
+
+
+def test_malformed_json_late_in_a_big_file_loads_nothing(empty_database_url: str, tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "big.jsonl", [record(str(i)) for i in range(3000)])
+    with path.open("a") as f:
+        f.write('{"id": "broken", "metadata": [\n')
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert str(failure.value.problems[0]).startswith(f"{path}:3001: record broken: malformed JSON")
+    assert rows(empty_database_url) == []
+
+
+def test_json_array_errors_name_the_line(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([record("1"), record("2"), {"id": "3"}], indent=2))
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    third = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"][2]
+    assert str(failure.value.problems[0]).startswith(f"{path}:{third}: record 3: no dc.date.accessioned")
+
+
+def test_truncated_json_array(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps([record("1"), record("2")], indent=1)[:-30])
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert "malformed JSON" in str(failure.value.problems[0])
+    assert rows(empty_database_url) == []
+
+
+def test_single_object_and_array_files(empty_database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_text(json.dumps(record("1")))
+    (tmp_path / "many.json").write_text(json.dumps([record("2"), record("3")]))
+    (tmp_path / "notes.txt").write_text("not records")
+    summary = load_into(empty_database_url, tmp_path)
+    assert summary.added == 3
+
+
+def test_missing_path_and_wrong_suffix(empty_database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "records.xml").write_text("<x/>")
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, tmp_path / "nope", tmp_path / "records.xml")
+    assert [str(p) for p in failure.value.problems] == [
+        f"{tmp_path / 'nope'}: no such file or folder",
+        f"{tmp_path / 'records.xml'}: not a .json or .jsonl file",
+    ]
+
+
+def test_not_utf8(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(json.dumps(record("1")).encode() + b"\n" + b'{"id": "\xff"}\n')
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert str(failure.value.problems[0]) == f"{path}:2: record ?: not UTF-8 text"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [("en_US", "en-US"), ("en", "en"), ("zh_TW", "zh-TW"), ("", None), ("*", None),
+     ("none", None), ("NONE", None), (None, None), (" en ", "en")],
+)  # fmt: skip
+def test_dspace_languages_become_xml_lang(given: str | None, expected: str | None) -> None:
+    assert normalise_language(given) == expected
+
+
+def test_xml_illegal_characters_are_replaced_and_reported(empty_database_url: str, tmp_path: Path) -> None:
+    bad = record("1")
+    bad["metadata"][0]["value"] = "Tab\tnewline\nvt\u000bnul\u0000bell\u0007 surrogate\ud800 end\ufffe"
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(bad) + "\n")  # a lone surrogate only exists \u-escaped
+    summary = load_into(empty_database_url, path)
+    assert summary.cleaned == 5
+    assert "5 character(s) XML cannot carry" in summary.warnings[0]
+    client = make_app(empty_database_url).test_client()
+    root = tree(client.get("/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1"))
+    title = root.findtext(".//dc:title", namespaces=NS)
+    assert title == "Tab\tnewline\nvt\ufffdnul\ufffdbell\ufffd surrogate\ufffd end\ufffd"
+
+
+def test_sets_file_names_sets_and_undefined_sets_get_their_spec(empty_database_url: str, tmp_path: Path) -> None:
+    (tmp_path / "sets.json").write_text(json.dumps({"sets": [
+        {"spec": "com_1", "name": "Faculty of Medicine", "description": "Medicine & health"},
+        {"spec": "com_1:col_1", "name": "Articles"},
+    ]}))  # fmt: skip
+    write_jsonl(tmp_path / "r.jsonl", [record("1"), record("2", sets=["com_2:col_9"])])
+    summary = load_into(empty_database_url, tmp_path)
+    assert summary.sets == 4
+    client = make_app(empty_database_url).test_client()
+    root = tree(client.get("/oai?verb=ListSets"))
+    sets = {s.findtext("oai:setSpec", namespaces=NS): s.findtext("oai:setName", namespaces=NS)
+            for s in root.iterfind(".//oai:set", NS)}  # fmt: skip
+    assert sets == {"com_1": "Faculty of Medicine", "com_1:col_1": "Articles",
+                    "com_2": "com_2", "com_2:col_9": "com_2:col_9"}  # fmt: skip
+    description = root.find(".//oai:set[oai:setSpec='com_1']/oai:setDescription//dc:description", NS)
+    assert description.text == "Medicine & health"
+
+
+def test_a_load_is_visible_to_a_running_server_at_once(empty_database_url: str, tmp_path: Path) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1")]))
+    client = make_app(empty_database_url).test_client()
+    query = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:2"
+    assert error_codes(client.get(query)) == ["idDoesNotExist"]
+    load_into(empty_database_url, write_jsonl(tmp_path / "b.jsonl", [record("2")]))
+    assert error_codes(client.get(query)) == []
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oaipmh_server", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+
+def test_cli_load_reports_and_exits_nonzero(empty_database_url: str, tmp_path: Path) -> None:
+    env = {"OAIPMH_DATABASE_URL": empty_database_url}
+    good = write_jsonl(tmp_path / "good.jsonl", [record("1"), record("2")])
+    done = run_cli("load", str(good), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "added 2, updated 0, unchanged 0, deleted 0, clamped 0, rejected 0" in done.stdout
+    bad = write_jsonl(tmp_path / "bad.jsonl", [record("3"), {"id": "4"}])
+    failed = run_cli("load", str(bad), env=env)
+    assert failed.returncode != 0
+    assert f"{bad}:2: record 4: no dc.date.accessioned" in failed.stderr
+    assert "nothing was loaded" in failed.stderr
+    assert "Traceback" not in failed.stderr + failed.stdout
+
+
+def test_cli_bad_config_is_one_clear_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[harvest]\npage_size = -1\n")
+    failed = run_cli("load", str(tmp_path), env={"OAIPMH_CONFIG": str(config)})
+    assert failed.returncode != 0
+    assert "page_size" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_path: Path) -> None:
+    load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("first")]))
+    before = rows(empty_database_url)
+    big = write_jsonl(tmp_path / "big.jsonl", [record(f"n{i}") for i in range(60_000)])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "oaipmh_server", "load", str(big)],
+        env={**os.environ, "OAIPMH_DATABASE_URL": empty_database_url},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(2.5)
+    assert process.poll() is None, "the load finished before it could be killed"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert rows(empty_database_url) == before
+    summary = load_into(empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")]))
+    assert summary.added == 1

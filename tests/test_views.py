@@ -1,0 +1,206 @@
+"""The HTTP face of /oai: every error condition of the specification, hostile input, and
+HTTP behaviour (methods, sizes, content types). Every response is XSD-validated."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from flask.testing import FlaskClient
+
+from .conftest import make_app
+from .oai import NS, error_codes, request_attributes, tree
+
+REPO = "oai:repository.example.org:"
+SEED = REPO + "10722/212116"
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        # 3.6 badVerb: missing, illegal, repeated.
+        pytest.param("", "badVerb", id="no-verb"),
+        pytest.param("verb=Frobnicate", "badVerb", id="illegal-verb"),
+        pytest.param("verb=identify", "badVerb", id="verbs-are-case-sensitive"),
+        pytest.param("verb=Identify&verb=Identify", "badVerb", id="repeated-verb"),
+        pytest.param("verb=Identify%00", "badVerb", id="nul-in-verb"),
+        pytest.param("verb=List%ZZRecords", "badVerb", id="invalid-percent-escape"),
+        pytest.param("verb=%FF%FE", "badVerb", id="invalid-utf8"),
+        # badArgument: illegal, missing, repeated arguments.
+        pytest.param("verb=Identify&foo=bar", "badArgument", id="unknown-argument"),
+        pytest.param("verb=Identify&metadataPrefix=oai_dc", "badArgument", id="argument-of-another-verb"),
+        pytest.param("verb=ListRecords", "badArgument", id="ListRecords-missing-prefix"),
+        pytest.param("verb=ListIdentifiers", "badArgument", id="ListIdentifiers-missing-prefix"),
+        pytest.param("verb=GetRecord&metadataPrefix=oai_dc", "badArgument", id="GetRecord-missing-identifier"),
+        pytest.param(f"verb=GetRecord&identifier={SEED}", "badArgument", id="GetRecord-missing-prefix"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&metadataPrefix=oai_dc", "badArgument", id="repeated-argument"),
+        pytest.param("verb=ListRecords&metadataPrefix=", "badArgument", id="empty-prefix"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai%20dc", "badArgument", id="prefix-outside-its-pattern"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc%00", "badArgument", id="nul-in-prefix"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&set=a%20b", "badArgument", id="set-outside-its-pattern"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&set=a::b", "badArgument", id="set-empty-level"),
+        pytest.param("verb=ListSets&resumptionToken=x&set=a", "badArgument", id="token-is-exclusive"),
+        pytest.param("verb=ListRecords&resumptionToken=x&metadataPrefix=oai_dc", "badArgument", id="token-with-prefix"),
+        pytest.param("verb=ListRecords&resumptionToken=%01", "badArgument", id="control-character-in-token"),
+        pytest.param("verb=GetRecord&metadataPrefix=oai_dc&identifier=../../etc/passwd", "badArgument", id="identifier-path"),
+        pytest.param("verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:x:a%20b", "badArgument", id="identifier-with-space"),
+        pytest.param("verb=ListMetadataFormats&identifier=%3Cscript%3E", "badArgument", id="identifier-not-a-uri"),
+        # Dates: strict syntax, real dates, same granularity, from <= until.
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-02-30", "badArgument", id="date-does-not-exist"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-13-01", "badArgument", id="month-13"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=0000-01-01", "badArgument", id="year-zero"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&until=2024-01-01T24:00:00Z", "badArgument", id="hour-24"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00:00%2B02:00", "badArgument", id="offset-not-Z"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00:00.5Z", "badArgument", id="fractional-seconds"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00Z", "badArgument", id="minutes-granularity"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-1-1", "badArgument", id="unpadded-date"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=%D9%A2%D9%A0%D9%A2%D9%A4-01-01", "badArgument", id="non-ascii-digits"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01%0A", "badArgument", id="trailing-newline"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=%202024-01-01", "badArgument", id="leading-space"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=", "badArgument", id="empty-from"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-02&until=2024-01-01", "badArgument", id="from-after-until"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01&until=2024-01-02T00:00:00Z", "badArgument", id="mixed-granularity"),
+        # badResumptionToken: forged, damaged, garbage.
+        pytest.param("verb=ListRecords&resumptionToken=garbage", "badResumptionToken", id="garbage-token"),
+        pytest.param("verb=ListIdentifiers&resumptionToken=eyJ2IjoiTGlzdFJlY29yZHMifQ.AAAA", "badResumptionToken", id="forged-token"),
+        pytest.param("verb=ListSets&resumptionToken=%27%3B%20DROP%20TABLE%20records%3B--", "badResumptionToken", id="sql-in-token"),
+        # cannotDisseminateFormat.
+        pytest.param("verb=ListRecords&metadataPrefix=marc21", "cannotDisseminateFormat", id="ListRecords-unknown-format"),
+        pytest.param("verb=ListIdentifiers&metadataPrefix=mods", "cannotDisseminateFormat", id="ListIdentifiers-unknown-format"),
+        pytest.param(f"verb=GetRecord&identifier={SEED}&metadataPrefix=marc21", "cannotDisseminateFormat", id="GetRecord-unknown-format"),
+        # idDoesNotExist.
+        pytest.param(f"verb=GetRecord&identifier={REPO}10722/0&metadataPrefix=oai_dc", "idDoesNotExist", id="unknown-item"),
+        pytest.param("verb=GetRecord&identifier=oai:other.example.org:10722/212116&metadataPrefix=oai_dc", "idDoesNotExist", id="another-repository"),
+        pytest.param(f"verb=GetRecord&identifier={REPO}&metadataPrefix=oai_dc", "idDoesNotExist", id="empty-local-id"),
+        pytest.param(f"verb=GetRecord&identifier={quote(REPO + chr(39) + ';DROP-TABLE-records;--')}&metadataPrefix=oai_dc", "idDoesNotExist", id="sql-in-identifier"),
+        pytest.param(f"verb=ListMetadataFormats&identifier={REPO}10722/0", "idDoesNotExist", id="ListMetadataFormats-unknown-item"),
+        # noRecordsMatch.
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2100-01-01", "noRecordsMatch", id="from-in-the-future"),
+        pytest.param("verb=ListIdentifiers&metadataPrefix=oai_dc&until=1900-01-01", "noRecordsMatch", id="until-before-everything"),
+        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&set=no_such_set", "noRecordsMatch", id="unknown-set"),
+    ],
+)
+def test_error_code(client: FlaskClient, query: str, code: str) -> None:
+    assert error_codes(client.get(f"/oai?{query}")) == [code]
+    # The server stays healthy after anything.
+    assert error_codes(client.get("/oai?verb=Identify")) == []
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "verb=Frobnicate&metadataPrefix=%3Cx%3E",
+        "verb=ListRecords&metadataPrefix=oai_dc&from=2024-02-30",
+        "verb=Identify&%3Cscript%3E=%22%26",
+    ],
+)
+def test_bad_verb_and_bad_argument_echo_no_attributes(client: FlaskClient, query: str) -> None:
+    """3.2: the request element of a badVerb or badArgument answer has no attributes."""
+    assert request_attributes(client.get(f"/oai?{query}")) == {}
+
+
+def test_other_errors_echo_the_arguments(client: FlaskClient) -> None:
+    response = client.get("/oai?verb=ListRecords&metadataPrefix=marc21&set=a")
+    assert request_attributes(response) == {"verb": "ListRecords", "metadataPrefix": "marc21", "set": "a"}
+
+
+def test_echoed_values_are_escaped(client: FlaskClient) -> None:
+    token = "a<b>&\"c'"
+    response = client.get("/oai", query_string={"verb": "ListSets", "resumptionToken": token})
+    assert error_codes(response) == ["badResumptionToken"]
+    assert request_attributes(response)["resumptionToken"] == token
+    assert b"a&lt;b&gt;&amp;&quot;c'" in response.data
+
+
+def test_no_set_hierarchy_without_sets(empty_database_url: str, tmp_path) -> None:
+    records = tmp_path / "r.json"
+    records.write_text(
+        '{"id": "1", "metadata": [{"field": "dc.date.accessioned", "value": "2020-01-01"}]}'
+    )
+    from .conftest import load_into
+
+    load_into(empty_database_url, records)
+    client = make_app(empty_database_url).test_client()
+    assert error_codes(client.get("/oai?verb=ListSets")) == ["noSetHierarchy"]
+    assert error_codes(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc&set=a")) == [
+        "noSetHierarchy"
+    ]
+
+
+def test_empty_repository(empty_database_url: str) -> None:
+    client = make_app(empty_database_url).test_client()
+    assert error_codes(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")) == ["noRecordsMatch"]
+    assert error_codes(client.get("/oai?verb=Identify")) == []
+
+
+def test_post_answers_as_get(client: FlaskClient, frozen_now) -> None:
+    query = {"verb": "ListRecords", "metadataPrefix": "oai_dc", "set": "com_10722_1"}
+    get = client.get("/oai", query_string=query)
+    post = client.post("/oai", data=query)
+    assert post.status_code == 200
+    assert post.data == get.data
+
+
+def test_post_errors_like_get(client: FlaskClient) -> None:
+    assert error_codes(client.post("/oai", data={"verb": "Nope"})) == ["badVerb"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH", "PROPFIND"])
+def test_unsupported_methods_get_405_with_allow(client: FlaskClient, method: str) -> None:
+    response = client.open("/oai?verb=Identify", method=method)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "POST", "HEAD"}
+    assert b"Traceback" not in response.data
+
+
+def test_head_answers_without_body(client: FlaskClient) -> None:
+    response = client.head("/oai?verb=Identify")
+    assert response.status_code == 200
+    assert response.data == b""
+
+
+def test_huge_query_string_is_414(client: FlaskClient) -> None:
+    response = client.get("/oai?verb=Identify&x=" + "a" * 1_000_000)
+    assert response.status_code == 414
+    assert error_codes(client.get("/oai?verb=Identify")) == []
+
+
+def test_huge_post_body_is_413(client: FlaskClient) -> None:
+    response = client.post("/oai", data={"verb": "Identify", "x": "a" * 1_000_000})
+    assert response.status_code == 413
+
+
+def test_post_that_is_not_a_form_is_415(client: FlaskClient) -> None:
+    response = client.post("/oai", data=b'{"verb": "Identify"}', content_type="application/json")
+    assert response.status_code == 415
+
+
+def test_other_paths_are_404(client: FlaskClient) -> None:
+    response = client.get("/oai/../../etc/passwd")
+    assert response.status_code == 404
+    assert b"Traceback" not in response.data
+
+
+def test_many_arguments(client: FlaskClient) -> None:
+    query = "verb=Identify&" + "&".join(f"a{i}=1" for i in range(500))
+    assert error_codes(client.get(f"/oai?{query}")) == ["badArgument"]
+
+
+def test_database_down_is_503_with_retry_after(client: FlaskClient, app) -> None:
+    app.extensions["oaipmh"].store.engine.dispose()
+    import os
+
+    os.remove(app.extensions["oaipmh"].store.engine.url.database)
+    os.mkdir(app.extensions["oaipmh"].store.engine.url.database)  # unopenable now
+    response = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert b"sqlite" not in response.data.lower()
+
+
+def test_content_type_is_text_xml_utf8(client: FlaskClient) -> None:
+    for query in ("verb=Identify", "verb=Nope", "verb=ListSets"):
+        response = client.get(f"/oai?{query}")
+        assert response.status_code == 200
+        assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
+        assert tree(response).tag == f"{{{NS['oai']}}}OAI-PMH"
