@@ -37,8 +37,18 @@ def load(paths: tuple[str, ...]) -> None:
     settings = _settings()
     store = _open_store(settings.database_url, settings.token_secret)
     bar = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr, leave=False)
+
+    def advance(records: int) -> None:
+        bar.update(records)
+
     try:
-        summary = load_paths(paths, store, settings, build_formats(settings), progress=bar.update)
+        summary = load_paths(
+            paths,
+            store,
+            settings,
+            build_formats(settings),
+            progress=advance,
+        )
     except LoadFailed as failure:
         bar.close()
         for problem in failure.problems:
@@ -50,7 +60,9 @@ def load(paths: tuple[str, ...]) -> None:
         ) from None
     except StoreUnavailable as e:
         bar.close()
-        raise click.ClickException(f"the database failed during the load ({e}); nothing was loaded") from None
+        raise click.ClickException(
+            f"the database failed during the load ({e}); nothing was loaded"
+        ) from None
     finally:
         store.close()
     bar.close()
@@ -67,8 +79,13 @@ def load(paths: tuple[str, ...]) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
-              help="gunicorn worker processes.")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes.",
+)
 @click.option("--dev", is_flag=True, help="Flask's development server with its reloader instead.")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Serve /oai over HTTP (gunicorn; --dev for Flask's development server)."""

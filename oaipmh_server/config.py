@@ -28,7 +28,9 @@ DC_ELEMENTS = frozenset(
 REPOSITORY_IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+", re.ASCII)
 # From OAI-PMH.xsd (emailType).
 EMAIL = re.compile(r"\S+@(\S+\.)+\S+")
-FIELD_KEY = re.compile(r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z][A-Za-z0-9_-]*|\*))?", re.ASCII)
+FIELD_KEY = re.compile(
+    r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z][A-Za-z0-9_-]*|\*))?", re.ASCII
+)
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         page_size=page_size,
         token_secret=token_secret,
         keep_accessioned=keep_accessioned,
-        missing_accessioned=missing,  # type: ignore[arg-type]  # checked just above
+        missing_accessioned=missing,
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
     )

@@ -31,8 +31,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def parse_datestamp(value: str) -> tuple[datetime, Granularity]:
     """Parse a request's from/until; ValueError if it is not a real date in either form."""
     if m := _SECOND.fullmatch(value):
-        parts = [int(p) for p in m.groups()]
-        return datetime(*parts, tzinfo=UTC), Granularity.SECOND  # type: ignore[misc]
+        year, month, day, hour, minute, second = (int(p) for p in m.groups())
+        return datetime(year, month, day, hour, minute, second, tzinfo=UTC), Granularity.SECOND
     if m := _DAY.fullmatch(value):
         year, month, day = (int(p) for p in m.groups())
         return datetime(year, month, day, tzinfo=UTC), Granularity.DAY

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from . import xml
 from .config import Settings
 from .datestamps import EPOCH
 from .errors import (
@@ -25,7 +26,6 @@ from .formats import MetadataFormat, oai_dc
 from .records import Header, Position, RecordSource, Selection, StoredRecord
 from .tokens import ResumptionState, decode_token, encode_token
 from .verbs import Request, parse_request
-from . import xml
 
 SAMPLE_LOCAL_ID = "123456789/1"
 
@@ -143,7 +143,7 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
             raise BadResumptionToken("The resumptionToken is not valid (unknown format).")
         metadata_format = _format(state.metadata_prefix, context)
     else:
-        assert request.metadata_prefix is not None  # noqa: S101  # required by the VERBS table
+        assert request.metadata_prefix is not None  # required by the VERBS table
         metadata_format = _format(request.metadata_prefix, context)
         if request.set_spec is not None and not source.has_sets():
             raise NoSetHierarchy("This repository does not support sets.")
@@ -172,7 +172,11 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
     if with_metadata:
         records = list(
             source.list_records(
-                selection, state.position, page_size + 1, metadata_format.prefix, metadata_format.version
+                selection,
+                state.position,
+                page_size + 1,
+                metadata_format.prefix,
+                metadata_format.version,
             )
         )
         headers = [r.header for r in records]
@@ -199,7 +203,7 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
 
 
 def get_record(request: Request, context: Context) -> Reply:
-    assert request.identifier is not None and request.metadata_prefix is not None  # noqa: S101
+    assert request.identifier is not None and request.metadata_prefix is not None
     local_id = context.local_id(request.identifier)
     metadata_format = context.formats.get(request.metadata_prefix)
     record = None

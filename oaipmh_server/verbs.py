@@ -91,7 +91,9 @@ def parse_request(pairs: Iterable[tuple[str, str]]) -> Request:
     if verb.exclusive and verb.exclusive in arguments:
         others = sorted(set(arguments) - {verb.exclusive})
         if others:
-            raise BadArgument(f"{verb.exclusive} is exclusive: it cannot go with {', '.join(others)}.")
+            raise BadArgument(
+                f"{verb.exclusive} is exclusive: it cannot go with {', '.join(others)}."
+            )
         return Request(verb.name, arguments, resumption_token=arguments[verb.exclusive])
 
     missing = sorted(verb.required - set(arguments))

@@ -69,7 +69,10 @@ def envelope(
     badVerb and badArgument); `container` is the verb element wrapping the body, or None for
     an error response, whose <error> elements stand directly in <OAI-PMH>.
     """
-    root = etree.Element(f"{{{OAI_NS}}}OAI-PMH", nsmap={None: OAI_NS, "xsi": XSI_NS})
+    root = etree.Element(
+        f"{{{OAI_NS}}}OAI-PMH",
+        nsmap={None: OAI_NS, "xsi": XSI_NS},  # type: ignore[dict-item]
+    )
     root.set(SCHEMA_LOCATION, f"{OAI_NS} {OAI_SCHEMA}")
     etree.SubElement(root, f"{{{OAI_NS}}}responseDate").text = format_datestamp(response_date)
     request = etree.SubElement(root, f"{{{OAI_NS}}}request")
@@ -118,7 +121,7 @@ def identify_body(
     identifier = etree.SubElement(
         description,
         f"{{{OAI_IDENTIFIER_NS}}}oai-identifier",
-        nsmap={None: OAI_IDENTIFIER_NS, "xsi": XSI_NS},
+        nsmap={None: OAI_IDENTIFIER_NS, "xsi": XSI_NS},  # type: ignore[dict-item]
     )
     identifier.set(SCHEMA_LOCATION, f"{OAI_IDENTIFIER_NS} {OAI_IDENTIFIER_SCHEMA}")
     for tag, text in (

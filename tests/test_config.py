@@ -63,7 +63,7 @@ def test_errors_name_the_key_and_the_file(tmp_path: Path, body: str, message: st
 
 
 def test_missing_config_file_is_named() -> None:
-    with pytest.raises(ConfigError, match="OAIPMH_CONFIG.*nowhere.toml"):
+    with pytest.raises(ConfigError, match=r"OAIPMH_CONFIG.*nowhere\.toml"):
         load_settings(environ={"OAIPMH_CONFIG": "/nowhere.toml"})
 
 

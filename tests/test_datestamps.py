@@ -21,7 +21,11 @@ from oaipmh_server.datestamps import (
         ("2024-02-29", datetime(2024, 2, 29, tzinfo=UTC), Granularity.DAY),
         ("2015-07-21T02:23:32Z", datetime(2015, 7, 21, 2, 23, 32, tzinfo=UTC), Granularity.SECOND),
         ("0001-01-01", datetime(1, 1, 1, tzinfo=UTC), Granularity.DAY),
-        ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), Granularity.SECOND),
+        (
+            "9999-12-31T23:59:59Z",
+            datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC),
+            Granularity.SECOND,
+        ),
     ],
 )
 def test_request_datestamps(text: str, expected: datetime, granularity: Granularity) -> None:
@@ -69,7 +73,9 @@ def test_record_dates_any_iso_form_to_utc_seconds(text: str, expected: datetime)
     assert parse_record_date(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "2015-13-01", "July 2015", "2015-07-21T25:00:00Z", "２０１５-01-01"])
+@pytest.mark.parametrize(
+    "text", ["", "2015-13-01", "July 2015", "2015-07-21T25:00:00Z", "２０１５-01-01"]
+)
 def test_record_dates_unparseable(text: str) -> None:
     with pytest.raises(ValueError):
         parse_record_date(text)

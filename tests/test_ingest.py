@@ -25,7 +25,9 @@ T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T2 = datetime(2025, 3, 2, 12, 0, 0, tzinfo=UTC)
 
 
-def record(local_id: str, accessioned: str | None = "2015-07-21T02:23:32Z", **extra: Any) -> dict[str, Any]:
+def record(
+    local_id: str, accessioned: str | None = "2015-07-21T02:23:32Z", **extra: Any
+) -> dict[str, Any]:
     metadata = [{"field": "dc.title", "value": f"Title of {local_id}", "lang": "en"}]
     if accessioned is not None:
         metadata.append({"field": "dc.date.accessioned", "value": accessioned})
@@ -45,7 +47,7 @@ def rows(url: str) -> list[tuple[Any, ...]]:
         return [
             row
             for table in ("records", "memberships", "fragments", "sets")
-            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")  # noqa: S608
+            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
         ]
 
 
@@ -78,11 +80,17 @@ def test_identical_reload_changes_nothing(empty_database_url: str, tmp_path: Pat
     assert rows(empty_database_url) == before
 
 
-def test_changed_record_moves_to_the_time_of_the_change(empty_database_url: str, tmp_path: Path) -> None:
+def test_changed_record_moves_to_the_time_of_the_change(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1"), record("2")]))
     changed = record("1")
     changed["metadata"][0]["value"] = "A corrected title"
-    summary = load_into(empty_database_url, write_jsonl(tmp_path / "b.jsonl", [changed, record("2")]), clock=lambda: T2)
+    summary = load_into(
+        empty_database_url,
+        write_jsonl(tmp_path / "b.jsonl", [changed, record("2")]),
+        clock=lambda: T2,
+    )
     assert (summary.updated, summary.unchanged) == (1, 1)
     assert datestamps(empty_database_url) == {
         "1": "2025-03-02 12:00:00.000000",
@@ -90,7 +98,9 @@ def test_changed_record_moves_to_the_time_of_the_change(empty_database_url: str,
     }
 
 
-def test_deletion_leaves_a_tombstone_dated_at_deletion(empty_database_url: str, tmp_path: Path) -> None:
+def test_deletion_leaves_a_tombstone_dated_at_deletion(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1"), record("2")]))
     summary = load_into(
         empty_database_url,
@@ -99,7 +109,11 @@ def test_deletion_leaves_a_tombstone_dated_at_deletion(empty_database_url: str, 
     )
     assert summary.deleted == 1
     client = make_app(empty_database_url).test_client()
-    root = tree(client.get("/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1"))
+    root = tree(
+        client.get(
+            "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1"
+        )
+    )
     header = root.find(".//oai:header", NS)
     assert header.get("status") == "deleted"
     assert header.findtext("oai:datestamp", namespaces=NS) == "2025-03-02T12:00:00Z"
@@ -107,8 +121,12 @@ def test_deletion_leaves_a_tombstone_dated_at_deletion(empty_database_url: str, 
     assert root.find(".//oai:metadata", NS) is None
 
 
-def test_new_record_older_than_the_store_is_clamped(empty_database_url: str, tmp_path: Path) -> None:
-    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1", "2020-01-01T00:00:00Z")]))
+def test_new_record_older_than_the_store_is_clamped(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    load_into(
+        empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1", "2020-01-01T00:00:00Z")])
+    )
     late = write_jsonl(tmp_path / "b.jsonl", [record("2", "2016-01-01T00:00:00Z")])
     summary = load_into(empty_database_url, late, clock=lambda: T2)
     assert (summary.added, summary.clamped) == (1, 1)
@@ -116,21 +134,27 @@ def test_new_record_older_than_the_store_is_clamped(empty_database_url: str, tmp
 
 
 def test_keep_accessioned_keeps_it(empty_database_url: str, tmp_path: Path) -> None:
-    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1", "2020-01-01T00:00:00Z")]))
+    load_into(
+        empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1", "2020-01-01T00:00:00Z")])
+    )
     late = write_jsonl(tmp_path / "b.jsonl", [record("2", "2016-01-01T00:00:00Z")])
     summary = load_into(empty_database_url, late, clock=lambda: T2, keep_accessioned=True)
     assert summary.clamped == 0
     assert datestamps(empty_database_url)["2"] == "2016-01-01 00:00:00.000000"
 
 
-def test_missing_accessioned_is_an_error_unless_configured(empty_database_url: str, tmp_path: Path) -> None:
+def test_missing_accessioned_is_an_error_unless_configured(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     files = write_jsonl(tmp_path / "r.jsonl", [record("1", None)])
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, files)
     assert str(failure.value.problems[0]) == (
         f"{files}:1: record 1: no dc.date.accessioned: the datestamp comes from it"
     )
-    summary = load_into(empty_database_url, files, clock=lambda: T1, missing_accessioned="ingest_time")
+    summary = load_into(
+        empty_database_url, files, clock=lambda: T1, missing_accessioned="ingest_time"
+    )
     assert summary.added == 1
     assert datestamps(empty_database_url)["1"] == "2025-03-01 12:00:00.000000"
 
@@ -140,24 +164,68 @@ BAD_RECORDS = [
     pytest.param({"id": ""}, "record ?: no id", id="empty-id"),
     pytest.param({"id": 5}, "record ?: no id", id="id-not-a-string"),
     pytest.param({"id": "a b"}, "record a b: id 'a b' has characters", id="id-with-space"),
-    pytest.param(record("x", "2015-02-30"), "record x: dc.date.accessioned: '2015-02-30' is not", id="impossible-date"),
-    pytest.param(record("x", "last Tuesday"), "record x: dc.date.accessioned", id="unparseable-date"),
-    pytest.param(record("x", "2999-01-01"), "record x: dc.date.accessioned 2999-01-01T00:00:00+00:00 is in the future", id="future-date"),
-    pytest.param(record("x", deleted="no"), "record x: \"deleted\" must be true or false", id="deleted-not-bool"),
-    pytest.param(record("x", sets="col_1"), "record x: \"sets\" must be a list", id="sets-not-a-list"),
-    pytest.param(record("x", sets=["bad set"]), "record x: set spec 'bad set' is not valid", id="bad-set-spec"),
-    pytest.param(record("x", metadata={"dc.title": "x"}), "record x: \"metadata\" must be a list", id="metadata-not-a-list"),
-    pytest.param(record("x", metadata=[{"field": "title", "value": "x"}]), "record x: metadata entry 1: field 'title'", id="unqualified-field"),
-    pytest.param(record("x", metadata=[{"field": "dc.title", "value": 3}]), "record x: metadata entry 1 (dc.title): value must be a string", id="value-not-a-string"),
-    pytest.param(record("x", metadata=[{"field": "dc.title"}]), "record x: metadata entry 1 must be an object", id="entry-without-value"),
-    pytest.param(record("x", metadata=[{"field": "dc.title", "value": "t", "lang": "english please"}]), "record x: metadata entry 1 (dc.title): language", id="bad-language"),
-    pytest.param(record("x", handle="10722/1"), "record x: unknown key(s) 'handle'", id="unknown-key"),
+    pytest.param(
+        record("x", "2015-02-30"),
+        "record x: dc.date.accessioned: '2015-02-30' is not",
+        id="impossible-date",
+    ),
+    pytest.param(
+        record("x", "last Tuesday"), "record x: dc.date.accessioned", id="unparseable-date"
+    ),
+    pytest.param(
+        record("x", "2999-01-01"),
+        "record x: dc.date.accessioned 2999-01-01T00:00:00+00:00 is in the future",
+        id="future-date",
+    ),
+    pytest.param(
+        record("x", deleted="no"),
+        'record x: "deleted" must be true or false',
+        id="deleted-not-bool",
+    ),
+    pytest.param(
+        record("x", sets="col_1"), 'record x: "sets" must be a list', id="sets-not-a-list"
+    ),
+    pytest.param(
+        record("x", sets=["bad set"]),
+        "record x: set spec 'bad set' is not valid",
+        id="bad-set-spec",
+    ),
+    pytest.param(
+        record("x", metadata={"dc.title": "x"}),
+        'record x: "metadata" must be a list',
+        id="metadata-not-a-list",
+    ),
+    pytest.param(
+        record("x", metadata=[{"field": "title", "value": "x"}]),
+        "record x: metadata entry 1: field 'title'",
+        id="unqualified-field",
+    ),
+    pytest.param(
+        record("x", metadata=[{"field": "dc.title", "value": 3}]),
+        "record x: metadata entry 1 (dc.title): value must be a string",
+        id="value-not-a-string",
+    ),
+    pytest.param(
+        record("x", metadata=[{"field": "dc.title"}]),
+        "record x: metadata entry 1 must be an object",
+        id="entry-without-value",
+    ),
+    pytest.param(
+        record("x", metadata=[{"field": "dc.title", "value": "t", "lang": "english please"}]),
+        "record x: metadata entry 1 (dc.title): language",
+        id="bad-language",
+    ),
+    pytest.param(
+        record("x", handle="10722/1"), "record x: unknown key(s) 'handle'", id="unknown-key"
+    ),
     pytest.param([1, 2], "record ?: a record must be a JSON object", id="not-an-object"),
 ]
 
 
 @pytest.mark.parametrize(("bad", "message"), BAD_RECORDS)
-def test_bad_record_fails_the_whole_load(empty_database_url: str, tmp_path: Path, bad: Any, message: str) -> None:
+def test_bad_record_fails_the_whole_load(
+    empty_database_url: str, tmp_path: Path, bad: Any, message: str
+) -> None:
     load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("1")]))
     before = rows(empty_database_url)
     files = write_jsonl(tmp_path / "r.jsonl", [record("2"), record("3"), bad, record("4")])
@@ -169,13 +237,17 @@ def test_bad_record_fails_the_whole_load(empty_database_url: str, tmp_path: Path
 
 
 def test_every_problem_is_reported(empty_database_url: str, tmp_path: Path) -> None:
-    files = write_jsonl(tmp_path / "r.jsonl", [record("1"), {"id": "a b"}, record("2"), record("3", "nope")])
+    files = write_jsonl(
+        tmp_path / "r.jsonl", [record("1"), {"id": "a b"}, record("2"), record("3", "nope")]
+    )
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, files)
     assert [(p.line, p.record_id) for p in failure.value.problems] == [(2, "a b"), (4, "3")]
 
 
-def test_malformed_json_late_in_a_big_file_loads_nothing(empty_database_url: str, tmp_path: Path) -> None:
+def test_malformed_json_late_in_a_big_file_loads_nothing(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     path = write_jsonl(tmp_path / "big.jsonl", [record(str(i)) for i in range(3000)])
     with path.open("a") as f:
         f.write('{"id": "broken", "metadata": [\n')
@@ -191,7 +263,9 @@ def test_json_array_errors_name_the_line(empty_database_url: str, tmp_path: Path
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, path)
     third = [i for i, text in enumerate(path.read_text().splitlines(), 1) if text == "  {"][2]
-    assert str(failure.value.problems[0]).startswith(f"{path}:{third}: record 3: no dc.date.accessioned")
+    assert str(failure.value.problems[0]).startswith(
+        f"{path}:{third}: record 3: no dc.date.accessioned"
+    )
 
 
 def test_truncated_json_array(empty_database_url: str, tmp_path: Path) -> None:
@@ -238,21 +312,31 @@ def test_dspace_languages_become_xml_lang(given: str | None, expected: str | Non
     assert normalise_language(given) == expected
 
 
-def test_xml_illegal_characters_are_replaced_and_reported(empty_database_url: str, tmp_path: Path) -> None:
+def test_xml_illegal_characters_are_replaced_and_reported(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     bad = record("1")
-    bad["metadata"][0]["value"] = "Tab\tnewline\nvt\u000bnul\u0000bell\u0007 surrogate\ud800 end\ufffe"
+    bad["metadata"][0]["value"] = (
+        "Tab\tnewline\nvt\u000bnul\u0000bell\u0007 surrogate\ud800 end\ufffe"
+    )
     path = tmp_path / "r.jsonl"
     path.write_text(json.dumps(bad) + "\n")  # a lone surrogate only exists \u-escaped
     summary = load_into(empty_database_url, path)
     assert summary.cleaned == 5
     assert "5 character(s) XML cannot carry" in summary.warnings[0]
     client = make_app(empty_database_url).test_client()
-    root = tree(client.get("/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1"))
+    root = tree(
+        client.get(
+            "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1"
+        )
+    )
     title = root.findtext(".//dc:title", namespaces=NS)
     assert title == "Tab\tnewline\nvt\ufffdnul\ufffdbell\ufffd surrogate\ufffd end\ufffd"
 
 
-def test_sets_file_names_sets_and_undefined_sets_get_their_spec(empty_database_url: str, tmp_path: Path) -> None:
+def test_sets_file_names_sets_and_undefined_sets_get_their_spec(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     (tmp_path / "sets.json").write_text(json.dumps({"sets": [
         {"spec": "com_1", "name": "Faculty of Medicine", "description": "Medicine & health"},
         {"spec": "com_1:col_1", "name": "Articles"},
@@ -266,11 +350,15 @@ def test_sets_file_names_sets_and_undefined_sets_get_their_spec(empty_database_u
             for s in root.iterfind(".//oai:set", NS)}  # fmt: skip
     assert sets == {"com_1": "Faculty of Medicine", "com_1:col_1": "Articles",
                     "com_2": "com_2", "com_2:col_9": "com_2:col_9"}  # fmt: skip
-    description = root.find(".//oai:set[oai:setSpec='com_1']/oai:setDescription//dc:description", NS)
+    description = root.find(
+        ".//oai:set[oai:setSpec='com_1']/oai:setDescription//dc:description", NS
+    )
     assert description.text == "Medicine & health"
 
 
-def test_a_load_is_visible_to_a_running_server_at_once(empty_database_url: str, tmp_path: Path) -> None:
+def test_a_load_is_visible_to_a_running_server_at_once(
+    empty_database_url: str, tmp_path: Path
+) -> None:
     load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [record("1")]))
     client = make_app(empty_database_url).test_client()
     query = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:2"
@@ -322,5 +410,7 @@ def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_pat
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert rows(empty_database_url) == before
-    summary = load_into(empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")]))
+    summary = load_into(
+        empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")])
+    )
     assert summary.added == 1

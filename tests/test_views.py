@@ -28,56 +28,202 @@ SEED = REPO + "10722/212116"
         pytest.param("verb=%FF%FE", "badVerb", id="invalid-utf8"),
         # badArgument: illegal, missing, repeated arguments.
         pytest.param("verb=Identify&foo=bar", "badArgument", id="unknown-argument"),
-        pytest.param("verb=Identify&metadataPrefix=oai_dc", "badArgument", id="argument-of-another-verb"),
+        pytest.param(
+            "verb=Identify&metadataPrefix=oai_dc", "badArgument", id="argument-of-another-verb"
+        ),
         pytest.param("verb=ListRecords", "badArgument", id="ListRecords-missing-prefix"),
         pytest.param("verb=ListIdentifiers", "badArgument", id="ListIdentifiers-missing-prefix"),
-        pytest.param("verb=GetRecord&metadataPrefix=oai_dc", "badArgument", id="GetRecord-missing-identifier"),
-        pytest.param(f"verb=GetRecord&identifier={SEED}", "badArgument", id="GetRecord-missing-prefix"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&metadataPrefix=oai_dc", "badArgument", id="repeated-argument"),
+        pytest.param(
+            "verb=GetRecord&metadataPrefix=oai_dc", "badArgument", id="GetRecord-missing-identifier"
+        ),
+        pytest.param(
+            f"verb=GetRecord&identifier={SEED}", "badArgument", id="GetRecord-missing-prefix"
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&metadataPrefix=oai_dc",
+            "badArgument",
+            id="repeated-argument",
+        ),
         pytest.param("verb=ListRecords&metadataPrefix=", "badArgument", id="empty-prefix"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai%20dc", "badArgument", id="prefix-outside-its-pattern"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc%00", "badArgument", id="nul-in-prefix"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&set=a%20b", "badArgument", id="set-outside-its-pattern"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&set=a::b", "badArgument", id="set-empty-level"),
-        pytest.param("verb=ListSets&resumptionToken=x&set=a", "badArgument", id="token-is-exclusive"),
-        pytest.param("verb=ListRecords&resumptionToken=x&metadataPrefix=oai_dc", "badArgument", id="token-with-prefix"),
-        pytest.param("verb=ListRecords&resumptionToken=%01", "badArgument", id="control-character-in-token"),
-        pytest.param("verb=GetRecord&metadataPrefix=oai_dc&identifier=../../etc/passwd", "badArgument", id="identifier-path"),
-        pytest.param("verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:x:a%20b", "badArgument", id="identifier-with-space"),
-        pytest.param("verb=ListMetadataFormats&identifier=%3Cscript%3E", "badArgument", id="identifier-not-a-uri"),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai%20dc",
+            "badArgument",
+            id="prefix-outside-its-pattern",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc%00", "badArgument", id="nul-in-prefix"
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&set=a%20b",
+            "badArgument",
+            id="set-outside-its-pattern",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&set=a::b", "badArgument", id="set-empty-level"
+        ),
+        pytest.param(
+            "verb=ListSets&resumptionToken=x&set=a", "badArgument", id="token-is-exclusive"
+        ),
+        pytest.param(
+            "verb=ListRecords&resumptionToken=x&metadataPrefix=oai_dc",
+            "badArgument",
+            id="token-with-prefix",
+        ),
+        pytest.param(
+            "verb=ListRecords&resumptionToken=%01", "badArgument", id="control-character-in-token"
+        ),
+        pytest.param(
+            "verb=GetRecord&metadataPrefix=oai_dc&identifier=../../etc/passwd",
+            "badArgument",
+            id="identifier-path",
+        ),
+        pytest.param(
+            "verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:x:a%20b",
+            "badArgument",
+            id="identifier-with-space",
+        ),
+        pytest.param(
+            "verb=ListMetadataFormats&identifier=%3Cscript%3E",
+            "badArgument",
+            id="identifier-not-a-uri",
+        ),
         # Dates: strict syntax, real dates, same granularity, from <= until.
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-02-30", "badArgument", id="date-does-not-exist"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-13-01", "badArgument", id="month-13"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=0000-01-01", "badArgument", id="year-zero"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&until=2024-01-01T24:00:00Z", "badArgument", id="hour-24"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00:00%2B02:00", "badArgument", id="offset-not-Z"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00:00.5Z", "badArgument", id="fractional-seconds"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00Z", "badArgument", id="minutes-granularity"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-1-1", "badArgument", id="unpadded-date"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=%D9%A2%D9%A0%D9%A2%D9%A4-01-01", "badArgument", id="non-ascii-digits"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01%0A", "badArgument", id="trailing-newline"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=%202024-01-01", "badArgument", id="leading-space"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=", "badArgument", id="empty-from"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-02&until=2024-01-01", "badArgument", id="from-after-until"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01&until=2024-01-02T00:00:00Z", "badArgument", id="mixed-granularity"),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-02-30",
+            "badArgument",
+            id="date-does-not-exist",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-13-01", "badArgument", id="month-13"
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=0000-01-01", "badArgument", id="year-zero"
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&until=2024-01-01T24:00:00Z",
+            "badArgument",
+            id="hour-24",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00:00%2B02:00",
+            "badArgument",
+            id="offset-not-Z",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00:00.5Z",
+            "badArgument",
+            id="fractional-seconds",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01T00:00Z",
+            "badArgument",
+            id="minutes-granularity",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-1-1",
+            "badArgument",
+            id="unpadded-date",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=%D9%A2%D9%A0%D9%A2%D9%A4-01-01",
+            "badArgument",
+            id="non-ascii-digits",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01%0A",
+            "badArgument",
+            id="trailing-newline",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=%202024-01-01",
+            "badArgument",
+            id="leading-space",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=", "badArgument", id="empty-from"
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-02&until=2024-01-01",
+            "badArgument",
+            id="from-after-until",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2024-01-01&until=2024-01-02T00:00:00Z",
+            "badArgument",
+            id="mixed-granularity",
+        ),
         # badResumptionToken: forged, damaged, garbage.
-        pytest.param("verb=ListRecords&resumptionToken=garbage", "badResumptionToken", id="garbage-token"),
-        pytest.param("verb=ListIdentifiers&resumptionToken=eyJ2IjoiTGlzdFJlY29yZHMifQ.AAAA", "badResumptionToken", id="forged-token"),
-        pytest.param("verb=ListSets&resumptionToken=%27%3B%20DROP%20TABLE%20records%3B--", "badResumptionToken", id="sql-in-token"),
+        pytest.param(
+            "verb=ListRecords&resumptionToken=garbage", "badResumptionToken", id="garbage-token"
+        ),
+        pytest.param(
+            "verb=ListIdentifiers&resumptionToken=eyJ2IjoiTGlzdFJlY29yZHMifQ.AAAA",
+            "badResumptionToken",
+            id="forged-token",
+        ),
+        pytest.param(
+            "verb=ListSets&resumptionToken=%27%3B%20DROP%20TABLE%20records%3B--",
+            "badResumptionToken",
+            id="sql-in-token",
+        ),
         # cannotDisseminateFormat.
-        pytest.param("verb=ListRecords&metadataPrefix=marc21", "cannotDisseminateFormat", id="ListRecords-unknown-format"),
-        pytest.param("verb=ListIdentifiers&metadataPrefix=mods", "cannotDisseminateFormat", id="ListIdentifiers-unknown-format"),
-        pytest.param(f"verb=GetRecord&identifier={SEED}&metadataPrefix=marc21", "cannotDisseminateFormat", id="GetRecord-unknown-format"),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=marc21",
+            "cannotDisseminateFormat",
+            id="ListRecords-unknown-format",
+        ),
+        pytest.param(
+            "verb=ListIdentifiers&metadataPrefix=mods",
+            "cannotDisseminateFormat",
+            id="ListIdentifiers-unknown-format",
+        ),
+        pytest.param(
+            f"verb=GetRecord&identifier={SEED}&metadataPrefix=marc21",
+            "cannotDisseminateFormat",
+            id="GetRecord-unknown-format",
+        ),
         # idDoesNotExist.
-        pytest.param(f"verb=GetRecord&identifier={REPO}10722/0&metadataPrefix=oai_dc", "idDoesNotExist", id="unknown-item"),
-        pytest.param("verb=GetRecord&identifier=oai:other.example.org:10722/212116&metadataPrefix=oai_dc", "idDoesNotExist", id="another-repository"),
-        pytest.param(f"verb=GetRecord&identifier={REPO}&metadataPrefix=oai_dc", "idDoesNotExist", id="empty-local-id"),
-        pytest.param(f"verb=GetRecord&identifier={quote(REPO + chr(39) + ';DROP-TABLE-records;--')}&metadataPrefix=oai_dc", "idDoesNotExist", id="sql-in-identifier"),
-        pytest.param(f"verb=ListMetadataFormats&identifier={REPO}10722/0", "idDoesNotExist", id="ListMetadataFormats-unknown-item"),
+        pytest.param(
+            f"verb=GetRecord&identifier={REPO}10722/0&metadataPrefix=oai_dc",
+            "idDoesNotExist",
+            id="unknown-item",
+        ),
+        pytest.param(
+            "verb=GetRecord&identifier=oai:other.example.org:10722/212116&metadataPrefix=oai_dc",
+            "idDoesNotExist",
+            id="another-repository",
+        ),
+        pytest.param(
+            f"verb=GetRecord&identifier={REPO}&metadataPrefix=oai_dc",
+            "idDoesNotExist",
+            id="empty-local-id",
+        ),
+        pytest.param(
+            f"verb=GetRecord&identifier={quote(REPO + chr(39) + ';DROP-TABLE-records;--')}&metadataPrefix=oai_dc",
+            "idDoesNotExist",
+            id="sql-in-identifier",
+        ),
+        pytest.param(
+            f"verb=ListMetadataFormats&identifier={REPO}10722/0",
+            "idDoesNotExist",
+            id="ListMetadataFormats-unknown-item",
+        ),
         # noRecordsMatch.
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&from=2100-01-01", "noRecordsMatch", id="from-in-the-future"),
-        pytest.param("verb=ListIdentifiers&metadataPrefix=oai_dc&until=1900-01-01", "noRecordsMatch", id="until-before-everything"),
-        pytest.param("verb=ListRecords&metadataPrefix=oai_dc&set=no_such_set", "noRecordsMatch", id="unknown-set"),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&from=2100-01-01",
+            "noRecordsMatch",
+            id="from-in-the-future",
+        ),
+        pytest.param(
+            "verb=ListIdentifiers&metadataPrefix=oai_dc&until=1900-01-01",
+            "noRecordsMatch",
+            id="until-before-everything",
+        ),
+        pytest.param(
+            "verb=ListRecords&metadataPrefix=oai_dc&set=no_such_set",
+            "noRecordsMatch",
+            id="unknown-set",
+        ),
     ],
 )
 def test_error_code(client: FlaskClient, query: str, code: str) -> None:
@@ -101,7 +247,11 @@ def test_bad_verb_and_bad_argument_echo_no_attributes(client: FlaskClient, query
 
 def test_other_errors_echo_the_arguments(client: FlaskClient) -> None:
     response = client.get("/oai?verb=ListRecords&metadataPrefix=marc21&set=a")
-    assert request_attributes(response) == {"verb": "ListRecords", "metadataPrefix": "marc21", "set": "a"}
+    assert request_attributes(response) == {
+        "verb": "ListRecords",
+        "metadataPrefix": "marc21",
+        "set": "a",
+    }
 
 
 def test_echoed_values_are_escaped(client: FlaskClient) -> None:
@@ -129,7 +279,9 @@ def test_no_set_hierarchy_without_sets(empty_database_url: str, tmp_path) -> Non
 
 def test_empty_repository(empty_database_url: str) -> None:
     client = make_app(empty_database_url).test_client()
-    assert error_codes(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")) == ["noRecordsMatch"]
+    assert error_codes(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")) == [
+        "noRecordsMatch"
+    ]
     assert error_codes(client.get("/oai?verb=Identify")) == []
 
 

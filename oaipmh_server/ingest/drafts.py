@@ -24,7 +24,9 @@ from ..xml import clean_text, has_illegal_characters
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
 # this repository makes is valid: a DSpace handle such as 10722/212116 fits.
 LOCAL_ID = re.compile(r"[a-zA-Z0-9\-_\.!~\*'\(\);/\?:@&=\+$,%]+", re.ASCII)
-FIELD_NAME = re.compile(r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)?", re.ASCII)
+FIELD_NAME = re.compile(
+    r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)?", re.ASCII
+)
 # xs:language, which xml:lang must satisfy.
 LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*", re.ASCII)
 NO_LANGUAGE = frozenset({"", "*", "none"})
@@ -54,7 +56,11 @@ class Draft:
     def content_hash(self) -> str:
         """Equal for equal content: a reload of the same record changes nothing."""
         canonical = json.dumps(
-            [self.deleted, sorted(self.set_specs), [[f.name, f.value, f.lang] for f in self.fields]],
+            [
+                self.deleted,
+                sorted(self.set_specs),
+                [[f.name, f.value, f.lang] for f in self.fields],
+            ],
             ensure_ascii=False,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
@@ -96,13 +102,15 @@ def make_draft(
         return LoadError(source.path, source.line, record_id, reason)
 
     if not isinstance(local_id, str) or not local_id:
-        raise fail("no id: every record needs an \"id\", such as \"10722/212116\"")
+        raise fail('no id: every record needs an "id", such as "10722/212116"')
     if len(local_id) > MAX_ID_LENGTH or not LOCAL_ID.fullmatch(local_id):
-        raise fail(f"id {local_id!r} has characters an OAI identifier cannot carry (or is too long)")
+        raise fail(
+            f"id {local_id!r} has characters an OAI identifier cannot carry (or is too long)"
+        )
     if not isinstance(deleted, bool):
-        raise fail(f"\"deleted\" must be true or false, not {deleted!r}")
+        raise fail(f'"deleted" must be true or false, not {deleted!r}')
     if not isinstance(set_specs, list) or not all(isinstance(s, str) for s in set_specs):
-        raise fail("\"sets\" must be a list of set specs")
+        raise fail('"sets" must be a list of set specs')
     for spec in set_specs:
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
             raise fail(f"set spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
@@ -111,7 +119,9 @@ def make_draft(
     cleaned = 0
     for number, (name, value, lang) in enumerate(fields, start=1):
         if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
-            raise fail(f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'")
+            raise fail(
+                f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'"
+            )
         if not isinstance(value, str):
             raise fail(f"metadata entry {number} ({name}): value must be a string, not {value!r}")
         if lang is not None and not isinstance(lang, str):
@@ -164,7 +174,9 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
         raise fail(f"spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
     name, description = entry.get("name"), entry.get("description")
     if not isinstance(name, str) or not name.strip():
-        raise fail("a set needs a non-empty \"name\"")
+        raise fail('a set needs a non-empty "name"')
     if description is not None and not isinstance(description, str):
-        raise fail("\"description\" must be a string")
-    return SetDefinition(source, SetInfo(spec, clean_text(name), clean_text(description) if description else None))
+        raise fail('"description" must be a string')
+    return SetDefinition(
+        source, SetInfo(spec, clean_text(name), clean_text(description) if description else None)
+    )

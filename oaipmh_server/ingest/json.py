@@ -93,11 +93,11 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
         return fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     metadata = value.get("metadata", [])
     if not isinstance(metadata, list):
-        return fail("\"metadata\" must be a list of {\"field\", \"value\", \"lang\"} objects")
+        return fail('"metadata" must be a list of {"field", "value", "lang"} objects')
     entries = []
     for number, entry in enumerate(metadata, start=1):
         if not isinstance(entry, dict) or "field" not in entry or "value" not in entry:
-            return fail(f"metadata entry {number} must be an object with \"field\" and \"value\"")
+            return fail(f'metadata entry {number} must be an object with "field" and "value"')
         extra = sorted(set(entry) - ENTRY_KEYS)
         if extra:
             return fail(f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}")
@@ -152,7 +152,7 @@ def _array(
 def _sets_file(value: dict[str, Any], name: str, line: int) -> Iterator[Item]:
     sets = value["sets"]
     if set(value) != {"sets"} or not isinstance(sets, list):
-        yield LoadError(name, line, None, "a sets file is {\"sets\": [{\"spec\", \"name\"}, ...]}")
+        yield LoadError(name, line, None, 'a sets file is {"sets": [{"spec", "name"}, ...]}')
         return
     for entry in sets:
         try:

@@ -73,7 +73,9 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
         if path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
             if not found:
-                problems.append(LoadError(str(path), None, None, "no .json or .jsonl files in this folder"))
+                problems.append(
+                    LoadError(str(path), None, None, "no .json or .jsonl files in this folder")
+                )
             files.extend(found)
         elif path.is_file():
             if path.suffix not in SUFFIXES:

@@ -38,7 +38,8 @@ from ..errors import StoreUnavailable
 from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
 from .schema import Base, FragmentRow, MembershipRow, MetaRow, RecordRow, SetRow, UTCDateTime
 
-TOKEN_SECRET_KEY = "token_secret"
+TOKEN_SECRET_KEY = "token_secret"  # noqa: S105  # the meta key, not a secret
+AnySelect = Select[*tuple[Any, ...]]
 
 
 def fields_to_json(fields: Sequence[Field]) -> str:
@@ -83,7 +84,8 @@ class SqlStore:
         return self._secret
 
     def earliest_datestamp(self) -> datetime | None:
-        return self._scalar(select(func.min(RecordRow.datestamp)))
+        earliest: datetime | None = self._scalar(select(func.min(RecordRow.datestamp)))
+        return earliest
 
     def has_sets(self) -> bool:
         return self._scalar(select(SetRow.spec).limit(1)) is not None
@@ -109,7 +111,7 @@ class SqlStore:
 
     def get_record(self, local_id: str, prefix: str, version: str) -> StoredRecord | None:
         query = (
-            _record_columns(prefix)
+            _record_columns()
             .select_from(RecordRow)
             .outerjoin(FragmentRow, _fragment_join(RecordRow.local_id, prefix))
             .where(RecordRow.local_id == local_id)
@@ -137,7 +139,7 @@ class SqlStore:
     def list_records(
         self, selection: Selection, after: Position | None, limit: int, prefix: str, version: str
     ) -> list[StoredRecord]:
-        query = _selected(_record_columns(prefix), selection, after).outerjoin(
+        query = _selected(_record_columns(), selection, after).outerjoin(
             FragmentRow, _fragment_join(RecordRow.local_id, prefix)
         )
         with _unavailable(), self.engine.connect() as conn:
@@ -146,7 +148,7 @@ class SqlStore:
 
     # -- helpers of the read side -----------------------------------------------------------
 
-    def _scalar(self, query: Select[Any]) -> Any:
+    def _scalar(self, query: AnySelect) -> Any:
         with _unavailable(), self.engine.connect() as conn:
             return conn.execute(query).scalar()
 
@@ -314,7 +316,9 @@ class LoadTransaction:
         self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
         self.conn.execute(insert(MetaRow).values(key=key, value=value))
 
-    def stale_records(self, prefix: str, version: str, batch: int) -> Iterator[list[tuple[str, tuple[Field, ...]]]]:
+    def stale_records(
+        self, prefix: str, version: str, batch: int
+    ) -> Iterator[list[tuple[str, tuple[Field, ...]]]]:
         """Live records whose `prefix` rendering is missing or from another version, in
         batches of (local_id, fields), keyed on local_id so rewriting them is safe."""
         after = ""
@@ -343,21 +347,22 @@ class LoadTransaction:
         )
         self.conn.execute(
             insert(FragmentRow),
-            [{"local_id": lid, "prefix": prefix, "version": version, "body": b} for lid, b in bodies],
+            [
+                {"local_id": lid, "prefix": prefix, "version": version, "body": b}
+                for lid, b in bodies
+            ],
         )
 
     def optimize(self) -> None:
         """Keep the planner's statistics fresh after a load, so page queries stay on the index."""
-        if self.conn.dialect.name == "sqlite":
-            self.conn.exec_driver_sql("ANALYZE")
-        elif self.conn.dialect.name == "postgresql":
+        if self.conn.dialect.name == "sqlite" or self.conn.dialect.name == "postgresql":
             self.conn.exec_driver_sql("ANALYZE")
 
 
 # -- queries ------------------------------------------------------------------------------
 
 
-def _record_columns(prefix: str) -> Select[Any]:
+def _record_columns() -> AnySelect:
     return select(
         RecordRow.local_id,
         RecordRow.datestamp,
@@ -372,7 +377,7 @@ def _fragment_join(local_id: Any, prefix: str) -> Any:
     return (FragmentRow.local_id == local_id) & (FragmentRow.prefix == prefix)
 
 
-def _selected(query: Select[Any], selection: Selection, after: Position | None) -> Select[Any]:
+def _selected(query: AnySelect, selection: Selection, after: Position | None) -> AnySelect:
     """Restrict to a selection and continue after a keyset position, in datestamp order.
 
     For a set the order is the membership index's: (set_spec, datestamp, local_id).

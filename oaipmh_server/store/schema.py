@@ -40,7 +40,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), str: String(255)}
+    type_annotation_map = {datetime: UTCDateTime(), str: String(255)}  # noqa: RUF012
 
 
 class RecordRow(Base):

@@ -1,0 +1,69 @@
+"""A real harvester (Sickle) against a real server process (gunicorn, two workers)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import requests
+from sickle import Sickle
+from sickle.oaiexceptions import BadArgument, IdDoesNotExist
+
+from .conftest import LiveServer
+from .xsd import validate
+
+REPO = "oai:repository.example.org:"
+
+
+def stored(url: str) -> tuple[set[str], set[str]]:
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        rows = list(db.execute("SELECT local_id, deleted FROM records"))
+    return {REPO + i for i, _ in rows}, {REPO + i for i, d in rows if d}
+
+
+def test_sickle_harvests_everything_exactly_once(
+    live_server: LiveServer, database_url: str
+) -> None:
+    sickle = Sickle(live_server.url, max_retries=0, timeout=30)
+    identify = sickle.Identify()
+    assert identify.protocolVersion == "2.0"
+    assert identify.deletedRecord == "persistent"
+
+    everything, deleted = stored(database_url)
+    records = list(sickle.ListRecords(metadataPrefix="oai_dc", ignore_deleted=False))
+    harvested = [r.header.identifier for r in records]
+    assert len(harvested) == len(set(harvested)) == len(everything)  # page size 7: many pages
+    assert set(harvested) == everything
+    assert {r.header.identifier for r in records if r.header.deleted} == deleted
+    seed = next(r for r in records if r.header.identifier == REPO + "10722/212116")
+    assert seed.metadata["creator"][0] == "Wang, D"
+
+    headers = list(sickle.ListIdentifiers(metadataPrefix="oai_dc", ignore_deleted=False))
+    assert [h.identifier for h in headers] == harvested
+
+    sets = [s.setSpec for s in sickle.ListSets()]
+    assert "com_10722_1:col_10722_5" in sets
+
+    record = sickle.GetRecord(identifier=REPO + "10722/212116", metadataPrefix="oai_dc")
+    assert record.metadata["title"][0].startswith("Allogeneic mesenchymal")
+    try:
+        sickle.GetRecord(identifier=REPO + "0/0", metadataPrefix="oai_dc")
+        raise AssertionError("expected idDoesNotExist")
+    except IdDoesNotExist:
+        pass
+    try:
+        sickle.ListRecords(metadataPrefix="oai_dc", **{"from": "2024-02-30"})
+        raise AssertionError("expected badArgument")
+    except BadArgument:
+        pass
+
+
+def test_live_server_http_behaviour(live_server: LiveServer) -> None:
+    response = requests.get(live_server.url, params={"verb": "Identify"}, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
+    validate(response.content)
+    assert requests.post(live_server.url, data={"verb": "Identify"}, timeout=10).status_code == 200
+    assert requests.put(live_server.url, timeout=10).status_code == 405
+    too_long = requests.get(live_server.url + "?verb=Identify&x=" + "a" * 1_000_000, timeout=10)
+    assert too_long.status_code in (400, 414)
+    assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=10).status_code == 200

@@ -1,0 +1,85 @@
+"""sample_records holds the seed item field for field, and the crosswalk serves it as the
+documented oai_dc, with private fields never leaving the server."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from flask.testing import FlaskClient
+from lxml import etree
+
+from .conftest import ROOT, SAMPLES
+from .oai import NS, harvest, tree
+
+SEED_PAGE = ROOT.parent / "shared" / "seeds"
+SEED_ID = "oai:repository.example.org:10722/212116"
+PRIVATE = ("liweilu@hkucc.hku.hk", "dc.identifier.email", "Made available in DSpace")
+
+
+def seed_table() -> list[tuple[str, str]]:
+    """The qualified-DC table of the seed page: `field | value | language |` rows."""
+    pages = sorted(SEED_PAGE.glob("*.txt"))
+    rows = []
+    for line in pages[0].read_text("utf-8").splitlines():
+        if m := re.fullmatch(r"(dc\.[a-z.]+) \| (.*) \| - \|", line):
+            rows.append((m.group(1), m.group(2)))
+    return rows
+
+
+def seed_record() -> dict:
+    return json.loads((SAMPLES / "10722_212116.json").read_text("utf-8"))
+
+
+def test_seed_item_field_for_field() -> None:
+    record = seed_record()
+    assert record["id"] == "10722/212116"
+    stored = [(m["field"], m["value"]) for m in record["metadata"]]
+    if SEED_PAGE.exists():
+        assert stored == seed_table()
+    assert len(stored) == 44
+    assert all(m.get("lang") in (None, "") for m in record["metadata"])
+
+
+def test_seed_as_oai_dc(client: FlaskClient) -> None:
+    root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={SEED_ID}"))
+    dc = root.find(".//oai_dc:dc", NS)
+    served = [(etree.QName(e).localname, e.text) for e in dc]
+    fields = dict[str, list[str]]()
+    for m in seed_record()["metadata"]:
+        fields.setdefault(m["field"], []).append(m["value"])
+    expected = (
+        [("creator", a) for a in fields["dc.contributor.author"]]
+        + [("date", "2013")]
+        + [("identifier", fields[f][0]) for f in ("dc.identifier.citation", "dc.identifier.issn", "dc.identifier.uri")]
+        + [("description", fields["dc.description.abstract"][0]), ("language", "eng"),
+           ("publisher", fields["dc.publisher"][0]), ("relation", "Cell Transplantation")]
+        + [("subject", s) for s in fields["dc.subject"]]
+        + [("title", fields["dc.title"][0]), ("type", "Article")]
+        + [("identifier", fields[f][0]) for f in (
+            "dc.identifier.doi", "dc.identifier.pmid", "dc.identifier.scopus",
+            "dc.identifier.hkuros", "dc.identifier.isi", "dc.identifier.issnl")]
+    )  # fmt: skip
+    assert served == expected
+    header = root.find(".//oai:header", NS)
+    assert header.findtext("oai:datestamp", namespaces=NS) == "2015-07-21T02:23:32Z"
+
+
+def test_private_fields_never_leave_the_server(client: FlaskClient) -> None:
+    documents = [client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={SEED_ID}").data]
+    for verb, arguments in (("ListRecords", {"metadataPrefix": "oai_dc"}), ("ListSets", {})):
+        pages, _ = harvest(client, verb, **arguments)
+        documents += [etree.tostring(p) for p in pages]
+    text = b"".join(documents).decode()
+    for secret in PRIVATE:
+        assert secret not in text
+
+
+def test_samples_exercise_languages_and_special_characters(client: FlaskClient) -> None:
+    pages, _ = harvest(client, "ListRecords", metadataPrefix="oai_dc")
+    languages = {e.get("{http://www.w3.org/XML/1998/namespace}lang")
+                 for p in pages for e in p.iterfind(".//oai_dc:dc/*", NS)}  # fmt: skip
+    assert {"en", "en-US", "zh-TW"} <= languages
+    text = "".join("".join(p.itertext()) for p in pages)
+    assert "<" in text and "&" in text and "\ufffd" in text
+    assert re.search(r"[\u4e00-\u9fff]", text)
