@@ -32,6 +32,8 @@ SAMPLES = ROOT / "sample_records"
 # A fixed "now" for tests that compare whole documents.
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 SECRET = "test-secret"
+# "The time of the load" of the sample store: tombstones are dated by it.
+LOADED = datetime(2025, 6, 1, 0, 0, 0, tzinfo=UTC)
 
 
 class ValidatingClient(FlaskClient):
@@ -71,7 +73,7 @@ def load_into(url: str, *paths: Path | str, clock: Any = None, **overrides: Any)
 @pytest.fixture(scope="session")
 def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "samples.sqlite3"
-    load_into(sqlite_url(path), SAMPLES)
+    load_into(sqlite_url(path), SAMPLES, clock=lambda: LOADED)
     return path
 
 

@@ -1,7 +1,7 @@
 """Whole responses, per verb and per error, compared with golden files after C14N.
 
 Regenerate (after a deliberate change, then review the diff) with:
-    OAIPMH_REGENERATE_GOLDEN=1 pytest tests/test_golden.py
+    REGENERATE_GOLDEN=1 pytest tests/test_golden.py
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def test_golden(golden_client: FlaskClient, name: str) -> None:
     assert response.status_code == 200
     actual = canonical(response.data)
     path = GOLDEN / f"{name}.xml"
-    if os.environ.get("OAIPMH_REGENERATE_GOLDEN") == "1":
+    if os.environ.get("REGENERATE_GOLDEN") == "1":
         GOLDEN.mkdir(exist_ok=True)
         pretty = etree.tostring(
             etree.fromstring(actual), pretty_print=True, encoding="UTF-8", xml_declaration=True
