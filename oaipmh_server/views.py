@@ -10,6 +10,7 @@ answer now (503 with Retry-After).
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 XML_TYPE = "text/xml; charset=utf-8"
 FORM_TYPE = "application/x-www-form-urlencoded"
 RETRY_AFTER_SECONDS = 30
+SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?")
 
 
 @blueprint.route("/oai", methods=["GET", "POST"])
@@ -42,7 +44,7 @@ def oai() -> Response:
         settings=provider.settings,
         formats=provider.formats,
         source=provider.store,
-        base_url=provider.settings.base_url or request.base_url,
+        base_url=provider.settings.base_url or _request_base_url(),
         now=datestamps.now(),
     )
     try:
@@ -70,6 +72,15 @@ def unexpected(error: Exception) -> Response:
     """A bug: logged with its traceback here, never shown to the client."""
     log.exception("unexpected error", exc_info=error)
     return _plain("Internal error.\n", 500)
+
+
+def _request_base_url() -> str:
+    """The URL this request came to, as the baseURL when none is configured. The Host
+    header is the client's to choose: one that would not make a valid URI is not echoed."""
+    url = request.base_url
+    if SAFE_URL.fullmatch(url):
+        return url
+    return f"{request.scheme}://localhost{request.script_root}/oai"
 
 
 def _plain(text: str, status: int) -> Response:

@@ -356,3 +356,43 @@ def test_content_type_is_text_xml_utf8(client: FlaskClient) -> None:
         assert response.status_code == 200
         assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
         assert tree(response).tag == f"{{{NS['oai']}}}OAI-PMH"
+
+
+@pytest.mark.parametrize("host", ["evil<script>", 'a"b', "x y", "\u00e9x.org", "[::1"])
+def test_hostile_host_header_is_not_echoed(client: FlaskClient, host: str) -> None:
+    response = client.get("/oai?verb=Identify", headers={"Host": host})
+    if response.status_code == 200:
+        base_url = tree(response).findtext("oai:Identify/oai:baseURL", namespaces=NS)
+        assert host not in base_url
+
+
+def test_configured_base_url_is_advertised(database_url: str) -> None:
+    client = make_app(database_url, base_url="https://hub.example.org/oai").test_client()
+    root = tree(client.get("/oai?verb=Identify"))
+    assert root.findtext("oai:Identify/oai:baseURL", namespaces=NS) == "https://hub.example.org/oai"
+    assert root.findtext("oai:request", namespaces=NS) == "https://hub.example.org/oai"
+
+
+def test_random_hostile_requests_never_break(client: FlaskClient) -> None:
+    """A seeded fuzz over names and values crawlers send: every answer is a valid OAI
+    document (the client validates it) or a deliberate HTTP status, never a 500."""
+    import random
+
+    rng = random.Random(4)
+    names = ["verb", "metadataPrefix", "set", "from", "until", "identifier", "resumptionToken",
+             "VERB", "", "verb[]", "\x00", "from ", "<x>", "é"]  # fmt: skip
+    values = ["Identify", "ListRecords", "ListIdentifiers", "ListSets", "GetRecord",
+              "ListMetadataFormats", "oai_dc", "com_10722_1", "com_10722_1:col_10722_5",
+              "2015-07-21", "2015-07-21T02:23:32Z", "2024-02-30", "9999-99-99",
+              "oai:repository.example.org:10722/212116", "../../etc/passwd", "' OR 1=1 --",
+              "%", "%zz", "%00", "\x01\x02", "\ud7ff", "\U0001f600", "<![CDATA[", "]]>", "&amp;",
+              "a" * 3000, "", " ", "\t", "null", "[]", "{}", "eyJ2IjoiTGlzdFJlY29yZHMifQ.x"]  # fmt: skip
+    for _ in range(400):
+        pairs = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randint(0, 5))]
+        if rng.random() < 0.7:
+            pairs.insert(0, ("verb", rng.choice(values[:6])))
+        response = (client.post if rng.random() < 0.3 else client.get)("/oai", query_string=pairs)
+        assert response.status_code in (200, 413, 414), (pairs, response.status_code)
+        if response.status_code == 200:
+            tree(response)
+    assert error_codes(client.get("/oai?verb=Identify")) == []
