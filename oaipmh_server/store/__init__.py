@@ -180,10 +180,14 @@ class SqlStore:
         """The token secret kept in the database, made on first use and shared by every
         process that serves this database, so tokens outlive restarts and move between
         workers."""
+        query = select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
+        with self.engine.connect() as conn:
+            stored = conn.execute(query).scalar()
+        if stored is not None:
+            return str(stored)  # the usual case: no write, so no wait behind a running load
         with self.engine.begin() as conn:
             _insert_ignore(conn, MetaRow, {"key": TOKEN_SECRET_KEY, "value": secrets.token_hex(32)})
-            stored = conn.execute(select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY))
-            return str(stored.scalar_one())
+            return str(conn.execute(query).scalar_one())
 
     # -- the write side -------------------------------------------------------------------
 
