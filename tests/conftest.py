@@ -26,6 +26,7 @@ from oaipmh_server.ingest.load import load_paths
 from oaipmh_server.store import SqlStore
 
 from . import xsd
+from .postgres import Cluster, find_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_records"
@@ -70,23 +71,85 @@ def load_into(url: str, *paths: Path | str, clock: Any = None, **overrides: Any)
         store.close()
 
 
+BACKENDS = ["sqlite", "postgresql"]
+
+
 @pytest.fixture(scope="session")
-def sample_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("template") / "samples.sqlite3"
-    load_into(sqlite_url(path), SAMPLES, clock=lambda: LOADED)
-    return path
+def postgres() -> Iterator[Cluster]:
+    """A throw-away PostgreSQL cluster, started when the first PostgreSQL test needs it.
+    Without PostgreSQL installed those tests are skipped, unless TEST_REQUIRE_POSTGRESQL=1
+    (as in CI), where its absence is a failure."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("TEST_REQUIRE_POSTGRESQL") == "1":
+            pytest.fail("PostgreSQL is required (TEST_REQUIRE_POSTGRESQL=1) but not installed")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    cluster = Cluster(bindir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+class Databases:
+    """Fresh databases per test on the chosen backend; the sample store is loaded once
+    per backend and copied (a file copy, or CREATE DATABASE … TEMPLATE)."""
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.tmp = tmp_path_factory
+        self.templates: dict[str, str] = {}
+        self.count = 0
+
+    def empty(self, backend: str, request: pytest.FixtureRequest) -> str:
+        self.count += 1
+        if backend == "sqlite":
+            return sqlite_url(self.tmp.mktemp("db") / "oai.sqlite3")
+        cluster: Cluster = request.getfixturevalue("postgres")
+        return cluster.create_database(f"test_{self.count}")
+
+    def samples(self, backend: str, request: pytest.FixtureRequest) -> str:
+        if backend not in self.templates:
+            url = self.empty(backend, request)
+            load_into(url, SAMPLES, clock=lambda: LOADED)
+            self.templates[backend] = url
+        template = self.templates[backend]
+        self.count += 1
+        if backend == "sqlite":
+            path = self.tmp.mktemp("db") / "oai.sqlite3"
+            shutil.copy(template.removeprefix("sqlite:///"), path)
+            return sqlite_url(path)
+        cluster: Cluster = request.getfixturevalue("postgres")
+        return cluster.create_database(f"test_{self.count}", template=template.rsplit("/", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory: pytest.TempPathFactory) -> Databases:
+    return Databases(tmp_path_factory)
 
 
 @pytest.fixture
-def database_url(tmp_path: Path, sample_template: Path) -> str:
-    path = tmp_path / "oai.sqlite3"
-    shutil.copy(sample_template, path)
-    return sqlite_url(path)
+def database_url(databases: Databases, backend: str, request: pytest.FixtureRequest) -> str:
+    """A store holding sample_records, on each backend in turn."""
+    return databases.samples(backend, request)
 
 
 @pytest.fixture
-def empty_database_url(tmp_path: Path) -> str:
-    return sqlite_url(tmp_path / "empty.sqlite3")
+def empty_database_url(databases: Databases, backend: str, request: pytest.FixtureRequest) -> str:
+    return databases.empty(backend, request)
+
+
+_APPS: list[Flask] = []
+
+
+@pytest.fixture(autouse=True)
+def close_apps() -> Iterator[None]:
+    """Close every app's store after its test, so no connection outlives it."""
+    yield
+    while _APPS:
+        _APPS.pop().extensions["oaipmh"].store.close()
 
 
 def make_app(database_url: str, **overrides: Any) -> Flask:
@@ -94,14 +157,13 @@ def make_app(database_url: str, **overrides: Any) -> Flask:
     settings.update(overrides)
     app = create_app(settings)
     app.test_client_class = ValidatingClient
+    _APPS.append(app)
     return app
 
 
 @pytest.fixture
-def app(database_url: str) -> Iterator[Flask]:
-    app = make_app(database_url, page_size=10)
-    yield app
-    app.extensions["oaipmh"].store.close()
+def app(database_url: str) -> Flask:
+    return make_app(database_url, page_size=10)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ under any page size, across restarts, and while the repository changes."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,17 +13,10 @@ from flask.testing import FlaskClient
 from oaipmh_server import datestamps
 
 from .conftest import load_into, make_app
+from .db import oai_identifiers, stored_fields
 from .oai import NS, error_codes, harvest, identifiers, token, tree
 
 REPO = "oai:repository.example.org:"
-
-
-def all_ids(url: str, deleted: bool | None = None) -> set[str]:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        query = "SELECT local_id FROM records"
-        if deleted is not None:
-            query += f" WHERE deleted = {int(deleted)}"
-        return {REPO + lid for (lid,) in db.execute(query)}
 
 
 @pytest.mark.parametrize("page_size", [1, 3, 10, 100])
@@ -33,7 +25,7 @@ def test_full_harvest_gets_every_record_once(database_url: str, page_size: int, 
     client = make_app(database_url, page_size=page_size).test_client()
     pages, tokens = harvest(client, verb, metadataPrefix="oai_dc")
     harvested = [i for page in pages for i in identifiers(page)]
-    total = all_ids(database_url)
+    total = oai_identifiers(database_url)
     assert len(harvested) == len(set(harvested)) == len(total)
     assert set(harvested) == total
     if len(total) > page_size:
@@ -59,7 +51,7 @@ def test_deleted_records_are_listed_as_such(client: FlaskClient, database_url: s
     deleted = {r.findtext("oai:header/oai:identifier", namespaces=NS)
                for page in pages for r in page.iterfind(".//oai:record", NS)
                if r.find("oai:header", NS).get("status") == "deleted"}  # fmt: skip
-    assert deleted == all_ids(database_url, deleted=True)
+    assert deleted == oai_identifiers(database_url, deleted=True)
     assert deleted
     for page in pages:
         for r in page.iterfind(".//oai:record", NS):
@@ -140,7 +132,7 @@ def test_tokens_survive_a_restart(database_url: str) -> None:
     client = second.test_client()
     rest, _ = harvest(client, "ListRecords", resumptionToken=token(root).text)
     harvested = first_page + [i for p in rest for i in identifiers(p)]
-    assert sorted(harvested) == sorted(all_ids(database_url))
+    assert sorted(harvested) == sorted(oai_identifiers(database_url))
 
 
 def test_token_verb_must_match(client: FlaskClient) -> None:
@@ -188,14 +180,12 @@ def test_harvest_with_changes_between_pages_loses_and_duplicates_nothing(
     first = tree(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc"))
     started = first.findtext("oai:responseDate", namespaces=NS)
     seen = identifiers(first)
-    live = sorted(all_ids(database_url, deleted=False) - set(seen))
-    before = all_ids(database_url)
+    live = sorted(oai_identifiers(database_url, deleted=False) - set(seen))
+    before = oai_identifiers(database_url)
 
     changed_seen = seen[0].removeprefix(REPO)  # already harvested, then changed
     changed_ahead, deleted_ahead = (i.removeprefix(REPO) for i in live[-2:])  # not reached yet
-    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
-        fields = {lid: json.loads(text) for lid, text in db.execute(
-            "SELECT local_id, fields FROM records WHERE local_id IN (?, ?)", (changed_seen, changed_ahead))}  # fmt: skip
+    fields = stored_fields(database_url, changed_seen, changed_ahead)
 
     def updated(local_id: str) -> dict:
         metadata = [{"field": n, "value": v, "lang": lang} for n, v, lang in fields[local_id]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.drafts import normalise_language
 
 from .conftest import load_into, make_app
+from .db import datestamps, everything
 from .oai import NS, error_codes, tree
 
 T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -41,21 +41,6 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
     return path
 
 
-def rows(url: str) -> list[tuple[Any, ...]]:
-    """Everything in the store, to compare before and after a load."""
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        return [
-            row
-            for table in ("records", "memberships", "fragments", "sets")
-            for row in db.execute(f"SELECT * FROM {table} ORDER BY 1, 2")
-        ]
-
-
-def datestamps(url: str) -> dict[str, str]:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        return dict(db.execute("SELECT local_id, datestamp FROM records"))
-
-
 def test_first_load_dates_records_by_accessioned(empty_database_url: str, tmp_path: Path) -> None:
     files = write_jsonl(
         tmp_path / "r.jsonl",
@@ -65,19 +50,19 @@ def test_first_load_dates_records_by_accessioned(empty_database_url: str, tmp_pa
     summary = load_into(empty_database_url, files, clock=lambda: T1)
     assert (summary.added, summary.clamped, summary.rejected) == (3, 0, 0)
     assert datestamps(empty_database_url) == {
-        "1": "2015-07-21 02:23:32.000000",
-        "2": "2019-11-02 07:04:05.000000",
-        "3": "2017-06-30 00:00:00.000000",
+        "1": "2015-07-21T02:23:32Z",
+        "2": "2019-11-02T07:04:05Z",
+        "3": "2017-06-30T00:00:00Z",
     }
 
 
 def test_identical_reload_changes_nothing(empty_database_url: str, tmp_path: Path) -> None:
     files = write_jsonl(tmp_path / "r.jsonl", [record("1"), record("2", deleted=True)])
     load_into(empty_database_url, files, clock=lambda: T1)
-    before = rows(empty_database_url)
+    before = everything(empty_database_url)
     summary = load_into(empty_database_url, files, clock=lambda: T2)
     assert (summary.unchanged, summary.added, summary.updated, summary.deleted) == (2, 0, 0, 0)
-    assert rows(empty_database_url) == before
+    assert everything(empty_database_url) == before
 
 
 def test_changed_record_moves_to_the_time_of_the_change(
@@ -93,8 +78,8 @@ def test_changed_record_moves_to_the_time_of_the_change(
     )
     assert (summary.updated, summary.unchanged) == (1, 1)
     assert datestamps(empty_database_url) == {
-        "1": "2025-03-02 12:00:00.000000",
-        "2": "2015-07-21 02:23:32.000000",
+        "1": "2025-03-02T12:00:00Z",
+        "2": "2015-07-21T02:23:32Z",
     }
 
 
@@ -130,7 +115,7 @@ def test_new_record_older_than_the_store_is_clamped(
     late = write_jsonl(tmp_path / "b.jsonl", [record("2", "2016-01-01T00:00:00Z")])
     summary = load_into(empty_database_url, late, clock=lambda: T2)
     assert (summary.added, summary.clamped) == (1, 1)
-    assert datestamps(empty_database_url)["2"] == "2025-03-02 12:00:00.000000"
+    assert datestamps(empty_database_url)["2"] == "2025-03-02T12:00:00Z"
 
 
 def test_keep_accessioned_keeps_it(empty_database_url: str, tmp_path: Path) -> None:
@@ -140,7 +125,7 @@ def test_keep_accessioned_keeps_it(empty_database_url: str, tmp_path: Path) -> N
     late = write_jsonl(tmp_path / "b.jsonl", [record("2", "2016-01-01T00:00:00Z")])
     summary = load_into(empty_database_url, late, clock=lambda: T2, keep_accessioned=True)
     assert summary.clamped == 0
-    assert datestamps(empty_database_url)["2"] == "2016-01-01 00:00:00.000000"
+    assert datestamps(empty_database_url)["2"] == "2016-01-01T00:00:00Z"
 
 
 def test_missing_accessioned_is_an_error_unless_configured(
@@ -156,7 +141,7 @@ def test_missing_accessioned_is_an_error_unless_configured(
         empty_database_url, files, clock=lambda: T1, missing_accessioned="ingest_time"
     )
     assert summary.added == 1
-    assert datestamps(empty_database_url)["1"] == "2025-03-01 12:00:00.000000"
+    assert datestamps(empty_database_url)["1"] == "2025-03-01T12:00:00Z"
 
 
 BAD_RECORDS = [
@@ -227,13 +212,13 @@ def test_bad_record_fails_the_whole_load(
     empty_database_url: str, tmp_path: Path, bad: Any, message: str
 ) -> None:
     load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("1")]))
-    before = rows(empty_database_url)
+    before = everything(empty_database_url)
     files = write_jsonl(tmp_path / "r.jsonl", [record("2"), record("3"), bad, record("4")])
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, files)
     assert len(failure.value.problems) == 1
     assert str(failure.value.problems[0]).startswith(f"{files}:3: {message}")
-    assert rows(empty_database_url) == before
+    assert everything(empty_database_url) == before
 
 
 def test_every_problem_is_reported(empty_database_url: str, tmp_path: Path) -> None:
@@ -254,7 +239,7 @@ def test_malformed_json_late_in_a_big_file_loads_nothing(
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, path)
     assert str(failure.value.problems[0]).startswith(f"{path}:3001: record broken: malformed JSON")
-    assert rows(empty_database_url) == []
+    assert everything(empty_database_url) == []
 
 
 def test_json_array_errors_name_the_line(empty_database_url: str, tmp_path: Path) -> None:
@@ -274,7 +259,7 @@ def test_truncated_json_array(empty_database_url: str, tmp_path: Path) -> None:
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, path)
     assert "malformed JSON" in str(failure.value.problems[0])
-    assert rows(empty_database_url) == []
+    assert everything(empty_database_url) == []
 
 
 def test_single_object_and_array_files(empty_database_url: str, tmp_path: Path) -> None:
@@ -398,7 +383,7 @@ def test_cli_bad_config_is_one_clear_line(tmp_path: Path) -> None:
 
 def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_path: Path) -> None:
     load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("first")]))
-    before = rows(empty_database_url)
+    before = everything(empty_database_url)
     big = write_jsonl(tmp_path / "big.jsonl", [record(f"n{i}") for i in range(60_000)])
     process = subprocess.Popen(
         [sys.executable, "-m", "oaipmh_server", "load", str(big)],
@@ -409,7 +394,7 @@ def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_pat
     assert process.poll() is None, "the load finished before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert rows(empty_database_url) == before
+    assert everything(empty_database_url) == before
     summary = load_into(
         empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")])
     )

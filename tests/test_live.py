@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import requests
 from sickle import Sickle
 from sickle.oaiexceptions import BadArgument, IdDoesNotExist
 
 from .conftest import LiveServer
+from .db import oai_identifiers
 from .xsd import validate
 
 REPO = "oai:repository.example.org:"
 
 
 def stored(url: str) -> tuple[set[str], set[str]]:
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
-        rows = list(db.execute("SELECT local_id, deleted FROM records"))
-    return {REPO + i for i, _ in rows}, {REPO + i for i, d in rows if d}
+    return oai_identifiers(url), oai_identifiers(url, deleted=True)
 
 
 def test_sickle_harvests_everything_exactly_once(

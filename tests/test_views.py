@@ -3,6 +3,7 @@ HTTP behaviour (methods, sizes, content types). Every response is XSD-validated.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import quote
 
 import pytest
@@ -338,16 +339,18 @@ def test_many_arguments(client: FlaskClient) -> None:
     assert error_codes(client.get(f"/oai?{query}")) == ["badArgument"]
 
 
-def test_database_down_is_503_with_retry_after(client: FlaskClient, app) -> None:
-    app.extensions["oaipmh"].store.engine.dispose()
-    import os
-
-    os.remove(app.extensions["oaipmh"].store.engine.url.database)
-    os.mkdir(app.extensions["oaipmh"].store.engine.url.database)  # unopenable now
+def test_database_down_is_503_with_retry_after(client: FlaskClient, app, backend, request) -> None:
+    store = app.extensions["oaipmh"].store
+    store.engine.dispose()
+    if backend == "sqlite":
+        os.remove(store.engine.url.database)
+        os.mkdir(store.engine.url.database)  # unopenable now
+    else:
+        request.getfixturevalue("postgres").drop_database(store.engine.url.database)
     response = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
-    assert b"sqlite" not in response.data.lower()
+    assert b"sqlite" not in response.data.lower() and b"psycopg" not in response.data.lower()
 
 
 def test_content_type_is_text_xml_utf8(client: FlaskClient) -> None:

@@ -122,7 +122,7 @@ class SqlStore:
         return records[0] if records else None
 
     def count_records(self, selection: Selection) -> int:
-        query = _selected(select(func.count()), selection, None)
+        query = _selected(select(func.count()), selection, None, ordered=False)
         return int(self._scalar(query) or 0)
 
     def list_headers(
@@ -199,6 +199,10 @@ class SqlStore:
         with _unavailable(), self.engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
             with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # One load at a time (readers are not blocked): two interleaved loads
+                    # could each see the other's records as absent.
+                    conn.exec_driver_sql("LOCK TABLE records IN EXCLUSIVE MODE")
                 yield LoadTransaction(conn)
 
 
@@ -381,7 +385,9 @@ def _fragment_join(local_id: Any, prefix: str) -> Any:
     return (FragmentRow.local_id == local_id) & (FragmentRow.prefix == prefix)
 
 
-def _selected(query: AnySelect, selection: Selection, after: Position | None) -> AnySelect:
+def _selected(
+    query: AnySelect, selection: Selection, after: Position | None, *, ordered: bool = True
+) -> AnySelect:
     """Restrict to a selection and continue after a keyset position, in datestamp order.
 
     For a set the order is the membership index's: (set_spec, datestamp, local_id).
@@ -404,7 +410,7 @@ def _selected(query: AnySelect, selection: Selection, after: Position | None) ->
             tuple_(datestamp, local_id)
             > tuple_(literal(after.datestamp, UTCDateTime()), literal(after.local_id))
         )
-    return query.order_by(datestamp, local_id)
+    return query.order_by(datestamp, local_id) if ordered else query
 
 
 def _header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -> Header:

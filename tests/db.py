@@ -1,0 +1,52 @@
+"""Reading a store directly, whatever its backend, to check what a load wrote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import create_engine, select
+from sqlalchemy.pool import NullPool
+
+from oaipmh_server.datestamps import format_datestamp
+from oaipmh_server.store.schema import FragmentRow, MembershipRow, RecordRow, SetRow
+
+REPO = "oai:repository.example.org:"
+
+
+def fetch(url: str, query: Any) -> list[Any]:
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(query))
+    finally:
+        engine.dispose()
+
+
+def everything(url: str) -> list[tuple[Any, ...]]:
+    """Every row of every table, to compare a store before and after a load."""
+    rows: list[tuple[Any, ...]] = []
+    for table in (RecordRow, MembershipRow, FragmentRow, SetRow):
+        columns = list(table.__table__.columns)
+        rows += [tuple(r) for r in fetch(url, select(*columns).order_by(*columns[:2]))]
+    return rows
+
+
+def datestamps(url: str) -> dict[str, str]:
+    return {
+        lid: format_datestamp(ds)
+        for lid, ds in fetch(url, select(RecordRow.local_id, RecordRow.datestamp))
+    }
+
+
+def oai_identifiers(url: str, deleted: bool | None = None) -> set[str]:
+    query = select(RecordRow.local_id)
+    if deleted is not None:
+        query = query.where(RecordRow.deleted.is_(deleted))
+    return {REPO + lid for (lid,) in fetch(url, query)}
+
+
+def stored_fields(url: str, *local_ids: str) -> dict[str, Any]:
+    import json
+
+    query = select(RecordRow.local_id, RecordRow.fields).where(RecordRow.local_id.in_(local_ids))
+    return {lid: json.loads(text) for lid, text in fetch(url, query)}
