@@ -96,6 +96,7 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
     except (ConfigError, StoreUnavailable) as e:
         raise click.ClickException(str(e)) from None
     if dev:
+        _log_to_stderr()
         app.run(host=host, port=port, debug=True)
         return
     app.extensions["oaipmh"].store.close()
@@ -110,7 +111,6 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
             options: dict[str, Any] = {
                 "bind": f"{host}:{port}",
                 "workers": workers,
-                "accesslog": "-",
                 "timeout": 120,
             }
             for key, value in options.items():
@@ -119,9 +119,17 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
         def load(self) -> Any:
             from .app import create_app
 
+            _log_to_stderr()
             return create_app()
 
     Application().run()
+
+
+def _log_to_stderr() -> None:
+    """The server's own lines (one JSON access line per request, warnings) on stderr."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
 
 def _settings() -> Any:

@@ -28,6 +28,8 @@ from .tokens import ResumptionState, decode_token, encode_token
 from .verbs import Request, parse_request
 
 SAMPLE_LOCAL_ID = "123456789/1"
+# Content codings the web edge honours per Accept-Encoding (identity is implied, 3.1.3).
+COMPRESSIONS = ("gzip", "deflate")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ def identify(request: Request, context: Context) -> Reply:
         earliest_datestamp=earliest,
         repository_identifier=settings.repository_identifier,
         sample_identifier=context.oai_identifier(sample),
+        compressions=COMPRESSIONS,
     )
     return _document(request, context, [body])
 

@@ -103,6 +103,7 @@ def identify_body(
     earliest_datestamp: datetime,
     repository_identifier: str,
     sample_identifier: str,
+    compressions: Sequence[str] = (),
 ) -> bytes:
     elements = []
     for tag, text in (
@@ -113,6 +114,7 @@ def identify_body(
         ("earliestDatestamp", format_datestamp(earliest_datestamp)),
         ("deletedRecord", "persistent"),
         ("granularity", "YYYY-MM-DDThh:mm:ssZ"),
+        *(("compression", name) for name in compressions),
     ):
         element = etree.Element(tag)
         element.text = clean_text(text)

@@ -43,8 +43,21 @@ class ValidatingClient(FlaskClient):
     def open(self, *args: Any, **kwargs: Any) -> Any:
         response = super().open(*args, **kwargs)
         if response.mimetype == "text/xml" and response.status_code == 200 and response.data:
-            xsd.validate(response.data)
+            xsd.validate(decoded(response))
         return response
+
+
+def decoded(response: Any) -> bytes:
+    """The body as the client reads it, after its Content-Encoding."""
+    import gzip
+    import zlib
+
+    coding = response.headers.get("Content-Encoding")
+    if coding == "gzip":
+        return gzip.decompress(response.data)
+    if coding == "deflate":
+        return zlib.decompress(response.data)
+    return bytes(response.data)
 
 
 @pytest.fixture(autouse=True)

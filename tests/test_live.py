@@ -64,3 +64,33 @@ def test_live_server_http_behaviour(live_server: LiveServer) -> None:
     too_long = requests.get(live_server.url + "?verb=Identify&x=" + "a" * 1_000_000, timeout=10)
     assert too_long.status_code in (400, 414)
     assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=10).status_code == 200
+
+
+def test_two_servers_share_one_harvest(database_url: str, tmp_path) -> None:
+    """Stateless tokens: pages alternate between two server processes on one database,
+    and the harvest still gets every record exactly once."""
+    import re
+
+    servers = [LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="5") for _ in range(2)]
+    try:
+        harvested: list[str] = []
+        params = {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc"}
+        page = 0
+        while True:
+            server = servers[page % 2]
+            response = requests.get(server.url, params=params, timeout=10)
+            validate(response.content)
+            harvested += re.findall(r"<identifier>([^<]+)</identifier>", response.text)
+            token = re.search(r"<resumptionToken[^>]*>([^<]+)</resumptionToken>", response.text)
+            page += 1
+            if token is None:
+                break
+            params = {"verb": "ListIdentifiers", "resumptionToken": token.group(1)}
+        assert page > 2
+        assert len(harvested) == len(set(harvested)) == len(oai_identifiers(database_url))
+        assert (
+            requests.get(servers[1].url.replace("/oai", "/healthz"), timeout=10).status_code == 200
+        )
+    finally:
+        for server in servers:
+            server.stop()

@@ -399,3 +399,52 @@ def test_random_hostile_requests_never_break(client: FlaskClient) -> None:
         if response.status_code == 200:
             tree(response)
     assert error_codes(client.get("/oai?verb=Identify")) == []
+
+
+@pytest.mark.parametrize(("accept", "coding"), [("gzip", "gzip"), ("deflate", "deflate"),
+                                                ("gzip;q=0, deflate", "deflate"), ("br", None), ("", None)])  # fmt: skip
+def test_compression_per_accept_encoding(
+    client: FlaskClient, accept: str, coding: str | None
+) -> None:
+    import gzip
+    import zlib
+
+    plain = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc").data
+    response = client.get(
+        "/oai?verb=ListRecords&metadataPrefix=oai_dc", headers={"Accept-Encoding": accept}
+    )
+    assert response.headers.get("Content-Encoding") == coding
+    assert "Accept-Encoding" in response.headers["Vary"]
+    body = response.data
+    if coding == "gzip":
+        body = gzip.decompress(body)
+    elif coding == "deflate":
+        body = zlib.decompress(body)
+    assert body == plain
+
+
+def test_identify_advertises_compression(client: FlaskClient) -> None:
+    root = tree(client.get("/oai?verb=Identify"))
+    assert [e.text for e in root.iterfind("oai:Identify/oai:compression", NS)] == [
+        "gzip",
+        "deflate",
+    ]
+
+
+def test_healthz(client: FlaskClient, app) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json["status"] == "ok" and response.json["records"] > 40
+
+
+def test_one_structured_access_line_per_request(client: FlaskClient, caplog) -> None:
+    import json
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="oaipmh_server.access"):
+        client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc&set=com_10722_1")
+        client.get("/oai?verb=Nope")
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "oaipmh_server.access"]
+    assert lines[0]["verb"] == "ListRecords" and lines[0]["status"] == 200
+    assert lines[0]["arguments"]["set"] == "com_10722_1" and lines[0]["records"] > 0
+    assert lines[1]["errors"] == ["badVerb"] and isinstance(lines[1]["ms"], float)

@@ -83,6 +83,10 @@ class SqlStore:
     def token_secret(self) -> str:
         return self._secret
 
+    def count_all(self) -> int:
+        """How many records (deleted included) the store holds; a health check's query."""
+        return int(self._scalar(select(func.count()).select_from(RecordRow)) or 0)
+
     def earliest_datestamp(self) -> datetime | None:
         earliest: datetime | None = self._scalar(select(func.min(RecordRow.datestamp)))
         return earliest
