@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask
 
 from .config import Settings, load_settings
+from .flow import Places
 from .formats import MetadataFormat, build_formats
 from .store import SqlStore
 
@@ -20,6 +21,7 @@ class Provider:
     settings: Settings
     store: SqlStore
     formats: dict[str, MetadataFormat]
+    places: Places | None  # flow control; None when unlimited
 
 
 # Far above any honest OAI-PMH request (the longest is a resumptionToken of a few hundred
@@ -30,14 +32,21 @@ MAX_BODY = 64 * 1024
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
-    store = SqlStore(settings.database_url, token_secret=settings.token_secret)
+    store = SqlStore(
+        settings.database_url,
+        token_secret=settings.token_secret,
+        password=settings.database_password,
+    )
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY,
         MAX_FORM_MEMORY_SIZE=MAX_BODY,
         MAX_FORM_PARTS=100,
     )
-    app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings))
+    places = None
+    if settings.max_concurrent_lists:
+        places = Places.for_database(settings.max_concurrent_lists, settings.database_url)
+    app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
 
     from . import views
 

@@ -35,7 +35,7 @@ def load(paths: tuple[str, ...]) -> None:
     from .ingest.load import load_paths
 
     settings = _settings()
-    store = _open_store(settings.database_url, settings.token_secret)
+    store = _open_store(settings)
     bar = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr, leave=False)
 
     def advance(records: int) -> None:
@@ -89,6 +89,7 @@ def load(paths: tuple[str, ...]) -> None:
 @click.option("--dev", is_flag=True, help="Flask's development server with its reloader instead.")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Serve /oai over HTTP (gunicorn; --dev for Flask's development server)."""
+    _share_metrics_between_workers()
     from .app import create_app
 
     try:
@@ -125,6 +126,16 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
     Application().run()
 
 
+def _share_metrics_between_workers() -> None:
+    """prometheus_client's multiprocess mode: every worker writes its counts in one fresh
+    folder, and /metrics adds them up. It must be set before the metrics are imported."""
+    import os
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="oaipmh-metrics-")
+
+
 def _log_to_stderr() -> None:
     """The server's own lines (one JSON access line per request, warnings) on stderr."""
     import logging
@@ -139,10 +150,14 @@ def _settings() -> Any:
         raise click.ClickException(str(e)) from None
 
 
-def _open_store(url: str, secret: str | None) -> Any:
+def _open_store(settings: Any) -> Any:
     from .store import SqlStore
 
     try:
-        return SqlStore(url, token_secret=secret)
+        return SqlStore(
+            settings.database_url,
+            token_secret=settings.token_secret,
+            password=settings.database_password,
+        )
     except StoreUnavailable as e:
-        raise click.ClickException(f"cannot open the database {url!r}: {e}") from None
+        raise click.ClickException(f"cannot open the database: {e}") from None

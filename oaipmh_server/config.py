@@ -42,6 +42,10 @@ class Settings:
     admin_emails: tuple[str, ...]
     base_url: str | None
     database_url: str
+    database_password: str | None
+    mode: Literal["development", "production"]
+    max_concurrent_lists: int
+    retry_after: int
     page_size: int
     token_secret: str | None
     keep_accessioned: bool
@@ -57,6 +61,10 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("repository", "admin_emails"): "admin_emails",
     ("repository", "base_url"): "base_url",
     ("store", "database_url"): "database_url",
+    ("store", "database_password"): "database_password",
+    ("server", "mode"): "mode",
+    ("server", "max_concurrent_lists"): "max_concurrent_lists",
+    ("server", "retry_after"): "retry_after",
     ("harvest", "page_size"): "page_size",
     ("harvest", "token_secret"): "token_secret",
     ("datestamps", "keep_accessioned"): "keep_accessioned",
@@ -67,6 +75,8 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
 
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
+    "OAIPMH_DATABASE_PASSWORD": "database_password",
+    "OAIPMH_MODE": "mode",
     "OAIPMH_BASE_URL": "base_url",
     "OAIPMH_TOKEN_SECRET": "token_secret",
     "OAIPMH_PAGE_SIZE": "page_size",
@@ -158,15 +168,31 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not database_url:
         raise fail("database_url", "must not be empty")
 
-    page_size_value = raw["page_size"][0]
-    if isinstance(page_size_value, str) and page_size_value.strip().isdigit():
-        page_size_value = int(page_size_value)
-        raw["page_size"] = (page_size_value, raw["page_size"][1])
+    for number in ("page_size", "max_concurrent_lists", "retry_after"):
+        value, source = raw[number]
+        if isinstance(value, str) and value.strip().isdigit():  # from the environment
+            raw[number] = (int(value), source)
     page_size = get("page_size", int)
     if not 1 <= page_size <= 10_000:
         raise fail("page_size", f"must be between 1 and 10000, got {page_size}")
+    max_lists = get("max_concurrent_lists", int)
+    if max_lists < 0:
+        raise fail("max_concurrent_lists", f"must be 0 (no limit) or more, got {max_lists}")
+    retry_after = get("retry_after", int)
+    if not 1 <= retry_after <= 86_400:
+        raise fail("retry_after", f"must be between 1 and 86400 seconds, got {retry_after}")
 
     token_secret = get("token_secret", str) or None
+    database_password = get("database_password", str) or None
+    mode = get("mode", str)
+    if mode not in ("development", "production"):
+        raise fail("mode", f"must be 'development' or 'production', got {mode!r}")
+    if mode == "production":
+        if token_secret is None or len(token_secret) < 32:
+            raise fail("token_secret", "production mode needs a token secret of 32 characters "
+                       "or more (OAIPMH_TOKEN_SECRET)")  # fmt: skip
+        if base_url is None:
+            raise fail("base_url", "production mode needs the advertised baseURL (OAIPMH_BASE_URL)")
 
     keep_accessioned = get("keep_accessioned", bool)
     missing = get("missing_accessioned", str)
@@ -190,6 +216,10 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         admin_emails=emails,
         base_url=base_url,
         database_url=database_url,
+        database_password=database_password,
+        mode=mode,
+        max_concurrent_lists=max_lists,
+        retry_after=retry_after,
         page_size=page_size,
         token_secret=token_secret,
         keep_accessioned=keep_accessioned,

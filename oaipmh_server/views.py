@@ -19,7 +19,7 @@ import zlib
 from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 
-from . import datestamps
+from . import datestamps, metrics
 from .app import MAX_QUERY_STRING, Provider
 from .errors import StoreUnavailable
 from .protocol import COMPRESSIONS, Context, Reply, respond
@@ -30,7 +30,6 @@ access_log = logging.getLogger("oaipmh_server.access")
 
 XML_TYPE = "text/xml; charset=utf-8"
 FORM_TYPE = "application/x-www-form-urlencoded"
-RETRY_AFTER_SECONDS = 30
 SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?")
 
 
@@ -53,12 +52,33 @@ def oai() -> Response:
         now=datestamps.now(),
     )
     g.arguments = pairs
+    verbs = [value for name, value in pairs if name == "verb"]
+    if provider.places is None or verbs not in (["ListRecords"], ["ListIdentifiers"]):
+        return _answer(pairs, context)
+    resuming = any(name == "resumptionToken" for name, _ in pairs)
+    with provider.places.take(resuming) as admitted:
+        if not admitted:
+            metrics.THROTTLED.labels("busy").inc()
+            response = _plain("Too many harvests at once; try again later.\n", 503)
+            response.headers["Retry-After"] = str(provider.settings.retry_after)
+            return response
+        return _answer(pairs, context)
+
+
+def _answer(pairs: list[tuple[str, str]], context: Context) -> Response:
     try:
         reply = respond(pairs, context)
     except StoreUnavailable as e:
         return _unavailable(e)
     g.reply = reply
     return _compressed(b"".join(reply.body))
+
+
+@blueprint.route("/metrics")
+def metrics_page() -> Response:
+    """Prometheus text format: requests per verb, error codes, latency, records, 503s."""
+    body, content_type = metrics.exposition()
+    return Response(body, status=200, content_type=content_type)
 
 
 @blueprint.route("/healthz")
@@ -93,6 +113,14 @@ def _log_access(response: Response) -> Response:
         "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
     }
     access_log.info(json.dumps(line, ensure_ascii=True))
+    if reply is not None:
+        verb = reply.verb or "none"
+        metrics.REQUESTS.labels(verb).inc()
+        metrics.LATENCY.labels(verb).observe(line["ms"] / 1000)
+        if reply.records:
+            metrics.RECORDS.labels(verb).inc(reply.records)
+        for code in reply.errors:
+            metrics.ERRORS.labels(code).inc()
     return response
 
 
@@ -115,8 +143,10 @@ def _compressed(document: bytes) -> Response:
 
 def _unavailable(error: StoreUnavailable) -> Response:
     log.warning("store unavailable: %s", error.__cause__ or error)
+    metrics.THROTTLED.labels("database").inc()
     response = _plain("The repository's database is unavailable; try again later.\n", 503)
-    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    provider: Provider = current_app.extensions["oaipmh"]
+    response.headers["Retry-After"] = str(provider.settings.retry_after)
     return response
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     insert,
     inspect,
     literal,
+    make_url,
     select,
     tuple_,
     update,
@@ -68,9 +69,11 @@ def _unavailable() -> Iterator[None]:
 class SqlStore:
     """A RecordSource over SQL, plus the write side that ingest uses."""
 
-    def __init__(self, url: str, *, token_secret: str | None = None) -> None:
+    def __init__(
+        self, url: str, *, token_secret: str | None = None, password: str | None = None
+    ) -> None:
         self.url = url
-        self.engine = _create_engine(url)
+        self.engine = _create_engine(url, password)
         with _unavailable():
             _migrate(self.engine)
             self._secret = token_secret or self._stored_secret()
@@ -424,8 +427,10 @@ def _header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -
 # -- engine and schema --------------------------------------------------------------------
 
 
-def _create_engine(url: str) -> Engine:
+def _create_engine(url: str, password: str | None = None) -> Engine:
     try:
+        if password is not None:
+            url = make_url(url).set(password=password).render_as_string(hide_password=False)
         if url.startswith("sqlite"):
             memory = url in ("sqlite://", "sqlite:///:memory:")
             engine = create_engine(
@@ -463,13 +468,26 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 def _migrate(engine: Engine) -> None:
-    """Create the schema on first use, or bring an older one up to date (Alembic)."""
+    """Create the schema on first use, or bring an older one up to date (Alembic).
+
+    The usual case, a schema already at the newest revision, only reads, so a server can
+    start while a load holds the write lock. Otherwise one process at a time migrates
+    (SQLite's write lock, PostgreSQL's advisory lock) and the others find it done.
+    """
     from alembic import command
     from alembic.config import Config
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", "oaipmh_server.store:migrations")
-    with engine.begin() as conn:
+    head = ScriptDirectory.from_config(config).get_current_head()
+    with engine.connect() as conn:
+        if MigrationContext.configure(conn).get_current_revision() == head:
+            return
+    with engine.connect() as conn, conn.execution_options(immediate=True).begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242424242)")
         config.attributes["connection"] = conn
         if not inspect(conn).has_table("records"):
             Base.metadata.create_all(conn)

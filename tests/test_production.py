@@ -1,0 +1,178 @@
+"""What production relies on: flow control, metrics, health, production-mode settings,
+secrets from the environment, and loads that queue instead of colliding."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from oaipmh_server.config import load_settings
+from oaipmh_server.errors import ConfigError
+from oaipmh_server.flow import Places
+
+from .conftest import LiveServer, make_app
+from .db import oai_identifiers
+from .oai import error_codes, token, tree
+
+
+def test_new_harvests_wait_when_every_place_is_taken(database_url: str) -> None:
+    app = make_app(database_url, max_concurrent_lists=4, retry_after=7, page_size=5)
+    client = app.test_client()
+    value = token(tree(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc"))).text
+    places: Places = app.extensions["oaipmh"].places
+    assert places.reserved == 1
+    with places.take(resuming=False) as a, places.take(False) as b, places.take(False) as c:
+        assert a and b and c  # three places for new harvests, all taken now
+        busy = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
+        assert busy.status_code == 503
+        assert busy.headers["Retry-After"] == "7"
+        # A harvest under way still gets the place kept for it …
+        going_on = client.get(
+            "/oai", query_string={"verb": "ListRecords", "resumptionToken": value}
+        )
+        assert going_on.status_code == 200
+        # … and verbs that are not lists are never turned away.
+        assert error_codes(client.get("/oai?verb=Identify")) == []
+        with places.take(resuming=True) as d:
+            assert d
+            assert (
+                client.get(
+                    "/oai", query_string={"verb": "ListRecords", "resumptionToken": value}
+                ).status_code
+                == 503
+            )
+    assert client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc").status_code == 200
+
+
+def test_burst_of_concurrent_harvests_gets_503_with_retry_after(
+    database_url: str, tmp_path: Path
+) -> None:
+    server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="100")
+    server.stop()
+    config = tmp_path / "flow.toml"
+    config.write_text("[server]\nmax_concurrent_lists = 1\nretry_after = 3\n")
+    server = LiveServer(database_url, tmp_path, OAIPMH_CONFIG=str(config), OAIPMH_PAGE_SIZE="100")
+    try:
+
+        def get(_: int) -> requests.Response:
+            return requests.get(
+                server.url, params={"verb": "ListRecords", "metadataPrefix": "oai_dc"}, timeout=30
+            )
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            responses = list(pool.map(get, range(40)))
+        statuses = {r.status_code for r in responses}
+        assert statuses <= {200, 503}
+        assert 200 in statuses
+        assert all(r.headers["Retry-After"] == "3" for r in responses if r.status_code == 503)
+        metrics = requests.get(server.url.replace("/oai", "/metrics"), timeout=10).text
+        served = sum(1 for r in responses if r.status_code == 200)
+        assert f'oaipmh_requests_total{{verb="ListRecords"}} {float(served)}' in metrics
+        if 503 in statuses:
+            assert 'oaipmh_throttled_total{reason="busy"}' in metrics
+    finally:
+        server.stop()
+
+
+def test_metrics_in_prometheus_text_format(client: FlaskClient) -> None:
+    client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
+    client.get("/oai?verb=Nope")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain")
+    text = response.get_data(as_text=True)
+    for name in ("oaipmh_requests_total", "oaipmh_errors_total", "oaipmh_page_seconds_bucket",
+                 "oaipmh_records_served_total"):  # fmt: skip
+        assert name in text
+    assert 'oaipmh_errors_total{code="badVerb"}' in text
+
+
+def test_health_fails_when_the_database_is_down(
+    client: FlaskClient, app, backend: str, request
+) -> None:
+    assert client.get("/healthz").status_code == 200
+    store = app.extensions["oaipmh"].store
+    store.engine.dispose()
+    if backend == "sqlite":
+        os.remove(store.engine.url.database)
+        os.mkdir(store.engine.url.database)
+    else:
+        request.getfixturevalue("postgres").drop_database(store.engine.url.database)
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"OAIPMH_MODE": "production"}, "token_secret"),
+        ({"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "short"}, "32 characters"),
+        ({"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "x" * 32}, "base_url"),
+        ({"OAIPMH_MODE": "staging"}, "mode"),
+        ({"OAIPMH_BASE_URL": "/oai"}, "base_url"),
+    ],
+)
+def test_production_mode_needs_secret_and_base_url(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(environ=environ)
+
+
+def test_production_mode_with_everything_set() -> None:
+    settings = load_settings(environ={"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
+                                      "OAIPMH_BASE_URL": "https://hub.example.org/oai"})  # fmt: skip
+    assert settings.mode == "production"
+
+
+def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "oaipmh_server", "serve", "--port", "1"],
+        env={**os.environ, "OAIPMH_MODE": "production", "OAIPMH_DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite3"},
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "token_secret" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite has no passwords
+def test_database_password_from_the_environment(backend: str, request) -> None:
+    cluster = request.getfixturevalue("postgres")
+    cluster.execute(
+        "DO $$ BEGIN CREATE ROLE harvester LOGIN PASSWORD 's3cret'; EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+    )
+    url = cluster.create_database("password_test")
+    cluster.execute("ALTER DATABASE password_test OWNER TO harvester")
+    with_user = url.replace("postgres@", "harvester@")
+    settings = load_settings(
+        {"database_url": with_user}, environ={"OAIPMH_DATABASE_PASSWORD": "s3cret"}
+    )
+    assert settings.database_password == "s3cret"
+    app = make_app(with_user, database_password="s3cret")
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def test_concurrent_loads_queue_and_both_land(empty_database_url: str, tmp_path: Path) -> None:
+    files = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps({
+            "id": f"{name}{i}", "sets": ["s"],
+            "metadata": [{"field": "dc.date.accessioned", "value": "2020-01-01T00:00:00Z"},
+                         {"field": "dc.title", "value": f"{name} {i}"}]}) + "\n" for i in range(3000)))  # fmt: skip
+        files.append(path)
+    env = {**os.environ, "OAIPMH_DATABASE_URL": empty_database_url}
+    loads = [subprocess.Popen([sys.executable, "-m", "oaipmh_server", "load", str(f)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+             for f in files]  # fmt: skip
+    for process in loads:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr
+    assert len(oai_identifiers(empty_database_url)) == 6000
