@@ -20,14 +20,15 @@ from oaipmh_server.store.schema import Base
 from .conftest import sqlite_url
 
 
-def test_migrations_build_the_schema_of_the_models(tmp_path: Path) -> None:
-    engine = create_engine(sqlite_url(tmp_path / "migrated.sqlite3"))
+def test_migrations_build_the_schema_of_the_models(empty_database_url: str) -> None:
+    engine = create_engine(empty_database_url)
     config = Config()
     config.set_main_option("script_location", "oaipmh_server.store:migrations")
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    engine.dispose()
     assert differences == []
 
 
