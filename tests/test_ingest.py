@@ -399,3 +399,20 @@ def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_pat
         empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")])
     )
     assert summary.added == 1
+
+
+def test_field_order_across_fields_is_not_a_change(empty_database_url: str, tmp_path: Path) -> None:
+    first = record("1")
+    load_into(empty_database_url, write_jsonl(tmp_path / "a.jsonl", [first]))
+    reordered = dict(first, metadata=list(reversed(first["metadata"])))
+    summary = load_into(empty_database_url, write_jsonl(tmp_path / "b.jsonl", [reordered]))
+    assert summary.unchanged == 1
+    two_authors = record("1")
+    two_authors["metadata"] += [{"field": "dc.contributor.author", "value": "A"},
+                                {"field": "dc.contributor.author", "value": "B"}]  # fmt: skip
+    load_into(empty_database_url, write_jsonl(tmp_path / "c.jsonl", [two_authors]))
+    swapped = record("1")
+    swapped["metadata"] += [{"field": "dc.contributor.author", "value": "B"},
+                            {"field": "dc.contributor.author", "value": "A"}]  # fmt: skip
+    summary = load_into(empty_database_url, write_jsonl(tmp_path / "d.jsonl", [swapped]))
+    assert summary.updated == 1  # the order of authors is part of the record

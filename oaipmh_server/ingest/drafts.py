@@ -54,12 +54,18 @@ class Draft:
 
     @property
     def content_hash(self) -> str:
-        """Equal for equal content: a reload of the same record changes nothing."""
+        """Equal for equal content: a reload of the same record changes nothing.
+
+        Values keep their order within a field (DSpace's `place`: the first author stays
+        first), but the order of different fields means nothing: an export that lists the
+        same values column by column (CSV) or element by element (SAF) is the same record.
+        """
+        fields = sorted(self.fields, key=lambda f: f.name)  # stable: keeps order within a field
         canonical = json.dumps(
             [
                 self.deleted,
                 sorted(self.set_specs),
-                [[f.name, f.value, f.lang] for f in self.fields],
+                [[f.name, f.value, f.lang] for f in fields],
             ],
             ensure_ascii=False,
         )

@@ -65,13 +65,18 @@ class LoadSummary:
 
 
 def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[LoadError]]:
-    """The record files named, folders searched recursively in name order."""
+    """The record files named, folders searched recursively in name order, except that a
+    folder's `sets.json` comes before its other files: records can then refer to the sets
+    it defines (a DSpace export names collections, which it places in the hierarchy)."""
     files: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+            found = sorted(
+                (p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES),
+                key=lambda p: (p.parent, p.name != "sets.json", p.name),
+            )
             if not found:
                 problems.append(
                     LoadError(str(path), None, None, "no .json or .jsonl files in this folder")
