@@ -416,3 +416,21 @@ def test_field_order_across_fields_is_not_a_change(empty_database_url: str, tmp_
                             {"field": "dc.contributor.author", "value": "A"}]  # fmt: skip
     summary = load_into(empty_database_url, write_jsonl(tmp_path / "d.jsonl", [swapped]))
     assert summary.updated == 1  # the order of authors is part of the record
+
+
+def test_flat_spec_means_the_defined_set_ending_with_it(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "sets.json").write_text(
+        json.dumps({"sets": [{"spec": "com_1:col_5", "name": "Articles"}]})
+    )
+    write_jsonl(tmp_path / "r.jsonl", [record("1", sets=["col_5"]), record("2", sets=["col_9"])])
+    load_into(empty_database_url, tmp_path)
+    client = make_app(empty_database_url).test_client()
+    root = tree(client.get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc&set=com_1"))
+    assert [
+        h.findtext("oai:setSpec", namespaces=NS) for h in root.iterfind(".//oai:header", NS)
+    ] == ["com_1:col_5"]
+    assert (
+        error_codes(client.get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc&set=col_9")) == []
+    )

@@ -225,7 +225,7 @@ class _Loader:
                 f"{draft.source.path}:{draft.source.line}: record {draft.local_id}: "
                 f"{draft.cleaned} character(s) XML cannot carry replaced by U+FFFD"
             )
-        set_specs = draft.set_specs
+        set_specs = tuple(dict.fromkeys(self._placed(spec) for spec in draft.set_specs))
         if draft.deleted and not set_specs and old is not None:
             set_specs = old.set_specs  # a bare tombstone stays in its sets
         content_hash = _with_sets(draft, set_specs).content_hash
@@ -266,6 +266,15 @@ class _Loader:
         for ancestor in ancestors(spec):
             if ancestor not in self.sets:
                 self._put_set(SetInfo(ancestor, ancestor))
+
+    def _placed(self, spec: str) -> str:
+        """A flat spec such as DSpace's `col_10722_5`, when a defined set ends with it
+        (`com_10722_1:col_10722_5`) and no set is named just that, means the defined set:
+        exports name collections, the sets file places them in the hierarchy."""
+        if ":" in spec or spec in self.sets:
+            return spec
+        placed = [known for known in self.sets if known.endswith(":" + spec)]
+        return placed[0] if len(placed) == 1 else spec
 
     def _put_set(self, info: SetInfo) -> None:
         for ancestor in ancestors(info.spec)[:-1]:
