@@ -77,6 +77,50 @@ def load(paths: tuple[str, ...]) -> None:
 
 
 @main.command()
+@click.argument("ids", nargs=-1, required=True)
+def delete(ids: tuple[str, ...]) -> None:
+    """Mark records deleted: tombstones dated now, kept in their sets."""
+    from .formats import build_formats
+    from .ingest.load import delete_records
+
+    settings = _settings()
+    store = _open_store(settings)
+    try:
+        summary = delete_records(ids, store, settings, build_formats(settings))
+    except LoadFailed as failure:
+        for problem in failure.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException("nothing was deleted, the store is unchanged") from None
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed ({e}); nothing was deleted") from None
+    finally:
+        store.close()
+    click.echo(
+        f"Deleted {summary.deleted} record(s); {len(set(ids)) - summary.deleted} already deleted."
+    )
+
+
+@main.command()
+def stats() -> None:
+    """Counts per set, deleted records, earliest and latest datestamp."""
+    from .datestamps import format_datestamp
+
+    settings = _settings()
+    store = _open_store(settings)
+    try:
+        figures = store.stats()
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed: {e}") from None
+    finally:
+        store.close()
+    click.echo(f"records: {figures.records} ({figures.deleted} deleted)")
+    for label, moment in (("earliest", figures.earliest), ("latest", figures.latest)):
+        click.echo(f"{label} datestamp: {format_datestamp(moment) if moment else '-'}")
+    for spec, (name, count) in figures.sets.items():
+        click.echo(f"set {spec}: {count} ({name})")
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option(

@@ -18,6 +18,7 @@ from .errors import (
     BadResumptionToken,
     CannotDisseminateFormat,
     IdDoesNotExist,
+    NoMetadataFormats,
     NoRecordsMatch,
     NoSetHierarchy,
     OAIError,
@@ -102,9 +103,15 @@ def identify(request: Request, context: Context) -> Reply:
 
 
 def list_metadata_formats(request: Request, context: Context) -> Reply:
+    offered = list(context.formats.values())
     if request.identifier is not None:
-        _header_of(request.identifier, context)
-    formats = [(f.prefix, f.schema, f.namespace) for f in context.formats.values()]
+        header = _header_of(request.identifier, context)
+        if not header.deleted:
+            fields = context.source.get_fields(header.local_id) or ()
+            offered = [f for f in offered if f.disseminates(fields)]
+        if not offered:
+            raise NoMetadataFormats("There are no metadata formats available for this item.")
+    formats = [(f.prefix, f.schema, f.namespace) for f in offered]
     return _document(request, context, [xml.metadata_format_elements(formats)])
 
 
@@ -220,6 +227,12 @@ def get_record(request: Request, context: Context) -> Reply:
         raise CannotDisseminateFormat(
             f"The metadata format {request.metadata_prefix} is not supported by this repository."
         )
+    if not record.header.deleted:
+        fields = context.source.get_fields(record.header.local_id) or ()
+        if not metadata_format.disseminates(fields):
+            raise CannotDisseminateFormat(
+                f"This item cannot be disseminated in {metadata_format.prefix}."
+            )
     return _document(request, context, [_record(record, metadata_format, context)], records=1)
 
 

@@ -18,7 +18,7 @@ from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.drafts import normalise_language
 
 from .conftest import load_into, make_app
-from .db import datestamps, everything
+from .db import datestamps, everything, oai_identifiers
 from .oai import NS, error_codes, tree
 
 T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -434,3 +434,29 @@ def test_flat_spec_means_the_defined_set_ending_with_it(
     assert (
         error_codes(client.get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc&set=col_9")) == []
     )
+
+
+def test_cli_delete_and_stats(database_url: str) -> None:
+    env = {"OAIPMH_DATABASE_URL": database_url}
+    unknown = run_cli("delete", "10722/212116", "10722/0", env=env)
+    assert unknown.returncode != 0 and "delete: record 10722/0: no such record" in unknown.stderr
+    assert "10722/212116" not in {
+        i.rsplit(":", 1)[1] for i in oai_identifiers(database_url, deleted=True)
+    }
+    done = run_cli("delete", "10722/212116", env=env)
+    assert done.returncode == 0 and "Deleted 1 record(s)" in done.stdout
+    client = make_app(database_url).test_client()
+    header = tree(
+        client.get(
+            "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:10722/212116"
+        )
+    ).find(".//oai:header", NS)
+    assert header.get("status") == "deleted"
+    assert header.findtext("oai:setSpec", namespaces=NS) == "com_10722_1:col_10722_5"
+    stats = run_cli("stats", env=env)
+    assert stats.returncode == 0
+    total = len(oai_identifiers(database_url))
+    deleted = len(oai_identifiers(database_url, deleted=True))
+    assert f"records: {total} ({deleted} deleted)" in stats.stdout
+    assert "earliest datestamp: 2014-" in stats.stdout
+    assert "set com_10722_1:col_10722_5: " in stats.stdout

@@ -16,6 +16,10 @@ LOCATIONS = {
     "http://dublincore.org/schemas/xmls/simpledc20021212.xsd": "simpledc20021212.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd",
     "http://www.w3.org/2001/xml.xsd": "xml.xsd",
+    # Written for the tests (see local/): no official file is vendored for these yet.
+    "http://dublincore.org/schemas/xmls/qdc/2006/01/06/dcterms.xsd": "local/dcterms.xsd",
+    "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd": "local/qualifieddc.xsd",
+    "http://www.dspace.org/schema/dim.xsd": "local/dim.xsd",
 }
 # The namespaces a response may hold, each with its schema.
 IMPORTS = {
@@ -24,6 +28,8 @@ IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/oai-identifier": (
         "http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"
     ),
+    "http://dspace.org/qualifieddc/": "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd",
+    "http://www.dspace.org/xmlns/dspace/dim": "http://www.dspace.org/schema/dim.xsd",
 }
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from lxml import etree
 
+from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
 from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
+from . import MetadataFormat
 
 PREFIX = "oai_dc"
 NAMESPACE = "http://www.openarchives.org/OAI/2.0/oai_dc/"
@@ -39,3 +41,12 @@ def render_description(text: str) -> bytes:
     root = _root()
     etree.SubElement(root, f"{{{DC_NS}}}description").text = clean_text(text)
     return etree.tostring(root, encoding="UTF-8")
+
+
+def metadata_format(settings: Settings) -> MetadataFormat:
+    crosswalk = Crosswalk.from_settings(settings)
+
+    def render_fields(fields: Sequence[Field]) -> bytes:
+        return render(fields, crosswalk)
+
+    return MetadataFormat(PREFIX, SCHEMA, NAMESPACE, crosswalk.version, render_fields)

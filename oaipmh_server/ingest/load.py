@@ -29,7 +29,7 @@ from ..errors import LoadError, LoadFailed
 from ..formats import MetadataFormat
 from ..records import SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
-from .drafts import Draft, SetDefinition
+from .drafts import Draft, SetDefinition, Source
 from .json import Item, read_json_file, read_jsonl_file
 
 # Written in place of "the time of the load" until the moment of commit is known.
@@ -145,6 +145,29 @@ def load_items(
         tx.stamp(PLACEHOLDER, max(clock(), loader.started))
         tx.optimize()
     return summary
+
+
+def delete_records(
+    local_ids: Sequence[str],
+    store: SqlStore,
+    settings: Settings,
+    formats: dict[str, MetadataFormat],
+    *,
+    clock: Callable[[], datetime] = datestamps.now,
+) -> LoadSummary:
+    """Turn records into tombstones dated now (they keep their sets); LoadFailed, and
+    nothing changed, if any id is unknown. Already deleted records stay as they are."""
+    problems, drafts = [], []
+    for local_id in dict.fromkeys(local_ids):
+        header = store.get_header(local_id)
+        if header is None:
+            problems.append(LoadError("delete", None, local_id, "no such record"))
+        elif not header.deleted:
+            source = Source("delete", None)
+            drafts.append(Draft(source, local_id, (), True, (), None, 0))
+    if problems:
+        raise LoadFailed(problems, len(problems))
+    return load_items(drafts, store, settings, formats, clock=clock)
 
 
 class _Loader:

@@ -128,6 +128,32 @@ class SqlStore:
             records = self._with_fields(conn, rows, version)
         return records[0] if records else None
 
+    def get_fields(self, local_id: str) -> tuple[Field, ...] | None:
+        query = select(RecordRow.fields).where(RecordRow.local_id == local_id)
+        text = self._scalar(query)
+        return None if text is None else fields_from_json(text)
+
+    def stats(self) -> StoreStats:
+        """What an operator asks first: how many, how many deleted, which dates, per set."""
+        per_set = (
+            select(MembershipRow.set_spec, func.count())
+            .group_by(MembershipRow.set_spec)
+            .order_by(MembershipRow.set_spec)
+        )
+        overall = select(func.count(), func.min(RecordRow.datestamp), func.max(RecordRow.datestamp))
+        deleted = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(True))
+        with _unavailable(), self.engine.connect() as conn:
+            total, earliest, latest = conn.execute(overall).one()
+            sets = {spec: int(n) for spec, n in conn.execute(per_set)}
+            named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
+            return StoreStats(
+                records=int(total),
+                deleted=int(conn.execute(deleted).scalar() or 0),
+                earliest=earliest,
+                latest=latest,
+                sets={spec: (named.get(spec, spec), sets.get(spec, 0)) for spec in sorted(named)},
+            )
+
     def count_records(self, selection: Selection) -> int:
         query = _selected(select(func.count()), selection, None, ordered=False)
         return int(self._scalar(query) or 0)
@@ -211,6 +237,15 @@ class SqlStore:
                     # could each see the other's records as absent.
                     conn.exec_driver_sql("LOCK TABLE records IN EXCLUSIVE MODE")
                 yield LoadTransaction(conn)
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    records: int
+    deleted: int
+    earliest: datetime | None
+    latest: datetime | None
+    sets: dict[str, tuple[str, int]]  # spec → (name, records in it or below it)
 
 
 @dataclass(frozen=True)

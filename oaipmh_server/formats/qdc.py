@@ -1,0 +1,118 @@
+"""qdc: qualified Dublin Core as DSpace serves it, refinements in the DCMI terms namespace.
+
+`dc.description.abstract` becomes `dcterms:abstract`, `dc.date.issued` `dcterms:issued`,
+`dc.relation.ispartof` `dcterms:isPartOf`…; what has no refinement stays in the dc
+namespace, and fields of the `dcterms` schema keep their element. Private fields are left
+out as in every format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from lxml import etree
+
+from ..config import Settings
+from ..crosswalk import Crosswalk
+from ..records import Field
+from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
+from . import MetadataFormat, crosswalk_version
+
+PREFIX = "qdc"
+SCHEMA = "http://dublincore.org/schemas/xmls/qdc/2006/01/06/dcterms.xsd"
+NAMESPACE = "http://purl.org/dc/terms/"
+QDC_NS = "http://dspace.org/qualifieddc/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
+_NSMAP = {"qdc": QDC_NS, "dc": DC_NS, "dcterms": NAMESPACE, "xsi": XSI_NS}
+_LOCATIONS = (
+    f"{DC_NS} http://dublincore.org/schemas/xmls/qdc/2006/01/06/dc.xsd "
+    f"{NAMESPACE} {SCHEMA} "
+    f"{QDC_NS} http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd"
+)
+
+# Qualified field → (namespace, element); the most specific key wins, None leaves it out.
+CROSSWALK: dict[str, tuple[str, str] | None] = {
+    "dc.title": (DC_NS, "title"),
+    "dc.title.alternative": (NAMESPACE, "alternative"),
+    "dc.title.*": (DC_NS, "title"),
+    "dc.contributor.author": (DC_NS, "creator"),
+    "dc.creator.*": (DC_NS, "creator"),
+    "dc.contributor.*": (DC_NS, "contributor"),
+    "dc.subject.*": (DC_NS, "subject"),
+    "dc.description.abstract": (NAMESPACE, "abstract"),
+    "dc.description.tableofcontents": (NAMESPACE, "tableOfContents"),
+    "dc.description.nature": None,
+    "dc.description.*": (DC_NS, "description"),
+    "dc.date.accessioned": (NAMESPACE, "dateAccepted"),
+    "dc.date.available": (NAMESPACE, "available"),
+    "dc.date.created": (NAMESPACE, "created"),
+    "dc.date.issued": (NAMESPACE, "issued"),
+    "dc.date.*": (DC_NS, "date"),
+    "dc.identifier.citation": (NAMESPACE, "bibliographicCitation"),
+    "dc.identifier.volume": None,
+    "dc.identifier.issue": None,
+    "dc.identifier.spage": None,
+    "dc.identifier.epage": None,
+    "dc.identifier.authority": None,
+    "dc.identifier.*": (DC_NS, "identifier"),
+    "dc.relation.ispartof": (NAMESPACE, "isPartOf"),
+    "dc.relation.ispartofseries": (NAMESPACE, "isPartOf"),
+    "dc.relation.haspart": (NAMESPACE, "hasPart"),
+    "dc.relation.isversionof": (NAMESPACE, "isVersionOf"),
+    "dc.relation.hasversion": (NAMESPACE, "hasVersion"),
+    "dc.relation.isreferencedby": (NAMESPACE, "isReferencedBy"),
+    "dc.relation.requires": (NAMESPACE, "requires"),
+    "dc.relation.replaces": (NAMESPACE, "replaces"),
+    "dc.relation.isreplacedby": (NAMESPACE, "isReplacedBy"),
+    "dc.relation.*": (DC_NS, "relation"),
+    "dc.rights.*": (DC_NS, "rights"),
+    "dc.format.extent": (NAMESPACE, "extent"),
+    "dc.format.medium": (NAMESPACE, "medium"),
+    "dc.format.*": (DC_NS, "format"),
+    "dc.language.*": (DC_NS, "language"),
+    "dc.publisher": (DC_NS, "publisher"),
+    "dc.type.*": (DC_NS, "type"),
+    "dc.coverage.spatial": (NAMESPACE, "spatial"),
+    "dc.coverage.temporal": (NAMESPACE, "temporal"),
+    "dc.coverage.*": (DC_NS, "coverage"),
+    "dc.source.*": (DC_NS, "source"),
+}
+
+
+def element_for(name: str) -> tuple[str, str] | None:
+    schema, element, *_ = name.split(".")
+    if schema == "dcterms":
+        return NAMESPACE, element
+    for key in (name, f"{schema}.{element}.*"):
+        if key in CROSSWALK:
+            return CROSSWALK[key]
+    return None
+
+
+def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
+    root = etree.Element(f"{{{QDC_NS}}}qualifieddc", nsmap=_NSMAP)
+    root.set(SCHEMA_LOCATION, _LOCATIONS)
+    for f in fields:
+        target = element_for(f.name) if crosswalk.is_public(f.name) else None
+        if target is None:
+            continue
+        child = etree.SubElement(root, f"{{{target[0]}}}{target[1]}")
+        child.text = clean_text(f.value)
+        if f.lang:
+            child.set(XML_LANG, f.lang)
+    return etree.tostring(root, encoding="UTF-8")
+
+
+def metadata_format(settings: Settings) -> MetadataFormat:
+    crosswalk = Crosswalk.from_settings(settings)
+
+    def render_fields(fields: Sequence[Field]) -> bytes:
+        return render(fields, crosswalk)
+
+    def disseminates(fields: Sequence[Field]) -> bool:
+        return any(crosswalk.is_public(f.name) and element_for(f.name) for f in fields)
+
+    version = crosswalk_version(
+        PREFIX, sorted(CROSSWALK.items(), key=str), sorted(crosswalk.hidden)
+    )
+    return MetadataFormat(PREFIX, SCHEMA, NAMESPACE, version, render_fields, disseminates)
