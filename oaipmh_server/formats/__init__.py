@@ -15,8 +15,12 @@ import pkgutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from lxml import etree
+
 from ..config import Settings
+from ..crosswalk import Crosswalk
 from ..records import Field
+from ..xml import XML_LANG, clean_text
 
 
 @dataclass(frozen=True)
@@ -30,9 +34,39 @@ class MetadataFormat:
     disseminates: Callable[[Sequence[Field]], bool] = lambda fields: True
 
 
-def crosswalk_version(*parts: object) -> str:
-    """A short digest of everything that shapes a format's fragments."""
-    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]
+def crosswalked(
+    prefix: str,
+    schema: str,
+    namespace: str,
+    settings: Settings,
+    render: Callable[[Sequence[Field], Crosswalk], bytes],
+    *,
+    keeps: Callable[[str], object] | None = None,
+    table: object = None,
+) -> MetadataFormat:
+    """A format whose renderer works through the configured crosswalk (which also knows the
+    private fields). `keeps(name)` says whether the format has a place for a field: a
+    record with no public field it keeps cannot be disseminated in it (None: any record
+    can). `table` is the format's own mapping, part of its version."""
+    crosswalk = Crosswalk.from_settings(settings)
+
+    def render_fields(fields: Sequence[Field]) -> bytes:
+        return render(fields, crosswalk)
+
+    def disseminates(fields: Sequence[Field]) -> bool:
+        return keeps is None or any(crosswalk.is_public(f.name) and keeps(f.name) for f in fields)
+
+    digest = hashlib.sha256(repr((prefix, crosswalk.version, table)).encode()).hexdigest()[:16]
+    return MetadataFormat(prefix, schema, namespace, digest, render_fields, disseminates)
+
+
+def value_element(parent: etree._Element, tag: str, value: Field) -> etree._Element:
+    """A child holding one stored value, xml:lang set where the value has a language."""
+    child = etree.SubElement(parent, tag)
+    child.text = clean_text(value.value)
+    if value.lang:
+        child.set(XML_LANG, value.lang)
+    return child
 
 
 def build_formats(settings: Settings) -> dict[str, MetadataFormat]:

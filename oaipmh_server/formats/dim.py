@@ -14,7 +14,7 @@ from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
 from ..xml import SCHEMA_LOCATION, XSI_NS, clean_text
-from . import MetadataFormat, crosswalk_version
+from . import MetadataFormat, crosswalked
 
 PREFIX = "dim"
 SCHEMA = "http://www.dspace.org/schema/dim.xsd"
@@ -39,13 +39,4 @@ def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
 
 
 def metadata_format(settings: Settings) -> MetadataFormat:
-    crosswalk = Crosswalk.from_settings(settings)
-
-    def render_fields(fields: Sequence[Field]) -> bytes:
-        return render(fields, crosswalk)
-
-    def disseminates(fields: Sequence[Field]) -> bool:
-        return any(crosswalk.is_public(f.name) for f in fields)
-
-    version = crosswalk_version(PREFIX, 1, sorted(crosswalk.hidden))
-    return MetadataFormat(PREFIX, SCHEMA, NAMESPACE, version, render_fields, disseminates)
+    return crosswalked(PREFIX, SCHEMA, NAMESPACE, settings, render, keeps=lambda name: True)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from lxml import etree
 
 from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
-from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
-from . import MetadataFormat
+from ..xml import SCHEMA_LOCATION, XSI_NS, clean_text
+from . import MetadataFormat, crosswalked, value_element
 
 PREFIX = "oai_dc"
 NAMESPACE = "http://www.openarchives.org/OAI/2.0/oai_dc/"
@@ -29,10 +29,7 @@ def render(fields: Iterable[Field], crosswalk: Crosswalk) -> bytes:
     """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language."""
     root = _root()
     for element, f in crosswalk.apply(fields):
-        child = etree.SubElement(root, f"{{{DC_NS}}}{element}")
-        child.text = clean_text(f.value)
-        if f.lang:
-            child.set(XML_LANG, f.lang)
+        value_element(root, f"{{{DC_NS}}}{element}", f)
     return etree.tostring(root, encoding="UTF-8")
 
 
@@ -44,9 +41,4 @@ def render_description(text: str) -> bytes:
 
 
 def metadata_format(settings: Settings) -> MetadataFormat:
-    crosswalk = Crosswalk.from_settings(settings)
-
-    def render_fields(fields: Sequence[Field]) -> bytes:
-        return render(fields, crosswalk)
-
-    return MetadataFormat(PREFIX, SCHEMA, NAMESPACE, crosswalk.version, render_fields)
+    return crosswalked(PREFIX, SCHEMA, NAMESPACE, settings, render)

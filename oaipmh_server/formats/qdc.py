@@ -15,8 +15,8 @@ from lxml import etree
 from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
-from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
-from . import MetadataFormat, crosswalk_version
+from ..xml import SCHEMA_LOCATION, XSI_NS
+from . import MetadataFormat, crosswalked, value_element
 
 PREFIX = "qdc"
 SCHEMA = "http://dublincore.org/schemas/xmls/qdc/2006/01/06/dcterms.xsd"
@@ -96,23 +96,10 @@ def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
         target = element_for(f.name) if crosswalk.is_public(f.name) else None
         if target is None:
             continue
-        child = etree.SubElement(root, f"{{{target[0]}}}{target[1]}")
-        child.text = clean_text(f.value)
-        if f.lang:
-            child.set(XML_LANG, f.lang)
+        value_element(root, f"{{{target[0]}}}{target[1]}", f)
     return etree.tostring(root, encoding="UTF-8")
 
 
 def metadata_format(settings: Settings) -> MetadataFormat:
-    crosswalk = Crosswalk.from_settings(settings)
-
-    def render_fields(fields: Sequence[Field]) -> bytes:
-        return render(fields, crosswalk)
-
-    def disseminates(fields: Sequence[Field]) -> bool:
-        return any(crosswalk.is_public(f.name) and element_for(f.name) for f in fields)
-
-    version = crosswalk_version(
-        PREFIX, sorted(CROSSWALK.items(), key=str), sorted(crosswalk.hidden)
-    )
-    return MetadataFormat(PREFIX, SCHEMA, NAMESPACE, version, render_fields, disseminates)
+    table = sorted(CROSSWALK.items(), key=str)
+    return crosswalked(PREFIX, SCHEMA, NAMESPACE, settings, render, keeps=element_for, table=table)
