@@ -30,7 +30,9 @@ from ..formats import MetadataFormat
 from ..records import SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
 from .drafts import Draft, SetDefinition, Source
+from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
+from .saf import is_item_folder, read_saf_item
 
 # Written in place of "the time of the load" until the moment of commit is known.
 PLACEHOLDER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -38,7 +40,9 @@ PLACEHOLDER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 MAX_SKEW = timedelta(days=1)
 BATCH = 1000
 MAX_PROBLEMS_SHOWN = 1000
-SUFFIXES = (".json", ".jsonl")
+SUFFIXES = (".json", ".jsonl", ".csv")
+FORMATS = ".json, .jsonl or DSpace metadata .csv"
+NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
 
 
 @dataclass
@@ -65,36 +69,41 @@ class LoadSummary:
 
 
 def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[LoadError]]:
-    """The record files named, folders searched recursively in name order, except that a
-    folder's `sets.json` comes before its other files: records can then refer to the sets
-    it defines (a DSpace export names collections, which it places in the hierarchy)."""
-    files: list[Path] = []
+    """What to read: record files (.json, .jsonl, DSpace metadata .csv) and DSpace Simple
+    Archive item folders (those holding a dublin_core.xml), given directly or found in the
+    folders given, recursively, in name order, except that a folder's `sets.json` comes
+    before everything else in it: records can then refer to the sets it defines (a DSpace
+    export names collections, which the sets file places in the hierarchy)."""
+    found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            found = sorted(
-                (p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES),
-                key=lambda p: (p.parent, p.name != "sets.json", p.name),
-            )
-            if not found:
-                problems.append(
-                    LoadError(str(path), None, None, "no .json or .jsonl files in this folder")
-                )
-            files.extend(found)
+        if path.is_dir() and not is_item_folder(path):
+            inside = [
+                p for p in path.rglob("*")
+                if (p.is_file() and p.suffix in SUFFIXES and not is_item_folder(p.parent))
+                or (p.is_dir() and is_item_folder(p))
+            ]  # fmt: skip
+            if not inside:
+                problems.append(LoadError(str(path), None, None, NOTHING_HERE))
+            found += sorted(inside, key=lambda p: (p.parent, p.name != "sets.json", p.name))
+        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES):
+            found.append(path)
         elif path.is_file():
-            if path.suffix not in SUFFIXES:
-                problems.append(LoadError(str(path), None, None, "not a .json or .jsonl file"))
-            else:
-                files.append(path)
+            problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
         else:
             problems.append(LoadError(str(path), None, None, "no such file or folder"))
-    return files, problems
+    return found, problems
 
 
-def read_items(files: Sequence[Path], *, require_accessioned: bool) -> Iterator[Item]:
-    for path in files:
-        reader = read_jsonl_file if path.suffix == ".jsonl" else read_json_file
+def read_items(sources: Sequence[Path], *, require_accessioned: bool) -> Iterator[Item]:
+    readers: dict[str, Callable[..., Iterator[Item]]] = {
+        ".json": read_json_file,
+        ".jsonl": read_jsonl_file,
+        ".csv": read_csv_file,
+    }
+    for path in sources:
+        reader = read_saf_item if path.is_dir() else readers[path.suffix]
         yield from reader(path, require_accessioned=require_accessioned)
 
 

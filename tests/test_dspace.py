@@ -1,0 +1,197 @@
+"""DSpace exports in: Simple Archive Format folders and metadata-export CSV files, through
+the same checks, datestamp rules and all-or-nothing loads as JSON."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from oaipmh_server.errors import LoadFailed
+from oaipmh_server.ingest.dspace_csv import handle_of
+
+from .conftest import SAMPLES, load_into, make_app
+from .db import everything, fetch, oai_identifiers, stored_fields
+from .oai import NS, tree
+
+SAF = SAMPLES / "dspace" / "saf"
+CSV = SAMPLES / "dspace" / "metadata-export.csv"
+SEED_ID = "oai:repository.example.org:10722/212116"
+
+
+def seed_json() -> list[list[str | None]]:
+    record = json.loads((SAMPLES / "10722_212116.json").read_text("utf-8"))
+    return [[m["field"], m["value"], m.get("lang")] for m in record["metadata"]]
+
+
+def seed_oai_dc(url: str) -> bytes:
+    client = make_app(url).test_client()
+    root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={SEED_ID}"))
+    return etree.tostring(root.find(".//oai:metadata", NS)[0], method="c14n")
+
+
+@pytest.mark.parametrize("export", [SAF, CSV], ids=["saf", "csv"])
+def test_the_seed_item_arrives_field_for_field(
+    empty_database_url: str, tmp_path: Path, export: Path
+) -> None:
+    load_into(empty_database_url, SAMPLES / "sets.json", export)
+    assert stored_fields(empty_database_url, "10722/212116")["10722/212116"] == seed_json()
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(SAMPLES / "10722_212116.json", reference)
+    shutil.copy(SAMPLES / "sets.json", reference)
+    from .conftest import sqlite_url
+
+    json_url = sqlite_url(tmp_path / "json.sqlite3")
+    load_into(json_url, reference)
+    assert seed_oai_dc(empty_database_url) == seed_oai_dc(json_url)
+    client = make_app(empty_database_url).test_client()
+    header = tree(
+        client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={SEED_ID}")
+    ).find(".//oai:header", NS)
+    # collection 10722/5 is col_10722_5, which sets.json places under com_10722_1
+    assert header.findtext("oai:setSpec", namespaces=NS) == "com_10722_1:col_10722_5"
+
+
+def test_csv_after_saf_updates_instead_of_duplicating(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    load_into(empty_database_url, SAF)
+    summary = load_into(empty_database_url, CSV)
+    assert (summary.unchanged, summary.added) == (1, 2)  # the seed is the same item
+    changed = tmp_path / "changed.csv"
+    changed.write_text(
+        CSV.read_text("utf-8").replace("Cell Transplantation, 2013", "Cell Transplant., 2013"),
+        "utf-8",
+    )
+    summary = load_into(empty_database_url, changed)
+    assert (summary.updated, summary.unchanged) == (1, 2)
+    assert len(oai_identifiers(empty_database_url)) == 5
+
+
+def test_other_schemas_are_kept_as_their_own_fields(empty_database_url: str) -> None:
+    load_into(empty_database_url, SAF)
+    fields = stored_fields(empty_database_url, "10722/310001")["10722/310001"]
+    assert ["dcterms.accessRights", "open access", None] in fields
+    assert fields[-1] == ["dcterms.license", "CC BY 4.0", None]
+    client = make_app(empty_database_url).test_client()
+    root = tree(
+        client.get(
+            "/oai?verb=GetRecord&metadataPrefix=qdc&identifier=oai:repository.example.org:10722/310001"
+        )
+    )
+    assert root.findtext(".//{http://purl.org/dc/terms/}accessRights") == "open access"
+    dim = tree(
+        client.get(
+            "/oai?verb=GetRecord&metadataPrefix=dim&identifier=oai:repository.example.org:10722/310001"
+        )
+    )
+    assert dim.find(".//{*}field[@mdschema='dcterms'][@element='license']").text == "CC BY 4.0"
+
+
+@pytest.mark.parametrize(
+    ("uris", "handle"),
+    [
+        (["http://hdl.handle.net/10722/212116"], "10722/212116"),
+        (["https://hdl.handle.net/10722/1"], "10722/1"),
+        (["https://hub.hku.hk/handle/10722/77/"], "10722/77"),
+        (["https://doi.org/10.1/x", "http://hdl.handle.net/123456789/9"], "123456789/9"),
+        (["https://example.org/item/1"], None),
+    ],
+)
+def test_handle_from_identifier_uri(uris: list[str], handle: str | None) -> None:
+    assert handle_of(uris) == handle
+
+
+def test_csv_without_handle_uses_the_uuid(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text('id,collection,dc.title[en],dc.date.accessioned\n'
+                    'a2b9c3d4-0000-4000-8000-000000000001,10722/5,"A title, with a comma",2020-01-01T00:00:00Z\n')  # fmt: skip
+    load_into(empty_database_url, path)
+    assert oai_identifiers(empty_database_url) == {
+        "oai:repository.example.org:a2b9c3d4-0000-4000-8000-000000000001"
+    }
+
+
+def saf_item(
+    root: Path, name: str, dublin_core: str | None, handle: str | None = "10722/900"
+) -> Path:
+    folder = root / "export" / name
+    folder.mkdir(parents=True)
+    if dublin_core is not None:
+        (folder / "dublin_core.xml").write_text(dublin_core)
+    if handle is not None:
+        (folder / "handle").write_text(handle + "\n")
+    return folder
+
+
+GOOD = ('<dublin_core schema="dc"><dcvalue element="title" qualifier="none">T</dcvalue>'
+        '<dcvalue element="date" qualifier="accessioned">2020-01-01T00:00:00Z</dcvalue></dublin_core>')  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("dublin_core", "handle", "message"),
+    [
+        (GOOD, None, "{folder}: no handle file: the handle is the record's id"),
+        (
+            '<dublin_core schema="dc"><dcvalue element="title">T</dcvalue>\n<dcvalue',
+            "10722/900",
+            "{folder}: record 10722/900: dublin_core.xml:2: ",
+        ),
+        (
+            GOOD.replace('qualifier="none">T', 'qualifier="none" language="english please">T'),
+            "10722/900",
+            "{folder}: record 10722/900: metadata entry 1 (dc.title): language 'english please' is not a language tag",
+        ),
+        (
+            GOOD.replace("2020-01-01T00:00:00Z", "soon"),
+            "10722/900",
+            "{folder}: record 10722/900: dc.date.accessioned: 'soon' is not an ISO 8601 date",
+        ),
+    ],
+)
+def test_saf_errors_name_the_item_folder(
+    empty_database_url: str, tmp_path: Path, dublin_core: str, handle: str | None, message: str
+) -> None:
+    load_into(empty_database_url, SAF)
+    before = everything(empty_database_url)
+    saf_item(tmp_path, "item_ok", GOOD, "10722/901")
+    folder = saf_item(tmp_path, "item_bad", dublin_core, handle)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, tmp_path / "export")
+    assert str(failure.value.problems[0]).startswith(message.format(folder=folder))
+    assert everything(empty_database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            ",10722/5,T,2020-01-01T00:00:00Z",
+            "record ?: no id: no handle in dc.identifier.uri and no UUID",
+        ),
+        (
+            "u-2,10722/5,T,someday",
+            "record u-2: dc.date.accessioned: 'someday' is not an ISO 8601 date",
+        ),
+        ("u-3,10722/5,T", "record ?: 3 cells for 4 columns"),
+    ],
+)
+def test_csv_errors_name_the_row(
+    empty_database_url: str, tmp_path: Path, row: str, message: str
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text('id,collection,dc.title,dc.date.accessioned\n'
+                    'u-1,10722/5,"A title\nover two lines",2020-01-01T00:00:00Z\n' + row + "\n")  # fmt: skip
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [f"{path}:4: {message}"]
+    assert (
+        fetch(empty_database_url, __import__("sqlalchemy").text("SELECT count(*) FROM records"))[0][
+            0
+        ]
+        == 0
+    )
