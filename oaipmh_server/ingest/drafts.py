@@ -164,6 +164,24 @@ def make_draft(
     )
 
 
+def draft_or_error(
+    source: Source,
+    local_id: Any,
+    set_specs: Any,
+    deleted: Any,
+    fields: Sequence[tuple[Any, Any, Any]],
+    *,
+    require_accessioned: bool,
+) -> Draft | LoadError:
+    """`make_draft` for readers, which hand problems on instead of stopping at the first."""
+    try:
+        return make_draft(
+            source, local_id, set_specs, deleted, fields, require_accessioned=require_accessioned
+        )
+    except LoadError as e:
+        return e
+
+
 def make_set(source: Source, entry: Any) -> SetDefinition:
     """One entry of a sets file: {"spec": ..., "name": ..., "description": ...}."""
     spec = entry.get("spec") if isinstance(entry, dict) else None

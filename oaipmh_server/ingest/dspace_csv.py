@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import LoadError
-from .drafts import Source, make_draft
+from .drafts import Source, draft_or_error
 from .json import Item
 from .saf import collection_spec
 
@@ -100,10 +100,6 @@ def _row(
         return LoadError(name, line, None, "no id: no handle in dc.identifier.uri and no UUID")
     collections = row[where["collection"]] if "collection" in where else ""
     sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
-    try:
-        return make_draft(
-            Source(name, line), local_id, sets, False, fields,
-            require_accessioned=require_accessioned,
-        )  # fmt: skip
-    except LoadError as e:
-        return e
+    return draft_or_error(
+        Source(name, line), local_id, sets, False, fields, require_accessioned=require_accessioned
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LoadError
-from .drafts import Draft, SetDefinition, Source, make_draft, make_set
+from .drafts import Draft, SetDefinition, Source, draft_or_error, make_set
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
 ENTRY_KEYS = frozenset({"field", "value", "lang"})
@@ -102,17 +102,14 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
         if extra:
             return fail(f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}")
         entries.append((entry["field"], entry["value"], entry.get("lang")))
-    try:
-        return make_draft(
-            source,
-            value.get("id"),
-            value.get("sets", []),
-            value.get("deleted", False),
-            entries,
-            require_accessioned=require_accessioned,
-        )
-    except LoadError as e:
-        return e
+    return draft_or_error(
+        source,
+        value.get("id"),
+        value.get("sets", []),
+        value.get("deleted", False),
+        entries,
+        require_accessioned=require_accessioned,
+    )
 
 
 def _array(

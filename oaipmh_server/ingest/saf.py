@@ -13,7 +13,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import LoadError
-from .drafts import Source, make_draft
+from .drafts import Source, draft_or_error
 from .json import Item
 
 DUBLIN_CORE = "dublin_core.xml"
@@ -49,13 +49,9 @@ def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
     sets = []
     if collections.is_file():
         sets = [collection_spec(h) for h in collections.read_text("utf-8").split() if h.strip()]
-    try:
-        yield make_draft(
-            Source(name, None), local_id, sets, False, fields,
-            require_accessioned=require_accessioned,
-        )  # fmt: skip
-    except LoadError as e:
-        yield e
+    yield draft_or_error(
+        Source(name, None), local_id, sets, False, fields, require_accessioned=require_accessioned
+    )
 
 
 def _values(path: Path) -> list[tuple[str, str, str | None]]:
