@@ -1,0 +1,114 @@
+"""Load N generated records, serve them as in production and harvest everything.
+
+Prints ingest records/s and peak RSS, then per harvest (ListRecords light and parsing
+client, ListIdentifiers, one set) records/s, page latencies and the deep/first page ratio,
+and the server workers' peak RSS. Figures are printed, never asserted.
+
+    python3 benchmarks/run.py 100000 [--workers 2] [--keep]
+
+Everything runs on 127.0.0.1; every process started is stopped, also on error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from generate import records  # noqa: E402
+from harvest import harvest  # noqa: E402
+
+SET = "com_10722_1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the server exited")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
+
+
+def worker_peak_rss_mb(master: int) -> list[float]:
+    """VmHWM of each gunicorn worker (the master's children)."""
+    peaks = []
+    for child in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        for line in Path(f"/proc/{child}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peaks.append(round(int(line.split()[1]) / 1024, 1))
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("count", type=int)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    arguments = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="oaipmh-bench-"))
+    env = {**os.environ, "OAIPMH_DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
+           "OAIPMH_PAGE_SIZE": "100"}  # fmt: skip
+    server = None
+    try:
+        source = folder / "records.jsonl"
+        with source.open("w", encoding="utf-8") as out:
+            for record in records(arguments.count):
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "oaipmh_server", "load", str(source)], env=env,
+                       check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)  # fmt: skip
+        seconds = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        print(f"ingest: {arguments.count} records in {seconds:.1f} s = "
+              f"{arguments.count / seconds:.0f} records/s, peak RSS {peak:.0f} MB")  # fmt: skip
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
+             "--workers", str(arguments.workers)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(port, server)
+        url = f"http://127.0.0.1:{port}/oai"
+        for label, verb, set_spec, parse in (
+            ("ListRecords (light client)", "ListRecords", None, False),
+            ("ListRecords (lxml client)", "ListRecords", None, True),
+            ("ListIdentifiers", "ListIdentifiers", None, False),
+            (f"ListRecords set={SET}", "ListRecords", SET, False),
+        ):
+            print(f"{label}: {json.dumps(harvest(url, verb, set_spec, parse))}")
+        print(f"server workers' peak RSS (MB): {worker_peak_rss_mb(server.pid)}")
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if arguments.keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
