@@ -100,6 +100,20 @@ def main() -> None:
         ):
             print(f"{label}: {json.dumps(harvest(url, verb, set_spec, parse))}")
         print(f"server workers' peak RSS (MB): {worker_peak_rss_mb(server.pid)}")
+        ours = harvest(url, "ListRecords", None, False)["records_per_s"]
+        server.terminate()
+        server.wait(timeout=30)
+
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(arguments.workers),
+             "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE), "ceiling:app"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(port, server)
+        ceiling = harvest(f"http://127.0.0.1:{port}/oai", "ListRecords", None, False)
+        print(f"ceiling ListRecords (light client): {json.dumps(ceiling)}")
+        print(f"ours / ceiling: {ours / ceiling['records_per_s']:.2f}")
     finally:
         if server is not None:
             server.terminate()
