@@ -104,16 +104,20 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(arguments.workers),
-             "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE), "ceiling:app"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(port, server)
-        ceiling = harvest(f"http://127.0.0.1:{port}/oai", "ListRecords", None, False)
-        print(f"ceiling ListRecords (light client): {json.dumps(ceiling)}")
-        print(f"ours / ceiling: {ours / ceiling['records_per_s']:.2f}")
+        for name in ("ceiling", "peer"):
+            port = free_port()
+            server = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "--workers", str(arguments.workers),
+                 "--bind", f"127.0.0.1:{port}", "--chdir", str(HERE), f"{name}:app"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            wait_for(port, server)
+            figures = harvest(f"http://127.0.0.1:{port}/oai", "ListRecords", None, False)
+            print(f"{name} ListRecords (light client): {json.dumps(figures)}")
+            print(f"ours / {name}: {ours / figures['records_per_s']:.2f}")
+            server.terminate()
+            server.wait(timeout=30)
+            server = None
     finally:
         if server is not None:
             server.terminate()
