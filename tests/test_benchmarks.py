@@ -15,3 +15,4 @@ def test_benchmark_runs() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "records/s" in done.stdout and "ListIdentifiers" in done.stdout
+    assert "ours / ceiling" in done.stdout and "ours / peer" in done.stdout
