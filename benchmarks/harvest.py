@@ -1,9 +1,11 @@
 """Harvest a whole list through its resumption tokens and print figures as JSON.
 
 The default client is light (a regex finds the token, records are counted, no XML tree),
-so the server, not the client, is measured; --parse parses every page with lxml.
+so the server, not the client, is measured; --parse parses every page with lxml. Pages
+are asked for uncompressed (requests would otherwise ask for gzip on its own); --gzip asks
+for gzip, to measure what compression costs.
 
-    python3 benchmarks/harvest.py http://127.0.0.1:5000/oai ListRecords [--set S] [--parse]
+    python3 benchmarks/harvest.py http://127.0.0.1:5000/oai ListRecords [--set S] [--parse] [--gzip]
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import requests
 TOKEN = re.compile(rb"<resumptionToken[^>]*>([^<]+)</resumptionToken>")
 
 
-def harvest(url: str, verb: str, set_spec: str | None, parse: bool) -> dict[str, float]:
+def harvest(
+    url: str, verb: str, set_spec: str | None, parse: bool, gzip: bool = False
+) -> dict[str, float]:
     session = requests.Session()
+    session.headers["Accept-Encoding"] = "gzip" if gzip else "identity"
     params = {"verb": verb, "metadataPrefix": "oai_dc"}
     if set_spec:
         params["set"] = set_spec
@@ -63,8 +68,12 @@ def main() -> None:
     parser.add_argument("verb", choices=["ListRecords", "ListIdentifiers"])
     parser.add_argument("--set", dest="set_spec")
     parser.add_argument("--parse", action="store_true")
+    parser.add_argument("--gzip", action="store_true")
     arguments = parser.parse_args()
-    print(json.dumps(harvest(arguments.url, arguments.verb, arguments.set_spec, arguments.parse)))
+    figures = harvest(
+        arguments.url, arguments.verb, arguments.set_spec, arguments.parse, arguments.gzip
+    )
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,12 @@ def main() -> None:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
-def load(paths: tuple[str, ...]) -> None:
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on standard error (default: when it is a terminal).",
+)
+def load(paths: tuple[str, ...], progress: bool | None) -> None:
     """Load record files (.json, .jsonl) or folders of them, all or nothing."""
     from tqdm import tqdm
 
@@ -36,7 +41,8 @@ def load(paths: tuple[str, ...]) -> None:
 
     settings = _settings()
     store = _open_store(settings)
-    bar = tqdm(unit=" records", disable=not sys.stderr.isatty(), file=sys.stderr, leave=False)
+    shown = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(unit=" records", disable=not shown, file=sys.stderr, leave=False, mininterval=0.5)
 
     def advance(records: int) -> None:
         bar.update(records)
@@ -188,8 +194,12 @@ def _log_to_stderr() -> None:
 
 
 def _settings() -> Any:
+    from .formats import build_formats
+
     try:
-        return load_settings()
+        settings = load_settings()
+        build_formats(settings)  # [formats] names formats the registry must have
+        return settings
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
 

@@ -52,6 +52,7 @@ class Settings:
     missing_accessioned: Literal["reject", "ingest_time"]
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
+    stored_formats: tuple[str, ...]
 
 
 # TOML (table, key) → Settings field.
@@ -71,6 +72,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("datestamps", "missing_accessioned"): "missing_accessioned",
     ("oai_dc", "hidden_fields"): "hidden_fields",
     ("oai_dc", "map"): "oai_dc_map",
+    ("formats", "stored"): "stored_formats",
 }
 
 ENVIRONMENT = {
@@ -210,6 +212,10 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         if not isinstance(element, str) or (element and element not in DC_ELEMENTS):
             raise fail("oai_dc_map", f"{key!r} maps to {element!r}, not a simple DC element or ''")
 
+    stored = get("stored_formats", (list, tuple))
+    if not all(isinstance(prefix, str) for prefix in stored):
+        raise fail("stored_formats", f"expected a list of metadata prefixes: {stored!r}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -226,6 +232,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         missing_accessioned=missing,
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
+        stored_formats=tuple(stored),
     )
 
 

@@ -105,6 +105,10 @@ class LoadError(Exception):
         self.reason = reason
         super().__init__(str(self))
 
+    def __reduce__(self) -> tuple[type[LoadError], tuple[str, int | None, str | None, str]]:
+        # Sent back by the worker processes that read big files (ingest.workers).
+        return LoadError, (self.path, self.line, self.record_id, self.reason)
+
     def __str__(self) -> str:
         if self.line is None and self.record_id is None:
             return f"{self.path}: {self.reason}"  # about the file, not one record in it

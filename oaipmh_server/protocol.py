@@ -44,7 +44,12 @@ class Context:
     now: datetime
 
     def oai_identifier(self, local_id: str) -> str:
-        return f"oai:{self.settings.repository_identifier}:{local_id}"
+        return xml.oai_identifier(self.settings.repository_identifier, local_id)
+
+    @property
+    def header_version(self) -> str:
+        """Stored headers of this version are served as they are (see xml.header_version)."""
+        return xml.header_version(self.settings.repository_identifier)
 
     def local_id(self, identifier: str) -> str | None:
         prefix = f"oai:{self.settings.repository_identifier}:"
@@ -88,8 +93,8 @@ def _document(request: Request, context: Context, body: list[bytes], records: in
 def identify(request: Request, context: Context) -> Reply:
     settings, source = context.settings, context.source
     earliest = source.earliest_datestamp() or EPOCH
-    first = source.list_headers(Selection(None, None, context.now), None, 1)
-    sample = first[0].local_id if first else SAMPLE_LOCAL_ID
+    first = source.list_headers(Selection(None, None, context.now), None, 1, "")
+    sample = first[0].header.local_id if first else SAMPLE_LOCAL_ID
     body = xml.identify_body(
         repository_name=settings.repository_name,
         base_url=context.base_url,
@@ -180,28 +185,29 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
 
     selection = Selection(state.set_spec, state.from_, state.until)  # type: ignore[arg-type]
     if with_metadata:
-        records = list(
-            source.list_records(
-                selection,
-                state.position,
-                page_size + 1,
-                metadata_format.prefix,
-                metadata_format.version,
-            )
+        records = source.list_records(
+            selection,
+            state.position,
+            page_size + 1,
+            metadata_format.prefix,
+            metadata_format.version,
+            context.header_version,
         )
-        headers = [r.header for r in records]
     else:
-        headers = list(source.list_headers(selection, state.position, page_size + 1))
-    if not headers:
+        records = source.list_headers(
+            selection, state.position, page_size + 1, context.header_version
+        )
+    if not records:
         # Every record left in the list changed after the harvest began: they fall out of
         # this list (and into the next incremental harvest).
         raise NoRecordsMatch("No records remain in this list.")
-    more = len(headers) > page_size
-    headers = headers[:page_size]
+    more = len(records) > page_size
+    records = records[:page_size]
     if with_metadata:
-        body = [_record(r, metadata_format, context) for r in records[:page_size]]
+        body = [_record(r, metadata_format, context) for r in records]
     else:
-        body = [xml.header_element(h, context.oai_identifier(h.local_id)) for h in headers]
+        body = [_header(r, context) for r in records]
+    headers = [r.header for r in records]
     last = headers[-1]
     follow = replace(
         state,
@@ -220,7 +226,7 @@ def get_record(request: Request, context: Context) -> Reply:
     if local_id is not None:
         prefix = metadata_format.prefix if metadata_format else "oai_dc"
         version = metadata_format.version if metadata_format else ""
-        record = context.source.get_record(local_id, prefix, version)
+        record = context.source.get_record(local_id, prefix, version, context.header_version)
     if record is None:
         raise IdDoesNotExist("No item has this identifier in this repository.")
     if metadata_format is None:
@@ -236,8 +242,15 @@ def get_record(request: Request, context: Context) -> Reply:
     return _document(request, context, [_record(record, metadata_format, context)], records=1)
 
 
+def _header(record: StoredRecord, context: Context) -> bytes:
+    """The <header> as stored at ingest, or rendered now if it is not (or is stale)."""
+    if record.header_xml is not None:
+        return record.header_xml
+    return xml.header_element(record.header, context.oai_identifier(record.header.local_id))
+
+
 def _record(record: StoredRecord, metadata_format: MetadataFormat, context: Context) -> bytes:
-    header = xml.header_element(record.header, context.oai_identifier(record.header.local_id))
+    header = _header(record, context)
     if record.header.deleted:
         return xml.record_element(header, None)
     fragment = record.fragment

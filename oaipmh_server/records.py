@@ -1,7 +1,9 @@
 """The values the protocol reads, and `RecordSource`, the interface it reads them through.
 
-The store returns these plain dataclasses, never ORM rows, so the protocol can be tested
+The store returns these plain values, never ORM rows, so the protocol can be tested
 over any source and the store can change (SQLite today, PostgreSQL tomorrow) unseen.
+The values made by the hundred per page and by the million per load are named tuples:
+one is built several times faster than a frozen dataclass, and is just as immutable.
 """
 
 from __future__ import annotations
@@ -9,11 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True)
-class Field:
+class Field(NamedTuple):
     """One qualified Dublin Core value: `dc.contributor.author` = "Wang, D", language or None."""
 
     name: str
@@ -21,8 +22,7 @@ class Field:
     lang: str | None = None
 
 
-@dataclass(frozen=True)
-class Header:
+class Header(NamedTuple):
     """What the OAI header says of an item: local id, datestamp, sets, deleted or not."""
 
     local_id: str
@@ -31,8 +31,7 @@ class Header:
     deleted: bool
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """Where a list stopped: the last (datestamp, local id) served. Keyset, not offset."""
 
     datestamp: datetime
@@ -48,17 +47,20 @@ class Selection:
     until: datetime
 
 
-@dataclass(frozen=True)
-class StoredRecord:
+class StoredRecord(NamedTuple):
     """A header and, for live records, the stored rendering in the asked-for format.
 
-    `fragment` is None when the record is deleted or when the stored rendering was made
-    by another crosswalk version; then `fields` are given, so it can be rendered afresh.
+    `fragment` is None when the record is deleted, when only headers were asked for, or
+    when the stored rendering was made by another crosswalk version (or not at all: a
+    format rendered on request); then `fields` are given, so it can be rendered afresh.
+    `header_xml` is the <header> as stored, or None when it must be rendered (stored for
+    another repository identifier, or not yet).
     """
 
     header: Header
     fragment: bytes | None
     fields: tuple[Field, ...] | None = None
+    header_xml: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -81,18 +83,26 @@ class RecordSource(Protocol):
 
     def get_header(self, local_id: str) -> Header | None: ...
 
-    def get_record(self, local_id: str, prefix: str, version: str) -> StoredRecord | None: ...
+    def get_record(
+        self, local_id: str, prefix: str, version: str, header_version: str
+    ) -> StoredRecord | None: ...
 
     def get_fields(self, local_id: str) -> tuple[Field, ...] | None: ...
 
     def count_records(self, selection: Selection) -> int: ...
 
     def list_headers(
-        self, selection: Selection, after: Position | None, limit: int
-    ) -> Sequence[Header]: ...
+        self, selection: Selection, after: Position | None, limit: int, header_version: str
+    ) -> Sequence[StoredRecord]: ...
 
     def list_records(
-        self, selection: Selection, after: Position | None, limit: int, prefix: str, version: str
+        self,
+        selection: Selection,
+        after: Position | None,
+        limit: int,
+        prefix: str,
+        version: str,
+        header_version: str,
     ) -> Sequence[StoredRecord]: ...
 
     def token_secret(self) -> str: ...

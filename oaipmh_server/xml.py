@@ -10,9 +10,11 @@ records is assembled without parsing anything.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 
 from lxml import etree
 
@@ -159,6 +161,24 @@ def set_element(info: SetInfo, description: bytes | None) -> bytes:
     etree.SubElement(element, "setDescription").append(etree.Comment(_MARK))
     head, tail = etree.tostring(element, encoding="UTF-8").split(f"<!--{_MARK}-->".encode())
     return head + description + tail
+
+
+# Part of every stored header's version: raise it when header_element's output changes,
+# and every stored <header> is rendered again by the next load.
+HEADER_RENDERING = 1
+
+
+@lru_cache(maxsize=16)
+def header_version(repository_identifier: str) -> str:
+    """Which stored headers may be served as they are: those rendered by this code for
+    this repository identifier (it is in every OAI identifier)."""
+    key = f"{HEADER_RENDERING}:{repository_identifier}".encode()
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def oai_identifier(repository_identifier: str, local_id: str) -> str:
+    """oai:<repository identifier>:<local id>, the oai-identifier scheme."""
+    return f"oai:{repository_identifier}:{local_id}"
 
 
 def header_element(header: Header, oai_identifier: str) -> bytes:

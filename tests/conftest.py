@@ -72,14 +72,22 @@ def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
 
 
-def load_into(url: str, *paths: Path | str, clock: Any = None, **overrides: Any) -> Any:
-    """Load files as `oaipmh-server load` does; `clock` fixes "the time of the load"."""
+def load_into(
+    url: str,
+    *paths: Path | str,
+    clock: Any = None,
+    workers: int | None = None,
+    **overrides: Any,
+) -> Any:
+    """Load files as `oaipmh-server load` does; `clock` fixes "the time of the load",
+    `workers` the processes that read JSON Lines (None: as the CLI decides)."""
     settings = load_settings({"database_url": url, **overrides}, environ={})
     store = SqlStore(url, token_secret=SECRET)
+    formats = build_formats(settings)
     try:
         if clock is not None:
-            return load_paths(paths, store, settings, build_formats(settings), clock=clock)
-        return load_paths(paths, store, settings, build_formats(settings))
+            return load_paths(paths, store, settings, formats, clock=clock, workers=workers)
+        return load_paths(paths, store, settings, formats, workers=workers)
     finally:
         store.close()
 

@@ -13,8 +13,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from oaipmh_server.records import Position, Selection
-from oaipmh_server.store import SqlStore, _record_columns, _selected
+from oaipmh_server.records import Selection
+from oaipmh_server.store import SqlStore, _page_query, _shape
 from oaipmh_server.store.schema import Base
 
 from .conftest import sqlite_url
@@ -42,10 +42,9 @@ def test_a_migrated_database_opens_and_keeps_its_secret(tmp_path: Path) -> None:
     second.close()
 
 
-def plan(database_url: str, selection: Selection) -> str:
+def plan(database_url: str, selection: Selection, kind: str = "records") -> str:
     store = SqlStore(database_url)
-    after = Position(datetime(2016, 1, 1, tzinfo=UTC), "10722/1")
-    query = _selected(_record_columns(), selection, after).limit(100)
+    query = _page_query(kind, _shape(selection), True)
     compiled = query.compile(store.engine)
     # The plan does not depend on the values bound, only on the query's shape.
     unbound = (None,) * len(compiled.positiontup or ())
@@ -55,15 +54,27 @@ def plan(database_url: str, selection: Selection) -> str:
     return "\n".join(row[-1] for row in rows)
 
 
+UNTIL = datetime(2030, 1, 1, tzinfo=UTC)
+FROM = datetime(2016, 1, 1, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])  # EXPLAIN QUERY PLAN is SQLite's
-def test_page_query_uses_the_datestamp_index(database_url: str) -> None:
-    text = plan(database_url, Selection(None, None, datetime(2030, 1, 1, tzinfo=UTC)))
+@pytest.mark.parametrize("kind", ["records", "headers"])
+@pytest.mark.parametrize("from_", [None, FROM])
+def test_page_query_uses_the_datestamp_index(
+    database_url: str, kind: str, from_: datetime | None
+) -> None:
+    text = plan(database_url, Selection(None, from_, UNTIL), kind)
     assert "ix_records_datestamp_id" in text
     assert "TEMP B-TREE" not in text
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_set_page_query_uses_the_membership_index(database_url: str) -> None:
-    text = plan(database_url, Selection("com_10722_1", None, datetime(2030, 1, 1, tzinfo=UTC)))
+@pytest.mark.parametrize("kind", ["records", "headers"])
+@pytest.mark.parametrize("from_", [None, FROM])
+def test_set_page_query_uses_the_membership_index(
+    database_url: str, kind: str, from_: datetime | None
+) -> None:
+    text = plan(database_url, Selection("com_10722_1", from_, UNTIL), kind)
     assert "ix_memberships_set_datestamp_id" in text
     assert "TEMP B-TREE" not in text

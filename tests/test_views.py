@@ -4,6 +4,7 @@ HTTP behaviour (methods, sizes, content types). Every response is XSD-validated.
 from __future__ import annotations
 
 import os
+import re
 from urllib.parse import quote
 
 import pytest
@@ -420,7 +421,13 @@ def test_compression_per_accept_encoding(
         body = gzip.decompress(body)
     elif coding == "deflate":
         body = zlib.decompress(body)
-    assert body == plain
+    # The two answers may fall in different seconds: compare all but the clock's marks.
+    assert without_clock(body) == without_clock(plain)
+
+
+def without_clock(document: bytes) -> bytes:
+    document = re.sub(rb"<responseDate>[^<]*<", b"<responseDate><", document)
+    return re.sub(rb"(<resumptionToken[^>]*>)[^<]*<", rb"\1<", document)
 
 
 def test_identify_advertises_compression(client: FlaskClient) -> None:

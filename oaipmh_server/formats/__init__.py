@@ -2,9 +2,12 @@
 
 A format is one module of this package defining `metadata_format(settings)`: its prefix,
 schema, namespace and crosswalk. The registry finds the modules itself, so adding a format
-is adding a module and nothing else. Fragments are rendered once at ingest and stored;
-`version` says which crosswalk made them, so a changed crosswalk is never served from
-stale fragments.
+is adding a module and nothing else.
+
+The formats named in `[formats] stored` (oai_dc always) are rendered once at ingest and
+stored, so a harvest only joins bytes; the others are rendered from the stored fields on
+each request, which keeps loads fast. `version` says which crosswalk made a fragment, so a
+changed crosswalk is never served from stale fragments.
 """
 
 from __future__ import annotations
@@ -13,12 +16,13 @@ import hashlib
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lxml import etree
 
 from ..config import Settings
 from ..crosswalk import Crosswalk
+from ..errors import ConfigError
 from ..records import Field
 from ..xml import XML_LANG, clean_text
 
@@ -32,6 +36,8 @@ class MetadataFormat:
     render: Callable[[Sequence[Field]], bytes]
     # Whether a record has anything to say in this format (ListMetadataFormats, GetRecord).
     disseminates: Callable[[Sequence[Field]], bool] = lambda fields: True
+    # Rendered at ingest and stored (True), or rendered on each request from the fields.
+    stored: bool = True
 
 
 def crosswalked(
@@ -51,7 +57,12 @@ def crosswalked(
     crosswalk = Crosswalk.from_settings(settings)
 
     def render_fields(fields: Sequence[Field]) -> bytes:
-        return render(fields, crosswalk)
+        try:
+            return render(fields, crosswalk)
+        except ValueError:
+            # lxml refuses characters XML cannot carry. Ingest already replaced them, so
+            # this is the rare value that came another way: replace them here too.
+            return render([f._replace(value=clean_text(f.value)) for f in fields], crosswalk)
 
     def disseminates(fields: Sequence[Field]) -> bool:
         return keeps is None or any(crosswalk.is_public(f.name) and keeps(f.name) for f in fields)
@@ -61,20 +72,29 @@ def crosswalked(
 
 
 def value_element(parent: etree._Element, tag: str, value: Field) -> etree._Element:
-    """A child holding one stored value, xml:lang set where the value has a language."""
-    child = etree.SubElement(parent, tag)
-    child.text = clean_text(value.value)
+    """A child holding one stored value, xml:lang set where the value has a language.
+    (A character XML cannot carry raises ValueError: see `crosswalked`.)"""
     if value.lang:
-        child.set(XML_LANG, value.lang)
+        child = etree.SubElement(parent, tag, {XML_LANG: value.lang})
+    else:
+        child = etree.SubElement(parent, tag)
+    child.text = value.value
     return child
 
 
 def build_formats(settings: Settings) -> dict[str, MetadataFormat]:
     """Every format module's format, oai_dc first (the one every repository must offer),
-    the others by prefix."""
+    the others by prefix; ConfigError if `[formats] stored` names a format there is not."""
     formats = [_module(name).metadata_format(settings) for name in _module_names()]
     formats.sort(key=lambda f: (f.prefix != "oai_dc", f.prefix))
-    return {f.prefix: f for f in formats}
+    unknown = sorted(set(settings.stored_formats) - {f.prefix for f in formats})
+    if unknown:
+        raise ConfigError(
+            f"formats.stored: no metadata format {', '.join(unknown)} "
+            f"(there are {', '.join(f.prefix for f in formats)})"
+        )
+    stored = {"oai_dc", *settings.stored_formats}
+    return {f.prefix: replace(f, stored=f.prefix in stored) for f in formats}
 
 
 def _module_names() -> Iterable[str]:

@@ -7,35 +7,43 @@ the richest format, for aggregators that crosswalk themselves. Private fields ar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from lxml import etree
 
 from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
-from ..xml import SCHEMA_LOCATION, XSI_NS, clean_text
+from ..xml import SCHEMA_LOCATION, XSI_NS
 from . import MetadataFormat, crosswalked
 
 PREFIX = "dim"
 SCHEMA = "http://www.dspace.org/schema/dim.xsd"
 NAMESPACE = "http://www.dspace.org/xmlns/dspace/dim"
 _NSMAP = {"dim": NAMESPACE, "xsi": XSI_NS}
+_ROOT = f"{{{NAMESPACE}}}dim"
+_FIELD = f"{{{NAMESPACE}}}field"
 
 
 def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
-    root = etree.Element(f"{{{NAMESPACE}}}dim", nsmap=_NSMAP)
+    root = etree.Element(_ROOT, nsmap=_NSMAP)
     root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
     for f in fields:
-        if not crosswalk.is_public(f.name):
-            continue
-        schema, element, *qualifier = f.name.split(".")
-        child = etree.SubElement(root, f"{{{NAMESPACE}}}field", mdschema=schema, element=element)
-        if qualifier:
-            child.set("qualifier", qualifier[0])
-        if f.lang:
-            child.set("lang", f.lang)
-        child.text = clean_text(f.value)
+        if crosswalk.is_public(f.name):
+            etree.SubElement(root, _FIELD, _attributes(f.name, f.lang)).text = f.value
     return etree.tostring(root, encoding="UTF-8")
+
+
+@lru_cache(maxsize=4096)
+def _attributes(name: str, lang: str | None) -> dict[str, str]:
+    """The attributes of a value's `dim:field`: the same few for thousands of values."""
+    schema, element, *qualifier = name.split(".")
+    attributes = {"mdschema": schema, "element": element}
+    if qualifier:
+        attributes["qualifier"] = qualifier[0]
+    if lang:
+        attributes["lang"] = lang
+    return attributes
 
 
 def metadata_format(settings: Settings) -> MetadataFormat:

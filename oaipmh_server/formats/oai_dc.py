@@ -6,17 +6,18 @@ from collections.abc import Iterable
 
 from lxml import etree
 
-from ..config import Settings
+from ..config import DC_ELEMENTS, Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
-from ..xml import SCHEMA_LOCATION, XSI_NS, clean_text
-from . import MetadataFormat, crosswalked, value_element
+from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
+from . import MetadataFormat, crosswalked
 
 PREFIX = "oai_dc"
 NAMESPACE = "http://www.openarchives.org/OAI/2.0/oai_dc/"
 SCHEMA = "http://www.openarchives.org/OAI/2.0/oai_dc.xsd"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 _NSMAP = {"oai_dc": NAMESPACE, "dc": DC_NS, "xsi": XSI_NS}
+_TAGS = {element: f"{{{DC_NS}}}{element}" for element in DC_ELEMENTS}
 
 
 def _root() -> etree._Element:
@@ -26,10 +27,15 @@ def _root() -> etree._Element:
 
 
 def render(fields: Iterable[Field], crosswalk: Crosswalk) -> bytes:
-    """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language."""
+    """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language.
+    (The loop is written out: it runs for every value of every record a load renders.)"""
     root = _root()
+    sub_element = etree.SubElement
     for element, f in crosswalk.apply(fields):
-        value_element(root, f"{{{DC_NS}}}{element}", f)
+        if f.lang:
+            sub_element(root, _TAGS[element], {XML_LANG: f.lang}).text = f.value
+        else:
+            sub_element(root, _TAGS[element]).text = f.value
     return etree.tostring(root, encoding="UTF-8")
 
 

@@ -10,14 +10,19 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+import orjson
 
 from ..datestamps import parse_record_date
 from ..errors import LoadError
+from ..formats import MetadataFormat
 from ..records import Field, SetInfo
+from ..store import fields_to_json
 from ..verbs import SET_SPEC
 from ..xml import clean_text, has_illegal_characters
 
@@ -31,6 +36,8 @@ FIELD_NAME = re.compile(
 LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*", re.ASCII)
 NO_LANGUAGE = frozenset({"", "*", "none"})
 ACCESSIONED = "dc.date.accessioned"
+HASH_SCHEME = "2:"
+_NAME = itemgetter(0)
 MAX_ID_LENGTH = 255
 
 
@@ -53,23 +60,79 @@ class Draft:
     cleaned: int  # characters XML cannot carry, replaced by U+FFFD
 
     @property
-    def content_hash(self) -> str:
-        """Equal for equal content: a reload of the same record changes nothing.
+    def fields_digest(self) -> str:
+        """The fields' part of the content hash (see `content_hash`)."""
+        fields = sorted(self.fields, key=_NAME)  # stable: keeps order within a field
+        return hashlib.sha256(orjson.dumps([tuple(f) for f in fields])).hexdigest()
 
-        Values keep their order within a field (DSpace's `place`: the first author stays
-        first), but the order of different fields means nothing: an export that lists the
-        same values column by column (CSV) or element by element (SAF) is the same record.
-        """
-        fields = sorted(self.fields, key=lambda f: f.name)  # stable: keeps order within a field
-        canonical = json.dumps(
-            [
-                self.deleted,
-                sorted(self.set_specs),
-                [[f.name, f.value, f.lang] for f in fields],
-            ],
-            ensure_ascii=False,
-        )
+    @property
+    def legacy_content_hash(self) -> str:
+        """The first scheme (stdlib JSON, no prefix), which stores loaded before 0.2 hold."""
+        fields = sorted(self.fields, key=_NAME)
+        canonical = json.dumps([self.deleted, sorted(self.set_specs), fields], ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def content_hash(deleted: bool, set_specs: Sequence[str], fields_digest: str) -> str:
+    """Equal for equal content: a reload of the same record changes nothing.
+
+    Values keep their order within a field (DSpace's `place`: the first author stays
+    first), but the order of different fields means nothing: an export that lists the
+    same values column by column (CSV) or element by element (SAF) is the same record.
+    The fields are hashed on their own (`Draft.fields_digest`), where the record is read,
+    and the sets joined in when the load knows where they are placed. Prefixed with its
+    scheme's version (a hash without one is `Draft.legacy_content_hash`).
+    """
+    canonical = orjson.dumps([deleted, sorted(set_specs), fields_digest])
+    return HASH_SCHEME + hashlib.sha256(canonical).hexdigest()[: 64 - len(HASH_SCHEME)]
+
+
+class Prepared(NamedTuple):
+    """A draft with the work a load does for every record already done: its fields as
+    stored (JSON), their digest, and its renderings in the stored formats. Made where the
+    record is read (a worker process, for big JSON Lines files), so it is plain data,
+    quick to send between processes."""
+
+    path: str
+    line: int | None
+    local_id: str
+    set_specs: tuple[str, ...]
+    deleted: bool
+    accessioned: datetime | None
+    cleaned: int
+    fields_json: str
+    fields_digest: str
+    fragments: dict[str, tuple[str, bytes]]  # prefix → (crosswalk version, body)
+
+    def fields(self) -> tuple[Field, ...]:
+        return tuple(
+            Field(name, value, lang) for name, value, lang in orjson.loads(self.fields_json)
+        )
+
+    def is_legacy_hash(self, stored_hash: str, set_specs: tuple[str, ...]) -> bool:
+        """Whether a content hash stored by the first scheme is this record's."""
+        draft = Draft(Source(self.path, self.line), self.local_id, set_specs, self.deleted,
+                      self.fields(), self.accessioned, self.cleaned)  # fmt: skip
+        return stored_hash == draft.legacy_content_hash
+
+
+def prepare(draft: Draft, formats: Mapping[str, MetadataFormat]) -> Prepared:
+    """Store-ready: fields as JSON, their digest and, unless deleted, each format's body."""
+    fragments = {}
+    if not draft.deleted:
+        fragments = {prefix: (f.version, f.render(draft.fields)) for prefix, f in formats.items()}
+    return Prepared(
+        path=draft.source.path,
+        line=draft.source.line,
+        local_id=draft.local_id,
+        set_specs=draft.set_specs,
+        deleted=draft.deleted,
+        accessioned=draft.accessioned,
+        cleaned=draft.cleaned,
+        fields_json=fields_to_json(draft.fields),
+        fields_digest=draft.fields_digest,
+        fragments=fragments,
+    )
 
 
 @dataclass(frozen=True)
@@ -90,6 +153,48 @@ def normalise_language(value: str | None) -> str | None:
     if not LANGUAGE.fullmatch(text):
         raise ValueError(f"language {value!r} is not a language tag such as 'en' or 'en_US'")
     return text
+
+
+# Field names and languages repeat from record to record, so each is checked once: the
+# ones that passed are remembered (up to a bound, whatever the input), and a record made
+# only of those takes the fast path of `_checked_fields`.
+_KNOWN_NAMES: set[str] = set()
+_KNOWN_LANGUAGES: dict[str, str | None] = {}
+_MAX_KNOWN = 10_000
+
+
+def _is_field_name(name: str) -> bool:
+    if FIELD_NAME.fullmatch(name) is None:
+        return False
+    if len(_KNOWN_NAMES) < _MAX_KNOWN:
+        _KNOWN_NAMES.add(name)
+    return True
+
+
+def _language(lang: str) -> str | None:
+    language = normalise_language(lang)
+    if len(_KNOWN_LANGUAGES) < _MAX_KNOWN:
+        _KNOWN_LANGUAGES[lang] = language
+    return language
+
+
+def _checked_fields(fields: Sequence[tuple[Any, Any, Any]]) -> list[Field] | None:
+    """The fields, if every name and language is one already checked and every value is a
+    string; None sends the record through the checks one entry at a time (which name the
+    entry that breaks a rule)."""
+    names, languages = _KNOWN_NAMES, _KNOWN_LANGUAGES
+    try:
+        if not all(
+            name in names and value.__class__ is str and (lang is None or lang in languages)
+            for name, value, lang in fields
+        ):
+            return None
+    except TypeError:  # an unhashable name or language
+        return None
+    return [
+        Field(name, value, None if lang is None else languages[lang])
+        for name, value, lang in fields
+    ]
 
 
 def make_draft(
@@ -121,26 +226,39 @@ def make_draft(
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
             raise fail(f"set spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
 
-    checked: list[Field] = []
+    checked = _checked_fields(fields)
+    if checked is None:
+        checked = []
+        for number, (name, value, lang) in enumerate(fields, start=1):
+            if not isinstance(name, str) or not _is_field_name(name):
+                raise fail(
+                    f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'"
+                )
+            if not isinstance(value, str):
+                raise fail(
+                    f"metadata entry {number} ({name}): value must be a string, not {value!r}"
+                )
+            language = None
+            if lang is not None:
+                if not isinstance(lang, str):
+                    raise fail(
+                        f"metadata entry {number} ({name}): lang must be a string, not {lang!r}"
+                    )
+                try:
+                    language = _language(lang)
+                except ValueError as e:
+                    raise fail(f"metadata entry {number} ({name}): {e}") from None
+            checked.append(Field(name, value, language))
+
     cleaned = 0
-    for number, (name, value, lang) in enumerate(fields, start=1):
-        if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
-            raise fail(
-                f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'"
-            )
-        if not isinstance(value, str):
-            raise fail(f"metadata entry {number} ({name}): value must be a string, not {value!r}")
-        if lang is not None and not isinstance(lang, str):
-            raise fail(f"metadata entry {number} ({name}): lang must be a string, not {lang!r}")
-        try:
-            language = normalise_language(lang)
-        except ValueError as e:
-            raise fail(f"metadata entry {number} ({name}): {e}") from None
-        if has_illegal_characters(value):
-            fixed = clean_text(value)
-            cleaned += sum(1 for a, b in zip(value, fixed, strict=True) if a != b)
-            value = fixed
-        checked.append(Field(name, value, language))
+    # One scan of all values for characters XML cannot carry; only a record that has some
+    # (rare) is gone through value by value.
+    if has_illegal_characters("".join(f.value for f in checked)):
+        for position, f in enumerate(checked):
+            if has_illegal_characters(f.value):
+                fixed = clean_text(f.value)
+                cleaned += sum(1 for a, b in zip(f.value, fixed, strict=True) if a != b)
+                checked[position] = f._replace(value=fixed)
 
     accessioned = None
     dates = [f.value for f in checked if f.name == ACCESSIONED]

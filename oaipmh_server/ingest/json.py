@@ -9,19 +9,22 @@ the next ones.
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ..errors import LoadError
-from .drafts import Draft, SetDefinition, Source, draft_or_error, make_set
+from .drafts import Draft, Prepared, SetDefinition, Source, draft_or_error, make_set
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
 ENTRY_KEYS = frozenset({"field", "value", "lang"})
 
-Item = Draft | SetDefinition | LoadError
+Item = Draft | Prepared | SetDefinition | LoadError
 
 
 def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
@@ -64,19 +67,31 @@ def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
         return
     with handle:
         for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-            except UnicodeDecodeError:
-                yield LoadError(name, number, None, "not UTF-8 text")
-                continue
-            if not line.strip():
-                continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as e:
-                yield LoadError(name, number, _guess_id(line), f"malformed JSON: {e.msg}")
-                continue
-            yield _record(value, Source(name, number), require_accessioned)
+            item = jsonl_item(name, number, raw, require_accessioned)
+            if item is not None:
+                yield item
+
+
+def jsonl_item(name: str, number: int, raw: bytes, require_accessioned: bool) -> Item | None:
+    """The record on one line of a JSON Lines file (None for a blank line)."""
+    if number == 1 and raw.startswith(codecs.BOM_UTF8):
+        raw = raw[len(codecs.BOM_UTF8) :]
+    if not raw.strip():
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        # orjson is stricter than JSON parsers need be (lone surrogate escapes, NaN, huge
+        # numbers): the standard library decides, and words the message.
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return LoadError(name, number, None, "not UTF-8 text")
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as e:
+            return LoadError(name, number, _guess_id(line), f"malformed JSON: {e.msg}")
+    return _record(value, Source(name, number), require_accessioned)
 
 
 def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | LoadError:
@@ -88,20 +103,28 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
 
     if not isinstance(value, dict):
         return fail(f"a record must be a JSON object, not {type(value).__name__}")
-    unknown = sorted(set(value) - RECORD_KEYS)
-    if unknown:
+    if not RECORD_KEYS.issuperset(value):
+        unknown = sorted(set(value) - RECORD_KEYS)
         return fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     metadata = value.get("metadata", [])
     if not isinstance(metadata, list):
         return fail('"metadata" must be a list of {"field", "value", "lang"} objects')
-    entries = []
-    for number, entry in enumerate(metadata, start=1):
-        if not isinstance(entry, dict) or "field" not in entry or "value" not in entry:
-            return fail(f'metadata entry {number} must be an object with "field" and "value"')
-        extra = sorted(set(entry) - ENTRY_KEYS)
-        if extra:
-            return fail(f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}")
-        entries.append((entry["field"], entry["value"], entry.get("lang")))
+    try:  # the usual case: every entry is {"field", "value"} or {"field", "value", "lang"}
+        entries = [(entry["field"], entry["value"], entry.get("lang")) for entry in metadata]
+        well_formed = all(
+            len(entry) == 2 or (len(entry) == 3 and "lang" in entry) for entry in metadata
+        )
+    except (TypeError, KeyError, AttributeError):
+        well_formed = False
+    if not well_formed:
+        for number, entry in enumerate(metadata, start=1):
+            if not isinstance(entry, dict) or "field" not in entry or "value" not in entry:
+                return fail(f'metadata entry {number} must be an object with "field" and "value"')
+            if not ENTRY_KEYS.issuperset(entry):
+                extra = sorted(set(entry) - ENTRY_KEYS)
+                return fail(
+                    f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}"
+                )
     return draft_or_error(
         source,
         value.get("id"),

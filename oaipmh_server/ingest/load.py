@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from .. import datestamps
+from .. import datestamps, xml
 from ..config import Settings
 from ..errors import LoadError, LoadFailed
 from ..formats import MetadataFormat
-from ..records import SetInfo
+from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
-from .drafts import Draft, SetDefinition, Source
+from .drafts import HASH_SCHEME, Draft, Prepared, SetDefinition, Source, content_hash, prepare
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
 from .saf import is_item_folder, read_saf_item
+from .workers import Workers, worker_count
 
 # Written in place of "the time of the load" until the moment of commit is known.
 PLACEHOLDER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
@@ -96,10 +97,12 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     return found, problems
 
 
-def read_items(sources: Sequence[Path], *, require_accessioned: bool) -> Iterator[Item]:
+def read_items(
+    sources: Sequence[Path], *, require_accessioned: bool, workers: Workers | None = None
+) -> Iterator[Item]:
     readers: dict[str, Callable[..., Iterator[Item]]] = {
         ".json": read_json_file,
-        ".jsonl": read_jsonl_file,
+        ".jsonl": read_jsonl_file if workers is None else workers.read_jsonl,
         ".csv": read_csv_file,
     }
     for path in sources:
@@ -115,13 +118,25 @@ def load_paths(
     *,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = datestamps.now,
+    workers: int | None = None,
 ) -> LoadSummary:
-    """Load record files; LoadFailed (and nothing written) if any record is wrong."""
+    """Load record files; LoadFailed (and nothing written) if any record is wrong.
+    `workers`: processes that read big JSON Lines files (None: as many as pay off)."""
     files, problems = find_files(paths)
     if problems:
         raise LoadFailed(problems, len(problems))
-    items = read_items(files, require_accessioned=settings.missing_accessioned == "reject")
-    return load_items(items, store, settings, formats, progress=progress, clock=clock)
+    count = worker_count(files) if workers is None else workers
+    pool = Workers(settings, count) if count > 0 else None
+    try:
+        items = read_items(
+            files,
+            require_accessioned=settings.missing_accessioned == "reject",
+            workers=pool,
+        )
+        return load_items(items, store, settings, formats, progress=progress, clock=clock)
+    finally:
+        if pool is not None:
+            pool.close()
 
 
 def load_items(
@@ -150,8 +165,11 @@ def load_items(
             summary.rejected = loader.rejected
             raise LoadFailed(loader.problems, loader.problem_count)
         loader.refresh_fragments()
+        loader.refresh_headers()
         # Date the changes now, just before commit: see the module docstring.
-        tx.stamp(PLACEHOLDER, max(clock(), loader.started))
+        tx.stamp(
+            PLACEHOLDER, max(clock(), loader.started), loader.render_header, loader.header_version
+        )
         tx.optimize()
     return summary
 
@@ -193,11 +211,15 @@ class _Loader:
         self.tx = tx
         self.settings = settings
         self.formats = formats
+        # Only the stored formats are rendered here; the others are rendered on request.
+        self.stored = {prefix: f for prefix, f in formats.items() if f.stored}
         self.summary = summary
         self.started = started
-        self.keep_accessioned = settings.keep_accessioned or tx.is_empty()
+        self.was_empty = tx.is_empty()
+        self.keep_accessioned = settings.keep_accessioned or self.was_empty
+        self.header_version = xml.header_version(settings.repository_identifier)
         self.sets = tx.known_sets()
-        self.batch: dict[str, Draft] = {}
+        self.batch: dict[str, Draft | Prepared] = {}
         self.problems: list[LoadError] = []
         self.problem_count = 0
         self.rejected = 0
@@ -209,22 +231,23 @@ class _Loader:
         if len(self.problems) < MAX_PROBLEMS_SHOWN:
             self.problems.append(error)
 
-    def add(self, draft: Draft) -> None:
-        if draft.accessioned is not None and draft.accessioned > self.started + MAX_SKEW:
+    def add(self, item: Draft | Prepared) -> None:
+        if item.accessioned is not None and item.accessioned > self.started + MAX_SKEW:
+            path, line = _where(item)
             self.problem(
                 LoadError(
-                    draft.source.path,
-                    draft.source.line,
-                    draft.local_id,
-                    f"dc.date.accessioned {draft.accessioned.isoformat()} is in the future",
+                    path,
+                    line,
+                    item.local_id,
+                    f"dc.date.accessioned {item.accessioned.isoformat()} is in the future",
                 )
             )
             return
         if self.problems:
             return  # nothing will be written: keep reading only to report every problem
-        if draft.local_id in self.batch:
+        if item.local_id in self.batch:
             self.flush()  # the same id twice: the later one is an update of the earlier
-        self.batch[draft.local_id] = draft
+        self.batch[item.local_id] = item
         if len(self.batch) >= BATCH:
             self.flush()
 
@@ -248,49 +271,67 @@ class _Loader:
                     self._ensure_set(spec)
         self.tx.write(writes, replacing=[w.local_id for w in writes if w.local_id in existing])
 
-    def _decide(self, draft: Draft, old: Existing | None) -> RecordWrite | None:
-        """Count the draft and say what to write, with which datestamp."""
+    def _decide(self, item: Draft | Prepared, old: Existing | None) -> RecordWrite | None:
+        """Count the record and say what to write, with which datestamp. A Draft (read in
+        this process) is rendered only here, once it is known to have changed."""
         summary = self.summary
-        summary.cleaned += draft.cleaned
-        if draft.cleaned:
+        summary.cleaned += item.cleaned
+        if item.cleaned:
+            path, line = _where(item)
             summary.warnings.append(
-                f"{draft.source.path}:{draft.source.line}: record {draft.local_id}: "
-                f"{draft.cleaned} character(s) XML cannot carry replaced by U+FFFD"
+                f"{path}:{line}: record {item.local_id}: "
+                f"{item.cleaned} character(s) XML cannot carry replaced by U+FFFD"
             )
-        set_specs = tuple(dict.fromkeys(self._placed(spec) for spec in draft.set_specs))
-        if draft.deleted and not set_specs and old is not None:
+        set_specs = tuple(dict.fromkeys(self._placed(spec) for spec in item.set_specs))
+        if item.deleted and not set_specs and old is not None:
             set_specs = old.set_specs  # a bare tombstone stays in its sets
-        content_hash = _with_sets(draft, set_specs).content_hash
-        if old is not None and old.content_hash == content_hash:
+        new_hash = content_hash(item.deleted, set_specs, item.fields_digest)
+        if old is not None and (
+            old.content_hash == new_hash or _is_legacy_hash(item, old.content_hash, set_specs)
+        ):
             summary.unchanged += 1
             return None
+        prepared = prepare(item, self.stored) if isinstance(item, Draft) else item
         datestamp = PLACEHOLDER
-        if old is None and not draft.deleted and draft.accessioned is not None:
-            if self.keep_accessioned and draft.accessioned <= self.started:
-                datestamp = draft.accessioned
+        if old is None and not item.deleted and item.accessioned is not None:
+            if self.keep_accessioned and item.accessioned <= self.started:
+                datestamp = item.accessioned
             else:
                 summary.clamped += 1
-        if draft.deleted:
+        if item.deleted:
             summary.deleted += 1
         elif old is None:
             summary.added += 1
         else:
             summary.updated += 1
-        fragments = {}
-        if not draft.deleted:
-            fragments = {
-                prefix: (f.version, f.render(draft.fields)) for prefix, f in self.formats.items()
-            }
+        header = None
+        if datestamp is not PLACEHOLDER:
+            header = self.render_header(Header(item.local_id, datestamp, set_specs, item.deleted))
         return RecordWrite(
-            local_id=draft.local_id,
+            local_id=item.local_id,
             datestamp=datestamp,
-            deleted=draft.deleted,
+            deleted=item.deleted,
             set_specs=set_specs,
-            fields=draft.fields,
-            content_hash=content_hash,
-            accessioned=draft.accessioned,
-            fragments=fragments,
+            fields_json=prepared.fields_json,
+            content_hash=new_hash,
+            accessioned=item.accessioned,
+            fragments=prepared.fragments,
+            header=header,
+            header_version=self.header_version,
         )
+
+    def render_header(self, header: Header) -> bytes:
+        """The record's <header>, stored with it so pages are served without rendering it."""
+        identifier = xml.oai_identifier(self.settings.repository_identifier, header.local_id)
+        return xml.header_element(header, identifier)
+
+    def refresh_headers(self) -> None:
+        """Render again the stored headers of an earlier repository identifier (or of a
+        store from before headers were stored)."""
+        if self.tx.get_meta("headers") != self.header_version:
+            if not self.was_empty:  # else every header was just written, of this version
+                self.tx.refresh_headers(self.render_header, self.header_version)
+            self.tx.set_meta("headers", self.header_version)
 
     def _ensure_set(self, spec: str) -> None:
         """A set a record names but no sets file defines is named after its spec; the
@@ -319,20 +360,31 @@ class _Loader:
 
     def refresh_fragments(self) -> None:
         """Re-render what an earlier crosswalk rendered, so the stored fragments of every
-        format match the configuration this load ran with."""
-        for prefix, metadata_format in self.formats.items():
+        format match the configuration this load ran with. A format rendered on request
+        forgets its version, so storing it again later renders it for every record."""
+        for prefix in self.formats.keys() - self.stored.keys():
+            self.tx.forget_meta(f"fragments:{prefix}")
+        for prefix, metadata_format in self.stored.items():
             key = f"fragments:{prefix}"
             if self.tx.get_meta(key) == metadata_format.version:
                 continue
-            for batch in self.tx.stale_records(prefix, metadata_format.version, BATCH):
-                bodies = [(lid, metadata_format.render(fields)) for lid, fields in batch]
-                self.tx.put_fragments(prefix, metadata_format.version, bodies)
+            if not self.was_empty:  # else every record was just rendered, by this version
+                for batch in self.tx.stale_records(prefix, metadata_format.version, BATCH):
+                    bodies = [(lid, metadata_format.render(fields)) for lid, fields in batch]
+                    self.tx.put_fragments(prefix, metadata_format.version, bodies)
             self.tx.set_meta(key, metadata_format.version)
 
 
-def _with_sets(draft: Draft, set_specs: tuple[str, ...]) -> Draft:
-    if set_specs == draft.set_specs:
-        return draft
-    from dataclasses import replace
+def _where(item: Draft | Prepared) -> tuple[str, int | None]:
+    if isinstance(item, Draft):
+        return item.source.path, item.source.line
+    return item.path, item.line
 
-    return replace(draft, set_specs=set_specs)
+
+def _is_legacy_hash(item: Draft | Prepared, stored_hash: str, set_specs: tuple[str, ...]) -> bool:
+    """Whether a content hash of the first scheme (stores loaded before 0.2) is this one's."""
+    if stored_hash.startswith(HASH_SCHEME):
+        return False
+    if isinstance(item, Prepared):
+        return item.is_legacy_hash(stored_hash, set_specs)
+    return stored_hash == replace(item, set_specs=set_specs).legacy_content_hash

@@ -8,25 +8,26 @@ into StoreUnavailable here, at the edge, so nothing above knows SQL.
 
 from __future__ import annotations
 
-import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
     Engine,
     Select,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     insert,
     inspect,
-    literal,
     make_url,
     select,
     tuple_,
@@ -44,11 +45,11 @@ AnySelect = Select[*tuple[Any, ...]]
 
 
 def fields_to_json(fields: Sequence[Field]) -> str:
-    return json.dumps([[f.name, f.value, f.lang] for f in fields], ensure_ascii=False)
+    return orjson.dumps([tuple(f) for f in fields]).decode()
 
 
 def fields_from_json(text: str) -> tuple[Field, ...]:
-    return tuple(Field(name, value, lang) for name, value, lang in json.loads(text))
+    return tuple(Field(name, value, lang) for name, value, lang in orjson.loads(text))
 
 
 def ancestors(spec: str) -> list[str]:
@@ -116,7 +117,9 @@ class SqlStore:
             row = conn.execute(query).first()
         return None if row is None else _header(*row)
 
-    def get_record(self, local_id: str, prefix: str, version: str) -> StoredRecord | None:
+    def get_record(
+        self, local_id: str, prefix: str, version: str, header_version: str
+    ) -> StoredRecord | None:
         query = (
             _record_columns()
             .select_from(RecordRow)
@@ -125,7 +128,7 @@ class SqlStore:
         )
         with _unavailable(), self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            records = self._with_fields(conn, rows, version)
+            records = self._with_fields(conn, rows, version, header_version)
         return records[0] if records else None
 
     def get_fields(self, local_id: str) -> tuple[Field, ...] | None:
@@ -155,43 +158,54 @@ class SqlStore:
             )
 
     def count_records(self, selection: Selection) -> int:
-        query = _selected(select(func.count()), selection, None, ordered=False)
-        return int(self._scalar(query) or 0)
+        query = _page_query("count", _shape(selection), False)
+        return int(self._scalar(query, _page_parameters(selection, None)) or 0)
 
     def list_headers(
-        self, selection: Selection, after: Position | None, limit: int
-    ) -> list[Header]:
-        query = _selected(
-            select(RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted),
-            selection,
-            after,
-        ).limit(limit)
+        self, selection: Selection, after: Position | None, limit: int, header_version: str
+    ) -> list[StoredRecord]:
+        query = _page_query("headers", _shape(selection), after is not None)
+        parameters = {**_page_parameters(selection, after), "limit": limit}
         with _unavailable(), self.engine.connect() as conn:
-            return [_header(*row) for row in conn.execute(query)]
+            return [
+                StoredRecord(
+                    Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted)),
+                    None,
+                    None,
+                    header if stored_version == header_version else None,
+                )
+                for local_id, datestamp, set_specs, deleted, header, stored_version in (
+                    conn.execute(query, parameters)
+                )
+            ]
 
     def list_records(
-        self, selection: Selection, after: Position | None, limit: int, prefix: str, version: str
+        self,
+        selection: Selection,
+        after: Position | None,
+        limit: int,
+        prefix: str,
+        version: str,
+        header_version: str,
     ) -> list[StoredRecord]:
-        query = _selected(_record_columns(), selection, after).outerjoin(
-            FragmentRow, _fragment_join(RecordRow.local_id, prefix)
-        )
+        query = _page_query("records", _shape(selection), after is not None)
+        parameters = {**_page_parameters(selection, after), "limit": limit, "prefix": prefix}
         with _unavailable(), self.engine.connect() as conn:
-            rows = conn.execute(query.limit(limit)).all()
-            return self._with_fields(conn, rows, version)
+            rows = conn.execute(query, parameters).all()
+            return self._with_fields(conn, rows, version, header_version)
 
     # -- helpers of the read side -----------------------------------------------------------
 
-    def _scalar(self, query: AnySelect) -> Any:
+    def _scalar(self, query: AnySelect, parameters: dict[str, Any] | None = None) -> Any:
         with _unavailable(), self.engine.connect() as conn:
-            return conn.execute(query).scalar()
+            return conn.execute(query, parameters).scalar()
 
     def _with_fields(
-        self, conn: Connection, rows: Sequence[Any], version: str
+        self, conn: Connection, rows: Sequence[Any], version: str, header_version: str
     ) -> list[StoredRecord]:
-        """Records whose stored fragment is missing or stale come with their fields instead."""
-        stale = [
-            row.local_id for row in rows if not row.deleted and row.fragment_version != version
-        ]
+        """Records whose stored fragment is missing or stale come with their fields instead;
+        a stored header of another version is left out (rendered afresh)."""
+        stale = [row[0] for row in rows if not row[3] and row[6] != version]
         fields: dict[str, tuple[Field, ...]] = {}
         if stale:
             query = select(RecordRow.local_id, RecordRow.fields).where(
@@ -199,14 +213,16 @@ class SqlStore:
             )
             fields = {lid: fields_from_json(text) for lid, text in conn.execute(query)}
         records = []
-        for row in rows:
-            header = _header(row.local_id, row.datestamp, row.set_specs, row.deleted)
-            if row.deleted:
-                records.append(StoredRecord(header, None))
-            elif row.local_id in fields:
-                records.append(StoredRecord(header, None, fields[row.local_id]))
+        for local_id, datestamp, set_specs, deleted, header_xml, stored_version, _, body in rows:
+            header = Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted))
+            if stored_version != header_version:
+                header_xml = None
+            if deleted:
+                records.append(StoredRecord(header, None, None, header_xml))
+            elif local_id in fields:
+                records.append(StoredRecord(header, None, fields[local_id], header_xml))
             else:
-                records.append(StoredRecord(header, row.body))
+                records.append(StoredRecord(header, body, None, header_xml))
         return records
 
     def _stored_secret(self) -> str:
@@ -266,10 +282,12 @@ class RecordWrite:
     datestamp: datetime
     deleted: bool
     set_specs: tuple[str, ...]
-    fields: tuple[Field, ...]
+    fields_json: str  # see fields_to_json
     content_hash: str
     accessioned: datetime | None
     fragments: dict[str, tuple[str, bytes]]  # prefix → (version, body)
+    header: bytes | None  # None: rendered when the load stamps its datestamp
+    header_version: str
 
 
 class LoadTransaction:
@@ -314,9 +332,11 @@ class LoadTransaction:
                     "datestamp": r.datestamp,
                     "deleted": r.deleted,
                     "set_specs": " ".join(r.set_specs),
-                    "fields": fields_to_json(r.fields),
+                    "fields": r.fields_json,
                     "content_hash": r.content_hash,
                     "accessioned": r.accessioned,
+                    "header": r.header,
+                    "header_version": r.header_version,
                 }
                 for r in records
             ],
@@ -336,17 +356,78 @@ class LoadTransaction:
         if fragments:
             self.conn.execute(insert(FragmentRow), fragments)
 
-    def stamp(self, placeholder: datetime, moment: datetime) -> None:
-        """Give every record written with the placeholder datestamp its real one, `moment`.
+    def stamp(
+        self,
+        placeholder: datetime,
+        moment: datetime,
+        render_header: Callable[[Header], bytes],
+        header_version: str,
+    ) -> None:
+        """Give every record written with the placeholder datestamp its real one, `moment`,
+        and its <header> rendered with it.
 
         Changes are dated when they commit, not when the load began: a harvest that starts
         while a long load runs would otherwise have its cut-off after datestamps it never
         saw, and lose them.
         """
-        for table in (RecordRow, MembershipRow):
+        pending = (
+            select(RecordRow.local_id, RecordRow.set_specs, RecordRow.deleted)
+            .where(RecordRow.datestamp == placeholder)
+            .limit(1000)
+        )
+        stamped = (
+            update(RecordRow)
+            .where(RecordRow.local_id == bindparam("id"))
+            .values(datestamp=moment, header=bindparam("xml"), header_version=header_version)
+        )
+        while rows := self.conn.execute(pending).all():  # each round stamps what it read
             self.conn.execute(
-                update(table).where(table.datestamp == placeholder).values(datestamp=moment)
+                stamped,
+                [
+                    {"id": lid, "xml": render_header(_header(lid, moment, specs, deleted))}
+                    for lid, specs, deleted in rows
+                ],
             )
+        self.conn.execute(
+            update(MembershipRow)
+            .where(MembershipRow.datestamp == placeholder)
+            .values(datestamp=moment)
+        )
+
+    def refresh_headers(
+        self, render_header: Callable[[Header], bytes], header_version: str
+    ) -> None:
+        """Render the stored <header> of every record whose header is of another version (or
+        missing), keyed on local_id so rewriting them is safe."""
+        after = ""
+        changed = (
+            update(RecordRow)
+            .where(RecordRow.local_id == bindparam("id"))
+            .values(header=bindparam("xml"), header_version=header_version)
+        )
+        while True:
+            query = (
+                select(
+                    RecordRow.local_id,
+                    RecordRow.datestamp,
+                    RecordRow.set_specs,
+                    RecordRow.deleted,
+                )
+                .where(
+                    RecordRow.local_id > after,
+                    RecordRow.header_version.is_(None)
+                    | (RecordRow.header_version != header_version),
+                )
+                .order_by(RecordRow.local_id)
+                .limit(1000)
+            )
+            rows = self.conn.execute(query).all()
+            if not rows:
+                return
+            self.conn.execute(
+                changed, [{"id": row[0], "xml": render_header(_header(*row))} for row in rows]
+            )
+            after = rows[-1][0]
 
     def known_sets(self) -> dict[str, SetInfo]:
         rows = self.conn.execute(select(SetRow.spec, SetRow.name, SetRow.description))
@@ -361,6 +442,9 @@ class LoadTransaction:
 
     def get_meta(self, key: str) -> str | None:
         return self.conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+
+    def forget_meta(self, key: str) -> None:
+        self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
 
     def set_meta(self, key: str, value: str) -> None:
         self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
@@ -411,48 +495,87 @@ class LoadTransaction:
 
 # -- queries ------------------------------------------------------------------------------
 
+_HEADER_COLUMNS = (
+    RecordRow.local_id,
+    RecordRow.datestamp,
+    RecordRow.set_specs,
+    RecordRow.deleted,
+    RecordRow.header,
+    RecordRow.header_version,
+)
+_RECORD_COLUMNS = (*_HEADER_COLUMNS, FragmentRow.version, FragmentRow.body)
+
 
 def _record_columns() -> AnySelect:
-    return select(
-        RecordRow.local_id,
-        RecordRow.datestamp,
-        RecordRow.set_specs,
-        RecordRow.deleted,
-        FragmentRow.version.label("fragment_version"),
-        FragmentRow.body,
-    )
+    return select(*_RECORD_COLUMNS)
 
 
-def _fragment_join(local_id: Any, prefix: str) -> Any:
+def _fragment_join(local_id: Any, prefix: Any) -> Any:
     return (FragmentRow.local_id == local_id) & (FragmentRow.prefix == prefix)
 
 
-def _selected(
-    query: AnySelect, selection: Selection, after: Position | None, *, ordered: bool = True
-) -> AnySelect:
-    """Restrict to a selection and continue after a keyset position, in datestamp order.
+_Shape = tuple[bool, bool]  # (in a set, with a from date)
 
+
+@lru_cache(maxsize=64)
+def _page_query(kind: str, selection_shape: _Shape, after_shape: bool) -> AnySelect:
+    """The statement for one kind of page ("count", "headers" or "records") and one shape
+    of selection, built once: SQLAlchemy then only binds the values (see
+    `_page_parameters`), which keeps building a page's query off the request's cost.
+
+    Restricted to the selection and continued after a keyset position, in datestamp order.
     For a set the order is the membership index's: (set_spec, datestamp, local_id).
     """
-    if selection.set_spec is not None:
+    columns: Any
+    if kind == "count":
+        columns = [func.count()]
+    elif kind == "headers":
+        columns = _HEADER_COLUMNS
+    else:
+        columns = _RECORD_COLUMNS
+    query = select(*columns)
+    in_set, with_from = selection_shape
+    if in_set:
         datestamp, local_id = MembershipRow.datestamp, MembershipRow.local_id
         query = (
             query.select_from(MembershipRow)
             .join(RecordRow, RecordRow.local_id == MembershipRow.local_id)
-            .where(MembershipRow.set_spec == selection.set_spec)
+            .where(MembershipRow.set_spec == bindparam("set_spec"))
         )
     else:
         datestamp, local_id = RecordRow.datestamp, RecordRow.local_id
         query = query.select_from(RecordRow)
-    if selection.from_ is not None:
-        query = query.where(datestamp >= selection.from_)
-    query = query.where(datestamp <= selection.until)
-    if after is not None:
+    if kind == "records":
+        query = query.outerjoin(
+            FragmentRow, _fragment_join(RecordRow.local_id, bindparam("prefix"))
+        )
+    if with_from:
+        query = query.where(datestamp >= bindparam("from_", type_=UTCDateTime()))
+    query = query.where(datestamp <= bindparam("until", type_=UTCDateTime()))
+    if after_shape:
         query = query.where(
             tuple_(datestamp, local_id)
-            > tuple_(literal(after.datestamp, UTCDateTime()), literal(after.local_id))
+            > tuple_(bindparam("after_datestamp", type_=UTCDateTime()), bindparam("after_id"))
         )
-    return query.order_by(datestamp, local_id) if ordered else query
+    if kind == "count":
+        return query
+    return query.order_by(datestamp, local_id).limit(bindparam("limit"))
+
+
+def _shape(selection: Selection) -> _Shape:
+    return selection.set_spec is not None, selection.from_ is not None
+
+
+def _page_parameters(selection: Selection, after: Position | None) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"until": selection.until}
+    if selection.set_spec is not None:
+        parameters["set_spec"] = selection.set_spec
+    if selection.from_ is not None:
+        parameters["from_"] = selection.from_
+    if after is not None:
+        parameters["after_datestamp"] = after.datestamp
+        parameters["after_id"] = after.local_id
+    return parameters
 
 
 def _header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -> Header:

@@ -1,7 +1,8 @@
 """The tables, as typed SQLAlchemy models. Only the store package imports SQLAlchemy.
 
 records       one row per item: datestamp, deleted flag, its sets, its fields (JSON, in
-              order), and a content hash so re-loading identical content changes nothing.
+              order), a content hash so re-loading identical content changes nothing, and
+              its <header> rendered once, as served.
 memberships   (set, record) for the record's sets *and their ancestors*, with the record's
               datestamp copied in: a set-selective page is one range scan of the index
               (set_spec, datestamp, local_id), parent sets included, no join to find order.
@@ -55,6 +56,10 @@ class RecordRow(Base):
     fields: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     accessioned: Mapped[datetime | None]
+    # The record's <header> as served, and which repository identifier it was rendered
+    # for (see xml.header_version); NULL until a load renders it.
+    header: Mapped[bytes | None] = mapped_column(LargeBinary)
+    header_version: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_records_datestamp_id", "datestamp", "local_id"),)
 
