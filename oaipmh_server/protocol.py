@@ -204,7 +204,7 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
     more = len(records) > page_size
     records = records[:page_size]
     if with_metadata:
-        body = [_record(r, metadata_format, context) for r in records]
+        body = [piece for r in records for piece in _record(r, metadata_format, context)]
     else:
         body = [_header(r, context) for r in records]
     headers = [r.header for r in records]
@@ -239,7 +239,7 @@ def get_record(request: Request, context: Context) -> Reply:
             raise CannotDisseminateFormat(
                 f"This item cannot be disseminated in {metadata_format.prefix}."
             )
-    return _document(request, context, [_record(record, metadata_format, context)], records=1)
+    return _document(request, context, [*_record(record, metadata_format, context)], records=1)
 
 
 def _header(record: StoredRecord, context: Context) -> bytes:
@@ -249,7 +249,9 @@ def _header(record: StoredRecord, context: Context) -> bytes:
     return xml.header_element(record.header, context.oai_identifier(record.header.local_id))
 
 
-def _record(record: StoredRecord, metadata_format: MetadataFormat, context: Context) -> bytes:
+def _record(
+    record: StoredRecord, metadata_format: MetadataFormat, context: Context
+) -> tuple[bytes, ...]:
     header = _header(record, context)
     if record.header.deleted:
         return xml.record_element(header, None)

@@ -192,11 +192,12 @@ def header_element(header: Header, oai_identifier: str) -> bytes:
     return etree.tostring(element, encoding="UTF-8")
 
 
-def record_element(header: bytes, fragment: bytes | None) -> bytes:
-    """<record>: the header and, unless the record is deleted, its metadata fragment."""
+def record_element(header: bytes, fragment: bytes | None) -> tuple[bytes, ...]:
+    """<record>: the header and, unless the record is deleted, its metadata fragment, as
+    the pieces to join (a page's pieces are joined once, not record by record)."""
     if fragment is None:
-        return RECORD_OPEN + header + RECORD_CLOSE
-    return RECORD_OPEN + header + METADATA_OPEN + fragment + METADATA_CLOSE + RECORD_CLOSE
+        return RECORD_OPEN, header, RECORD_CLOSE
+    return RECORD_OPEN, header, METADATA_OPEN, fragment, METADATA_CLOSE, RECORD_CLOSE
 
 
 def resumption_token_element(token: str, complete_list_size: int, cursor: int) -> bytes:

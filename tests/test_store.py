@@ -11,13 +11,15 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import create_engine
+from sqlalchemy import MetaData, create_engine, insert, select
 
 from oaipmh_server.records import Selection
 from oaipmh_server.store import SqlStore, _page_query, _shape
-from oaipmh_server.store.schema import Base
+from oaipmh_server.store.schema import Base, MembershipRow, RecordRow
 
-from .conftest import sqlite_url
+from .conftest import load_into, make_app, sqlite_url
+from .db import fetch
+from .oai import NS, tree
 
 
 def test_migrations_build_the_schema_of_the_models(empty_database_url: str) -> None:
@@ -40,6 +42,52 @@ def test_a_migrated_database_opens_and_keeps_its_secret(tmp_path: Path) -> None:
     second = SqlStore(url)
     assert second.token_secret() == secret
     second.close()
+
+
+def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A store made by revision 0001, holding a record: opening it upgrades it in place,
+    nothing is lost (no memberships or fragments cascade away), the record is served
+    with a header rendered on request, and the next load stores its header."""
+    url = empty_database_url
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", "oaipmh_server.store:migrations")
+    stamp = datetime(2015, 7, 21, 2, 23, 32)  # naive UTC, as the store keeps it
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        tables = MetaData()
+        tables.reflect(conn)
+        fields = (
+            '[["dc.title", "Old", null], ["dc.date.accessioned", "2015-07-21T02:23:32Z", null]]'
+        )
+        conn.execute(insert(tables.tables["records"]).values(
+            local_id="1", datestamp=stamp, deleted=False, set_specs="com_1",
+            fields=fields, content_hash="0" * 64, accessioned=stamp,
+        ))  # fmt: skip
+        conn.execute(insert(tables.tables["memberships"]).values(
+            set_spec="com_1", local_id="1", datestamp=stamp,
+        ))  # fmt: skip
+        conn.execute(insert(tables.tables["fragments"]).values(
+            local_id="1", prefix="oai_dc", version="old", body=b"<old/>",
+        ))  # fmt: skip
+        conn.execute(insert(tables.tables["sets"]).values(spec="com_1", name="One"))
+    engine.dispose()
+
+    client = make_app(url).test_client()
+    root = tree(client.get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc&set=com_1"))
+    assert [e.text for e in root.iterfind(".//oai:identifier", NS)] == [
+        "oai:repository.example.org:1"
+    ]
+    assert fetch(url, select(RecordRow.header)) == [(None,)]
+
+    (tmp_path / "sets.json").write_text('{"sets": [{"spec": "com_1", "name": "One"}]}')
+    load_into(url, tmp_path / "sets.json")
+    header = fetch(url, select(RecordRow.header))[0][0]
+    assert header is not None and b"oai:repository.example.org:1" in header
+    assert len(fetch(url, select(MembershipRow.local_id))) == 1
 
 
 def plan(database_url: str, selection: Selection, kind: str = "records") -> str:

@@ -31,14 +31,25 @@ from sqlalchemy import (
     make_url,
     select,
     tuple_,
+    type_coerce,
     update,
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.types import NullType
 
 from ..errors import StoreUnavailable
 from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
-from .schema import Base, FragmentRow, MembershipRow, MetaRow, RecordRow, SetRow, UTCDateTime
+from .schema import (
+    Base,
+    FragmentRow,
+    MembershipRow,
+    MetaRow,
+    RecordRow,
+    SetRow,
+    UTCDateTime,
+    stored_datetime,
+)
 
 TOKEN_SECRET_KEY = "token_secret"  # noqa: S105  # the meta key, not a secret
 AnySelect = Select[*tuple[Any, ...]]
@@ -169,7 +180,12 @@ class SqlStore:
         with _unavailable(), self.engine.connect() as conn:
             return [
                 StoredRecord(
-                    Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted)),
+                    Header(
+                        local_id,
+                        stored_datetime(datestamp),
+                        tuple(set_specs.split()),
+                        bool(deleted),
+                    ),
                     None,
                     None,
                     header if stored_version == header_version else None,
@@ -214,7 +230,7 @@ class SqlStore:
             fields = {lid: fields_from_json(text) for lid, text in conn.execute(query)}
         records = []
         for local_id, datestamp, set_specs, deleted, header_xml, stored_version, _, body in rows:
-            header = Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted))
+            header = _header(local_id, stored_datetime(datestamp), set_specs, deleted)
             if stored_version != header_version:
                 header_xml = None
             if deleted:
@@ -495,9 +511,11 @@ class LoadTransaction:
 
 # -- queries ------------------------------------------------------------------------------
 
+# The datestamp is read raw and made a datetime by `stored_datetime`: the same result as
+# the column type's processing, for a fraction of its cost on a page of a hundred rows.
 _HEADER_COLUMNS = (
     RecordRow.local_id,
-    RecordRow.datestamp,
+    type_coerce(RecordRow.datestamp, NullType()).label("datestamp"),
     RecordRow.set_specs,
     RecordRow.deleted,
     RecordRow.header,

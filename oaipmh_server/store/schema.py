@@ -40,6 +40,14 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if isinstance(value, datetime) else value
 
 
+def stored_datetime(value: Any) -> datetime:
+    """A datestamp read without its column type's processing: SQLite gives the text the
+    type wrote, other drivers a naive datetime; either way naive UTC, made aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), str: String(255)}  # noqa: RUF012
 
@@ -52,14 +60,16 @@ class RecordRow(Base):
     deleted: Mapped[bool]
     # The record's own set specs, space-separated (a setSpec cannot contain a space).
     set_specs: Mapped[str] = mapped_column(Text)
-    # JSON: [[name, value, lang-or-null], ...] in the order the record came with.
-    fields: Mapped[str] = mapped_column(Text)
     content_hash: Mapped[str] = mapped_column(String(64))
     accessioned: Mapped[datetime | None]
-    # The record's <header> as served, and which repository identifier it was rendered
-    # for (see xml.header_version); NULL until a load renders it.
-    header: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Which repository identifier `header` was rendered for (see xml.header_version), and
+    # the record's <header> as served; NULL until a load renders it.
     header_version: Mapped[str | None] = mapped_column(String(64))
+    header: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # JSON: [[name, value, lang-or-null], ...] in the order the record came with. Last:
+    # SQLite stores a row's columns in order, and reading a column after this big one
+    # (a few kB, spilling onto overflow pages) would mean walking through it.
+    fields: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_records_datestamp_id", "datestamp", "local_id"),)
 

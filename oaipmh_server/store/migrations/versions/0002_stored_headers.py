@@ -5,6 +5,11 @@ Revises: 0001
 
 Rows from before have none (NULL): they are rendered on each request until the next load
 renders and stores them.
+
+The columns are added at the end of the table, in place (no rebuild: on SQLite a rebuild
+drops the table, and the dropping would cascade to memberships and fragments). A store
+created from the models has `fields` last instead, which SQLite reads faster (see
+schema.py); an older SQLite store serves the same pages, a little slower.
 """
 
 import sqlalchemy as sa
@@ -17,12 +22,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("records") as batch:
-        batch.add_column(sa.Column("header", sa.LargeBinary(), nullable=True))
-        batch.add_column(sa.Column("header_version", sa.String(64), nullable=True))
+    op.add_column("records", sa.Column("header_version", sa.String(64), nullable=True))
+    op.add_column("records", sa.Column("header", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("records") as batch:
-        batch.drop_column("header_version")
-        batch.drop_column("header")
+    op.drop_column("records", "header")
+    op.drop_column("records", "header_version")
