@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
 
 from .config import Settings
 from .records import Field
@@ -19,6 +18,8 @@ from .records import Field
 # Never disseminated, whatever the configuration says: staff e-mail addresses and the
 # provenance log (which names the submitter and the staff who approved the item).
 PRIVATE_FIELDS = frozenset({"dc.identifier.email", "dc.description.provenance"})
+MAX_REMEMBERED = 10_000  # field names resolved and kept, whatever the input
+_UNSEEN = object()
 
 
 class Crosswalk:
@@ -29,7 +30,7 @@ class Crosswalk:
         self.hidden = PRIVATE_FIELDS | frozenset(hidden)
         canonical = json.dumps([sorted(self.mapping.items()), sorted(self.hidden)])
         self.version = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-        self.element_for = lru_cache(maxsize=4096)(self._element_for)
+        self._elements: dict[str, str | None] = {}  # field name → element, as resolved
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Crosswalk:
@@ -38,8 +39,17 @@ class Crosswalk:
     def is_public(self, name: str) -> bool:
         return name not in self.hidden
 
-    def _element_for(self, name: str) -> str | None:
-        """The simple DC element a qualified field maps to, or None to leave it out."""
+    def element_for(self, name: str) -> str | None:
+        """The simple DC element a qualified field maps to, or None to leave it out.
+        Resolved once per field name (a load asks millions of times for a few names)."""
+        element = self._elements.get(name, _UNSEEN)
+        if element is _UNSEEN:
+            element = self._resolve(name)
+            if len(self._elements) < MAX_REMEMBERED:
+                self._elements[name] = element
+        return element  # type: ignore[return-value]
+
+    def _resolve(self, name: str) -> str | None:
         if not self.is_public(name):
             return None
         parts = name.split(".")

@@ -4,18 +4,24 @@
 from __future__ import annotations
 
 import json
+import os
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 from lxml import etree
+from sqlalchemy import select
 
 import oaipmh_server.formats
 from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
+from oaipmh_server.store.schema import FragmentRow
 
 from .conftest import SAMPLES, load_into, make_app
+from .db import fetch
 from .oai import error_codes, harvest, tree
 
 SEED = "oai:repository.example.org:10722/212116"
@@ -102,3 +108,57 @@ def test_formats_of_an_item(empty_database_url: str, tmp_path: Path) -> None:
     assert prefixes("2") == ["oai_dc"]  # nothing public to say in dim or qdc
     query = "/oai?verb=GetRecord&metadataPrefix=dim&identifier=oai:repository.example.org:2"
     assert error_codes(client.get(query)) == ["cannotDisseminateFormat"]
+
+
+def stored_prefixes(url: str) -> set[str]:
+    return {prefix for (prefix,) in fetch(url, select(FragmentRow.prefix).distinct())}
+
+
+def records_of(client: FlaskClient, prefix: str) -> list[bytes]:
+    pages, _ = harvest(client, "ListRecords", metadataPrefix=prefix)
+    return [etree.tostring(r) for page in pages for r in page.iterfind(".//{*}record")]
+
+
+def test_formats_stored_or_rendered_on_request_serve_the_same(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """oai_dc is stored at load time, qdc and dim rendered on request, unless `[formats]
+    stored` lists them; either way the records served are the same bytes."""
+    url = empty_database_url
+    load_into(url, SAMPLES)
+    assert stored_prefixes(url) == {"oai_dc"}
+    client = make_app(url, page_size=7).test_client()
+    live = {prefix: records_of(client, prefix) for prefix in ("qdc", "dim")}
+
+    load_into(url, SAMPLES, stored_formats=["dim"])  # every record unchanged, dim rendered
+    assert stored_prefixes(url) == {"oai_dc", "dim"}
+    client = make_app(url, page_size=7, stored_formats=["dim"]).test_client()
+    assert records_of(client, "dim") == live["dim"]
+    assert records_of(client, "qdc") == live["qdc"]
+
+    def rendered(prefix: str) -> set[str]:
+        query = select(FragmentRow.local_id).where(FragmentRow.prefix == prefix)
+        return {local_id for (local_id,) in fetch(url, query)}
+
+    # The seed changes while dim is rendered on request: its dim fragment goes…
+    seed = json.loads((SAMPLES / "10722_212116.json").read_text("utf-8"))
+    seed["metadata"].append({"field": "dc.subject", "value": "A new subject"})
+    (tmp_path / "seed.json").write_text(json.dumps(seed), "utf-8")
+    load_into(url, tmp_path / "seed.json")
+    assert "10722/212116" not in rendered("dim")
+    # …and storing dim again renders what it lacks.
+    load_into(url, tmp_path / "seed.json", stored_formats=["dim"])
+    assert rendered("dim") == rendered("oai_dc")
+
+
+def test_an_unknown_stored_format_is_a_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[formats]\nstored = ["oai_dc", "marc21"]\n')
+    env = {**os.environ, "OAIPMH_CONFIG": str(config), "OAIPMH_DATABASE_URL": "sqlite://"}
+    failed = subprocess.run(
+        [sys.executable, "-m", "oaipmh_server", "load", str(SAMPLES)],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert failed.returncode != 0
+    assert "formats.stored: no metadata format marc21" in failed.stderr
+    assert "Traceback" not in failed.stderr

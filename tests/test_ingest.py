@@ -124,8 +124,10 @@ def test_worker_processes_report_the_same_problems(
     monkeypatch.setattr(workers, "CHUNK_BYTES", 600)
     lines = [json.dumps(record(str(n))) for n in range(30)]
     lines[4] = '{"id": "4", "metadata": [ broken'
+    lines[9] = ""  # a blank line is no record
+    lines[12] += "\r"  # a CRLF line end
     lines[20] = json.dumps(record("20", "the day after tomorrow"))
-    (tmp_path / "r.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+    (tmp_path / "r.jsonl").write_text("\n".join(lines), "utf-8")  # no newline at the end
     reports = []
     for count in (0, 2):
         url = f"sqlite:///{tmp_path}/w{count}.sqlite3"
@@ -498,9 +500,16 @@ def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_pat
     )  # fmt: skip
     time.sleep(2.5)
     assert process.poll() is None, "the load finished before it could be killed"
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    assert children, "a file this big is read by worker processes"
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert everything(empty_database_url) == before
+    # The workers (and multiprocessing's helper) end with it: nothing is left running.
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
     summary = load_into(
         empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")])
     )

@@ -20,22 +20,27 @@ _NSMAP = {"oai_dc": NAMESPACE, "dc": DC_NS, "xsi": XSI_NS}
 _TAGS = {element: f"{{{DC_NS}}}{element}" for element in DC_ELEMENTS}
 
 
+_ROOT = f"{{{NAMESPACE}}}dc"
+_ROOT_ATTRIBUTES = {SCHEMA_LOCATION: f"{NAMESPACE} {SCHEMA}"}
+
+
 def _root() -> etree._Element:
-    root = etree.Element(f"{{{NAMESPACE}}}dc", nsmap=_NSMAP)
-    root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
-    return root
+    return etree.Element(_ROOT, _ROOT_ATTRIBUTES, nsmap=_NSMAP)
 
 
 def render(fields: Iterable[Field], crosswalk: Crosswalk) -> bytes:
     """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language.
     (The loop is written out: it runs for every value of every record a load renders.)"""
     root = _root()
-    sub_element = etree.SubElement
-    for element, f in crosswalk.apply(fields):
-        if f.lang:
-            sub_element(root, _TAGS[element], {XML_LANG: f.lang}).text = f.value
+    sub_element, element_for = etree.SubElement, crosswalk.element_for
+    for name, value, lang in fields:
+        element = element_for(name)
+        if element is None:
+            continue
+        if lang:
+            sub_element(root, _TAGS[element], {XML_LANG: lang}).text = value
         else:
-            sub_element(root, _TAGS[element]).text = f.value
+            sub_element(root, _TAGS[element]).text = value
     return etree.tostring(root, encoding="UTF-8")
 
 

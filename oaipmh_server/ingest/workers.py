@@ -9,17 +9,20 @@ reports the same problems, with workers or without.
 
 Only a few chunks are in flight at a time, so memory does not grow with the file. The
 workers are started fresh (spawn), not forked: they never inherit the loading process's
-open database connection.
+open database connection. A worker ends itself when the loading process is gone.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from ..config import Settings
 from ..errors import LoadError
@@ -50,11 +53,12 @@ class Workers:
             count,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_start,
-            initargs=(settings,),
+            initargs=(settings, os.getpid()),
         )
 
     def read_jsonl(self, path: Path, *, require_accessioned: bool) -> Iterator[Item]:
-        """The file's records, prepared by the workers, in the file's order."""
+        """The file's records, prepared by the workers, in the file's order. Workers read
+        their chunks from the file themselves: only (offset, size, first line) is sent."""
         name = str(path)
         in_flight: deque[Future[list[Item]]] = deque()
         try:
@@ -63,8 +67,8 @@ class Workers:
             yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
             return
         with handle:
-            for first, lines in _chunks(handle):
-                task = self.executor.submit(_prepare, name, first, lines, require_accessioned)
+            for chunk in _chunks(handle):
+                task = self.executor.submit(_prepare, name, *chunk, require_accessioned)
                 in_flight.append(task)
                 if len(in_flight) > 2 * self.count:
                     yield from in_flight.popleft().result()
@@ -75,25 +79,44 @@ class Workers:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _chunks(handle: Iterable[bytes]) -> Iterator[tuple[int, list[bytes]]]:
-    """(number of the first line, lines) of about CHUNK_BYTES each."""
-    lines: list[bytes] = []
-    size, first = 0, 1
-    for number, raw in enumerate(handle, start=1):
-        lines.append(raw)
-        size += len(raw)
-        if size >= CHUNK_BYTES:
-            yield first, lines
-            lines, size, first = [], 0, number + 1
-    if lines:
-        yield first, lines
+def _chunks(handle: BinaryIO) -> Iterator[tuple[int, int, int]]:
+    """(offset, size, number of its first line) of runs of whole lines, about CHUNK_BYTES
+    each (a line longer than that is a chunk of its own)."""
+    offset, line, carry = 0, 1, b""
+    while block := handle.read(CHUNK_BYTES):
+        data = carry + block
+        end = data.rfind(b"\n") + 1
+        if end == 0:
+            carry = data
+            continue
+        yield offset, end, line
+        offset, line, carry = offset + end, line + data.count(b"\n", 0, end), data[end:]
+    if carry:
+        yield offset, len(carry), line
 
 
-def _start(settings: Settings) -> None:
+def _start(settings: Settings, parent: int) -> None:
     _formats.update((p, f) for p, f in build_formats(settings).items() if f.stored)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
-def _prepare(name: str, first: int, lines: list[bytes], require_accessioned: bool) -> list[Item]:
+def _exit_with(parent: int) -> None:
+    """End this worker when the loading process is gone (killed: it cannot say so), so a
+    killed load leaves no process behind."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
+def _prepare(
+    name: str, offset: int, size: int, first: int, require_accessioned: bool
+) -> list[Item]:
+    with open(name, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read(size)
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the chunk ends with a newline: no line after it
     items: list[Item] = []
     for number, raw in enumerate(lines, start=first):
         item = jsonl_item(name, number, raw, require_accessioned)
