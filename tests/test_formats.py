@@ -20,7 +20,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
 from oaipmh_server.store.schema import FragmentRow
 
-from .conftest import SAMPLES, load_into, make_app
+from .conftest import LOADED, SAMPLES, load_into, make_app
 from .db import fetch
 from .oai import error_codes, harvest, tree
 
@@ -125,12 +125,14 @@ def test_formats_stored_or_rendered_on_request_serve_the_same(
     """oai_dc is stored at load time, qdc and dim rendered on request, unless `[formats]
     stored` lists them; either way the records served are the same bytes."""
     url = empty_database_url
-    load_into(url, SAMPLES)
+    load_into(url, SAMPLES, clock=lambda: LOADED)
     assert stored_prefixes(url) == {"oai_dc"}
     client = make_app(url, page_size=7).test_client()
     live = {prefix: records_of(client, prefix) for prefix in ("qdc", "dim")}
 
-    load_into(url, SAMPLES, stored_formats=["dim"])  # every record unchanged, dim rendered
+    load_into(
+        url, SAMPLES, clock=lambda: LOADED, stored_formats=["dim"]
+    )  # every record unchanged, dim rendered
     assert stored_prefixes(url) == {"oai_dc", "dim"}
     client = make_app(url, page_size=7, stored_formats=["dim"]).test_client()
     assert records_of(client, "dim") == live["dim"]
@@ -144,10 +146,10 @@ def test_formats_stored_or_rendered_on_request_serve_the_same(
     seed = json.loads((SAMPLES / "10722_212116.json").read_text("utf-8"))
     seed["metadata"].append({"field": "dc.subject", "value": "A new subject"})
     (tmp_path / "seed.json").write_text(json.dumps(seed), "utf-8")
-    load_into(url, tmp_path / "seed.json")
+    load_into(url, tmp_path / "seed.json", clock=lambda: LOADED)
     assert "10722/212116" not in rendered("dim")
     # …and storing dim again renders what it lacks.
-    load_into(url, tmp_path / "seed.json", stored_formats=["dim"])
+    load_into(url, tmp_path / "seed.json", clock=lambda: LOADED, stored_formats=["dim"])
     assert rendered("dim") == rendered("oai_dc")
 
 
@@ -162,3 +164,24 @@ def test_an_unknown_stored_format_is_a_clear_error(tmp_path: Path) -> None:
     assert failed.returncode != 0
     assert "formats.stored: no metadata format marc21" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_qdc_keeps_only_the_terms_dcmi_defines(empty_database_url: str, tmp_path: Path) -> None:
+    """A `dcterms` field is served under its own element only if DCMI's dcterms.xsd declares
+    it: the record stays valid against the official schema (the test client checks)."""
+    metadata = [
+        {"field": "dc.title", "value": "T"},
+        {"field": "dcterms.accessRights", "value": "open access"},
+        {"field": "dcterms.madeUpTerm", "value": "not a DCMI term"},
+    ]
+    (tmp_path / "r.json").write_text(json.dumps({"id": "1", "metadata": metadata}))
+    load_into(empty_database_url, tmp_path, missing_accessioned="ingest_time")
+    client = make_app(empty_database_url).test_client()
+    root = tree(
+        client.get("/oai?verb=GetRecord&metadataPrefix=qdc&identifier=oai:repository.example.org:1")
+    )
+    container = root.find(".//{http://dspace.org/qualifieddc/}qualifieddc")
+    assert [(e.tag, e.text) for e in container] == [
+        (f"{{{DC}}}title", "T"),
+        (f"{{{DCTERMS}}}accessRights", "open access"),
+    ]

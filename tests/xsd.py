@@ -7,6 +7,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from .dcmi import dcmi_schemas
+
 SCHEMAS = Path(__file__).parent / "schemas"
 # Canonical URL (as the schemas import each other) → vendored file.
 LOCATIONS = {
@@ -16,11 +18,15 @@ LOCATIONS = {
     "http://dublincore.org/schemas/xmls/simpledc20021212.xsd": "simpledc20021212.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd",
     "http://www.w3.org/2001/xml.xsd": "xml.xsd",
-    # Written for the tests (see local/): no official file is vendored for these yet.
-    "http://dublincore.org/schemas/xmls/qdc/2006/01/06/dcterms.xsd": "local/dcterms.xsd",
+    # DCMI's qualified DC schemas, official, taken from PyPI by tests/dcmi.py.
+    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd": ".dcmi/dc.xsd",
+    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd": ".dcmi/dcterms.xsd",
+    # Written for the tests (see local/ and SOURCES.md): DSpace's qdc container, and dim.
     "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd": "local/qualifieddc.xsd",
     "http://www.dspace.org/schema/dim.xsd": "local/dim.xsd",
 }
+DC = "http://purl.org/dc/elements/1.1/"
+QDC = "http://dspace.org/qualifieddc/"
 # The namespaces a response may hold, each with its schema.
 IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/": "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd",
@@ -28,7 +34,6 @@ IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/oai-identifier": (
         "http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"
     ),
-    "http://dspace.org/qualifieddc/": "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd",
     "http://www.dspace.org/xmlns/dspace/dim": "http://www.dspace.org/schema/dim.xsd",
 }
 
@@ -36,26 +41,41 @@ IMPORTS = {
 class _Local(etree.Resolver):
     def resolve(self, url, pubid, context):  # type: ignore[no-untyped-def]
         name = LOCATIONS.get(url)
-        if name is None:
-            raise AssertionError(f"schema import of an unmapped URL: {url}")
-        return self.resolve_filename(str(SCHEMAS / name), context)
+        if name is not None:
+            return self.resolve_filename(str(SCHEMAS / name), context)
+        if Path(url).is_relative_to(SCHEMAS) and Path(url).is_file():
+            return None  # a local schema importing its neighbour by a relative path
+        raise AssertionError(f"schema import of an unmapped URL: {url}")
 
 
 @cache
-def schema() -> etree.XMLSchema:
+def schema(qualified: bool = False) -> etree.XMLSchema:
+    """Every response's schema. One schema set can hold one schema per namespace, and
+    the dc namespace has two: oai_dc.xsd's simpledc20021212.xsd, and the 2008 dc.xsd that
+    dcterms.xsd builds on (it adds the abstract dc:any that refinements substitute for).
+    So a response holding qdc is validated with the 2008 dc.xsd imported first (it
+    declares the same 15 elements, of the same type), every other with simpledc."""
+    dcmi_schemas()
     parser = etree.XMLParser(no_network=True)
     parser.resolvers.add(_Local())
-    imports = "".join(
-        f'<xs:import namespace="{ns}" schemaLocation="{url}"/>' for ns, url in IMPORTS.items()
+    imports = dict(IMPORTS)
+    if qualified:
+        imports = {
+            DC: "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd",
+            **imports,
+            QDC: "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd",
+        }
+    driver = "".join(
+        f'<xs:import namespace="{ns}" schemaLocation="{url}"/>' for ns, url in imports.items()
     )
-    driver = f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{imports}</xs:schema>'
+    driver = f'<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">{driver}</xs:schema>'
     return etree.XMLSchema(etree.fromstring(driver, parser, base_url=str(SCHEMAS) + "/"))
 
 
 def validate(document: bytes) -> etree._Element:
     """Parse a response and assert it is well-formed and valid; return its root."""
     root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True))
-    xsd = schema()
+    xsd = schema(qualified=QDC.encode() in document)
     if not xsd.validate(root):
         raise AssertionError(f"XSD-invalid response: {xsd.error_log}\n{document[:2000]!r}")
     return root

@@ -2,8 +2,8 @@
 
 `dc.description.abstract` becomes `dcterms:abstract`, `dc.date.issued` `dcterms:issued`,
 `dc.relation.ispartof` `dcterms:isPartOf`…; what has no refinement stays in the dc
-namespace, and fields of the `dcterms` schema keep their element. Private fields are left
-out as in every format.
+namespace, and fields of the `dcterms` schema keep their element (if DCMI defines it).
+Private fields are left out as in every format.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from ..xml import SCHEMA_LOCATION, XSI_NS
 from . import MetadataFormat, crosswalked, value_element
 
 PREFIX = "qdc"
-SCHEMA = "http://dublincore.org/schemas/xmls/qdc/2006/01/06/dcterms.xsd"
+SCHEMA = "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd"
 NAMESPACE = "http://purl.org/dc/terms/"
 QDC_NS = "http://dspace.org/qualifieddc/"
 DC_NS = "http://purl.org/dc/elements/1.1/"
 _NSMAP = {"qdc": QDC_NS, "dc": DC_NS, "dcterms": NAMESPACE, "xsi": XSI_NS}
 _LOCATIONS = (
-    f"{DC_NS} http://dublincore.org/schemas/xmls/qdc/2006/01/06/dc.xsd "
+    f"{DC_NS} http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd "
     f"{NAMESPACE} {SCHEMA} "
     f"{QDC_NS} http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd"
 )
@@ -79,10 +79,73 @@ CROSSWALK: dict[str, tuple[str, str] | None] = {
 }
 
 
+# The elements DCMI's dcterms.xsd declares: a `dcterms` field whose element is not one of
+# them has no place in a schema-valid qdc record, and is left out.
+DCTERMS_ELEMENTS = frozenset(
+    {
+        "abstract",
+        "accessRights",
+        "accrualMethod",
+        "accrualPeriodicity",
+        "accrualPolicy",
+        "alternative",
+        "audience",
+        "available",
+        "bibliographicCitation",
+        "conformsTo",
+        "contributor",
+        "coverage",
+        "created",
+        "creator",
+        "date",
+        "dateAccepted",
+        "dateCopyrighted",
+        "dateSubmitted",
+        "description",
+        "educationLevel",
+        "extent",
+        "format",
+        "hasFormat",
+        "hasPart",
+        "hasVersion",
+        "identifier",
+        "instructionalMethod",
+        "isFormatOf",
+        "isPartOf",
+        "isReferencedBy",
+        "isReplacedBy",
+        "isRequiredBy",
+        "isVersionOf",
+        "issued",
+        "language",
+        "license",
+        "mediator",
+        "medium",
+        "modified",
+        "provenance",
+        "publisher",
+        "references",
+        "relation",
+        "replaces",
+        "requires",
+        "rights",
+        "rightsHolder",
+        "source",
+        "spatial",
+        "subject",
+        "tableOfContents",
+        "temporal",
+        "title",
+        "type",
+        "valid",
+    }
+)
+
+
 def element_for(name: str) -> tuple[str, str] | None:
     schema, element, *_ = name.split(".")
     if schema == "dcterms":
-        return NAMESPACE, element
+        return (NAMESPACE, element) if element in DCTERMS_ELEMENTS else None
     for key in (name, f"{schema}.{element}.*"):
         if key in CROSSWALK:
             return CROSSWALK[key]
