@@ -105,6 +105,11 @@ class LoadError(Exception):
         self.reason = reason
         super().__init__(str(self))
 
+    @classmethod
+    def unreadable(cls, path: str, error: OSError) -> LoadError:
+        """A record file that cannot be opened or read at all."""
+        return cls(path, None, None, f"cannot read the file: {error.strerror}")
+
     def __reduce__(self) -> tuple[type[LoadError], tuple[str, int | None, str | None, str]]:
         # Sent back by the worker processes that read big files (ingest.workers).
         return LoadError, (self.path, self.line, self.record_id, self.reason)

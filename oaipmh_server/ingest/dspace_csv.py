@@ -39,7 +39,7 @@ def read_csv_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
     except OSError as e:
-        yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
+        yield LoadError.unreadable(name, e)
         return
     with handle:
         reader = csv.reader(handle, strict=True)

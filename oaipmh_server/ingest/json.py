@@ -32,7 +32,7 @@ def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except OSError as e:
-        yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
+        yield LoadError.unreadable(name, e)
         return
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
@@ -63,7 +63,7 @@ def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
     try:
         handle = path.open("rb")
     except OSError as e:
-        yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
+        yield LoadError.unreadable(name, e)
         return
     with handle:
         for number, raw in enumerate(handle, start=1):

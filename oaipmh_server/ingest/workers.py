@@ -64,7 +64,7 @@ class Workers:
         try:
             handle = path.open("rb")
         except OSError as e:
-            yield LoadError(name, None, None, f"cannot read the file: {e.strerror}")
+            yield LoadError.unreadable(name, e)
             return
         with handle:
             for chunk in _chunks(handle):
