@@ -6,7 +6,6 @@ crosswalk done per request. Only glue is ours.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -15,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from oaipmh import common, error, metadata, server
+
+from oaipmh_server.store import unpack_fields  # the store's compressed fields
 
 PATH = os.environ["OAIPMH_DATABASE_URL"].removeprefix("sqlite:///")
 DC = {"contributor", "coverage", "creator", "date", "description", "format", "identifier",
@@ -96,7 +97,7 @@ def _record(row: Any) -> tuple[common.Header, common.Metadata | None, None]:
     if header.isDeleted():
         return header, None, None
     values: dict[str, list[str]] = {}
-    for name, value, _lang in json.loads(row[4]):
+    for name, value, _lang in unpack_fields(row[4]):
         element = name.split(".")[1]
         if element in DC and name not in HIDDEN:
             values.setdefault(element, []).append(value)

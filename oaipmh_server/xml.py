@@ -181,6 +181,11 @@ def oai_identifier(repository_identifier: str, local_id: str) -> str:
     return f"oai:{repository_identifier}:{local_id}"
 
 
+def stored_header(repository_identifier: str, header: Header) -> bytes:
+    """A record's <header> as a load stores it (see `header_version`)."""
+    return header_element(header, oai_identifier(repository_identifier, header.local_id))
+
+
 def header_element(header: Header, oai_identifier: str) -> bytes:
     element = etree.Element("header")
     if header.deleted:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, select, type_coerce
 from sqlalchemy.pool import NullPool
+from sqlalchemy.types import NullType
 
 from oaipmh_server.datestamps import format_datestamp
+from oaipmh_server.store import unpack_fields
 from oaipmh_server.store.schema import FragmentRow, MembershipRow, RecordRow, SetRow
 
 REPO = "oai:repository.example.org:"
@@ -46,7 +48,8 @@ def oai_identifiers(url: str, deleted: bool | None = None) -> set[str]:
 
 
 def stored_fields(url: str, *local_ids: str) -> dict[str, Any]:
-    import json
-
-    query = select(RecordRow.local_id, RecordRow.fields).where(RecordRow.local_id.in_(local_ids))
-    return {lid: json.loads(text) for lid, text in fetch(url, query)}
+    """The fields as stored, unpacked, as lists [name, value, lang]."""
+    query = select(RecordRow.local_id, type_coerce(RecordRow.fields, NullType())).where(
+        RecordRow.local_id.in_(local_ids)
+    )
+    return {lid: [list(f) for f in unpack_fields(stored)] for lid, stored in fetch(url, query)}

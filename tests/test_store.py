@@ -14,7 +14,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, insert, select
 
 from oaipmh_server.records import Selection
-from oaipmh_server.store import SqlStore, _page_query, _shape
+from oaipmh_server.store import SQLITE_PAGE_SIZE, SqlStore, _page_query, _shape
 from oaipmh_server.store.schema import Base, MembershipRow, RecordRow
 
 from .conftest import load_into, make_app, sqlite_url
@@ -44,12 +44,30 @@ def test_a_migrated_database_opens_and_keeps_its_secret(tmp_path: Path) -> None:
     second.close()
 
 
+def test_a_new_sqlite_store_has_large_pages_and_an_existing_one_keeps_its_own(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    def page_size(path: Path) -> int:
+        with sqlite3.connect(path) as conn:
+            return int(conn.execute("PRAGMA page_size").fetchone()[0])
+
+    SqlStore(sqlite_url(tmp_path / "new.sqlite3")).close()
+    assert page_size(tmp_path / "new.sqlite3") == SQLITE_PAGE_SIZE
+    with sqlite3.connect(tmp_path / "old.sqlite3") as conn:
+        conn.execute("CREATE TABLE t (x)")  # SQLite's default page size, 4096
+    SqlStore(sqlite_url(tmp_path / "old.sqlite3")).close()
+    assert page_size(tmp_path / "old.sqlite3") == 4096
+
+
 def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
     empty_database_url: str, tmp_path: Path
 ) -> None:
     """A store made by revision 0001, holding a record: opening it upgrades it in place,
     nothing is lost (no memberships or fragments cascade away), the record is served
-    with a header rendered on request, and the next load stores its header."""
+    with a header rendered on request, its fields (stored uncompressed then) are still
+    read, and the next load stores its header."""
     url = empty_database_url
     engine = create_engine(url)
     config = Config()
@@ -82,6 +100,10 @@ def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
         "oai:repository.example.org:1"
     ]
     assert fetch(url, select(RecordRow.header)) == [(None,)]
+    qdc = tree(
+        client.get("/oai?verb=GetRecord&metadataPrefix=qdc&identifier=oai:repository.example.org:1")
+    )
+    assert [e.text for e in qdc.iterfind(".//dc:title", NS)] == ["Old"]
 
     (tmp_path / "sets.json").write_text('{"sets": [{"spec": "com_1", "name": "One"}]}')
     load_into(url, tmp_path / "sets.json")

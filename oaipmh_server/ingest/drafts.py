@@ -21,10 +21,10 @@ import orjson
 from ..datestamps import parse_record_date
 from ..errors import LoadError
 from ..formats import MetadataFormat
-from ..records import Field, SetInfo
-from ..store import fields_to_json
+from ..records import Field, Header, SetInfo
+from ..store import pack_fields, unpack_fields
 from ..verbs import SET_SPEC
-from ..xml import clean_text, has_illegal_characters
+from ..xml import clean_text, has_illegal_characters, stored_header
 
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
 # this repository makes is valid: a DSpace handle such as 10722/212116 fits.
@@ -89,7 +89,7 @@ def content_hash(deleted: bool, set_specs: Sequence[str], fields_digest: str) ->
 
 class Prepared(NamedTuple):
     """A draft with the work a load does for every record already done: its fields as
-    stored (JSON), their digest, and its renderings in the stored formats. Made where the
+    stored, their digest, and its renderings in the stored formats. Made where the
     record is read (a worker process, for big JSON Lines files), so it is plain data,
     quick to send between processes."""
 
@@ -100,14 +100,15 @@ class Prepared(NamedTuple):
     deleted: bool
     accessioned: datetime | None
     cleaned: int
-    fields_json: str
+    packed_fields: bytes  # see pack_fields
     fields_digest: str
     fragments: dict[str, tuple[str, bytes]]  # prefix → (crosswalk version, body)
+    # Its <header> if the load dates it by its dc.date.accessioned, as it does every record
+    # of a first load (None: rendered by the load, once the datestamp is known).
+    header: bytes | None = None
 
     def fields(self) -> tuple[Field, ...]:
-        return tuple(
-            Field(name, value, lang) for name, value, lang in orjson.loads(self.fields_json)
-        )
+        return unpack_fields(self.packed_fields)
 
     def is_legacy_hash(self, stored_hash: str, set_specs: tuple[str, ...]) -> bool:
         """Whether a content hash stored by the first scheme is this record's."""
@@ -116,11 +117,20 @@ class Prepared(NamedTuple):
         return stored_hash == draft.legacy_content_hash
 
 
-def prepare(draft: Draft, formats: Mapping[str, MetadataFormat]) -> Prepared:
-    """Store-ready: fields as JSON, their digest and, unless deleted, each format's body."""
+def prepare(
+    draft: Draft, formats: Mapping[str, MetadataFormat], repository_identifier: str | None = None
+) -> Prepared:
+    """Store-ready: fields packed as stored, their digest and, unless deleted, each format's body;
+    with `repository_identifier`, the header it has if dated by its dc.date.accessioned
+    (a worker renders it, so the loading process, the one that cannot be parallel, only
+    checks that the guess was right)."""
     fragments = {}
+    header = None
     if not draft.deleted:
         fragments = {prefix: (f.version, f.render(draft.fields)) for prefix, f in formats.items()}
+        if repository_identifier is not None and draft.accessioned is not None:
+            dated = Header(draft.local_id, draft.accessioned, draft.set_specs, False)
+            header = stored_header(repository_identifier, dated)
     return Prepared(
         path=draft.source.path,
         line=draft.source.line,
@@ -129,9 +139,10 @@ def prepare(draft: Draft, formats: Mapping[str, MetadataFormat]) -> Prepared:
         deleted=draft.deleted,
         accessioned=draft.accessioned,
         cleaned=draft.cleaned,
-        fields_json=fields_to_json(draft.fields),
+        packed_fields=pack_fields(draft.fields),
         fields_digest=draft.fields_digest,
         fragments=fragments,
+        header=header,
     )
 
 

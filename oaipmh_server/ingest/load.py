@@ -305,14 +305,16 @@ class _Loader:
         else:
             summary.updated += 1
         header = None
-        if datestamp is not PLACEHOLDER:
-            header = self.render_header(Header(item.local_id, datestamp, set_specs, item.deleted))
+        if datestamp is not PLACEHOLDER:  # dated by its dc.date.accessioned
+            header = prepared.header if set_specs == item.set_specs else None
+            if header is None:
+                header = self.render_header(Header(item.local_id, datestamp, set_specs, False))
         return RecordWrite(
             local_id=item.local_id,
             datestamp=datestamp,
             deleted=item.deleted,
             set_specs=set_specs,
-            fields_json=prepared.fields_json,
+            fields=prepared.packed_fields,
             content_hash=new_hash,
             accessioned=item.accessioned,
             fragments=prepared.fragments,
@@ -322,8 +324,7 @@ class _Loader:
 
     def render_header(self, header: Header) -> bytes:
         """The record's <header>, stored with it so pages are served without rendering it."""
-        identifier = xml.oai_identifier(self.settings.repository_identifier, header.local_id)
-        return xml.header_element(header, identifier)
+        return xml.stored_header(self.settings.repository_identifier, header)
 
     def refresh_headers(self) -> None:
         """Render again the stored headers of an earlier repository identifier (or of a

@@ -36,6 +36,7 @@ CHUNK_BYTES = 1024 * 1024
 MAX_WORKERS = 4
 
 _formats: dict[str, MetadataFormat] = {}  # in a worker: the stored formats
+_repository: list[str] = []  # in a worker: the repository identifier
 
 
 def worker_count(paths: list[Path]) -> int:
@@ -97,6 +98,7 @@ def _chunks(handle: BinaryIO) -> Iterator[tuple[int, int, int]]:
 
 def _start(settings: Settings, parent: int) -> None:
     _formats.update((p, f) for p, f in build_formats(settings).items() if f.stored)
+    _repository.append(settings.repository_identifier)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
@@ -121,7 +123,7 @@ def _prepare(
     for number, raw in enumerate(lines, start=first):
         item = jsonl_item(name, number, raw, require_accessioned)
         if isinstance(item, Draft):
-            items.append(prepare(item, _formats))
+            items.append(prepare(item, _formats, _repository[0]))
         elif item is not None:
             items.append(item)
     return items

@@ -1,7 +1,7 @@
 """The tables, as typed SQLAlchemy models. Only the store package imports SQLAlchemy.
 
-records       one row per item: datestamp, deleted flag, its sets, its fields (JSON, in
-              order), a content hash so re-loading identical content changes nothing, and
+records       one row per item: datestamp, deleted flag, its sets, its fields (compressed
+              JSON, in order), a content hash so re-loading identical content changes nothing, and
               its <header> rendered once, as served.
 memberships   (set, record) for the record's sets *and their ancestors*, with the record's
               datestamp copied in: a set-selective page is one range scan of the index
@@ -66,10 +66,12 @@ class RecordRow(Base):
     # the record's <header> as served; NULL until a load renders it.
     header_version: Mapped[str | None] = mapped_column(String(64))
     header: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # JSON: [[name, value, lang-or-null], ...] in the order the record came with. Last:
-    # SQLite stores a row's columns in order, and reading a column after this big one
-    # (a few kB, spilling onto overflow pages) would mean walking through it.
-    fields: Mapped[str] = mapped_column(Text)
+    # The fields, packed (store.pack_fields: compressed JSON). Last: SQLite stores a
+    # row's columns in order, and reading a column after this big one (spilling onto
+    # overflow pages) would mean walking through it. A TEXT column on SQLite, where a
+    # column's type does not bind its values (stores before 0.3 hold JSON text in it),
+    # bytea on PostgreSQL (revision 0003).
+    fields: Mapped[bytes] = mapped_column(Text().with_variant(LargeBinary(), "postgresql"))
 
     __table_args__ = (Index("ix_records_datestamp_id", "datestamp", "local_id"),)
 
