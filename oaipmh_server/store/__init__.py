@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import orjson
@@ -35,6 +35,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import NullType
@@ -193,24 +194,16 @@ class SqlStore:
     def list_headers(
         self, selection: Selection, after: Position | None, limit: int, header_version: str
     ) -> list[StoredRecord]:
-        query = _page_query("headers", _shape(selection), after is not None)
-        parameters = {**_page_parameters(selection, after), "limit": limit}
         with _unavailable(), self.engine.connect() as conn:
+            rows = self._page(conn, "headers", selection, after, {"limit": limit})
             return [
                 StoredRecord(
-                    Header(
-                        local_id,
-                        stored_datetime(datestamp),
-                        tuple(set_specs.split()),
-                        bool(deleted),
-                    ),
+                    _header(local_id, stored_datetime(datestamp), set_specs, deleted),
                     None,
                     None,
                     header if stored_version == header_version else None,
                 )
-                for local_id, datestamp, set_specs, deleted, header, stored_version in (
-                    conn.execute(query, parameters)
-                )
+                for local_id, datestamp, set_specs, deleted, header, stored_version in rows
             ]
 
     def list_records(
@@ -222,13 +215,53 @@ class SqlStore:
         version: str,
         header_version: str,
     ) -> list[StoredRecord]:
-        query = _page_query("records", _shape(selection), after is not None)
-        parameters = {**_page_parameters(selection, after), "limit": limit, "prefix": prefix}
         with _unavailable(), self.engine.connect() as conn:
-            rows = conn.execute(query, parameters).all()
+            rows = self._page(conn, "records", selection, after, {"limit": limit, "prefix": prefix})
             return self._with_fields(conn, rows, version, header_version)
 
     # -- helpers of the read side -----------------------------------------------------------
+
+    def _page(
+        self,
+        conn: Connection,
+        kind: str,
+        selection: Selection,
+        after: Position | None,
+        extra: dict[str, Any],
+    ) -> Sequence[Any]:
+        """A page's rows, by the page statement compiled once for this database and run
+        through the driver: a harvest runs it thousands of times, and SQLAlchemy's
+        per-execution work (parameter and result processing) cost as much as SQLite's."""
+        sql, order, constants = self._driver_page_statement(
+            kind, _shape(selection), after is not None
+        )
+        values = {**constants, **_page_parameters(selection, after), **extra}
+        for name in _DATETIME_PARAMETERS.intersection(values):
+            values[name] = self._bind_datetime(values[name])
+        parameters: Any = values if order is None else tuple(values[name] for name in order)
+        return conn.exec_driver_sql(sql, parameters).all()
+
+    @cached_property
+    def _bind_datetime(self) -> Callable[[datetime], Any]:
+        return _datetime_binder(self.engine.dialect)
+
+    @cached_property
+    def _driver_page_statements(self) -> dict[tuple[str, _Shape, bool], _DriverStatement]:
+        return {}
+
+    def _driver_page_statement(
+        self, kind: str, shape: _Shape, after_shape: bool
+    ) -> _DriverStatement:
+        """(SQL, the order of its parameters or None when the driver takes them by name,
+        the values of the parameters the compiler added, such as SQLite's OFFSET 0)."""
+        key = (kind, shape, after_shape)
+        statement = self._driver_page_statements.get(key)
+        if statement is None:
+            compiled = _page_query(kind, shape, after_shape).compile(dialect=self.engine.dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            constants = {k: v for k, v in compiled.params.items() if v is not None}
+            statement = self._driver_page_statements[key] = (str(compiled), order, constants)
+        return statement
 
     def _scalar(self, query: AnySelect, parameters: dict[str, Any] | None = None) -> Any:
         with _unavailable(), self.engine.connect() as conn:
@@ -332,8 +365,7 @@ class LoadTransaction:
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        process = UTCDateTime().dialect_impl(conn.dialect).bind_processor(conn.dialect)
-        self._bind_datetime: Callable[[datetime], Any] = process or (lambda value: value)
+        self._bind_datetime = _datetime_binder(conn.dialect)
         self._datetimes: dict[datetime, Any] = {}
 
     def is_empty(self) -> bool:
@@ -577,6 +609,7 @@ def _fragment_join(local_id: Any, prefix: Any) -> Any:
 
 
 _Shape = tuple[bool, bool]  # (in a set, with a from date)
+_DriverStatement = tuple[str, tuple[str, ...] | None, dict[str, Any]]
 
 
 @lru_cache(maxsize=64)
@@ -626,6 +659,17 @@ def _page_query(kind: str, selection_shape: _Shape, after_shape: bool) -> AnySel
 
 def _shape(selection: Selection) -> _Shape:
     return selection.set_spec is not None, selection.from_ is not None
+
+
+def _datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:
+    """A datetime as the column type binds it on this database (SQLite: its text), for
+    statements run through the driver."""
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return process or (lambda value: value)
+
+
+# The page statements' parameters that are datestamps, bound as the column type binds them.
+_DATETIME_PARAMETERS = frozenset({"from_", "until", "after_datestamp"})
 
 
 def _page_parameters(selection: Selection, after: Position | None) -> dict[str, Any]:
