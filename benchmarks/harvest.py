@@ -5,6 +5,14 @@ so the server, not the client, is measured; --parse parses every page with lxml.
 are asked for uncompressed (requests would otherwise ask for gzip on its own); --gzip asks
 for gzip, to measure what compression costs.
 
+Deep pages against first pages, two ways: `deep_over_first` is the median latency of the
+last 5 % of pages over that of the first 5 %, as they came in the harvest;
+`deep_over_first_paired` asks again for pages of both ends (up to 50 of each, by the
+tokens the harvest was given), alternately, a first page then a deep one, twice. The
+harvest's own ratio also holds whatever the machine's speed did between its beginning and
+its end (on a shared machine it moves by tens of percent within a minute); the paired one
+compares pages asked for moments apart, so only the depth differs.
+
     python3 benchmarks/harvest.py http://127.0.0.1:5000/oai ListRecords [--set S] [--parse] [--gzip]
 """
 
@@ -23,16 +31,18 @@ TOKEN = re.compile(rb"<resumptionToken[^>]*>([^<]+)</resumptionToken>")
 
 def harvest(
     url: str, verb: str, set_spec: str | None, parse: bool, gzip: bool = False
-) -> dict[str, float]:
+) -> dict[str, float | None]:
     session = requests.Session()
     session.headers["Accept-Encoding"] = "gzip" if gzip else "identity"
     params = {"verb": verb, "metadataPrefix": "oai_dc"}
     if set_spec:
         params["set"] = set_spec
     latencies: list[float] = []
+    asked: list[dict[str, str]] = []
     count = 0
     started = time.perf_counter()
     while True:
+        asked.append(params)
         before = time.perf_counter()
         body = session.get(url, params=params, timeout=120).content
         latencies.append(time.perf_counter() - before)
@@ -59,7 +69,30 @@ def harvest(
         "p95_page_ms": round(sorted(latencies)[int(len(latencies) * 0.95)] * 1000, 1),
         "last_page_ms": round(latencies[-1] * 1000, 1),
         "deep_over_first": round(last / first, 2),
+        "deep_over_first_paired": _paired(session, url, asked[1 : tail + 1], asked[-tail:]),
     }
+
+
+def _paired(
+    session: requests.Session,
+    url: str,
+    firsts: list[dict[str, str]],
+    deeps: list[dict[str, str]],
+) -> float | None:
+    """Median latency of deep pages over first pages, asked for alternately (see above);
+    None for a list too short to have both."""
+    step = max(1, len(firsts) // 50)
+    firsts, deeps = firsts[::step][:50], deeps[::step][:50]
+    times: dict[str, list[float]] = {"first": [], "deep": []}
+    for _ in range(2):
+        for pair in zip(firsts, deeps, strict=False):
+            for end, params in zip(("first", "deep"), pair, strict=True):
+                before = time.perf_counter()
+                session.get(url, params=params, timeout=120).content  # noqa: B018
+                times[end].append(time.perf_counter() - before)
+    if not times["first"]:
+        return None
+    return round(statistics.median(times["deep"]) / statistics.median(times["first"]), 2)
 
 
 def main() -> None:
