@@ -73,9 +73,9 @@ def pack_fields(fields: Sequence[Field]) -> bytes:
 
 
 def unpack_fields(stored: str | bytes | memoryview) -> tuple[Field, ...]:
-    """The fields from their stored form, including the uncompressed JSON that stores
-    written before 0.3 hold (text on SQLite; bytes beginning with "[" on PostgreSQL,
-    where the column became bytea)."""
+    """The fields from their stored form, including the uncompressed JSON of rows written
+    before revision 0003 (text on SQLite; bytes beginning with "[" on PostgreSQL, where
+    the column became bytea)."""
     data = stored if isinstance(stored, str) else bytes(stored)
     if isinstance(data, bytes) and not data.startswith(b"["):
         data = zlib.decompress(data)
@@ -105,6 +105,7 @@ class SqlStore:
     ) -> None:
         self.url = url
         self.engine = _create_engine(url, password)
+        self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
         with _unavailable():
             _migrate(self.engine)
             self._secret = token_secret or self._stored_secret()
@@ -245,22 +246,18 @@ class SqlStore:
     def _bind_datetime(self) -> Callable[[datetime], Any]:
         return _datetime_binder(self.engine.dialect)
 
-    @cached_property
-    def _driver_page_statements(self) -> dict[tuple[str, _Shape, bool], _DriverStatement]:
-        return {}
-
     def _driver_page_statement(
         self, kind: str, shape: _Shape, after_shape: bool
     ) -> _DriverStatement:
         """(SQL, the order of its parameters or None when the driver takes them by name,
         the values of the parameters the compiler added, such as SQLite's OFFSET 0)."""
         key = (kind, shape, after_shape)
-        statement = self._driver_page_statements.get(key)
+        statement = self._driver_statements.get(key)
         if statement is None:
             compiled = _page_query(kind, shape, after_shape).compile(dialect=self.engine.dialect)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
             constants = {k: v for k, v in compiled.params.items() if v is not None}
-            statement = self._driver_page_statements[key] = (str(compiled), order, constants)
+            statement = self._driver_statements[key] = (str(compiled), order, constants)
         return statement
 
     def _scalar(self, query: AnySelect, parameters: dict[str, Any] | None = None) -> Any:

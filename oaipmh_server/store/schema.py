@@ -70,8 +70,8 @@ class RecordRow(Base):
     # The fields, packed (store.pack_fields: compressed JSON). Last: SQLite stores a
     # row's columns in order, and reading a column after this big one (spilling onto
     # overflow pages) would mean walking through it. A TEXT column on SQLite, where a
-    # column's type does not bind its values (stores before 0.3 hold JSON text in it),
-    # bytea on PostgreSQL (revision 0003).
+    # column's type does not bind its values (rows written before revision 0003 hold
+    # JSON text there), bytea on PostgreSQL (revision 0003).
     fields: Mapped[bytes] = mapped_column(Text().with_variant(LargeBinary(), "postgresql"))
 
     __table_args__ = (Index("ix_records_datestamp_id", "datestamp", "local_id"),)
