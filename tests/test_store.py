@@ -61,6 +61,23 @@ def test_a_new_sqlite_store_has_large_pages_and_an_existing_one_keeps_its_own(
     assert page_size(tmp_path / "old.sqlite3") == 4096
 
 
+def test_a_new_sqlite_store_opens_while_another_process_is_creating_it(tmp_path: Path) -> None:
+    """Two processes started together on a database that does not exist yet (two loads,
+    or a load and a server): the one that comes second waits for the first, instead of
+    failing because SQLite would not switch the new file to WAL mode under a lock."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "new.sqlite3"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("BEGIN IMMEDIATE")  # what a process creating the schema holds
+    threading.Timer(0.5, first.execute, ["ROLLBACK"]).start()
+    store = SqlStore(sqlite_url(path))
+    assert store.count_all() == 0
+    store.close()
+    first.close()
+
+
 def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
     empty_database_url: str, tmp_path: Path
 ) -> None:

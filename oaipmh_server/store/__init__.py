@@ -9,6 +9,8 @@ into StoreUnavailable here, at the edge, so nothing above knows SQL.
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -713,9 +715,9 @@ def _tune_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+        _wal(cursor)
         for pragma in (
-            f"PRAGMA page_size={SQLITE_PAGE_SIZE}",
-            "PRAGMA journal_mode=WAL",
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=30000",
@@ -728,6 +730,22 @@ def _tune_sqlite(engine: Engine) -> None:
         # A load takes the write lock at once, so two loads queue instead of failing midway.
         immediate = conn.get_execution_options().get("immediate", False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode, waiting as long as for any lock (30 s). SQLite does
+    not wait on its own here: a new database that another process is creating at that
+    moment (two loads, or a load and a server, started together) answers "database is
+    locked" at once."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _migrate(engine: Engine) -> None:
