@@ -207,15 +207,14 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
         body = [piece for r in records for piece in _record(r, metadata_format, context)]
     else:
         body = [_header(r, context) for r in records]
-    headers = [r.header for r in records]
-    last = headers[-1]
+    last = records[-1].header
     follow = replace(
         state,
         position=Position(last.datestamp, last.local_id),
-        cursor=state.cursor + len(headers),
+        cursor=state.cursor + len(records),
     )
     body += _token(request, context, state, follow, more)
-    return _document(request, context, body, records=len(headers))
+    return _document(request, context, body, records=len(records))
 
 
 def get_record(request: Request, context: Context) -> Reply:

@@ -63,6 +63,8 @@ LOAD_CACHE_SIZE = -65536
 # a load writes fewer, larger pages (its write-ahead log's index, in the loading
 # process's memory, has a quarter of the entries) and a page of records reads fewer.
 SQLITE_PAGE_SIZE = 16384
+# How long a SQLite connection waits for another's lock before "database is locked".
+LOCK_WAIT_SECONDS = 30
 TOKEN_SECRET_KEY = "token_secret"  # noqa: S105  # the meta key, not a secret
 AnySelect = Select[*tuple[Any, ...]]
 
@@ -614,8 +616,9 @@ _DriverStatement = tuple[str, tuple[str, ...] | None, dict[str, Any]]
 @lru_cache(maxsize=64)
 def _page_query(kind: str, selection_shape: _Shape, after_shape: bool) -> AnySelect:
     """The statement for one kind of page ("count", "headers" or "records") and one shape
-    of selection, built once: SQLAlchemy then only binds the values (see
-    `_page_parameters`), which keeps building a page's query off the request's cost.
+    of selection, built once with bind parameters for the values (`_page_parameters`):
+    pages run it compiled, through the driver (`SqlStore._page`), the count through
+    SQLAlchemy.
 
     Restricted to the selection and continued after a keyset position, in datestamp order.
     For a set the order is the membership index's: (set_spec, datestamp, local_id).
@@ -697,7 +700,9 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
         if url.startswith("sqlite"):
             memory = url in ("sqlite://", "sqlite:///:memory:")
             engine = create_engine(
-                url, poolclass=StaticPool if memory else None, connect_args={"timeout": 30}
+                url,
+                poolclass=StaticPool if memory else None,
+                connect_args={"timeout": LOCK_WAIT_SECONDS},
             )
             _tune_sqlite(engine)
             return engine
@@ -720,7 +725,7 @@ def _tune_sqlite(engine: Engine) -> None:
         for pragma in (
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=30000",
+            f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}",
         ):
             cursor.execute(pragma)
         cursor.close()
@@ -733,11 +738,11 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 def _wal(cursor: Any) -> None:
-    """Put the database in WAL mode, waiting as long as for any lock (30 s). SQLite does
+    """Put the database in WAL mode, waiting as long as for any lock. SQLite does
     not wait on its own here: a new database that another process is creating at that
     moment (two loads, or a load and a server, started together) answers "database is
     locked" at once."""
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
