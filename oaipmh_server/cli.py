@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from .config import load_settings
-from .errors import ConfigError, LoadFailed, StoreUnavailable
+from .errors import ConfigError, LoadBusy, LoadFailed, StoreUnavailable
 
 
 @click.group()
@@ -32,7 +32,12 @@ def main() -> None:
     default=None,
     help="Show a progress bar on standard error (default: when it is a terminal).",
 )
-def load(paths: tuple[str, ...], progress: bool | None) -> None:
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="While another load runs: wait for it, or stop at once (default: [load] wait).",
+)
+def load(paths: tuple[str, ...], progress: bool | None, wait: bool | None) -> None:
     """Load record files (.json, .jsonl) or folders of them, all or nothing."""
     from tqdm import tqdm
 
@@ -54,7 +59,12 @@ def load(paths: tuple[str, ...], progress: bool | None) -> None:
             settings,
             build_formats(settings),
             progress=advance,
+            wait=settings.load_wait if wait is None else wait,
+            on_wait=_say_waiting,
         )
+    except LoadBusy as e:
+        bar.close()
+        raise click.ClickException(f"{e}; nothing was loaded (--wait waits for it)") from None
     except LoadFailed as failure:
         bar.close()
         for problem in failure.problems:
@@ -92,7 +102,16 @@ def delete(ids: tuple[str, ...]) -> None:
     settings = _settings()
     store = _open_store(settings)
     try:
-        summary = delete_records(ids, store, settings, build_formats(settings))
+        summary = delete_records(
+            ids,
+            store,
+            settings,
+            build_formats(settings),
+            wait=settings.load_wait,
+            on_wait=_say_waiting,
+        )
+    except LoadBusy as e:
+        raise click.ClickException(f"{e}; nothing was deleted") from None
     except LoadFailed as failure:
         for problem in failure.problems:
             click.echo(str(problem), err=True)
@@ -191,6 +210,10 @@ def _log_to_stderr() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+def _say_waiting(who: str) -> None:
+    click.echo(f"{who}; waiting for it to finish (Ctrl-C to stop)", err=True)
 
 
 def _settings() -> Any:

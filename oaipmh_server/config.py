@@ -50,6 +50,7 @@ class Settings:
     token_secret: str | None
     keep_accessioned: bool
     missing_accessioned: Literal["reject", "ingest_time"]
+    load_wait: bool
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
@@ -70,6 +71,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("harvest", "token_secret"): "token_secret",
     ("datestamps", "keep_accessioned"): "keep_accessioned",
     ("datestamps", "missing_accessioned"): "missing_accessioned",
+    ("load", "wait"): "load_wait",
     ("oai_dc", "hidden_fields"): "hidden_fields",
     ("oai_dc", "map"): "oai_dc_map",
     ("formats", "stored"): "stored_formats",
@@ -230,6 +232,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         token_secret=token_secret,
         keep_accessioned=keep_accessioned,
         missing_accessioned=missing,
+        load_wait=get("load_wait", bool),
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),

@@ -6,6 +6,7 @@ OAI-PMH errors (section 3.6 of the specification) are answered inside an HTTP 20
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar
 
 
@@ -17,9 +18,12 @@ class OAIError(Exception):
     # the arguments themselves are what is wrong.
     echo_arguments: ClassVar[bool] = True
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, response_date: datetime | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The responseDate of its reply, when not the moment of the request: a list's
+        # noRecordsMatch is as of the list's cut-off (see protocol._list).
+        self.response_date = response_date
 
 
 class BadArgument(OAIError):
@@ -89,6 +93,11 @@ ERRORS: dict[str, type[OAIError]] = {
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or is locked: a 503 with Retry-After, not an OAI error."""
+
+
+class LoadBusy(Exception):
+    """Another load is writing to the store (the message says whose, since when) and this
+    one was told not to wait for it."""
 
 
 class ConfigError(Exception):

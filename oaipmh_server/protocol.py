@@ -79,7 +79,7 @@ def respond(pairs: Sequence[tuple[str, str]], context: Context) -> Reply:
         echo = None
         if request is not None and error.echo_arguments:
             echo = {"verb": request.verb, **request.arguments}
-        head, tail = xml.envelope(context.now, context.base_url, echo, None)
+        head, tail = xml.envelope(error.response_date or context.now, context.base_url, echo, None)
         body = xml.error_elements([(error.code, error.message)])
         return Reply([head, body, tail], request.verb if request else None, errors=[error.code])
 
@@ -163,10 +163,13 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
         if request.set_spec is not None and not source.has_sets():
             raise NoSetHierarchy("This repository does not support sets.")
         # The cut-off: the list is what the repository held one second before the first
-        # page. Changes made from this second on are dated at or after this response's
-        # responseDate, so the next incremental harvest (from=responseDate) sees them, and
-        # they can never reappear in this one behind its keyset position.
-        cutoff = context.now - timedelta(seconds=1)
+        # page, and never passes a change not committed yet (a load running now is dated
+        # from its start: store/writes.py). The responseDate is one second after it, so
+        # every change the list cannot show is dated at or after the responseDate: the
+        # next incremental harvest (from=responseDate) sees it, and it can never reappear
+        # in this one behind its keyset position.
+        cutoff = source.list_cutoff(context.now)
+        context = replace(context, now=cutoff + timedelta(seconds=1))
         until = cutoff if request.until is None else min(request.until, cutoff)
         selection = Selection(request.set_spec, request.from_, until)
         state = ResumptionState(
@@ -181,7 +184,7 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
             complete_list_size=source.count_records(selection),
         )
         if state.complete_list_size == 0:
-            raise NoRecordsMatch("No records match the arguments.")
+            raise NoRecordsMatch("No records match the arguments.", response_date=context.now)
 
     selection = Selection(state.set_spec, state.from_, state.until)  # type: ignore[arg-type]
     if with_metadata:

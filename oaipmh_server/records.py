@@ -105,4 +105,9 @@ class RecordSource(Protocol):
         header_version: str,
     ) -> Sequence[StoredRecord]: ...
 
+    def list_cutoff(self, now: datetime) -> datetime:
+        """The cut-off of a list starting at `now`: at most one second before it, before
+        any change not yet committed, never before a cut-off already handed out."""
+        ...
+
     def token_secret(self) -> str: ...

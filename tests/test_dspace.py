@@ -19,6 +19,11 @@ from .oai import NS, tree
 
 SAF = SAMPLES / "dspace" / "saf"
 CSV = SAMPLES / "dspace" / "metadata-export.csv"
+# The seed item as DSpace exports it, one export of each kind: loaded with the samples, it
+# would be the same record three times in one load (sample_records holds it as JSON).
+SEED_EXPORTS = Path(__file__).parent / "fixtures" / "dspace-seed"
+SEED_SAF = SEED_EXPORTS / "saf"
+SEED_CSV = SEED_EXPORTS / "metadata-export.csv"
 SEED_ID = "oai:repository.example.org:10722/212116"
 
 
@@ -33,7 +38,7 @@ def seed_oai_dc(url: str) -> bytes:
     return etree.tostring(root.find(".//oai:metadata", NS)[0], method="c14n")
 
 
-@pytest.mark.parametrize("export", [SAF, CSV], ids=["saf", "csv"])
+@pytest.mark.parametrize("export", [SEED_SAF, SEED_CSV], ids=["saf", "csv"])
 def test_the_seed_item_arrives_field_for_field(
     empty_database_url: str, tmp_path: Path, export: Path
 ) -> None:
@@ -59,12 +64,18 @@ def test_the_seed_item_arrives_field_for_field(
 def test_csv_after_saf_updates_instead_of_duplicating(
     empty_database_url: str, tmp_path: Path
 ) -> None:
-    load_into(empty_database_url, SAF)
-    summary = load_into(empty_database_url, CSV)
+    load_into(empty_database_url, SAF, SEED_SAF)
+    combined = tmp_path / "export.csv"
+    combined.write_text(
+        SEED_CSV.read_text("utf-8") + CSV.read_text("utf-8").split("\n", 1)[1], "utf-8"
+    )
+    summary = load_into(empty_database_url, combined)
     assert (summary.unchanged, summary.added) == (1, 2)  # the seed is the same item
     changed = tmp_path / "changed.csv"
     changed.write_text(
-        CSV.read_text("utf-8").replace("Cell Transplantation, 2013", "Cell Transplant., 2013"),
+        combined.read_text("utf-8").replace(
+            "Cell Transplantation, 2013", "Cell Transplant., 2013"
+        ),
         "utf-8",
     )
     summary = load_into(empty_database_url, changed)

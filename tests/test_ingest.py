@@ -102,19 +102,27 @@ def test_worker_processes_load_exactly_what_one_process_loads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Big JSON Lines files are checked and rendered by worker processes, in chunks: the
-    store must come out the same, in the same order (an id twice: the later one wins)."""
+    store must come out the same, in the same order, and a record twice is refused the
+    same way, naming both lines."""
     from oaipmh_server.ingest import workers
 
     monkeypatch.setattr(workers, "CHUNK_BYTES", 600)  # many chunks from a small file
     records = [record(str(n), f"2015-07-{1 + n % 28:02d}T02:23:32Z") for n in range(60)]
-    records += [record("7", deleted=True), record("8", "2016-01-01T00:00:00Z")]
+    records[7]["deleted"] = True
     records[3]["metadata"].append({"field": "dc.title", "value": "bell \x07", "lang": "en_US"})
     files = write_jsonl(tmp_path / "r.jsonl", records)
+    twice = write_jsonl(tmp_path / "twice.jsonl", [*records, record("8", "2016-01-01T00:00:00Z")])
     stores = []
     for count in (0, 2):
         url = f"sqlite:///{tmp_path}/w{count}.sqlite3"
+        with pytest.raises(LoadFailed) as refused:
+            load_into(url, twice, clock=lambda: T1, workers=count)
+        assert [str(p) for p in refused.value.problems] == [
+            f"{twice}:9: record 8: the same record again at {twice}:61: "
+            "a load holds each record once"
+        ]
         summary = load_into(url, files, clock=lambda: T1, workers=count)
-        assert (summary.added, summary.updated, summary.deleted, summary.cleaned) == (60, 1, 1, 1)
+        assert (summary.added, summary.updated, summary.deleted, summary.cleaned) == (59, 0, 1, 1)
         stores.append(everything(url))
     assert stores[0] == stores[1]
 

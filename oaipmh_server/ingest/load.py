@@ -4,23 +4,30 @@ The whole load is one transaction. Every problem is collected (one line each, wi
 line and record) and if there is any, the transaction is rolled back: the store is exactly
 as it was. A killed load never commits, so it too leaves the store as it was.
 
-Datestamps (the rules harvesters depend on):
-- Into an empty store, a record is dated by its dc.date.accessioned.
+Datestamps (the rules harvesters depend on; store/writes.py says how they are kept):
+- "The time of the load" is when it starts writing: lists stop one second before it until
+  the load commits, so what it changes is new to every incremental harvest
+  (from=<responseDate of the last one>), even one that ran while it loaded. It is never
+  earlier than a cut-off already handed out, whatever the clock says.
+- Into an empty store, a record is dated by its dc.date.accessioned, unless a harvester has
+  already been given a cut-off at or after that date (it would never see the record).
 - Into a store that already holds records, anything up to now may have been harvested, so
-  a new record dated in the past would be invisible to an incremental harvest
-  (from=<last harvest>). It is dated at the time of the load instead, and counted as
-  "clamped" (unless `keep_accessioned` is set).
-- A changed or deleted record is dated at the time of the load; an unchanged one keeps its
-  datestamp. "The time of the load" is the moment just before commit, never earlier than
-  any datestamp already in the store.
+  a new record dated in the past would be invisible to an incremental harvest. It is
+  dated at the time of the load instead, and counted as "clamped" (unless
+  `keep_accessioned` is set).
+- A changed or deleted record is dated at the time of the load, and always at least one
+  second after its previous datestamp; an unchanged one keeps its datestamp.
+- A load is one state of the repository: the same record twice in it is an error.
 """
 
 from __future__ import annotations
 
 import os
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from .. import datestamps, xml
@@ -35,8 +42,7 @@ from .json import Item, read_json_file, read_jsonl_file
 from .saf import is_item_folder, read_saf_item
 from .workers import Workers, worker_count
 
-# Written in place of "the time of the load" until the moment of commit is known.
-PLACEHOLDER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+SECOND = timedelta(seconds=1)
 # A dc.date.accessioned this far ahead of our clock is an error, not clock skew.
 MAX_SKEW = timedelta(days=1)
 BATCH = 1000
@@ -119,9 +125,15 @@ def load_paths(
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = datestamps.now,
     workers: int | None = None,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> LoadSummary:
     """Load record files; LoadFailed (and nothing written) if any record is wrong.
-    `workers`: processes that read big JSON Lines files (None: as many as pay off)."""
+    `workers`: processes that read big JSON Lines files (None: as many as pay off).
+    `wait`, `on_wait`: what to do while another load runs (see SqlStore.loading).
+    `before_commit`: called when everything is written, just before the commit (tests
+    hold a load there to race it)."""
     files, problems = find_files(paths)
     if problems:
         raise LoadFailed(problems, len(problems))
@@ -133,7 +145,17 @@ def load_paths(
             require_accessioned=settings.missing_accessioned == "reject",
             workers=pool,
         )
-        return load_items(items, store, settings, formats, progress=progress, clock=clock)
+        return load_items(
+            items,
+            store,
+            settings,
+            formats,
+            progress=progress,
+            clock=clock,
+            wait=wait,
+            on_wait=on_wait,
+            before_commit=before_commit,
+        )
     finally:
         if pool is not None:
             pool.close()
@@ -147,10 +169,14 @@ def load_items(
     *,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], datetime] = datestamps.now,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+    before_commit: Callable[[], None] | None = None,
 ) -> LoadSummary:
     summary = LoadSummary()
-    with store.loading() as tx:
-        loader = _Loader(tx, settings, formats, summary, clock())
+    loading = store.loading(clock, keep_dates=settings.keep_accessioned, wait=wait, on_wait=on_wait)
+    with loading as tx:
+        loader = _Loader(tx, settings, formats, summary)
         for item in items:
             if isinstance(item, LoadError):
                 loader.problem(item)
@@ -161,16 +187,15 @@ def load_items(
                 if progress is not None:
                     progress(1)
         loader.flush()
+        loader.refuse_repeated_records()
         if loader.problems:
             summary.rejected = loader.rejected
             raise LoadFailed(loader.problems, loader.problem_count)
         loader.refresh_fragments()
         loader.refresh_headers()
-        # Date the changes now, just before commit: see the module docstring.
-        tx.stamp(
-            PLACEHOLDER, max(clock(), loader.started), loader.render_header, loader.header_version
-        )
         tx.optimize()
+        if before_commit is not None:
+            before_commit()
     return summary
 
 
@@ -181,6 +206,8 @@ def delete_records(
     formats: dict[str, MetadataFormat],
     *,
     clock: Callable[[], datetime] = datestamps.now,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
 ) -> LoadSummary:
     """Turn records into tombstones dated now (they keep their sets); LoadFailed, and
     nothing changed, if any id is unknown. Already deleted records stay as they are."""
@@ -194,7 +221,7 @@ def delete_records(
             drafts.append(Draft(source, local_id, (), True, (), None, 0))
     if problems:
         raise LoadFailed(problems, len(problems))
-    return load_items(drafts, store, settings, formats, clock=clock)
+    return load_items(drafts, store, settings, formats, clock=clock, wait=wait, on_wait=on_wait)
 
 
 class _Loader:
@@ -206,7 +233,6 @@ class _Loader:
         settings: Settings,
         formats: dict[str, MetadataFormat],
         summary: LoadSummary,
-        started: datetime,
     ) -> None:
         self.tx = tx
         self.settings = settings
@@ -214,15 +240,22 @@ class _Loader:
         # Only the stored formats are rendered here; the others are rendered on request.
         self.stored = {prefix: f for prefix, f in formats.items() if f.stored}
         self.summary = summary
-        self.started = started
+        # The time of the load, and whether (and from when) records keep their own dates.
+        self.moment = tx.dating.moment
         self.was_empty = tx.is_empty()
-        self.keep_accessioned = settings.keep_accessioned or self.was_empty
         self.header_version = xml.header_version(settings.repository_identifier)
         self.sets = tx.known_sets()
         self.batch: dict[str, Draft | Prepared] = {}
         self.problems: list[LoadError] = []
         self.problem_count = 0
         self.rejected = 0
+        # Every record of the load as a 64-bit hash of its id, with the file (an index in
+        # `files`) and line it was read from (0: none), in arrays: a million ids as
+        # strings would cost a hundred MB. See refuse_repeated_records.
+        self.id_hashes = array("q")
+        self.files: dict[str, int] = {}
+        self.file_of = array("I")
+        self.line_of = array("i")
 
     def problem(self, error: LoadError) -> None:
         self.problem_count += 1
@@ -232,7 +265,11 @@ class _Loader:
             self.problems.append(error)
 
     def add(self, item: Draft | Prepared) -> None:
-        if item.accessioned is not None and item.accessioned > self.started + MAX_SKEW:
+        path, line = _where(item)
+        self.id_hashes.append(hash(item.local_id))
+        self.file_of.append(self.files.setdefault(path, len(self.files)))
+        self.line_of.append(line or 0)
+        if item.accessioned is not None and item.accessioned > self.moment + MAX_SKEW:
             path, line = _where(item)
             self.problem(
                 LoadError(
@@ -246,7 +283,7 @@ class _Loader:
         if self.problems:
             return  # nothing will be written: keep reading only to report every problem
         if item.local_id in self.batch:
-            self.flush()  # the same id twice: the later one is an update of the earlier
+            self.flush()  # the same id twice: refused at the end, where both are named
         self.batch[item.local_id] = item
         if len(self.batch) >= BATCH:
             self.flush()
@@ -292,9 +329,9 @@ class _Loader:
             summary.unchanged += 1
             return None
         prepared = prepare(item, self.stored) if isinstance(item, Draft) else item
-        datestamp = PLACEHOLDER
+        datestamp = self.moment if old is None else max(self.moment, old.datestamp + SECOND)
         if old is None and not item.deleted and item.accessioned is not None:
-            if self.keep_accessioned and item.accessioned <= self.started:
+            if self._keeps_date(item.accessioned):
                 datestamp = item.accessioned
             else:
                 summary.clamped += 1
@@ -305,10 +342,10 @@ class _Loader:
         else:
             summary.updated += 1
         header = None
-        if datestamp is not PLACEHOLDER:  # dated by its dc.date.accessioned
-            header = prepared.header if set_specs == item.set_specs else None
-            if header is None:
-                header = self.render_header(Header(item.local_id, datestamp, set_specs, False))
+        if datestamp == item.accessioned and set_specs == item.set_specs:
+            header = prepared.header  # rendered by a worker, for that datestamp
+        if header is None:
+            header = self.render_header(Header(item.local_id, datestamp, set_specs, item.deleted))
         return RecordWrite(
             local_id=item.local_id,
             datestamp=datestamp,
@@ -321,6 +358,39 @@ class _Loader:
             header=header,
             header_version=self.header_version,
         )
+
+    def _keeps_date(self, accessioned: datetime) -> bool:
+        """Whether a new record may be dated by its dc.date.accessioned: in a load that may
+        keep dates (store/writes.py), when no list can have been cut off at or after it."""
+        write = self.tx.dating
+        return write.backdating and write.since <= accessioned <= self.moment
+
+    def refuse_repeated_records(self) -> None:
+        """The same record twice in one load is an error naming both places: a load is one
+        state of the repository, not a sequence of edits (the first copy's sets would be
+        left listed with no record in them)."""
+        hashes = self.id_hashes
+        ordered = sorted(hashes)
+        repeated = {a for a, b in pairwise(ordered) if a == b}
+        del ordered
+        if not repeated:
+            return
+        paths = list(self.files)
+        seen: dict[int, int] = {}
+        names = self.tx.ids_with_hashes(repeated)
+        for index, value in enumerate(hashes):
+            if value not in repeated:
+                continue
+            if value not in seen:
+                seen[value] = index
+                continue
+            first, line = seen[value], self.line_of[index]
+            again = paths[self.file_of[index]] + (f":{line}" if line else "")
+            self.problem(
+                LoadError(paths[self.file_of[first]], self.line_of[first] or None,
+                          names.get(value), f"the same record again at {again}: "
+                          "a load holds each record once")
+            )  # fmt: skip
 
     def render_header(self, header: Header) -> bytes:
         """The record's <header>, stored with it so pages are served without rendering it."""

@@ -13,7 +13,7 @@ import sqlite3
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
@@ -42,8 +42,9 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import NullType
 
-from ..errors import StoreUnavailable
+from ..errors import LoadBusy, StoreUnavailable
 from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
+from . import writes
 from .schema import (
     Base,
     FragmentRow,
@@ -306,24 +307,75 @@ class SqlStore:
 
     # -- the write side -------------------------------------------------------------------
 
+    def list_cutoff(self, now: datetime) -> datetime:
+        """The cut-off of a list that starts at `now` (see store/writes.py): never past a
+        change that is not committed yet, never before one handed out already."""
+        with _unavailable(), self.engine.connect() as conn:
+            return writes.list_cutoff(conn, self._lease, now)
+
+    def writers(self) -> list[writes.Writer]:
+        """The writes in progress (a dead writer's row included until the next write)."""
+        with _unavailable(), self.engine.connect() as conn:
+            return writes.writers(conn)
+
     @contextmanager
-    def loading(self) -> Iterator[LoadTransaction]:
+    def loading(
+        self,
+        clock: Callable[[], datetime],
+        *,
+        keep_dates: bool = False,
+        wait: bool = True,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Iterator[LoadTransaction]:
         """One transaction for a whole load: commit on success, roll back on any exception
         (including KeyboardInterrupt); a killed process leaves an uncommitted transaction,
-        which the database discards."""
+        which the database discards.
+
+        One load at a time: another one running is waited for (`on_wait` is told who it
+        is) or, with `wait` false, is a LoadBusy. The load is registered as a write in
+        progress before it writes (store/writes.py), which dates its changes: `tx.write`.
+        """
         with _unavailable(), self.engine.connect() as conn:
             conn = conn.execution_options(immediate=True)
-            sqlite = conn.dialect.name == "sqlite"
-            if sqlite:  # on the driver's connection: SQLAlchemy's would begin a transaction
-                conn.connection.driver_connection.execute(f"PRAGMA cache_size={LOAD_CACHE_SIZE}")  # type: ignore[union-attr]
-            with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    # One load at a time (readers are not blocked): two interleaved loads
-                    # could each see the other's records as absent.
-                    conn.exec_driver_sql("LOCK TABLE records IN EXCLUSIVE MODE")
-                yield LoadTransaction(conn)
-            if sqlite:
-                conn.connection.driver_connection.execute("PRAGMA cache_size=-2000")  # type: ignore[union-attr]  # SQLite's default
+            lease = self._lease
+            if not lease.acquire(conn, wait=False):
+                running = [w.describe() for w in writes.writers(conn)]
+                conn.rollback()
+                who = f"another load is running ({'; '.join(running) or 'starting'})"
+                if not wait:
+                    raise LoadBusy(who)
+                if on_wait is not None:
+                    on_wait(who)
+                lease.acquire(conn, wait=True)
+            try:
+                write = writes.register(
+                    conn, clock, keep_dates, exclusive=not isinstance(lease, writes.NoLease)
+                )
+                try:
+                    yield from self._load_transaction(conn, write)
+                except BaseException:
+                    with suppress(DBAPIError, SQLAlchemyError):
+                        writes.abandon(conn, write)
+                    raise
+            finally:
+                lease.release(conn)
+
+    def _load_transaction(self, conn: Connection, write: writes.Write) -> Iterator[LoadTransaction]:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # on the driver's connection: SQLAlchemy's would begin a transaction
+            conn.connection.driver_connection.execute(f"PRAGMA cache_size={LOAD_CACHE_SIZE}")  # type: ignore[union-attr]
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # Readers are not blocked; anything else writing records waits for us.
+                conn.exec_driver_sql("LOCK TABLE records IN EXCLUSIVE MODE")
+            yield LoadTransaction(conn, write)
+            writes.finish(conn, write)
+        if sqlite:
+            conn.connection.driver_connection.execute("PRAGMA cache_size=-2000")  # type: ignore[union-attr]  # SQLite's default
+
+    @cached_property
+    def _lease(self) -> writes.Lease:
+        return writes.lease_for(self.engine.dialect.name, self.engine.url.database)
 
 
 @dataclass(frozen=True)
@@ -357,15 +409,17 @@ class RecordWrite:
     content_hash: str
     accessioned: datetime | None
     fragments: dict[str, tuple[str, bytes]]  # prefix → (version, body)
-    header: bytes | None  # None: rendered when the load stamps its datestamp
+    header: bytes  # the <header> as served, rendered for `datestamp`
     header_version: str
 
 
 class LoadTransaction:
     """The write operations of one load, all inside one database transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, write: writes.Write) -> None:
         self.conn = conn
+        # When this load dates what it changes (store/writes.py).
+        self.dating = write
         self._bind_datetime = _datetime_binder(conn.dialect)
         self._datetimes: dict[datetime, Any] = {}
 
@@ -386,6 +440,24 @@ class LoadTransaction:
             for lid, content_hash, datestamp, deleted, specs in self.conn.execute(query):
                 found[lid] = Existing(content_hash, datestamp, deleted, tuple(specs.split()))
         return found
+
+    def ids_with_hashes(self, hashes: set[int]) -> dict[int, str]:
+        """The stored ids whose Python hash is one of `hashes` (a load names the records
+        it found twice, having kept only their hashes)."""
+        found: dict[int, str] = {}
+        after = ""
+        while True:
+            query = (
+                select(RecordRow.local_id)
+                .where(RecordRow.local_id > after)
+                .order_by(RecordRow.local_id)
+                .limit(10_000)
+            )
+            ids = self.conn.execute(query).scalars().all()
+            if not ids:
+                return found
+            found.update((hash(lid), lid) for lid in ids if hash(lid) in hashes)
+            after = ids[-1]
 
     def write(self, records: Sequence[RecordWrite], replacing: Iterable[str]) -> None:
         """Insert new records and replace the ones named in `replacing`, with their
@@ -446,44 +518,6 @@ class LoadTransaction:
                 self._datetimes.clear()
             bound = self._datetimes[value] = self._bind_datetime(value)
         return bound
-
-    def stamp(
-        self,
-        placeholder: datetime,
-        moment: datetime,
-        render_header: Callable[[Header], bytes],
-        header_version: str,
-    ) -> None:
-        """Give every record written with the placeholder datestamp its real one, `moment`,
-        and its <header> rendered with it.
-
-        Changes are dated when they commit, not when the load began: a harvest that starts
-        while a long load runs would otherwise have its cut-off after datestamps it never
-        saw, and lose them.
-        """
-        pending = (
-            select(RecordRow.local_id, RecordRow.set_specs, RecordRow.deleted)
-            .where(RecordRow.datestamp == placeholder)
-            .limit(1000)
-        )
-        stamped = (
-            update(RecordRow)
-            .where(RecordRow.local_id == bindparam("id"))
-            .values(datestamp=moment, header=bindparam("xml"), header_version=header_version)
-        )
-        while rows := self.conn.execute(pending).all():  # each round stamps what it read
-            self.conn.execute(
-                stamped,
-                [
-                    {"id": lid, "xml": render_header(_header(lid, moment, specs, deleted))}
-                    for lid, specs, deleted in rows
-                ],
-            )
-        self.conn.execute(
-            update(MembershipRow)
-            .where(MembershipRow.datestamp == placeholder)
-            .values(datestamp=moment)
-        )
 
     def refresh_headers(
         self, render_header: Callable[[Header], bytes], header_version: str

@@ -8,7 +8,10 @@ memberships   (set, record) for the record's sets *and their ancestors*, with th
               (set_spec, datestamp, local_id), parent sets included, no join to find order.
 fragments     each record rendered once per format at ingest, with the crosswalk version.
 sets          spec, name, optional description.
-meta          small key/value facts: the generated token secret, fragment versions.
+meta          small key/value facts: the generated token secret, fragment versions, the
+              highest cut-off any list has been given (see store/writes.py).
+writers       the writes in progress: each load commits one row here before it writes, and
+              removes it in its own transaction, so lists never pass an uncommitted change.
 """
 
 from __future__ import annotations
@@ -116,3 +119,15 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class WriterRow(Base):
+    """A write in progress, committed before it writes anything (store/writes.py)."""
+
+    __tablename__ = "writers"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # Every change the write makes is dated at or after this; lists stop one second before.
+    since: Mapped[datetime]
+    # Who writes (host, process, command), for "another load is running" messages.
+    holder: Mapped[str] = mapped_column(Text)
