@@ -77,17 +77,22 @@ def load_into(
     *paths: Path | str,
     clock: Any = None,
     workers: int | None = None,
+    before_commit: Any = None,
+    wait: bool = True,
+    on_wait: Any = None,
     **overrides: Any,
 ) -> Any:
     """Load files as `oaipmh-server load` does; `clock` fixes "the time of the load",
-    `workers` the processes that read JSON Lines (None: as the CLI decides)."""
+    `workers` the processes that read JSON Lines (None: as the CLI decides),
+    `before_commit` holds the load just before it commits, `wait` as [load] wait."""
     settings = load_settings({"database_url": url, **overrides}, environ={})
     store = SqlStore(url, token_secret=SECRET)
     formats = build_formats(settings)
     try:
+        options: dict[str, Any] = {"workers": workers, "before_commit": before_commit}
         if clock is not None:
-            return load_paths(paths, store, settings, formats, clock=clock, workers=workers)
-        return load_paths(paths, store, settings, formats, workers=workers)
+            options["clock"] = clock
+        return load_paths(paths, store, settings, formats, wait=wait, on_wait=on_wait, **options)
     finally:
         store.close()
 

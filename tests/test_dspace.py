@@ -73,9 +73,7 @@ def test_csv_after_saf_updates_instead_of_duplicating(
     assert (summary.unchanged, summary.added) == (1, 2)  # the seed is the same item
     changed = tmp_path / "changed.csv"
     changed.write_text(
-        combined.read_text("utf-8").replace(
-            "Cell Transplantation, 2013", "Cell Transplant., 2013"
-        ),
+        combined.read_text("utf-8").replace("Cell Transplantation, 2013", "Cell Transplant., 2013"),
         "utf-8",
     )
     summary = load_into(empty_database_url, changed)

@@ -113,7 +113,7 @@ class SqlStore:
         self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
         with _unavailable():
             _migrate(self.engine)
-            self._secret = token_secret or self._stored_secret()
+        self._secret = token_secret
 
     def close(self) -> None:
         self.engine.dispose()
@@ -121,6 +121,11 @@ class SqlStore:
     # -- RecordSource ---------------------------------------------------------------------
 
     def token_secret(self) -> str:
+        """The configured secret, or the one kept in the database, read (or made) when
+        first needed: a load never needs it, so it never writes it."""
+        if self._secret is None:
+            with _unavailable():
+                self._secret = self._stored_secret()
         return self._secret
 
     def count_all(self) -> int:
@@ -336,17 +341,21 @@ class SqlStore:
         progress before it writes (store/writes.py), which dates its changes: `tx.write`.
         """
         with _unavailable(), self.engine.connect() as conn:
-            conn = conn.execution_options(immediate=True)
             lease = self._lease
             if not lease.acquire(conn, wait=False):
-                running = [w.describe() for w in writes.writers(conn)]
-                conn.rollback()
+                with conn.begin():
+                    running = [w.describe() for w in writes.writers(conn)]
                 who = f"another load is running ({'; '.join(running) or 'starting'})"
                 if not wait:
                     raise LoadBusy(who)
                 if on_wait is not None:
                     on_wait(who)
                 lease.acquire(conn, wait=True)
+            # Made now if it is to be made, while no reader waits for the write lock.
+            self.token_secret()
+            # SQLite: our transactions take the write lock at once, so loads queue
+            # instead of failing midway.
+            conn = conn.execution_options(immediate=True)
             try:
                 write = writes.register(
                     conn, clock, keep_dates, exclusive=not isinstance(lease, writes.NoLease)
