@@ -4,11 +4,11 @@ a client that XSD-validates every XML response it receives, and a live server pr
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,27 +211,41 @@ def free_port() -> int:
 
 
 class LiveServer:
+    """`oaipmh-server serve` in a process of its own. It is ready when gunicorn says so:
+    its arbiter sends `READY=1` to $NOTIFY_SOCKET (systemd's sd_notify) once it listens,
+    and a request sent from then on waits in the socket's queue for a worker."""
+
     def __init__(self, database_url: str, tmp_path: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/oai"
-        environment = {**os.environ, "OAIPMH_DATABASE_URL": database_url, **env}
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        address = f"oaipmh-test-{os.getpid()}-{self.port}-{id(self)}"
+        notify.bind("\0" + address)  # an abstract socket: no path, nothing to clean up
+        environment = {
+            **os.environ,
+            "OAIPMH_DATABASE_URL": database_url,
+            **env,
+            "NOTIFY_SOCKET": "@" + address,
+        }
         self.log = (tmp_path / f"server-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "oaipmh_server", "serve", "--host", "127.0.0.1",
              "--port", str(self.port), "--workers", "2"],
             env=environment, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.1)
+        exited = os.pidfd_open(self.process.pid)  # readable once the server has ended
+        try:
+            ready, _, _ = select.select([notify, exited], [], [], 60)
+            if notify in ready and b"READY=1" in notify.recv(4096).split(b"\n"):
+                return
+        finally:
+            os.close(exited)
+            notify.close()
+        code = self.process.poll()
         self.stop()
-        raise RuntimeError("server did not start in 30 s")
+        if code is not None:
+            raise RuntimeError(f"server exited with status {code} (see {self.log.name})")
+        raise RuntimeError(f"server did not say it was ready in 60 s (see {self.log.name})")
 
     def stop(self) -> None:
         self.process.terminate()

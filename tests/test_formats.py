@@ -20,6 +20,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
 from oaipmh_server.store.schema import FragmentRow
 
+from . import xsd
 from .conftest import LOADED, SAMPLES, load_into, make_app
 from .db import fetch
 from .oai import error_codes, harvest, tree
@@ -75,6 +76,23 @@ def test_qdc_refines_into_dcterms(client: FlaskClient) -> None:
     assert served[(DCTERMS, "bibliographicCitation")].startswith("Cell Transplantation, 2013")
     assert served[(DC, "title")].startswith("Allogeneic")
     assert b"liweilu" not in etree.tostring(qdc)
+
+
+def test_qdc_is_checked_against_dcmi_schemas(client: FlaskClient) -> None:
+    """The validator every test response passes through holds qdc to DCMI's dc.xsd and
+    dcterms.xsd (vendored, offline): a term they do not declare, or a DCMI encoding
+    scheme's value out of its syntax, makes the seed's record invalid."""
+    served = client.get(f"/oai?verb=GetRecord&metadataPrefix=qdc&identifier={SEED}").data
+    xsd.validate(served)
+    for intruder in (
+        f'<dcterms:madeUpTerm xmlns:dcterms="{DCTERMS}">x</dcterms:madeUpTerm>',
+        f'<dcterms:issued xmlns:dcterms="{DCTERMS}" xmlns:xsi="http://www.w3.org/2001/'
+        f'XMLSchema-instance" xsi:type="dcterms:W3CDTF">not a date</dcterms:issued>',
+    ):
+        spoilt = served.replace(b"</qdc:qualifieddc>", intruder.encode() + b"</qdc:qualifieddc>")
+        assert spoilt != served
+        with pytest.raises(AssertionError, match="XSD-invalid"):
+            xsd.validate(spoilt)
 
 
 def test_private_fields_are_in_no_format(client: FlaskClient) -> None:

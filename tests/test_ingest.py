@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import signal
+import select as select_module
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,13 +18,17 @@ from sqlalchemy.types import NullType
 
 from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.drafts import Source, make_draft, normalise_language
+from oaipmh_server.ingest.load import BATCH
+from oaipmh_server.ingest.workers import PARALLEL_FROM_BYTES
 from oaipmh_server.store import unpack_fields
 from oaipmh_server.store.schema import RecordRow
 
 from .conftest import load_into, make_app
 from .db import datestamps, everything, fetch, oai_identifiers
+from .held_load import HOLDING
 from .oai import NS, error_codes, tree
 
+HELD_LOAD = Path(__file__).parent / "held_load.py"
 T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T2 = datetime(2025, 3, 2, 12, 0, 0, tzinfo=UTC)
 
@@ -501,30 +504,48 @@ def test_cli_bad_config_is_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_path: Path) -> None:
+    """A load killed with its workers running and batches written in its transaction:
+    the store is as before, no worker is left running, and the next load goes through.
+    The load is held at that moment (tests/held_load.py), so it is killed there."""
     load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("first")]))
     before = everything(empty_database_url)
     big = write_jsonl(tmp_path / "big.jsonl", [record(f"n{i}") for i in range(60_000)])
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oaipmh_server", "load", str(big)],
+    assert big.stat().st_size >= PARALLEL_FROM_BYTES  # read by worker processes
+    with subprocess.Popen(
+        [sys.executable, str(HELD_LOAD), str(3 * BATCH), "load", str(big)],
         env={**os.environ, "OAIPMH_DATABASE_URL": empty_database_url},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    time.sleep(2.5)
-    assert process.poll() is None, "the load finished before it could be killed"
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    assert children, "a file this big is read by worker processes"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.PIPE, text=True,
+    ) as process:  # fmt: skip
+        try:
+            assert select_module.select([process.stdout], [], [], 120)[0], "the load never held"
+            assert process.stdout.readline().strip() == HOLDING, "the load ended before it held"
+            tasks = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+            children = [int(pid) for pid in tasks.read_text().split()]
+            assert children, "a file this big is read by worker processes"
+            assert everything(empty_database_url) == before  # nothing visible before commit
+        finally:
+            process.kill()
     assert everything(empty_database_url) == before
     # The workers (and multiprocessing's helper) end with it: nothing is left running.
-    deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+    still_running = [pid for pid in children if not exited(pid, timeout=30)]
+    assert not still_running
     summary = load_into(
         empty_database_url, write_jsonl(tmp_path / "after.jsonl", [record("after")])
     )
     assert summary.added == 1
+
+
+def exited(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end (a pidfd becomes readable when it
+    does); False if it is still running after `timeout` seconds."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True  # gone already
+    try:
+        return bool(select_module.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
 
 
 def test_field_order_across_fields_is_not_a_change(empty_database_url: str, tmp_path: Path) -> None:

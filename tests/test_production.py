@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from oaipmh_server.flow import Places
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers
 from .oai import error_codes, token, tree
+from .xsd import validate
 
 
 def test_new_harvests_wait_when_every_place_is_taken(database_url: str) -> None:
@@ -52,32 +54,57 @@ def test_new_harvests_wait_when_every_place_is_taken(database_url: str) -> None:
     assert client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc").status_code == 200
 
 
-def test_burst_of_concurrent_harvests_gets_503_with_retry_after(
-    database_url: str, tmp_path: Path
+def test_live_server_turns_new_harvests_away_while_its_places_are_taken(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="100")
-    server.stop()
+    """Across processes, as in production: the test holds the flow-control places of a
+    running server (2 worker processes) itself, so what the server must answer is known at
+    every step. The places are found through an app built from the same settings, never
+    by a path written here, so the test follows wherever the places are kept."""
     config = tmp_path / "flow.toml"
-    config.write_text("[server]\nmax_concurrent_lists = 1\nretry_after = 3\n")
-    server = LiveServer(database_url, tmp_path, OAIPMH_CONFIG=str(config), OAIPMH_PAGE_SIZE="100")
-    try:
+    config.write_text("[server]\nmax_concurrent_lists = 4\nretry_after = 3\n")
+    monkeypatch.setenv("OAIPMH_CONFIG", str(config))
+    server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="5")
+    places: Places = make_app(database_url).extensions["oaipmh"].places
+    assert (places.count, places.reserved) == (4, 1)
 
-        def get(_: int) -> requests.Response:
-            return requests.get(
-                server.url, params={"verb": "ListRecords", "metadataPrefix": "oai_dc"}, timeout=30
-            )
+    def get(**params: str) -> requests.Response:
+        return requests.get(server.url, params=params, timeout=30)
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            responses = list(pool.map(get, range(40)))
-        statuses = {r.status_code for r in responses}
-        assert statuses <= {200, 503}
-        assert 200 in statuses
-        assert all(r.headers["Retry-After"] == "3" for r in responses if r.status_code == 503)
+    def new_harvest() -> requests.Response:
+        return get(verb="ListRecords", metadataPrefix="oai_dc")
+
+    def throttled() -> str:
         metrics = requests.get(server.url.replace("/oai", "/metrics"), timeout=10).text
-        served = sum(1 for r in responses if r.status_code == 200)
-        assert f'oaipmh_requests_total{{verb="ListRecords"}} {float(served)}' in metrics
-        if 503 in statuses:
-            assert 'oaipmh_throttled_total{reason="busy"}' in metrics
+        counted = re.search(r'^oaipmh_throttled_total\{reason="busy"\} (\S+)$', metrics, re.M)
+        return counted.group(1) if counted else "0"
+
+    try:
+        first = new_harvest()
+        assert first.status_code == 200
+        value = token(validate(first.content)).text
+        with ExitStack() as held:
+            for _ in range(2):
+                assert held.enter_context(places.take(resuming=False))
+            with places.take(resuming=False) as third:
+                assert third  # every place for new harvests is taken now
+                for _ in range(2):  # either worker process may answer
+                    busy = new_harvest()
+                    assert busy.status_code == 503
+                    assert busy.headers["Retry-After"] == "3"
+                assert throttled() == "2.0"
+                # A harvest under way gets the place kept back for it…
+                going_on = get(verb="ListRecords", resumptionToken=value)
+                assert going_on.status_code == 200
+                assert validate(going_on.content).findall(".//{*}record")
+                # …unless that is taken too.
+                with places.take(resuming=True) as kept:
+                    assert kept
+                    assert get(verb="ListRecords", resumptionToken=value).status_code == 503
+                assert get(verb="Identify").status_code == 200  # not a list: never held back
+            # One place freed: a new harvest is admitted again.
+            assert new_harvest().status_code == 200
+        assert throttled() == "3.0"
     finally:
         server.stop()
 

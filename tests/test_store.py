@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, insert, select
+from sqlalchemy import MetaData, create_engine, event, insert, select
+from sqlalchemy.engine import Engine
 
 from oaipmh_server.records import Selection
 from oaipmh_server.store import SQLITE_PAGE_SIZE, SqlStore, _page_query, _shape
@@ -64,18 +66,56 @@ def test_a_new_sqlite_store_has_large_pages_and_an_existing_one_keeps_its_own(
 def test_a_new_sqlite_store_opens_while_another_process_is_creating_it(tmp_path: Path) -> None:
     """Two processes started together on a database that does not exist yet (two loads,
     or a load and a server): the one that comes second waits for the first, instead of
-    failing because SQLite would not switch the new file to WAL mode under a lock."""
+    failing because SQLite would not switch the new file to WAL mode under a lock.
+
+    The lock is released only once the store has been refused and has tried again: every
+    statement of its connections is traced, and a second `PRAGMA journal_mode` is the
+    sign that it is waiting. A store that gave up at the first refusal fails the test."""
     import sqlite3
     import threading
 
     path = tmp_path / "new.sqlite3"
     first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     first.execute("BEGIN IMMEDIATE")  # what a process creating the schema holds
-    threading.Timer(0.5, first.execute, ["ROLLBACK"]).start()
-    store = SqlStore(sqlite_url(path))
+    wal_attempts: list[str] = []
+    waiting = threading.Event()
+
+    def traced(statement: str) -> None:
+        if statement.startswith("PRAGMA journal_mode"):
+            wal_attempts.append(statement)
+            if len(wal_attempts) == 2:
+                waiting.set()
+
+    def connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> sqlite3.Connection:
+        connection = sqlite3.connect(*cargs, **cparams)
+        connection.set_trace_callback(traced)
+        return connection
+
+    opened: dict[str, Any] = {}
+
+    def open_store() -> None:
+        try:
+            opened["store"] = SqlStore(sqlite_url(path))
+        except BaseException as e:  # reported by the test's thread
+            opened["error"] = e
+        finally:
+            waiting.set()
+
+    event.listen(Engine, "do_connect", connect)
+    try:
+        opening = threading.Thread(target=open_store)
+        opening.start()
+        assert waiting.wait(timeout=60), "the store neither retried nor failed in 60 s"
+        assert "error" not in opened, f"the store gave up on a locked new database: {opened}"
+        first.execute("ROLLBACK")
+        opening.join(timeout=60)
+    finally:
+        event.remove(Engine, "do_connect", connect)
+        first.close()
+    assert "error" not in opened, opened
+    store = opened["store"]
     assert store.count_all() == 0
     store.close()
-    first.close()
 
 
 def test_a_store_of_the_first_schema_is_upgraded_with_its_data(

@@ -7,8 +7,6 @@ from pathlib import Path
 
 from lxml import etree
 
-from .dcmi import dcmi_schemas
-
 SCHEMAS = Path(__file__).parent / "schemas"
 # Canonical URL (as the schemas import each other) → vendored file.
 LOCATIONS = {
@@ -18,9 +16,10 @@ LOCATIONS = {
     "http://dublincore.org/schemas/xmls/simpledc20021212.xsd": "simpledc20021212.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd",
     "http://www.w3.org/2001/xml.xsd": "xml.xsd",
-    # DCMI's qualified DC schemas, official, taken from PyPI by tests/dcmi.py.
-    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd": ".dcmi/dc.xsd",
-    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd": ".dcmi/dcterms.xsd",
+    # DCMI's qualified DC schemas of 2008-02-11 (dcterms.xsd imports dcmitype.xsd beside it).
+    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd": "dcmi/dc.xsd",
+    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd": "dcmi/dcterms.xsd",
+    "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcmitype.xsd": "dcmi/dcmitype.xsd",
     # Written for the tests (see local/ and SOURCES.md): DSpace's qdc container, and dim.
     "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd": "local/qualifieddc.xsd",
     "http://www.dspace.org/schema/dim.xsd": "local/dim.xsd",
@@ -55,7 +54,6 @@ def schema(qualified: bool = False) -> etree.XMLSchema:
     dcterms.xsd builds on (it adds the abstract dc:any that refinements substitute for).
     So a response holding qdc is validated with the 2008 dc.xsd imported first (it
     declares the same 15 elements, of the same type), every other with simpledc."""
-    dcmi_schemas()
     parser = etree.XMLParser(no_network=True)
     parser.resolvers.add(_Local())
     imports = dict(IMPORTS)
