@@ -16,3 +16,12 @@ def test_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "records/s" in done.stdout and "ListIdentifiers" in done.stdout
     assert "ours / ceiling" in done.stdout and "ours / peer" in done.stdout
+
+
+def test_poll_during_load_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "poll_during_load.py"), "300"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert '"changes_lost": 0' in done.stdout
