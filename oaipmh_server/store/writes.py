@@ -189,13 +189,13 @@ class Write:
     """A write in progress, as registered: what it may date its changes."""
 
     id: str
-    # The datestamp of what it changes now (never before the mark, nor the clock).
+    # The datestamp of what it changes: the clock, but after every cut-off handed out.
     moment: datetime
-    # The lowest datestamp it may give: `moment`, or, for a store nobody has been given a
-    # cut-off of yet... see `register`.
+    # The lowest datestamp it may give (lists stop one second before it while it runs):
+    # `moment`, or, where records keep their own dates, just past the last cut-off.
     since: datetime
-    # Whether records may keep an earlier date of their own (dc.date.accessioned) if it is
-    # at or after `since`.
+    # Whether new records may keep their own date (dc.date.accessioned), at or after
+    # `since`.
     backdating: bool
 
 
