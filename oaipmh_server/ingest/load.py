@@ -270,7 +270,6 @@ class _Loader:
         self.file_of.append(self.files.setdefault(path, len(self.files)))
         self.line_of.append(line or 0)
         if item.accessioned is not None and item.accessioned > self.moment + MAX_SKEW:
-            path, line = _where(item)
             self.problem(
                 LoadError(
                     path,

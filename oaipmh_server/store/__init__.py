@@ -338,10 +338,10 @@ class SqlStore:
 
         One load at a time: another one running is waited for (`on_wait` is told who it
         is) or, with `wait` false, is a LoadBusy. The load is registered as a write in
-        progress before it writes (store/writes.py), which dates its changes: `tx.write`.
+        progress before it writes (store/writes.py), which dates its changes: `tx.dating`.
         """
         with _unavailable(), self.engine.connect() as conn:
-            lease = self._lease
+            lease = self._new_lease()  # this load's own: it holds state while held
             if not lease.acquire(conn, wait=False):
                 with conn.begin():
                     running = [w.describe() for w in writes.writers(conn)]
@@ -384,6 +384,10 @@ class SqlStore:
 
     @cached_property
     def _lease(self) -> writes.Lease:
+        """The lease as lists look at it (whether a writer lives)."""
+        return self._new_lease()
+
+    def _new_lease(self) -> writes.Lease:
         return writes.lease_for(self.engine.dialect.name, self.engine.url.database)
 
 
