@@ -124,7 +124,7 @@ def load_settings(
         if name not in {f.name for f in fields(Settings)}:
             raise ConfigError(f"unknown setting {name!r} (overrides)")
         if name in _TABLES and isinstance(value, Mapping):
-            merged = dict(raw["oai_dc_map"][0])
+            merged = dict(raw[name][0])
             merged.update(value)
             value = merged
         raw[name] = (value, "overrides")
