@@ -31,6 +31,7 @@ from .errors import StoreUnavailable
 from .protocol import SAMPLE_LOCAL_ID, Context, respond
 from .records import Header, Position, Selection, SetInfo
 from .store import StoreStats
+from .verbs import SET_SPEC
 
 blueprint = Blueprint("pages", __name__)
 
@@ -51,6 +52,10 @@ STATS_SECONDS = 60  # the home page's counts are counted at most once a minute
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 VIEW_PREFIX = "view_prefix"
+# What a local id can be: the local part of an OAI identifier is printable ASCII
+# (verbs.IDENTIFIER). Anything else cannot be a record, and never reaches the database
+# (PostgreSQL refuses a NUL as an error, not as a miss).
+LOCAL_ID = re.compile(r"[!-~]{1,1000}", re.ASCII)
 _SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
 
 
@@ -115,7 +120,7 @@ def home() -> Response:
 @blueprint.route("/records/<path:local_id>")
 def record(local_id: str) -> Response:
     provider = _provider()
-    header = provider.store.get_header(local_id)
+    header = provider.store.get_header(local_id) if LOCAL_ID.fullmatch(local_id) else None
     if header is None:
         return _page("message.html", 404, heading="No such record",
                      message=f"This repository holds no record {local_id}.")  # fmt: skip
@@ -158,7 +163,7 @@ def record_url(local_id: str) -> str:
 @blueprint.route("/sets/<spec>")
 def set_page(spec: str) -> Response:
     provider = _provider()
-    found = provider.store.get_sets([spec])
+    found = provider.store.get_sets([spec]) if SET_SPEC.fullmatch(spec) else []
     if not found:
         return _page("message.html", 404, heading="No such set",
                      message=f"This repository has no set {spec}.")  # fmt: skip
@@ -197,7 +202,7 @@ def _position(stamp: str | None, local_id: str | None) -> Position | None:
     when it is not a valid one."""
     if stamp is None and local_id is None:
         return None
-    if not stamp or not local_id:
+    if not stamp or not local_id or not LOCAL_ID.fullmatch(local_id):
         raise ValueError("a position is a datestamp and an id")
     moment, _ = datestamps.parse_datestamp(stamp)
     return Position(moment, local_id)
@@ -326,6 +331,8 @@ def sitemap() -> Response:
     """The live records of one sitemap (up to 50,000 records from `start`), streamed in
     chunks of a keyset read, each with its datestamp as lastmod."""
     start = request.args.get("start", "")
+    if start and not LOCAL_ID.fullmatch(start):
+        return Response("Not a sitemap of this site.\n", 404, content_type="text/plain")
     store = _provider().store
     first = store.list_ids(start, None, SITEMAP_CHUNK)  # read before the first byte
     site = _site_url()

@@ -477,3 +477,20 @@ def test_store_reads_for_pages(app: Flask) -> None:
     assert store.list_ids(starts[1], None, 1)[0][0] == starts[1]
     assert isinstance(store.list_ids(starts[0], None, 1)[0][1], datetime)
     assert store.list_ids(starts[0], None, 1)[0][1].tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/records/%00", "/records/a%00b", "/records/" + "a" * 5000, "/records/%C3%BC",
+        "/sets/%00", "/sets/a%20b", "/sets/" + "s" * 5000,
+        "/sets/com_10722_1?after=2020-01-01T00:00:00Z&id=%00",
+        "/sitemaps/records.xml?start=%00", "/oai/view?verb=%00", "/oai/view?verb=GetRecord"
+        "&metadataPrefix=oai_dc&identifier=oai:repository.example.org:%00",
+    ],
+)  # fmt: skip
+def test_hostile_addresses_are_answered_not_failed(client: FlaskClient, path: str) -> None:
+    """Bad input is a 4xx page (or an OAI error), never a 500, and never a 503 either:
+    nothing that cannot be an id or a set reaches the database."""
+    response = client.get(path)
+    assert response.status_code in (200, 400, 404), response.status_code
