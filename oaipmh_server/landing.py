@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -414,15 +413,6 @@ def record_page(
         links=signposting(page_url, kind, public, offered, files),
         json_ld=json_ld(page_url, kind, public, files),
     )
-
-
-def deleted_on(header: Header) -> str:
-    """When a deleted record was deleted: its datestamp (the time of the load that deleted it)."""
-    return format_datestamp(header.datestamp)
-
-
-def datestamp_text(moment: datetime) -> str:
-    return format_datestamp(moment)
 
 
 def example_requests(oai_base: str, sample: str | None) -> list[tuple[str, str]]:

@@ -48,7 +48,7 @@ SETS_ON_HOME = 200
 SUBSETS_SHOWN = 200
 SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
 SITEMAP_CHUNK = 2_000
-STATS_SECONDS = 60  # the home page's counts are counted at most once a minute
+STATS_SECONDS = 300  # the home page's counts are counted at most every five minutes
 SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 VIEW_PREFIX = "view_prefix"
@@ -447,7 +447,7 @@ _stats_lock = threading.Lock()
 
 
 def _stats() -> StoreStats:
-    """The store's counts, counted at most once a minute: they scan the membership index,
+    """The store's counts, counted at most every five minutes (per process): they scan the membership index,
     which at a million records is not a cost to pay on every visit of the home page."""
     cache = current_app.extensions.setdefault("oaipmh_pages", {})
     with _stats_lock:

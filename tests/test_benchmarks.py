@@ -16,3 +16,12 @@ def test_benchmark_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "records/s" in done.stdout and "ListIdentifiers" in done.stdout
     assert "ours / ceiling" in done.stdout and "ours / peer" in done.stdout
+
+
+def test_pages_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pages.py"), "300", "--rounds", "5"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "record page" in done.stdout and "last/first" in done.stdout

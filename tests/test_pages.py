@@ -494,3 +494,17 @@ def test_hostile_addresses_are_answered_not_failed(client: FlaskClient, path: st
     nothing that cannot be an id or a set reaches the database."""
     response = client.get(path)
     assert response.status_code in (200, 400, 404), response.status_code
+
+
+def test_pages_answer_503_when_the_database_cannot(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oaipmh_server.errors import StoreUnavailable
+
+    def down(*_: Any) -> None:
+        raise StoreUnavailable("OperationalError")
+
+    monkeypatch.setattr(app.extensions["oaipmh"].store, "get_header", down)
+    response = client.get(f"/records/{SEED}")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert response.mimetype == "text/html"
