@@ -447,8 +447,8 @@ _stats_lock = threading.Lock()
 
 
 def _stats() -> StoreStats:
-    """The store's counts, counted at most every five minutes (per process): they scan the membership index,
-    which at a million records is not a cost to pay on every visit of the home page."""
+    """The store's counts, counted at most every five minutes (per process): they scan the
+    membership index, which at a million records is not a cost for every visit of `/`."""
     cache = current_app.extensions.setdefault("oaipmh_pages", {})
     with _stats_lock:
         counted = cache.get("stats")
