@@ -508,3 +508,39 @@ def test_pages_answer_503_when_the_database_cannot(
     response = client.get(f"/records/{SEED}")
     assert response.status_code == 503 and response.headers["Retry-After"] == "30"
     assert response.mimetype == "text/html"
+
+
+def test_page_tables_in_a_config_file_add_to_the_defaults(tmp_path: Any) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(
+        '[repository]\ndescription = "Our papers."\n'
+        '[pages.citation]\ncitation_title = "dc.title.alternative | dc.title"\n'
+        '[pages.schema_types]\n"Poster" = "Poster"\n'
+    )
+    settings = load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    citation = dict(settings.citation_map)
+    assert citation["citation_title"] == "dc.title.alternative | dc.title"
+    assert citation["citation_author"] == "dc.contributor.author | dc.creator"
+    assert dict(settings.schema_types)["poster"] == "Poster"
+    assert dict(settings.schema_types)["article"] == "ScholarlyArticle"
+    assert settings.repository_description == "Our papers."
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[pages.citation]\ntitle = "dc.title"\n', "citation_map"),
+        ('[pages.citation]\ncitation_title = "dc title!"\n', "citation_map"),
+        ('[pages.schema_types]\n"Article" = "not a type"\n', "schema_types"),
+    ],
+)
+def test_bad_page_tables_are_refused_naming_the_key(
+    tmp_path: Any, table: str, message: str
+) -> None:
+    from oaipmh_server.errors import ConfigError
+
+    config = tmp_path / "site.toml"
+    config.write_text(table)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    assert str(config) in str(error.value)
