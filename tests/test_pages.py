@@ -544,3 +544,16 @@ def test_bad_page_tables_are_refused_naming_the_key(
     with pytest.raises(ConfigError, match=message) as error:
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
     assert str(config) in str(error.value)
+
+
+def test_landing_imports_neither_flask_nor_sqlalchemy() -> None:
+    """What a landing page says is testable without the web and the database, as verbs are."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, oaipmh_server.landing;"
+        "print(sorted(m for m in ('flask', 'sqlalchemy', 'werkzeug') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
