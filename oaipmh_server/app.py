@@ -48,7 +48,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         places = Places.for_database(settings.max_concurrent_lists, settings.database_url)
     app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
 
-    from . import views
+    from . import pages, views
 
     app.register_blueprint(views.blueprint)
+    app.register_blueprint(pages.blueprint)
     return app

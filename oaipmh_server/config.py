@@ -54,6 +54,11 @@ class Settings:
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
+    # The HTML pages (pages.py): the home page's description, the Highwire citation_* tags
+    # (tag → DSpace-style source: "a | b" first present, "a, b" all) and dc.type → schema.org.
+    repository_description: str = ""
+    citation_map: tuple[tuple[str, str], ...] = ()
+    schema_types: tuple[tuple[str, str], ...] = ()
 
 
 # TOML (table, key) → Settings field.
@@ -75,7 +80,16 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("oai_dc", "hidden_fields"): "hidden_fields",
     ("oai_dc", "map"): "oai_dc_map",
     ("formats", "stored"): "stored_formats",
+    ("repository", "description"): "repository_description",
+    ("pages", "citation"): "citation_map",
+    ("pages", "schema_types"): "schema_types",
 }
+
+# Settings that are tables: a file (or overrides) adds to and changes the default table's
+# keys instead of replacing the whole table.
+_TABLES = frozenset({"oai_dc_map", "citation_map", "schema_types"})
+CITATION_TAG = re.compile(r"citation_[a-z_]+", re.ASCII)
+CITATION_SOURCE = re.compile(r"\$[a-z_]+|" + FIELD_KEY.pattern, re.ASCII)
 
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
@@ -111,8 +125,8 @@ def load_settings(
     for name, value in (overrides or {}).items():
         if name not in {f.name for f in fields(Settings)}:
             raise ConfigError(f"unknown setting {name!r} (overrides)")
-        if name == "oai_dc_map" and isinstance(value, Mapping):
-            merged = dict(raw["oai_dc_map"][0])
+        if name in _TABLES and isinstance(value, Mapping):
+            merged = dict(raw[name][0])
             merged.update(value)
             value = merged
         raw[name] = (value, "overrides")
@@ -132,9 +146,9 @@ def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], sourc
             name = _TOML_KEYS.get((table, key))
             if name is None:
                 raise ConfigError(f"{source}: unknown key {table}.{key}")
-            if name == "oai_dc_map" and name in raw:
+            if name in _TABLES and name in raw:
                 if not isinstance(value, dict):
-                    raise ConfigError(f"{source}: oai_dc.map must be a table")
+                    raise ConfigError(f"{source}: {table}.{key} must be a table")
                 merged = dict(raw[name][0])
                 merged.update(value)
                 value = merged
@@ -218,6 +232,19 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not all(isinstance(prefix, str) for prefix in stored):
         raise fail("stored_formats", f"expected a list of metadata prefixes: {stored!r}")
 
+    description = get("repository_description", str).strip()
+    citation = get("citation_map", dict)
+    for tag, source in citation.items():
+        if not CITATION_TAG.fullmatch(tag) or not isinstance(source, str):
+            raise fail("citation_map", f"{tag!r} = {source!r}: expected citation_… = 'dc.…'")
+        for part in re.split(r"[|,]", source):
+            if part.strip() and not CITATION_SOURCE.fullmatch(part.strip()):
+                raise fail("citation_map", f"{tag!r}: {part.strip()!r} is not a field name")
+    schema_types = get("schema_types", dict)
+    if not all(isinstance(v, str) and re.fullmatch(r"[A-Z][A-Za-z]+", v) for v in
+               schema_types.values()):  # fmt: skip
+        raise fail("schema_types", f"expected schema.org type names: {schema_types!r}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -236,6 +263,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),
+        repository_description=description,
+        citation_map=tuple(citation.items()),
+        schema_types=tuple((k.casefold(), v) for k, v in schema_types.items()),
     )
 
 

@@ -25,3 +25,12 @@ def test_poll_during_load_benchmark_runs() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert '"changes_lost": 0' in done.stdout
+
+
+def test_pages_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "pages.py"), "300", "--rounds", "5"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "record page" in done.stdout and "last/first" in done.stdout

@@ -230,6 +230,94 @@ class SqlStore:
             rows = self._page(conn, "records", selection, after, {"limit": limit, "prefix": prefix})
             return self._with_fields(conn, rows, version, header_version)
 
+    # -- for the pages people read (pages.py) ----------------------------------------------
+
+    def get_sets(self, specs: Sequence[str]) -> list[SetInfo]:
+        """The named sets among `specs` (a record's own), in spec order."""
+        if not specs:
+            return []
+        query = (
+            select(SetRow.spec, SetRow.name, SetRow.description)
+            .where(SetRow.spec.in_(list(specs)))
+            .order_by(SetRow.spec)
+        )
+        with _unavailable(), self.engine.connect() as conn:
+            return [SetInfo(*row) for row in conn.execute(query)]
+
+    def list_subsets(self, spec: str, limit: int) -> list[SetInfo]:
+        """The sets just below `spec` (`a:b` below `a`, not `a:b:c`): a range of the primary
+        key, `a:` up to `a;` (the character after the colon), so no LIKE and no escaping."""
+        query = (
+            select(SetRow.spec, SetRow.name, SetRow.description)
+            .where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
+            .order_by(SetRow.spec)
+        )
+        depth = spec.count(":") + 1
+        subsets: list[SetInfo] = []
+        with _unavailable(), self.engine.connect() as conn:
+            for row in conn.execute(query):
+                if row[0].count(":") == depth:
+                    subsets.append(SetInfo(*row))
+                    if len(subsets) >= limit:
+                        break
+        return subsets
+
+    def get_fields_of(self, local_ids: Sequence[str]) -> dict[str, tuple[Field, ...]]:
+        """Several records' fields in one query (a page listing records shows their titles)."""
+        if not local_ids:
+            return {}
+        query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(list(local_ids)))
+        with _unavailable(), self.engine.connect() as conn:
+            return {lid: unpack_fields(packed) for lid, packed in conn.execute(query)}
+
+    def latest_headers(self, limit: int, among: int = 200) -> list[Header]:
+        """The live records among the `among` most recently stamped, newest first, at most
+        `limit`: the datestamp index read backwards for a bounded number of rows, so it
+        costs the same at any size, even when a mass deletion put thousands of tombstones
+        at the top (skipping them in SQL would read every one)."""
+        query = (
+            select(RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted)
+            .order_by(RecordRow.datestamp.desc(), RecordRow.local_id.desc())
+            .limit(among)
+        )
+        with _unavailable(), self.engine.connect() as conn:
+            headers = [_header(*row) for row in conn.execute(query)]
+        return [h for h in headers if not h.deleted][:limit]
+
+    def sitemap_starts(self, size: int) -> list[str]:
+        """The local id each sitemap of `size` records begins with, in local id order
+        (deleted records included, so the walk stays on the primary key's index): one
+        short index walk per sitemap, a few dozen at a million records."""
+        starts: list[str] = []
+        first = select(RecordRow.local_id).order_by(RecordRow.local_id).limit(1)
+        with _unavailable(), self.engine.connect() as conn:
+            start = conn.execute(first).scalar()
+            while start is not None:
+                starts.append(start)
+                step = (
+                    select(RecordRow.local_id)
+                    .where(RecordRow.local_id >= start)
+                    .order_by(RecordRow.local_id)
+                    .offset(size)
+                    .limit(1)
+                )
+                start = conn.execute(step).scalar()
+        return starts
+
+    def list_ids(
+        self, start: str, after: str | None, limit: int
+    ) -> list[tuple[str, datetime, bool]]:
+        """(local id, datestamp, deleted) from `start` on (after `after`, when continuing),
+        in local id order: one sitemap read in keyset chunks."""
+        query = select(RecordRow.local_id, RecordRow.datestamp, RecordRow.deleted)
+        if after is None:
+            query = query.where(RecordRow.local_id >= start)
+        else:
+            query = query.where(RecordRow.local_id > after)
+        query = query.order_by(RecordRow.local_id).limit(limit)
+        with _unavailable(), self.engine.connect() as conn:
+            return [(lid, stamp, bool(deleted)) for lid, stamp, deleted in conn.execute(query)]
+
     # -- helpers of the read side -----------------------------------------------------------
 
     def _page(

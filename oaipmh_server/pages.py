@@ -1,0 +1,461 @@
+"""The pages people and search engines read: the web edge of `landing.py` (a web-edge
+module, so it imports Flask).
+
+`/` the repository, `/records/<local id>` a record's landing page (410 once deleted),
+`/sets/<spec>` a set and its records, `/oai/view?…` any OAI-PMH request made readable,
+`/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt`. They read through
+the same store and formats as the verbs, and render with autoescaped Jinja2 templates
+(oaipmh_server/templates/): no JavaScript, one stylesheet (oaipmh_server/static/).
+`/oai` itself is untouched: it answers XML to every client, whatever its Accept header.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from io import BytesIO
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+from flask import Blueprint, Response, current_app, render_template, request, url_for
+from lxml import etree
+
+from . import datestamps, landing
+from .app import MAX_QUERY_STRING, Provider
+from .crosswalk import Crosswalk
+from .errors import StoreUnavailable
+from .protocol import SAMPLE_LOCAL_ID, Context, respond
+from .records import Header, Position, Selection, SetInfo
+from .store import StoreStats
+from .verbs import SET_SPEC
+
+blueprint = Blueprint("pages", __name__)
+
+HTML_TYPE = "text/html; charset=utf-8"
+# Pages are data and a stylesheet: nothing runs, nothing is framed, nothing loads from
+# elsewhere (the JSON-LD <script> is data, which script-src does not govern).
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SET_PAGE_SIZE = 50
+LATEST = 10
+SETS_ON_HOME = 200
+SUBSETS_SHOWN = 200
+SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
+SITEMAP_CHUNK = 2_000
+STATS_SECONDS = 300  # the home page's counts are counted at most every five minutes
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+VIEW_PREFIX = "view_prefix"
+# What a local id can be: the local part of an OAI identifier is printable ASCII
+# (verbs.IDENTIFIER). Anything else cannot be a record, and never reaches the database
+# (PostgreSQL refuses a NUL as an error, not as a miss).
+LOCAL_ID = re.compile(r"[!-~]{1,1000}", re.ASCII)
+_SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
+
+
+@blueprint.record_once
+def _tidy_templates(state: Any) -> None:
+    """No blank lines where template tags stood (the app renders only these templates)."""
+    state.app.jinja_env.trim_blocks = True
+    state.app.jinja_env.lstrip_blocks = True
+
+
+@blueprint.after_request
+def _headers(response: Response) -> Response:
+    if response.mimetype == "text/html":
+        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@blueprint.errorhandler(StoreUnavailable)
+def _unavailable(error: StoreUnavailable) -> Response:
+    provider = _provider()
+    response = _page("message.html", 503, heading="Try again later",
+                     message="The repository's database is unavailable just now.")  # fmt: skip
+    response.headers["Retry-After"] = str(provider.settings.retry_after)
+    return response
+
+
+# -- the repository ------------------------------------------------------------------------
+
+
+@blueprint.route("/")
+def home() -> Response:
+    provider = _provider()
+    store = provider.store
+    stats = _stats()
+    latest = store.latest_headers(LATEST)
+    titles = _titles([h.local_id for h in latest])
+    top = [(spec, name, n) for spec, (name, n) in stats.sets.items() if ":" not in spec]
+    sets = top[:SETS_ON_HOME]
+    base = _oai_base()
+    sample = latest[0].local_id if latest else SAMPLE_LOCAL_ID
+    examples = [
+        (text, f"{base}?{query}", f"{url_for('pages.oai_view')}?{query}")
+        for text, query in landing.example_requests(base, _oai_identifier(sample))
+    ]
+    return _page(
+        "home.html",
+        200,
+        name=provider.settings.repository_name,
+        description=provider.settings.repository_description,
+        stats=stats,
+        sets=sets,
+        more_sets=len(top) > SETS_ON_HOME,
+        latest=[(h, titles.get(h.local_id)) for h in latest],
+        examples=examples,
+    )
+
+
+# -- a record ------------------------------------------------------------------------------
+
+
+@blueprint.route("/records/<path:local_id>")
+def record(local_id: str) -> Response:
+    provider = _provider()
+    header = provider.store.get_header(local_id) if LOCAL_ID.fullmatch(local_id) else None
+    if header is None:
+        return _page("message.html", 404, heading="No such record",
+                     message=f"This repository holds no record {local_id}.")  # fmt: skip
+    if header.deleted:
+        return _page("gone.html", 410, local_id=local_id,
+                     deleted=datestamps.format_datestamp(header.datestamp))  # fmt: skip
+    fields = provider.store.get_fields(local_id) or ()
+    page = landing.record_page(
+        header,
+        fields,
+        provider.store.get_sets(header.set_specs),
+        settings=provider.settings,
+        formats=provider.formats,
+        page_url=record_url(local_id),
+        oai_base=_oai_base(),
+        oai_identifier=_oai_identifier(local_id),
+        files=files_of(header, fields),
+        crosswalk=_crosswalk(),
+    )
+    response = _page("record.html", 200, record=page)
+    response.headers["Link"] = ", ".join(link.header_value() for link in page.links)
+    return response
+
+
+def files_of(header: Header, fields: Any) -> list[landing.FileLink]:
+    """The record's files that anonymous users may read. Records carry no file data yet
+    (issue 14: bitstreams from SAF exports); when they do, this is where the store's
+    files become links, and the page, its citation_pdf_url, its Signposting `item` links
+    and its JSON-LD `encoding` follow without further change."""
+    return []
+
+
+def record_url(local_id: str) -> str:
+    return _site_url() + "/records/" + quote(local_id, safe="/")
+
+
+# -- a set ---------------------------------------------------------------------------------
+
+
+@blueprint.route("/sets/<spec>")
+def set_page(spec: str) -> Response:
+    provider = _provider()
+    found = provider.store.get_sets([spec]) if SET_SPEC.fullmatch(spec) else []
+    if not found:
+        return _page("message.html", 404, heading="No such set",
+                     message=f"This repository has no set {spec}.")  # fmt: skip
+    try:
+        after = _position(request.args.get("after"), request.args.get("id"))
+    except ValueError:
+        return _page("message.html", 400, heading="Bad request",
+                     message="The page position in this address is not valid.")  # fmt: skip
+    selection = Selection(spec, None, datestamps.now())
+    page = provider.store.list_headers(selection, after, SET_PAGE_SIZE + 1, header_version="")
+    headers = [r.header for r in page[:SET_PAGE_SIZE]]
+    titles = _titles([h.local_id for h in headers if not h.deleted])
+    following = None
+    if len(page) > SET_PAGE_SIZE:
+        last = headers[-1]
+        query = {"after": datestamps.format_datestamp(last.datestamp), "id": last.local_id}
+        following = url_for("pages.set_page", spec=spec) + "?" + urlencode(query)
+    parents = provider.store.get_sets(
+        [":".join(spec.split(":")[:i]) for i in range(1, spec.count(":") + 1)]
+    )
+    return _page(
+        "set.html",
+        200,
+        info=found[0],
+        parents=parents,
+        subsets=provider.store.list_subsets(spec, SUBSETS_SHOWN),
+        records=[(h, titles.get(h.local_id)) for h in headers],
+        paged=after is not None,
+        following=following,
+        oai_query=urlencode({"verb": "ListRecords", "metadataPrefix": "oai_dc", "set": spec}),
+    )
+
+
+def _position(stamp: str | None, local_id: str | None) -> Position | None:
+    """The keyset position in a set page's address (None: the first page); ValueError
+    when it is not a valid one."""
+    if stamp is None and local_id is None:
+        return None
+    if not stamp or not local_id or not LOCAL_ID.fullmatch(local_id):
+        raise ValueError("a position is a datestamp and an id")
+    moment, _ = datestamps.parse_datestamp(stamp)
+    return Position(moment, local_id)
+
+
+# -- OAI-PMH, for people -------------------------------------------------------------------
+
+
+@dataclass
+class Node:
+    """One XML element as the readable rendering shows it."""
+
+    name: str
+    attributes: list[tuple[str, str]]
+    text: str
+    lang: str | None
+    href: str | None
+    page: str | None  # the landing page of an identifier
+    children: list[Node]
+
+
+@blueprint.route("/oai/view", methods=["GET"])
+def oai_view() -> Response:
+    """The same `respond` as /oai, its XML rendered for people, with links to follow."""
+    provider = _provider()
+    if len(request.query_string) > MAX_QUERY_STRING:
+        return _page("message.html", 414, heading="Request too long", message="")
+    # The format that header identifiers link to (GetRecord) in a resumed list, whose own
+    # arguments are only the token: a view-only argument, never handed to `respond`.
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != VIEW_PREFIX]
+    context = Context(
+        settings=provider.settings,
+        formats=provider.formats,
+        source=provider.store,
+        base_url=_oai_base(),
+        now=datestamps.now(),
+    )
+    reply = respond(pairs, context)
+    root = etree.fromstring(b"".join(reply.body))
+    verb = next((value for name, value in pairs if name == "verb"), "")
+    prefix = next((value for name, value in pairs if name == "metadataPrefix"), None)
+    prefix = prefix or request.args.get(VIEW_PREFIX) or "oai_dc"
+    query = urlencode(pairs)
+    return _page(
+        "oai_view.html",
+        200,
+        verb=verb,
+        errors=reply.errors,
+        tree=_node(root, verb, prefix),
+        raw=f"{_oai_base()}?{query}" if query else _oai_base(),
+    )
+
+
+def _node(element: etree._Element, verb: str, prefix: str) -> Node:
+    qname = etree.QName(element)
+    name = f"{element.prefix}:{qname.localname}" if element.prefix else qname.localname
+    attributes = []
+    for key, value in element.attrib.items():
+        attribute = etree.QName(key)
+        shown = "xml:lang" if key == XML_LANG else attribute.localname
+        if attribute.namespace == "http://www.w3.org/2001/XMLSchema-instance":
+            shown = f"xsi:{attribute.localname}"
+        attributes.append((shown, str(value)))
+    text = (element.text or "").strip()
+    href = page = None
+    local = qname.localname
+    view = url_for("pages.oai_view")
+    if text:
+        if local == "resumptionToken" and verb:
+            query = {"verb": verb, "resumptionToken": text, VIEW_PREFIX: prefix}
+            href = f"{view}?{urlencode(query)}"
+        elif local == "identifier" and _parent_name(element) == "header":
+            query = {"verb": "GetRecord", "metadataPrefix": prefix, "identifier": text}
+            href = f"{view}?{urlencode(query)}"
+            local_id = _local_id(text)
+            if local_id is not None:
+                page = url_for("pages.record", local_id=local_id)
+        elif local == "metadataPrefix":
+            href = f"{view}?{urlencode({'verb': 'ListRecords', 'metadataPrefix': text})}"
+        elif local == "setSpec":
+            query = {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc", "set": text}
+            href = f"{view}?{urlencode(query)}"
+            page = url_for("pages.set_page", spec=text)
+        else:
+            href = landing.safe_url(text)
+    children = [_node(child, verb, prefix) for child in element if isinstance(child.tag, str)]
+    lang = element.get(XML_LANG)
+    return Node(name, attributes, text, lang, href, page, children)
+
+
+def _parent_name(element: etree._Element) -> str | None:
+    parent = element.getparent()
+    return None if parent is None else etree.QName(parent).localname
+
+
+# -- for crawlers --------------------------------------------------------------------------
+
+
+@blueprint.route("/robots.txt")
+def robots() -> Response:
+    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters."""
+    body = f"User-agent: *\nDisallow: /oai\nAllow: /\nSitemap: {_site_url()}/sitemap.xml\n"
+    return Response(body, 200, content_type="text/plain; charset=utf-8")
+
+
+@blueprint.route("/sitemap.xml")
+def sitemap_index() -> Response:
+    """A sitemap index: one sitemap per 50,000 records in local id order, each named by
+    the id it starts at, so serving any of them is a keyset read, never an offset."""
+    starts = _provider().store.sitemap_starts(SITEMAP_SIZE)
+    base = _site_url() + url_for("pages.sitemap")
+    buffer = BytesIO()
+    with etree.xmlfile(buffer, encoding="UTF-8") as xf:
+        xf.write_declaration()
+        with xf.element(f"{{{SITEMAP_NS}}}sitemapindex", nsmap=_SITEMAP_NSMAP):
+            for start in starts:
+                sitemap = etree.Element(f"{{{SITEMAP_NS}}}sitemap", nsmap=_SITEMAP_NSMAP)
+                loc = etree.SubElement(sitemap, f"{{{SITEMAP_NS}}}loc")
+                loc.text = f"{base}?{urlencode({'start': start})}"
+                xf.write(sitemap)
+    return Response(buffer.getvalue(), 200, content_type="application/xml; charset=utf-8")
+
+
+@blueprint.route("/sitemaps/records.xml")
+def sitemap() -> Response:
+    """The live records of one sitemap (up to 50,000 records from `start`), streamed in
+    chunks of a keyset read, each with its datestamp as lastmod."""
+    start = request.args.get("start", "")
+    if start and not LOCAL_ID.fullmatch(start):
+        return Response("Not a sitemap of this site.\n", 404, content_type="text/plain")
+    store = _provider().store
+    first = store.list_ids(start, None, SITEMAP_CHUNK)  # read before the first byte
+    site = _site_url()
+
+    def body() -> Iterator[bytes]:
+        buffer = BytesIO()
+        rows = first
+        seen = 0
+        with etree.xmlfile(buffer, encoding="UTF-8") as xf:
+            xf.write_declaration()
+            with xf.element(f"{{{SITEMAP_NS}}}urlset", nsmap=_SITEMAP_NSMAP):
+                while rows:
+                    for local_id, stamp, deleted in rows[: SITEMAP_SIZE - seen]:
+                        if deleted:
+                            continue
+                        url = etree.Element(f"{{{SITEMAP_NS}}}url", nsmap=_SITEMAP_NSMAP)
+                        etree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = (
+                            site + "/records/" + quote(local_id, safe="/")
+                        )
+                        etree.SubElement(
+                            url, f"{{{SITEMAP_NS}}}lastmod"
+                        ).text = datestamps.format_datestamp(_aware(stamp))
+                        xf.write(url)
+                    seen += len(rows)
+                    xf.flush()
+                    yield _drain(buffer)
+                    if seen >= SITEMAP_SIZE or len(rows) < SITEMAP_CHUNK:
+                        break
+                    rows = store.list_ids(start, rows[-1][0], SITEMAP_CHUNK)
+        yield _drain(buffer)
+
+    return Response(body(), 200, content_type="application/xml; charset=utf-8")
+
+
+def _drain(buffer: BytesIO) -> bytes:
+    data = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return data
+
+
+def _aware(moment: datetime) -> datetime:
+    return datestamps.to_utc_second(moment)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _provider() -> Provider:
+    provider: Provider = current_app.extensions["oaipmh"]
+    return provider
+
+
+def _page(template: str, status: int, **values: Any) -> Response:
+    provider = _provider()
+    html = render_template(
+        template, repository=provider.settings.repository_name, oai_base=_oai_base(), **values
+    )
+    return Response(html, status, content_type=HTML_TYPE)
+
+
+_SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+
+
+def _site_url() -> str:
+    """The site's root, without a trailing slash, for absolute links (Signposting, the
+    sitemap, citation_abstract_html_url): the configured base_url without its last path
+    segment (`https://repo.example.org/oai` → `https://repo.example.org`), else the host
+    this request came to, when it makes a valid URL."""
+    base = _provider().settings.base_url
+    if base:
+        parts = urlsplit(base)
+        path = parts.path.rstrip("/")
+        path = path[: path.rfind("/")] if "/" in path else ""
+        return f"{parts.scheme}://{parts.netloc}{path}"
+    root = request.host_url.rstrip("/")
+    if _SAFE_URL.fullmatch(root):
+        return root + request.script_root
+    return f"{request.scheme}://localhost{request.script_root}"
+
+
+def _oai_base() -> str:
+    return _provider().settings.base_url or _site_url() + "/oai"
+
+
+def _oai_identifier(local_id: str) -> str:
+    return f"oai:{_provider().settings.repository_identifier}:{local_id}"
+
+
+def _local_id(identifier: str) -> str | None:
+    prefix = f"oai:{_provider().settings.repository_identifier}:"
+    if identifier.startswith(prefix) and len(identifier) > len(prefix):
+        return identifier[len(prefix) :]
+    return None
+
+
+def _crosswalk() -> Crosswalk:
+    cache = current_app.extensions.setdefault("oaipmh_pages", {})
+    if "crosswalk" not in cache:
+        cache["crosswalk"] = Crosswalk.from_settings(_provider().settings)
+    crosswalk: Crosswalk = cache["crosswalk"]
+    return crosswalk
+
+
+def _titles(local_ids: list[str]) -> dict[str, landing.Value | None]:
+    crosswalk = _crosswalk()
+    fields = _provider().store.get_fields_of(local_ids)
+    return {lid: landing.title_of(f, crosswalk) for lid, f in fields.items()}
+
+
+_stats_lock = threading.Lock()
+
+
+def _stats() -> StoreStats:
+    """The store's counts, counted at most every five minutes (per process): they scan the
+    membership index, which at a million records is not a cost for every visit of `/`."""
+    cache = current_app.extensions.setdefault("oaipmh_pages", {})
+    with _stats_lock:
+        counted = cache.get("stats")
+        if counted is None or time.monotonic() - counted[0] > STATS_SECONDS:
+            counted = cache["stats"] = (time.monotonic(), _provider().store.stats())
+    stats: StoreStats = counted[1]
+    return stats
+
+
+__all__ = ["SetInfo", "blueprint"]

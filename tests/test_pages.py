@@ -1,0 +1,559 @@
+"""The HTML pages over HTTP (Flask's client, both stores): what each page shows, its
+status, its Highwire tags, Signposting and JSON-LD against the stored fields, and that no
+private field ever leaves in any of them. The browser's view is tests/test_browser.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import html5lib
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from lxml import etree, html
+
+from oaipmh_server import landing, pages
+from oaipmh_server.config import load_settings
+from oaipmh_server.crosswalk import PRIVATE_FIELDS
+from oaipmh_server.datestamps import format_datestamp
+from oaipmh_server.formats import build_formats
+from oaipmh_server.records import Field, Header
+
+from .conftest import LOADED, make_app
+from .oai import NS, harvest
+
+SEED = "10722/212116"
+DELETED = "10722/212125"
+# What Chrome sends for a page: text/html first. A harvester on Java's defaults sends
+# "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2".
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+SITEMAP = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
+
+
+def page(client: FlaskClient, path: str, status: int = 200) -> html.HtmlElement:
+    response = client.get(path)
+    assert response.status_code == status, response.data[:300]
+    assert response.mimetype == "text/html"
+    body = response.get_data(as_text=True)
+    html5lib.HTMLParser(strict=True).parse(body)  # a parse error raises
+    document = html.document_fromstring(body)
+    assert document.get("lang") == "en"
+    assert len(document.findall(".//main")) == 1 and len(document.findall(".//h1")) == 1
+    return document
+
+
+def stored(app: Flask, local_id: str) -> tuple[Header, tuple[Field, ...]]:
+    store = app.extensions["oaipmh"].store
+    header, fields = store.get_header(local_id), store.get_fields(local_id)
+    assert header is not None and fields is not None
+    return header, fields
+
+
+def public(fields: tuple[Field, ...], name: str) -> list[str]:
+    return [f.value for f in fields if f.name == name]
+
+
+def listed_headers(client: FlaskClient, **arguments: str) -> list[Any]:
+    roots, _ = harvest(client, "ListIdentifiers", metadataPrefix="oai_dc", **arguments)
+    return [h for root in roots for h in root.iterfind(".//oai:header", NS)]
+
+
+def test_home_shows_the_repository(client: FlaskClient, app: Flask) -> None:
+    document = page(client, "/")
+    stats = app.extensions["oaipmh"].store.stats()
+    assert document.findtext(".//h1") == "Sample DSpace Repository"
+    counts = document.find(".//p[@class='counts']").text_content()
+    assert (
+        f"{stats.records - stats.deleted} records" in counts
+        and f"{stats.deleted} deleted" in counts
+    )
+    sets = {a.get("href"): a.text for a in document.findall(".//ul[@class='sets']//a")}
+    assert sets["/sets/com_10722_1"] == "Faculty of Medicine"
+    latest = [a.get("href") for a in document.findall(".//ol[@class='records']//a")]
+    assert len(latest) == 10 and all(href.startswith("/records/") for href in latest)
+    links = [a.get("href") for a in document.findall(".//table//a")]
+    assert "http://localhost/oai?verb=Identify" in links
+    assert "/oai/view?verb=ListRecords&metadataPrefix=oai_dc" in links
+
+
+def test_home_shows_the_configured_description(database_url: str) -> None:
+    app = make_app(database_url, repository_description="Theses & articles <of HKU>.")
+    document = page(app.test_client(), "/")
+    assert document.findtext(".//p[@class='lead']") == "Theses & articles <of HKU>."
+
+
+def test_record_page_shows_the_record(client: FlaskClient, app: Flask) -> None:
+    header, fields = stored(app, SEED)
+    document = page(client, f"/records/{SEED}")
+    assert document.findtext(".//h1") == public(fields, "dc.title")[0]
+    creators = document.find(".//p[@class='creators']").text_content().split("; ")
+    assert creators == public(fields, "dc.contributor.author")
+    identifiers = {
+        dt.text: dt.getnext() for dt in document.findall(".//dl[@class='identifiers']/dt")
+    }
+    doi = public(fields, "dc.identifier.doi")[0]
+    assert identifiers["DOI"].find(".//a").get("href") == f"https://doi.org/{doi}"
+    assert identifiers["Handle"].find(".//a").get("href") == "http://hdl.handle.net/10722/212116"
+    assert identifiers["ISSN"].find(".//a") is None  # an ISSN is not a link
+    assert identifiers["ISSN"].text_content() == "0963-6897"
+    assert (
+        identifiers["PubMed"].find(".//a").get("href")
+        == "https://pubmed.ncbi.nlm.nih.gov/24388428/"
+    )
+    subjects = [li.text_content() for li in document.findall(".//ul[@class='subjects']/li")]
+    assert subjects == public(fields, "dc.subject")
+    sets = [a.get("href") for a in document.findall(".//ul[@class='sets']//a")]
+    assert sets == [f"/sets/{spec}" for spec in header.set_specs]
+    citation = document.find(".//dl[@class='facts']").text_content()
+    assert public(fields, "dc.identifier.citation")[0] in citation
+
+
+def test_record_page_links_every_format_of_the_registry(client: FlaskClient, app: Flask) -> None:
+    """Whatever formats the registry holds (another module may add one), each the record
+    can be disseminated in is linked as a GetRecord request."""
+    _, fields = stored(app, SEED)
+    formats = app.extensions["oaipmh"].formats
+    document = page(client, f"/records/{SEED}")
+    links = [a.get("href") for a in document.findall(".//ul[@class='formats']//a")]
+    expected = [p for p, f in formats.items() if f.disseminates(fields)]
+    assert [parse_qs(urlsplit(link).query)["metadataPrefix"][0] for link in links] == expected
+    for link in links:
+        query = parse_qs(urlsplit(link).query)
+        assert query["verb"] == ["GetRecord"]
+        assert query["identifier"] == [f"oai:repository.example.org:{SEED}"]
+        response = client.get(urlsplit(link).path + "?" + urlsplit(link).query)
+        assert response.status_code == 200 and b"<error" not in response.data
+
+
+def test_values_with_a_language_carry_lang(client: FlaskClient, app: Flask) -> None:
+    found = 0
+    for local_id in ("10722/310001", "10722/310002", "10722/212130"):
+        _, fields = stored(app, local_id)
+        document = page(client, f"/records/{local_id}")
+        title = next(f for f in fields if f.name == "dc.title")
+        if title.lang:
+            assert document.find(".//h1").get("lang") == title.lang
+            found += 1
+        for row in document.findall(".//table[@class='fields']/tbody/tr"):
+            lang = row.findall("td")[2].text_content()
+            assert (row.findall("td")[1].get("lang") or "") == lang
+    assert found
+
+
+def test_record_citation_tags_follow_the_stored_fields(client: FlaskClient, app: Flask) -> None:
+    _, fields = stored(app, SEED)
+    document = page(client, f"/records/{SEED}")
+    meta: dict[str, list[str]] = {}
+    for tag in document.findall(".//head/meta[@name]"):
+        if tag.get("name").startswith("citation_"):
+            meta.setdefault(tag.get("name"), []).append(tag.get("content"))
+    assert meta["citation_title"] == public(fields, "dc.title")
+    assert meta["citation_author"] == public(fields, "dc.contributor.author")  # in order
+    assert meta["citation_publication_date"] == ["2013"]
+    assert meta["citation_journal_title"] == ["Cell Transplantation"]
+    assert meta["citation_volume"] == ["22"] and meta["citation_issue"] == ["12"]
+    assert meta["citation_firstpage"] == ["2267"] and meta["citation_lastpage"] == ["2277"]
+    assert meta["citation_doi"] == public(fields, "dc.identifier.doi")
+    assert meta["citation_issn"] == ["0963-6897"]
+    assert meta["citation_publisher"] == public(fields, "dc.publisher")
+    assert meta["citation_keywords"] == public(fields, "dc.subject")
+    assert meta["citation_abstract_html_url"] == [f"http://localhost/records/{SEED}"]
+    assert "citation_pdf_url" not in meta  # no files yet
+
+
+def test_citation_table_is_configurable(database_url: str) -> None:
+    app = make_app(
+        database_url,
+        citation_map={"citation_title": "dc.title.alternative | dc.title", "citation_issn": ""},
+    )
+    document = page(app.test_client(), f"/records/{SEED}")
+    names = [m.get("name") for m in document.findall(".//meta[@name]")]
+    assert "citation_issn" not in names
+    assert document.find(".//meta[@name='citation_title']").get("content").startswith("Allogeneic")
+
+
+def test_signposting_links_in_headers_and_page(client: FlaskClient, app: Flask) -> None:
+    response = client.get(f"/records/{SEED}")
+    links = re.split(r", (?=<)", response.headers["Link"])
+    assert links[0] == '<https://doi.org/10.3727/096368911X582769c>; rel="cite-as"'
+    formats = app.extensions["oaipmh"].formats
+    described = [link for link in links if 'rel="describedby"' in link]
+    assert len(described) == len(formats)
+    for prefix, metadata_format in formats.items():
+        assert any(
+            f"metadataPrefix={prefix}&" in link
+            and f'profile="{metadata_format.namespace}"' in link
+            and 'type="text/xml"' in link
+            for link in described
+        ), prefix
+    assert '<https://schema.org/ScholarlyArticle>; rel="type"' in links
+    document = html.document_fromstring(response.get_data(as_text=True))
+    elements = {(e.get("rel"), e.get("href")) for e in document.findall(".//head/link")}
+    assert ("cite-as", "https://doi.org/10.3727/096368911X582769c") in elements
+    assert ("type", "https://schema.org/ScholarlyArticle") in elements
+    assert sum(1 for rel, _ in elements if rel == "describedby") == len(formats)
+
+
+def test_json_ld_follows_the_stored_fields(client: FlaskClient, app: Flask) -> None:
+    _, fields = stored(app, SEED)
+    document = page(client, f"/records/{SEED}")
+    data = json.loads(document.find(".//script[@type='application/ld+json']").text)
+    assert data["@type"] == "ScholarlyArticle"
+    assert data["@id"] == "https://doi.org/10.3727/096368911X582769c"
+    assert data["name"] == public(fields, "dc.title")[0]
+    assert [a["name"] for a in data["author"]] == public(fields, "dc.contributor.author")
+    assert data["datePublished"] == "2013"
+    assert data["isPartOf"] == {"@type": "Periodical", "name": "Cell Transplantation",
+                                "issn": ["0963-6897"]}  # fmt: skip
+    assert data["keywords"] == public(fields, "dc.subject")
+
+
+def test_dc_type_chooses_the_schema_org_type(client: FlaskClient, app: Flask) -> None:
+    store = app.extensions["oaipmh"].store
+    theses = [
+        lid
+        for lid, fields in store.get_fields_of([f"10722/2121{n}" for n in range(17, 60)]).items()
+        if any(f.name == "dc.type" and f.value == "Thesis" for f in fields)
+    ]
+    assert theses
+    response = client.get(f"/records/{theses[0]}")
+    assert '<https://schema.org/Thesis>; rel="type"' in response.headers["Link"]
+    document = html.document_fromstring(response.get_data(as_text=True))
+    assert json.loads(document.find(".//script").text)["@type"] == "Thesis"
+
+
+def test_no_private_field_leaves_in_page_tags_or_json_ld(database_url: str) -> None:
+    """dc.identifier.email, dc.description.provenance and the configured hidden fields are
+    in none of the page, its meta tags, its Link header or its JSON-LD."""
+    app = make_app(database_url, hidden_fields=["dc.identifier.scopus", "dc.identifier.isi"])
+    client = app.test_client()
+    store = app.extensions["oaipmh"].store
+    hidden = PRIVATE_FIELDS | {"dc.identifier.scopus", "dc.identifier.isi"}
+    checked: set[str] = set()
+    ids = [SEED, *(f"10722/2121{n}" for n in range(17, 40))]
+    for local_id, fields in store.get_fields_of(ids).items():
+        secrets = [f.value for f in fields if f.name in hidden]
+        if not secrets:
+            continue
+        response = client.get(f"/records/{local_id}")
+        if response.status_code == 410:
+            continue
+        text = response.get_data(as_text=True) + response.headers.get("Link", "")
+        unescaped = html.document_fromstring(response.get_data(as_text=True)).text_content()
+        for secret in secrets:
+            for part in (secret, *re.findall(r"\S+@\S+", secret)):
+                assert part not in text and part not in unescaped, (local_id, part)
+                assert json.dumps(part)[1:-1] not in text
+        checked.update(f.name for f in fields if f.name in hidden)
+    assert checked >= PRIVATE_FIELDS | {"dc.identifier.scopus", "dc.identifier.isi"}
+
+
+def test_deleted_record_is_gone(client: FlaskClient, app: Flask) -> None:
+    header, _ = stored(app, DELETED)
+    assert header.deleted
+    document = page(client, f"/records/{DELETED}", 410)
+    assert document.find(".//time").get("datetime") == format_datestamp(header.datestamp)
+    assert format_datestamp(LOADED) in document.text_content()
+
+
+def test_unknown_record_is_not_found(client: FlaskClient) -> None:
+    document = page(client, "/records/10722/nothing-here", 404)
+    assert "10722/nothing-here" in document.text_content()
+
+
+def test_values_are_escaped_and_only_http_is_linked() -> None:
+    settings = load_settings(environ={})
+    fields = (
+        Field("dc.title", "<script>alert(1)</script>"),
+        Field("dc.identifier.uri", "javascript:alert(1)"),
+        Field("dc.identifier.uri", 'https://example.org/a b"<>'),
+        Field("dc.identifier.doi", "doi:10.1000/x<y>"),
+    )
+    record = landing.record_page(
+        Header("1/2", LOADED, (), False), fields, [], settings=settings,
+        formats=build_formats(settings), page_url="https://r.example/records/1/2",
+        oai_base="https://r.example/oai", oai_identifier="oai:r.example:1/2",
+    )  # fmt: skip
+    hrefs = [v.href for v in record.identifiers]
+    assert hrefs == [None, None, "https://doi.org/10.1000/x%3Cy%3E"]
+    assert landing.safe_url("https://example.org/ü b") is None
+    assert landing.safe_url("https://example.org/ü") == "https://example.org/%C3%BC"
+    for link in record.links:
+        assert not re.search(r"[\s<>\"]", link.href)
+
+
+def test_rendered_values_are_escaped(database_url: str, tmp_path: Any) -> None:
+    """A title holding markup is shown as text (autoescaping), in the page and its tags."""
+    client = make_app(database_url).test_client()
+    body = client.get("/records/10722/212120").get_data(as_text=True)
+    assert "<sup>2+</sup>" not in body and "&lt;sup&gt;2+&lt;/sup&gt;" in body
+
+
+def test_files_plug_into_the_page_tags_and_links() -> None:
+    """Records carry no files yet (issue 14): once the store gives them, they become the
+    files section, citation_pdf_url, Signposting `item` links and JSON-LD `encoding`."""
+    settings = load_settings(environ={})
+    pdf = landing.FileLink("paper.pdf", "application/pdf", 123456, "https://r.example/f/1")
+    record = landing.record_page(
+        Header("1/2", LOADED, (), False), (Field("dc.title", "T"),), [], settings=settings,
+        formats=build_formats(settings), page_url="https://r.example/records/1/2",
+        oai_base="https://r.example/oai", oai_identifier="oai:r.example:1/2", files=[pdf],
+    )  # fmt: skip
+    assert ("citation_pdf_url", "https://r.example/f/1") in record.meta
+    assert landing.Link("https://r.example/f/1", "item", "application/pdf") in record.links
+    assert record.json_ld["encoding"][0]["contentUrl"] == "https://r.example/f/1"
+    without = landing.record_page(
+        Header("1/2", LOADED, (), False), (Field("dc.title", "T"),), [], settings=settings,
+        formats=build_formats(settings), page_url="https://r.example/records/1/2",
+        oai_base="https://r.example/oai", oai_identifier="oai:r.example:1/2",
+    )  # fmt: skip
+    assert without.files == [] and "encoding" not in without.json_ld
+
+
+def test_record_page_has_no_files_section_without_files(client: FlaskClient) -> None:
+    document = page(client, f"/records/{SEED}")
+    assert document.find(".//h2[@id='files-heading']") is None
+
+
+def test_set_page_pages_by_keyset_in_datestamp_order(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "SET_PAGE_SIZE", 3)
+    spec = "com_10722_1"
+    document = page(client, f"/sets/{spec}")
+    assert document.findtext(".//h1") == "Faculty of Medicine"
+    subsets = [a.get("href") for a in document.findall(".//section//ul[@class='sets']//a")]
+    assert subsets == ["/sets/com_10722_1:col_10722_5", "/sets/com_10722_1:col_10722_6"]
+    shown: list[str] = []
+    pages_seen = 0
+    while True:
+        pages_seen += 1
+        items = document.findall(".//ol[@class='records']/li")
+        assert len(items) <= 3
+        for item in items:
+            link = item.find("a")
+            shown.append(link.get("href").removeprefix("/records/") if link is not None
+                         else item.findtext("span").removesuffix(" (deleted)"))  # fmt: skip
+        following = document.find(".//a[@rel='next']")
+        if following is None:
+            break
+        document = page(client, following.get("href"))
+    expected = [header.findtext("oai:identifier", namespaces=NS).split(":", 2)[2]
+                for header in listed_headers(client, set=spec)]  # fmt: skip
+    assert shown == expected and pages_seen > 3
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["after=2020-01-01T00:00:00Z", "id=x", "after=yesterday&id=x", "after=2020-13-01&id=x"],
+)
+def test_set_page_refuses_a_bad_position(client: FlaskClient, query: str) -> None:
+    page(client, f"/sets/com_10722_1?{query}", 400)
+
+
+def test_unknown_set_is_not_found(client: FlaskClient) -> None:
+    page(client, "/sets/nope", 404)
+
+
+def test_oai_view_renders_any_request_with_links(client: FlaskClient, app: Flask) -> None:
+    document = page(client, "/oai/view?verb=ListRecords&metadataPrefix=qdc")
+    assert document.findtext(".//h1") == "OAI-PMH: ListRecords"
+    token = document.xpath(".//li[span[@class='tag']='resumptionToken']//a")[0]
+    query = parse_qs(urlsplit(token.get("href")).query)
+    assert query["verb"] == ["ListRecords"] and query[pages.VIEW_PREFIX] == ["qdc"]
+    identifier = document.xpath(".//li[span[@class='tag']='identifier']//a")[0]
+    assert parse_qs(urlsplit(identifier.get("href")).query)["metadataPrefix"] == ["qdc"]
+    following = page(client, token.get("href"))  # the next page, readable
+    assert following.xpath(".//li[span[@class='tag']='record']")
+    record = following.xpath(".//a[@class='page']")[0].get("href")
+    assert client.get(record).status_code in (200, 410)
+    raw = document.find(".//main//a[@class='url']").get("href")
+    assert raw == "http://localhost/oai?verb=ListRecords&metadataPrefix=qdc"
+
+
+def test_oai_view_shows_errors_and_languages(client: FlaskClient) -> None:
+    document = page(client, "/oai/view?verb=Frobnicate")
+    assert "badVerb" in document.find(".//p[@class='error']").text_content()
+    document = page(client, "/oai/view?verb=GetRecord&metadataPrefix=oai_dc"
+                    "&identifier=oai:repository.example.org:10722/310002")  # fmt: skip
+    assert document.xpath(".//span[@class='text'][@lang]")
+    formats = page(client, "/oai/view?verb=ListMetadataFormats")
+    assert formats.xpath(".//a[contains(@href, 'verb=ListRecords&metadataPrefix=oai_dc')]")
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [BROWSER_ACCEPT, "text/html", "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2"],
+)
+def test_oai_answers_xml_whatever_the_accept_header(client: FlaskClient, accept: str) -> None:
+    response = client.get("/oai?verb=Identify", headers={"Accept": accept})
+    assert response.status_code == 200 and response.mimetype == "text/xml"
+    assert etree.fromstring(response.data).tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH"
+
+
+def test_sitemap_lists_every_live_record_with_its_datestamp(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "SITEMAP_SIZE", 10)
+    monkeypatch.setattr(pages, "SITEMAP_CHUNK", 3)
+    index = client.get("/sitemap.xml")
+    assert index.status_code == 200 and index.mimetype == "application/xml"
+    locations = etree.fromstring(index.data).xpath("//s:sitemap/s:loc/text()", namespaces=SITEMAP)
+    stats = app.extensions["oaipmh"].store.stats()
+    assert len(locations) == -(-stats.records // 10)
+    listed: dict[str, str] = {}
+    for location in locations:
+        parts = urlsplit(location)
+        response = client.get(f"{parts.path}?{parts.query}")
+        assert response.status_code == 200 and response.is_streamed
+        urls = etree.fromstring(response.get_data()).findall("s:url", SITEMAP)
+        assert len(urls) <= 10
+        for url in urls:
+            local_id = url.findtext("s:loc", namespaces=SITEMAP).removeprefix(
+                "http://localhost/records/"
+            )
+            assert local_id not in listed
+            listed[local_id] = url.findtext("s:lastmod", namespaces=SITEMAP)
+    expected = {
+        h.findtext("oai:identifier", namespaces=NS).split(":", 2)[2]:
+        h.findtext("oai:datestamp", namespaces=NS)
+        for h in listed_headers(client) if h.get("status") != "deleted"
+    }  # fmt: skip
+    assert listed == expected
+
+
+def test_robots_txt_points_at_the_sitemap(database_url: str) -> None:
+    app = make_app(database_url, base_url="https://repo.example.org/oai")
+    body = app.test_client().get("/robots.txt").get_data(as_text=True)
+    assert "Sitemap: https://repo.example.org/sitemap.xml" in body.splitlines()
+    assert "Disallow: /oai" in body.splitlines()
+
+
+def test_pages_use_the_configured_base_url(database_url: str) -> None:
+    app = make_app(database_url, base_url="https://repo.example.org/oai")
+    response = app.test_client().get(f"/records/{SEED}")
+    assert (
+        "<https://repo.example.org/oai?verb=GetRecord&metadataPrefix=oai_dc"
+        in response.headers["Link"]
+    )
+    document = html.document_fromstring(response.get_data(as_text=True))
+    canonical = document.find(".//link[@rel='canonical']").get("href")
+    assert canonical == f"https://repo.example.org/records/{SEED}"
+
+
+def test_pages_forbid_scripts(client: FlaskClient) -> None:
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+
+
+def test_citation_sources_read_as_dspace_reads_them() -> None:
+    fields = (Field("dc.creator", "A"), Field("dc.subject", "s"), Field("dc.type", "t"),
+              Field("dc.date.issued", "2020-05-04"))  # fmt: skip
+    tags = landing.citation_tags(
+        fields,
+        [("citation_author", "dc.contributor.author | dc.creator"),
+         ("citation_keywords", "dc.subject, dc.type"),
+         ("citation_publication_date", "dc.date.issued"),
+         ("citation_pdf_url", "$pdf")],
+        {"$pdf": None},
+    )  # fmt: skip
+    assert tags == [("citation_author", "A"), ("citation_keywords", "s"),
+                    ("citation_keywords", "t"), ("citation_publication_date", "2020/05/04")]  # fmt: skip
+
+
+def test_store_reads_for_pages(app: Flask) -> None:
+    store = app.extensions["oaipmh"].store
+    latest = store.latest_headers(3)
+    assert [h.datestamp for h in latest] == sorted((h.datestamp for h in latest), reverse=True)
+    assert not any(h.deleted for h in latest)
+    assert [s.spec for s in store.list_subsets("com_10722_2", 10)] == [
+        "com_10722_2:col_10722_20", "com_10722_2:col_10722_21"]  # fmt: skip
+    starts = store.sitemap_starts(5)
+    assert len(starts) == -(-store.count_all() // 5) and starts == sorted(starts)
+    assert store.list_ids(starts[1], None, 1)[0][0] == starts[1]
+    assert isinstance(store.list_ids(starts[0], None, 1)[0][1], datetime)
+    assert store.list_ids(starts[0], None, 1)[0][1].tzinfo == UTC
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/records/%00", "/records/a%00b", "/records/" + "a" * 5000, "/records/%C3%BC",
+        "/sets/%00", "/sets/a%20b", "/sets/" + "s" * 5000,
+        "/sets/com_10722_1?after=2020-01-01T00:00:00Z&id=%00",
+        "/sitemaps/records.xml?start=%00", "/oai/view?verb=%00", "/oai/view?verb=GetRecord"
+        "&metadataPrefix=oai_dc&identifier=oai:repository.example.org:%00",
+    ],
+)  # fmt: skip
+def test_hostile_addresses_are_answered_not_failed(client: FlaskClient, path: str) -> None:
+    """Bad input is a 4xx page (or an OAI error), never a 500, and never a 503 either:
+    nothing that cannot be an id or a set reaches the database."""
+    response = client.get(path)
+    assert response.status_code in (200, 400, 404), response.status_code
+
+
+def test_pages_answer_503_when_the_database_cannot(
+    client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oaipmh_server.errors import StoreUnavailable
+
+    def down(*_: Any) -> None:
+        raise StoreUnavailable("OperationalError")
+
+    monkeypatch.setattr(app.extensions["oaipmh"].store, "get_header", down)
+    response = client.get(f"/records/{SEED}")
+    assert response.status_code == 503 and response.headers["Retry-After"] == "30"
+    assert response.mimetype == "text/html"
+
+
+def test_page_tables_in_a_config_file_add_to_the_defaults(tmp_path: Any) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(
+        '[repository]\ndescription = "Our papers."\n'
+        '[pages.citation]\ncitation_title = "dc.title.alternative | dc.title"\n'
+        '[pages.schema_types]\n"Poster" = "Poster"\n'
+    )
+    settings = load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    citation = dict(settings.citation_map)
+    assert citation["citation_title"] == "dc.title.alternative | dc.title"
+    assert citation["citation_author"] == "dc.contributor.author | dc.creator"
+    assert dict(settings.schema_types)["poster"] == "Poster"
+    assert dict(settings.schema_types)["article"] == "ScholarlyArticle"
+    assert settings.repository_description == "Our papers."
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('[pages.citation]\ntitle = "dc.title"\n', "citation_map"),
+        ('[pages.citation]\ncitation_title = "dc title!"\n', "citation_map"),
+        ('[pages.schema_types]\n"Article" = "not a type"\n', "schema_types"),
+    ],
+)
+def test_bad_page_tables_are_refused_naming_the_key(
+    tmp_path: Any, table: str, message: str
+) -> None:
+    from oaipmh_server.errors import ConfigError
+
+    config = tmp_path / "site.toml"
+    config.write_text(table)
+    with pytest.raises(ConfigError, match=message) as error:
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    assert str(config) in str(error.value)
+
+
+def test_landing_imports_neither_flask_nor_sqlalchemy() -> None:
+    """What a landing page says is testable without the web and the database, as verbs are."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, oaipmh_server.landing;"
+        "print(sorted(m for m in ('flask', 'sqlalchemy', 'werkzeug') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
