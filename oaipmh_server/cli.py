@@ -155,25 +155,15 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
 
 
 def _run_gunicorn(host: str, port: int, workers: int) -> None:
-    from gunicorn.app.base import BaseApplication
+    from .serving import gunicorn_options, run
 
-    class Application(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            options: dict[str, Any] = {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "timeout": 120,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
+    def load() -> Any:
+        from .app import create_app
 
-        def load(self) -> Any:
-            from .app import create_app
+        _log_to_stderr()
+        return create_app()
 
-            _log_to_stderr()
-            return create_app()
-
-    Application().run()
+    run(gunicorn_options(host, port, workers), load)
 
 
 def _share_metrics_between_workers() -> None:

@@ -1,0 +1,102 @@
+"""`oaipmh-server serve` under hostile clients, as a live server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+import requests
+
+from oaipmh_server.serving import REQUEST_HEAD_SECONDS
+
+from .conftest import LiveServer
+from .xsd import validate
+
+TRICKLERS = 200
+# How long a normal request may take while the tricklers hold their sockets: a loaded,
+# shared test machine answers in milliseconds; two sync workers never answered at all.
+PROMPT_SECONDS = 2.0
+
+
+@contextmanager
+def trickling(port: int, count: int) -> Iterator[list[socket.socket]]:
+    """`count` connections sending a request head a byte at a time, never finishing it.
+    The byte rate is paced by a timer (pacing, not synchronisation)."""
+    sockets = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(count)]
+    head = b"GET /oai?verb=Identify HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 10_000
+    stop = threading.Event()
+
+    def send() -> None:
+        for position in range(len(head)):
+            for s in sockets:
+                with suppress(OSError):  # dropped by the server: what it should do in the end
+                    s.send(head[position : position + 1])
+            if stop.wait(0.2):
+                return
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    try:
+        yield sockets
+    finally:
+        stop.set()
+        sender.join(timeout=10)
+
+
+def still_open(sockets: list[socket.socket]) -> int:
+    """How many of `sockets` the server has neither answered nor closed."""
+    selector = selectors.DefaultSelector()
+    for s in sockets:
+        selector.register(s, selectors.EVENT_READ)
+    readable = len(selector.select(timeout=0))
+    selector.close()
+    return len(sockets) - readable
+
+
+def closed_by_server(sockets: list[socket.socket], within: float) -> int:
+    """How many of `sockets` the server closed (EOF or reset) before `within` seconds."""
+    selector = selectors.DefaultSelector()
+    for s in sockets:
+        s.setblocking(False)
+        selector.register(s, selectors.EVENT_READ)
+    closed = 0
+    deadline = time.monotonic() + within
+    while closed < len(sockets) and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=max(0.0, deadline - time.monotonic())):
+            s = key.fileobj
+            assert isinstance(s, socket.socket)
+            try:
+                data = s.recv(4096)
+            except BlockingIOError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                selector.unregister(s)
+                closed += 1
+    selector.close()
+    return closed
+
+
+def test_two_hundred_trickling_clients_do_not_stop_the_server(live_server: LiveServer) -> None:
+    with trickling(live_server.port, TRICKLERS) as sockets:
+        for _ in range(3):
+            for params in (
+                {"verb": "Identify"},
+                {"verb": "ListRecords", "metadataPrefix": "oai_dc"},
+            ):
+                asked = time.monotonic()
+                response = requests.get(live_server.url, params=params, timeout=10)
+                assert time.monotonic() - asked < PROMPT_SECONDS
+                assert response.status_code == 200
+                validate(response.content)
+        assert still_open(sockets) == TRICKLERS  # all of it while every one of them trickled
+        # A head that never ends is dropped: every trickling socket is closed by the server.
+        assert closed_by_server(sockets, within=REQUEST_HEAD_SECONDS + 20) == TRICKLERS
+    for s in sockets:
+        s.close()
+    assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=10).ok
