@@ -32,6 +32,11 @@ MAX_BODY = 64 * 1024
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
+    places = None  # first: a folder it refuses stops the app before the store is open
+    if settings.max_concurrent_lists:
+        places = Places.for_database(
+            settings.max_concurrent_lists, settings.database_url, settings.places_folder
+        )
     store = SqlStore(
         settings.database_url,
         token_secret=settings.token_secret,
@@ -43,9 +48,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         MAX_FORM_MEMORY_SIZE=MAX_BODY,
         MAX_FORM_PARTS=100,
     )
-    places = None
-    if settings.max_concurrent_lists:
-        places = Places.for_database(settings.max_concurrent_lists, settings.database_url)
     app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
 
     from . import views

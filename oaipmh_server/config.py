@@ -45,6 +45,7 @@ class Settings:
     database_password: str | None
     mode: Literal["development", "production"]
     max_concurrent_lists: int
+    places_folder: str | None
     retry_after: int
     page_size: int
     token_secret: str | None
@@ -65,6 +66,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("store", "database_password"): "database_password",
     ("server", "mode"): "mode",
     ("server", "max_concurrent_lists"): "max_concurrent_lists",
+    ("server", "places_folder"): "places_folder",
     ("server", "retry_after"): "retry_after",
     ("harvest", "page_size"): "page_size",
     ("harvest", "token_secret"): "token_secret",
@@ -180,6 +182,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     max_lists = get("max_concurrent_lists", int)
     if max_lists < 0:
         raise fail("max_concurrent_lists", f"must be 0 (no limit) or more, got {max_lists}")
+    places_folder = get("places_folder", str).strip() or None
     retry_after = get("retry_after", int)
     if not 1 <= retry_after <= 86_400:
         raise fail("retry_after", f"must be between 1 and 86400 seconds, got {retry_after}")
@@ -225,6 +228,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         database_password=database_password,
         mode=mode,
         max_concurrent_lists=max_lists,
+        places_folder=places_folder,
         retry_after=retry_after,
         page_size=page_size,
         token_secret=token_secret,
