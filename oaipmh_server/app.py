@@ -25,8 +25,10 @@ class Provider:
 
 
 # Far above any honest OAI-PMH request (the longest is a resumptionToken of a few hundred
-# characters) and far below what could hurt: larger requests get 413 or 414.
-MAX_QUERY_STRING = 8 * 1024
+# characters) and far below what could hurt: larger requests get 413 or 414. The query
+# string's limit leaves room in gunicorn's largest request line (serving.py, 8,190 bytes)
+# for the method, the path and the HTTP version, so the app, not gunicorn, answers it.
+MAX_QUERY_STRING = 8000
 MAX_BODY = 64 * 1024
 
 
@@ -44,7 +46,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app = Flask(__name__)
     app.config.update(
-        MAX_CONTENT_LENGTH=MAX_BODY,
+        # views._body counts a body's bytes; Werkzeug's stream refuses any read at its
+        # limit, so at MAX_BODY a body of exactly MAX_BODY bytes without Content-Length
+        # (chunked) could not be read to its end.
+        MAX_CONTENT_LENGTH=MAX_BODY + 1,
         MAX_FORM_MEMORY_SIZE=MAX_BODY,
         MAX_FORM_PARTS=100,
     )
