@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Settings, load_settings
 from .flow import Places
 from .formats import MetadataFormat, build_formats
 from .store import SqlStore
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,30 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
 
+    if settings.trusted_proxies:
+        app.wsgi_app = _ForwardedFrom(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
+
     from . import views
 
     app.register_blueprint(views.blueprint)
     return app
+
+
+class _ForwardedFrom:
+    """X-Forwarded-Proto, -Host, -Port, -Prefix and -For, honoured (as one proxy sets them,
+    by Werkzeug's ProxyFix) on requests from the configured proxies only: from anyone
+    else they would let a client choose the advertised baseURL's scheme and host."""
+
+    def __init__(self, wsgi_app: WSGIApplication, proxies: tuple[str, ...]) -> None:
+        self.direct = wsgi_app
+        self.forwarded = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+        self.networks = [ipaddress.ip_network(proxy) for proxy in proxies]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            peer = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
+        except ValueError:
+            return self.direct(environ, start_response)
+        if any(peer in network for network in self.networks):
+            return self.forwarded(environ, start_response)
+        return self.direct(environ, start_response)

@@ -150,11 +150,12 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         _log_to_stderr()
         app.run(host=host, port=port, debug=True)
         return
-    app.extensions["oaipmh"].store.close()
-    _run_gunicorn(host, port, workers)
+    provider = app.extensions["oaipmh"]
+    provider.store.close()
+    _run_gunicorn(host, port, workers, provider.settings.trusted_proxies)
 
 
-def _run_gunicorn(host: str, port: int, workers: int) -> None:
+def _run_gunicorn(host: str, port: int, workers: int, trusted_proxies: tuple[str, ...]) -> None:
     from .serving import gunicorn_options, run
 
     def load() -> Any:
@@ -163,7 +164,7 @@ def _run_gunicorn(host: str, port: int, workers: int) -> None:
         _log_to_stderr()
         return create_app()
 
-    run(gunicorn_options(host, port, workers), load)
+    run(gunicorn_options(host, port, workers, trusted_proxies), load)
 
 
 def _share_metrics_between_workers() -> None:

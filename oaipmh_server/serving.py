@@ -43,7 +43,9 @@ class Worker(GeventWorker):  # type: ignore[misc]
         AsyncWorker.handle(self, listener, client, addr)
 
 
-def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
+def gunicorn_options(
+    host: str, port: int, workers: int, trusted_proxies: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """The gunicorn settings of `serve` (the benchmarks and tests run the same)."""
     return {
         "bind": f"{host}:{port}",
@@ -55,6 +57,9 @@ def gunicorn_options(host: str, port: int, workers: int) -> dict[str, Any]:
         "limit_request_line": LIMIT_REQUEST_LINE,
         "limit_request_fields": LIMIT_REQUEST_FIELDS,
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+        # Whose X-Forwarded-Proto (and the like) gunicorn believes: [server]
+        # trusted_proxies only, not gunicorn's default of 127.0.0.1 (any local process).
+        "forwarded_allow_ips": ",".join(trusted_proxies),
         # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR or
         # ~/.gunicorn): a second server on the host would take it over. Nothing uses it.
         "control_socket_disable": True,

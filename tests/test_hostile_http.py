@@ -1,6 +1,6 @@
 """HTTP edges a client may push on (issue 13): the documented limits are the real ones, by
-the bytes actually received (chunked bodies too), and bytes that are not UTF-8 are a
-badArgument, not a missing verb."""
+the bytes actually received (chunked bodies too); bytes that are not UTF-8 are a
+badArgument, not a missing verb; forwarded headers count from configured proxies only."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import requests
 from flask.testing import FlaskClient
 
 from oaipmh_server.app import MAX_BODY, MAX_QUERY_STRING
+from oaipmh_server.config import load_settings
+from oaipmh_server.errors import ConfigError
 
-from .conftest import Databases, LiveServer
-from .oai import error_codes, request_attributes, tree
+from .conftest import Databases, LiveServer, make_app
+from .oai import NS, error_codes, request_attributes, tree
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -160,3 +162,69 @@ def test_live_chunked_posts_are_held_to_the_limits(server: LiveServer) -> None:
         server.url, data=b"verb=Identify&foo=\xff", headers=headers, timeout=10
     )
     assert error_codes(Received(not_utf8)) == ["badArgument"]
+
+
+# -- the advertised baseURL and forwarded headers ---------------------------------------
+
+FORWARDED = {
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "evil.example.com",
+    "X-Forwarded-Port": "8443",
+    "X-Forwarded-Prefix": "/elsewhere",
+}
+
+
+def base_url(response: object) -> str:
+    return str(tree(response).find("oai:request", NS).text)
+
+
+def test_forwarded_headers_from_a_client_not_configured_as_proxy_are_ignored(
+    client: FlaskClient,
+) -> None:
+    """The attack: a local client (127.0.0.1, trusted by gunicorn's default) choosing the
+    scheme, host and path of the advertised baseURL."""
+    response = client.get("/oai?verb=Identify", headers=FORWARDED)
+    assert base_url(response) == "http://localhost/oai"
+
+
+def test_forwarded_headers_from_another_address_than_the_proxy_are_ignored(
+    database_url: str,
+) -> None:
+    client = make_app(database_url, trusted_proxies=["10.0.0.0/8"]).test_client()
+    response = client.get("/oai?verb=Identify", headers=FORWARDED)  # from 127.0.0.1
+    assert base_url(response) == "http://localhost/oai"
+
+
+def test_forwarded_headers_from_a_configured_proxy_make_the_base_url(database_url: str) -> None:
+    client = make_app(database_url, trusted_proxies=["127.0.0.1"]).test_client()
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "oai.example.org"}
+    assert base_url(client.get("/oai?verb=Identify", headers=headers)) == (
+        "https://oai.example.org/oai"
+    )
+    far = {"REMOTE_ADDR": "192.0.2.7"}  # not the proxy
+    response = client.get("/oai?verb=Identify", headers=headers, environ_base=far)
+    assert base_url(response) == "http://localhost/oai"
+
+
+def test_host_header_makes_the_base_url_only_when_none_is_configured(database_url: str) -> None:
+    """The documented development convenience; production mode requires base_url."""
+    headers = {"Host": "evil.example.com"}
+    convenient = make_app(database_url).test_client()
+    assert base_url(convenient.get("/oai?verb=Identify", headers=headers)) == (
+        "http://evil.example.com/oai"
+    )
+    configured = make_app(database_url, base_url="https://oai.example.org/oai").test_client()
+    assert base_url(configured.get("/oai?verb=Identify", headers=headers)) == (
+        "https://oai.example.org/oai"
+    )
+
+
+@pytest.mark.parametrize("proxy", ["proxy.example.org", "192.168.1.1/24", "*", 10])
+def test_trusted_proxies_must_be_addresses_or_networks(proxy: object) -> None:
+    with pytest.raises(ConfigError, match="trusted_proxies"):
+        load_settings({"trusted_proxies": [proxy]}, environ={})
+
+
+def test_live_forwarded_proto_from_localhost_is_ignored(server: LiveServer) -> None:
+    response = requests.get(server.url, params={"verb": "Identify"}, headers=FORWARDED, timeout=10)
+    assert base_url(Received(response)) == server.url
