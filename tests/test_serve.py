@@ -1,4 +1,5 @@
-"""`oaipmh-server serve` under hostile clients, as a live server on 127.0.0.1."""
+"""`oaipmh-server serve` against hostile clients: slow ones against a live server on
+127.0.0.1, and the development server's debugger, kept to loopback addresses."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
 
+import pytest
 import requests
+from click.testing import CliRunner
+from flask import Flask
 
+from oaipmh_server.cli import main
 from oaipmh_server.serving import REQUEST_HEAD_SECONDS
 
-from .conftest import LiveServer
+from .conftest import LiveServer, sqlite_url
 from .xsd import validate
 
 TRICKLERS = 200
@@ -100,3 +107,36 @@ def test_two_hundred_trickling_clients_do_not_stop_the_server(live_server: LiveS
     for s in sockets:
         s.close()
     assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=10).ok
+
+
+@pytest.mark.parametrize(
+    ("host", "debugger"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("localhost", True),
+        ("::1", True),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.0.2.1", False),
+        ("oai.example.org", False),
+    ],
+)
+def test_dev_server_debugger_only_on_loopback(
+    host: str, debugger: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Werkzeug's debugger console runs Python for whoever reaches it (behind a PIN
+    printed on stderr): `serve --dev` never turns it on where others can connect."""
+    runs: list[dict[str, Any]] = []
+
+    def run(app: Flask, **options: Any) -> None:  # instead of listening
+        runs.append(options)
+        app.extensions["oaipmh"].store.close()
+
+    monkeypatch.setattr(Flask, "run", run)
+    environ = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    result = CliRunner().invoke(main, ["serve", "--dev", "--host", host], env=environ)
+    assert result.exit_code == 0, result.output
+    assert runs[0]["use_debugger"] is debugger
+    assert runs[0]["host"] == host
+    assert ("debugger is off" in result.output) is not debugger
