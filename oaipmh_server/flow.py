@@ -59,15 +59,15 @@ class Places:
         elif environ.get("XDG_RUNTIME_DIR"):
             base = Path(environ["XDG_RUNTIME_DIR"]) / "oaipmh-server"
         else:
-            cache = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
             try:
-                Path(cache).mkdir(parents=True, exist_ok=True)
-            except OSError as e:
+                cache = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                cache.mkdir(parents=True, exist_ok=True)
+            except (OSError, RuntimeError) as e:  # RuntimeError: no home folder
                 raise ConfigError(
-                    f"flow control: no folder for its lock files ({cache}: {e.strerror}); "
+                    f"flow control: no folder of this user's for its lock files ({e}); "
                     "set [server] places_folder"
                 ) from None
-            base = Path(cache) / "oaipmh-server"
+            base = cache / "oaipmh-server"
         private_folder(base)
         return cls(count, base / f"places-{key}")
 

@@ -143,3 +143,18 @@ def test_serve_refuses_a_places_folder_others_control(
     assert result.exit_code == 1
     assert f"flow control's folder {folder}" in result.output
     assert expected in result.output
+
+
+def test_places_of_a_database_server_go_to_a_folder_of_the_users_own(
+    tmp_path: Path, usual_umask: None
+) -> None:
+    url = "postgresql+psycopg://oai@db.example.org/oai"
+    service = tmp_path / "service"  # systemd's RuntimeDirectory=, 0755 by default
+    service.mkdir(mode=0o755)
+    environ = {"RUNTIME_DIRECTORY": str(service), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    places = Places.for_database(2, url, environ=environ)
+    assert places.folder.parent == service
+    assert mode(places.folder) == 0o700
+    places = Places.for_database(2, url, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert places.folder.parent == tmp_path / "cache" / "oaipmh-server"
+    assert mode(places.folder.parent) == mode(places.folder) == 0o700
