@@ -5,7 +5,7 @@ sending their request headers a byte a second took the two default workers for g
 whole 120 s timeout, again and again. In a gevent worker a connection waiting for bytes
 costs a greenlet and a file descriptor, not a worker: thousands of slow or idle clients
 wait side by side while every other request is answered. SQLite calls are short and run
-as they are; psycopg 3 waits cooperatively once gevent has patched the process.
+as they are; psycopg 3 waits for PostgreSQL cooperatively (`cooperative_psycopg`).
 
 What a client may take is bounded: the request head (request line and headers) must
 arrive within REQUEST_HEAD_SECONDS (gunicorn's gevent worker reads each head under a
@@ -16,6 +16,7 @@ README says, so a query string the app may answer is never refused by gunicorn f
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -38,9 +39,23 @@ LIMIT_REQUEST_FIELD_SIZE = 8190
 class Worker(GeventWorker):  # type: ignore[misc]
     """gunicorn's gevent worker, with a per-connection idle timeout on its sockets."""
 
+    def patch(self) -> None:
+        super().patch()
+        cooperative_psycopg()
+
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         client.settimeout(IDLE_SECONDS)  # GeventWorker would make it block for ever
         AsyncWorker.handle(self, listener, client, addr)
+
+
+def cooperative_psycopg() -> None:
+    """psycopg 3 waits cooperatively when gevent has patched `select` before psycopg is
+    imported; `serve` imports it earlier, checking the database before it forks the
+    workers, and psycopg then chose its C wait, which stalls the whole worker while
+    PostgreSQL answers. Once patched, give it the wait it would have chosen (poll)."""
+    waiting: Any = sys.modules.get("psycopg.waiting")
+    if waiting is not None and waiting.wait is getattr(waiting, "wait_c", None):
+        waiting.wait = waiting.wait_poll
 
 
 def gunicorn_options(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import selectors
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from oaipmh_server.cli import main
 from oaipmh_server.serving import REQUEST_HEAD_SECONDS
 
 from .conftest import LiveServer, sqlite_url
+from .postgres import Cluster
 from .xsd import validate
 
 TRICKLERS = 200
@@ -140,3 +143,40 @@ def test_dev_server_debugger_only_on_loopback(
     assert runs[0]["use_debugger"] is debugger
     assert runs[0]["host"] == host
     assert ("debugger is off" in result.output) is not debugger
+
+
+COOPERATION = """
+import sys
+import psycopg  # imported before gevent patches, as serve's checks import it
+
+from oaipmh_server.serving import Worker
+
+worker = Worker.__new__(Worker)  # only what patch() reads: no listening sockets
+worker.sockets = []
+worker.patch()  # what a worker does first: gevent's patches, then psycopg's wait
+import gevent
+
+dsn = sys.argv[1]
+finished = []
+
+def query(name, sql):
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql)
+    finished.append(name)
+
+slow = gevent.spawn(query, "slow", "SELECT pg_sleep(3)")
+fast = gevent.spawn(query, "fast", "SELECT 1")
+gevent.joinall([slow, fast])
+print(" ".join(finished))
+"""
+
+
+def test_postgresql_waits_let_the_other_connections_of_a_worker_go_on(postgres: Cluster) -> None:
+    """In a worker, a slow PostgreSQL query must not stall the worker's other requests:
+    psycopg imported before gevent patched would wait in C, holding the whole process."""
+    dsn = postgres.url("postgres").replace("postgresql+psycopg://", "postgresql://")
+    result = subprocess.run(
+        [sys.executable, "-c", COOPERATION, dsn], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["fast", "slow"]
