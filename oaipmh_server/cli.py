@@ -144,7 +144,8 @@ def stats() -> None:
 )
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Serve /oai over HTTP (gunicorn; --dev for Flask's development server)."""
-    _share_metrics_between_workers()
+    if not dev:  # the development server answers in one process
+        _share_metrics_between_workers()
     from .app import create_app
 
     try:

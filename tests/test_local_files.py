@@ -136,7 +136,12 @@ def test_serve_refuses_a_places_folder_others_control(
     database = tmp_path / "oai.sqlite3"
     config = tmp_path / "oaipmh.toml"
     config.write_text(f'[server]\nmax_concurrent_lists = 2\nplaces_folder = "{folder}"\n')
-    environ = {"OAIPMH_CONFIG": str(config), "OAIPMH_DATABASE_URL": sqlite_url(database)}
+    environ = {
+        "OAIPMH_CONFIG": str(config),
+        "OAIPMH_DATABASE_URL": sqlite_url(database),
+        # set for the command alone (serve would set it in this process for good)
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+    }
     with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace(")", r"\)")):
         make_app(sqlite_url(database), max_concurrent_lists=2, places_folder=str(folder))
     result = CliRunner().invoke(main, ["serve", "--port", str(free_port())], env=environ)

@@ -55,6 +55,8 @@ def trickling(port: int, count: int) -> Iterator[list[socket.socket]]:
     finally:
         stop.set()
         sender.join(timeout=10)
+        for s in sockets:
+            s.close()
 
 
 def still_open(sockets: list[socket.socket]) -> int:
@@ -93,6 +95,9 @@ def closed_by_server(sockets: list[socket.socket], within: float) -> int:
 
 
 def test_two_hundred_trickling_clients_do_not_stop_the_server(live_server: LiveServer) -> None:
+    # The workers are up (the port is open as soon as gunicorn's master listens).
+    for _ in range(4):
+        assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=60).ok
     with trickling(live_server.port, TRICKLERS) as sockets:
         for _ in range(3):
             for params in (
@@ -107,8 +112,6 @@ def test_two_hundred_trickling_clients_do_not_stop_the_server(live_server: LiveS
         assert still_open(sockets) == TRICKLERS  # all of it while every one of them trickled
         # A head that never ends is dropped: every trickling socket is closed by the server.
         assert closed_by_server(sockets, within=REQUEST_HEAD_SECONDS + 20) == TRICKLERS
-    for s in sockets:
-        s.close()
     assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=10).ok
 
 
