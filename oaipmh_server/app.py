@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Settings, load_settings
 from .flow import Places
 from .formats import MetadataFormat, build_formats
 from .store import SqlStore
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 
 @dataclass(frozen=True)
@@ -25,13 +30,20 @@ class Provider:
 
 
 # Far above any honest OAI-PMH request (the longest is a resumptionToken of a few hundred
-# characters) and far below what could hurt: larger requests get 413 or 414.
-MAX_QUERY_STRING = 8 * 1024
+# characters) and far below what could hurt: larger requests get 413 or 414. The query
+# string's limit leaves room in gunicorn's largest request line (serving.py, 8,190 bytes)
+# for the method, the path and the HTTP version, so the app, not gunicorn, answers it.
+MAX_QUERY_STRING = 8000
 MAX_BODY = 64 * 1024
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(overrides)
+    places = None  # first: a folder it refuses stops the app before the store is open
+    if settings.max_concurrent_lists:
+        places = Places.for_database(
+            settings.max_concurrent_lists, settings.database_url, settings.places_folder
+        )
     store = SqlStore(
         settings.database_url,
         token_secret=settings.token_secret,
@@ -39,17 +51,40 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app = Flask(__name__)
     app.config.update(
-        MAX_CONTENT_LENGTH=MAX_BODY,
+        # views._body counts a body's bytes; Werkzeug's stream refuses any read at its
+        # limit, so at MAX_BODY a body of exactly MAX_BODY bytes without Content-Length
+        # (chunked) could not be read to its end.
+        MAX_CONTENT_LENGTH=MAX_BODY + 1,
         MAX_FORM_MEMORY_SIZE=MAX_BODY,
         MAX_FORM_PARTS=100,
     )
-    places = None
-    if settings.max_concurrent_lists:
-        places = Places.for_database(settings.max_concurrent_lists, settings.database_url)
     app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
+
+    if settings.trusted_proxies:
+        app.wsgi_app = _ForwardedFrom(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
 
     from . import pages, views
 
     app.register_blueprint(views.blueprint)
     app.register_blueprint(pages.blueprint)
     return app
+
+
+class _ForwardedFrom:
+    """X-Forwarded-Proto, -Host, -Port, -Prefix and -For, honoured (as one proxy sets them,
+    by Werkzeug's ProxyFix) on requests from the configured proxies only: from anyone
+    else they would let a client choose the advertised baseURL's scheme and host."""
+
+    def __init__(self, wsgi_app: WSGIApplication, proxies: tuple[str, ...]) -> None:
+        self.direct = wsgi_app
+        self.forwarded = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+        self.networks = [ipaddress.ip_network(proxy) for proxy in proxies]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            peer = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
+        except ValueError:
+            return self.direct(environ, start_response)
+        if any(peer in network for network in self.networks):
+            return self.forwarded(environ, start_response)
+        return self.direct(environ, start_response)

@@ -155,10 +155,16 @@ def stats() -> None:
     type=click.IntRange(1, 64),
     help="gunicorn worker processes.",
 )
-@click.option("--dev", is_flag=True, help="Flask's development server with its reloader instead.")
+@click.option(
+    "--dev",
+    is_flag=True,
+    help="Flask's development server with its reloader instead (and Werkzeug's debugger, "
+    "on a loopback address only).",
+)
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Serve /oai over HTTP (gunicorn; --dev for Flask's development server)."""
-    _share_metrics_between_workers()
+    if not dev:  # the development server answers in one process
+        _share_metrics_between_workers()
     from .app import create_app
 
     try:
@@ -167,32 +173,42 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         raise click.ClickException(str(e)) from None
     if dev:
         _log_to_stderr()
-        app.run(host=host, port=port, debug=True)
+        debugger = _is_loopback(host)
+        if not debugger:
+            click.echo(
+                f"--dev on {host}, not a loopback address: Werkzeug's interactive debugger "
+                "is off (its console runs Python for whoever reaches it); the reloader is on.",
+                err=True,
+            )
+        app.run(host=host, port=port, debug=True, use_debugger=debugger)
         return
-    app.extensions["oaipmh"].store.close()
-    _run_gunicorn(host, port, workers)
+    provider = app.extensions["oaipmh"]
+    provider.store.close()
+    _run_gunicorn(host, port, workers, provider.settings.trusted_proxies)
 
 
-def _run_gunicorn(host: str, port: int, workers: int) -> None:
-    from gunicorn.app.base import BaseApplication
+def _run_gunicorn(host: str, port: int, workers: int, trusted_proxies: tuple[str, ...]) -> None:
+    from .serving import gunicorn_options, run
 
-    class Application(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            options: dict[str, Any] = {
-                "bind": f"{host}:{port}",
-                "workers": workers,
-                "timeout": 120,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
+    def load() -> Any:
+        from .app import create_app
 
-        def load(self) -> Any:
-            from .app import create_app
+        _log_to_stderr()
+        return create_app()
 
-            _log_to_stderr()
-            return create_app()
+    run(gunicorn_options(host, port, workers, trusted_proxies), load)
 
-    Application().run()
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` only listens where this machine alone connects (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 def _share_metrics_between_workers() -> None:

@@ -7,6 +7,7 @@ an error names the key and where the value came from.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -45,6 +46,8 @@ class Settings:
     database_password: str | None
     mode: Literal["development", "production"]
     max_concurrent_lists: int
+    places_folder: str | None
+    trusted_proxies: tuple[str, ...]
     retry_after: int
     page_size: int
     token_secret: str | None
@@ -71,6 +74,8 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("store", "database_password"): "database_password",
     ("server", "mode"): "mode",
     ("server", "max_concurrent_lists"): "max_concurrent_lists",
+    ("server", "places_folder"): "places_folder",
+    ("server", "trusted_proxies"): "trusted_proxies",
     ("server", "retry_after"): "retry_after",
     ("harvest", "page_size"): "page_size",
     ("harvest", "token_secret"): "token_secret",
@@ -196,6 +201,17 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     max_lists = get("max_concurrent_lists", int)
     if max_lists < 0:
         raise fail("max_concurrent_lists", f"must be 0 (no limit) or more, got {max_lists}")
+    places_folder = get("places_folder", str).strip() or None
+    proxies = get("trusted_proxies", (list, tuple))
+    for proxy in proxies:
+        try:
+            if not isinstance(proxy, str):
+                raise TypeError(proxy)
+            ipaddress.ip_network(proxy)  # strict, as gunicorn's forwarded_allow_ips
+        except (TypeError, ValueError):
+            raise fail(
+                "trusted_proxies", f"{proxy!r} is not an IP address or network (10.0.0.0/8)"
+            ) from None
     retry_after = get("retry_after", int)
     if not 1 <= retry_after <= 86_400:
         raise fail("retry_after", f"must be between 1 and 86400 seconds, got {retry_after}")
@@ -254,6 +270,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         database_password=database_password,
         mode=mode,
         max_concurrent_lists=max_lists,
+        places_folder=places_folder,
+        trusted_proxies=tuple(proxies),
         retry_after=retry_after,
         page_size=page_size,
         token_secret=token_secret,

@@ -15,12 +15,13 @@ import logging
 import re
 import time
 import zlib
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from . import datestamps, metrics
-from .app import MAX_QUERY_STRING, Provider
+from .app import MAX_BODY, MAX_QUERY_STRING, Provider
 from .errors import StoreUnavailable
 from .protocol import COMPRESSIONS, Context, Reply, respond
 
@@ -38,12 +39,12 @@ def oai() -> Response:
     provider: Provider = current_app.extensions["oaipmh"]
     if len(request.query_string) > MAX_QUERY_STRING:
         return _plain("Request-URI too long.\n", 414)
+    pairs = _arguments(request.query_string)
     if request.method == "POST":
-        if request.content_length and request.mimetype != FORM_TYPE:
+        body = _body()
+        if body and request.mimetype != FORM_TYPE:
             return _plain(f"POST a body of type {FORM_TYPE}.\n", 415)
-        pairs = [*request.args.items(multi=True), *request.form.items(multi=True)]
-    else:
-        pairs = list(request.args.items(multi=True))
+        pairs += _arguments(body)
     context = Context(
         settings=provider.settings,
         formats=provider.formats,
@@ -63,6 +64,36 @@ def oai() -> Response:
             response.headers["Retry-After"] = str(provider.settings.retry_after)
             return response
         return _answer(pairs, context)
+
+
+def _body() -> bytes:
+    """The POST body, counted by the bytes actually read: a chunked body has no
+    Content-Length to check beforehand. Past MAX_BODY bytes: 413."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise RequestEntityTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := request.stream.read(16 * 1024):
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise RequestEntityTooLarge()
+            chunks.append(chunk)
+    except OSError:  # the client stopped sending (serving.IDLE_SECONDS) or went away
+        raise BadRequest() from None
+    return b"".join(chunks)
+
+
+def _arguments(encoded: bytes) -> list[tuple[str, str]]:
+    """The (name, value) pairs of a query string or form body. A byte that is not UTF-8
+    (raw or %-escaped) becomes a lone surrogate, which the core refuses as an illegal
+    character: the argument is a badArgument (the verb a badVerb), never dropped unseen."""
+    return parse_qsl(
+        encoded.decode("utf-8", "surrogateescape"),
+        keep_blank_values=True,
+        encoding="utf-8",
+        errors="surrogateescape",
+    )
 
 
 def _answer(pairs: list[tuple[str, str]], context: Context) -> Response:

@@ -8,6 +8,7 @@ into StoreUnavailable here, at the edge, so nothing above knows SQL.
 
 from __future__ import annotations
 
+import os
 import secrets
 import sqlite3
 import time
@@ -834,6 +835,8 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
             url = make_url(url).set(password=password).render_as_string(hide_password=False)
         if url.startswith("sqlite"):
             memory = url in ("sqlite://", "sqlite:///:memory:")
+            if not memory:
+                _create_private_file(url)
             engine = create_engine(
                 url,
                 poolclass=StaticPool if memory else None,
@@ -844,6 +847,18 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StoreUnavailable(f"cannot use the database URL: {type(e).__name__}") from e
+
+
+def _create_private_file(url: str) -> None:
+    """Create a new SQLite database file readable and writable by its owner only (0600),
+    before SQLite creates it as the umask says (usually 0644): it holds the token secret
+    and private fields. SQLite gives the -wal and -shm files the database file's mode.
+    An existing file keeps its mode; a `file:` URI is SQLite's to open."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with suppress(OSError):  # it exists, or SQLite will say why it cannot be opened
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -1,0 +1,100 @@
+"""gunicorn as `oaipmh-server serve` runs it: gevent workers with bounded request reading.
+
+A sync worker is held by one connection from its first byte to its last, so two clients
+sending their request headers a byte a second took the two default workers for gunicorn's
+whole 120 s timeout, again and again. In a gevent worker a connection waiting for bytes
+costs a greenlet and a file descriptor, not a worker: thousands of slow or idle clients
+wait side by side while every other request is answered. SQLite calls are short and run
+as they are; psycopg 3 waits for PostgreSQL cooperatively (`cooperative_psycopg`).
+
+What a client may take is bounded: the request head (request line and headers) must
+arrive within REQUEST_HEAD_SECONDS (gunicorn's gevent worker reads each head under a
+`keepalive`-long timeout), and once it has, a connection that neither sends nor reads a
+byte for IDLE_SECONDS is closed. The request line and headers are limited where the
+README says, so a query string the app may answer is never refused by gunicorn first.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+from gunicorn.workers.base_async import AsyncWorker
+from gunicorn.workers.ggevent import GeventWorker
+
+# Seconds a client has to send a whole request head; also how long an idle kept-alive
+# connection is kept. An honest client sends its head in one packet.
+REQUEST_HEAD_SECONDS = 5
+# Seconds without a byte either way, once the head is read (a body sent or a page read).
+IDLE_SECONDS = 30
+# Connections one worker serves at once; more wait in the listen queue.
+CONNECTIONS_PER_WORKER = 1000
+# gunicorn's largest request line: room for the app's own 414 at MAX_QUERY_STRING.
+LIMIT_REQUEST_LINE = 8190
+LIMIT_REQUEST_FIELDS = 100
+LIMIT_REQUEST_FIELD_SIZE = 8190
+
+
+class Worker(GeventWorker):  # type: ignore[misc]
+    """gunicorn's gevent worker, with a per-connection idle timeout on its sockets."""
+
+    def patch(self) -> None:
+        super().patch()
+        cooperative_psycopg()
+
+    def handle(self, listener: Any, client: Any, addr: Any) -> None:
+        client.settimeout(IDLE_SECONDS)  # GeventWorker would make it block for ever
+        AsyncWorker.handle(self, listener, client, addr)
+
+
+def cooperative_psycopg() -> None:
+    """psycopg 3 waits cooperatively when gevent has patched `select` before psycopg is
+    imported; `serve` imports it earlier, checking the database before it forks the
+    workers, and psycopg then chose its C wait, which stalls the whole worker while
+    PostgreSQL answers. Once patched, give it the wait it would have chosen (poll)."""
+    waiting: Any = sys.modules.get("psycopg.waiting")
+    if waiting is not None and waiting.wait is getattr(waiting, "wait_c", None):
+        waiting.wait = waiting.wait_poll
+
+
+def gunicorn_options(
+    host: str, port: int, workers: int, trusted_proxies: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The gunicorn settings of `serve` (the benchmarks and tests run the same)."""
+    return {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": Worker,
+        "worker_connections": CONNECTIONS_PER_WORKER,
+        "keepalive": REQUEST_HEAD_SECONDS,
+        "timeout": 120,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+        # Whose X-Forwarded-Proto (and the like) gunicorn believes: [server]
+        # trusted_proxies only, not gunicorn's default of 127.0.0.1 (any local process).
+        "forwarded_allow_ips": ",".join(trusted_proxies),
+        # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR or
+        # ~/.gunicorn): a second server on the host would take it over. Nothing uses it.
+        "control_socket_disable": True,
+    }
+
+
+# Settings older gunicorns (>= 23) do not have; without them they behave as wanted.
+_NEWER_SETTINGS = frozenset({"control_socket_disable"})
+
+
+def run(options: dict[str, Any], load: Any) -> None:
+    """Run gunicorn with `options`; each worker calls `load()` for its WSGI app."""
+
+    class Application(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings or key not in _NEWER_SETTINGS:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return load()
+
+    Application().run()
