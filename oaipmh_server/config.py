@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .vocabularies import ACCESS_RIGHTS, TERMS
 
 DC_ELEMENTS = frozenset(
     {
@@ -53,6 +54,11 @@ class Settings:
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
+    # oai_openaire: repository values (normalised) → COAR term labels, per vocabulary.
+    openaire_resource_types: tuple[tuple[str, str], ...] = ()
+    openaire_access_rights: tuple[tuple[str, str], ...] = ()
+    openaire_versions: tuple[tuple[str, str], ...] = ()
+    openaire_default_access_right: str = "metadata only access"
 
 
 # TOML (table, key) → Settings field.
@@ -73,7 +79,15 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("oai_dc", "hidden_fields"): "hidden_fields",
     ("oai_dc", "map"): "oai_dc_map",
     ("formats", "stored"): "stored_formats",
+    ("oai_openaire", "resource_types"): "openaire_resource_types",
+    ("oai_openaire", "access_rights"): "openaire_access_rights",
+    ("oai_openaire", "versions"): "openaire_versions",
+    ("oai_openaire", "default_access_right"): "openaire_default_access_right",
 }
+# Settings that are tables: a file or the overrides add to (or change) the keys before them.
+_TABLES = {"oai_dc_map": "oai_dc.map", "openaire_resource_types": "oai_openaire.resource_types",
+           "openaire_access_rights": "oai_openaire.access_rights",
+           "openaire_versions": "oai_openaire.versions"}  # fmt: skip
 
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
@@ -109,8 +123,8 @@ def load_settings(
     for name, value in (overrides or {}).items():
         if name not in {f.name for f in fields(Settings)}:
             raise ConfigError(f"unknown setting {name!r} (overrides)")
-        if name == "oai_dc_map" and isinstance(value, Mapping):
-            merged = dict(raw["oai_dc_map"][0])
+        if name in _TABLES and isinstance(value, Mapping):
+            merged = dict(raw[name][0])
             merged.update(value)
             value = merged
         raw[name] = (value, "overrides")
@@ -130,9 +144,9 @@ def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], sourc
             name = _TOML_KEYS.get((table, key))
             if name is None:
                 raise ConfigError(f"{source}: unknown key {table}.{key}")
-            if name == "oai_dc_map" and name in raw:
+            if name in _TABLES and name in raw:
                 if not isinstance(value, dict):
-                    raise ConfigError(f"{source}: oai_dc.map must be a table")
+                    raise ConfigError(f"{source}: {_TABLES[name]} must be a table")
                 merged = dict(raw[name][0])
                 merged.update(value)
                 value = merged
@@ -216,6 +230,20 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not all(isinstance(prefix, str) for prefix in stored):
         raise fail("stored_formats", f"expected a list of metadata prefixes: {stored!r}")
 
+    openaire: dict[str, tuple[tuple[str, str], ...]] = {}
+    for vocabulary, terms in TERMS.items():
+        setting = f"openaire_{vocabulary}"
+        table = get(setting, dict)
+        for key, label in table.items():
+            if not isinstance(label, str) or label not in terms:
+                kind = vocabulary.replace("_", " ")
+                raise fail(setting, f"{key!r} maps to {label!r}, not a label of COAR's {kind}")
+        openaire[setting] = tuple(sorted(table.items()))
+    default_access = get("openaire_default_access_right", str)
+    if default_access and default_access not in ACCESS_RIGHTS:
+        labels = ", ".join(ACCESS_RIGHTS)
+        raise fail("openaire_default_access_right", f"{default_access!r} is not '' or {labels}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -233,6 +261,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),
+        **openaire,
+        openaire_default_access_right=default_access,
     )
 
 
