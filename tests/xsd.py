@@ -7,9 +7,13 @@ from pathlib import Path
 
 from lxml import etree
 
+import oaipmh_server
+
 from .dcmi import dcmi_schemas
 
 SCHEMAS = Path(__file__).parent / "schemas"
+PACKAGE_SCHEMAS = Path(oaipmh_server.__file__).parent / "schemas"
+SERVED = "https://oaipmh-server.invalid/schemas/"  # stands for any server's /schemas/
 # Canonical URL (as the schemas import each other) → vendored file.
 LOCATIONS = {
     "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd": "OAI-PMH.xsd",
@@ -24,9 +28,11 @@ LOCATIONS = {
     # DCMI's qualified DC schemas, official, taken from PyPI by tests/dcmi.py.
     "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd": ".dcmi/dc.xsd",
     "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd": ".dcmi/dcterms.xsd",
-    # Written for the tests (see local/ and SOURCES.md): DSpace's qdc container, and dim.
-    "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd": "local/qualifieddc.xsd",
-    "http://www.dspace.org/schema/dim.xsd": "local/dim.xsd",
+    # Published by the server itself (oaipmh_server/schemas/, at /schemas/NAME): DSpace's
+    # qdc container, and dim. Validating against the package's own files checks that what
+    # the server serves describes what it sends.
+    SERVED + "qualifieddc.xsd": str(PACKAGE_SCHEMAS / "qualifieddc.xsd"),
+    SERVED + "dim.xsd": str(PACKAGE_SCHEMAS / "dim.xsd"),
 }
 DC = "http://purl.org/dc/elements/1.1/"
 QDC = "http://dspace.org/qualifieddc/"
@@ -38,7 +44,7 @@ IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/oai-identifier": (
         "http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"
     ),
-    "http://www.dspace.org/xmlns/dspace/dim": "http://www.dspace.org/schema/dim.xsd",
+    "http://www.dspace.org/xmlns/dspace/dim": SERVED + "dim.xsd",
 }
 
 
@@ -67,7 +73,7 @@ def schema(qualified: bool = False, openaire: bool = False) -> etree.XMLSchema:
         imports = {
             DC: "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd",
             **imports,
-            QDC: "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd",
+            QDC: SERVED + "qualifieddc.xsd",
         }
     if openaire:
         # openaire.xsd imports, next to it, OpenAIRE's own dc.xsd: DCMI's of 2008 with the
