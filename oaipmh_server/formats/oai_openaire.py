@@ -145,7 +145,7 @@ class FileLink(NamedTuple):
     object_type: str = "fulltext"
 
 
-class _Record:
+class RecordFields:
     """A record's public fields by name, in stored order, for the property functions."""
 
     def __init__(self, fields: Iterable[Field], crosswalk: Crosswalk) -> None:
@@ -169,7 +169,7 @@ def render(
     files: Sequence[FileLink] = (),
 ) -> bytes:
     """The <oaire:resource> of a record: properties in the order of the application profile."""
-    record = _Record(fields, crosswalk)
+    record = RecordFields(fields, crosswalk)
     root = etree.Element(f"{{{NAMESPACE}}}resource", nsmap=_NSMAP)
     root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
     access = access_right(record, vocabularies)
@@ -242,7 +242,7 @@ def _qualifier(name: str) -> str | None:
     return parts[2] if len(parts) > 2 else None
 
 
-def _titles(root: etree._Element, record: _Record) -> None:
+def _titles(root: etree._Element, record: RecordFields) -> None:
     """Title (M): dc.title; dc.title.alternative, .subtitle, .translated carry their titleType."""
     titles = record.matching(lambda name: name == "dc.title" or name.startswith("dc.title."))
     if not titles:
@@ -258,7 +258,7 @@ def _is_creator(name: str) -> bool:
     return name == "dc.contributor.author" or name == "dc.creator" or name.startswith("dc.creator.")
 
 
-def _people(root: etree._Element, record: _Record) -> None:
+def _people(root: etree._Element, record: RecordFields) -> None:
     """Creator (MA) and Contributor (MA): one name each, "family, given" as DSpace keeps it,
     with an ORCID nameIdentifier where the record gives one for that name."""
     orcids = _orcids(record)
@@ -281,7 +281,7 @@ def _people(root: etree._Element, record: _Record) -> None:
             _name_identifier(contributor, orcids.get(f.value.strip()) or _authority_orcid(f))
 
 
-def _orcids(record: _Record) -> dict[str, str]:
+def _orcids(record: RecordFields) -> dict[str, str]:
     """Name → ORCID from `dc.identifier.orcid` values "Name=ORCID" or "Name: ORCID" (as the
     seed's `dc.identifier.authority` pairs names with keys); a bare ORCID belongs to the
     only creator, if there is one."""
@@ -315,7 +315,7 @@ def _name_identifier(parent: etree._Element, orcid: str | None) -> None:
              nameIdentifierScheme="ORCID", schemeURI="https://orcid.org")  # fmt: skip
 
 
-def _funding(root: etree._Element, record: _Record) -> None:
+def _funding(root: etree._Element, record: RecordFields) -> None:
     """Funding Reference (MA), from the project identifiers of earlier guidelines
     (info:eu-repo/grantAgreement/EC/H2020/643410/EU/Title/Acronym) in any dc.relation."""
     grants = [
@@ -342,7 +342,7 @@ def _funding(root: etree._Element, record: _Record) -> None:
             _add(reference, NAMESPACE, "awardTitle", unquote(title))
 
 
-def _alternate_identifiers(root: etree._Element, record: _Record) -> None:
+def _alternate_identifiers(root: etree._Element, record: RecordFields) -> None:
     """Alternate Identifier (R): the record's other identifiers of the same resource (DOI,
     PMID, ISBN, …), typed; further dc.identifier.uri values after the first."""
     found: list[tuple[str, str]] = []
@@ -384,7 +384,7 @@ def _is_identifier(value: str) -> bool:
     return text.startswith(("http://", "https://", "urn:", "10.", "info:eu-repo/"))
 
 
-def _related_identifiers(root: etree._Element, record: _Record) -> None:
+def _related_identifiers(root: etree._Element, record: RecordFields) -> None:
     """Related Identifier (R): the journal's ISSNs (IsPartOf), and dc.relation.* values that
     are identifiers (a DOI, handle, URL, URN), their relation named by the qualifier."""
     found: list[tuple[str, str, str]] = []
@@ -409,7 +409,7 @@ def w3cdtf(value: str) -> str | None:
     return match.group(0) if match else None
 
 
-def embargo_end(record: _Record) -> str | None:
+def embargo_end(record: RecordFields) -> str | None:
     """The end of an embargo: a date in an embargo field, or the info:eu-repo form."""
     for f in record.values(*EMBARGO_FIELDS):
         date = w3cdtf(f.value)
@@ -422,7 +422,7 @@ def embargo_end(record: _Record) -> str | None:
     return None
 
 
-def _dates(root: etree._Element, record: _Record, access: Term | None) -> None:
+def _dates(root: etree._Element, record: RecordFields, access: Term | None) -> None:
     """Publication Date (M): dc.date.issued as `Issued`. Embargo Period Date (MA): under an
     embargo, `Accepted` is its start (the item's accession) and `Available` its end; without
     one, as DSpace's openaire4 context does, accessioned and available dates as such."""
@@ -445,11 +445,11 @@ def _dates(root: etree._Element, record: _Record, access: Term | None) -> None:
             _add(container, DATACITE_NS, "date", value, dateType=kind)
 
 
-def _languages(record: _Record) -> list[Field]:
+def _languages(record: RecordFields) -> list[Field]:
     return record.matching(lambda name: name == "dc.language" or name.startswith("dc.language."))
 
 
-def publication_type(record: _Record, vocabularies: Vocabularies) -> Term | None:
+def publication_type(record: RecordFields, vocabularies: Vocabularies) -> Term | None:
     """Resource Type (M): the first dc.type value that maps to a COAR resource type."""
     types = record.matching(
         lambda name: (
@@ -471,7 +471,7 @@ def _is_description(name: str) -> bool:
     return _qualifier(name) not in {"nature", "version", "embargo", "edition", "provenance", "uri"}
 
 
-def resource_identifier(record: _Record) -> tuple[str, str] | None:
+def resource_identifier(record: RecordFields) -> tuple[str, str] | None:
     """Resource Identifier (M): the landing page, dc.identifier.uri (a handle link, typed
     HANDLE), else the DOI."""
     uri = record.first("dc.identifier.uri")
@@ -484,7 +484,7 @@ def resource_identifier(record: _Record) -> tuple[str, str] | None:
     return None
 
 
-def access_right(record: _Record, vocabularies: Vocabularies) -> Term | None:
+def access_right(record: RecordFields, vocabularies: Vocabularies) -> Term | None:
     """Access Rights (M): the first access field (or dc.rights value) that maps; else
     embargoed access if an embargo end is given, else the configured default."""
     for f in record.values(*ACCESS_FIELDS):
@@ -497,7 +497,7 @@ def access_right(record: _Record, vocabularies: Vocabularies) -> Term | None:
     return vocabularies.access_right(default) if default else None
 
 
-def _subjects(root: etree._Element, record: _Record) -> None:
+def _subjects(root: etree._Element, record: RecordFields) -> None:
     """Subject (MA): keywords as they are; a classification qualifier names its scheme."""
     subjects = record.matching(lambda name: name == "dc.subject" or name.startswith("dc.subject."))
     if not subjects:
@@ -512,7 +512,7 @@ def _subjects(root: etree._Element, record: _Record) -> None:
              subjectScheme=scheme, schemeURI=scheme_uri)  # fmt: skip
 
 
-def _license(root: etree._Element, record: _Record, vocabularies: Vocabularies) -> None:
+def _license(root: etree._Element, record: RecordFields, vocabularies: Vocabularies) -> None:
     """License Condition (R): the licence's name and link (dc.rights.uri, dcterms.license,
     dc.rights; values that are access rights are not licences); its start, the date the
     item became available (the embargo's end, if any)."""
@@ -529,7 +529,7 @@ def _license(root: etree._Element, record: _Record, vocabularies: Vocabularies) 
          uri=links[0] if links else None, startDate=start)  # fmt: skip
 
 
-def _version(root: etree._Element, record: _Record, vocabularies: Vocabularies) -> None:
+def _version(root: etree._Element, record: RecordFields, vocabularies: Vocabularies) -> None:
     """Version (R): a COAR version where the value maps; any other value (a dataset's or
     software's version number) as it is, without a URI."""
     f = record.first(*VERSION_FIELDS)
