@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import NamedTuple
 
 RESOURCE_TYPE_URI = "http://purl.org/coar/resource_type/"
@@ -134,6 +134,7 @@ class Term(NamedTuple):
     uri: str
 
 
+@lru_cache(maxsize=4096)
 def normalise(value: str) -> str:
     """The form a value is looked up in: `Book_Chapter`, ` book  chapter` and `Book chapter`
     are one key. (Labels and COAR URIs map to themselves, whatever the table says.)"""
@@ -195,6 +196,7 @@ def resource_type_general(label: str) -> str:
     return RESOURCE_TYPE_GENERAL.get(label, "literature")
 
 
+@lru_cache(maxsize=4096)
 def iso639_3(value: str) -> str | None:
     """A language value as an ISO 639-3 code (OpenAIRE's best practice): `en`, `en_US`,
     `en-US`, `eng` → `eng`; `chi` (639-2/B) → `zho`; None for what is no ISO 639 code."""
