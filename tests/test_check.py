@@ -362,6 +362,11 @@ FAULTS: dict[str, dict[str, Any]] = {
             else q
         )
     },
+    "incremental-day:datestamps": {
+        "body": when(
+            "ListIdentifiers", lambda b: re.sub(rb"<datestamp>[^<]*<", b"<datestamp>yesterday<", b)
+        )
+    },
     "from-beyond-last": {"query": drop("from", only_if=lambda q: "until" not in q and "from" in q)},
     "error-bad-verb": {
         "query": replace_query(lambda q: q.get("verb") == "Frobnicate", {"verb": "ListRecords"})
@@ -390,7 +395,10 @@ FAULTS: dict[str, dict[str, Any]] = {
     },
 }
 # The schema fault shows in dim's rule: its advertised schema URL no longer resolves.
-EXPECTED = {"format-schema:oai_dc": "format-schema:dim"}
+EXPECTED = {
+    "format-schema:oai_dc": "format-schema:dim",
+    "incremental-day:datestamps": "incremental-day",
+}
 
 
 @pytest.fixture(scope="module")
@@ -426,3 +434,12 @@ def test_every_endpoint_rule_has_a_fault(sample_app: Any) -> None:
         "format-namespace:oai_openaire",
         "format-schema:qdc",
     } <= set(FAULTS) | set(EXPECTED.values())
+
+
+def test_an_endpoint_that_does_not_answer_fails_cleanly() -> None:
+    done = run_check("sqlite://", "http://127.0.0.1:1/oai")
+    assert done.returncode == 1
+    assert done.stdout.startswith("FAIL  endpoint-answers: ?verb=Identify: ")
+    assert "Traceback" not in done.stderr
+    refused = run_check("sqlite://", "file:///etc/passwd")
+    assert refused.returncode != 0 and "is not an http(s) URL" in refused.stderr

@@ -272,6 +272,10 @@ def _check_incremental(
     """A harvest from=until= one record's day (and second) lists that record and no record
     outside it; from= past the last datestamp lists nothing (noRecordsMatch)."""
     dated = [(i, d) for i, d in headers if d is not None]
+    if not dated:
+        for rule in ("incremental-day", "incremental-second", "from-beyond-last"):
+            run.add(rule, False, "no record has a datestamp of the granularity's form")
+        return
     identifier, moment = dated[len(dated) // 2]
     day = moment.strftime("%Y-%m-%d")
     found = _harvest_window(run, day, day)
