@@ -146,6 +146,87 @@ def stats() -> None:
 
 
 @main.command()
+@click.argument("url", required=False)
+@click.option(
+    "--profile",
+    type=click.Choice(["openaire", "base", "core", "driver"]),
+    help="The aggregator whose rules apply (default: every rule of every profile).",
+)
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="A report for people, or JSON for scripts.")  # fmt: skip
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar on standard error (default: when it is a terminal).",
+)
+@click.option("--schema", "schemas", multiple=True, metavar="URL=FILE",
+              help="URL: use FILE for the schema at URL (schemas not known offline).")  # fmt: skip
+@click.option("--sample", default=200, show_default=True,
+              help="URL: records of each format validated.")  # fmt: skip
+def check(
+    url: str | None,
+    profile: str | None,
+    output: str,
+    progress: bool | None,
+    schemas: tuple[str, ...],
+    sample: int,
+) -> None:
+    """Check the stored records against aggregators' rules, or URL, a live endpoint.
+
+    Without URL: every record against the profile's rules, a summary table, then one line
+    per failure (ID: rule: detail); exit status 1 if a record fails a mandatory rule.
+    With URL: the endpoint against the protocol and its advertised schemas, one line per
+    rule; exit status 1 if any rule fails.
+    """
+    if url is not None:
+        _check_endpoint(url, output, schemas, sample)
+        return
+    from tqdm import tqdm
+
+    from .check.store import check_records, render_json, render_text
+
+    settings = _settings()
+    store = _open_store(settings)
+    shown = sys.stderr.isatty() if progress is None else progress
+    try:
+        total = store.count_all() if shown else None
+        with tqdm(total=total, unit=" records", disable=not shown, file=sys.stderr,
+                  leave=False, mininterval=0.5) as bar:  # fmt: skip
+            report = check_records(store.iter_fields(), settings, profile, bar.update)
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed: {e}") from None
+    finally:
+        store.close()
+    render = render_json if output == "json" else render_text
+    with report:
+        render(report, click.echo)
+    if report.failed:
+        sys.exit(1)
+
+
+def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int) -> None:
+    import json
+
+    from .check.endpoint import check_endpoint, http_fetch, render_text
+
+    if not url.startswith(("http://", "https://")):
+        raise click.ClickException(f"{url!r} is not an http(s) URL")
+    given = {}
+    for pair in schemas:
+        schema_url, equals, path = pair.partition("=")
+        if not equals or not path:
+            raise click.ClickException(f"--schema {pair!r}: expected URL=FILE")
+        given[schema_url] = path
+    results = check_endpoint(url, http_fetch(), given, sample=sample)
+    if output == "json":
+        click.echo(json.dumps([r.__dict__ for r in results], indent=1))
+    else:
+        render_text(results, click.echo)
+    if any(r.status == "fail" for r in results):
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
 @click.option(

@@ -17,6 +17,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .vocabularies import ACCESS_RIGHTS, TERMS
 
 DC_ELEMENTS = frozenset(
     {
@@ -62,6 +63,11 @@ class Settings:
     repository_description: str = ""
     citation_map: tuple[tuple[str, str], ...] = ()
     schema_types: tuple[tuple[str, str], ...] = ()
+    # oai_openaire: repository values (normalised) → COAR term labels, per vocabulary.
+    openaire_resource_types: tuple[tuple[str, str], ...] = ()
+    openaire_access_rights: tuple[tuple[str, str], ...] = ()
+    openaire_versions: tuple[tuple[str, str], ...] = ()
+    openaire_default_access_right: str = "metadata only access"
 
 
 # TOML (table, key) → Settings field.
@@ -88,11 +94,20 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("repository", "description"): "repository_description",
     ("pages", "citation"): "citation_map",
     ("pages", "schema_types"): "schema_types",
+    ("oai_openaire", "resource_types"): "openaire_resource_types",
+    ("oai_openaire", "access_rights"): "openaire_access_rights",
+    ("oai_openaire", "versions"): "openaire_versions",
+    ("oai_openaire", "default_access_right"): "openaire_default_access_right",
 }
-
+# Settings that are tables: a file or the overrides add to (or change) the keys before them.
 # Settings that are tables: a file (or overrides) adds to and changes the default table's
 # keys instead of replacing the whole table.
-_TABLES = frozenset({"oai_dc_map", "citation_map", "schema_types"})
+_TABLES = frozenset(
+    {
+        "oai_dc_map", "citation_map", "schema_types",
+        "openaire_resource_types", "openaire_access_rights", "openaire_versions",
+    }
+)  # fmt: skip
 CITATION_TAG = re.compile(r"citation_[a-z_]+", re.ASCII)
 CITATION_SOURCE = re.compile(r"\$[a-z_]+|" + FIELD_KEY.pattern, re.ASCII)
 
@@ -260,6 +275,19 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not all(isinstance(v, str) and re.fullmatch(r"[A-Z][A-Za-z]+", v) for v in
                schema_types.values()):  # fmt: skip
         raise fail("schema_types", f"expected schema.org type names: {schema_types!r}")
+    openaire: dict[str, tuple[tuple[str, str], ...]] = {}
+    for vocabulary, terms in TERMS.items():
+        setting = f"openaire_{vocabulary}"
+        table = get(setting, dict)
+        for key, label in table.items():
+            if not isinstance(label, str) or label not in terms:
+                kind = vocabulary.replace("_", " ")
+                raise fail(setting, f"{key!r} maps to {label!r}, not a label of COAR's {kind}")
+        openaire[setting] = tuple(sorted(table.items()))
+    default_access = get("openaire_default_access_right", str)
+    if default_access and default_access not in ACCESS_RIGHTS:
+        labels = ", ".join(ACCESS_RIGHTS)
+        raise fail("openaire_default_access_right", f"{default_access!r} is not '' or {labels}")
 
     return Settings(
         repository_name=name,
@@ -284,6 +312,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         repository_description=description,
         citation_map=tuple(citation.items()),
         schema_types=tuple((k.casefold(), v) for k, v in schema_types.items()),
+        **openaire,
+        openaire_default_access_right=default_access,
     )
 
 

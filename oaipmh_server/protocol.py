@@ -23,7 +23,7 @@ from .errors import (
     NoSetHierarchy,
     OAIError,
 )
-from .formats import MetadataFormat, oai_dc
+from .formats import MetadataFormat, oai_dc, resolve_schema
 from .records import Header, Position, RecordSource, Selection, StoredRecord
 from .tokens import ResumptionState, decode_token, encode_token
 from .verbs import Request, parse_request
@@ -116,7 +116,7 @@ def list_metadata_formats(request: Request, context: Context) -> Reply:
             offered = [f for f in offered if f.disseminates(fields)]
         if not offered:
             raise NoMetadataFormats("There are no metadata formats available for this item.")
-    formats = [(f.prefix, f.schema, f.namespace) for f in offered]
+    formats = [(f.prefix, resolve_schema(f.schema, context.base_url), f.namespace) for f in offered]
     return _document(request, context, [xml.metadata_format_elements(formats)])
 
 

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 import zlib
+from importlib import resources
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 access_log = logging.getLogger("oaipmh_server.access")
 
 XML_TYPE = "text/xml; charset=utf-8"
+SCHEMAS = frozenset({"dim.xsd", "qualifieddc.xsd"})
 FORM_TYPE = "application/x-www-form-urlencoded"
 SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?")
 
@@ -103,6 +105,16 @@ def _answer(pairs: list[tuple[str, str]], context: Context) -> Response:
         return _unavailable(e)
     g.reply = reply
     return _compressed(b"".join(reply.body))
+
+
+@blueprint.route("/schemas/<name>")
+def schema(name: str) -> Response:
+    """The schemas this server advertises that nobody else publishes (dim, DSpace's qdc
+    container), from package data: an advertised schema URL must resolve."""
+    if name not in SCHEMAS:
+        return _plain("No such schema.\n", 404)
+    body = resources.files("oaipmh_server.schemas").joinpath(name).read_bytes()
+    return Response(body, content_type="application/xml; charset=utf-8")
 
 
 @blueprint.route("/metrics")

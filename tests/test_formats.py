@@ -34,11 +34,11 @@ DC = "http://purl.org/dc/elements/1.1/"
 def test_registry_finds_every_format_module() -> None:
     modules = {m.name for m in pkgutil.iter_modules(oaipmh_server.formats.__path__)}
     formats = build_formats(load_settings(environ={}))
-    assert set(formats) == modules == {"oai_dc", "qdc", "dim"}
+    assert set(formats) == modules == {"oai_dc", "qdc", "dim", "oai_openaire"}
     assert next(iter(formats)) == "oai_dc"
 
 
-@pytest.mark.parametrize("prefix", ["oai_dc", "qdc", "dim"])
+@pytest.mark.parametrize("prefix", ["oai_dc", "qdc", "dim", "oai_openaire"])
 def test_every_format_harvests_schema_valid(client: FlaskClient, prefix: str) -> None:
     pages, _ = harvest(client, "ListRecords", metadataPrefix=prefix)
     assert sum(len(p.findall(".//{*}record")) for p in pages) > 40
@@ -96,7 +96,7 @@ def test_qdc_is_checked_against_dcmi_schemas(client: FlaskClient) -> None:
 
 
 def test_private_fields_are_in_no_format(client: FlaskClient) -> None:
-    for prefix in ("oai_dc", "qdc", "dim"):
+    for prefix in ("oai_dc", "qdc", "dim", "oai_openaire"):
         pages, _ = harvest(client, "ListRecords", metadataPrefix=prefix)
         text = b"".join(etree.tostring(p) for p in pages)
         assert (
@@ -122,7 +122,7 @@ def test_formats_of_an_item(empty_database_url: str, tmp_path: Path) -> None:
         )
         return [e.text for e in root.iterfind(".//{*}metadataPrefix")]
 
-    assert prefixes("1") == ["oai_dc", "dim", "qdc"]
+    assert prefixes("1") == ["oai_dc", "dim", "oai_openaire", "qdc"]
     assert prefixes("2") == ["oai_dc"]  # nothing public to say in dim or qdc
     query = "/oai?verb=GetRecord&metadataPrefix=dim&identifier=oai:repository.example.org:2"
     assert error_codes(client.get(query)) == ["cannotDisseminateFormat"]

@@ -7,7 +7,11 @@ from pathlib import Path
 
 from lxml import etree
 
+import oaipmh_server
+
 SCHEMAS = Path(__file__).parent / "schemas"
+PACKAGE_SCHEMAS = Path(oaipmh_server.__file__).parent / "schemas"
+SERVED = "https://oaipmh-server.invalid/schemas/"  # stands for any server's /schemas/
 # Canonical URL (as the schemas import each other) → vendored file.
 LOCATIONS = {
     "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd": "OAI-PMH.xsd",
@@ -16,16 +20,22 @@ LOCATIONS = {
     "http://dublincore.org/schemas/xmls/simpledc20021212.xsd": "simpledc20021212.xsd",
     "http://www.w3.org/2001/03/xml.xsd": "xml.xsd",
     "http://www.w3.org/2001/xml.xsd": "xml.xsd",
+    "http://www.w3.org/2009/01/xml.xsd": "xml.xsd",  # as the DataCite schema imports it
+    # OpenAIRE Guidelines for Literature Repositories v4 (oai_openaire), unmodified.
+    "https://www.openaire.eu/schema/repo-lit/4.0/openaire.xsd": "openaire-v4/openaire.xsd",
     # DCMI's qualified DC schemas of 2008-02-11 (dcterms.xsd imports dcmitype.xsd beside it).
     "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd": "dcmi/dc.xsd",
     "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd": "dcmi/dcterms.xsd",
     "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcmitype.xsd": "dcmi/dcmitype.xsd",
-    # Written for the tests (see local/ and SOURCES.md): DSpace's qdc container, and dim.
-    "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd": "local/qualifieddc.xsd",
-    "http://www.dspace.org/schema/dim.xsd": "local/dim.xsd",
+    # Published by the server itself (oaipmh_server/schemas/, at /schemas/NAME): DSpace's
+    # qdc container, and dim. Validating against the package's own files checks that what
+    # the server serves describes what it sends.
+    SERVED + "qualifieddc.xsd": str(PACKAGE_SCHEMAS / "qualifieddc.xsd"),
+    SERVED + "dim.xsd": str(PACKAGE_SCHEMAS / "dim.xsd"),
 }
 DC = "http://purl.org/dc/elements/1.1/"
 QDC = "http://dspace.org/qualifieddc/"
+OAIRE = "http://namespace.openaire.eu/schema/oaire/"
 # The namespaces a response may hold, each with its schema.
 IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/": "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd",
@@ -33,7 +43,7 @@ IMPORTS = {
     "http://www.openarchives.org/OAI/2.0/oai-identifier": (
         "http://www.openarchives.org/OAI/2.0/oai-identifier.xsd"
     ),
-    "http://www.dspace.org/xmlns/dspace/dim": "http://www.dspace.org/schema/dim.xsd",
+    "http://www.dspace.org/xmlns/dspace/dim": SERVED + "dim.xsd",
 }
 
 
@@ -48,7 +58,7 @@ class _Local(etree.Resolver):
 
 
 @cache
-def schema(qualified: bool = False) -> etree.XMLSchema:
+def schema(qualified: bool = False, openaire: bool = False) -> etree.XMLSchema:
     """Every response's schema. One schema set can hold one schema per namespace, and
     the dc namespace has two: oai_dc.xsd's simpledc20021212.xsd, and the 2008 dc.xsd that
     dcterms.xsd builds on (it adds the abstract dc:any that refinements substitute for).
@@ -61,8 +71,14 @@ def schema(qualified: bool = False) -> etree.XMLSchema:
         imports = {
             DC: "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd",
             **imports,
-            QDC: "http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd",
+            QDC: SERVED + "qualifieddc.xsd",
         }
+    if openaire:
+        # openaire.xsd imports, next to it, OpenAIRE's own dc.xsd: DCMI's of 2008 with the
+        # elements DataCite replaces (title, creator, date, …) taken out, so oai_dc's
+        # simpledc cannot sit beside it. An oai_openaire response holds no oai_dc.
+        imports = {ns: url for ns, url in imports.items() if "oai_dc" not in ns}
+        imports[OAIRE] = "https://www.openaire.eu/schema/repo-lit/4.0/openaire.xsd"
     driver = "".join(
         f'<xs:import namespace="{ns}" schemaLocation="{url}"/>' for ns, url in imports.items()
     )
@@ -73,7 +89,7 @@ def schema(qualified: bool = False) -> etree.XMLSchema:
 def validate(document: bytes) -> etree._Element:
     """Parse a response and assert it is well-formed and valid; return its root."""
     root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True))
-    xsd = schema(qualified=QDC.encode() in document)
+    xsd = schema(qualified=QDC.encode() in document, openaire=OAIRE.encode() in document)
     if not xsd.validate(root):
         raise AssertionError(f"XSD-invalid response: {xsd.error_log}\n{document[:2000]!r}")
     return root

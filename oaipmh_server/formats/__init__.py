@@ -71,6 +71,37 @@ def crosswalked(
     return MetadataFormat(prefix, schema, namespace, digest, render_fields, disseminates)
 
 
+def served_schema(settings: Settings, name: str) -> str:
+    """The URL of a schema this server publishes itself (`oaipmh_server/schemas/`, at
+    /schemas/NAME), for formats whose schema nobody else publishes: a harvester must be
+    able to fetch every schema a repository advertises. Beside the configured baseURL
+    (`https://repo.example.org/oai` → `https://repo.example.org/schemas/dim.xsd`); without
+    one, root-relative (`/schemas/dim.xsd`): ListMetadataFormats makes it absolute against
+    the request's URL (`resolve_schema`), and in a record it resolves against the
+    document's own URL."""
+    return f"{schema_root(settings.base_url or '')}/schemas/{name}"
+
+
+def schema_root(base_url: str) -> str:
+    """The server's root URL: the baseURL up to its `/oai` path segment (the OAI endpoint is
+    `/oai`, or `/oai/…`), or the baseURL's parent; "" for no baseURL."""
+    scheme, _, rest = base_url.partition("://")
+    if not rest:
+        return ""
+    host, slash, path = rest.partition("/")
+    segments = path.split("/") if slash else []
+    if "oai" in segments:
+        segments = segments[: len(segments) - 1 - segments[::-1].index("oai")]
+    else:
+        segments = segments[:-1]
+    return f"{scheme}://{'/'.join([host, *segments])}"
+
+
+def resolve_schema(schema: str, base_url: str) -> str:
+    """An advertised schema URL, absolute: a root-relative one is put beside `base_url`."""
+    return f"{schema_root(base_url)}{schema}" if schema.startswith("/") else schema
+
+
 def value_element(parent: etree._Element, tag: str, value: Field) -> etree._Element:
     """A child holding one stored value, xml:lang set where the value has a language.
     (A character XML cannot carry raises ValueError: see `crosswalked`.)"""

@@ -15,19 +15,21 @@ from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
 from ..xml import SCHEMA_LOCATION, XSI_NS
-from . import MetadataFormat, crosswalked
+from . import MetadataFormat, crosswalked, served_schema
 
 PREFIX = "dim"
-SCHEMA = "http://www.dspace.org/schema/dim.xsd"
+# DSpace advertises http://www.dspace.org/schema/dim.xsd, which does not exist: this server
+# publishes the schema of its dim records itself (oaipmh_server/schemas/dim.xsd).
+SCHEMA_FILE = "dim.xsd"
 NAMESPACE = "http://www.dspace.org/xmlns/dspace/dim"
 _NSMAP = {"dim": NAMESPACE, "xsi": XSI_NS}
 _ROOT = f"{{{NAMESPACE}}}dim"
 _FIELD = f"{{{NAMESPACE}}}field"
 
 
-def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
+def render(fields: Sequence[Field], crosswalk: Crosswalk, schema: str) -> bytes:
     root = etree.Element(_ROOT, nsmap=_NSMAP)
-    root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
+    root.set(SCHEMA_LOCATION, f"{NAMESPACE} {schema}")
     for f in fields:
         if crosswalk.is_public(f.name):
             etree.SubElement(root, _FIELD, _attributes(f.name, f.lang)).text = f.value
@@ -47,4 +49,11 @@ def _attributes(name: str, lang: str | None) -> dict[str, str]:
 
 
 def metadata_format(settings: Settings) -> MetadataFormat:
-    return crosswalked(PREFIX, SCHEMA, NAMESPACE, settings, render, keeps=lambda name: True)
+    schema = served_schema(settings, SCHEMA_FILE)
+
+    def render_fields(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
+        return render(fields, crosswalk, schema)
+
+    return crosswalked(
+        PREFIX, schema, NAMESPACE, settings, render_fields, keeps=lambda name: True, table=schema
+    )

@@ -16,19 +16,19 @@ from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
 from ..xml import SCHEMA_LOCATION, XSI_NS
-from . import MetadataFormat, crosswalked, value_element
+from . import MetadataFormat, crosswalked, served_schema, value_element
 
 PREFIX = "qdc"
-SCHEMA = "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd"
-NAMESPACE = "http://purl.org/dc/terms/"
+# The record's root is DSpace's container, qdc:qualifieddc: its namespace is the one
+# advertised (a harvester checks the root against it), and its schema, which no one else
+# publishes, is served by this server (oaipmh_server/schemas/qualifieddc.xsd); it imports
+# DCMI's dc.xsd and dcterms.xsd for the elements inside.
+SCHEMA_FILE = "qualifieddc.xsd"
 QDC_NS = "http://dspace.org/qualifieddc/"
+NAMESPACE = "http://purl.org/dc/terms/"  # the refinements' namespace (dcterms)
 DC_NS = "http://purl.org/dc/elements/1.1/"
+DCTERMS_SCHEMA = "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dcterms.xsd"
 _NSMAP = {"qdc": QDC_NS, "dc": DC_NS, "dcterms": NAMESPACE, "xsi": XSI_NS}
-_LOCATIONS = (
-    f"{DC_NS} http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd "
-    f"{NAMESPACE} {SCHEMA} "
-    f"{QDC_NS} http://www.ukoln.ac.uk/metadata/dcmi/xmlschema/qualifieddc.xsd"
-)
 
 # Qualified field → (namespace, element); the most specific key wins, None leaves it out.
 CROSSWALK: dict[str, tuple[str, str] | None] = {
@@ -152,9 +152,18 @@ def element_for(name: str) -> tuple[str, str] | None:
     return None
 
 
-def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
+def locations(schema: str) -> str:
+    """xsi:schemaLocation of a record: the container's schema, and DCMI's for its children."""
+    return (
+        f"{QDC_NS} {schema} "
+        f"{DC_NS} http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd "
+        f"{NAMESPACE} {DCTERMS_SCHEMA}"
+    )
+
+
+def render(fields: Sequence[Field], crosswalk: Crosswalk, schema_locations: str) -> bytes:
     root = etree.Element(f"{{{QDC_NS}}}qualifieddc", nsmap=_NSMAP)
-    root.set(SCHEMA_LOCATION, _LOCATIONS)
+    root.set(SCHEMA_LOCATION, schema_locations)
     for f in fields:
         target = element_for(f.name) if crosswalk.is_public(f.name) else None
         if target is None:
@@ -164,5 +173,13 @@ def render(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
 
 
 def metadata_format(settings: Settings) -> MetadataFormat:
-    table = sorted(CROSSWALK.items(), key=str)
-    return crosswalked(PREFIX, SCHEMA, NAMESPACE, settings, render, keeps=element_for, table=table)
+    schema = served_schema(settings, SCHEMA_FILE)
+    schema_locations = locations(schema)
+
+    def render_fields(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
+        return render(fields, crosswalk, schema_locations)
+
+    table = (sorted(CROSSWALK.items(), key=str), schema_locations)
+    return crosswalked(
+        PREFIX, schema, QDC_NS, settings, render_fields, keeps=element_for, table=table
+    )

@@ -199,6 +199,24 @@ class SqlStore:
                 sets={spec: (named.get(spec, spec), sets.get(spec, 0)) for spec in sorted(named)},
             )
 
+    def iter_fields(self, batch: int = 2000) -> Iterator[tuple[str, tuple[Field, ...]]]:
+        """Every live record's (local id, fields), in local id order, a batch per query
+        (keyset, never OFFSET, and no transaction held across batches): a check of a
+        million records reads them in constant memory and time per batch."""
+        after: str | None = None
+        while True:
+            query = select(RecordRow.local_id, _FIELDS).where(RecordRow.deleted.is_(False))
+            if after is not None:
+                query = query.where(RecordRow.local_id > after)
+            query = query.order_by(RecordRow.local_id).limit(batch)
+            with _unavailable(), self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            for local_id, packed in rows:
+                yield local_id, unpack_fields(packed)
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
     def count_records(self, selection: Selection) -> int:
         query = _page_query("count", _shape(selection), False)
         return int(self._scalar(query, _page_parameters(selection, None)) or 0)

@@ -1,0 +1,447 @@
+"""`oaipmh-server check`: each store rule catches what it names (a record made to fail it,
+and one that passes); the command's report and exit status on the sample store; the
+endpoint check rates this server clean, live, and catches each fault it names in an
+endpoint broken for that rule."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from werkzeug.test import Client
+
+from oaipmh_server.check.endpoint import Result, check_endpoint, http_fetch
+from oaipmh_server.check.rules import RULES, rules_of
+from oaipmh_server.check.store import check_records, render_json, render_text
+from oaipmh_server.config import load_settings
+from oaipmh_server.records import Field
+
+from . import xsd
+from .conftest import SAMPLES, LiveServer, make_app
+
+BASE: list[tuple[str, str]] = [
+    ("dc.title", "A title"),
+    ("dc.contributor.author", "Doe, Jane"),
+    ("dc.date.issued", "2020-05"),
+    ("dc.date.accessioned", "2020-06-01T10:00:00Z"),
+    ("dc.identifier.uri", "https://hdl.handle.net/10722/1"),
+    ("dc.type", "Article"),
+    ("dc.language.iso", "en"),
+    ("dc.identifier", "https://repo.example.org/bitstream/10722/1/paper.pdf"),
+]
+
+
+def failures(metadata: list[tuple[str, str]], local_id: str = "10722/1") -> dict[str, str]:
+    """Rule → detail for every rule a record fails."""
+    settings = load_settings(environ={})
+    fields = tuple(Field(name, value) for name, value in metadata)
+    with check_records([(local_id, fields)], settings, None) as report:
+        return {rule: detail for _, rule, detail in map(json.loads, report.failures)}
+
+
+def without(*names: str) -> list[tuple[str, str]]:
+    return [(n, v) for n, v in BASE if n not in names]
+
+
+def replaced(name: str, value: str) -> list[tuple[str, str]]:
+    return [(n, value if n == name else v) for n, v in BASE]
+
+
+# rule → (a record that fails it, the words its detail must hold)
+CASES: dict[str, tuple[list[tuple[str, str]], str]] = {
+    "openaire-title": (without("dc.title"), "no dc.title"),
+    "openaire-resource-type": (
+        replaced("dc.type", "Frobnication"),
+        "'Frobnication' maps to no COAR",
+    ),
+    "openaire-publication-date": (without("dc.date.issued"), "no dc.date.issued"),
+    "openaire-identifier": (without("dc.identifier.uri"), "no dc.identifier.uri"),
+    "openaire-embargo-end": (
+        [*BASE, ("dcterms.accessRights", "embargoed access")],
+        "without an embargo end",
+    ),
+    "openaire-creator": (without("dc.contributor.author"), "no dc.contributor.author"),
+    "openaire-language": (without("dc.language.iso"), "no dc.language"),
+    "coar-terms": (
+        [*BASE, ("dc.type.version", "sort of final")],
+        "dc.type.version 'sort of final'",
+    ),
+    "iso639-language": (replaced("dc.language.iso", "English"), "'English': not an ISO 639"),
+    "iso8601-date": (
+        replaced("dc.date.issued", "May 2020"),
+        "dc.date.issued 'May 2020': not an ISO 8601",
+    ),
+    "oval-minimal-dc": (
+        without("dc.type", "dc.contributor.author"),
+        "oai_dc has no dc:type, dc:creator",
+    ),
+    "base-landing-page": (
+        without("dc.identifier.uri", "dc.identifier"),
+        "no dc:identifier is an http(s) URL",
+    ),
+    "driver-type": (replaced("dc.type", "Frobnication"), "no dc:type that maps"),
+    "core-full-text": (without("dc.identifier"), "no direct link to a full text"),
+    "placeholder-handle": (
+        replaced("dc.identifier.uri", "http://hdl.handle.net/123456789/5"),
+        "placeholder handle",
+    ),
+}
+
+
+def test_the_base_record_passes_every_rule() -> None:
+    assert failures(BASE) == {}
+
+
+@pytest.mark.parametrize("rule", CASES)
+def test_each_store_rule_catches_what_it_names(rule: str) -> None:
+    metadata, words = CASES[rule]
+    found = failures(metadata)
+    assert rule in found, found
+    assert words in found[rule]
+
+
+def test_access_rights_rule() -> None:
+    """With no default access right, a record without an access field fails; with one that
+    maps (the info:eu-repo form), it passes."""
+    settings = load_settings({"openaire_default_access_right": ""}, environ={})
+
+    def failed(metadata: list[tuple[str, str]]) -> set[str]:
+        fields = tuple(Field(n, v) for n, v in metadata)
+        with check_records([("1", fields)], settings, "openaire") as report:
+            return {rule for _, rule, _ in map(json.loads, report.failures)}
+
+    assert "openaire-access-rights" in failed(BASE)
+    assert "openaire-access-rights" not in failed(
+        [*BASE, ("dc.rights", "info:eu-repo/semantics/openAccess")]
+    )
+
+
+def test_every_rule_has_a_case() -> None:
+    """openaire-access-rights needs a setting: test_access_rights_rule."""
+    assert set(CASES) | {"openaire-access-rights"} == {r.id for r in RULES}
+
+
+def test_profiles_choose_their_rules() -> None:
+    assert [r.id for r in rules_of("core")] == [
+        "base-landing-page",
+        "core-full-text",
+        "placeholder-handle",
+    ]
+    assert {r.weight("core") for r in rules_of("core")} == {"mandatory", "recommended"}
+    assert len(rules_of(None)) == len(RULES)
+
+
+def test_reports_summary_first_then_a_line_per_failure() -> None:
+    settings = load_settings(environ={})
+    records = [("a/1", tuple(Field(n, v) for n, v in BASE)),
+               ("a/2", tuple(Field(n, v) for n, v in without("dc.title")))]  # fmt: skip
+    lines: list[str] = []
+    with check_records(records, settings, "openaire") as report:
+        render_text(report, lines.append)
+    assert lines[0] == "2 records checked against openaire"
+    assert re.fullmatch(r"rule +level +failing +example", lines[2])
+    assert re.fullmatch(r"openaire-title +mandatory +1 +a/2", lines[3])
+    assert lines[-1] == "a/2: openaire-title: no dc.title"
+    out: list[str] = []
+    with check_records(records, settings, "openaire") as report:
+        render_json(report, out.append)
+    document = json.loads("\n".join(out))
+    assert document["failed"] is True
+    assert document["failures"] == [
+        {"id": "a/2", "rule": "openaire-title", "detail": "no dc.title"}
+    ]
+
+
+def run_check(database_url: str, *arguments: str) -> subprocess.CompletedProcess[str]:
+    env = {"OAIPMH_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "oaipmh_server", "check", *arguments],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def test_check_of_the_sample_store(database_url: str) -> None:
+    """On both backends: every live sample record read (keyset batches), the CSV's
+    UUID-only item named, exit 1 for a mandatory failure, JSON for scripts."""
+    done = run_check(database_url, "--profile", "openaire")
+    assert done.returncode == 1, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "46 records checked against openaire"
+    assert (
+        "0b4e7c2a-91f3-4d8e-a6b5-3c2d1e0f9a8b: openaire-identifier: no dc.identifier.uri or dc.identifier.doi"
+        in lines
+    )
+    assert "Traceback" not in done.stderr
+    as_json = run_check(database_url, "--profile", "base", "--format", "json")
+    document = json.loads(as_json.stdout)
+    assert document["records"] == 46
+    assert {r["rule"] for r in document["rules"]} == {r.id for r in rules_of("base")}
+
+
+# -- the endpoint check ----------------------------------------------------------------
+
+
+def dcmi_given() -> dict[str, str]:
+    """DCMI's dc.xsd and dcterms.xsd, as the tests have them, given to the checker (which
+    knows only the schemas it ships)."""
+    xsd.schema(qualified=True)  # the qdc schema set: DCMI's files are then on disk
+    urls = [
+        f"http://dublincore.org/schemas/xmls/qdc/2008/02/11/{n}" for n in ("dc.xsd", "dcterms.xsd")
+    ]
+    return {url: str(xsd.SCHEMAS / xsd.LOCATIONS[url]) for url in urls}
+
+
+def failed(results: list[Result]) -> dict[str, str]:
+    return {r.rule: r.detail for r in results if r.status == "fail"}
+
+
+def test_the_live_server_is_rated_clean(live_server: LiveServer) -> None:
+    results = check_endpoint(live_server.url, http_fetch(), dcmi_given(), sample=100)
+    assert failed(results) == {}
+    statuses = {r.rule: r.status for r in results}
+    assert {r: s for r, s in statuses.items() if s != "pass"} == {}
+    for prefix in ("oai_dc", "qdc", "dim", "oai_openaire"):
+        assert statuses[f"format-schema:{prefix}"] == "pass"
+        assert statuses[f"format-namespace:{prefix}"] == "pass"
+
+
+def test_the_check_command_against_the_live_server(live_server: LiveServer) -> None:
+    done = run_check("sqlite://", live_server.url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SKIP  format-schema:qdc: not checked: schema http://dublincore.org" in done.stdout
+    assert done.stdout.splitlines()[-1].endswith("0 failed, 1 not checked")
+
+
+Rewrite = Callable[[dict[str, str], bytes], bytes]
+
+
+class Broken:
+    """A WSGI endpoint made of this server with one fault: `query` rewrites what the server
+    is asked, `body` what it answers."""
+
+    def __init__(
+        self,
+        app: Any,
+        query: Callable[[dict[str, str]], dict[str, str]] = lambda q: q,
+        body: Rewrite = lambda q, b: b,
+        status: Callable[[dict[str, str]], int] = lambda q: 200,
+    ) -> None:
+        self.app, self.query, self.body, self.status = app, query, body, status
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        asked = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        environ["QUERY_STRING"] = urlencode(self.query(dict(asked)))
+        captured: dict[str, Any] = {}
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            captured["status"], captured["headers"] = status, headers
+            return lambda data: None
+
+        body = b"".join(self.app(environ, start))
+        if environ["PATH_INFO"] == "/oai":
+            body = self.body(asked, body)
+        code = self.status(asked)
+        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+        start_response(captured["status"] if code == 200 else f"{code} Broken", headers)
+        return [body]
+
+
+def fetch_from(wsgi: Any) -> Callable[[str], tuple[int, bytes]]:
+    client = Client(wsgi)
+
+    def fetch(url: str) -> tuple[int, bytes]:
+        parts = urlsplit(url)
+        response = client.get(parts.path, query_string=parts.query)
+        return response.status_code, response.get_data()
+
+    return fetch
+
+
+def when(verb: str, rewrite: Callable[[bytes], bytes]) -> Rewrite:
+    return lambda q, b: rewrite(b) if q.get("verb") == verb else b
+
+
+def drop(
+    *names: str,
+    verb: str = "ListIdentifiers",
+    only_if: Callable[[dict[str, str]], bool] = lambda q: True,
+) -> Callable[[dict[str, str]], dict[str, str]]:
+    def rewrite(q: dict[str, str]) -> dict[str, str]:
+        if q.get("verb") == verb and only_if(q):
+            return {k: v for k, v in q.items() if k not in names}
+        return q
+
+    return rewrite
+
+
+def replace_query(
+    match: Callable[[dict[str, str]], bool], new: dict[str, str]
+) -> Callable[[dict[str, str]], dict[str, str]]:
+    return lambda q: new if match(q) else q
+
+
+SEED = "oai:repository.example.org:10722/212116"
+FAULTS: dict[str, dict[str, Any]] = {
+    "endpoint-answers": {"status": lambda q: 500 if q.get("verb") == "Identify" else 200},
+    "identify-base-url": {
+        "body": when(
+            "Identify",
+            lambda b: b.replace(
+                b"<baseURL>http://localhost/oai<", b"<baseURL>http://elsewhere.example.org/oai<"
+            ),
+        )
+    },
+    "identify-granularity": {
+        "body": when(
+            "Identify", lambda b: b.replace(b"YYYY-MM-DDThh:mm:ssZ", b"YYYY-MM-DDThh:mm:ss")
+        )
+    },
+    "identify-deleted-record": {
+        "body": when("Identify", lambda b: b.replace(b"persistent", b"sometimes"))
+    },
+    "identify-oai-identifier": {
+        "body": when(
+            "Identify", lambda b: re.sub(rb"<description>.*?</description>", b"", b, flags=re.S)
+        )
+    },
+    "identify-earliest-datestamp": {
+        "body": when(
+            "Identify",
+            lambda b: re.sub(
+                rb"<earliestDatestamp>[^<]*<", b"<earliestDatestamp>2030-01-01T00:00:00Z<", b
+            ),
+        )
+    },
+    "responses-valid": {
+        "body": when("Identify", lambda b: b.replace(b"</Identify>", b"<frobnicate/></Identify>"))
+    },
+    "list-resumption": {
+        "body": when(
+            "ListIdentifiers",
+            lambda b: re.sub(rb'completeListSize="\d+"', b'completeListSize="999"', b),
+        )
+    },
+    "format-namespace:qdc": {
+        "body": when(
+            "ListMetadataFormats",
+            lambda b: b.replace(
+                b"http://dspace.org/qualifieddc/</metadataNamespace>",
+                b"http://purl.org/dc/terms/</metadataNamespace>",
+            ),
+        )
+    },
+    "format-schema:dim": {
+        "body": lambda q, b: b.replace(b"</dim:dim>", b"<dim:frobnicate/></dim:dim>")
+    },
+    "format-schema:oai_openaire": {
+        "body": lambda q, b: b.replace(
+            b"</datacite:titles>", b"</datacite:titles><oaire:frobnicate/>"
+        )
+    },
+    "format-schema:oai_dc": {
+        "body": when(
+            "ListMetadataFormats",
+            lambda b: b.replace(
+                b"http://localhost/schemas/dim.xsd", b"http://localhost/schemas/missing.xsd"
+            ),
+        )
+    },
+    "incremental-day": {
+        "query": drop(
+            "from", "until", only_if=lambda q: "from" in q and "until" in q and "T" not in q["from"]
+        )
+    },
+    "incremental-second": {
+        "query": lambda q: (
+            {**q, "from": "1990-01-01T00:00:00Z", "until": "1990-01-01T00:00:00Z"}
+            if "T" in q.get("until", "")
+            else q
+        )
+    },
+    "incremental-day:datestamps": {
+        "body": when(
+            "ListIdentifiers", lambda b: re.sub(rb"<datestamp>[^<]*<", b"<datestamp>yesterday<", b)
+        )
+    },
+    "from-beyond-last": {"query": drop("from", only_if=lambda q: "until" not in q and "from" in q)},
+    "error-bad-verb": {
+        "query": replace_query(lambda q: q.get("verb") == "Frobnicate", {"verb": "ListRecords"})
+    },
+    "error-bad-argument": {
+        "query": lambda q: {**q, "metadataPrefix": "oai_dc"} if q == {"verb": "ListRecords"} else q
+    },
+    "error-bad-argument-illegal": {"query": drop("frobnicate", verb="Identify")},
+    "error-bad-token": {
+        "query": replace_query(
+            lambda q: q.get("resumptionToken") == "not-a-token-0000",
+            {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc", "from": "2099-01-01"},
+        )
+    },
+    "error-cannot-disseminate": {
+        "query": lambda q: (
+            {**q, "metadataPrefix": "oai_dc"}
+            if q.get("metadataPrefix") == "no_such_format_0"
+            else q
+        )
+    },
+    "error-id-does-not-exist": {
+        "query": lambda q: (
+            {**q, "identifier": SEED} if "no/such/record" in q.get("identifier", "") else q
+        )
+    },
+}
+# The schema fault shows in dim's rule: its advertised schema URL no longer resolves.
+EXPECTED = {
+    "format-schema:oai_dc": "format-schema:dim",
+    "incremental-day:datestamps": "incremental-day",
+}
+
+
+@pytest.fixture(scope="module")
+def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    from .conftest import LOADED, load_into, sqlite_url
+
+    url = sqlite_url(tmp_path_factory.mktemp("check") / "oai.sqlite3")
+    load_into(url, SAMPLES, clock=lambda: LOADED)
+    app = make_app(url, page_size=7)
+    yield app
+    app.extensions["oaipmh"].store.close()
+
+
+def test_the_unbroken_endpoint_is_clean(sample_app: Any) -> None:
+    results = check_endpoint("http://localhost/oai", fetch_from(Broken(sample_app)), dcmi_given())
+    assert failed(results) == {}
+
+
+@pytest.mark.parametrize("rule", FAULTS)
+def test_each_endpoint_rule_catches_its_fault(sample_app: Any, rule: str) -> None:
+    endpoint = Broken(sample_app, **FAULTS[rule])
+    results = check_endpoint("http://localhost/oai", fetch_from(endpoint), dcmi_given())
+    expected = EXPECTED.get(rule, rule)
+    assert expected in failed(results), [r for r in results if r.status != "pass"]
+
+
+def test_every_endpoint_rule_has_a_fault(sample_app: Any) -> None:
+    results = check_endpoint("http://localhost/oai", fetch_from(Broken(sample_app)), dcmi_given())
+    rules = {r.rule for r in results} | {"endpoint-answers"}
+    assert rules - {
+        "format-namespace:oai_dc",
+        "format-namespace:dim",
+        "format-namespace:oai_openaire",
+        "format-schema:qdc",
+    } <= set(FAULTS) | set(EXPECTED.values())
+
+
+def test_an_endpoint_that_does_not_answer_fails_cleanly() -> None:
+    done = run_check("sqlite://", "http://127.0.0.1:1/oai")
+    assert done.returncode == 1
+    assert done.stdout.startswith("FAIL  endpoint-answers: ?verb=Identify: ")
+    assert "Traceback" not in done.stderr
+    refused = run_check("sqlite://", "file:///etc/passwd")
+    assert refused.returncode != 0 and "is not an http(s) URL" in refused.stderr
