@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from ..datestamps import parse_record_date
-from ..errors import LoadError
+from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
 from ..store import pack_fields, unpack_fields
@@ -162,7 +162,7 @@ def normalise_language(value: str | None) -> str | None:
         return None
     text = text.replace("_", "-")
     if not LANGUAGE.fullmatch(text):
-        raise ValueError(f"language {value!r} is not a language tag such as 'en' or 'en_US'")
+        raise ValueError(f"language {quoted(value)} is not a language tag such as 'en' or 'en_US'")
     return text
 
 
@@ -227,15 +227,15 @@ def make_draft(
         raise fail('no id: every record needs an "id", such as "10722/212116"')
     if len(local_id) > MAX_ID_LENGTH or not LOCAL_ID.fullmatch(local_id):
         raise fail(
-            f"id {local_id!r} has characters an OAI identifier cannot carry (or is too long)"
+            f"id {quoted(local_id)} has characters an OAI identifier cannot carry (or is too long)"
         )
     if not isinstance(deleted, bool):
-        raise fail(f'"deleted" must be true or false, not {deleted!r}')
+        raise fail(f'"deleted" must be true or false, not {quoted(deleted)}')
     if not isinstance(set_specs, list) or not all(isinstance(s, str) for s in set_specs):
         raise fail('"sets" must be a list of set specs')
     for spec in set_specs:
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
-            raise fail(f"set spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
+            raise fail(f"set spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
 
     checked = _checked_fields(fields)
     if checked is None:
@@ -243,17 +243,19 @@ def make_draft(
         for number, (name, value, lang) in enumerate(fields, start=1):
             if not isinstance(name, str) or not _is_field_name(name):
                 raise fail(
-                    f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'"
+                    f"metadata entry {number}: field {quoted(name)} "
+                    "is not like 'dc.contributor.author'"
                 )
             if not isinstance(value, str):
                 raise fail(
-                    f"metadata entry {number} ({name}): value must be a string, not {value!r}"
+                    f"metadata entry {number} ({name}): value must be a string, not {quoted(value)}"
                 )
             language = None
             if lang is not None:
                 if not isinstance(lang, str):
                     raise fail(
-                        f"metadata entry {number} ({name}): lang must be a string, not {lang!r}"
+                        f"metadata entry {number} ({name}): "
+                        f"lang must be a string, not {quoted(lang)}"
                     )
                 try:
                     language = _language(lang)
@@ -316,7 +318,12 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
     spec = entry.get("spec") if isinstance(entry, dict) else None
 
     def fail(reason: str) -> LoadError:
-        return LoadError(source.path, source.line, f"set {spec}" if spec else "set ?", reason)
+        return LoadError(
+            source.path,
+            source.line,
+            f"set {spec}" if isinstance(spec, str) and spec else "set ?",
+            reason,
+        )
 
     if not isinstance(entry, dict):
         raise fail("a set must be an object with spec and name")
@@ -324,7 +331,7 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
     if unknown:
         raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     if not isinstance(spec, str) or not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
-        raise fail(f"spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
+        raise fail(f"spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
     name, description = entry.get("name"), entry.get("description")
     if not isinstance(name, str) or not name.strip():
         raise fail('a set needs a non-empty "name"')

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import LoadError
+from ..errors import LoadError, quoted
 from .drafts import Source, draft_or_error
 from .json import Item
 from .saf import collection_spec
@@ -55,7 +55,9 @@ def read_csv_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
                 continue
             m = COLUMN.fullmatch(title)
             if m is None:
-                yield LoadError(name, 1, None, f"column {title!r} is not a field like dc.title[en]")
+                yield LoadError(
+                    name, 1, None, f"column {quoted(title)} is not a field like dc.title[en]"
+                )
                 return
             columns.append((m.group(1), m.group(2)))
         if "id" not in header:

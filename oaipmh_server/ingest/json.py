@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from ..errors import LoadError
+from ..errors import LoadError, quoted
 from .drafts import Draft, Prepared, SetDefinition, Source, draft_or_error, make_set
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
@@ -105,7 +105,7 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
         return fail(f"a record must be a JSON object, not {type(value).__name__}")
     if not RECORD_KEYS.issuperset(value):
         unknown = sorted(set(value) - RECORD_KEYS)
-        return fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
+        return fail(f"unknown key(s) {', '.join(map(quoted, unknown[:10]))}")
     metadata = value.get("metadata", [])
     if not isinstance(metadata, list):
         return fail('"metadata" must be a list of {"field", "value", "lang"} objects')
@@ -123,7 +123,7 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
             if not ENTRY_KEYS.issuperset(entry):
                 extra = sorted(set(entry) - ENTRY_KEYS)
                 return fail(
-                    f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}"
+                    f"metadata entry {number}: unknown key(s) {', '.join(map(quoted, extra[:10]))}"
                 )
     return draft_or_error(
         source,
