@@ -95,3 +95,98 @@ def test_every_part_of_a_message_is_escaped() -> None:
     assert text.isprintable() and len(text) < 4 * 1000 + 100
     assert excerpt("é" * 100) == "é" * 80 + "…"
     assert quoted(10**5000) == "<int>"
+
+
+# --- SAF: nothing outside the export is read ------------------------------------------------
+
+DUBLIN_CORE = (
+    '<dublin_core schema="dc"><dcvalue element="title" qualifier="none">{title}</dcvalue>'
+    '<dcvalue element="date" qualifier="accessioned">2020-01-01T00:00:00Z</dcvalue></dublin_core>'
+)
+SECRET = "OAIPMH_TOKEN_SECRET=do-not-print-me-0123456789abcdef"
+
+
+def saf_item(export: Path, name: str, handle: str = "10722/900", title: str = "T") -> Path:
+    folder = export / name
+    folder.mkdir(parents=True)
+    (folder / "dublin_core.xml").write_text(DUBLIN_CORE.format(title=title), "utf-8")
+    (folder / "handle").write_text(handle + "\n", "utf-8")
+    (folder / "collections").write_text("10722/5\n", "utf-8")
+    return folder
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """Files beside the export, that it must not publish."""
+    folder = tmp_path / "elsewhere"
+    (folder / "item").mkdir(parents=True)
+    (folder / "secret.txt").write_text(SECRET + "\n", "utf-8")
+    (folder / "item" / "dublin_core.xml").write_text(DUBLIN_CORE.format(title=SECRET), "utf-8")
+    (folder / "item" / "handle").write_text("10722/666\n", "utf-8")
+    write_jsonl(folder / "records.jsonl", [record("666", sets=["secret"])])
+    return folder
+
+
+@pytest.mark.parametrize("linked", ["collections", "dublin_core.xml", "metadata_x.xml"])
+def test_saf_files_linked_outside_the_item_are_not_read(
+    empty_database_url: str, tmp_path: Path, outside: Path, linked: str
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "a_good", "10722/901")
+    folder = saf_item(export, "b_bad")
+    (folder / linked).unlink(missing_ok=True)
+    (folder / linked).symlink_to(outside / "secret.txt")
+    assert refused(empty_database_url, export) == [
+        f"{folder}: {linked}: a symbolic link leading outside the item folder: not read"
+    ]
+
+
+def test_a_handle_linked_to_the_environment_is_not_printed(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAIPMH_TOKEN_SECRET", "do-not-print-me-0123456789abcdef")
+    export = tmp_path / "export"
+    folder = saf_item(export, "item")
+    (folder / "handle").unlink()
+    (folder / "handle").symlink_to("/proc/self/environ")
+    assert refused(empty_database_url, export) == [
+        f"{folder}: handle: a symbolic link leading outside the item folder: not read"
+    ]
+
+
+def test_a_handle_holding_a_file_shows_only_an_excerpt(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    folder = saf_item(export, "item", handle="10722/1\n" + "#" * 100 + SECRET)
+    (problem,) = refused(empty_database_url, export)
+    assert problem == (
+        f"{folder}: record 10722/1\\n{'#' * 72}…: id '10722/1\\n{'#' * 72}…' has characters"
+        " an OAI identifier cannot carry (or is too long)"
+    )
+
+
+@pytest.mark.parametrize("linked", ["item", "records.jsonl"])
+def test_folders_and_files_linked_outside_the_export_are_not_read(
+    empty_database_url: str, tmp_path: Path, outside: Path, linked: str
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "a_good", "10722/901")
+    (export / "nested").mkdir()
+    (export / "nested" / f"z_{linked}").symlink_to(outside / linked)
+    assert refused(empty_database_url, export) == [
+        f"{export}/nested/z_{linked}: a symbolic link leading outside {export}: not read"
+    ]
+
+
+def test_links_inside_the_export_are_read_once_where_they_lead(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "item", "10722/901")
+    write_jsonl(export / "records.jsonl", [record("1")])
+    (export / "again").symlink_to(export / "item")
+    (export / "again.jsonl").symlink_to(export / "records.jsonl")
+    (export / "loop").symlink_to(export)
+    summary = load_into(empty_database_url, export)
+    assert (summary.added, summary.unchanged, summary.updated) == (2, 0, 0)

@@ -32,7 +32,7 @@ from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
 from .drafts import HASH_SCHEME, Draft, Prepared, SetDefinition, Source, content_hash, prepare
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
-from .saf import is_item_folder, read_saf_item
+from .saf import is_item_folder, leads_outside, read_saf_item
 from .workers import Workers, worker_count
 
 # Written in place of "the time of the load" until the moment of commit is known.
@@ -74,18 +74,19 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     Archive item folders (those holding a dublin_core.xml), given directly or found in the
     folders given, recursively, in name order, except that a folder's `sets.json` comes
     before everything else in it: records can then refer to the sets it defines (a DSpace
-    export names collections, which the sets file places in the hierarchy)."""
+    export names collections, which the sets file places in the hierarchy).
+
+    Symbolic links inside a folder are not followed: one leading outside the folder given
+    is an error (an export must not publish what lies outside it), one leading inside it is
+    skipped, since what it leads to is read where it is."""
     found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
         if path.is_dir() and not is_item_folder(path):
-            inside = [
-                p for p in path.rglob("*")
-                if (p.is_file() and p.suffix in SUFFIXES and not is_item_folder(p.parent))
-                or (p.is_dir() and is_item_folder(p))
-            ]  # fmt: skip
-            if not inside:
+            inside, outside = _walk(path)
+            problems += outside
+            if not inside and not outside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
             found += sorted(inside, key=lambda p: (p.parent, p.name != "sets.json", p.name))
         elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES):
@@ -94,6 +95,32 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
             problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
         else:
             problems.append(LoadError(str(path), None, None, "no such file or folder"))
+    return found, problems
+
+
+def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
+    """Record files and item folders under `folder`, and a problem for each symbolic link
+    leading outside it."""
+    root = folder.resolve()
+    found: list[Path] = []
+    problems: list[LoadError] = []
+    for parent, folders, files in os.walk(folder):
+        here = Path(parent)
+        items = set()
+        for entry in sorted(folders + files):
+            path = here / entry
+            if path.is_symlink():
+                if (path.is_dir() or path.suffix in SUFFIXES) and leads_outside(path, root):
+                    reason = f"a symbolic link leading outside {folder}: not read"
+                    problems.append(LoadError(str(path), None, None, reason))
+                continue
+            if path.is_dir() and is_item_folder(path):
+                found.append(path)
+                items.add(entry)
+            elif path.is_file() and path.suffix in SUFFIXES and not is_item_folder(here):
+                found.append(path)
+        # Not into item folders (their files are the item's); os.walk follows no links.
+        folders[:] = [f for f in folders if f not in items]
     return found, problems
 
 

@@ -3,6 +3,12 @@
 
 The item's handle is its local id; its collections (handles such as `10722/5`) become set
 specs the DSpace way (`col_10722_5`). Problems name the item folder.
+
+Nothing outside the item folder is read: an export is someone else's folder, and a file in
+it may be a symbolic link to anything the loading user can read (`handle` →
+`/proc/self/environ`, `dublin_core.xml` → another item's or another system's file). Each
+file is resolved first, and one that leads outside the item folder is refused unread.
+Bitstreams (the `contents` file and what it lists) are not read at all.
 """
 
 from __future__ import annotations
@@ -28,16 +34,30 @@ def collection_spec(handle: str) -> str:
     return "col_" + handle.strip().replace("/", "_").replace(".", "_")
 
 
+def leads_outside(path: Path, root: Path) -> bool:
+    """Whether `path`, links followed, is somewhere other than inside `root` (resolved)."""
+    return not path.resolve().is_relative_to(root)
+
+
 def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
     name = str(folder)
+    root = folder.resolve()
     handle_file = folder / "handle"
+    files = [handle_file, folder / "collections", folder / DUBLIN_CORE]
+    files += sorted(folder.glob("metadata_*.xml"))
+    for path in files:
+        if path.is_symlink() and leads_outside(path, root):
+            yield LoadError(
+                name, None, None, f"{path.name}: a symbolic link leading outside the item folder: "
+                "not read"
+            )  # fmt: skip
+            return
     local_id = handle_file.read_text("utf-8").strip() if handle_file.is_file() else None
     if not local_id:
         yield LoadError(name, None, None, "no handle file: the handle is the record's id")
         return
     fields: list[tuple[str, str, str | None]] = []
-    files = [folder / DUBLIN_CORE, *sorted(folder.glob("metadata_*.xml"))]
-    for path in files:
+    for path in files[2:]:
         try:
             fields += _values(path)
         except (etree.XMLSyntaxError, ValueError, OSError) as e:
