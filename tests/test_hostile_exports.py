@@ -12,7 +12,7 @@ import pytest
 from oaipmh_server.errors import LoadError, LoadFailed, excerpt, quoted
 
 from .conftest import load_into
-from .db import everything
+from .db import everything, stored_fields
 
 
 def record(local_id: str, **extra: Any) -> dict[str, Any]:
@@ -190,3 +190,39 @@ def test_links_inside_the_export_are_read_once_where_they_lead(
     (export / "loop").symlink_to(export)
     summary = load_into(empty_database_url, export)
     assert (summary.added, summary.unchanged, summary.updated) == (2, 0, 0)
+
+
+# --- SAF: a value is never cut at its first child -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "stored"),
+    [
+        ("H<sub>2</sub>O is water", "H<sub>2</sub>O is water"),
+        ("Water <!-- checked by MJ --> is wet", "Water  is wet"),
+        ("Fish &amp; <i>chips</i> &lt;3 <?php x?>and peas", "Fish & <i>chips</i> <3 and peas"),
+        ("<b>x</b>", "<b>x</b>"),
+    ],
+)
+def test_a_dcvalue_with_comments_or_markup_keeps_its_whole_text(
+    empty_database_url: str, tmp_path: Path, title: str, stored: str
+) -> None:
+    saf_item(tmp_path / "export", "item", title=title)
+    load_into(empty_database_url, tmp_path / "export")
+    fields = stored_fields(empty_database_url, "10722/900")["10722/900"]
+    assert fields[0] == ["dc.title", stored, None]
+
+
+def test_a_dcvalue_with_an_entity_reference_is_refused_with_its_place(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    folder = saf_item(tmp_path / "export", "item")
+    (folder / "dublin_core.xml").write_text(
+        '<!DOCTYPE dublin_core [<!ENTITY water "H2O">]>\n'
+        + DUBLIN_CORE.format(title="&water; is wet").replace("<dcvalue", "\n<dcvalue"),
+        "utf-8",
+    )
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}: record 10722/900: dublin_core.xml: line 3: dcvalue dc.title: the entity "
+        "reference &water; is not expanded: write its characters instead"
+    ]

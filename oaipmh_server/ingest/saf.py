@@ -14,6 +14,7 @@ Bitstreams (the `contents` file and what it lists) are not read at all.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from copy import deepcopy
 from pathlib import Path
 
 from lxml import etree
@@ -90,5 +91,26 @@ def _values(path: Path) -> list[tuple[str, str, str | None]]:
         field = f"{schema}.{element}"
         if qualifier and qualifier != "none":
             field += f".{qualifier}"
-        values.append((field, value.text or "", value.get("language")))
+        values.append((field, _text(value, field), value.get("language")))
     return values
+
+
+def _text(value: etree._Element, field: str) -> str:
+    """The whole text of a dcvalue. DSpace writes values as text (markup escaped), but a
+    hand-made export may hold a comment or inline markup (`H<sub>2</sub>O is water`):
+    comments and processing instructions are dropped, inline elements kept as the markup
+    they are (as DSpace holds such values), never cut at the first child. An entity
+    reference is refused: its text is defined elsewhere, and it is not expanded."""
+    if len(value) == 0:
+        return value.text or ""
+    for entity in value.iter(etree.Entity):
+        raise ValueError(
+            f"line {entity.sourceline}: dcvalue {field}: the entity reference {entity.text} "
+            "is not expanded: write its characters instead"
+        )
+    copy = deepcopy(value)
+    etree.strip_elements(copy, etree.Comment, etree.ProcessingInstruction, with_tail=False)
+    parts = [copy.text or ""]
+    for child in copy:
+        parts += (etree.tostring(child, encoding="unicode", with_tail=False), child.tail or "")
+    return "".join(parts)
