@@ -6,13 +6,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
+from flask.testing import FlaskClient
+from lxml import etree
 
 from oaipmh_server.errors import LoadError, LoadFailed, excerpt, quoted
+from oaipmh_server.verbs import is_uri
 
 from .conftest import load_into
 from .db import everything, stored_fields
+from .oai import error_codes, request_attributes
 
 
 def record(local_id: str, **extra: Any) -> dict[str, Any]:
@@ -226,3 +231,50 @@ def test_a_dcvalue_with_an_entity_reference_is_refused_with_its_place(
         f"{folder}: record 10722/900: dublin_core.xml: line 3: dcvalue dc.title: the entity "
         "reference &water; is not expanded: write its characters instead"
     ]
+
+
+# --- ids and identifiers: nothing loaded or echoed that the schema's anyURI refuses ----------
+
+ANY_URI = etree.XMLSchema(
+    etree.fromstring(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+        '<xs:element name="u" type="xs:anyURI"/></xs:schema>'
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "oai:repository.example.org:10722/212116", "oai:x.y:100%", "oai:x.y:%zz", "oai:x.y:%2",
+        "oai:x.y:a%2Fb", "oai:x.y:a?b?c/d:@!$&'()*+,;=", "http://h/a#b#c", "http://[::1]:80/a",
+        "http://h]/", "oai:x.y:a[1]", "urn:isbn:0-486-27557-4", "http://u@h:80/p?q#f",
+    ],
+)  # fmt: skip
+def test_is_uri_agrees_with_the_schemas_any_uri(text: str) -> None:
+    element = etree.Element("u")
+    element.text = text
+    assert is_uri(text) == ANY_URI.validate(element)
+
+
+def test_an_id_whose_oai_identifier_is_no_uri_is_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [record("100%"), record("%zz"), record("50%25")])
+    message = "would make an OAI identifier that is not a URI: a % must begin an escape such as %2F"
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record 100%: id '100%' {message}",
+        f"{path}:2: record %zz: id '%zz' {message}",
+    ]
+
+
+@pytest.mark.parametrize(
+    "identifier", ["oai:repository.example.org:21213%", "oai:x:%zz", "oai:x:a#b#c", "oai:x:[1]"]
+)
+def test_an_identifier_argument_that_is_no_uri_is_a_bad_argument_not_echoed(
+    client: FlaskClient, identifier: str
+) -> None:
+    for verb in ("verb=GetRecord&metadataPrefix=oai_dc", "verb=ListMetadataFormats"):
+        response = client.get(f"/oai?{verb}&identifier={quote(identifier)}")
+        assert error_codes(response) == ["badArgument"]
+        assert request_attributes(response) == {}

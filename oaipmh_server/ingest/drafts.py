@@ -23,12 +23,15 @@ from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
 from ..store import pack_fields, unpack_fields
-from ..verbs import SET_SPEC
+from ..verbs import SET_SPEC, is_uri
 from ..xml import clean_text, has_illegal_characters, stored_header
 
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
 # this repository makes is valid: a DSpace handle such as 10722/212116 fits.
 LOCAL_ID = re.compile(r"[a-zA-Z0-9\-_\.!~\*'\(\);/\?:@&=\+$,%]+", re.ASCII)
+# Any repositoryIdentifier: whether oai:<it>:<id> is a URI depends only on the id, since the
+# oai-identifier scheme gives repository identifiers URI-safe characters only.
+ANY_REPOSITORY = "repository.example.org"
 FIELD_NAME = re.compile(
     r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)?", re.ASCII
 )
@@ -228,6 +231,11 @@ def make_draft(
     if len(local_id) > MAX_ID_LENGTH or not LOCAL_ID.fullmatch(local_id):
         raise fail(
             f"id {quoted(local_id)} has characters an OAI identifier cannot carry (or is too long)"
+        )
+    if not is_uri(f"oai:{ANY_REPOSITORY}:{local_id}"):
+        raise fail(
+            f"id {quoted(local_id)} would make an OAI identifier that is not a URI: "
+            "a % must begin an escape such as %2F"
         )
     if not isinstance(deleted, bool):
         raise fail(f'"deleted" must be true or false, not {quoted(deleted)}')
