@@ -4,6 +4,11 @@ outcome and the exact message; a refused load leaves the store exactly as it was
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,9 +18,11 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from oaipmh_server.errors import LoadError, LoadFailed, excerpt, quoted
+from oaipmh_server.ingest import load
+from oaipmh_server.ingest.workers import Workers
 from oaipmh_server.verbs import is_uri
 
-from .conftest import load_into
+from .conftest import ROOT, load_into
 from .db import everything, stored_fields
 from .oai import error_codes, request_attributes
 
@@ -278,3 +285,110 @@ def test_an_identifier_argument_that_is_no_uri_is_a_bad_argument_not_echoed(
         response = client.get(f"/oai?{verb}&identifier={quote(identifier)}")
         assert error_codes(response) == ["badArgument"]
         assert request_attributes(response) == {}
+
+
+# --- clear errors, never a traceback ---------------------------------------------------------
+
+DEEP = "[" * 1500 + "]" * 1500
+TOO_DEEP = "malformed JSON: arrays and objects nested too deeply (a record has 3 levels)"
+TOO_LONG = "malformed JSON: a number of more than 4300 digits"
+
+
+def raw_record(local_id: str, value: str) -> str:
+    return (
+        f'{{"id": "{local_id}", "metadata": [{{"field": "dc.title", "value": {value}}},'
+        ' {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}'
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_json_lines_nested_too_deeply_or_with_huge_numbers(
+    empty_database_url: str, tmp_path: Path, workers: int
+) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = [json.dumps(record("1")), raw_record("2", DEEP), raw_record("3", "9" * 5000), DEEP]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    assert refused(empty_database_url, path, workers=workers) == [
+        f"{path}:2: record 2: {TOO_DEEP}",
+        f"{path}:3: record 3: {TOO_LONG}",
+        f"{path}:4: record ?: {TOO_DEEP}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [(DEEP, TOO_DEEP), ("-" + "1" * 5000, TOO_LONG)], ids=["deep", "long"]
+)
+def test_json_files_nested_too_deeply_or_with_huge_numbers(
+    empty_database_url: str, tmp_path: Path, value: str, message: str
+) -> None:
+    one = tmp_path / "one.json"
+    one.write_text(raw_record("1", value), "utf-8")
+    many = tmp_path / "many.json"
+    many.write_text(f"[\n{json.dumps(record('2'))},\n\n{raw_record('3', value)}\n]", "utf-8")
+    assert refused(empty_database_url, one, many) == [
+        f"{one}:1: record ?: {message}",
+        f"{many}:4: record ?: {message}",
+    ]
+
+
+def test_saf_handle_or_collections_not_utf8_names_the_item(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    first = saf_item(export, "a")
+    (first / "handle").write_bytes(b"10722/\xe9t\xe9\n")
+    second = saf_item(export, "b", "10722/2")
+    (second / "collections").write_bytes(b"10722/5\n10722/\xff\n")
+    assert refused(empty_database_url, export) == [
+        f"{first}: handle: line 1: not UTF-8 text",
+        f"{second}: record 10722/2: collections: line 2: not UTF-8 text",
+    ]
+
+
+class KilledWorkers(Workers):
+    """Worker processes one of which is killed (SIGKILL, as the kernel's out-of-memory
+    killer does) as soon as they start."""
+
+    def __init__(self, settings: Any, count: int) -> None:
+        super().__init__(settings, count)
+        killed = self.executor.submit(signal.raise_signal, signal.SIGKILL)
+        assert isinstance(killed.exception(), BrokenProcessPool)
+
+
+def test_a_killed_worker_process_fails_the_load_clearly(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load, "Workers", KilledWorkers)
+    path = write_jsonl(tmp_path / "r.jsonl", [record(str(n)) for n in range(100)])
+    assert refused(empty_database_url, path, workers=2) == [
+        f"{path}:1: record ?: a worker process reading the file from this line stopped"
+        " (killed, or out of memory)"
+    ]
+
+
+KILLING_CLI = (
+    "import sys, tests.test_hostile_exports as t, oaipmh_server.ingest.load as load;"
+    "load.Workers = t.KilledWorkers; load.worker_count = lambda files: 2;"
+    "from oaipmh_server.cli import main; main()"
+)
+
+
+@pytest.mark.parametrize("attack", ["deep", "killed-worker"])
+def test_the_cli_says_what_is_wrong_and_exits_1(
+    empty_database_url: str, tmp_path: Path, attack: str
+) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(raw_record("1", DEEP) + "\n", "utf-8")
+    code = ["-m", "oaipmh_server"] if attack == "deep" else ["-c", KILLING_CLI]
+    done = subprocess.run(
+        [sys.executable, *code, "load", str(path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL,
+        env={**os.environ, "OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    first = TOO_DEEP if attack == "deep" else "a worker process reading the file"
+    assert done.stderr.startswith(f"{path}:1: record ")
+    assert first in done.stderr
+    assert "nothing was loaded, the store is unchanged" in done.stderr
+    assert everything(empty_database_url) == []

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,12 @@ import orjson
 
 from ..errors import LoadError, quoted
 from .drafts import Draft, Prepared, SetDefinition, Source, draft_or_error, make_set
+
+# JSON the standard parser reads but cannot turn into values: arrays and objects nested
+# deeper than Python's recursion allows, integers longer than Python converts.
+TOO_DEEP = "malformed JSON: arrays and objects nested too deeply (a record has 3 levels)"
+TOO_LONG = f"malformed JSON: a number of more than {sys.get_int_max_str_digits()} digits"
+LONG_NUMBER = re.compile(rf"[0-9]{{{sys.get_int_max_str_digits() + 1},}}")
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
 ENTRY_KEYS = frozenset({"field", "value", "lang"})
@@ -45,8 +52,8 @@ def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
         return
     try:
         value, end = decoder.raw_decode(text, start)
-    except json.JSONDecodeError as e:
-        yield LoadError(name, e.lineno, None, f"malformed JSON: {e.msg}")
+    except (ValueError, RecursionError) as e:
+        yield _unreadable(e, text, start, name)
         return
     if _skip_space(text, end) != len(text):
         yield LoadError(name, _line(text, end), None, "malformed JSON: extra data after the value")
@@ -91,6 +98,10 @@ def jsonl_item(name: str, number: int, raw: bytes, require_accessioned: bool) ->
             value = json.loads(line)
         except json.JSONDecodeError as e:
             return LoadError(name, number, _guess_id(line), f"malformed JSON: {e.msg}")
+        except RecursionError:
+            return LoadError(name, number, _guess_id(line), TOO_DEEP)
+        except ValueError:
+            return LoadError(name, number, _guess_id(line), TOO_LONG)
     return _record(value, Source(name, number), require_accessioned)
 
 
@@ -153,8 +164,8 @@ def _array(
     while True:
         try:
             value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as e:
-            yield LoadError(name, e.lineno, None, f"malformed JSON: {e.msg}")
+        except (ValueError, RecursionError) as e:
+            yield _unreadable(e, text, position, name)
             return
         yield _record(value, Source(name, line_at(position)), require_accessioned)
         position = _skip_space(text, end)
@@ -167,6 +178,17 @@ def _array(
             return
         yield LoadError(name, _line(text, position), None, "malformed JSON: expected ',' or ']'")
         return
+
+
+def _unreadable(error: ValueError | RecursionError, text: str, start: int, name: str) -> LoadError:
+    """The problem of a JSON value (starting at `start`) the parser could not read, at its
+    line: where the syntax breaks, the value nested too deeply, the number too long."""
+    if isinstance(error, json.JSONDecodeError):
+        return LoadError(name, error.lineno, None, f"malformed JSON: {error.msg}")
+    if isinstance(error, RecursionError):
+        return LoadError(name, _line(text, start), None, TOO_DEEP)
+    number = LONG_NUMBER.search(text, start)
+    return LoadError(name, _line(text, number.start() if number else start), None, TOO_LONG)
 
 
 def _sets_file(value: dict[str, Any], name: str, line: int) -> Iterator[Item]:

@@ -24,6 +24,8 @@ from .drafts import Source, draft_or_error
 from .json import Item
 
 DUBLIN_CORE = "dublin_core.xml"
+# A handle or collections file is a few handles; one bigger than this is something else.
+SMALL_FILE = 64 * 1024
 
 
 def is_item_folder(folder: Path) -> bool:
@@ -53,7 +55,11 @@ def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
                 "not read"
             )  # fmt: skip
             return
-    local_id = handle_file.read_text("utf-8").strip() if handle_file.is_file() else None
+    try:
+        local_id = _small_text(handle_file).strip() if handle_file.is_file() else None
+    except ValueError as e:
+        yield LoadError(name, None, None, f"handle: {e}")
+        return
     if not local_id:
         yield LoadError(name, None, None, "no handle file: the handle is the record's id")
         return
@@ -69,10 +75,32 @@ def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
     collections = folder / "collections"
     sets = []
     if collections.is_file():
-        sets = [collection_spec(h) for h in collections.read_text("utf-8").split() if h.strip()]
+        try:
+            sets = [collection_spec(h) for h in _small_text(collections).split()]
+        except ValueError as e:
+            yield LoadError(name, None, local_id, f"collections: {e}")
+            return
     yield draft_or_error(
         Source(name, None), local_id, sets, False, fields, require_accessioned=require_accessioned
     )
+
+
+def _small_text(path: Path) -> str:
+    """A `handle` or `collections` file: a few lines of UTF-8 text. ValueError, with
+    nothing of its content, for one that is not (and its first SMALL_FILE bytes are all
+    that is ever read of it)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(SMALL_FILE + 1)
+    except OSError as e:
+        raise ValueError(f"cannot read the file: {e.strerror}") from None
+    if len(data) > SMALL_FILE:
+        raise ValueError(f"more than {SMALL_FILE:,} bytes: not a list of handles")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"line {line}: not UTF-8 text") from None
 
 
 def _values(path: Path) -> list[tuple[str, str, str | None]]:

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +35,9 @@ from .json import Item, jsonl_item
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 MAX_WORKERS = 4
+WORKER_STOPPED = (
+    "a worker process reading the file from this line stopped (killed, or out of memory)"
+)
 
 _formats: dict[str, MetadataFormat] = {}  # in a worker: the stored formats
 _repository: list[str] = []  # in a worker: the repository identifier
@@ -61,20 +65,29 @@ class Workers:
         """The file's records, prepared by the workers, in the file's order. Workers read
         their chunks from the file themselves: only (offset, size, first line) is sent."""
         name = str(path)
-        in_flight: deque[Future[list[Item]]] = deque()
+        in_flight: deque[tuple[int, Future[list[Item]]]] = deque()
         try:
             handle = path.open("rb")
         except OSError as e:
             yield LoadError.unreadable(name, e)
             return
-        with handle:
-            for chunk in _chunks(handle):
-                task = self.executor.submit(_prepare, name, *chunk, require_accessioned)
-                in_flight.append(task)
-                if len(in_flight) > 2 * self.count:
-                    yield from in_flight.popleft().result()
-        while in_flight:
-            yield from in_flight.popleft().result()
+        line = 1  # the first line of the records that come next
+        try:
+            with handle:
+                for chunk in _chunks(handle):
+                    line = in_flight[0][0] if in_flight else chunk[2]
+                    task = self.executor.submit(_prepare, name, *chunk, require_accessioned)
+                    in_flight.append((chunk[2], task))
+                    if len(in_flight) > 2 * self.count:
+                        line, task = in_flight.popleft()
+                        yield from task.result()
+            while in_flight:
+                line, task = in_flight.popleft()
+                yield from task.result()
+        except BrokenProcessPool:
+            # A worker was killed (by an operator, or the kernel out of memory): its chunk's
+            # records will never come, so the load cannot be whole.
+            yield LoadError(name, line, None, WORKER_STOPPED)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
