@@ -53,6 +53,10 @@ class Settings:
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
+    # What one record may cost, checked at load (see [limits] in config/oaipmh.toml).
+    max_value_length: int
+    max_values: int
+    max_record_bytes: int
 
 
 # TOML (table, key) → Settings field.
@@ -73,7 +77,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("oai_dc", "hidden_fields"): "hidden_fields",
     ("oai_dc", "map"): "oai_dc_map",
     ("formats", "stored"): "stored_formats",
+    ("limits", "max_value_length"): "max_value_length",
+    ("limits", "max_values"): "max_values",
+    ("limits", "max_record_bytes"): "max_record_bytes",
 }
+LIMITS = ("max_value_length", "max_values", "max_record_bytes")
 
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
@@ -216,6 +224,12 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not all(isinstance(prefix, str) for prefix in stored):
         raise fail("stored_formats", f"expected a list of metadata prefixes: {stored!r}")
 
+    limits = {}
+    for limit in LIMITS:
+        limits[limit] = get(limit, int)
+        if limits[limit] < 1:
+            raise fail(limit, f"must be 1 or more, got {limits[limit]}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -233,6 +247,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),
+        **limits,
     )
 
 

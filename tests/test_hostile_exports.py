@@ -3,6 +3,7 @@ outcome and the exact message; a refused load leaves the store exactly as it was
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,8 +18,10 @@ import pytest
 from flask.testing import FlaskClient
 from lxml import etree
 
-from oaipmh_server.errors import LoadError, LoadFailed, excerpt, quoted
+from oaipmh_server.config import load_settings
+from oaipmh_server.errors import ConfigError, LoadError, LoadFailed, excerpt, quoted
 from oaipmh_server.ingest import load
+from oaipmh_server.ingest.json import SKIP, jsonl_lines
 from oaipmh_server.ingest.workers import Workers
 from oaipmh_server.verbs import is_uri
 
@@ -392,3 +395,99 @@ def test_the_cli_says_what_is_wrong_and_exits_1(
     assert first in done.stderr
     assert "nothing was loaded, the store is unchanged" in done.stderr
     assert everything(empty_database_url) == []
+
+
+# --- what one record may cost ([limits]) -----------------------------------------------------
+
+LIMIT = 16_777_216  # [limits] max_record_bytes by default
+
+
+def too_big(size: int, limit: int = LIMIT) -> str:
+    return f"{size:,} bytes, over the limit of {limit:,} ([limits] max_record_bytes)"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_60_mb_title_is_refused_unread(
+    empty_database_url: str, tmp_path: Path, workers: int
+) -> None:
+    huge = record("huge")
+    huge["metadata"][0]["value"] = "A" * 60_000_000
+    path = write_jsonl(tmp_path / "r.jsonl", [record("1"), huge, record("2")])
+    size = len(json.dumps(huge))
+    assert refused(empty_database_url, path, workers=workers) == [
+        f"{path}:2: record huge: {too_big(size)}"
+    ]
+
+
+def test_a_json_line_is_read_in_bounded_pieces() -> None:
+    """A line longer than the limit is skipped, never held whole (nor its end looked for
+    in one read), whatever its length."""
+
+    class Recording(io.BytesIO):
+        largest = 0
+
+        def readline(self, size: int | None = -1) -> bytes:
+            line = super().readline(size)
+            self.largest = max(self.largest, len(line))
+            return line
+
+    handle = Recording(b'{"id": "1"}\n' + b'{"id": "big", "x": "' + b"y" * 10_000_000 + b'"}\n{}')
+    lines = list(jsonl_lines(handle, 1, None, 1000))
+    assert [(n, len(raw), size) for n, raw, size in lines] == [
+        (1, 12, 11), (2, 1002, 10_000_022), (3, 2, 2)
+    ]  # fmt: skip
+    assert handle.largest <= SKIP
+
+
+def test_a_value_over_max_value_length_is_refused(empty_database_url: str, tmp_path: Path) -> None:
+    long = record("long")
+    long["metadata"].append({"field": "dc.description.abstract", "value": "é" * 1_000_001})
+    path = write_jsonl(tmp_path / "r.jsonl", [long])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record long: metadata entry 3 (dc.description.abstract): a value of "
+        "1,000,001 characters, over the limit of 1,000,000 ([limits] max_value_length)"
+    ]
+
+
+def test_a_million_subjects_are_refused(empty_database_url: str, tmp_path: Path) -> None:
+    many = record("many")
+    many["metadata"] += [{"field": "dc.subject", "value": f"s{n}"} for n in range(1_000_000)]
+    path = write_jsonl(tmp_path / "r.jsonl", [many])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record many: {too_big(len(json.dumps(many)))}"
+    ]
+    few = record("few")
+    few["metadata"] += [{"field": "dc.subject", "value": f"s{n}"} for n in range(3)]
+    path = write_jsonl(tmp_path / "few.jsonl", [few])
+    assert refused(empty_database_url, path, max_values=4) == [
+        f"{path}:1: record few: 5 values, over the limit of 4 ([limits] max_values)"
+    ]
+
+
+def test_a_saf_item_too_big_is_not_parsed(empty_database_url: str, tmp_path: Path) -> None:
+    folder = saf_item(tmp_path / "export", "item", title="x" * 5000)
+    size = (folder / "dublin_core.xml").stat().st_size
+    assert refused(empty_database_url, tmp_path / "export", max_record_bytes=4096) == [
+        f"{folder}: record 10722/900: {too_big(size, 4096)}"
+    ]
+
+
+def test_a_json_array_record_too_big_is_refused(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    big = record("big")
+    big["metadata"][0]["value"] = "ü" * 300
+    path.write_text(json.dumps([record("1"), big], ensure_ascii=False), "utf-8")
+    assert refused(empty_database_url, path, max_record_bytes=500) == [
+        f"{path}:1: record big: {too_big(len(json.dumps(big, ensure_ascii=False)) + 300, 500)}"
+    ]
+
+
+@pytest.mark.parametrize("key", ["max_value_length", "max_values", "max_record_bytes"])
+def test_limits_are_settings(tmp_path: Path, key: str) -> None:
+    assert getattr(load_settings(environ={}), key) == {
+        "max_value_length": 1_000_000, "max_values": 50_000, "max_record_bytes": LIMIT
+    }[key]  # fmt: skip
+    config = tmp_path / "site.toml"
+    config.write_text(f"[limits]\n{key} = 0\n")
+    with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})

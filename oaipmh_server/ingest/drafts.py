@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..config import Settings
 from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
@@ -42,6 +43,27 @@ ACCESSIONED = "dc.date.accessioned"
 HASH_SCHEME = "2:"
 _NAME = itemgetter(0)
 MAX_ID_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one record may cost ([limits] in config/oaipmh.toml): checked as it is read, so
+    nothing a harvester (or the server rendering it) cannot take is ever loaded."""
+
+    max_value_length: int  # characters of one value
+    max_values: int  # values of one record
+    max_record_bytes: int  # bytes of one record as its file holds it
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_value_length, settings.max_values, settings.max_record_bytes)
+
+
+def too_big(size: int, limits: Limits) -> str:
+    """The reason for a record bigger than max_record_bytes (its size as its file holds it)."""
+    return (
+        f"{size:,} bytes, over the limit of {limits.max_record_bytes:,} ([limits] max_record_bytes)"
+    )
 
 
 @dataclass(frozen=True)
@@ -219,8 +241,10 @@ def make_draft(
     fields: Sequence[tuple[Any, Any, Any]],
     *,
     require_accessioned: bool,
+    limits: Limits | None = None,
 ) -> Draft:
-    """Check one record; LoadError naming the record and the first rule it breaks."""
+    """Check one record; LoadError naming the record and the first rule it breaks.
+    `limits`: what the record may cost (None: no limits, for records made by the server)."""
     record_id = local_id if isinstance(local_id, str) and local_id else None
 
     def fail(reason: str) -> LoadError:
@@ -244,6 +268,11 @@ def make_draft(
     for spec in set_specs:
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
             raise fail(f"set spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
+
+    if limits is not None and len(fields) > limits.max_values:
+        raise fail(
+            f"{len(fields):,} values, over the limit of {limits.max_values:,} ([limits] max_values)"
+        )
 
     checked = _checked_fields(fields)
     if checked is None:
@@ -272,9 +301,18 @@ def make_draft(
             checked.append(Field(name, value, language))
 
     cleaned = 0
+    values = "".join(f.value for f in checked)
+    if limits is not None and len(values) > limits.max_value_length:  # one may be too long
+        for number, f in enumerate(checked, start=1):
+            if len(f.value) > limits.max_value_length:
+                raise fail(
+                    f"metadata entry {number} ({f.name}): a value of {len(f.value):,} "
+                    f"characters, over the limit of {limits.max_value_length:,} "
+                    "([limits] max_value_length)"
+                )
     # One scan of all values for characters XML cannot carry; only a record that has some
     # (rare) is gone through value by value.
-    if has_illegal_characters("".join(f.value for f in checked)):
+    if has_illegal_characters(values):
         for position, f in enumerate(checked):
             if has_illegal_characters(f.value):
                 fixed = clean_text(f.value)
@@ -311,11 +349,18 @@ def draft_or_error(
     fields: Sequence[tuple[Any, Any, Any]],
     *,
     require_accessioned: bool,
+    limits: Limits,
 ) -> Draft | LoadError:
     """`make_draft` for readers, which hand problems on instead of stopping at the first."""
     try:
         return make_draft(
-            source, local_id, set_specs, deleted, fields, require_accessioned=require_accessioned
+            source,
+            local_id,
+            set_specs,
+            deleted,
+            fields,
+            require_accessioned=require_accessioned,
+            limits=limits,
         )
     except LoadError as e:
         return e

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import LoadError, quoted
-from .drafts import Source, draft_or_error
+from .drafts import Limits, Source, draft_or_error
 from .json import Item
 from .saf import collection_spec
 
@@ -34,7 +34,7 @@ def handle_of(uris: list[str]) -> str | None:
     return None
 
 
-def read_csv_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def read_csv_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
         handle = path.open(newline="", encoding="utf-8-sig")
@@ -76,7 +76,7 @@ def read_csv_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
             line, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
-            yield _row(name, line, row, columns, where, require_accessioned)
+            yield _row(name, line, row, columns, where, require_accessioned, limits)
 
 
 def _row(
@@ -86,6 +86,7 @@ def _row(
     columns: list[tuple[str, str | None] | None],
     where: dict[str, int],
     require_accessioned: bool,
+    limits: Limits,
 ) -> Item:
     if len(row) != len(columns):
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
@@ -103,5 +104,11 @@ def _row(
     collections = row[where["collection"]] if "collection" in where else ""
     sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
     return draft_or_error(
-        Source(name, line), local_id, sets, False, fields, require_accessioned=require_accessioned
+        Source(name, line),
+        local_id,
+        sets,
+        False,
+        fields,
+        require_accessioned=require_accessioned,
+        limits=limits,
     )

@@ -15,12 +15,21 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
 from ..errors import LoadError, quoted
-from .drafts import Draft, Prepared, SetDefinition, Source, draft_or_error, make_set
+from .drafts import (
+    Draft,
+    Limits,
+    Prepared,
+    SetDefinition,
+    Source,
+    draft_or_error,
+    make_set,
+    too_big,
+)
 
 # JSON the standard parser reads but cannot turn into values: arrays and objects nested
 # deeper than Python's recursion allows, integers longer than Python converts.
@@ -32,9 +41,12 @@ RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
 ENTRY_KEYS = frozenset({"field", "value", "lang"})
 
 Item = Draft | Prepared | SetDefinition | LoadError
+# Of a .jsonl line too long to read, this much is kept: enough to find the record's id.
+HEAD = 4096
+SKIP = 1024 * 1024
 
 
-def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def read_json_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -48,7 +60,7 @@ def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
     decoder = json.JSONDecoder()
     start = _skip_space(text, 0)
     if start < len(text) and text[start] == "[":
-        yield from _array(text, start + 1, decoder, name, require_accessioned)
+        yield from _array(text, start + 1, decoder, name, require_accessioned, limits)
         return
     try:
         value, end = decoder.raw_decode(text, start)
@@ -62,10 +74,12 @@ def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
     if isinstance(value, dict) and "sets" in value and "id" not in value:
         yield from _sets_file(value, name, line)
     else:
-        yield _record(value, Source(name, line), require_accessioned)
+        yield _sized_record(
+            value, text, start, end, Source(name, line), require_accessioned, limits
+        )
 
 
-def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def read_jsonl_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
         handle = path.open("rb")
@@ -73,14 +87,56 @@ def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
         yield LoadError.unreadable(name, e)
         return
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            item = jsonl_item(name, number, raw, require_accessioned)
+        for number, raw, size in jsonl_lines(handle, 1, None, limits.max_record_bytes):
+            item = jsonl_item(name, number, raw, require_accessioned, limits, size)
             if item is not None:
                 yield item
 
 
-def jsonl_item(name: str, number: int, raw: bytes, require_accessioned: bool) -> Item | None:
-    """The record on one line of a JSON Lines file (None for a blank line)."""
+def jsonl_lines(
+    handle: BinaryIO, first: int, length: int | None, limit: int
+) -> Iterator[tuple[int, bytes, int]]:
+    """(number, bytes, size) of each line of the next `length` bytes of a file (None: to its
+    end), the first numbered `first`; its size without its line end. A line longer than
+    `limit` is never held whole: it comes as its first HEAD bytes, and the rest is skipped
+    unread."""
+    number, left = first, length
+    while left is None or left > 0:
+        want = limit + 2 if left is None else min(limit + 2, left)  # + a CRLF line end
+        raw = handle.readline(want)
+        if not raw:
+            return
+        consumed, last = len(raw), raw
+        if consumed == limit + 2 and not raw.endswith(b"\n"):
+            raw = raw[:HEAD]
+            while left is None or consumed < left:
+                more = handle.readline(SKIP if left is None else min(SKIP, left - consumed))
+                consumed += len(more)
+                last = more or last
+                if not more or more.endswith(b"\n"):
+                    break
+        ending = 2 if last.endswith(b"\r\n") else 1 if last.endswith(b"\n") else 0
+        yield number, raw, consumed - ending
+        number += 1
+        if left is not None:
+            left -= consumed
+
+
+def jsonl_item(
+    name: str,
+    number: int,
+    raw: bytes,
+    require_accessioned: bool,
+    limits: Limits,
+    size: int | None = None,
+) -> Item | None:
+    """The record on one line of a JSON Lines file (None for a blank line); `size`: the
+    line's without its line end (see jsonl_lines; `raw` may be only its head)."""
+    if size is None and len(raw) > limits.max_record_bytes:
+        size = len(raw.rstrip(b"\r\n"))
+    if size is not None and size > limits.max_record_bytes:
+        head = raw[:HEAD].decode("utf-8", "replace")
+        return LoadError(name, number, _guess_id(head), too_big(size, limits))
     if number == 1 and raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     if not raw.strip():
@@ -102,10 +158,32 @@ def jsonl_item(name: str, number: int, raw: bytes, require_accessioned: bool) ->
             return LoadError(name, number, _guess_id(line), TOO_DEEP)
         except ValueError:
             return LoadError(name, number, _guess_id(line), TOO_LONG)
-    return _record(value, Source(name, number), require_accessioned)
+    return _record(value, Source(name, number), require_accessioned, limits)
 
 
-def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | LoadError:
+def _sized_record(
+    value: Any,
+    text: str,
+    start: int,
+    end: int,
+    source: Source,
+    require_accessioned: bool,
+    limits: Limits,
+) -> Draft | LoadError:
+    """The record of a .json file, written from `start` to `end` in its text."""
+    limit = limits.max_record_bytes
+    if end - start > limit // 4:  # else it cannot be over: a character is at most 4 bytes
+        size = len(text[start:end].encode("utf-8", "surrogatepass"))
+        if size > limit:
+            record_id = value.get("id") if isinstance(value, dict) else None
+            record_id = record_id if isinstance(record_id, str) else None
+            return LoadError(source.path, source.line, record_id, too_big(size, limits))
+    return _record(value, source, require_accessioned, limits)
+
+
+def _record(
+    value: Any, source: Source, require_accessioned: bool, limits: Limits
+) -> Draft | LoadError:
     record_id = value.get("id") if isinstance(value, dict) else None
     record_id = record_id if isinstance(record_id, str) and record_id else None
 
@@ -143,11 +221,17 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
         value.get("deleted", False),
         entries,
         require_accessioned=require_accessioned,
+        limits=limits,
     )
 
 
 def _array(
-    text: str, position: int, decoder: json.JSONDecoder, name: str, require_accessioned: bool
+    text: str,
+    position: int,
+    decoder: json.JSONDecoder,
+    name: str,
+    require_accessioned: bool,
+    limits: Limits,
 ) -> Iterator[Item]:
     """Walk a top-level array element by element, so each record knows its line."""
     line, counted = 1, 0
@@ -167,7 +251,8 @@ def _array(
         except (ValueError, RecursionError) as e:
             yield _unreadable(e, text, position, name)
             return
-        yield _record(value, Source(name, line_at(position)), require_accessioned)
+        source = Source(name, line_at(position))
+        yield _sized_record(value, text, position, end, source, require_accessioned, limits)
         position = _skip_space(text, end)
         if position < len(text) and text[position] == ",":
             position = _skip_space(text, position + 1)

@@ -29,7 +29,16 @@ from ..errors import LoadError, LoadFailed
 from ..formats import MetadataFormat
 from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
-from .drafts import HASH_SCHEME, Draft, Prepared, SetDefinition, Source, content_hash, prepare
+from .drafts import (
+    HASH_SCHEME,
+    Draft,
+    Limits,
+    Prepared,
+    SetDefinition,
+    Source,
+    content_hash,
+    prepare,
+)
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
 from .saf import is_item_folder, leads_outside, read_saf_item
@@ -125,7 +134,11 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
 
 
 def read_items(
-    sources: Sequence[Path], *, require_accessioned: bool, workers: Workers | None = None
+    sources: Sequence[Path],
+    *,
+    require_accessioned: bool,
+    limits: Limits,
+    workers: Workers | None = None,
 ) -> Iterator[Item]:
     readers: dict[str, Callable[..., Iterator[Item]]] = {
         ".json": read_json_file,
@@ -134,7 +147,7 @@ def read_items(
     }
     for path in sources:
         reader = read_saf_item if path.is_dir() else readers[path.suffix]
-        yield from reader(path, require_accessioned=require_accessioned)
+        yield from reader(path, require_accessioned=require_accessioned, limits=limits)
 
 
 def load_paths(
@@ -158,6 +171,7 @@ def load_paths(
         items = read_items(
             files,
             require_accessioned=settings.missing_accessioned == "reject",
+            limits=Limits.of(settings),
             workers=pool,
         )
         return load_items(items, store, settings, formats, progress=progress, clock=clock)

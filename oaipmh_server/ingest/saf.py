@@ -20,7 +20,7 @@ from pathlib import Path
 from lxml import etree
 
 from ..errors import LoadError
-from .drafts import Source, draft_or_error
+from .drafts import Limits, Source, draft_or_error, too_big
 from .json import Item
 
 DUBLIN_CORE = "dublin_core.xml"
@@ -42,7 +42,7 @@ def leads_outside(path: Path, root: Path) -> bool:
     return not path.resolve().is_relative_to(root)
 
 
-def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(folder)
     root = folder.resolve()
     handle_file = folder / "handle"
@@ -63,6 +63,14 @@ def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
     if not local_id:
         yield LoadError(name, None, None, "no handle file: the handle is the record's id")
         return
+    try:
+        size = sum(path.stat().st_size for path in files[2:])
+    except OSError as e:
+        yield LoadError(name, None, local_id, f"cannot read the item's files: {e.strerror}")
+        return
+    if size > limits.max_record_bytes:  # too big to parse: not even tried
+        yield LoadError(name, None, local_id, too_big(size, limits))
+        return
     fields: list[tuple[str, str, str | None]] = []
     for path in files[2:]:
         try:
@@ -81,7 +89,13 @@ def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
             yield LoadError(name, None, local_id, f"collections: {e}")
             return
     yield draft_or_error(
-        Source(name, None), local_id, sets, False, fields, require_accessioned=require_accessioned
+        Source(name, None),
+        local_id,
+        sets,
+        False,
+        fields,
+        require_accessioned=require_accessioned,
+        limits=limits,
     )
 
 
