@@ -491,3 +491,69 @@ def test_limits_are_settings(tmp_path: Path, key: str) -> None:
     config.write_text(f"[limits]\n{key} = 0\n")
     with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
+
+
+# --- DSpace CSV ------------------------------------------------------------------------------
+
+CSV_HEADER = "id,collection,dc.title[en],dc.subject,dc.date.accessioned\n"
+
+
+def csv_row(uuid: str, title: str = "T", subjects: str = "") -> str:
+    return f'{uuid},10722/5,"{title}",{subjects},2020-01-01T00:00:00Z\n'
+
+
+def test_a_csv_cell_has_the_value_limit_json_has(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(CSV_HEADER + csv_row("u-1", "x" * 200_000), "utf-8")
+    load_into(empty_database_url, path)
+    assert stored_fields(empty_database_url, "u-1")["u-1"][0] == ["dc.title", "x" * 200_000, "en"]
+    path.write_text(CSV_HEADER + csv_row("u-2") + csv_row("u-3", "x" * 1_000_001), "utf-8")
+    assert refused(empty_database_url, path) == [
+        f"{path}:3: record u-3: metadata entry 1 (dc.title): a value of 1,000,001 characters, "
+        "over the limit of 1,000,000 ([limits] max_value_length)"
+    ]
+
+
+def test_a_csv_cell_or_row_over_the_record_limit(empty_database_url: str, tmp_path: Path) -> None:
+    cell = tmp_path / "cell.csv"
+    cell.write_text(CSV_HEADER + csv_row("u-1") + csv_row("u-2", "x\n" * 300), "utf-8")
+    row = tmp_path / "row.csv"
+    lines = ("x" * 99 + "\n") * 3  # each line within the limit, the row past it
+    row.write_text(CSV_HEADER + f'u-1,10722/5,"{lines}","{lines}",2020-01-01T00:00:00Z\n')
+    line = tmp_path / "line.csv"
+    line.write_text(CSV_HEADER + csv_row("u-1", "x" * 600), "utf-8")
+    assert refused(empty_database_url, cell, row, line, max_record_bytes=500) == [
+        f"{cell}:3: record ?: a cell of more than 500 characters ([limits] max_record_bytes)",
+        f"{row}:2: record u-1: {too_big(3 + 7 + 300 + 300 + 20, 500)}",
+        f"{line}:2: record ?: a line of more than 500 bytes ([limits] max_record_bytes)",
+    ]
+
+
+def test_a_million_subjects_in_one_csv_cell_are_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(CSV_HEADER + csv_row("u-1", subjects="||".join(["s"] * 1_000_000)), "utf-8")
+    assert refused(empty_database_url, path) == [
+        f"{path}:2: record u-1: 1,000,002 values, over the limit of 50,000 ([limits] max_values)"
+    ]
+
+
+def test_a_latin1_csv_names_the_line_of_the_bad_byte(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes((CSV_HEADER + csv_row("u-1") + csv_row("u-2", "Caf\xe9")).encode("latin-1"))
+    assert refused(empty_database_url, path) == [f"{path}:3: record ?: not UTF-8 text"]
+
+
+def test_empty_csv_values_are_not_published(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(CSV_HEADER + csv_row("u-1", "||", "a||||b||") + csv_row("u-2", "T", "||"))
+    load_into(empty_database_url, path)
+    fields = stored_fields(empty_database_url, "u-1", "u-2")
+    assert [f for f in fields["u-1"] if f[0] != "dc.date.accessioned"] == [
+        ["dc.subject", "a", None],
+        ["dc.subject", "b", None],
+    ]
+    assert [f[0] for f in fields["u-2"]] == ["dc.title", "dc.date.accessioned"]
