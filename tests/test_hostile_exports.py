@@ -557,3 +557,26 @@ def test_empty_csv_values_are_not_published(empty_database_url: str, tmp_path: P
         ["dc.subject", "b", None],
     ]
     assert [f[0] for f in fields["u-2"]] == ["dc.title", "dc.date.accessioned"]
+
+
+# --- empty record files ----------------------------------------------------------------------
+
+
+def test_an_empty_record_file_is_named_in_a_warning(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [record("1")])
+    (folder / "b.jsonl").write_text("")
+    (folder / "c.jsonl").write_text("\n\n")
+    (folder / "d.json").write_text(" [ ]\n")
+    (folder / "e.json").write_text("")
+    (folder / "f.csv").write_text(CSV_HEADER)
+    (folder / "g.json").write_text('{"sets": []}')
+    summary = load_into(empty_database_url, folder)
+    assert summary.added == 1
+    assert summary.warnings == [
+        f"{folder / name}: no records in this file: nothing loaded from it"
+        for name in ("b.jsonl", "c.jsonl", "d.json", "e.json", "f.csv", "g.json")
+    ]

@@ -59,7 +59,9 @@ def read_json_file(path: Path, *, require_accessioned: bool, limits: Limits) -> 
         return
     decoder = json.JSONDecoder()
     start = _skip_space(text, 0)
-    if start < len(text) and text[start] == "[":
+    if start == len(text):
+        return  # no records: an empty file, as an empty .jsonl file
+    if text[start] == "[":
         yield from _array(text, start + 1, decoder, name, require_accessioned, limits)
         return
     try:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import datestamps, xml
 from ..config import Settings
-from ..errors import LoadError, LoadFailed
+from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
@@ -139,7 +139,10 @@ def read_items(
     require_accessioned: bool,
     limits: Limits,
     workers: Workers | None = None,
+    warnings: list[str] | None = None,
 ) -> Iterator[Item]:
+    """Every file's records, sets and problems, in order. A file with none of them (empty,
+    `[]`, a CSV header alone) adds a warning to `warnings`: it was meant to load something."""
     readers: dict[str, Callable[..., Iterator[Item]]] = {
         ".json": read_json_file,
         ".jsonl": read_jsonl_file if workers is None else workers.read_jsonl,
@@ -147,7 +150,14 @@ def read_items(
     }
     for path in sources:
         reader = read_saf_item if path.is_dir() else readers[path.suffix]
-        yield from reader(path, require_accessioned=require_accessioned, limits=limits)
+        empty = True
+        for item in reader(path, require_accessioned=require_accessioned, limits=limits):
+            empty = False
+            yield item
+        if empty and warnings is not None:
+            warnings.append(
+                f"{escaped(str(path))}: no records in this file: nothing loaded from it"
+            )
 
 
 def load_paths(
@@ -167,14 +177,18 @@ def load_paths(
         raise LoadFailed(problems, len(problems))
     count = worker_count(files) if workers is None else workers
     pool = Workers(settings, count) if count > 0 else None
+    notes: list[str] = []
     try:
         items = read_items(
             files,
             require_accessioned=settings.missing_accessioned == "reject",
             limits=Limits.of(settings),
             workers=pool,
+            warnings=notes,
         )
-        return load_items(items, store, settings, formats, progress=progress, clock=clock)
+        summary = load_items(items, store, settings, formats, progress=progress, clock=clock)
+        summary.warnings[:0] = notes  # the files first, then their records
+        return summary
     finally:
         if pool is not None:
             pool.close()
