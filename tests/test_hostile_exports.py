@@ -580,3 +580,38 @@ def test_an_empty_record_file_is_named_in_a_warning(
         f"{folder / name}: no records in this file: nothing loaded from it"
         for name in ("b.jsonl", "c.jsonl", "d.json", "e.json", "f.csv", "g.json")
     ]
+
+
+def test_a_loop_of_links_and_an_unreadable_folder_are_named(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "item", "10722/901")
+    (export / "a.jsonl").symlink_to(export / "b.jsonl")
+    (export / "b.jsonl").symlink_to(export / "a.jsonl")
+    folder = saf_item(export, "z", "10722/902")
+    (folder / "handle").unlink()
+    (folder / "handle").symlink_to(folder / "handle")
+    assert refused(empty_database_url, export) == [
+        f"{export}/a.jsonl: a symbolic link leading outside {export}: not read",
+        f"{export}/b.jsonl: a symbolic link leading outside {export}: not read",
+    ]
+    (export / "a.jsonl").unlink()
+    (export / "b.jsonl").unlink()
+    assert refused(empty_database_url, export) == [
+        f"{folder}: handle: a symbolic link leading outside the item folder: not read"
+    ]
+    (folder / "handle").unlink()
+    (folder / "handle").write_text("10722/902\n")
+    locked = export / "locked"
+    locked.mkdir()
+    write_jsonl(locked / "r.jsonl", [record("3")])
+    scandir = os.scandir
+
+    def refusing(path: Any) -> Any:  # what a folder of mode 000 does (to all but root)
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]

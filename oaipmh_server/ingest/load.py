@@ -113,7 +113,11 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
     root = folder.resolve()
     found: list[Path] = []
     problems: list[LoadError] = []
-    for parent, folders, files in os.walk(folder):
+
+    def unreadable(error: OSError) -> None:  # else os.walk skips the folder without a word
+        problems.append(LoadError(error.filename, None, None, f"cannot read: {error.strerror}"))
+
+    for parent, folders, files in os.walk(folder, onerror=unreadable):
         here = Path(parent)
         items = set()
         for entry in sorted(folders + files):

@@ -38,8 +38,12 @@ def collection_spec(handle: str) -> str:
 
 
 def leads_outside(path: Path, root: Path) -> bool:
-    """Whether `path`, links followed, is somewhere other than inside `root` (resolved)."""
-    return not path.resolve().is_relative_to(root)
+    """Whether `path`, links followed, is somewhere other than inside `root` (resolved); a
+    loop of links leads nowhere inside it."""
+    try:
+        return not path.resolve().is_relative_to(root)
+    except (RuntimeError, OSError):  # Python 3.11 says RuntimeError for a loop
+        return True
 
 
 def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
