@@ -615,3 +615,13 @@ def test_a_loop_of_links_and_an_unreadable_folder_are_named(
 
     monkeypatch.setattr(os, "scandir", refusing)
     assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]
+
+
+def test_csv_lines_may_end_with_a_lone_cr(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    rows = CSV_HEADER + csv_row("u-1", "two\r\nlines") + csv_row("u-2") + csv_row("u-3", "\xe9")
+    path.write_bytes(rows.replace("\n", "\r").encode("latin-1"))
+    assert refused(empty_database_url, path) == [f"{path}:6: record ?: not UTF-8 text"]
+    path.write_bytes(rows.replace("\n", "\r").encode("utf-8"))
+    assert load_into(empty_database_url, path).added == 3
+    assert stored_fields(empty_database_url, "u-1")["u-1"][0] == ["dc.title", "two\r\rlines", "en"]

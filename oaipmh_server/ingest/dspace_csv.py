@@ -26,6 +26,7 @@ COLUMN = re.compile(
     r"([a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)?)(?:\[([^\]]*)\])?"
 )
 HANDLE = re.compile(r"(?:hdl\.handle\.net/|/handle/)([0-9.]+/[^/?#\s]+)/?$")
+LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
 
 
@@ -47,17 +48,21 @@ class _Unreadable(Exception):
 def _lines(handle: BinaryIO, limits: Limits) -> Iterator[str]:
     """The file's lines, decoded one by one (so a byte that is not UTF-8 is reported on its
     own line, not on the line being read when the decoder's buffer reached it), none held
-    longer than a record may be."""
+    longer than a record may be. Lines end with LF, CRLF or a lone CR, as the csv module
+    reads them."""
     limit = limits.max_record_bytes
-    for number, raw in enumerate(iter(lambda: handle.readline(limit + 2), b""), start=1):
-        if len(raw) == limit + 2 and not raw.endswith(b"\n"):
+    number = 0
+    for read in iter(lambda: handle.readline(limit + 2), b""):
+        if len(read) == limit + 2 and not read.endswith(b"\n"):
             raise _Unreadable(
-                number, f"a line of more than {limit:,} bytes ([limits] max_record_bytes)"
+                number + 1, f"a line of more than {limit:,} bytes ([limits] max_record_bytes)"
             )
-        try:
-            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise _Unreadable(number, "not UTF-8 text") from None
+        for raw in LONE_CR.split(read) if b"\r" in read else (read,):
+            number += 1
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise _Unreadable(number, "not UTF-8 text") from None
 
 
 def read_csv_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
