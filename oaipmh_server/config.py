@@ -58,6 +58,10 @@ class Settings:
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
+    # What one record may cost, checked at load (see [limits] in config/oaipmh.toml).
+    max_value_length: int
+    max_values: int
+    max_record_bytes: int
     # The HTML pages (pages.py): the home page's description, the Highwire citation_* tags
     # (tag → DSpace-style source: "a | b" first present, "a, b" all) and dc.type → schema.org.
     repository_description: str = ""
@@ -98,8 +102,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("oai_openaire", "access_rights"): "openaire_access_rights",
     ("oai_openaire", "versions"): "openaire_versions",
     ("oai_openaire", "default_access_right"): "openaire_default_access_right",
+    ("limits", "max_value_length"): "max_value_length",
+    ("limits", "max_values"): "max_values",
+    ("limits", "max_record_bytes"): "max_record_bytes",
 }
-# Settings that are tables: a file or the overrides add to (or change) the keys before them.
+LIMITS = ("max_value_length", "max_values", "max_record_bytes")
 # Settings that are tables: a file (or overrides) adds to and changes the default table's
 # keys instead of replacing the whole table.
 _TABLES = frozenset(
@@ -288,6 +295,11 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if default_access and default_access not in ACCESS_RIGHTS:
         labels = ", ".join(ACCESS_RIGHTS)
         raise fail("openaire_default_access_right", f"{default_access!r} is not '' or {labels}")
+    limits = {}
+    for limit in LIMITS:
+        limits[limit] = get(limit, int)
+        if limits[limit] < 1:
+            raise fail(limit, f"must be 1 or more, got {limits[limit]}")
 
     return Settings(
         repository_name=name,
@@ -312,8 +324,11 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         repository_description=description,
         citation_map=tuple(citation.items()),
         schema_types=tuple((k.casefold(), v) for k, v in schema_types.items()),
-        **openaire,
+        openaire_resource_types=openaire["openaire_resource_types"],
+        openaire_access_rights=openaire["openaire_access_rights"],
+        openaire_versions=openaire["openaire_versions"],
         openaire_default_access_right=default_access,
+        **limits,
     )
 
 

@@ -6,8 +6,17 @@ OAI-PMH errors (section 3.6 of the specification) are answered inside an HTTP 20
 
 from __future__ import annotations
 
+import reprlib
 from datetime import datetime
 from typing import ClassVar
+
+# Characters of a value (an id, a field's value, a file's text) that a message shows: enough
+# to find it, never a whole file's content or a screenful.
+MAX_SHOWN = 80
+# A reason is made of shown values and fixed text; past this it is cut all the same.
+MAX_REASON = 1000
+# Of a record id that is not one (an id is at most 255 characters), only this much is kept.
+MAX_KEPT_ID = 1000
 
 
 class OAIError(Exception):
@@ -104,12 +113,55 @@ class ConfigError(Exception):
     """A configuration value is missing or wrong; the message names the key and its source."""
 
 
+def escaped(text: str) -> str:
+    """`text` with every character a terminal would act on (control characters, escape
+    sequences, bidirectional overrides, line breaks) written as Python writes it in a
+    string literal (`\\x1b`, `\\u202e`, `\\n`), so a message shows what is there and can
+    neither clear the screen nor hide part of itself."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def excerpt(text: str, limit: int = MAX_SHOWN) -> str:
+    """A value as a message shows it, unquoted: escaped, and cut after `limit` characters."""
+    if len(text) <= limit:
+        return escaped(text)
+    return escaped(text[:limit]) + "…"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = MAX_SHOWN
+_REPR.maxlevel = 3
+
+
+def quoted(value: object, limit: int = MAX_SHOWN) -> str:
+    """A value as a message shows it, quoted as Python would (`'soon'`); long strings cut
+    after `limit` characters (`'aaaa…'`), other values (a list, a number of 5,000 digits)
+    shortened at every level. Every value a load message quotes goes through here."""
+    if isinstance(value, str):
+        if len(value) <= limit:
+            return repr(value)
+        text = repr(value[:limit])
+        return f"{text[:-1]}…{text[-1]}"
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an int too long to turn into digits
+        return f"<{type(value).__name__}>"
+
+
 class LoadError(Exception):
-    """One problem in a record file: where it is, which record, and what is wrong."""
+    """One problem in a record file: where it is, which record, and what is wrong.
+
+    What it shows comes from the file, written by whoever made the export: its message
+    escapes control characters and shortens long values (`excerpt`), so a hostile id or
+    value can neither drive the terminal nor flood it."""
 
     def __init__(self, path: str, line: int | None, record_id: str | None, reason: str) -> None:
         self.path = path
         self.line = line
+        if record_id is not None and len(record_id) > MAX_KEPT_ID:
+            record_id = record_id[:MAX_KEPT_ID]  # up to 1,000 problems are kept: bound them
         self.record_id = record_id
         self.reason = reason
         super().__init__(str(self))
@@ -124,10 +176,11 @@ class LoadError(Exception):
         return LoadError, (self.path, self.line, self.record_id, self.reason)
 
     def __str__(self) -> str:
+        path, reason = escaped(self.path), excerpt(self.reason, MAX_REASON)
         if self.line is None and self.record_id is None:
-            return f"{self.path}: {self.reason}"  # about the file, not one record in it
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: record {self.record_id or '?'}: {self.reason}"
+            return f"{path}: {reason}"  # about the file, not one record in it
+        where = path if self.line is None else f"{path}:{self.line}"
+        return f"{where}: record {excerpt(self.record_id or '?')}: {reason}"
 
 
 class LoadFailed(Exception):

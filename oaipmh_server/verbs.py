@@ -43,8 +43,28 @@ VERBS: dict[str, Verb] = {
 # Patterns of OAI-PMH.xsd (metadataPrefixType, setSpecType), anchored by fullmatch.
 METADATA_PREFIX = re.compile(r"[A-Za-z0-9\-_\.!~\*'\(\)]+", re.ASCII)
 SET_SPEC = re.compile(r"[A-Za-z0-9\-_\.!~\*'\(\)]+(:[A-Za-z0-9\-_\.!~\*'\(\)]+)*", re.ASCII)
-# An absolute URI (identifierType is xs:anyURI): a scheme, then printable ASCII, no spaces.
-IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[!-~]+", re.ASCII)
+# An absolute URI of RFC 3986 (scheme ":" hier-part ["?" query] ["#" fragment]). OAI
+# identifiers are xs:anyURI, whose lexical space is that of RFC 3986 (as libxml2 and Xerces
+# check it): a `%` must begin an escape (`%2F`), `#` comes once, `[` `]` only around an IP
+# address. See `is_uri`.
+_UNRESERVED, _SUB_DELIMS, _ESCAPE = r"A-Za-z0-9\-._~", r"!$&'()*+,;=", r"%[0-9A-Fa-f]{2}"
+_PCHAR = rf"(?:[{_UNRESERVED}{_SUB_DELIMS}:@]|{_ESCAPE})"
+_AUTHORITY = (
+    rf"(?:(?:[{_UNRESERVED}{_SUB_DELIMS}:]|{_ESCAPE})*@)?"  # userinfo
+    rf"(?:\[[{_UNRESERVED}{_SUB_DELIMS}:]+\]|(?:[{_UNRESERVED}{_SUB_DELIMS}]|{_ESCAPE})*)"  # host
+    r"(?::[0-9]*)?"  # port
+)
+_HIER_PART = (
+    rf"(?://{_AUTHORITY}(?:/{_PCHAR}*)*"  # //authority/path
+    rf"|/(?:{_PCHAR}+(?:/{_PCHAR}*)*)?"  # /path
+    rf"|{_PCHAR}+(?:/{_PCHAR}*)*"  # path (oai:repository.example.org:10722/1)
+    r"|)"
+)
+URI = re.compile(
+    rf"[A-Za-z][A-Za-z0-9+.\-]*:{_HIER_PART}"
+    rf"(?:\?(?:{_PCHAR}|[/?])*)?(?:#(?:{_PCHAR}|[/?])*)?",
+    re.ASCII,
+)
 # Bounds no honest request comes near; longer values are not echoed.
 MAX_VALUE_LENGTH = 2048
 
@@ -107,7 +127,7 @@ def parse_request(pairs: Iterable[tuple[str, str]]) -> Request:
     if set_spec is not None and not SET_SPEC.fullmatch(set_spec):
         raise BadArgument("The set is not a setSpec of the form the schema allows.")
     identifier = arguments.get("identifier")
-    if identifier is not None and not IDENTIFIER.fullmatch(identifier):
+    if identifier is not None and not is_uri(identifier):
         raise BadArgument("The identifier is not a URI.")
     from_, until = _date_range(arguments.get("from"), arguments.get("until"))
     return Request(
@@ -119,6 +139,14 @@ def parse_request(pairs: Iterable[tuple[str, str]]) -> Request:
         from_=from_,
         until=until,
     )
+
+
+def is_uri(text: str) -> bool:
+    """Whether `text` is an absolute URI, as an OAI identifier (xs:anyURI) must be. The one
+    check for identifiers both ways: a request's `identifier` that is not one is a
+    badArgument (it would make the echo in <request> invalid), and a record id is loaded only
+    if the OAI identifier made from it is one (else every response naming it is invalid)."""
+    return URI.fullmatch(text) is not None
 
 
 def _date_range(

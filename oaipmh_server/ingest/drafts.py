@@ -18,17 +18,21 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ..config import Settings
 from ..datestamps import parse_record_date
-from ..errors import LoadError
+from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
 from ..store import pack_fields, unpack_fields
-from ..verbs import SET_SPEC
+from ..verbs import SET_SPEC, is_uri
 from ..xml import clean_text, has_illegal_characters, stored_header
 
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
 # this repository makes is valid: a DSpace handle such as 10722/212116 fits.
 LOCAL_ID = re.compile(r"[a-zA-Z0-9\-_\.!~\*'\(\);/\?:@&=\+$,%]+", re.ASCII)
+# Any repositoryIdentifier: whether oai:<it>:<id> is a URI depends only on the id, since the
+# oai-identifier scheme gives repository identifiers URI-safe characters only.
+ANY_REPOSITORY = "repository.example.org"
 FIELD_NAME = re.compile(
     r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)?", re.ASCII
 )
@@ -39,6 +43,27 @@ ACCESSIONED = "dc.date.accessioned"
 HASH_SCHEME = "2:"
 _NAME = itemgetter(0)
 MAX_ID_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one record may cost ([limits] in config/oaipmh.toml): checked as it is read, so
+    nothing a harvester (or the server rendering it) cannot take is ever loaded."""
+
+    max_value_length: int  # characters of one value
+    max_values: int  # values of one record
+    max_record_bytes: int  # bytes of one record as its file holds it
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        return cls(settings.max_value_length, settings.max_values, settings.max_record_bytes)
+
+
+def too_big(size: int, limits: Limits) -> str:
+    """The reason for a record bigger than max_record_bytes (its size as its file holds it)."""
+    return (
+        f"{size:,} bytes, over the limit of {limits.max_record_bytes:,} ([limits] max_record_bytes)"
+    )
 
 
 @dataclass(frozen=True)
@@ -162,7 +187,7 @@ def normalise_language(value: str | None) -> str | None:
         return None
     text = text.replace("_", "-")
     if not LANGUAGE.fullmatch(text):
-        raise ValueError(f"language {value!r} is not a language tag such as 'en' or 'en_US'")
+        raise ValueError(f"language {quoted(value)} is not a language tag such as 'en' or 'en_US'")
     return text
 
 
@@ -216,8 +241,10 @@ def make_draft(
     fields: Sequence[tuple[Any, Any, Any]],
     *,
     require_accessioned: bool,
+    limits: Limits | None = None,
 ) -> Draft:
-    """Check one record; LoadError naming the record and the first rule it breaks."""
+    """Check one record; LoadError naming the record and the first rule it breaks.
+    `limits`: what the record may cost (None: no limits, for records made by the server)."""
     record_id = local_id if isinstance(local_id, str) and local_id else None
 
     def fail(reason: str) -> LoadError:
@@ -227,15 +254,25 @@ def make_draft(
         raise fail('no id: every record needs an "id", such as "10722/212116"')
     if len(local_id) > MAX_ID_LENGTH or not LOCAL_ID.fullmatch(local_id):
         raise fail(
-            f"id {local_id!r} has characters an OAI identifier cannot carry (or is too long)"
+            f"id {quoted(local_id)} has characters an OAI identifier cannot carry (or is too long)"
+        )
+    if not is_uri(f"oai:{ANY_REPOSITORY}:{local_id}"):
+        raise fail(
+            f"id {quoted(local_id)} would make an OAI identifier that is not a URI: "
+            "a % must begin an escape such as %2F"
         )
     if not isinstance(deleted, bool):
-        raise fail(f'"deleted" must be true or false, not {deleted!r}')
+        raise fail(f'"deleted" must be true or false, not {quoted(deleted)}')
     if not isinstance(set_specs, list) or not all(isinstance(s, str) for s in set_specs):
         raise fail('"sets" must be a list of set specs')
     for spec in set_specs:
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
-            raise fail(f"set spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
+            raise fail(f"set spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
+
+    if limits is not None and len(fields) > limits.max_values:
+        raise fail(
+            f"{len(fields):,} values, over the limit of {limits.max_values:,} ([limits] max_values)"
+        )
 
     checked = _checked_fields(fields)
     if checked is None:
@@ -243,17 +280,19 @@ def make_draft(
         for number, (name, value, lang) in enumerate(fields, start=1):
             if not isinstance(name, str) or not _is_field_name(name):
                 raise fail(
-                    f"metadata entry {number}: field {name!r} is not like 'dc.contributor.author'"
+                    f"metadata entry {number}: field {quoted(name)} "
+                    "is not like 'dc.contributor.author'"
                 )
             if not isinstance(value, str):
                 raise fail(
-                    f"metadata entry {number} ({name}): value must be a string, not {value!r}"
+                    f"metadata entry {number} ({name}): value must be a string, not {quoted(value)}"
                 )
             language = None
             if lang is not None:
                 if not isinstance(lang, str):
                     raise fail(
-                        f"metadata entry {number} ({name}): lang must be a string, not {lang!r}"
+                        f"metadata entry {number} ({name}): "
+                        f"lang must be a string, not {quoted(lang)}"
                     )
                 try:
                     language = _language(lang)
@@ -262,9 +301,18 @@ def make_draft(
             checked.append(Field(name, value, language))
 
     cleaned = 0
+    values = "".join(f.value for f in checked)
+    if limits is not None and len(values) > limits.max_value_length:  # one may be too long
+        for number, f in enumerate(checked, start=1):
+            if len(f.value) > limits.max_value_length:
+                raise fail(
+                    f"metadata entry {number} ({f.name}): a value of {len(f.value):,} "
+                    f"characters, over the limit of {limits.max_value_length:,} "
+                    "([limits] max_value_length)"
+                )
     # One scan of all values for characters XML cannot carry; only a record that has some
     # (rare) is gone through value by value.
-    if has_illegal_characters("".join(f.value for f in checked)):
+    if has_illegal_characters(values):
         for position, f in enumerate(checked):
             if has_illegal_characters(f.value):
                 fixed = clean_text(f.value)
@@ -301,11 +349,18 @@ def draft_or_error(
     fields: Sequence[tuple[Any, Any, Any]],
     *,
     require_accessioned: bool,
+    limits: Limits,
 ) -> Draft | LoadError:
     """`make_draft` for readers, which hand problems on instead of stopping at the first."""
     try:
         return make_draft(
-            source, local_id, set_specs, deleted, fields, require_accessioned=require_accessioned
+            source,
+            local_id,
+            set_specs,
+            deleted,
+            fields,
+            require_accessioned=require_accessioned,
+            limits=limits,
         )
     except LoadError as e:
         return e
@@ -316,7 +371,12 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
     spec = entry.get("spec") if isinstance(entry, dict) else None
 
     def fail(reason: str) -> LoadError:
-        return LoadError(source.path, source.line, f"set {spec}" if spec else "set ?", reason)
+        return LoadError(
+            source.path,
+            source.line,
+            f"set {spec}" if isinstance(spec, str) and spec else "set ?",
+            reason,
+        )
 
     if not isinstance(entry, dict):
         raise fail("a set must be an object with spec and name")
@@ -324,7 +384,7 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
     if unknown:
         raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     if not isinstance(spec, str) or not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
-        raise fail(f"spec {spec!r} is not valid (letters, digits, -_.!~*'() and ':')")
+        raise fail(f"spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
     name, description = entry.get("name"), entry.get("description")
     if not isinstance(name, str) or not name.strip():
         raise fail('a set needs a non-empty "name"')

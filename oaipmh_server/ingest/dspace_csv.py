@@ -2,7 +2,8 @@
 
 An `id` column (the item's UUID), a `collection` column (owning collections' handles,
 `||`-separated), and one column per field with an optional language: `dc.title[en]`. Cells
-hold `||`-separated values; an empty cell is no value. The local id is the handle in
+hold `||`-separated values; an empty cell is no value, nor is an empty value between
+separators (`a||||b` is two values). The local id is the handle in
 `dc.identifier.uri`, else the UUID, so an export of items loaded before from SAF updates
 them instead of duplicating them. Problems name the file and the row's first line.
 """
@@ -13,9 +14,10 @@ import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
-from ..errors import LoadError
-from .drafts import Source, draft_or_error
+from ..errors import LoadError, quoted
+from .drafts import Limits, Source, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 
@@ -24,6 +26,7 @@ COLUMN = re.compile(
     r"([a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)?)(?:\[([^\]]*)\])?"
 )
 HANDLE = re.compile(r"(?:hdl\.handle\.net/|/handle/)([0-9.]+/[^/?#\s]+)/?$")
+LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
 
 
@@ -34,47 +37,95 @@ def handle_of(uris: list[str]) -> str | None:
     return None
 
 
-def read_csv_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+class _Unreadable(Exception):
+    """A physical line of the file that cannot be handed to the CSV parser."""
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(reason)
+        self.line, self.reason = line, reason
+
+
+def _lines(handle: BinaryIO, limits: Limits) -> Iterator[str]:
+    """The file's lines, decoded one by one (so a byte that is not UTF-8 is reported on its
+    own line, not on the line being read when the decoder's buffer reached it), none held
+    longer than a record may be. Lines end with LF, CRLF or a lone CR, as the csv module
+    reads them."""
+    limit = limits.max_record_bytes
+    number = 0
+    for read in iter(lambda: handle.readline(limit + 2), b""):
+        if len(read) == limit + 2 and not read.endswith(b"\n"):
+            raise _Unreadable(
+                number + 1, f"a line of more than {limit:,} bytes ([limits] max_record_bytes)"
+            )
+        for raw in LONE_CR.split(read) if b"\r" in read else (read,):
+            number += 1
+            try:
+                yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise _Unreadable(number, "not UTF-8 text") from None
+
+
+def read_csv_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = path.open("rb")
     except OSError as e:
         yield LoadError.unreadable(name, e)
         return
-    with handle:
-        reader = csv.reader(handle, strict=True)
+    # The csv module's cell limit (process-wide) is a record's: a cell longer than that is
+    # refused by the parser, one within it by the same checks as a JSON record's values.
+    previous = csv.field_size_limit(limits.max_record_bytes)
+    try:
+        with handle:
+            yield from _rows(name, csv.reader(_lines(handle, limits), strict=True),
+                             require_accessioned, limits)  # fmt: skip
+    except _Unreadable as e:
+        yield LoadError(name, e.line, None, e.reason)
+    finally:
+        csv.field_size_limit(previous)
+
+
+def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
+    try:
+        header = next(reader)
+    except (StopIteration, csv.Error):
+        yield LoadError(name, 1, None, "no header row")
+        return
+    columns: list[tuple[str, str | None] | None] = []
+    for title in header:
+        if title in ("id", "collection") or title in BOOKKEEPING:
+            columns.append(None)
+            continue
+        m = COLUMN.fullmatch(title)
+        if m is None:
+            yield LoadError(
+                name, 1, None, f"column {quoted(title)} is not a field like dc.title[en]"
+            )
+            return
+        columns.append((m.group(1), m.group(2)))
+    if "id" not in header:
+        yield LoadError(name, 1, None, "no id column")
+        return
+    where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
+    start = 2
+    while True:
         try:
-            header = next(reader)
-        except (StopIteration, csv.Error, UnicodeDecodeError):
-            yield LoadError(name, 1, None, "no header row")
+            row = next(reader)
+        except StopIteration:
             return
-        columns: list[tuple[str, str | None] | None] = []
-        for title in header:
-            if title in ("id", "collection") or title in BOOKKEEPING:
-                columns.append(None)
-                continue
-            m = COLUMN.fullmatch(title)
-            if m is None:
-                yield LoadError(name, 1, None, f"column {title!r} is not a field like dc.title[en]")
-                return
-            columns.append((m.group(1), m.group(2)))
-        if "id" not in header:
-            yield LoadError(name, 1, None, "no id column")
+        except csv.Error as e:
+            reason = f"malformed CSV: {e}"
+            if "field limit" in str(e):
+                reason = (
+                    f"a cell of more than {limits.max_record_bytes:,} characters "
+                    "([limits] max_record_bytes)"
+                )
+            yield LoadError(name, start, None, reason)
             return
-        where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
-        start = 2
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except (csv.Error, UnicodeDecodeError) as e:
-                yield LoadError(name, start, None, f"malformed CSV: {e}")
-                return
-            line, start = start, reader.line_num + 1
-            if not any(cell.strip() for cell in row):
-                continue
-            yield _row(name, line, row, columns, where, require_accessioned)
+        line, start = start, reader.line_num + 1
+        if not any(cell.strip() for cell in row):
+            continue
+        yield _row(name, line, row, columns, where, require_accessioned, limits)
 
 
 def _row(
@@ -84,6 +135,7 @@ def _row(
     columns: list[tuple[str, str | None] | None],
     where: dict[str, int],
     require_accessioned: bool,
+    limits: Limits,
 ) -> Item:
     if len(row) != len(columns):
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
@@ -93,13 +145,24 @@ def _row(
         for column, cell in zip(columns, row, strict=True)
         if column is not None and cell
         for value in cell.split(SEPARATOR)
+        if value  # `a||||b`, `||`: no empty value between separators
     ]
     uris = [v for f, v, _ in fields if f == "dc.identifier.uri"]
     local_id = handle_of(uris) or uuid
     if not local_id:
         return LoadError(name, line, None, "no id: no handle in dc.identifier.uri and no UUID")
+    if sum(map(len, row)) > limits.max_record_bytes // 4:  # else it cannot be over
+        size = sum(len(cell.encode("utf-8", "surrogatepass")) for cell in row)
+        if size > limits.max_record_bytes:
+            return LoadError(name, line, local_id, too_big(size, limits))
     collections = row[where["collection"]] if "collection" in where else ""
     sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
     return draft_or_error(
-        Source(name, line), local_id, sets, False, fields, require_accessioned=require_accessioned
+        Source(name, line),
+        local_id,
+        sets,
+        False,
+        fields,
+        require_accessioned=require_accessioned,
+        limits=limits,
     )

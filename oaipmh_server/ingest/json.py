@@ -12,22 +12,41 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
-from ..errors import LoadError
-from .drafts import Draft, Prepared, SetDefinition, Source, draft_or_error, make_set
+from ..errors import LoadError, quoted
+from .drafts import (
+    Draft,
+    Limits,
+    Prepared,
+    SetDefinition,
+    Source,
+    draft_or_error,
+    make_set,
+    too_big,
+)
+
+# JSON the standard parser reads but cannot turn into values: arrays and objects nested
+# deeper than Python's recursion allows, integers longer than Python converts.
+TOO_DEEP = "malformed JSON: arrays and objects nested too deeply (a record has 3 levels)"
+TOO_LONG = f"malformed JSON: a number of more than {sys.get_int_max_str_digits()} digits"
+LONG_NUMBER = re.compile(rf"[0-9]{{{sys.get_int_max_str_digits() + 1},}}")
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
 ENTRY_KEYS = frozenset({"field", "value", "lang"})
 
 Item = Draft | Prepared | SetDefinition | LoadError
+# Of a .jsonl line too long to read, this much is kept: enough to find the record's id.
+HEAD = 4096
+SKIP = 1024 * 1024
 
 
-def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def read_json_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
         text = path.read_bytes().decode("utf-8-sig")
@@ -40,13 +59,15 @@ def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
         return
     decoder = json.JSONDecoder()
     start = _skip_space(text, 0)
-    if start < len(text) and text[start] == "[":
-        yield from _array(text, start + 1, decoder, name, require_accessioned)
+    if start == len(text):
+        return  # no records: an empty file, as an empty .jsonl file
+    if text[start] == "[":
+        yield from _array(text, start + 1, decoder, name, require_accessioned, limits)
         return
     try:
         value, end = decoder.raw_decode(text, start)
-    except json.JSONDecodeError as e:
-        yield LoadError(name, e.lineno, None, f"malformed JSON: {e.msg}")
+    except (ValueError, RecursionError) as e:
+        yield _unreadable(e, text, start, name)
         return
     if _skip_space(text, end) != len(text):
         yield LoadError(name, _line(text, end), None, "malformed JSON: extra data after the value")
@@ -55,10 +76,12 @@ def read_json_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
     if isinstance(value, dict) and "sets" in value and "id" not in value:
         yield from _sets_file(value, name, line)
     else:
-        yield _record(value, Source(name, line), require_accessioned)
+        yield _sized_record(
+            value, text, start, end, Source(name, line), require_accessioned, limits
+        )
 
 
-def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def read_jsonl_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
         handle = path.open("rb")
@@ -66,14 +89,56 @@ def read_jsonl_file(path: Path, *, require_accessioned: bool) -> Iterator[Item]:
         yield LoadError.unreadable(name, e)
         return
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            item = jsonl_item(name, number, raw, require_accessioned)
+        for number, raw, size in jsonl_lines(handle, 1, None, limits.max_record_bytes):
+            item = jsonl_item(name, number, raw, require_accessioned, limits, size)
             if item is not None:
                 yield item
 
 
-def jsonl_item(name: str, number: int, raw: bytes, require_accessioned: bool) -> Item | None:
-    """The record on one line of a JSON Lines file (None for a blank line)."""
+def jsonl_lines(
+    handle: BinaryIO, first: int, length: int | None, limit: int
+) -> Iterator[tuple[int, bytes, int]]:
+    """(number, bytes, size) of each line of the next `length` bytes of a file (None: to its
+    end), the first numbered `first`; its size without its line end. A line longer than
+    `limit` is never held whole: it comes as its first HEAD bytes, and the rest is skipped
+    unread."""
+    number, left = first, length
+    while left is None or left > 0:
+        want = limit + 2 if left is None else min(limit + 2, left)  # + a CRLF line end
+        raw = handle.readline(want)
+        if not raw:
+            return
+        consumed, last = len(raw), raw
+        if consumed == limit + 2 and not raw.endswith(b"\n"):
+            raw = raw[:HEAD]
+            while left is None or consumed < left:
+                more = handle.readline(SKIP if left is None else min(SKIP, left - consumed))
+                consumed += len(more)
+                last = more or last
+                if not more or more.endswith(b"\n"):
+                    break
+        ending = 2 if last.endswith(b"\r\n") else 1 if last.endswith(b"\n") else 0
+        yield number, raw, consumed - ending
+        number += 1
+        if left is not None:
+            left -= consumed
+
+
+def jsonl_item(
+    name: str,
+    number: int,
+    raw: bytes,
+    require_accessioned: bool,
+    limits: Limits,
+    size: int | None = None,
+) -> Item | None:
+    """The record on one line of a JSON Lines file (None for a blank line); `size`: the
+    line's without its line end (see jsonl_lines; `raw` may be only its head)."""
+    if size is None and len(raw) > limits.max_record_bytes:
+        size = len(raw.rstrip(b"\r\n"))
+    if size is not None and size > limits.max_record_bytes:
+        head = raw[:HEAD].decode("utf-8", "replace")
+        return LoadError(name, number, _guess_id(head), too_big(size, limits))
     if number == 1 and raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
     if not raw.strip():
@@ -91,10 +156,36 @@ def jsonl_item(name: str, number: int, raw: bytes, require_accessioned: bool) ->
             value = json.loads(line)
         except json.JSONDecodeError as e:
             return LoadError(name, number, _guess_id(line), f"malformed JSON: {e.msg}")
-    return _record(value, Source(name, number), require_accessioned)
+        except RecursionError:
+            return LoadError(name, number, _guess_id(line), TOO_DEEP)
+        except ValueError:
+            return LoadError(name, number, _guess_id(line), TOO_LONG)
+    return _record(value, Source(name, number), require_accessioned, limits)
 
 
-def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | LoadError:
+def _sized_record(
+    value: Any,
+    text: str,
+    start: int,
+    end: int,
+    source: Source,
+    require_accessioned: bool,
+    limits: Limits,
+) -> Draft | LoadError:
+    """The record of a .json file, written from `start` to `end` in its text."""
+    limit = limits.max_record_bytes
+    if end - start > limit // 4:  # else it cannot be over: a character is at most 4 bytes
+        size = len(text[start:end].encode("utf-8", "surrogatepass"))
+        if size > limit:
+            record_id = value.get("id") if isinstance(value, dict) else None
+            record_id = record_id if isinstance(record_id, str) else None
+            return LoadError(source.path, source.line, record_id, too_big(size, limits))
+    return _record(value, source, require_accessioned, limits)
+
+
+def _record(
+    value: Any, source: Source, require_accessioned: bool, limits: Limits
+) -> Draft | LoadError:
     record_id = value.get("id") if isinstance(value, dict) else None
     record_id = record_id if isinstance(record_id, str) and record_id else None
 
@@ -105,7 +196,7 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
         return fail(f"a record must be a JSON object, not {type(value).__name__}")
     if not RECORD_KEYS.issuperset(value):
         unknown = sorted(set(value) - RECORD_KEYS)
-        return fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
+        return fail(f"unknown key(s) {', '.join(map(quoted, unknown[:10]))}")
     metadata = value.get("metadata", [])
     if not isinstance(metadata, list):
         return fail('"metadata" must be a list of {"field", "value", "lang"} objects')
@@ -123,7 +214,7 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
             if not ENTRY_KEYS.issuperset(entry):
                 extra = sorted(set(entry) - ENTRY_KEYS)
                 return fail(
-                    f"metadata entry {number}: unknown key(s) {', '.join(map(repr, extra))}"
+                    f"metadata entry {number}: unknown key(s) {', '.join(map(quoted, extra[:10]))}"
                 )
     return draft_or_error(
         source,
@@ -132,11 +223,17 @@ def _record(value: Any, source: Source, require_accessioned: bool) -> Draft | Lo
         value.get("deleted", False),
         entries,
         require_accessioned=require_accessioned,
+        limits=limits,
     )
 
 
 def _array(
-    text: str, position: int, decoder: json.JSONDecoder, name: str, require_accessioned: bool
+    text: str,
+    position: int,
+    decoder: json.JSONDecoder,
+    name: str,
+    require_accessioned: bool,
+    limits: Limits,
 ) -> Iterator[Item]:
     """Walk a top-level array element by element, so each record knows its line."""
     line, counted = 1, 0
@@ -153,10 +250,11 @@ def _array(
     while True:
         try:
             value, end = decoder.raw_decode(text, position)
-        except json.JSONDecodeError as e:
-            yield LoadError(name, e.lineno, None, f"malformed JSON: {e.msg}")
+        except (ValueError, RecursionError) as e:
+            yield _unreadable(e, text, position, name)
             return
-        yield _record(value, Source(name, line_at(position)), require_accessioned)
+        source = Source(name, line_at(position))
+        yield _sized_record(value, text, position, end, source, require_accessioned, limits)
         position = _skip_space(text, end)
         if position < len(text) and text[position] == ",":
             position = _skip_space(text, position + 1)
@@ -167,6 +265,17 @@ def _array(
             return
         yield LoadError(name, _line(text, position), None, "malformed JSON: expected ',' or ']'")
         return
+
+
+def _unreadable(error: ValueError | RecursionError, text: str, start: int, name: str) -> LoadError:
+    """The problem of a JSON value (starting at `start`) the parser could not read, at its
+    line: where the syntax breaks, the value nested too deeply, the number too long."""
+    if isinstance(error, json.JSONDecodeError):
+        return LoadError(name, error.lineno, None, f"malformed JSON: {error.msg}")
+    if isinstance(error, RecursionError):
+        return LoadError(name, _line(text, start), None, TOO_DEEP)
+    number = LONG_NUMBER.search(text, start)
+    return LoadError(name, _line(text, number.start() if number else start), None, TOO_LONG)
 
 
 def _sets_file(value: dict[str, Any], name: str, line: int) -> Iterator[Item]:

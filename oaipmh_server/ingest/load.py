@@ -32,14 +32,23 @@ from pathlib import Path
 
 from .. import datestamps, xml
 from ..config import Settings
-from ..errors import LoadError, LoadFailed
+from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
-from .drafts import HASH_SCHEME, Draft, Prepared, SetDefinition, Source, content_hash, prepare
+from .drafts import (
+    HASH_SCHEME,
+    Draft,
+    Limits,
+    Prepared,
+    SetDefinition,
+    Source,
+    content_hash,
+    prepare,
+)
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
-from .saf import is_item_folder, read_saf_item
+from .saf import is_item_folder, leads_outside, read_saf_item
 from .workers import Workers, worker_count
 
 SECOND = timedelta(seconds=1)
@@ -80,18 +89,19 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     Archive item folders (those holding a dublin_core.xml), given directly or found in the
     folders given, recursively, in name order, except that a folder's `sets.json` comes
     before everything else in it: records can then refer to the sets it defines (a DSpace
-    export names collections, which the sets file places in the hierarchy)."""
+    export names collections, which the sets file places in the hierarchy).
+
+    Symbolic links inside a folder are not followed: one leading outside the folder given
+    is an error (an export must not publish what lies outside it), one leading inside it is
+    skipped, since what it leads to is read where it is."""
     found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
         if path.is_dir() and not is_item_folder(path):
-            inside = [
-                p for p in path.rglob("*")
-                if (p.is_file() and p.suffix in SUFFIXES and not is_item_folder(p.parent))
-                or (p.is_dir() and is_item_folder(p))
-            ]  # fmt: skip
-            if not inside:
+            inside, outside = _walk(path)
+            problems += outside
+            if not inside and not outside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
             found += sorted(inside, key=lambda p: (p.parent, p.name != "sets.json", p.name))
         elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES):
@@ -103,9 +113,46 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     return found, problems
 
 
+def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
+    """Record files and item folders under `folder`, and a problem for each symbolic link
+    leading outside it."""
+    root = folder.resolve()
+    found: list[Path] = []
+    problems: list[LoadError] = []
+
+    def unreadable(error: OSError) -> None:  # else os.walk skips the folder without a word
+        problems.append(LoadError(error.filename, None, None, f"cannot read: {error.strerror}"))
+
+    for parent, folders, files in os.walk(folder, onerror=unreadable):
+        here = Path(parent)
+        items = set()
+        for entry in sorted(folders + files):
+            path = here / entry
+            if path.is_symlink():
+                if (path.is_dir() or path.suffix in SUFFIXES) and leads_outside(path, root):
+                    reason = f"a symbolic link leading outside {folder}: not read"
+                    problems.append(LoadError(str(path), None, None, reason))
+                continue
+            if path.is_dir() and is_item_folder(path):
+                found.append(path)
+                items.add(entry)
+            elif path.is_file() and path.suffix in SUFFIXES and not is_item_folder(here):
+                found.append(path)
+        # Not into item folders (their files are the item's); os.walk follows no links.
+        folders[:] = [f for f in folders if f not in items]
+    return found, problems
+
+
 def read_items(
-    sources: Sequence[Path], *, require_accessioned: bool, workers: Workers | None = None
+    sources: Sequence[Path],
+    *,
+    require_accessioned: bool,
+    limits: Limits,
+    workers: Workers | None = None,
+    warnings: list[str] | None = None,
 ) -> Iterator[Item]:
+    """Every file's records, sets and problems, in order. A file with none of them (empty,
+    `[]`, a CSV header alone) adds a warning to `warnings`: it was meant to load something."""
     readers: dict[str, Callable[..., Iterator[Item]]] = {
         ".json": read_json_file,
         ".jsonl": read_jsonl_file if workers is None else workers.read_jsonl,
@@ -113,7 +160,14 @@ def read_items(
     }
     for path in sources:
         reader = read_saf_item if path.is_dir() else readers[path.suffix]
-        yield from reader(path, require_accessioned=require_accessioned)
+        empty = True
+        for item in reader(path, require_accessioned=require_accessioned, limits=limits):
+            empty = False
+            yield item
+        if empty and warnings is not None:
+            warnings.append(
+                f"{escaped(str(path))}: no records in this file: nothing loaded from it"
+            )
 
 
 def load_paths(
@@ -139,13 +193,16 @@ def load_paths(
         raise LoadFailed(problems, len(problems))
     count = worker_count(files) if workers is None else workers
     pool = Workers(settings, count) if count > 0 else None
+    notes: list[str] = []
     try:
         items = read_items(
             files,
             require_accessioned=settings.missing_accessioned == "reject",
+            limits=Limits.of(settings),
             workers=pool,
+            warnings=notes,
         )
-        return load_items(
+        summary = load_items(
             items,
             store,
             settings,
@@ -156,6 +213,8 @@ def load_paths(
             on_wait=on_wait,
             before_commit=before_commit,
         )
+        summary.warnings[:0] = notes  # the files first, then their records
+        return summary
     finally:
         if pool is not None:
             pool.close()

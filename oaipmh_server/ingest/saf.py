@@ -3,20 +3,29 @@
 
 The item's handle is its local id; its collections (handles such as `10722/5`) become set
 specs the DSpace way (`col_10722_5`). Problems name the item folder.
+
+Nothing outside the item folder is read: an export is someone else's folder, and a file in
+it may be a symbolic link to anything the loading user can read (`handle` →
+`/proc/self/environ`, `dublin_core.xml` → another item's or another system's file). Each
+file is resolved first, and one that leads outside the item folder is refused unread.
+Bitstreams (the `contents` file and what it lists) are not read at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from copy import deepcopy
 from pathlib import Path
 
 from lxml import etree
 
 from ..errors import LoadError
-from .drafts import Source, draft_or_error
+from .drafts import Limits, Source, draft_or_error, too_big
 from .json import Item
 
 DUBLIN_CORE = "dublin_core.xml"
+# A handle or collections file is a few handles; one bigger than this is something else.
+SMALL_FILE = 64 * 1024
 
 
 def is_item_folder(folder: Path) -> bool:
@@ -28,16 +37,46 @@ def collection_spec(handle: str) -> str:
     return "col_" + handle.strip().replace("/", "_").replace(".", "_")
 
 
-def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
+def leads_outside(path: Path, root: Path) -> bool:
+    """Whether `path`, links followed, is somewhere other than inside `root` (resolved); a
+    loop of links leads nowhere inside it."""
+    try:
+        return not path.resolve().is_relative_to(root)
+    except (RuntimeError, OSError):  # Python 3.11 says RuntimeError for a loop
+        return True
+
+
+def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(folder)
+    root = folder.resolve()
     handle_file = folder / "handle"
-    local_id = handle_file.read_text("utf-8").strip() if handle_file.is_file() else None
+    files = [handle_file, folder / "collections", folder / DUBLIN_CORE]
+    files += sorted(folder.glob("metadata_*.xml"))
+    for path in files:
+        if path.is_symlink() and leads_outside(path, root):
+            yield LoadError(
+                name, None, None, f"{path.name}: a symbolic link leading outside the item folder: "
+                "not read"
+            )  # fmt: skip
+            return
+    try:
+        local_id = _small_text(handle_file).strip() if handle_file.is_file() else None
+    except ValueError as e:
+        yield LoadError(name, None, None, f"handle: {e}")
+        return
     if not local_id:
         yield LoadError(name, None, None, "no handle file: the handle is the record's id")
         return
+    try:
+        size = sum(path.stat().st_size for path in files[2:])
+    except OSError as e:
+        yield LoadError(name, None, local_id, f"cannot read the item's files: {e.strerror}")
+        return
+    if size > limits.max_record_bytes:  # too big to parse: not even tried
+        yield LoadError(name, None, local_id, too_big(size, limits))
+        return
     fields: list[tuple[str, str, str | None]] = []
-    files = [folder / DUBLIN_CORE, *sorted(folder.glob("metadata_*.xml"))]
-    for path in files:
+    for path in files[2:]:
         try:
             fields += _values(path)
         except (etree.XMLSyntaxError, ValueError, OSError) as e:
@@ -48,10 +87,38 @@ def read_saf_item(folder: Path, *, require_accessioned: bool) -> Iterator[Item]:
     collections = folder / "collections"
     sets = []
     if collections.is_file():
-        sets = [collection_spec(h) for h in collections.read_text("utf-8").split() if h.strip()]
+        try:
+            sets = [collection_spec(h) for h in _small_text(collections).split()]
+        except ValueError as e:
+            yield LoadError(name, None, local_id, f"collections: {e}")
+            return
     yield draft_or_error(
-        Source(name, None), local_id, sets, False, fields, require_accessioned=require_accessioned
+        Source(name, None),
+        local_id,
+        sets,
+        False,
+        fields,
+        require_accessioned=require_accessioned,
+        limits=limits,
     )
+
+
+def _small_text(path: Path) -> str:
+    """A `handle` or `collections` file: a few lines of UTF-8 text. ValueError, with
+    nothing of its content, for one that is not (and its first SMALL_FILE bytes are all
+    that is ever read of it)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(SMALL_FILE + 1)
+    except OSError as e:
+        raise ValueError(f"cannot read the file: {e.strerror}") from None
+    if len(data) > SMALL_FILE:
+        raise ValueError(f"more than {SMALL_FILE:,} bytes: not a list of handles")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ValueError(f"line {line}: not UTF-8 text") from None
 
 
 def _values(path: Path) -> list[tuple[str, str, str | None]]:
@@ -70,5 +137,26 @@ def _values(path: Path) -> list[tuple[str, str, str | None]]:
         field = f"{schema}.{element}"
         if qualifier and qualifier != "none":
             field += f".{qualifier}"
-        values.append((field, value.text or "", value.get("language")))
+        values.append((field, _text(value, field), value.get("language")))
     return values
+
+
+def _text(value: etree._Element, field: str) -> str:
+    """The whole text of a dcvalue. DSpace writes values as text (markup escaped), but a
+    hand-made export may hold a comment or inline markup (`H<sub>2</sub>O is water`):
+    comments and processing instructions are dropped, inline elements kept as the markup
+    they are (as DSpace holds such values), never cut at the first child. An entity
+    reference is refused: its text is defined elsewhere, and it is not expanded."""
+    if len(value) == 0:
+        return value.text or ""
+    for entity in value.iter(etree.Entity):
+        raise ValueError(
+            f"line {entity.sourceline}: dcvalue {field}: the entity reference {entity.text} "
+            "is not expanded: write its characters instead"
+        )
+    copy = deepcopy(value)
+    etree.strip_elements(copy, etree.Comment, etree.ProcessingInstruction, with_tail=False)
+    parts = [copy.text or ""]
+    for child in copy:
+        parts += (etree.tostring(child, encoding="unicode", with_tail=False), child.tail or "")
+    return "".join(parts)

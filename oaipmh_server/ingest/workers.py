@@ -21,19 +21,23 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import BinaryIO
 
 from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
-from .drafts import Draft, prepare
-from .json import Item, jsonl_item
+from .drafts import Draft, Limits, prepare
+from .json import Item, jsonl_item, jsonl_lines
 
 # A .jsonl file this big is worth starting workers for (about 2,000 seed-shaped records).
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
 CHUNK_BYTES = 1024 * 1024
 MAX_WORKERS = 4
+WORKER_STOPPED = (
+    "a worker process reading the file from this line stopped (killed, or out of memory)"
+)
 
 _formats: dict[str, MetadataFormat] = {}  # in a worker: the stored formats
 _repository: list[str] = []  # in a worker: the repository identifier
@@ -57,24 +61,35 @@ class Workers:
             initargs=(settings, os.getpid()),
         )
 
-    def read_jsonl(self, path: Path, *, require_accessioned: bool) -> Iterator[Item]:
+    def read_jsonl(
+        self, path: Path, *, require_accessioned: bool, limits: Limits
+    ) -> Iterator[Item]:
         """The file's records, prepared by the workers, in the file's order. Workers read
         their chunks from the file themselves: only (offset, size, first line) is sent."""
         name = str(path)
-        in_flight: deque[Future[list[Item]]] = deque()
+        in_flight: deque[tuple[int, Future[list[Item]]]] = deque()
         try:
             handle = path.open("rb")
         except OSError as e:
             yield LoadError.unreadable(name, e)
             return
-        with handle:
-            for chunk in _chunks(handle):
-                task = self.executor.submit(_prepare, name, *chunk, require_accessioned)
-                in_flight.append(task)
-                if len(in_flight) > 2 * self.count:
-                    yield from in_flight.popleft().result()
-        while in_flight:
-            yield from in_flight.popleft().result()
+        line = 1  # the first line of the records that come next
+        try:
+            with handle:
+                for chunk in _chunks(handle):
+                    line = in_flight[0][0] if in_flight else chunk[2]
+                    task = self.executor.submit(_prepare, name, *chunk, require_accessioned, limits)
+                    in_flight.append((chunk[2], task))
+                    if len(in_flight) > 2 * self.count:
+                        line, task = in_flight.popleft()
+                        yield from task.result()
+            while in_flight:
+                line, task = in_flight.popleft()
+                yield from task.result()
+        except BrokenProcessPool:
+            # A worker was killed (by an operator, or the kernel out of memory): its chunk's
+            # records will never come, so the load cannot be whole.
+            yield LoadError(name, line, None, WORKER_STOPPED)
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -82,18 +97,18 @@ class Workers:
 
 def _chunks(handle: BinaryIO) -> Iterator[tuple[int, int, int]]:
     """(offset, size, number of its first line) of runs of whole lines, about CHUNK_BYTES
-    each (a line longer than that is a chunk of its own)."""
-    offset, line, carry = 0, 1, b""
+    each (a line longer than that is in a chunk of its own size). Only one block is held
+    at a time, however long a line: the worker reads its chunk line by line, bounded."""
+    offset, position, line = 0, 0, 1
     while block := handle.read(CHUNK_BYTES):
-        data = carry + block
-        end = data.rfind(b"\n") + 1
-        if end == 0:
-            carry = data
-            continue
-        yield offset, end, line
-        offset, line, carry = offset + end, line + data.count(b"\n", 0, end), data[end:]
-    if carry:
-        yield offset, len(carry), line
+        end = block.rfind(b"\n") + 1
+        if end:
+            yield offset, position + end - offset, line
+            line += block.count(b"\n", 0, end)
+            offset = position + end
+        position += len(block)
+    if position > offset:
+        yield offset, position - offset, line
 
 
 def _start(settings: Settings, parent: int) -> None:
@@ -111,21 +126,17 @@ def _exit_with(parent: int) -> None:
 
 
 def _prepare(
-    name: str, offset: int, size: int, first: int, require_accessioned: bool
+    name: str, offset: int, size: int, first: int, require_accessioned: bool, limits: Limits
 ) -> list[Item]:
+    items: list[Item] = []
     with open(name, "rb") as handle:
         handle.seek(offset)
-        data = handle.read(size)
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()  # the chunk ends with a newline: no line after it
-    items: list[Item] = []
-    for number, raw in enumerate(lines, start=first):
-        item = jsonl_item(name, number, raw, require_accessioned)
-        if isinstance(item, Draft):
-            items.append(prepare(item, _formats, _repository[0]))
-        elif item is not None:
-            items.append(item)
+        for number, raw, length in jsonl_lines(handle, first, size, limits.max_record_bytes):
+            item = jsonl_item(name, number, raw, require_accessioned, limits, length)
+            if isinstance(item, Draft):
+                items.append(prepare(item, _formats, _repository[0]))
+            elif item is not None:
+                items.append(item)
     return items
 
 

@@ -1,0 +1,627 @@
+"""Exports made by someone hostile (or careless): each test is the attack, asserting the safe
+outcome and the exact message; a refused load leaves the store exactly as it was."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from flask.testing import FlaskClient
+from lxml import etree
+
+from oaipmh_server.config import load_settings
+from oaipmh_server.errors import ConfigError, LoadError, LoadFailed, excerpt, quoted
+from oaipmh_server.ingest import load
+from oaipmh_server.ingest.json import SKIP, jsonl_lines
+from oaipmh_server.ingest.workers import Workers
+from oaipmh_server.verbs import is_uri
+
+from .conftest import ROOT, load_into
+from .db import everything, stored_fields
+from .oai import error_codes, request_attributes
+
+
+def record(local_id: str, **extra: Any) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "id": local_id,
+        "metadata": [
+            {"field": "dc.title", "value": f"Title of {local_id}", "lang": "en"},
+            {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"},
+        ],
+    }
+    value.update(extra)
+    return value
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
+    return path
+
+
+def refused(url: str, *paths: Path, **overrides: Any) -> list[str]:
+    """Load `paths` into a store that already holds a record; the load must fail and leave
+    the store as it was. The problems, as the CLI prints them."""
+    seed = paths[0].parent / "seed" / "seed.jsonl"
+    if not seed.exists():
+        seed.parent.mkdir()
+        write_jsonl(seed, [record("seed")])
+        load_into(url, seed)
+    before = everything(url)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(url, *paths, **overrides)
+    assert everything(url) == before
+    return [str(p) for p in failure.value.problems]
+
+
+# --- messages: ids and values as the export wrote them, escaped and shortened ---------------
+
+
+def test_an_id_with_terminal_escapes_cannot_drive_the_terminal(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    clear_screen = "\x1b[2J\x1b[H"
+    path = write_jsonl(tmp_path / "r.jsonl", [record(f"{clear_screen}hidden\u202eevil")])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record \\x1b[2J\\x1b[Hhidden\\u202eevil: id '\\x1b[2J\\x1b[Hhidden\\u202eevil'"
+        " has characters an OAI identifier cannot carry (or is too long)"
+    ]
+
+
+def test_a_million_character_id_makes_a_short_message(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [record("x" * 1_000_000)])
+    (message,) = refused(empty_database_url, path)
+    assert message == (
+        f"{path}:1: record {'x' * 80}…: id '{'x' * 80}…'"
+        " has characters an OAI identifier cannot carry (or is too long)"
+    )
+
+
+def test_values_quoted_in_messages_are_escaped_and_short(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    bad = record("1")
+    bad["metadata"][0]["lang"] = "\x1b]0;owned\x07" + "e" * 5000
+    bad["sets"] = ["\x1b[31m"]
+    other = record("2")
+    other["metadata"][0]["value"] = [[["deep"] * 10_000]]
+    path = write_jsonl(tmp_path / "r.jsonl", [bad, other])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record 1: set spec '\\x1b[31m' is not valid (letters, digits, -_.!~*'() and ':')",
+        f"{path}:2: record 2: metadata entry 1 (dc.title): value must be a string, "
+        "not [[['deep', 'deep', 'deep', 'deep', 'deep', 'deep', ...]]]",
+    ]
+
+
+def test_every_part_of_a_message_is_escaped() -> None:
+    error = LoadError("export/\x1b[2Jitem", 3, "a\nb", "reason " + "\x07" * 2000)
+    text = str(error)
+    assert text.startswith("export/\\x1b[2Jitem:3: record a\\nb: reason \\x07\\x07")
+    assert text.isprintable() and len(text) < 4 * 1000 + 100
+    assert excerpt("é" * 100) == "é" * 80 + "…"
+    assert quoted(10**5000) == "<int>"
+
+
+# --- SAF: nothing outside the export is read ------------------------------------------------
+
+DUBLIN_CORE = (
+    '<dublin_core schema="dc"><dcvalue element="title" qualifier="none">{title}</dcvalue>'
+    '<dcvalue element="date" qualifier="accessioned">2020-01-01T00:00:00Z</dcvalue></dublin_core>'
+)
+SECRET = "OAIPMH_TOKEN_SECRET=do-not-print-me-0123456789abcdef"
+
+
+def saf_item(export: Path, name: str, handle: str = "10722/900", title: str = "T") -> Path:
+    folder = export / name
+    folder.mkdir(parents=True)
+    (folder / "dublin_core.xml").write_text(DUBLIN_CORE.format(title=title), "utf-8")
+    (folder / "handle").write_text(handle + "\n", "utf-8")
+    (folder / "collections").write_text("10722/5\n", "utf-8")
+    return folder
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """Files beside the export, that it must not publish."""
+    folder = tmp_path / "elsewhere"
+    (folder / "item").mkdir(parents=True)
+    (folder / "secret.txt").write_text(SECRET + "\n", "utf-8")
+    (folder / "item" / "dublin_core.xml").write_text(DUBLIN_CORE.format(title=SECRET), "utf-8")
+    (folder / "item" / "handle").write_text("10722/666\n", "utf-8")
+    write_jsonl(folder / "records.jsonl", [record("666", sets=["secret"])])
+    return folder
+
+
+@pytest.mark.parametrize("linked", ["collections", "dublin_core.xml", "metadata_x.xml"])
+def test_saf_files_linked_outside_the_item_are_not_read(
+    empty_database_url: str, tmp_path: Path, outside: Path, linked: str
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "a_good", "10722/901")
+    folder = saf_item(export, "b_bad")
+    (folder / linked).unlink(missing_ok=True)
+    (folder / linked).symlink_to(outside / "secret.txt")
+    assert refused(empty_database_url, export) == [
+        f"{folder}: {linked}: a symbolic link leading outside the item folder: not read"
+    ]
+
+
+def test_a_handle_linked_to_the_environment_is_not_printed(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OAIPMH_TOKEN_SECRET", "do-not-print-me-0123456789abcdef")
+    export = tmp_path / "export"
+    folder = saf_item(export, "item")
+    (folder / "handle").unlink()
+    (folder / "handle").symlink_to("/proc/self/environ")
+    assert refused(empty_database_url, export) == [
+        f"{folder}: handle: a symbolic link leading outside the item folder: not read"
+    ]
+
+
+def test_a_handle_holding_a_file_shows_only_an_excerpt(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    folder = saf_item(export, "item", handle="10722/1\n" + "#" * 100 + SECRET)
+    (problem,) = refused(empty_database_url, export)
+    assert problem == (
+        f"{folder}: record 10722/1\\n{'#' * 72}…: id '10722/1\\n{'#' * 72}…' has characters"
+        " an OAI identifier cannot carry (or is too long)"
+    )
+
+
+@pytest.mark.parametrize("linked", ["item", "records.jsonl"])
+def test_folders_and_files_linked_outside_the_export_are_not_read(
+    empty_database_url: str, tmp_path: Path, outside: Path, linked: str
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "a_good", "10722/901")
+    (export / "nested").mkdir()
+    (export / "nested" / f"z_{linked}").symlink_to(outside / linked)
+    assert refused(empty_database_url, export) == [
+        f"{export}/nested/z_{linked}: a symbolic link leading outside {export}: not read"
+    ]
+
+
+def test_links_inside_the_export_are_read_once_where_they_lead(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "item", "10722/901")
+    write_jsonl(export / "records.jsonl", [record("1")])
+    (export / "again").symlink_to(export / "item")
+    (export / "again.jsonl").symlink_to(export / "records.jsonl")
+    (export / "loop").symlink_to(export)
+    summary = load_into(empty_database_url, export)
+    assert (summary.added, summary.unchanged, summary.updated) == (2, 0, 0)
+
+
+# --- SAF: a value is never cut at its first child -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "stored"),
+    [
+        ("H<sub>2</sub>O is water", "H<sub>2</sub>O is water"),
+        ("Water <!-- checked by MJ --> is wet", "Water  is wet"),
+        ("Fish &amp; <i>chips</i> &lt;3 <?php x?>and peas", "Fish & <i>chips</i> <3 and peas"),
+        ("<b>x</b>", "<b>x</b>"),
+    ],
+)
+def test_a_dcvalue_with_comments_or_markup_keeps_its_whole_text(
+    empty_database_url: str, tmp_path: Path, title: str, stored: str
+) -> None:
+    saf_item(tmp_path / "export", "item", title=title)
+    load_into(empty_database_url, tmp_path / "export")
+    fields = stored_fields(empty_database_url, "10722/900")["10722/900"]
+    assert fields[0] == ["dc.title", stored, None]
+
+
+def test_a_dcvalue_with_an_entity_reference_is_refused_with_its_place(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    folder = saf_item(tmp_path / "export", "item")
+    (folder / "dublin_core.xml").write_text(
+        '<!DOCTYPE dublin_core [<!ENTITY water "H2O">]>\n'
+        + DUBLIN_CORE.format(title="&water; is wet").replace("<dcvalue", "\n<dcvalue"),
+        "utf-8",
+    )
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}: record 10722/900: dublin_core.xml: line 3: dcvalue dc.title: the entity "
+        "reference &water; is not expanded: write its characters instead"
+    ]
+
+
+# --- ids and identifiers: nothing loaded or echoed that the schema's anyURI refuses ----------
+
+ANY_URI = etree.XMLSchema(
+    etree.fromstring(
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">'
+        '<xs:element name="u" type="xs:anyURI"/></xs:schema>'
+    )
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "oai:repository.example.org:10722/212116", "oai:x.y:100%", "oai:x.y:%zz", "oai:x.y:%2",
+        "oai:x.y:a%2Fb", "oai:x.y:a?b?c/d:@!$&'()*+,;=", "http://h/a#b#c", "http://[::1]:80/a",
+        "http://h]/", "oai:x.y:a[1]", "urn:isbn:0-486-27557-4", "http://u@h:80/p?q#f",
+    ],
+)  # fmt: skip
+def test_is_uri_agrees_with_the_schemas_any_uri(text: str) -> None:
+    element = etree.Element("u")
+    element.text = text
+    assert is_uri(text) == ANY_URI.validate(element)
+
+
+def test_an_id_whose_oai_identifier_is_no_uri_is_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [record("100%"), record("%zz"), record("50%25")])
+    message = "would make an OAI identifier that is not a URI: a % must begin an escape such as %2F"
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record 100%: id '100%' {message}",
+        f"{path}:2: record %zz: id '%zz' {message}",
+    ]
+
+
+@pytest.mark.parametrize(
+    "identifier", ["oai:repository.example.org:21213%", "oai:x:%zz", "oai:x:a#b#c", "oai:x:[1]"]
+)
+def test_an_identifier_argument_that_is_no_uri_is_a_bad_argument_not_echoed(
+    client: FlaskClient, identifier: str
+) -> None:
+    for verb in ("verb=GetRecord&metadataPrefix=oai_dc", "verb=ListMetadataFormats"):
+        response = client.get(f"/oai?{verb}&identifier={quote(identifier)}")
+        assert error_codes(response) == ["badArgument"]
+        assert request_attributes(response) == {}
+
+
+# --- clear errors, never a traceback ---------------------------------------------------------
+
+DEEP = "[" * 1500 + "]" * 1500
+TOO_DEEP = "malformed JSON: arrays and objects nested too deeply (a record has 3 levels)"
+TOO_LONG = "malformed JSON: a number of more than 4300 digits"
+
+
+def raw_record(local_id: str, value: str) -> str:
+    return (
+        f'{{"id": "{local_id}", "metadata": [{{"field": "dc.title", "value": {value}}},'
+        ' {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}'
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_json_lines_nested_too_deeply_or_with_huge_numbers(
+    empty_database_url: str, tmp_path: Path, workers: int
+) -> None:
+    path = tmp_path / "r.jsonl"
+    lines = [json.dumps(record("1")), raw_record("2", DEEP), raw_record("3", "9" * 5000), DEEP]
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    assert refused(empty_database_url, path, workers=workers) == [
+        f"{path}:2: record 2: {TOO_DEEP}",
+        f"{path}:3: record 3: {TOO_LONG}",
+        f"{path}:4: record ?: {TOO_DEEP}",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [(DEEP, TOO_DEEP), ("-" + "1" * 5000, TOO_LONG)], ids=["deep", "long"]
+)
+def test_json_files_nested_too_deeply_or_with_huge_numbers(
+    empty_database_url: str, tmp_path: Path, value: str, message: str
+) -> None:
+    one = tmp_path / "one.json"
+    one.write_text(raw_record("1", value), "utf-8")
+    many = tmp_path / "many.json"
+    many.write_text(f"[\n{json.dumps(record('2'))},\n\n{raw_record('3', value)}\n]", "utf-8")
+    assert refused(empty_database_url, one, many) == [
+        f"{one}:1: record ?: {message}",
+        f"{many}:4: record ?: {message}",
+    ]
+
+
+def test_saf_handle_or_collections_not_utf8_names_the_item(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    export = tmp_path / "export"
+    first = saf_item(export, "a")
+    (first / "handle").write_bytes(b"10722/\xe9t\xe9\n")
+    second = saf_item(export, "b", "10722/2")
+    (second / "collections").write_bytes(b"10722/5\n10722/\xff\n")
+    assert refused(empty_database_url, export) == [
+        f"{first}: handle: line 1: not UTF-8 text",
+        f"{second}: record 10722/2: collections: line 2: not UTF-8 text",
+    ]
+
+
+class KilledWorkers(Workers):
+    """Worker processes one of which is killed (SIGKILL, as the kernel's out-of-memory
+    killer does) as soon as they start."""
+
+    def __init__(self, settings: Any, count: int) -> None:
+        super().__init__(settings, count)
+        killed = self.executor.submit(signal.raise_signal, signal.SIGKILL)
+        assert isinstance(killed.exception(), BrokenProcessPool)
+
+
+def test_a_killed_worker_process_fails_the_load_clearly(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(load, "Workers", KilledWorkers)
+    path = write_jsonl(tmp_path / "r.jsonl", [record(str(n)) for n in range(100)])
+    assert refused(empty_database_url, path, workers=2) == [
+        f"{path}:1: record ?: a worker process reading the file from this line stopped"
+        " (killed, or out of memory)"
+    ]
+
+
+KILLING_CLI = (
+    "import sys, tests.test_hostile_exports as t, oaipmh_server.ingest.load as load;"
+    "load.Workers = t.KilledWorkers; load.worker_count = lambda files: 2;"
+    "from oaipmh_server.cli import main; main()"
+)
+
+
+@pytest.mark.parametrize("attack", ["deep", "killed-worker"])
+def test_the_cli_says_what_is_wrong_and_exits_1(
+    empty_database_url: str, tmp_path: Path, attack: str
+) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_text(raw_record("1", DEEP) + "\n", "utf-8")
+    code = ["-m", "oaipmh_server"] if attack == "deep" else ["-c", KILLING_CLI]
+    done = subprocess.run(
+        [sys.executable, *code, "load", str(path)],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, stdin=subprocess.DEVNULL,
+        env={**os.environ, "OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    first = TOO_DEEP if attack == "deep" else "a worker process reading the file"
+    assert done.stderr.startswith(f"{path}:1: record ")
+    assert first in done.stderr
+    assert "nothing was loaded, the store is unchanged" in done.stderr
+    assert everything(empty_database_url) == []
+
+
+# --- what one record may cost ([limits]) -----------------------------------------------------
+
+LIMIT = 16_777_216  # [limits] max_record_bytes by default
+
+
+def too_big(size: int, limit: int = LIMIT) -> str:
+    return f"{size:,} bytes, over the limit of {limit:,} ([limits] max_record_bytes)"
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_60_mb_title_is_refused_unread(
+    empty_database_url: str, tmp_path: Path, workers: int
+) -> None:
+    huge = record("huge")
+    huge["metadata"][0]["value"] = "A" * 60_000_000
+    path = write_jsonl(tmp_path / "r.jsonl", [record("1"), huge, record("2")])
+    size = len(json.dumps(huge))
+    assert refused(empty_database_url, path, workers=workers) == [
+        f"{path}:2: record huge: {too_big(size)}"
+    ]
+
+
+def test_a_json_line_is_read_in_bounded_pieces() -> None:
+    """A line longer than the limit is skipped, never held whole (nor its end looked for
+    in one read), whatever its length."""
+
+    class Recording(io.BytesIO):
+        largest = 0
+
+        def readline(self, size: int | None = -1) -> bytes:
+            line = super().readline(size)
+            self.largest = max(self.largest, len(line))
+            return line
+
+    handle = Recording(b'{"id": "1"}\n' + b'{"id": "big", "x": "' + b"y" * 10_000_000 + b'"}\n{}')
+    lines = list(jsonl_lines(handle, 1, None, 1000))
+    assert [(n, len(raw), size) for n, raw, size in lines] == [
+        (1, 12, 11), (2, 1002, 10_000_022), (3, 2, 2)
+    ]  # fmt: skip
+    assert handle.largest <= SKIP
+
+
+def test_a_value_over_max_value_length_is_refused(empty_database_url: str, tmp_path: Path) -> None:
+    long = record("long")
+    long["metadata"].append({"field": "dc.description.abstract", "value": "é" * 1_000_001})
+    path = write_jsonl(tmp_path / "r.jsonl", [long])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record long: metadata entry 3 (dc.description.abstract): a value of "
+        "1,000,001 characters, over the limit of 1,000,000 ([limits] max_value_length)"
+    ]
+
+
+def test_a_million_subjects_are_refused(empty_database_url: str, tmp_path: Path) -> None:
+    many = record("many")
+    many["metadata"] += [{"field": "dc.subject", "value": f"s{n}"} for n in range(1_000_000)]
+    path = write_jsonl(tmp_path / "r.jsonl", [many])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record many: {too_big(len(json.dumps(many)))}"
+    ]
+    few = record("few")
+    few["metadata"] += [{"field": "dc.subject", "value": f"s{n}"} for n in range(3)]
+    path = write_jsonl(tmp_path / "few.jsonl", [few])
+    assert refused(empty_database_url, path, max_values=4) == [
+        f"{path}:1: record few: 5 values, over the limit of 4 ([limits] max_values)"
+    ]
+
+
+def test_a_saf_item_too_big_is_not_parsed(empty_database_url: str, tmp_path: Path) -> None:
+    folder = saf_item(tmp_path / "export", "item", title="x" * 5000)
+    size = (folder / "dublin_core.xml").stat().st_size
+    assert refused(empty_database_url, tmp_path / "export", max_record_bytes=4096) == [
+        f"{folder}: record 10722/900: {too_big(size, 4096)}"
+    ]
+
+
+def test_a_json_array_record_too_big_is_refused(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    big = record("big")
+    big["metadata"][0]["value"] = "ü" * 300
+    path.write_text(json.dumps([record("1"), big], ensure_ascii=False), "utf-8")
+    assert refused(empty_database_url, path, max_record_bytes=500) == [
+        f"{path}:1: record big: {too_big(len(json.dumps(big, ensure_ascii=False)) + 300, 500)}"
+    ]
+
+
+@pytest.mark.parametrize("key", ["max_value_length", "max_values", "max_record_bytes"])
+def test_limits_are_settings(tmp_path: Path, key: str) -> None:
+    assert getattr(load_settings(environ={}), key) == {
+        "max_value_length": 1_000_000, "max_values": 50_000, "max_record_bytes": LIMIT
+    }[key]  # fmt: skip
+    config = tmp_path / "site.toml"
+    config.write_text(f"[limits]\n{key} = 0\n")
+    with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+
+
+# --- DSpace CSV ------------------------------------------------------------------------------
+
+CSV_HEADER = "id,collection,dc.title[en],dc.subject,dc.date.accessioned\n"
+
+
+def csv_row(uuid: str, title: str = "T", subjects: str = "") -> str:
+    return f'{uuid},10722/5,"{title}",{subjects},2020-01-01T00:00:00Z\n'
+
+
+def test_a_csv_cell_has_the_value_limit_json_has(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(CSV_HEADER + csv_row("u-1", "x" * 200_000), "utf-8")
+    load_into(empty_database_url, path)
+    assert stored_fields(empty_database_url, "u-1")["u-1"][0] == ["dc.title", "x" * 200_000, "en"]
+    path.write_text(CSV_HEADER + csv_row("u-2") + csv_row("u-3", "x" * 1_000_001), "utf-8")
+    assert refused(empty_database_url, path) == [
+        f"{path}:3: record u-3: metadata entry 1 (dc.title): a value of 1,000,001 characters, "
+        "over the limit of 1,000,000 ([limits] max_value_length)"
+    ]
+
+
+def test_a_csv_cell_or_row_over_the_record_limit(empty_database_url: str, tmp_path: Path) -> None:
+    cell = tmp_path / "cell.csv"
+    cell.write_text(CSV_HEADER + csv_row("u-1") + csv_row("u-2", "x\n" * 300), "utf-8")
+    row = tmp_path / "row.csv"
+    lines = ("x" * 99 + "\n") * 3  # each line within the limit, the row past it
+    row.write_text(CSV_HEADER + f'u-1,10722/5,"{lines}","{lines}",2020-01-01T00:00:00Z\n')
+    line = tmp_path / "line.csv"
+    line.write_text(CSV_HEADER + csv_row("u-1", "x" * 600), "utf-8")
+    assert refused(empty_database_url, cell, row, line, max_record_bytes=500) == [
+        f"{cell}:3: record ?: a cell of more than 500 characters ([limits] max_record_bytes)",
+        f"{row}:2: record u-1: {too_big(3 + 7 + 300 + 300 + 20, 500)}",
+        f"{line}:2: record ?: a line of more than 500 bytes ([limits] max_record_bytes)",
+    ]
+
+
+def test_a_million_subjects_in_one_csv_cell_are_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(CSV_HEADER + csv_row("u-1", subjects="||".join(["s"] * 1_000_000)), "utf-8")
+    assert refused(empty_database_url, path) == [
+        f"{path}:2: record u-1: 1,000,002 values, over the limit of 50,000 ([limits] max_values)"
+    ]
+
+
+def test_a_latin1_csv_names_the_line_of_the_bad_byte(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes((CSV_HEADER + csv_row("u-1") + csv_row("u-2", "Caf\xe9")).encode("latin-1"))
+    assert refused(empty_database_url, path) == [f"{path}:3: record ?: not UTF-8 text"]
+
+
+def test_empty_csv_values_are_not_published(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    path.write_text(CSV_HEADER + csv_row("u-1", "||", "a||||b||") + csv_row("u-2", "T", "||"))
+    load_into(empty_database_url, path)
+    fields = stored_fields(empty_database_url, "u-1", "u-2")
+    assert [f for f in fields["u-1"] if f[0] != "dc.date.accessioned"] == [
+        ["dc.subject", "a", None],
+        ["dc.subject", "b", None],
+    ]
+    assert [f[0] for f in fields["u-2"]] == ["dc.title", "dc.date.accessioned"]
+
+
+# --- empty record files ----------------------------------------------------------------------
+
+
+def test_an_empty_record_file_is_named_in_a_warning(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "records"
+    folder.mkdir()
+    write_jsonl(folder / "a.jsonl", [record("1")])
+    (folder / "b.jsonl").write_text("")
+    (folder / "c.jsonl").write_text("\n\n")
+    (folder / "d.json").write_text(" [ ]\n")
+    (folder / "e.json").write_text("")
+    (folder / "f.csv").write_text(CSV_HEADER)
+    (folder / "g.json").write_text('{"sets": []}')
+    summary = load_into(empty_database_url, folder)
+    assert summary.added == 1
+    assert summary.warnings == [
+        f"{folder / name}: no records in this file: nothing loaded from it"
+        for name in ("b.jsonl", "c.jsonl", "d.json", "e.json", "f.csv", "g.json")
+    ]
+
+
+def test_a_loop_of_links_and_an_unreadable_folder_are_named(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export = tmp_path / "export"
+    saf_item(export, "item", "10722/901")
+    (export / "a.jsonl").symlink_to(export / "b.jsonl")
+    (export / "b.jsonl").symlink_to(export / "a.jsonl")
+    folder = saf_item(export, "z", "10722/902")
+    (folder / "handle").unlink()
+    (folder / "handle").symlink_to(folder / "handle")
+    assert refused(empty_database_url, export) == [
+        f"{export}/a.jsonl: a symbolic link leading outside {export}: not read",
+        f"{export}/b.jsonl: a symbolic link leading outside {export}: not read",
+    ]
+    (export / "a.jsonl").unlink()
+    (export / "b.jsonl").unlink()
+    assert refused(empty_database_url, export) == [
+        f"{folder}: handle: a symbolic link leading outside the item folder: not read"
+    ]
+    (folder / "handle").unlink()
+    (folder / "handle").write_text("10722/902\n")
+    locked = export / "locked"
+    locked.mkdir()
+    write_jsonl(locked / "r.jsonl", [record("3")])
+    scandir = os.scandir
+
+    def refusing(path: Any) -> Any:  # what a folder of mode 000 does (to all but root)
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]
+
+
+def test_csv_lines_may_end_with_a_lone_cr(empty_database_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "export.csv"
+    rows = CSV_HEADER + csv_row("u-1", "two\r\nlines") + csv_row("u-2") + csv_row("u-3", "\xe9")
+    path.write_bytes(rows.replace("\n", "\r").encode("latin-1"))
+    assert refused(empty_database_url, path) == [f"{path}:6: record ?: not UTF-8 text"]
+    path.write_bytes(rows.replace("\n", "\r").encode("utf-8"))
+    assert load_into(empty_database_url, path).added == 3
+    assert stored_fields(empty_database_url, "u-1")["u-1"][0] == ["dc.title", "two\r\rlines", "en"]
