@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from importlib import resources
 from typing import Any, Literal
@@ -75,6 +75,14 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("formats", "stored"): "stored_formats",
 }
 
+# Integers in the environment: ASCII digits, few enough that int() is instant (and below
+# Python's 4300-digit limit); every integer setting then checks its own range.
+INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
+INTEGER_SETTINGS = ("page_size", "max_concurrent_lists", "retry_after")
+FROM_ENVIRONMENT = "environment variable "
+# Settings whose values no message repeats.
+SECRETS = frozenset({"database_password", "token_secret"})
+
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
     "OAIPMH_DATABASE_PASSWORD": "database_password",
@@ -97,15 +105,19 @@ def load_settings(
     if config_path:
         try:
             with open(config_path, "rb") as f:
-                document = tomllib.load(f)
+                data = f.read()
+            document = tomllib.loads(data.decode("utf-8"))
         except OSError as e:
             raise ConfigError(f"OAIPMH_CONFIG: cannot read {config_path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{config_path}:{line}: not valid TOML: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{config_path}: not valid TOML: {e}") from None
         _merge_toml(raw, document, config_path)
     for variable, name in ENVIRONMENT.items():
         if variable in environ:
-            raw[name] = (environ[variable], f"environment variable {variable}")
+            raw[name] = (environ[variable], f"{FROM_ENVIRONMENT}{variable}")
     for name, value in (overrides or {}).items():
         if name not in {f.name for f in fields(Settings)}:
             raise ConfigError(f"unknown setting {name!r} (overrides)")
@@ -143,7 +155,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     def get(name: str, kind: type | tuple[type, ...]) -> Any:
         value, source = raw[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {value!r}")
+            got = f"a value of type {type(value).__name__}" if name in SECRETS else shown(value)
+            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {got}")
         return value
 
     def fail(name: str, message: str) -> ConfigError:
@@ -155,7 +168,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
 
     identifier = get("repository_identifier", str)
     if not REPOSITORY_IDENTIFIER.fullmatch(identifier):
-        raise fail("repository_identifier", f"{identifier!r} is not a domain-name-like identifier")
+        raise fail(
+            "repository_identifier", f"{shown(identifier)} is not a domain-name-like identifier"
+        )
 
     emails = get("admin_emails", (list, tuple, str))
     emails = (emails,) if isinstance(emails, str) else tuple(emails)
@@ -164,22 +179,22 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
 
     base_url = get("base_url", str).strip() or None
     if base_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
-        raise fail("base_url", f"{base_url!r} is not an absolute http(s) URL")
+        raise fail("base_url", f"{shown(base_url)} is not an absolute http(s) URL")
 
     database_url = get("database_url", str).strip()
     if not database_url:
         raise fail("database_url", "must not be empty")
 
-    for number in ("page_size", "max_concurrent_lists", "retry_after"):
+    for number in INTEGER_SETTINGS:
         value, source = raw[number]
-        if isinstance(value, str) and value.strip().isdigit():  # from the environment
-            raw[number] = (int(value), source)
+        if isinstance(value, str) and source.startswith(FROM_ENVIRONMENT):
+            raw[number] = (_environment_integer(value, lambda m, n=number: fail(n, m)), source)
     page_size = get("page_size", int)
     if not 1 <= page_size <= 10_000:
         raise fail("page_size", f"must be between 1 and 10000, got {page_size}")
     max_lists = get("max_concurrent_lists", int)
-    if max_lists < 0:
-        raise fail("max_concurrent_lists", f"must be 0 (no limit) or more, got {max_lists}")
+    if not 0 <= max_lists <= 10_000:
+        raise fail("max_concurrent_lists", f"must be 0 (no limit) to 10000, got {max_lists}")
     retry_after = get("retry_after", int)
     if not 1 <= retry_after <= 86_400:
         raise fail("retry_after", f"must be between 1 and 86400 seconds, got {retry_after}")
@@ -188,7 +203,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     database_password = get("database_password", str) or None
     mode = get("mode", str)
     if mode not in ("development", "production"):
-        raise fail("mode", f"must be 'development' or 'production', got {mode!r}")
+        raise fail("mode", f"must be 'development' or 'production', got {shown(mode)}")
     if mode == "production":
         if token_secret is None or len(token_secret) < 32:
             raise fail("token_secret", "production mode needs a token secret of 32 characters "
@@ -199,7 +214,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     keep_accessioned = get("keep_accessioned", bool)
     missing = get("missing_accessioned", str)
     if missing not in ("reject", "ingest_time"):
-        raise fail("missing_accessioned", f"must be 'reject' or 'ingest_time', got {missing!r}")
+        raise fail(
+            "missing_accessioned", f"must be 'reject' or 'ingest_time', got {shown(missing)}"
+        )
 
     hidden = get("hidden_fields", (list, tuple))
     if not all(isinstance(h, str) and FIELD_KEY.fullmatch(h) for h in hidden):
@@ -234,6 +251,25 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),
     )
+
+
+def _environment_integer(value: str, fail: Callable[[str], ConfigError]) -> int:
+    """An integer from the environment: ASCII digits and nothing else. Python's int() would
+    also take '١٢' (Arabic-Indic digits), ' 5', '+5' and '1_000', and fail on '²' (a digit
+    to str.isdigit) with a traceback; a value in any other form is a mistake to report."""
+    if INTEGER.fullmatch(value):
+        return int(value)
+    if value.isascii() and value.isdigit():
+        raise fail(f"{shown(value)} is far too large")
+    raise fail(
+        f"expected a whole number written with the digits 0-9 (like 100), got {shown(value)}"
+    )
+
+
+def shown(value: object, limit: int = 40) -> str:
+    """A value as a message quotes it: repr (control characters escaped), shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

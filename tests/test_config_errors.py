@@ -1,0 +1,137 @@
+"""Wrong settings, as an operator meets them at the command line: one clear message naming
+the variable (or file and key) and what is expected, exit status 1, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oaipmh_server.config import load_settings
+from oaipmh_server.errors import ConfigError
+
+
+def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oaipmh_server", *args],
+        capture_output=True, text=True, env={**os.environ, **env}, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+
+def refused(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+    """Exit status 1, one message holding every expected part, no traceback."""
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    for part in expected:
+        assert part in done.stderr, done.stderr
+
+
+def memory(tmp_path: Path) -> dict[str, str]:
+    """A database no test leaves behind."""
+    return {"OAIPMH_DATABASE_URL": f"sqlite:///{tmp_path / 'oai.sqlite3'}"}
+
+
+DIGITS_ONLY = "expected a whole number written with the digits 0-9 (like 100)"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        pytest.param("²", DIGITS_ONLY, id="superscript-two"),  # str.isdigit, not int()
+        pytest.param("١٢", DIGITS_ONLY, id="arabic-indic-digits"),  # int() takes them
+        pytest.param(" 5", DIGITS_ONLY, id="leading-space"),
+        pytest.param("5\n", DIGITS_ONLY, id="trailing-newline"),
+        pytest.param("1e3", DIGITS_ONLY, id="exponent"),
+        pytest.param("+5", DIGITS_ONLY, id="sign"),
+        pytest.param("1_000", DIGITS_ONLY, id="underscore"),
+        pytest.param("10.0", DIGITS_ONLY, id="decimal-point"),
+        pytest.param("", DIGITS_ONLY, id="empty"),
+        pytest.param("-1", DIGITS_ONLY, id="negative"),
+        pytest.param("9" * 5000, "far too large", id="5000-digits"),  # int() refuses > 4300
+        pytest.param("0", "must be between 1 and 10000, got 0", id="zero"),
+        pytest.param("10001", "must be between 1 and 10000, got 10001", id="too-big"),
+    ],
+)
+def test_page_size_from_the_environment_must_be_ascii_digits(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    done = run_cli("stats", env={**memory(tmp_path), "OAIPMH_PAGE_SIZE": value})
+    refused(done, "environment variable OAIPMH_PAGE_SIZE: page_size: ", message)
+    assert len(done.stderr) < 300  # the 5000 digits are not printed back
+
+
+@pytest.mark.parametrize("command", [["stats"], ["load", "."], ["delete", "x"], ["serve"]])
+def test_every_command_refuses_a_bad_environment_value(tmp_path: Path, command: list[str]) -> None:
+    done = run_cli(*command, env={**memory(tmp_path), "OAIPMH_PAGE_SIZE": "²"})
+    refused(done, "OAIPMH_PAGE_SIZE", DIGITS_ONLY)
+
+
+def test_plain_digits_are_accepted() -> None:
+    assert load_settings(environ={"OAIPMH_PAGE_SIZE": "0042"}).page_size == 42
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "OAIPMH_MODE",
+            "Production",
+            "mode: must be 'development' or 'production', got 'Production'",
+        ),
+        ("OAIPMH_MODE", "production\x1b[2J", r"got 'production\x1b[2J'"),  # escaped, not run
+        ("OAIPMH_BASE_URL", "example.org/oai", "base_url: 'example.org/oai' is not an absolute"),
+        ("OAIPMH_DATABASE_URL", " ", "database_url: must not be empty"),
+        ("OAIPMH_CONFIG", "/no/such/file.toml", "cannot read /no/such/file.toml"),
+    ],
+)
+def test_other_environment_values_name_the_variable(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    done = run_cli("stats", env={**memory(tmp_path), variable: value})
+    refused(done, variable, message)
+    assert "\x1b" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[harvest]\npage_size = '10'\n", "page_size: expected an integer, got '10'"),
+        ("[harvest]\npage_size = 1.5\n", "page_size: expected an integer, got 1.5"),
+        ("[harvest]\npage_size = true\n", "page_size: expected an integer, got True"),
+        ("[server]\nretry_after = 0\n", "retry_after: must be between 1 and 86400"),
+        ("[server]\nmax_concurrent_lists = -1\n", "max_concurrent_lists: must be 0"),
+        ("[server]\nmax_concurrent_lists = 100000000000000000000\n", "max_concurrent_lists"),
+        ("[server]\nmode = 3\n", "mode: expected a string, got 3"),
+        ("[repository]\nname = ' '\n", "repository_name: must not be empty"),
+        ("[repository]\nadmin_emails = 'x'\n", "admin_emails: expected one or more e-mail"),
+        (
+            "[store]\ndatabase_password = 1234\n",
+            "database_password: expected a string, got a value of type int",
+        ),
+        (
+            "[harvest]\ntoken_secret = 1234\n",
+            "token_secret: expected a string, got a value of type int",
+        ),
+        ("[datestamps]\nkeep_accessioned = 'no'\n", "keep_accessioned: expected true or false"),
+        ("[oai_dc]\nhidden_fields = 'dc.title'\n", "hidden_fields: expected a list"),
+        ("[oai_dc]\nmap = 1\n", "oai_dc.map must be a table"),
+        ("[formats]\nstored = [1]\n", "stored_formats: expected a list of metadata prefixes"),
+        ("harvest = 1\n", "[harvest] must be a table"),
+        ("[harvest]\npage_size = 5 # caf\xe9\n", ":2: not valid TOML: not UTF-8 text"),
+        ("[harvest\n", "not valid TOML"),
+    ],
+)
+def test_file_values_name_the_file_and_key(tmp_path: Path, body: str, message: str) -> None:
+    config = tmp_path / "site.toml"
+    config.write_bytes(body.encode("latin-1"))
+    done = run_cli("stats", env={**memory(tmp_path), "OAIPMH_CONFIG": str(config)})
+    refused(done, str(config), message)
+    assert "1234" not in done.stderr  # secrets are never repeated
+
+
+def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"OAIPMH_CONFIG: cannot read {tmp_path}: Is a directory"):
+        load_settings(environ={"OAIPMH_CONFIG": str(tmp_path)})
