@@ -7,6 +7,7 @@ an error names the key and where the value came from.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -93,6 +94,33 @@ ENVIRONMENT = {
 }
 
 
+# Every OAIPMH_* variable the server reads; any other is reported as a likely misspelling.
+KNOWN_VARIABLES = frozenset({"OAIPMH_CONFIG", *ENVIRONMENT})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for variables that look meant for the server but that it does not read
+    (OAIPMH_DATABSE_URL, oaipmh_page_size, OAIPHM_PAGE_SIZE): otherwise ignored in silence,
+    such a variable leaves its setting at the default, the database one of them included."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for variable in sorted(environ):
+        if variable in KNOWN_VARIABLES:
+            continue
+        nearest = difflib.get_close_matches(variable.upper(), KNOWN_VARIABLES, n=1, cutoff=0.8)
+        if not variable.upper().startswith("OAIPMH_") and not nearest:
+            continue
+        hint = (
+            f"did you mean {nearest[0]}?"
+            if nearest
+            else f"known: {', '.join(sorted(KNOWN_VARIABLES))}"
+        )
+        warnings.append(
+            f"environment variable {printable(variable)} is not a setting, ignored; {hint}"
+        )
+    return warnings
+
+
 def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -141,7 +169,7 @@ def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], sourc
         for key, value in body.items():
             name = _TOML_KEYS.get((table, key))
             if name is None:
-                raise ConfigError(f"{source}: unknown key {table}.{key}")
+                raise ConfigError(f"{source}: unknown key {_nearest_key(table, key)}")
             if name == "oai_dc_map" and name in raw:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{source}: oai_dc.map must be a table")
@@ -149,6 +177,16 @@ def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], sourc
                 merged.update(value)
                 value = merged
             raw[name] = (value, source)
+
+
+def _nearest_key(table: str, key: str) -> str:
+    """`table.key`, and the known key it most likely misspells (refused rather than
+    ignored: a misspelt key would silently leave its setting at the default)."""
+    given = f"{table}.{key}"
+    known = [f"{t}.{k}" for t, k in _TOML_KEYS]
+    nearest = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+    return printable(given) + hint
 
 
 def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
@@ -264,6 +302,12 @@ def _environment_integer(value: str, fail: Callable[[str], ConfigError]) -> int:
     raise fail(
         f"expected a whole number written with the digits 0-9 (like 100), got {shown(value)}"
     )
+
+
+def printable(text: str, limit: int = 60) -> str:
+    """A name as a message quotes it, unquoted: control characters escaped, shortened."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def shown(value: object, limit: int = 40) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from oaipmh_server.config import load_settings
+from oaipmh_server.config import KNOWN_VARIABLES, load_settings, unknown_variables
 from oaipmh_server.errors import ConfigError
 
 
@@ -63,7 +63,9 @@ def test_page_size_from_the_environment_must_be_ascii_digits(
     assert len(done.stderr) < 300  # the 5000 digits are not printed back
 
 
-@pytest.mark.parametrize("command", [["stats"], ["load", "."], ["delete", "x"], ["serve"]])
+@pytest.mark.parametrize(
+    "command", [["stats"], ["load", "/no/such/records"], ["delete", "x"], ["serve"]]
+)
 def test_every_command_refuses_a_bad_environment_value(tmp_path: Path, command: list[str]) -> None:
     done = run_cli(*command, env={**memory(tmp_path), "OAIPMH_PAGE_SIZE": "²"})
     refused(done, "OAIPMH_PAGE_SIZE", DIGITS_ONLY)
@@ -135,3 +137,70 @@ def test_file_values_name_the_file_and_key(tmp_path: Path, body: str, message: s
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"OAIPMH_CONFIG: cannot read {tmp_path}: Is a directory"):
         load_settings(environ={"OAIPMH_CONFIG": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["stats"], ["load", "/no/such/records"], ["delete", "x"], ["serve", "--port", "0"]],
+    ids=["stats", "load", "delete", "serve"],
+)
+def test_a_misspelt_variable_is_named_with_the_nearest_known_one(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {**memory(tmp_path), "OAIPMH_DATABSE_URL": "postgresql://db.example.org/oai"}
+    if command[0] == "serve":
+        env["OAIPMH_PAGE_SIZE"] = "0"  # so that it stops after the warning instead of serving
+    done = run_cli(*command, env=env)
+    assert (
+        "warning: environment variable OAIPMH_DATABSE_URL is not a setting, ignored; "
+        "did you mean OAIPMH_DATABASE_URL?"
+    ) in done.stderr
+    assert "postgresql://" not in done.stderr  # a name, never its value (it may be a secret)
+
+
+@pytest.mark.parametrize(
+    ("variable", "nearest"),
+    [
+        ("oaipmh_page_size", "did you mean OAIPMH_PAGE_SIZE?"),  # names are case-sensitive
+        ("OAIPHM_PAGE_SIZE", "did you mean OAIPMH_PAGE_SIZE?"),  # the prefix misspelt
+        ("OAIPMH_TOKEN_SECRETS", "did you mean OAIPMH_TOKEN_SECRET?"),
+        ("OAIPMH_WORKERS", "known: OAIPMH_BASE_URL, OAIPMH_CONFIG,"),
+        ("OAIPMH_\x1b[2J", "known:"),
+    ],
+)
+def test_unknown_variables(variable: str, nearest: str) -> None:
+    (warning,) = unknown_variables({variable: "1", "OAIPMH_PAGE_SIZE": "5", "HOME": "/root"})
+    assert warning.endswith(nearest) or nearest in warning
+    assert "\x1b" not in warning
+
+
+def test_known_and_unrelated_variables_are_not_reported() -> None:
+    environ = {name: "x" for name in KNOWN_VARIABLES} | {"PATH": "/bin", "OAI_HOME": "/srv"}
+    assert unknown_variables(environ) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            "[harvest]\npage_sise = 5\n",
+            "unknown key harvest.page_sise (did you mean harvest.page_size?)",
+        ),
+        (
+            "[harvset]\npage_size = 5\n",
+            "unknown key harvset.page_size (did you mean harvest.page_size?)",
+        ),
+        (
+            "[store]\ndatabase = 'x'\n",
+            "unknown key store.database (did you mean store.database_url?)",
+        ),
+        ("[frobnicate]\nfoo = 1\n", "unknown key frobnicate.foo\n"),
+    ],
+)
+def test_a_misspelt_key_in_the_file_is_refused_naming_the_nearest(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(body)
+    done = run_cli("stats", env={**memory(tmp_path), "OAIPMH_CONFIG": str(config)})
+    refused(done, f"{config}: {message}")
