@@ -48,6 +48,7 @@ class Settings:
     max_concurrent_lists: int
     retry_after: int
     page_size: int
+    max_page_bytes: int
     token_secret: str | None
     keep_accessioned: bool
     missing_accessioned: Literal["reject", "ingest_time"]
@@ -68,6 +69,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("server", "max_concurrent_lists"): "max_concurrent_lists",
     ("server", "retry_after"): "retry_after",
     ("harvest", "page_size"): "page_size",
+    ("harvest", "max_page_bytes"): "max_page_bytes",
     ("harvest", "token_secret"): "token_secret",
     ("datestamps", "keep_accessioned"): "keep_accessioned",
     ("datestamps", "missing_accessioned"): "missing_accessioned",
@@ -79,7 +81,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
 # Integers in the environment: ASCII digits, few enough that int() is instant (and below
 # Python's 4300-digit limit); every integer setting then checks its own range.
 INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
-INTEGER_SETTINGS = ("page_size", "max_concurrent_lists", "retry_after")
+INTEGER_SETTINGS = ("page_size", "max_page_bytes", "max_concurrent_lists", "retry_after")
 FROM_ENVIRONMENT = "environment variable "
 # Settings whose values no message repeats.
 SECRETS = frozenset({"database_password", "token_secret"})
@@ -230,6 +232,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     page_size = get("page_size", int)
     if not 1 <= page_size <= 10_000:
         raise fail("page_size", f"must be between 1 and 10000, got {page_size}")
+    max_page_bytes = get("max_page_bytes", int)
+    if not 1024 <= max_page_bytes <= 1 << 30:
+        raise fail("max_page_bytes", f"must be between 1024 and 1073741824, got {max_page_bytes}")
     max_lists = get("max_concurrent_lists", int)
     if not 0 <= max_lists <= 10_000:
         raise fail("max_concurrent_lists", f"must be 0 (no limit) to 10000, got {max_lists}")
@@ -282,6 +287,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         max_concurrent_lists=max_lists,
         retry_after=retry_after,
         page_size=page_size,
+        max_page_bytes=max_page_bytes,
         token_secret=token_secret,
         keep_accessioned=keep_accessioned,
         missing_accessioned=missing,

@@ -104,6 +104,8 @@ def test_other_environment_values_name_the_variable(
         ("[harvest]\npage_size = 1.5\n", "page_size: expected an integer, got 1.5"),
         ("[harvest]\npage_size = true\n", "page_size: expected an integer, got True"),
         ("[server]\nretry_after = 0\n", "retry_after: must be between 1 and 86400"),
+        ("[harvest]\nmax_page_bytes = 1000\n", "max_page_bytes: must be between 1024 and"),
+        ("[harvest]\nmax_page_bytes = '8 MB'\n", "max_page_bytes: expected an integer"),
         ("[server]\nmax_concurrent_lists = -1\n", "max_concurrent_lists: must be 0"),
         ("[server]\nmax_concurrent_lists = 100000000000000000000\n", "max_concurrent_lists"),
         ("[server]\nmode = 3\n", "mode: expected a string, got 3"),
