@@ -13,6 +13,7 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from importlib import resources
 from typing import Any, Literal
 
@@ -228,7 +229,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     for number in INTEGER_SETTINGS:
         value, source = raw[number]
         if isinstance(value, str) and source.startswith(FROM_ENVIRONMENT):
-            raw[number] = (_environment_integer(value, lambda m, n=number: fail(n, m)), source)
+            raw[number] = (_environment_integer(value, partial(fail, number)), source)
     page_size = get("page_size", int)
     if not 1 <= page_size <= 10_000:
         raise fail("page_size", f"must be between 1 and 10000, got {page_size}")
