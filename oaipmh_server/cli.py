@@ -215,5 +215,5 @@ def _open_store(settings: Any) -> Any:
             token_secret=settings.token_secret,
             password=settings.database_password,
         )
-    except StoreUnavailable as e:
-        raise click.ClickException(f"cannot open the database: {e}") from None
+    except StoreUnavailable as e:  # what could not be opened, and why (store.failures)
+        raise click.ClickException(str(e)) from None

@@ -3,15 +3,22 @@ the variable (or file and key) and what is expected, exit status 1, never a trac
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from oaipmh_server.config import KNOWN_VARIABLES, load_settings, unknown_variables
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.store.failures import cannot_open
+
+from .postgres import Cluster
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -206,3 +213,115 @@ def test_a_misspelt_key_in_the_file_is_refused_naming_the_nearest(
     config.write_text(body)
     done = run_cli("stats", env={**memory(tmp_path), "OAIPMH_CONFIG": str(config)})
     refused(done, f"{config}: {message}")
+
+
+# -- the database URL: what could not be opened, and why ------------------------------------
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then closed, by this process)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+EVERY_COMMAND = (["stats"], ["load", "/no/such/records"], ["delete", "x"], ["serve"])
+
+
+def database_refused(
+    url: str, *expected: str, password: str = "pw-Secret-1", commands: Any = (["stats"],)
+) -> None:
+    for command in commands:
+        env = {"OAIPMH_DATABASE_URL": url, "OAIPMH_DATABASE_PASSWORD": password}
+        done = run_cli(*command, env=env)
+        refused(done, *expected)
+        assert "OperationalError" not in done.stderr
+        assert password not in done.stderr and "sekrit" not in done.stderr
+
+
+def test_sqlite_in_a_missing_folder(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "oai.sqlite3"
+    database_refused(
+        f"sqlite:///{path}",
+        f"cannot open the SQLite database {path}: the folder {path.parent} does not exist",
+        commands=EVERY_COMMAND,
+    )
+
+
+def test_sqlite_under_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "oai.sqlite3"
+    database_refused(f"sqlite:///{path}", f"{path}: {tmp_path / 'file'} is not a folder")
+
+
+def test_sqlite_path_is_a_folder(tmp_path: Path) -> None:
+    database_refused(f"sqlite:///{tmp_path}", f"{tmp_path}: it is a folder, not a file")
+
+
+def test_sqlite_file_that_is_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "notes.sqlite3"
+    path.write_text("not a database, but plenty of text in it " * 100)
+    database_refused(f"sqlite:///{path}", f"{path}: the file is not an SQLite database")
+    assert path.read_text().startswith("not a database")  # left as it was
+
+
+def test_postgresql_where_nothing_listens() -> None:
+    port = free_port()
+    database_refused(
+        f"postgresql+psycopg://oai:sekrit@127.0.0.1:{port}/oai",
+        f"cannot connect to PostgreSQL at 127.0.0.1:{port} (database oai, user oai): "
+        "connection refused",
+        commands=EVERY_COMMAND,
+    )
+
+
+def test_postgresql_database_that_does_not_exist(postgres: Cluster) -> None:
+    database_refused(
+        postgres.url("no_such_database"),
+        f"cannot connect to PostgreSQL at 127.0.0.1:{postgres.port} (database no_such_database,"
+        ' user postgres): the database "no_such_database" does not exist',
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("frobdb://oai:sekrit@db/oai", "cannot open frobdb://oai:***@db/oai: unknown kind of "
+         "database 'frobdb' (supported: sqlite, postgresql+psycopg)"),
+        ("postgresql+frob://oai:sekrit@db/oai", "unknown driver 'frob' for postgresql"),
+        ("not a url sekrit", "the database URL is not one SQLAlchemy reads (like sqlite:///"),
+        ("postgresql://oai:sekrit@db:port/oai", "the database URL is not one SQLAlchemy reads"),
+    ],
+)  # fmt: skip
+def test_database_url_that_names_nothing_usable(url: str, message: str) -> None:
+    database_refused(url, message)
+
+
+def test_missing_driver_says_what_to_install() -> None:
+    assert importlib.util.find_spec("pg8000") is None  # the driver this test relies on lacking
+    database_refused(
+        "postgresql+pg8000://oai:sekrit@db.example.org/oai",
+        "cannot open postgresql+pg8000://oai:***@db.example.org/oai: its Python driver pg8000 "
+        "is not installed: pip install -e '.[postgresql]' (psycopg 3) and use postgresql+psycopg://",
+    )
+
+
+@pytest.mark.parametrize(
+    ("driver_message", "reason"),
+    [
+        ("failed to resolve host 'db.example.org': [Errno -2] Name or service not known",
+         "the host name db.example.org is unknown"),
+        ('connection to server at "10.0.0.5", port 5432 failed: FATAL:  password authentication '
+         'failed for user "oai"', "password authentication failed (OAIPMH_DATABASE_PASSWORD)"),
+        ("connection to server failed: fe_sendauth: no password supplied",
+         "the server asks for a password (set OAIPMH_DATABASE_PASSWORD)"),
+        ("connection timeout expired", "no answer (timed out)"),
+        ("something new said about pw-Secret-1\n\tand more", "something new said about *** and more"),
+    ],
+)  # fmt: skip
+def test_what_postgresql_answered(driver_message: str, reason: str) -> None:
+    error = OperationalError(None, None, Exception(driver_message))
+    sentence = cannot_open("postgresql+psycopg://oai@db.example.org/oai", error, "pw-Secret-1")
+    assert sentence == (
+        f"cannot connect to PostgreSQL at db.example.org:5432 (database oai, user oai): {reason}"
+    )

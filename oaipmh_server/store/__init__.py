@@ -44,6 +44,7 @@ from sqlalchemy.types import NullType
 
 from ..errors import StoreUnavailable
 from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
+from .failures import cannot_open
 from .schema import (
     Base,
     FragmentRow,
@@ -110,9 +111,12 @@ class SqlStore:
         self.url = url
         self.engine = _create_engine(url, password)
         self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
-        with _unavailable():
+        try:
             _migrate(self.engine)
             self._secret = token_secret or self._stored_secret()
+        except (DBAPIError, SQLAlchemyError) as e:
+            self.engine.dispose()
+            raise StoreUnavailable(cannot_open(url, e, password)) from e
 
     def close(self) -> None:
         self.engine.dispose()
@@ -708,7 +712,7 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as e:
-        raise StoreUnavailable(f"cannot use the database URL: {type(e).__name__}") from e
+        raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 
 def _tune_sqlite(engine: Engine) -> None:
