@@ -139,7 +139,8 @@ def load_settings(
                 data = f.read()
             document = tomllib.loads(data.decode("utf-8"))
         except OSError as e:
-            raise ConfigError(f"OAIPMH_CONFIG: cannot read {config_path}: {e.strerror}") from None
+            where = printable(config_path, 300)
+            raise ConfigError(f"OAIPMH_CONFIG: cannot read {where}: {e.strerror}") from None
         except UnicodeDecodeError as e:
             line = data.count(b"\n", 0, e.start) + 1
             raise ConfigError(f"{config_path}:{line}: not valid TOML: not UTF-8 text") from None
@@ -317,7 +318,7 @@ def printable(text: str, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def shown(value: object, limit: int = 40) -> str:
+def shown(value: object, limit: int = 80) -> str:
     """A value as a message quotes it: repr (control characters escaped), shortened."""
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -248,6 +248,13 @@ def test_sqlite_in_a_missing_folder(tmp_path: Path) -> None:
     )
 
 
+def test_sqlite_path_with_terminal_escapes_is_printed_escaped(tmp_path: Path) -> None:
+    path = tmp_path / "a\x1b[2Jb" / "oai.sqlite3"
+    done = run_cli("stats", env={"OAIPMH_DATABASE_URL": f"sqlite:///{path}"})
+    refused(done, str(path).replace("\x1b", "\\x1b"), "does not exist")
+    assert "\x1b" not in done.stderr
+
+
 def test_sqlite_under_a_file(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     path = tmp_path / "file" / "oai.sqlite3"

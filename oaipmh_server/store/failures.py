@@ -23,6 +23,11 @@ SUPPORTED = "sqlite, postgresql+psycopg"
 
 def cannot_open(url: str, error: BaseException, password: str | None = None) -> str:
     """The sentence for `error`, raised while opening the database at `url`."""
+    sentence = _sentence(url, error, password)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in sentence)
+
+
+def _sentence(url: str, error: BaseException, password: str | None) -> str:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
