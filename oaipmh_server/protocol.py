@@ -234,7 +234,7 @@ def _page(
     size = served = 0
     for record in records:
         pieces = render(record)
-        cost = sum(len(piece) for piece in pieces)
+        cost = sum(map(len, pieces))
         if served and size + cost > budget:
             break
         body.extend(pieces)
