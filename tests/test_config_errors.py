@@ -62,12 +62,13 @@ DIGITS_ONLY = "expected a whole number written with the digits 0-9 (like 100)"
         pytest.param("10001", "must be between 1 and 10000, got 10001", id="too-big"),
     ],
 )
-def test_page_size_from_the_environment_must_be_ascii_digits(
-    tmp_path: Path, value: str, message: str
-) -> None:
-    done = run_cli("stats", env={**memory(tmp_path), "OAIPMH_PAGE_SIZE": value})
-    refused(done, "environment variable OAIPMH_PAGE_SIZE: page_size: ", message)
-    assert len(done.stderr) < 300  # the 5000 digits are not printed back
+def test_page_size_from_the_environment_must_be_ascii_digits(value: str, message: str) -> None:
+    """In process, each form; test_every_command_refuses… shows the CLI's exit."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OAIPMH_PAGE_SIZE": value})
+    assert str(caught.value).startswith("environment variable OAIPMH_PAGE_SIZE: page_size: ")
+    assert message in str(caught.value)
+    assert len(str(caught.value)) < 200  # the 5000 digits are not printed back
 
 
 @pytest.mark.parametrize(
@@ -138,9 +139,24 @@ def test_other_environment_values_name_the_variable(
 def test_file_values_name_the_file_and_key(tmp_path: Path, body: str, message: str) -> None:
     config = tmp_path / "site.toml"
     config.write_bytes(body.encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    assert str(caught.value).startswith(str(config))
+    assert message in str(caught.value)
+    assert "1234" not in str(caught.value)  # secrets are never repeated
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["[harvest]\npage_size = '10'\n", "[repository]\nname = 'caf\xe9'\n", "[harvest\n"],
+    ids=["wrong-type", "not-utf-8", "not-toml"],
+)
+def test_the_cli_refuses_a_bad_file_in_one_line(tmp_path: Path, body: str) -> None:
+    config = tmp_path / "site.toml"
+    config.write_bytes(body.encode("latin-1"))
     done = run_cli("stats", env={**memory(tmp_path), "OAIPMH_CONFIG": str(config)})
-    refused(done, str(config), message)
-    assert "1234" not in done.stderr  # secrets are never repeated
+    refused(done, f"Error: {config}")
+    assert len(done.stderr.splitlines()) == 1
 
 
 def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
