@@ -44,7 +44,6 @@ from sqlalchemy.types import NullType
 
 from ..errors import StoreUnavailable
 from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
-from .failures import cannot_open
 from .schema import (
     Base,
     FragmentRow,
@@ -111,12 +110,11 @@ class SqlStore:
         self.url = url
         self.engine = _create_engine(url, password)
         self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
-        try:
+        from .failures import opening  # what could not be opened, and why
+
+        with opening(url, password, self.engine):
             _migrate(self.engine)
             self._secret = token_secret or self._stored_secret()
-        except (DBAPIError, SQLAlchemyError) as e:
-            self.engine.dispose()
-            raise StoreUnavailable(cannot_open(url, e, password)) from e
 
     def close(self) -> None:
         self.engine.dispose()
@@ -712,6 +710,8 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as e:
+        from .failures import cannot_open
+
         raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 

@@ -12,13 +12,28 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from sqlalchemy import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from ..errors import StoreUnavailable
 
 URL_EXAMPLES = "sqlite:////var/lib/oai/oai.sqlite3 or postgresql+psycopg://user@host/db"
 POSTGRESQL_DRIVER = "pip install -e '.[postgresql]' (psycopg 3) and use postgresql+psycopg://"
 SUPPORTED = "sqlite, postgresql+psycopg"
+
+
+@contextmanager
+def opening(url: str, password: str | None, engine: Engine) -> Iterator[None]:
+    """Around a store's first use of its database: an error becomes StoreUnavailable
+    saying what could not be opened and why, and the engine is let go."""
+    try:
+        yield
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 
 def cannot_open(url: str, error: BaseException, password: str | None = None) -> str:
