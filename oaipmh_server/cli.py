@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .config import load_settings, unknown_variables
+from .config import load_settings
 from .errors import ConfigError, LoadFailed, StoreUnavailable
 
 
@@ -23,6 +23,8 @@ def main() -> None:
     Configuration: OAIPMH_CONFIG (a TOML file like config/oaipmh.toml), OAIPMH_DATABASE_URL,
     OAIPMH_BASE_URL; the environment wins over the file.
     """
+    from .config import unknown_variables
+
     for warning in unknown_variables():  # every command: a misspelt name changes nothing
         click.echo(f"warning: {warning}", err=True)
 
