@@ -23,6 +23,10 @@ def main() -> None:
     Configuration: OAIPMH_CONFIG (a TOML file like config/oaipmh.toml), OAIPMH_DATABASE_URL,
     OAIPMH_BASE_URL; the environment wins over the file.
     """
+    from .config import unknown_variables
+
+    for warning in unknown_variables():  # every command: a misspelt name changes nothing
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.command()
@@ -333,5 +337,5 @@ def _open_store(settings: Any) -> Any:
             token_secret=settings.token_secret,
             password=settings.database_password,
         )
-    except StoreUnavailable as e:
-        raise click.ClickException(f"cannot open the database: {e}") from None
+    except StoreUnavailable as e:  # what could not be opened, and why (store.failures)
+        raise click.ClickException(str(e)) from None

@@ -7,12 +7,14 @@ an error names the key and where the value came from.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from functools import partial
 from importlib import resources
 from typing import Any, Literal
 
@@ -51,6 +53,7 @@ class Settings:
     trusted_proxies: tuple[str, ...]
     retry_after: int
     page_size: int
+    max_page_bytes: int
     token_secret: str | None
     keep_accessioned: bool
     missing_accessioned: Literal["reject", "ingest_time"]
@@ -88,6 +91,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("server", "trusted_proxies"): "trusted_proxies",
     ("server", "retry_after"): "retry_after",
     ("harvest", "page_size"): "page_size",
+    ("harvest", "max_page_bytes"): "max_page_bytes",
     ("harvest", "token_secret"): "token_secret",
     ("datestamps", "keep_accessioned"): "keep_accessioned",
     ("datestamps", "missing_accessioned"): "missing_accessioned",
@@ -118,6 +122,14 @@ _TABLES = frozenset(
 CITATION_TAG = re.compile(r"citation_[a-z_]+", re.ASCII)
 CITATION_SOURCE = re.compile(r"\$[a-z_]+|" + FIELD_KEY.pattern, re.ASCII)
 
+# Integers in the environment: ASCII digits, few enough that int() is instant (and below
+# Python's 4300-digit limit); every integer setting then checks its own range.
+INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
+INTEGER_SETTINGS = ("page_size", "max_page_bytes", "max_concurrent_lists", "retry_after")
+FROM_ENVIRONMENT = "environment variable "
+# Settings whose values no message repeats.
+SECRETS = frozenset({"database_password", "token_secret"})
+
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
     "OAIPMH_DATABASE_PASSWORD": "database_password",
@@ -126,6 +138,33 @@ ENVIRONMENT = {
     "OAIPMH_TOKEN_SECRET": "token_secret",
     "OAIPMH_PAGE_SIZE": "page_size",
 }
+
+
+# Every OAIPMH_* variable the server reads; any other is reported as a likely misspelling.
+KNOWN_VARIABLES = frozenset({"OAIPMH_CONFIG", *ENVIRONMENT})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Warnings for variables that look meant for the server but that it does not read
+    (OAIPMH_DATABSE_URL, oaipmh_page_size, OAIPHM_PAGE_SIZE): otherwise ignored in silence,
+    such a variable leaves its setting at the default, the database one of them included."""
+    environ = os.environ if environ is None else environ
+    warnings = []
+    for variable in sorted(environ):
+        if variable in KNOWN_VARIABLES:
+            continue
+        nearest = difflib.get_close_matches(variable.upper(), KNOWN_VARIABLES, n=1, cutoff=0.8)
+        if not variable.upper().startswith("OAIPMH_") and not nearest:
+            continue
+        hint = (
+            f"did you mean {nearest[0]}?"
+            if nearest
+            else f"known: {', '.join(sorted(KNOWN_VARIABLES))}"
+        )
+        warnings.append(
+            f"environment variable {printable(variable)} is not a setting, ignored; {hint}"
+        )
+    return warnings
 
 
 def load_settings(
@@ -140,15 +179,20 @@ def load_settings(
     if config_path:
         try:
             with open(config_path, "rb") as f:
-                document = tomllib.load(f)
+                data = f.read()
+            document = tomllib.loads(data.decode("utf-8"))
         except OSError as e:
-            raise ConfigError(f"OAIPMH_CONFIG: cannot read {config_path}: {e.strerror}") from None
+            where = printable(config_path, 300)
+            raise ConfigError(f"OAIPMH_CONFIG: cannot read {where}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            line = data.count(b"\n", 0, e.start) + 1
+            raise ConfigError(f"{config_path}:{line}: not valid TOML: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{config_path}: not valid TOML: {e}") from None
         _merge_toml(raw, document, config_path)
     for variable, name in ENVIRONMENT.items():
         if variable in environ:
-            raw[name] = (environ[variable], f"environment variable {variable}")
+            raw[name] = (environ[variable], f"{FROM_ENVIRONMENT}{variable}")
     for name, value in (overrides or {}).items():
         if name not in {f.name for f in fields(Settings)}:
             raise ConfigError(f"unknown setting {name!r} (overrides)")
@@ -172,7 +216,7 @@ def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], sourc
         for key, value in body.items():
             name = _TOML_KEYS.get((table, key))
             if name is None:
-                raise ConfigError(f"{source}: unknown key {table}.{key}")
+                raise ConfigError(f"{source}: unknown key {_nearest_key(table, key)}")
             if name in _TABLES and name in raw:
                 if not isinstance(value, dict):
                     raise ConfigError(f"{source}: {table}.{key} must be a table")
@@ -182,11 +226,22 @@ def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], sourc
             raw[name] = (value, source)
 
 
+def _nearest_key(table: str, key: str) -> str:
+    """`table.key`, and the known key it most likely misspells (refused rather than
+    ignored: a misspelt key would silently leave its setting at the default)."""
+    given = f"{table}.{key}"
+    known = [f"{t}.{k}" for t, k in _TOML_KEYS]
+    nearest = difflib.get_close_matches(given, known, n=1, cutoff=0.6)
+    hint = f" (did you mean {nearest[0]}?)" if nearest else ""
+    return printable(given) + hint
+
+
 def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     def get(name: str, kind: type | tuple[type, ...]) -> Any:
         value, source = raw[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {value!r}")
+            got = f"a value of type {type(value).__name__}" if name in SECRETS else shown(value)
+            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {got}")
         return value
 
     def fail(name: str, message: str) -> ConfigError:
@@ -198,7 +253,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
 
     identifier = get("repository_identifier", str)
     if not REPOSITORY_IDENTIFIER.fullmatch(identifier):
-        raise fail("repository_identifier", f"{identifier!r} is not a domain-name-like identifier")
+        raise fail(
+            "repository_identifier", f"{shown(identifier)} is not a domain-name-like identifier"
+        )
 
     emails = get("admin_emails", (list, tuple, str))
     emails = (emails,) if isinstance(emails, str) else tuple(emails)
@@ -207,22 +264,25 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
 
     base_url = get("base_url", str).strip() or None
     if base_url is not None and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", base_url):
-        raise fail("base_url", f"{base_url!r} is not an absolute http(s) URL")
+        raise fail("base_url", f"{shown(base_url)} is not an absolute http(s) URL")
 
     database_url = get("database_url", str).strip()
     if not database_url:
         raise fail("database_url", "must not be empty")
 
-    for number in ("page_size", "max_concurrent_lists", "retry_after"):
+    for number in INTEGER_SETTINGS:
         value, source = raw[number]
-        if isinstance(value, str) and value.strip().isdigit():  # from the environment
-            raw[number] = (int(value), source)
+        if isinstance(value, str) and source.startswith(FROM_ENVIRONMENT):
+            raw[number] = (_environment_integer(value, partial(fail, number)), source)
     page_size = get("page_size", int)
     if not 1 <= page_size <= 10_000:
         raise fail("page_size", f"must be between 1 and 10000, got {page_size}")
+    max_page_bytes = get("max_page_bytes", int)
+    if not 1024 <= max_page_bytes <= 1 << 30:
+        raise fail("max_page_bytes", f"must be between 1024 and 1073741824, got {max_page_bytes}")
     max_lists = get("max_concurrent_lists", int)
-    if max_lists < 0:
-        raise fail("max_concurrent_lists", f"must be 0 (no limit) or more, got {max_lists}")
+    if not 0 <= max_lists <= 10_000:
+        raise fail("max_concurrent_lists", f"must be 0 (no limit) to 10000, got {max_lists}")
     places_folder = get("places_folder", str).strip() or None
     proxies = get("trusted_proxies", (list, tuple))
     for proxy in proxies:
@@ -242,7 +302,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     database_password = get("database_password", str) or None
     mode = get("mode", str)
     if mode not in ("development", "production"):
-        raise fail("mode", f"must be 'development' or 'production', got {mode!r}")
+        raise fail("mode", f"must be 'development' or 'production', got {shown(mode)}")
     if mode == "production":
         if token_secret is None or len(token_secret) < 32:
             raise fail("token_secret", "production mode needs a token secret of 32 characters "
@@ -253,7 +313,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     keep_accessioned = get("keep_accessioned", bool)
     missing = get("missing_accessioned", str)
     if missing not in ("reject", "ingest_time"):
-        raise fail("missing_accessioned", f"must be 'reject' or 'ingest_time', got {missing!r}")
+        raise fail(
+            "missing_accessioned", f"must be 'reject' or 'ingest_time', got {shown(missing)}"
+        )
 
     hidden = get("hidden_fields", (list, tuple))
     if not all(isinstance(h, str) and FIELD_KEY.fullmatch(h) for h in hidden):
@@ -314,6 +376,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         trusted_proxies=tuple(proxies),
         retry_after=retry_after,
         page_size=page_size,
+        max_page_bytes=max_page_bytes,
         token_secret=token_secret,
         keep_accessioned=keep_accessioned,
         missing_accessioned=missing,
@@ -330,6 +393,31 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         openaire_default_access_right=default_access,
         **limits,
     )
+
+
+def _environment_integer(value: str, fail: Callable[[str], ConfigError]) -> int:
+    """An integer from the environment: ASCII digits and nothing else. Python's int() would
+    also take '١٢' (Arabic-Indic digits), ' 5', '+5' and '1_000', and fail on '²' (a digit
+    to str.isdigit) with a traceback; a value in any other form is a mistake to report."""
+    if INTEGER.fullmatch(value):
+        return int(value)
+    if value.isascii() and value.isdigit():
+        raise fail(f"{shown(value)} is far too large")
+    raise fail(
+        f"expected a whole number written with the digits 0-9 (like 100), got {shown(value)}"
+    )
+
+
+def printable(text: str, limit: int = 60) -> str:
+    """A name as a message quotes it, unquoted: control characters escaped, shortened."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """A value as a message quotes it: repr (control characters escaped), shortened."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

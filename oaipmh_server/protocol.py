@@ -204,12 +204,15 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
         # Every record left in the list changed after the harvest began: they fall out of
         # this list (and into the next incremental harvest).
         raise NoRecordsMatch("No records remain in this list.")
-    more = len(records) > page_size
-    records = records[:page_size]
-    if with_metadata:
-        body = [piece for r in records for piece in _record(r, metadata_format, context)]
-    else:
-        body = [_header(r, context) for r in records]
+
+    def render(record: StoredRecord) -> Sequence[bytes]:
+        if with_metadata:
+            return _record(record, metadata_format, context)
+        return (_header(record, context),)
+
+    body, served = _page(records[:page_size], context.settings.max_page_bytes, render)
+    more = len(records) > served
+    records = records[:served]
     last = records[-1].header
     follow = replace(
         state,
@@ -218,6 +221,29 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
     )
     body += _token(request, context, state, follow, more)
     return _document(request, context, body, records=len(records))
+
+
+def _page(
+    records: Sequence[StoredRecord],
+    budget: int,
+    render: Callable[[StoredRecord], Sequence[bytes]],
+) -> tuple[list[bytes], int]:
+    """The rendered records of a page and how many they are: records in order until the
+    next would take the page's records past `budget` bytes, and always the first, so a
+    list of records each bigger than the budget still goes on, one a page. The page ends
+    where its records do: the token continues from the last one served (keyset), so the
+    rest come on the next pages, once each."""
+    body: list[bytes] = []
+    size = served = 0
+    for record in records:
+        pieces = render(record)
+        cost = sum(map(len, pieces))
+        if served and size + cost > budget:
+            break
+        body.extend(pieces)
+        size += cost
+        served += 1
+    return body, served
 
 
 def get_record(request: Request, context: Context) -> Reply:

@@ -112,7 +112,9 @@ class SqlStore:
         self.url = url
         self.engine = _create_engine(url, password)
         self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
-        with _unavailable():
+        from .failures import opening  # what could not be opened, and why
+
+        with opening(url, password, self.engine):
             _migrate(self.engine)
         self._secret = token_secret
 
@@ -864,7 +866,9 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as e:
-        raise StoreUnavailable(f"cannot use the database URL: {type(e).__name__}") from e
+        from .failures import cannot_open
+
+        raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 
 def _create_private_file(url: str) -> None:

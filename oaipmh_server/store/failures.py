@@ -1,0 +1,139 @@
+"""Why a database could not be opened, as one sentence an operator can act on.
+
+The driver's own words ("OperationalError", "unable to open database file") name neither
+the database nor the cause. This turns the error raised while creating the engine or first
+connecting into what could not be opened and why: the SQLite file and the folder that is
+missing, the PostgreSQL host and port and what the server answered, the driver to install.
+A password never appears: URLs are shown with it hidden, and it is masked in the driver's
+message too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from ..errors import StoreUnavailable
+
+URL_EXAMPLES = "sqlite:////var/lib/oai/oai.sqlite3 or postgresql+psycopg://user@host/db"
+POSTGRESQL_DRIVER = "pip install -e '.[postgresql]' (psycopg 3) and use postgresql+psycopg://"
+SUPPORTED = "sqlite, postgresql+psycopg"
+
+
+@contextmanager
+def opening(url: str, password: str | None, engine: Engine) -> Iterator[None]:
+    """Around a store's first use of its database: an error becomes StoreUnavailable
+    saying what could not be opened and why, and the engine is let go."""
+    try:
+        yield
+    except SQLAlchemyError as e:
+        engine.dispose()
+        raise StoreUnavailable(cannot_open(url, e, password)) from e
+
+
+def cannot_open(url: str, error: BaseException, password: str | None = None) -> str:
+    """The sentence for `error`, raised while opening the database at `url`."""
+    sentence = _sentence(url, error, password)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in sentence)
+
+
+def _sentence(url: str, error: BaseException, password: str | None) -> str:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return f"the database URL is not one SQLAlchemy reads (like {URL_EXAMPLES})"
+    secrets = [s for s in (parsed.password, password) if s]
+    where = parsed.render_as_string(hide_password=True)
+    if isinstance(error, NoSuchModuleError):
+        if "." in str(error).rsplit(":", 1)[-1]:
+            return (
+                f"cannot open {where}: unknown driver {parsed.get_driver_name()!r} for "
+                f"{parsed.get_backend_name()} (supported: {SUPPORTED})"
+            )
+        return (
+            f"cannot open {where}: unknown kind of database {parsed.get_backend_name()!r} "
+            f"(supported: {SUPPORTED})"
+        )
+    if isinstance(error, ImportError):
+        install = (
+            POSTGRESQL_DRIVER if parsed.get_backend_name() == "postgresql" else "pip install it"
+        )
+        return (
+            f"cannot open {where}: its Python driver {error.name or '?'} is not installed: "
+            f"{install}"
+        )
+    if isinstance(error, ValueError):
+        return f"the database URL {where} is not valid: {_masked(str(error), secrets)}"
+    message = str(error.orig) if isinstance(error, DBAPIError) else str(error)
+    message = _masked(" ".join(message.split()), secrets)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite(parsed, message)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgresql(parsed, message)
+    return f"cannot connect to {where}: {_shortened(message)}"
+
+
+def _sqlite(url: URL, message: str) -> str:
+    path = os.path.abspath(url.database or "")
+    folder = os.path.dirname(path)
+    what = f"cannot open the SQLite database {path}"
+    if "file is not a database" in message:
+        return f"{what}: the file is not an SQLite database"
+    if "locked" in message:
+        return f"{what}: another process holds its lock (a load?); try again when it is done"
+    if "unable to open" in message or "readonly" in message:
+        if not os.path.exists(folder):
+            return f"{what}: the folder {folder} does not exist"
+        if not os.path.isdir(folder):
+            return f"{what}: {folder} is not a folder"
+        if os.path.isdir(path):
+            return f"{what}: it is a folder, not a file"
+        if not os.path.exists(path) and not os.access(folder, os.W_OK | os.X_OK):
+            return f"{what}: no permission to create it in {folder}"
+        if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+            return f"{what}: no permission to read and write it"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return (
+                f"{what}: no permission to write in {folder}, where SQLite keeps its "
+                "-wal and -shm files"
+            )
+    return f"{what}: {_shortened(message)}"
+
+
+def _postgresql(url: URL, message: str) -> str:
+    socket = url.query.get("host")
+    place = f"{url.host or 'localhost'}:{url.port or 5432}" if not socket else f"socket {socket}"
+    what = f"cannot connect to PostgreSQL at {place} (database {url.database}, user {url.username})"
+    if "Connection refused" in message:
+        return f"{what}: connection refused (is PostgreSQL running there, accepting TCP/IP?)"
+    if "resolve host" in message or "translate host name" in message:
+        return f"{what}: the host name {url.host} is unknown"
+    if "password authentication failed" in message:
+        return f"{what}: password authentication failed (OAIPMH_DATABASE_PASSWORD)"
+    if "no password supplied" in message:
+        return f"{what}: the server asks for a password (set OAIPMH_DATABASE_PASSWORD)"
+    missing = re.search(r'database "([^"]*)" does not exist', message)
+    if missing:
+        name = missing.group(1)
+        return f'{what}: the database "{name}" does not exist (create it: createdb {name})'
+    if "timeout" in message or "timed out" in message:
+        return f"{what}: no answer (timed out)"
+    if "No such file or directory" in message:
+        return f"{what}: no server listens on that socket"
+    return f"{what}: {_shortened(message)}"
+
+
+def _masked(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _shortened(text: str, limit: int = 300) -> str:
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
+    return text if len(text) <= limit else text[: limit - 1] + "…"
