@@ -54,6 +54,7 @@ class Settings:
     hidden_fields: tuple[str, ...]
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
+    set_style: Literal["dspace", "hierarchical"] = "dspace"
 
 
 # TOML (table, key) → Settings field.
@@ -75,6 +76,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("oai_dc", "hidden_fields"): "hidden_fields",
     ("oai_dc", "map"): "oai_dc_map",
     ("formats", "stored"): "stored_formats",
+    ("sets", "style"): "set_style",
 }
 
 ENVIRONMENT = {
@@ -218,6 +220,10 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not all(isinstance(prefix, str) for prefix in stored):
         raise fail("stored_formats", f"expected a list of metadata prefixes: {stored!r}")
 
+    set_style = get("set_style", str)
+    if set_style not in ("dspace", "hierarchical"):
+        raise fail("set_style", f"must be 'dspace' or 'hierarchical', got {set_style!r}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -236,6 +242,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         hidden_fields=tuple(hidden),
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),
+        set_style=set_style,
     )
 
 

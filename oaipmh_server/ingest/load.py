@@ -245,6 +245,9 @@ class _Loader:
         self.was_empty = tx.is_empty()
         self.header_version = xml.header_version(settings.repository_identifier)
         self.sets = tx.known_sets()
+        self.flat = settings.set_style == "dspace"
+        # A record's sets with the communities above them, by the sets it names.
+        self.expanded: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.batch: dict[str, Draft | Prepared] = {}
         self.problems: list[LoadError] = []
         self.problem_count = 0
@@ -289,9 +292,26 @@ class _Loader:
             self.flush()
 
     def define_set(self, definition: SetDefinition) -> None:
+        """A set of a sets file or structure export. One with a parent joins the tree: in
+        the flat style by its parent's spec, in the hierarchical one under its path."""
+        info = definition.info
+        if info.parent is not None:
+            parent = info.parent if self.flat else self._placed(info.parent)
+            reason = None
+            if parent not in self.sets:
+                reason = f"parent {info.parent} is not defined before it"
+            elif self.flat and info.spec in (*self._communities((parent,)), parent):
+                reason = f"parent {info.parent} is inside it: sets form a tree"
+            if reason is not None:
+                source = definition.source
+                self.problem(LoadError(source.path, source.line, f"set {info.spec}", reason))
+                return
+            spec = info.spec if self.flat else f"{parent}:{info.spec}"
+            info = replace(info, spec=spec, parent=parent)
         if self.problems:
             return
-        self._put_set(definition.info)
+        self.expanded.clear()
+        self._put_set(info)
 
     def flush(self) -> None:
         drafts = list(self.batch.values())
@@ -319,7 +339,7 @@ class _Loader:
                 f"{path}:{line}: record {item.local_id}: "
                 f"{item.cleaned} character(s) XML cannot carry replaced by U+FFFD"
             )
-        set_specs = tuple(dict.fromkeys(self._placed(spec) for spec in item.set_specs))
+        set_specs = self._served_sets(item.set_specs)
         if item.deleted and not set_specs and old is not None:
             set_specs = old.set_specs  # a bare tombstone stays in its sets
         new_hash = content_hash(item.deleted, set_specs, item.fields_digest)
@@ -410,6 +430,37 @@ class _Loader:
         for ancestor in ancestors(spec):
             if ancestor not in self.sets:
                 self._put_set(SetInfo(ancestor, ancestor))
+
+    def _served_sets(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        """The set specs a record is served with. Flat (DSpace's): the communities above
+        its sets, nearest first, then its own sets, as DSpace lists them; each is one
+        membership, so any of them selects the record by one index range. Hierarchical:
+        its sets placed in the tree."""
+        if not specs:
+            return ()
+        served = self.expanded.get(specs)
+        if served is None:
+            if self.flat:
+                served = (*self._communities(specs), *dict.fromkeys(specs))
+            else:
+                served = tuple(dict.fromkeys(self._placed(spec) for spec in specs))
+            if len(self.expanded) < 10_000:
+                self.expanded[specs] = served
+        return served
+
+    def _communities(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        """The sets above `specs` in the tree, breadth first (DSpace's order), without them."""
+        found: dict[str, None] = {}
+        level = [self.sets[s].parent for s in specs if s in self.sets]
+        while level:
+            above = []
+            for spec in level:
+                if spec is not None and spec not in found and spec not in specs:
+                    found[spec] = None
+                    info = self.sets.get(spec)
+                    above.append(info.parent if info is not None else None)
+            level = above
+        return tuple(found)
 
     def _placed(self, spec: str) -> str:
         """A flat spec such as DSpace's `col_10722_5`, when a defined set ends with it
