@@ -11,6 +11,7 @@ import pytest
 from lxml import etree
 
 from oaipmh_server.errors import LoadFailed
+from oaipmh_server.ingest.structure import is_structure_file
 
 from .conftest import SAMPLES, load_into, make_app
 from .oai import NS, harvest, tree
@@ -143,3 +144,80 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
         f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
     )
     assert make_app(empty_database_url).test_client().get("/oai?verb=ListSets").status_code == 200
+
+
+def test_list_sets_names_every_community_and_collection(empty_database_url: str) -> None:
+    load_into(empty_database_url, STRUCTURE)
+    client = make_app(empty_database_url).test_client()
+    pages, _ = harvest(client, "ListSets")
+    sets = {
+        s.findtext("oai:setSpec", namespaces=NS): (
+            s.findtext("oai:setName", namespaces=NS),
+            s.findtext(".//dc:description", namespaces=NS),
+        )
+        for page in pages
+        for s in page.iterfind(".//oai:set", NS)
+    }
+    assert sets == {
+        "com_10722_1": ("Faculty of Medicine",
+                        "Research output of the Li Ka Shing Faculty of Medicine."),
+        "com_10722_4": ("School of Public Health", "A school of the Faculty of Medicine."),
+        "col_10722_6": ("Faculty of Medicine: Conference Papers",
+                        "Papers & posters presented at conferences."),
+        "col_10722_5": ("Faculty of Medicine: Journal/Magazine Articles", None),
+        "com_10722_2": ("Faculty of Engineering", None),
+        "col_10722_20": ("Engineering & Applied Science — Theses",
+                         "Postgraduate theses (MPhil, PhD) — 研究式碩士及博士論文."),
+        "col_10722_21": ("Faculty of Engineering: Book Chapters", None),
+        "com_10722_3": ("Faculty of Arts", "Humanities <and> language studies."),
+        "col_10722_30": ("Faculty of Arts: Journal Articles", None),
+        "col_10722_31": ("文學院：學位論文 (Faculty of Arts: Theses)", None),
+    }  # fmt: skip
+
+
+def test_the_structure_export_and_the_sets_file_agree(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """sample_records/sets.json is the structure export as a sets file: loading both
+    changes nothing the first one set."""
+    first = load_into(empty_database_url, STRUCTURE)
+    assert first.sets == 10
+    again = load_into(empty_database_url, SAMPLES / "sets.json")
+    assert again.sets == 0
+
+
+def test_the_structure_export_is_found_in_a_folder_before_the_items(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.jsonl").write_text("")
+    write_jsonl(tmp_path / "a.jsonl", [{"id": "1", "sets": ["col_10722_6"]}])
+    (tmp_path / "z-structure.xml").write_bytes(STRUCTURE.read_bytes())
+    (tmp_path / "notes.xml").write_text("<notes/>")  # not a structure export: not read
+    load_into(empty_database_url, tmp_path)
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "") == {"1": ["com_10722_4", "com_10722_1", "col_10722_6"]}
+    assert is_structure_file(STRUCTURE) and not is_structure_file(tmp_path / "notes.xml")
+
+
+@pytest.mark.parametrize(
+    ("document", "line", "reason"),
+    [
+        ("<import_structure>\n<community>\n<name>X</name></community></import_structure>", 2,
+         "a <community> without an identifier (its handle): load the export "
+         "(structure-builder -x), not an import document"),
+        ('<import_structure>\n\n<collection identifier="1/2"><name> </name></collection>'
+         "</import_structure>", 3, 'set col_1_2: a set needs a non-empty "name"'),
+        ('<import_structure>\n<community identifier="1/1"><name>A</name>\n', 3,
+         "not well-formed XML: "),
+    ],
+)  # fmt: skip
+def test_a_bad_structure_export_names_file_and_line(
+    empty_database_url: str, tmp_path: Path, document: str, line: int, reason: str
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(document)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    problem = str(failure.value.problems[0])
+    assert problem.startswith(f"{path}:{line}: ")
+    assert reason in problem

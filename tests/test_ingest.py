@@ -398,7 +398,8 @@ def test_missing_path_and_wrong_suffix(empty_database_url: str, tmp_path: Path) 
         load_into(empty_database_url, tmp_path / "nope", tmp_path / "records.xml")
     assert [str(p) for p in failure.value.problems] == [
         f"{tmp_path / 'nope'}: no such file or folder",
-        f"{tmp_path / 'records.xml'}: not a .json, .jsonl or DSpace metadata .csv file",
+        f"{tmp_path / 'records.xml'}: not a .json, .jsonl, DSpace metadata .csv or DSpace "
+        "structure export .xml file",
     ]
 
 

@@ -40,6 +40,7 @@ from .drafts import HASH_SCHEME, Draft, Prepared, SetDefinition, Source, content
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
 from .saf import is_item_folder, read_saf_item
+from .structure import is_structure_file, read_structure_file
 from .workers import Workers, worker_count
 
 SECOND = timedelta(seconds=1)
@@ -48,7 +49,7 @@ MAX_SKEW = timedelta(days=1)
 BATCH = 1000
 MAX_PROBLEMS_SHOWN = 1000
 SUFFIXES = (".json", ".jsonl", ".csv")
-FORMATS = ".json, .jsonl or DSpace metadata .csv"
+FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
 
 
@@ -88,13 +89,14 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
         if path.is_dir() and not is_item_folder(path):
             inside = [
                 p for p in path.rglob("*")
-                if (p.is_file() and p.suffix in SUFFIXES and not is_item_folder(p.parent))
+                if (p.is_file() and not is_item_folder(p.parent)
+                    and (p.suffix in SUFFIXES or is_structure_file(p)))
                 or (p.is_dir() and is_item_folder(p))
             ]  # fmt: skip
             if not inside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
-            found += sorted(inside, key=lambda p: (p.parent, p.name != "sets.json", p.name))
-        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES):
+            found += sorted(inside, key=lambda p: (p.parent, not _defines_sets(p), p.name))
+        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES) or _defines_sets(path):
             found.append(path)
         elif path.is_file():
             problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
@@ -112,7 +114,7 @@ def read_items(
         ".csv": read_csv_file,
     }
     for path in sources:
-        reader = read_saf_item if path.is_dir() else readers[path.suffix]
+        reader = read_saf_item if path.is_dir() else readers.get(path.suffix, read_structure_file)
         yield from reader(path, require_accessioned=require_accessioned)
 
 
@@ -495,6 +497,11 @@ class _Loader:
                     bodies = [(lid, metadata_format.render(fields)) for lid, fields in batch]
                     self.tx.put_fragments(prefix, metadata_format.version, bodies)
             self.tx.set_meta(key, metadata_format.version)
+
+
+def _defines_sets(path: Path) -> bool:
+    """A sets file or a DSpace structure export: read before the records beside it."""
+    return path.name == "sets.json" or is_structure_file(path)
 
 
 def _where(item: Draft | Prepared) -> tuple[str, int | None]:
