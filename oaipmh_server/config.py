@@ -28,6 +28,8 @@ DC_ELEMENTS = frozenset(
 REPOSITORY_IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+", re.ASCII)
 # From OAI-PMH.xsd (emailType).
 EMAIL = re.compile(r"\S+@(\S+\.)+\S+")
+# A path the OAI-PMH endpoint answers at: absolute, no query, no trailing slash.
+PATH = re.compile(r"(/[A-Za-z0-9._~\-]+)+", re.ASCII)
 FIELD_KEY = re.compile(
     r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z][A-Za-z0-9_-]*|\*))?", re.ASCII
 )
@@ -55,6 +57,7 @@ class Settings:
     oai_dc_map: tuple[tuple[str, str], ...]
     stored_formats: tuple[str, ...]
     set_style: Literal["dspace", "hierarchical"] = "dspace"
+    paths: tuple[str, ...] = ("/oai", "/oai/request")
 
 
 # TOML (table, key) → Settings field.
@@ -68,6 +71,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("server", "mode"): "mode",
     ("server", "max_concurrent_lists"): "max_concurrent_lists",
     ("server", "retry_after"): "retry_after",
+    ("server", "paths"): "paths",
     ("harvest", "page_size"): "page_size",
     ("harvest", "token_secret"): "token_secret",
     ("datestamps", "keep_accessioned"): "keep_accessioned",
@@ -224,6 +228,10 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if set_style not in ("dspace", "hierarchical"):
         raise fail("set_style", f"must be 'dspace' or 'hierarchical', got {set_style!r}")
 
+    paths = get("paths", (list, tuple))
+    if not paths or not all(isinstance(p, str) and PATH.fullmatch(p) for p in paths):
+        raise fail("paths", f"expected one or more URL paths like '/oai': {paths!r}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -243,6 +251,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         oai_dc_map=tuple(sorted(mapping.items())),
         stored_formats=tuple(stored),
         set_style=set_style,
+        paths=tuple(dict.fromkeys(paths)),
     )
 
 

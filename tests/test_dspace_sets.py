@@ -221,3 +221,22 @@ def test_a_bad_structure_export_names_file_and_line(
     problem = str(failure.value.problems[0])
     assert problem.startswith(f"{path}:{line}: ")
     assert reason in problem
+
+
+def test_dspace_path_answers_with_its_own_base_url(database_url: str) -> None:
+    client = make_app(database_url).test_client()
+    for path in ("/oai", "/oai/request"):
+        root = tree(client.get(f"{path}?verb=Identify"))
+        assert root.findtext("oai:request", namespaces=NS) == f"http://localhost{path}"
+        assert root.findtext(".//oai:baseURL", namespaces=NS) == f"http://localhost{path}"
+        assert (
+            tree(client.post(path, data={"verb": "Identify"})).find(".//oai:Identify", NS)
+            is not None
+        )
+    configured = make_app(database_url, base_url="https://repo.example.org/server/oai")
+    root = tree(configured.test_client().get("/oai/request?verb=Identify"))
+    assert root.findtext(".//oai:baseURL", namespaces=NS) == (
+        "https://repo.example.org/server/oai/request"
+    )
+    only = make_app(database_url, paths=["/oai"]).test_client()
+    assert only.get("/oai/request?verb=Identify").status_code == 404
