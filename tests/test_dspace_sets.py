@@ -14,7 +14,7 @@ from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.structure import is_structure_file
 
 from .conftest import SAMPLES, load_into, make_app
-from .oai import NS, harvest, tree
+from .oai import NS, error_codes, harvest, tree
 
 SETS = SAMPLES / "sets.json"
 STRUCTURE = SAMPLES / "dspace" / "structure.xml"
@@ -240,3 +240,50 @@ def test_dspace_path_answers_with_its_own_base_url(database_url: str) -> None:
     )
     only = make_app(database_url, paths=["/oai"]).test_client()
     assert only.get("/oai/request?verb=Identify").status_code == 404
+
+
+def test_harvests_like_a_dspace_registered_aggregator(empty_database_url: str) -> None:
+    """/oai/request, set=col_…, metadataPrefix=dim: the records have the shape of a real
+    DSpace response (tests/fixtures/dspace-oai/SOURCE.md)."""
+    load_into(empty_database_url, STRUCTURE, SAF, CSV)
+    client = make_app(empty_database_url).test_client()
+    response = client.get("/oai/request?verb=ListRecords&metadataPrefix=dim&set=col_10722_20")
+    ours = tree(response)
+    assert error_codes(response) == []
+    theirs = etree.parse(str(DSPACE_RESPONSE)).getroot()
+    assert ours.findtext("oai:request", namespaces=NS) == "http://localhost/oai/request"
+    assert theirs.findtext("oai:request", namespaces=NS).endswith("/oai/request")
+
+    def shape(record: etree._Element) -> dict[str, object]:
+        header = record.find("oai:header", NS)
+        dim = record.find("oai:metadata/dim:dim", {**NS, "dim": DIM})
+        specs = specs_of(header)
+        return {
+            "record": [etree.QName(c).localname for c in record],
+            "header": sorted({etree.QName(c).localname for c in header}),
+            "specs": [s.split("_", 1)[0] for s in specs],
+            "dim": (dim.tag, dim.get(f"{{{XSI}}}schemaLocation")),
+            "fields": {etree.QName(f).text for f in dim},
+        }
+
+    reference = shape(theirs.find(".//oai:record", NS))
+    records = ours.findall(".//oai:record", NS)
+    assert [r.findtext(".//oai:identifier", namespaces=NS) for r in records] == [
+        "oai:repository.example.org:10722/310003"
+    ]
+    for record in records:
+        mine = shape(record)
+        assert {k: v for k, v in mine.items() if k != "specs"} == {
+            k: v for k, v in reference.items() if k != "specs"
+        }
+        # communities first, then collections, as DSpace lists them
+        assert mine["specs"] == sorted(mine["specs"], key=lambda p: p != "com")  # type: ignore[arg-type,return-value]
+        assert "col_10722_20" in specs_of(record.find("oai:header", NS))
+        attributes = {a for f in record.iter(f"{{{DIM}}}field") for a in f.attrib}
+        theirs_attributes = {a for f in theirs.iter(f"{{{DIM}}}field") for a in f.attrib}
+        assert {"mdschema", "element"} <= attributes
+        assert attributes <= theirs_attributes | {"authority", "confidence"}
+        for spec in specs_of(record.find("oai:header", NS)):
+            assert SET_SPEC_TYPE.fullmatch(spec) and re.fullmatch(r"co[lm]_[^:]+", spec)
+    for spec in specs_of(theirs.find(".//oai:header", NS)):
+        assert SET_SPEC_TYPE.fullmatch(spec) and re.fullmatch(r"co[lm]_[^:]+", spec)
