@@ -3,9 +3,12 @@
 Each record has the seed item's shape (44 qualified-DC values: 14 authors, a ~1,500
 character abstract, identifiers, subjects, the staff e-mail), with its own id, handle URI,
 title (with XML-special characters) and accessioned date; 50 records share each second;
-2 % are bare tombstones; 8 hierarchical sets in turn. Memory does not grow with N.
+2 % are bare tombstones; 8 collections in turn, two in each of 4 communities: DSpace's
+flat specs (col_10722_10, its communities from the sets file `sets_file()` writes), or
+with `hierarchical=True` hierarchical specs (com_10722_1:col_10722_10). Memory does not
+grow with N.
 
-    python3 benchmarks/generate.py 100000 /tmp/records.jsonl
+    python3 benchmarks/generate.py 100000 /tmp/records.jsonl [--hierarchical]
 """
 
 from __future__ import annotations
@@ -16,15 +19,28 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 SEED = Path(__file__).resolve().parent.parent / "sample_records" / "10722_212116.json"
-SETS = [f"com_10722_{c}:col_10722_{c * 10 + k}" for c in range(1, 5) for k in range(2)]
+TREE = [(f"com_10722_{c}", f"col_10722_{c * 10 + k}") for c in range(1, 5) for k in range(2)]
+SETS = [f"{community}:{collection}" for community, collection in TREE]
+FLAT_SETS = [collection for _, collection in TREE]
 START = datetime(2010, 1, 1, tzinfo=UTC)
 
 
-def records(count: int):  # type: ignore[no-untyped-def]
+def sets_file(path: Path) -> None:
+    """The sets file placing the flat collections in their communities."""
+    sets = []
+    for community in dict.fromkeys(c for c, _ in TREE):
+        sets.append({"spec": community, "name": f"Community {community}"})
+        sets += [{"spec": col, "name": f"Collection {col}", "parent": community}
+                 for c, col in TREE if c == community]  # fmt: skip
+    path.write_text(json.dumps({"sets": sets}), "utf-8")
+
+
+def records(count: int, hierarchical: bool = False):  # type: ignore[no-untyped-def]
     seed = json.loads(SEED.read_text("utf-8"))["metadata"]
+    specs = SETS if hierarchical else FLAT_SETS
     for i in range(count):
         local_id = f"10722/{1_000_000 + i}"
-        sets = [SETS[i % len(SETS)]]
+        sets = [specs[i % len(specs)]]
         if i % 50 == 7:
             yield {"id": local_id, "sets": sets, "deleted": True}
             continue
@@ -46,9 +62,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int)
     parser.add_argument("out", type=Path)
+    parser.add_argument("--hierarchical", action="store_true", help="hierarchical set specs")
     arguments = parser.parse_args()
+    if not arguments.hierarchical:
+        sets_file(arguments.out.parent / "sets.json")
     with arguments.out.open("w", encoding="utf-8") as out:
-        for record in records(arguments.count):
+        for record in records(arguments.count, arguments.hierarchical):
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 

@@ -7,7 +7,7 @@ peak RSS; then the ceiling and the reference server, harvested the same way, and
 ratios (ours and the other server harvested in turn, so drift of the machine's speed
 cancels out). Figures are printed, never asserted.
 
-    python3 benchmarks/run.py 100000 [--workers 2] [--keep]
+    python3 benchmarks/run.py 100000 [--workers 2] [--keep] [--hierarchical]
 
 Everything runs on 127.0.0.1; every process started is stopped, also on error.
 """
@@ -30,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from generate import records  # noqa: E402
+from generate import records, sets_file  # noqa: E402
 from harvest import harvest  # noqa: E402
 
 SET = "com_10722_1"
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("count", type=int)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--hierarchical", action="store_true",
+                        help="hierarchical set specs (com_10722_1:col_10722_10)")  # fmt: skip
     arguments = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="oaipmh-bench-"))
     env = {**os.environ, "OAIPMH_DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
@@ -78,12 +80,16 @@ def main() -> None:
     others: list[subprocess.Popen[bytes]] = []
     try:
         source = folder / "records.jsonl"
+        sources = [str(source)]
+        if not arguments.hierarchical:
+            sets_file(folder / "sets.json")
+            sources.insert(0, str(folder / "sets.json"))
         with source.open("w", encoding="utf-8") as out:
-            for record in records(arguments.count):
+            for record in records(arguments.count, arguments.hierarchical):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
         started = time.perf_counter()
         loaded = subprocess.run(
-            [sys.executable, "-m", "oaipmh_server", "load", "--progress", str(source)],
+            [sys.executable, "-m", "oaipmh_server", "load", "--progress", *sources],
             env=env, capture_output=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         seconds = time.perf_counter() - started

@@ -32,6 +32,8 @@ DC_ELEMENTS = frozenset(
 REPOSITORY_IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+", re.ASCII)
 # From OAI-PMH.xsd (emailType).
 EMAIL = re.compile(r"\S+@(\S+\.)+\S+")
+# A path the OAI-PMH endpoint answers at: absolute, no query, no trailing slash.
+PATH = re.compile(r"(/[A-Za-z0-9._~\-]+)+", re.ASCII)
 FIELD_KEY = re.compile(
     r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z][A-Za-z0-9_-]*|\*))?", re.ASCII
 )
@@ -75,6 +77,8 @@ class Settings:
     openaire_access_rights: tuple[tuple[str, str], ...] = ()
     openaire_versions: tuple[tuple[str, str], ...] = ()
     openaire_default_access_right: str = "metadata only access"
+    set_style: Literal["dspace", "hierarchical"] = "dspace"
+    paths: tuple[str, ...] = ("/oai", "/oai/request")
 
 
 # TOML (table, key) → Settings field.
@@ -90,6 +94,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("server", "places_folder"): "places_folder",
     ("server", "trusted_proxies"): "trusted_proxies",
     ("server", "retry_after"): "retry_after",
+    ("server", "paths"): "paths",
     ("harvest", "page_size"): "page_size",
     ("harvest", "max_page_bytes"): "max_page_bytes",
     ("harvest", "token_secret"): "token_secret",
@@ -109,6 +114,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("limits", "max_value_length"): "max_value_length",
     ("limits", "max_values"): "max_values",
     ("limits", "max_record_bytes"): "max_record_bytes",
+    ("sets", "style"): "set_style",
 }
 LIMITS = ("max_value_length", "max_values", "max_record_bytes")
 # Settings that are tables: a file (or overrides) adds to and changes the default table's
@@ -362,6 +368,13 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         limits[limit] = get(limit, int)
         if limits[limit] < 1:
             raise fail(limit, f"must be 1 or more, got {limits[limit]}")
+    set_style = get("set_style", str)
+    if set_style not in ("dspace", "hierarchical"):
+        raise fail("set_style", f"must be 'dspace' or 'hierarchical', got {set_style!r}")
+
+    paths = get("paths", (list, tuple))
+    if not paths or not all(isinstance(p, str) and PATH.fullmatch(p) for p in paths):
+        raise fail("paths", f"expected one or more URL paths like '/oai': {paths!r}")
 
     return Settings(
         repository_name=name,
@@ -392,6 +405,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         openaire_versions=openaire["openaire_versions"],
         openaire_default_access_right=default_access,
         **limits,
+        set_style=set_style,
+        paths=tuple(dict.fromkeys(paths)),
     )
 
 

@@ -65,9 +65,14 @@ class StoredRecord(NamedTuple):
 
 @dataclass(frozen=True)
 class SetInfo:
+    """A set as ListSets shows it. `parent` is the set containing it in the repository's
+    tree (a DSpace community containing a collection or community), by its spec; in
+    DSpace's flat style it is what puts a record of a collection in the communities above."""
+
     spec: str
     name: str
     description: str | None = None
+    parent: str | None = None
 
 
 class RecordSource(Protocol):

@@ -19,6 +19,7 @@ from importlib import resources
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from . import datestamps, metrics
@@ -36,8 +37,8 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?")
 
 
-@blueprint.route("/oai", methods=["GET", "POST"])
 def oai() -> Response:
+    """The OAI-PMH endpoint, at every path of [server] paths (see `_routes`)."""
     provider: Provider = current_app.extensions["oaipmh"]
     if len(request.query_string) > MAX_QUERY_STRING:
         return _plain("Request-URI too long.\n", 414)
@@ -51,7 +52,7 @@ def oai() -> Response:
         settings=provider.settings,
         formats=provider.formats,
         source=provider.store,
-        base_url=provider.settings.base_url or _request_base_url(),
+        base_url=_base_url(provider.settings.base_url, provider.settings.paths),
         now=datestamps.now(),
     )
     g.arguments = pairs
@@ -96,6 +97,27 @@ def _arguments(encoded: bytes) -> list[tuple[str, str]]:
         encoding="utf-8",
         errors="surrogateescape",
     )
+
+
+@blueprint.record_once
+def _routes(state: BlueprintSetupState) -> None:
+    """One rule per configured path: /oai, and DSpace's /oai/request, so harvesters
+    registered with a DSpace endpoint need no change."""
+    provider: Provider = state.app.extensions["oaipmh"]
+    for path in provider.settings.paths:
+        state.add_url_rule(path, "oai", oai, methods=["GET", "POST"])
+
+
+def _base_url(configured: str | None, paths: tuple[str, ...]) -> str:
+    """The baseURL echoing the path asked: the configured one with its ending path (one
+    of `paths`) replaced by this request's, else the URL the request came to."""
+    if configured is None:
+        return _request_base_url()
+    asked = request.url_rule.rule if request.url_rule is not None else request.path
+    for path in sorted(paths, key=len, reverse=True):
+        if configured.endswith(path):
+            return configured[: -len(path)] + asked
+    return configured
 
 
 def _answer(pairs: list[tuple[str, str]], context: Context) -> Response:
@@ -216,7 +238,7 @@ def _request_base_url() -> str:
     url = request.base_url
     if SAFE_URL.fullmatch(url):
         return url
-    return f"{request.scheme}://localhost{request.script_root}/oai"
+    return f"{request.scheme}://localhost{request.script_root}{request.path}"
 
 
 def _plain(text: str, status: int) -> Response:

@@ -25,7 +25,7 @@ CASES = {
     "ListSets": "verb=ListSets",
     "ListIdentifiers.oai_dc": "verb=ListIdentifiers&metadataPrefix=oai_dc",
     "ListRecords.oai_dc": "verb=ListRecords&metadataPrefix=oai_dc",
-    "ListRecords.oai_dc.set": "verb=ListRecords&metadataPrefix=oai_dc&set=com_10722_1:col_10722_5&until=2016-01-01",
+    "ListRecords.oai_dc.set": "verb=ListRecords&metadataPrefix=oai_dc&set=col_10722_5&until=2016-01-01",
     "GetRecord.oai_dc": f"verb=GetRecord&identifier={SEED}&metadataPrefix=oai_dc",
     "GetRecord.oai_openaire": f"verb=GetRecord&identifier={SEED}&metadataPrefix=oai_openaire",
     "error.badVerb": "verb=Frobnicate",

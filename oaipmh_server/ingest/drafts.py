@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple
@@ -367,7 +367,8 @@ def draft_or_error(
 
 
 def make_set(source: Source, entry: Any) -> SetDefinition:
-    """One entry of a sets file: {"spec": ..., "name": ..., "description": ...}."""
+    """One entry of a sets file: {"spec": ..., "name": ..., "description": ..., "parent": ...};
+    `parent` is the spec of the set containing it (a community), defined before it."""
     spec = entry.get("spec") if isinstance(entry, dict) else None
 
     def fail(reason: str) -> LoadError:
@@ -380,7 +381,7 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
 
     if not isinstance(entry, dict):
         raise fail("a set must be an object with spec and name")
-    unknown = sorted(set(entry) - {"spec", "name", "description"})
+    unknown = sorted(set(entry) - {"spec", "name", "description", "parent"})
     if unknown:
         raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     if not isinstance(spec, str) or not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
@@ -390,6 +391,13 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
         raise fail('a set needs a non-empty "name"')
     if description is not None and not isinstance(description, str):
         raise fail('"description" must be a string')
-    return SetDefinition(
-        source, SetInfo(spec, clean_text(name), clean_text(description) if description else None)
-    )
+    parent = entry.get("parent")
+    if parent is not None and (
+        not isinstance(parent, str) or not SET_SPEC.fullmatch(parent) or ":" in parent + spec
+    ):
+        raise fail(f"parent {parent!r} is not valid: a flat spec such as com_10722_1, "
+                   "of a set with a flat spec")  # fmt: skip
+    if parent == spec:
+        raise fail("a set cannot be its own parent")
+    info = SetInfo(spec, clean_text(name), clean_text(description) if description else None)
+    return SetDefinition(source, replace(info, parent=parent))

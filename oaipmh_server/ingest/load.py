@@ -49,6 +49,7 @@ from .drafts import (
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
 from .saf import is_item_folder, leads_outside, read_saf_item
+from .structure import is_structure_file, read_structure_file
 from .workers import Workers, worker_count
 
 SECOND = timedelta(seconds=1)
@@ -57,7 +58,7 @@ MAX_SKEW = timedelta(days=1)
 BATCH = 1000
 MAX_PROBLEMS_SHOWN = 1000
 SUFFIXES = (".json", ".jsonl", ".csv")
-FORMATS = ".json, .jsonl or DSpace metadata .csv"
+FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
 
 
@@ -103,8 +104,8 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
             problems += outside
             if not inside and not outside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
-            found += sorted(inside, key=lambda p: (p.parent, p.name != "sets.json", p.name))
-        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES):
+            found += sorted(inside, key=lambda p: (p.parent, not _defines_sets(p), p.name))
+        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES) or _defines_sets(path):
             found.append(path)
         elif path.is_file():
             problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
@@ -129,14 +130,20 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
         for entry in sorted(folders + files):
             path = here / entry
             if path.is_symlink():
-                if (path.is_dir() or path.suffix in SUFFIXES) and leads_outside(path, root):
+                if (path.is_dir() or path.suffix in (*SUFFIXES, ".xml")) and leads_outside(
+                    path, root
+                ):
                     reason = f"a symbolic link leading outside {folder}: not read"
                     problems.append(LoadError(str(path), None, None, reason))
                 continue
             if path.is_dir() and is_item_folder(path):
                 found.append(path)
                 items.add(entry)
-            elif path.is_file() and path.suffix in SUFFIXES and not is_item_folder(here):
+            elif (
+                path.is_file()
+                and not is_item_folder(here)
+                and (path.suffix in SUFFIXES or is_structure_file(path))
+            ):
                 found.append(path)
         # Not into item folders (their files are the item's); os.walk follows no links.
         folders[:] = [f for f in folders if f not in items]
@@ -159,7 +166,7 @@ def read_items(
         ".csv": read_csv_file,
     }
     for path in sources:
-        reader = read_saf_item if path.is_dir() else readers[path.suffix]
+        reader = read_saf_item if path.is_dir() else readers.get(path.suffix, read_structure_file)
         empty = True
         for item in reader(path, require_accessioned=require_accessioned, limits=limits):
             empty = False
@@ -304,6 +311,9 @@ class _Loader:
         self.was_empty = tx.is_empty()
         self.header_version = xml.header_version(settings.repository_identifier)
         self.sets = tx.known_sets()
+        self.flat = settings.set_style == "dspace"
+        # A record's sets with the communities above them, by the sets it names.
+        self.expanded: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.batch: dict[str, Draft | Prepared] = {}
         self.problems: list[LoadError] = []
         self.problem_count = 0
@@ -347,9 +357,26 @@ class _Loader:
             self.flush()
 
     def define_set(self, definition: SetDefinition) -> None:
+        """A set of a sets file or structure export. One with a parent joins the tree: in
+        the flat style by its parent's spec, in the hierarchical one under its path."""
+        info = definition.info
+        if info.parent is not None:
+            parent = info.parent if self.flat else self._placed(info.parent)
+            reason = None
+            if parent not in self.sets:
+                reason = f"parent {info.parent} is not defined before it"
+            elif self.flat and info.spec in (*self._communities((parent,)), parent):
+                reason = f"parent {info.parent} is inside it: sets form a tree"
+            if reason is not None:
+                source = definition.source
+                self.problem(LoadError(source.path, source.line, f"set {info.spec}", reason))
+                return
+            spec = info.spec if self.flat else f"{parent}:{info.spec}"
+            info = replace(info, spec=spec, parent=parent)
         if self.problems:
             return
-        self._put_set(definition.info)
+        self.expanded.clear()
+        self._put_set(info)
 
     def flush(self) -> None:
         drafts = list(self.batch.values())
@@ -377,7 +404,7 @@ class _Loader:
                 f"{path}:{line}: record {item.local_id}: "
                 f"{item.cleaned} character(s) XML cannot carry replaced by U+FFFD"
             )
-        set_specs = tuple(dict.fromkeys(self._placed(spec) for spec in item.set_specs))
+        set_specs = self._served_sets(item.set_specs)
         if item.deleted and not set_specs and old is not None:
             set_specs = old.set_specs  # a bare tombstone stays in its sets
         new_hash = content_hash(item.deleted, set_specs, item.fields_digest)
@@ -469,6 +496,37 @@ class _Loader:
             if ancestor not in self.sets:
                 self._put_set(SetInfo(ancestor, ancestor))
 
+    def _served_sets(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        """The set specs a record is served with. Flat (DSpace's): the communities above
+        its sets, nearest first, then its own sets, as DSpace lists them; each is one
+        membership, so any of them selects the record by one index range. Hierarchical:
+        its sets placed in the tree."""
+        if not specs:
+            return ()
+        served = self.expanded.get(specs)
+        if served is None:
+            if self.flat:
+                served = (*self._communities(specs), *dict.fromkeys(specs))
+            else:
+                served = tuple(dict.fromkeys(self._placed(spec) for spec in specs))
+            if len(self.expanded) < 10_000:
+                self.expanded[specs] = served
+        return served
+
+    def _communities(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        """The sets above `specs` in the tree, breadth first (DSpace's order), without them."""
+        found: dict[str, None] = {}
+        level = [self.sets[s].parent for s in specs if s in self.sets]
+        while level:
+            above = []
+            for spec in level:
+                if spec is not None and spec not in found and spec not in specs:
+                    found[spec] = None
+                    info = self.sets.get(spec)
+                    above.append(info.parent if info is not None else None)
+            level = above
+        return tuple(found)
+
     def _placed(self, spec: str) -> str:
         """A flat spec such as DSpace's `col_10722_5`, when a defined set ends with it
         (`com_10722_1:col_10722_5`) and no set is named just that, means the defined set:
@@ -502,6 +560,11 @@ class _Loader:
                     bodies = [(lid, metadata_format.render(fields)) for lid, fields in batch]
                     self.tx.put_fragments(prefix, metadata_format.version, bodies)
             self.tx.set_meta(key, metadata_format.version)
+
+
+def _defines_sets(path: Path) -> bool:
+    """A sets file or a DSpace structure export: read before the records beside it."""
+    return path.name == "sets.json" or is_structure_file(path)
 
 
 def _where(item: Draft | Prepared) -> tuple[str, int | None]:

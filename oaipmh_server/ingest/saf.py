@@ -33,8 +33,9 @@ def is_item_folder(folder: Path) -> bool:
 
 
 def collection_spec(handle: str) -> str:
-    """DSpace names a collection's set after its handle: `10722/5` → `col_10722_5`."""
-    return "col_" + handle.strip().replace("/", "_").replace(".", "_")
+    """DSpace names a collection's set after its handle, only "/" replaced (a setSpec may
+    hold "."): `10722/5` → `col_10722_5`, `20.500.12801/3` → `col_20.500.12801_3`."""
+    return "col_" + handle.strip().replace("/", "_")
 
 
 def leads_outside(path: Path, root: Path) -> bool:

@@ -677,11 +677,16 @@ class LoadTransaction:
             after = rows[-1][0]
 
     def known_sets(self) -> dict[str, SetInfo]:
-        rows = self.conn.execute(select(SetRow.spec, SetRow.name, SetRow.description))
-        return {spec: SetInfo(spec, name, description) for spec, name, description in rows}
+        rows = self.conn.execute(
+            select(SetRow.spec, SetRow.name, SetRow.description, SetRow.parent)
+        )
+        return {
+            spec: SetInfo(spec, name, description, parent)
+            for spec, name, description, parent in rows
+        }
 
     def put_set(self, info: SetInfo, exists: bool) -> None:
-        values = {"name": info.name, "description": info.description}
+        values = {"name": info.name, "description": info.description, "parent": info.parent}
         if exists:
             self.conn.execute(update(SetRow).where(SetRow.spec == info.spec).values(**values))
         else:

@@ -7,7 +7,7 @@ memberships   (set, record) for the record's sets *and their ancestors*, with th
               datestamp copied in: a set-selective page is one range scan of the index
               (set_spec, datestamp, local_id), parent sets included, no join to find order.
 fragments     each record rendered once per format at ingest, with the crosswalk version.
-sets          spec, name, optional description.
+sets          spec, name, optional description, the spec of its parent set (the tree).
 meta          small key/value facts: the generated token secret, fragment versions, the
               highest cut-off any list has been given (see store/writes.py).
 writers       the writes in progress: each load commits one row here before it writes, and
@@ -112,6 +112,8 @@ class SetRow(Base):
     spec: Mapped[str] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
+    # The spec of the set containing this one (a community), or NULL (revision 0005).
+    parent: Mapped[str | None]
 
 
 class MetaRow(Base):

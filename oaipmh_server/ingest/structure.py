@@ -1,0 +1,113 @@
+"""DSpace's structure export, `dspace structure-builder -x -o structure.xml`: the
+repository's communities and collections, nested as they are in DSpace.
+
+    <import_structure>
+      <community identifier="10722/1">
+        <name>Faculty of Medicine</name>
+        <description>…</description> <intro/> <copyright/> <sidebar/>
+        <community identifier="10722/4"> … </community>
+        <collection identifier="10722/5"> <name>…</name> <description/> … </collection>
+      </community>
+    </import_structure>
+
+Each community and collection becomes a set, named as DSpace names it (com_<handle>,
+col_<handle>, "/" → "_"), with its name and its description (DSpace's short description,
+dc.description.abstract), and its parent: the community it sits in. Parents come before
+their children, so a load knows the tree before any record of it. `intro`, `copyright`,
+`sidebar`, `license` and `provenance` are DSpace's pages, not OAI-PMH's, and are not kept.
+The document that `structure-builder -f` imports has the same shape without identifiers:
+it names no set, so it is refused. Problems name the file and line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from lxml import etree
+
+from ..errors import LoadError
+from .drafts import SetDefinition, Source, make_set
+
+# The root of an export (`-x`), and of the annotated copy an import writes (`-o`).
+ROOTS = frozenset({"import_structure", "imported_structure"})
+PREFIXES = {"community": "com_", "collection": "col_"}
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+
+
+def is_structure_file(path: Path) -> bool:
+    """Whether `path` is a structure export: an .xml file whose root element is
+    DSpace's (read up to the root's start tag, not further)."""
+    if path.suffix != ".xml" or not path.is_file():
+        return False
+    try:
+        with path.open("rb") as stream:
+            for _, element in etree.iterparse(
+                stream, events=("start",), resolve_entities=False, no_network=True
+            ):
+                return bool(element.tag in ROOTS)
+    except (etree.XMLSyntaxError, OSError):
+        return False
+    return False
+
+
+def set_spec(kind: str, handle: str) -> str:
+    """DSpace's set spec of a community or collection: `10722/5` → `col_10722_5`."""
+    return PREFIXES[kind] + handle.strip().replace("/", "_")
+
+
+def read_structure_file(
+    path: Path, *, require_accessioned: bool = True, limits: object = None
+) -> Iterator[SetDefinition | LoadError]:
+    name = str(path)
+    try:
+        root = etree.parse(str(path), _parser()).getroot()
+    except etree.XMLSyntaxError as e:
+        yield LoadError(name, e.lineno, None, f"not well-formed XML: {e.msg}")
+        return
+    except OSError as e:
+        yield LoadError.unreadable(name, e)
+        return
+    if root.tag not in ROOTS:
+        yield LoadError(name, _line(root), None, f"the root element is <{root.tag}>, "
+                        "not DSpace's <import_structure>")  # fmt: skip
+        return
+    yield from _children(name, root, None)
+
+
+def _children(
+    name: str, element: etree._Element, parent: str | None
+) -> Iterator[SetDefinition | LoadError]:
+    for child in element:
+        if child.tag not in PREFIXES:
+            continue
+        kind, line = str(child.tag), _line(child)
+        handle = (child.get("identifier") or "").strip()
+        if not handle:
+            reason = (f"a <{kind}> without an identifier (its handle): load the export "
+                      "(structure-builder -x), not an import document")  # fmt: skip
+            yield LoadError(name, line, None, reason)
+            continue
+        spec = set_spec(kind, handle)
+        entry = {
+            "spec": spec,
+            "name": (child.findtext("name") or "").strip(),
+            "description": (child.findtext("description") or "").strip() or None,
+            "parent": parent,
+        }
+        try:
+            definition = make_set(Source(name, line), entry)
+        except LoadError as e:
+            yield e
+            continue
+        yield definition
+        if kind == "community":
+            yield from _children(name, child, spec)
+
+
+def _line(element: etree._Element) -> int | None:
+    line = element.sourceline
+    return line if isinstance(line, int) else None

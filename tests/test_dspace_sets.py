@@ -1,0 +1,289 @@
+"""DSpace's sets and paths: flat com_/col_ specs with every community above a collection,
+the tree from a sets file or DSpace's structure export, and DSpace's /oai/request."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from oaipmh_server.errors import LoadFailed
+from oaipmh_server.ingest.structure import is_structure_file
+
+from .conftest import SAMPLES, load_into, make_app
+from .oai import NS, error_codes, harvest, tree
+
+SETS = SAMPLES / "sets.json"
+STRUCTURE = SAMPLES / "dspace" / "structure.xml"
+SAF = SAMPLES / "dspace" / "saf"
+CSV = SAMPLES / "dspace" / "metadata-export.csv"
+DSPACE_RESPONSE = Path(__file__).parent / "fixtures" / "dspace-oai" / "GetRecord.dim.xml"
+DIM = "http://www.dspace.org/xmlns/dspace/dim"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+# OAI-PMH.xsd, setSpecType.
+SET_SPEC_TYPE = re.compile(r"([A-Za-z0-9\-_\.!~\*'\(\)])+(:[A-Za-z0-9\-_\.!~\*'\(\)]+)*")
+
+
+def specs_of(header: etree._Element) -> list[str]:
+    return [s.text for s in header.iterfind("oai:setSpec", NS)]
+
+
+def headers_by_id(client, query: str) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    root = tree(client.get(f"/oai?verb=ListIdentifiers&metadataPrefix=oai_dc{query}"))
+    return {
+        h.findtext("oai:identifier", namespaces=NS).rsplit(":", 1)[1]: specs_of(h)
+        for h in root.iterfind(".//oai:header", NS)
+    }
+
+
+def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    metadata = [{"field": "dc.title", "value": "A title"},
+                {"field": "dc.date.accessioned", "value": "2020-01-01T00:00:00Z"}]  # fmt: skip
+    path.write_text(
+        "".join(json.dumps({**r, "metadata": metadata}) + "\n" for r in records), "utf-8"
+    )
+    return path
+
+
+def test_a_dspace_export_is_served_with_flat_specs_and_every_community(
+    empty_database_url: str,
+) -> None:
+    """SAF and CSV items name collections; the sets file puts them in communities
+    (10722/6 in the sub-community 10722/4 of 10722/1). Each header lists the communities,
+    nearest first, then the collections, and each of those specs selects the record."""
+    load_into(empty_database_url, SETS, SAF, CSV)
+    client = make_app(empty_database_url).test_client()
+    everything = headers_by_id(client, "")
+    assert everything == {
+        "10722/310001": ["com_10722_1", "col_10722_5"],
+        "10722/310002": ["com_10722_3", "col_10722_31"],
+        "10722/310003": ["com_10722_2", "col_10722_20", "col_10722_21"],
+        "0b4e7c2a-91f3-4d8e-a6b5-3c2d1e0f9a8b": ["com_10722_3", "col_10722_30"],
+    }
+    for spec in ("col_10722_5", "com_10722_1", "com_10722_2", "col_10722_21", "com_10722_3"):
+        selected = headers_by_id(client, f"&set={spec}")
+        assert selected == {i: s for i, s in everything.items() if spec in s}, spec
+    for header in everything.values():
+        assert all(SET_SPEC_TYPE.fullmatch(spec) for spec in header)
+
+
+def test_a_sub_community_and_its_parent_both_select(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "r.jsonl", [{"id": "1", "sets": ["col_10722_6"]},
+                                       {"id": "2", "sets": ["col_10722_6", "col_10722_30"]},
+                                       {"id": "3", "sets": ["col_10722_5"]}])  # fmt: skip
+    load_into(empty_database_url, SETS, tmp_path / "r.jsonl")
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "&set=com_10722_4") == {
+        "1": ["com_10722_4", "com_10722_1", "col_10722_6"],
+        # breadth first, as DSpace: the collections' communities, then theirs
+        "2": ["com_10722_4", "com_10722_3", "com_10722_1", "col_10722_6", "col_10722_30"],
+    }
+    assert set(headers_by_id(client, "&set=com_10722_1")) == {"1", "2", "3"}
+    assert set(headers_by_id(client, "&set=com_10722_3")) == {"2"}
+
+
+def test_hierarchical_style_places_collections_under_their_communities(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    write_jsonl(tmp_path / "r.jsonl", [{"id": "1", "sets": ["col_10722_6"]}])
+    load_into(empty_database_url, SETS, tmp_path / "r.jsonl", set_style="hierarchical")
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "") == {"1": ["com_10722_1:com_10722_4:col_10722_6"]}
+    assert set(headers_by_id(client, "&set=com_10722_1")) == {"1"}
+    assert set(headers_by_id(client, "&set=com_10722_1:com_10722_4")) == {"1"}
+    pages, _ = harvest(client, "ListSets")
+    specs = {s.text for p in pages for s in p.iterfind(".//oai:setSpec", NS)}
+    assert "com_10722_1:col_10722_5" in specs and "col_10722_5" not in specs
+
+
+def test_a_dotted_handle_prefix_keeps_its_dots(empty_database_url: str, tmp_path: Path) -> None:
+    """DSpace replaces only "/": 20.500.12801/3 is col_20.500.12801_3."""
+    item = tmp_path / "saf" / "item_1"
+    item.mkdir(parents=True)
+    (item / "dublin_core.xml").write_text(
+        '<dublin_core><dcvalue element="title">T</dcvalue><dcvalue element="date" '
+        'qualifier="accessioned">2020-01-01T00:00:00Z</dcvalue></dublin_core>'
+    )
+    (item / "handle").write_text("20.500.12801/99\n")
+    (item / "collections").write_text("20.500.12801/3\n")
+    sets = tmp_path / "sets.json"
+    sets.write_text(json.dumps({"sets": [
+        {"spec": "com_20.500.12800_1", "name": "Top"},
+        {"spec": "col_20.500.12801_3", "name": "C", "parent": "com_20.500.12800_1"},
+    ]}))  # fmt: skip
+    load_into(empty_database_url, sets, tmp_path / "saf")
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "&set=col_20.500.12801_3") == {
+        "20.500.12801/99": ["com_20.500.12800_1", "col_20.500.12801_3"]
+    }
+
+
+def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    sets = tmp_path / "sets.json"
+    sets.write_text(json.dumps({"sets": [{"spec": "col_1", "name": "C", "parent": "com_9"}]}))
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, sets)
+    assert str(failure.value.problems[0]) == (
+        f"{sets}:1: record set col_1: parent com_9 is not defined before it"
+    )
+    sets.write_text(json.dumps({"sets": [
+        {"spec": "com_1", "name": "A"},
+        {"spec": "com_2", "name": "B", "parent": "com_1"},
+        {"spec": "com_1", "name": "A", "parent": "com_2"},
+    ]}))  # fmt: skip
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, sets)
+    assert str(failure.value.problems[0]) == (
+        f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
+    )
+    assert make_app(empty_database_url).test_client().get("/oai?verb=ListSets").status_code == 200
+
+
+def test_list_sets_names_every_community_and_collection(empty_database_url: str) -> None:
+    load_into(empty_database_url, STRUCTURE)
+    client = make_app(empty_database_url).test_client()
+    pages, _ = harvest(client, "ListSets")
+    sets = {
+        s.findtext("oai:setSpec", namespaces=NS): (
+            s.findtext("oai:setName", namespaces=NS),
+            s.findtext(".//dc:description", namespaces=NS),
+        )
+        for page in pages
+        for s in page.iterfind(".//oai:set", NS)
+    }
+    assert sets == {
+        "com_10722_1": ("Faculty of Medicine",
+                        "Research output of the Li Ka Shing Faculty of Medicine."),
+        "com_10722_4": ("School of Public Health", "A school of the Faculty of Medicine."),
+        "col_10722_6": ("Faculty of Medicine: Conference Papers",
+                        "Papers & posters presented at conferences."),
+        "col_10722_5": ("Faculty of Medicine: Journal/Magazine Articles", None),
+        "com_10722_2": ("Faculty of Engineering", None),
+        "col_10722_20": ("Engineering & Applied Science — Theses",
+                         "Postgraduate theses (MPhil, PhD) — 研究式碩士及博士論文."),
+        "col_10722_21": ("Faculty of Engineering: Book Chapters", None),
+        "com_10722_3": ("Faculty of Arts", "Humanities <and> language studies."),
+        "col_10722_30": ("Faculty of Arts: Journal Articles", None),
+        "col_10722_31": ("文學院：學位論文 (Faculty of Arts: Theses)", None),
+    }  # fmt: skip
+
+
+def test_the_structure_export_and_the_sets_file_agree(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """sample_records/sets.json is the structure export as a sets file: loading both
+    changes nothing the first one set."""
+    first = load_into(empty_database_url, STRUCTURE)
+    assert first.sets == 10
+    again = load_into(empty_database_url, SAMPLES / "sets.json")
+    assert again.sets == 0
+
+
+def test_the_structure_export_is_found_in_a_folder_before_the_items(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    (tmp_path / "a.jsonl").write_text("")
+    write_jsonl(tmp_path / "a.jsonl", [{"id": "1", "sets": ["col_10722_6"]}])
+    (tmp_path / "z-structure.xml").write_bytes(STRUCTURE.read_bytes())
+    (tmp_path / "notes.xml").write_text("<notes/>")  # not a structure export: not read
+    load_into(empty_database_url, tmp_path)
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "") == {"1": ["com_10722_4", "com_10722_1", "col_10722_6"]}
+    assert is_structure_file(STRUCTURE) and not is_structure_file(tmp_path / "notes.xml")
+
+
+@pytest.mark.parametrize(
+    ("document", "line", "reason"),
+    [
+        ("<import_structure>\n<community>\n<name>X</name></community></import_structure>", 2,
+         "a <community> without an identifier (its handle): load the export "
+         "(structure-builder -x), not an import document"),
+        ('<import_structure>\n\n<collection identifier="1/2"><name> </name></collection>'
+         "</import_structure>", 3, 'set col_1_2: a set needs a non-empty "name"'),
+        ('<import_structure>\n<community identifier="1/1"><name>A</name>\n', 3,
+         "not well-formed XML: "),
+    ],
+)  # fmt: skip
+def test_a_bad_structure_export_names_file_and_line(
+    empty_database_url: str, tmp_path: Path, document: str, line: int, reason: str
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(document)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    problem = str(failure.value.problems[0])
+    assert problem.startswith(f"{path}:{line}: ")
+    assert reason in problem
+
+
+def test_dspace_path_answers_with_its_own_base_url(database_url: str) -> None:
+    client = make_app(database_url).test_client()
+    for path in ("/oai", "/oai/request"):
+        root = tree(client.get(f"{path}?verb=Identify"))
+        assert root.findtext("oai:request", namespaces=NS) == f"http://localhost{path}"
+        assert root.findtext(".//oai:baseURL", namespaces=NS) == f"http://localhost{path}"
+        assert (
+            tree(client.post(path, data={"verb": "Identify"})).find(".//oai:Identify", NS)
+            is not None
+        )
+    configured = make_app(database_url, base_url="https://repo.example.org/server/oai")
+    root = tree(configured.test_client().get("/oai/request?verb=Identify"))
+    assert root.findtext(".//oai:baseURL", namespaces=NS) == (
+        "https://repo.example.org/server/oai/request"
+    )
+    only = make_app(database_url, paths=["/oai"]).test_client()
+    assert only.get("/oai/request?verb=Identify").status_code == 404
+
+
+def test_harvests_like_a_dspace_registered_aggregator(empty_database_url: str) -> None:
+    """/oai/request, set=col_…, metadataPrefix=dim: the records have the shape of a real
+    DSpace response (tests/fixtures/dspace-oai/SOURCE.md)."""
+    load_into(empty_database_url, STRUCTURE, SAF, CSV)
+    client = make_app(empty_database_url).test_client()
+    response = client.get("/oai/request?verb=ListRecords&metadataPrefix=dim&set=col_10722_20")
+    ours = tree(response)
+    assert error_codes(response) == []
+    theirs = etree.parse(str(DSPACE_RESPONSE)).getroot()
+    assert ours.findtext("oai:request", namespaces=NS) == "http://localhost/oai/request"
+    assert theirs.findtext("oai:request", namespaces=NS).endswith("/oai/request")
+
+    def shape(record: etree._Element) -> dict[str, object]:
+        header = record.find("oai:header", NS)
+        dim = record.find("oai:metadata/dim:dim", {**NS, "dim": DIM})
+        specs = specs_of(header)
+        return {
+            "record": [etree.QName(c).localname for c in record],
+            "header": sorted({etree.QName(c).localname for c in header}),
+            "specs": [s.split("_", 1)[0] for s in specs],
+            "dim": (dim.tag, dim.get(f"{{{XSI}}}schemaLocation")),
+            "fields": {etree.QName(f).text for f in dim},
+        }
+
+    reference = shape(theirs.find(".//oai:record", NS))
+    records = ours.findall(".//oai:record", NS)
+    assert [r.findtext(".//oai:identifier", namespaces=NS) for r in records] == [
+        "oai:repository.example.org:10722/310003"
+    ]
+    for record in records:
+        mine = shape(record)
+        assert {k: v for k, v in mine.items() if k != "specs"} == {
+            k: v for k, v in reference.items() if k != "specs"
+        }
+        # communities first, then collections, as DSpace lists them
+        assert mine["specs"] == sorted(mine["specs"], key=lambda p: p != "com")  # type: ignore[arg-type,return-value]
+        assert "col_10722_20" in specs_of(record.find("oai:header", NS))
+        attributes = {a for f in record.iter(f"{{{DIM}}}field") for a in f.attrib}
+        theirs_attributes = {a for f in theirs.iter(f"{{{DIM}}}field") for a in f.attrib}
+        assert {"mdschema", "element"} <= attributes
+        assert attributes <= theirs_attributes | {"authority", "confidence"}
+        for spec in specs_of(record.find("oai:header", NS)):
+            assert SET_SPEC_TYPE.fullmatch(spec) and re.fullmatch(r"co[lm]_[^:]+", spec)
+    for spec in specs_of(theirs.find(".//oai:header", NS)):
+        assert SET_SPEC_TYPE.fullmatch(spec) and re.fullmatch(r"co[lm]_[^:]+", spec)
