@@ -29,10 +29,10 @@ from urllib.parse import quote, urlencode
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from generate import SETS, records  # noqa: E402
+from generate import TREE, records, sets_file  # noqa: E402
 from run import free_port, wait_for  # noqa: E402
 
-SET = SETS[0].split(":")[0]  # a top-level set: a quarter of the records
+SET = TREE[0][0]  # a community: a quarter of the records
 PAGE = 50  # pages.SET_PAGE_SIZE
 
 
@@ -74,8 +74,10 @@ def main() -> None:
         with source.open("w", encoding="utf-8") as out:
             for record in records(arguments.count):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sets = folder / "sets.json"
+        sets_file(sets)  # places the records' collections in their communities
         loaded = subprocess.run(
-            [sys.executable, "-m", "oaipmh_server", "load", "--no-progress", str(source)],
+            [sys.executable, "-m", "oaipmh_server", "load", "--no-progress", str(sets), str(source)],
             env=env, capture_output=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         if loaded.returncode != 0:

@@ -90,7 +90,7 @@ def test_a_visitor_goes_from_home_to_a_set_to_a_record(
     accessible(page, "home")
     page.screenshot(path=artifacts / "home.png", full_page=True)
 
-    page.get_by_role("link", name="Faculty of Medicine").click()
+    page.get_by_role("link", name="Faculty of Medicine", exact=True).click()
     assert page.url == site + "/sets/com_10722_1"
     assert page.locator("h1").inner_text() == "Faculty of Medicine"
     accessible(page, "set")

@@ -254,34 +254,31 @@ class SqlStore:
     # -- for the pages people read (pages.py) ----------------------------------------------
 
     def get_sets(self, specs: Sequence[str]) -> list[SetInfo]:
-        """The named sets among `specs` (a record's own), in spec order."""
+        """The named sets among `specs` (a record's own), in the order of `specs` (a
+        header's: its communities, nearest first, then its collections)."""
         if not specs:
             return []
-        query = (
-            select(SetRow.spec, SetRow.name, SetRow.description)
-            .where(SetRow.spec.in_(list(specs)))
-            .order_by(SetRow.spec)
+        query = select(SetRow.spec, SetRow.name, SetRow.description).where(
+            SetRow.spec.in_(list(specs))
         )
         with _unavailable(), self.engine.connect() as conn:
-            return [SetInfo(*row) for row in conn.execute(query)]
+            found = {row[0]: SetInfo(*row) for row in conn.execute(query)}
+        return [found[spec] for spec in dict.fromkeys(specs) if spec in found]
 
     def list_subsets(self, spec: str, limit: int) -> list[SetInfo]:
-        """The sets just below `spec` (`a:b` below `a`, not `a:b:c`): a range of the primary
-        key, `a:` up to `a;` (the character after the colon), so no LIKE and no escaping."""
-        query = (
-            select(SetRow.spec, SetRow.name, SetRow.description)
-            .where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
-            .order_by(SetRow.spec)
-        )
+        """The sets just below `spec`, in spec order: those whose parent it is (DSpace's
+        flat specs, with the tree kept in `parent`), and in the hierarchical style `a:b`
+        below `a` (not `a:b:c`), a range of the primary key, `a:` up to `a;`."""
+        columns = (SetRow.spec, SetRow.name, SetRow.description)
+        children = select(*columns).where(SetRow.parent == spec)
+        nested = select(*columns).where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
         depth = spec.count(":") + 1
-        subsets: list[SetInfo] = []
         with _unavailable(), self.engine.connect() as conn:
-            for row in conn.execute(query):
+            found = {row[0]: SetInfo(*row) for row in conn.execute(children.limit(limit))}
+            for row in conn.execute(nested.order_by(SetRow.spec)):
                 if row[0].count(":") == depth:
-                    subsets.append(SetInfo(*row))
-                    if len(subsets) >= limit:
-                        break
-        return subsets
+                    found.setdefault(row[0], SetInfo(*row))
+        return [found[key] for key in sorted(found)][:limit]
 
     def get_fields_of(self, local_ids: Sequence[str]) -> dict[str, tuple[Field, ...]]:
         """Several records' fields in one query (a page listing records shows their titles)."""
