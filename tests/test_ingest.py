@@ -130,6 +130,28 @@ def test_worker_processes_load_exactly_what_one_process_loads(
     assert stores[0] == stores[1]
 
 
+def test_worker_processes_render_headers_with_the_communities_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In DSpace's flat style a header names the communities above a record's collection:
+    the workers render it with them (the tree as the load knows it), the same bytes as one
+    process renders."""
+    from oaipmh_server.ingest import workers
+
+    monkeypatch.setattr(workers, "CHUNK_BYTES", 600)
+    (tmp_path / "sets.json").write_text(json.dumps({"sets": [
+        {"spec": "com_1", "name": "Community"},
+        {"spec": "col_1", "name": "Collection", "parent": "com_1"}]}))  # fmt: skip
+    write_jsonl(tmp_path / "r.jsonl", [record(str(n), sets=["col_1"]) for n in range(40)])
+    stores = []
+    for count in (0, 2):
+        url = f"sqlite:///{tmp_path}/t{count}.sqlite3"
+        load_into(url, tmp_path, clock=lambda: T1, workers=count)
+        stores.append(everything(url))
+    assert stores[0] == stores[1]
+    assert b"<setSpec>com_1</setSpec><setSpec>col_1</setSpec>" in repr(stores[1]).encode()
+
+
 def test_worker_processes_report_the_same_problems(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -129,8 +129,10 @@ class Prepared(NamedTuple):
     fields_digest: str
     fragments: dict[str, tuple[str, bytes]]  # prefix → (crosswalk version, body)
     # Its <header> if the load dates it by its dc.date.accessioned, as it does every record
-    # of a first load (None: rendered by the load, once the datestamp is known).
+    # of a first load (None: rendered by the load, once the datestamp is known), and the
+    # set specs that header names (the load checks they are the ones it serves).
     header: bytes | None = None
+    header_sets: tuple[str, ...] = ()
 
     def fields(self) -> tuple[Field, ...]:
         return unpack_fields(self.packed_fields)
@@ -143,18 +145,22 @@ class Prepared(NamedTuple):
 
 
 def prepare(
-    draft: Draft, formats: Mapping[str, MetadataFormat], repository_identifier: str | None = None
+    draft: Draft,
+    formats: Mapping[str, MetadataFormat],
+    repository_identifier: str | None = None,
+    served_sets: tuple[str, ...] | None = None,
 ) -> Prepared:
     """Store-ready: fields packed as stored, their digest and, unless deleted, each format's body;
     with `repository_identifier`, the header it has if dated by its dc.date.accessioned
     (a worker renders it, so the loading process, the one that cannot be parallel, only
-    checks that the guess was right)."""
+    checks that the guess was right), naming `served_sets` (default: the record's own)."""
     fragments = {}
     header = None
+    header_sets = draft.set_specs if served_sets is None else served_sets
     if not draft.deleted:
         fragments = {prefix: (f.version, f.render(draft.fields)) for prefix, f in formats.items()}
         if repository_identifier is not None and draft.accessioned is not None:
-            dated = Header(draft.local_id, draft.accessioned, draft.set_specs, False)
+            dated = Header(draft.local_id, draft.accessioned, header_sets, False)
             header = stored_header(repository_identifier, dated)
     return Prepared(
         path=draft.source.path,
@@ -168,6 +174,7 @@ def prepare(
         fields_digest=draft.fields_digest,
         fragments=fragments,
         header=header,
+        header_sets=header_sets,
     )
 
 

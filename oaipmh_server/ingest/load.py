@@ -27,7 +27,6 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import pairwise
 from pathlib import Path
 
 from .. import datestamps, xml
@@ -50,12 +49,15 @@ from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
 from .saf import is_item_folder, leads_outside, read_saf_item
 from .structure import is_structure_file, read_structure_file
+from .tree import communities, served_flat
 from .workers import Workers, worker_count
 
 SECOND = timedelta(seconds=1)
 # A dc.date.accessioned this far ahead of our clock is an error, not clock skew.
 MAX_SKEW = timedelta(days=1)
 BATCH = 1000
+# The same record twice is looked for among the ids' hashes a part at a time (a power of 2).
+REPEAT_BUCKETS = 16
 MAX_PROBLEMS_SHOWN = 1000
 SUFFIXES = (".json", ".jsonl", ".csv")
 FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
@@ -219,6 +221,7 @@ def load_paths(
             wait=wait,
             on_wait=on_wait,
             before_commit=before_commit,
+            tree=None if pool is None else pool.tree,
         )
         summary.warnings[:0] = notes  # the files first, then their records
         return summary
@@ -238,11 +241,14 @@ def load_items(
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
     before_commit: Callable[[], None] | None = None,
+    tree: dict[str, str | None] | None = None,
 ) -> LoadSummary:
+    """Load items read elsewhere (see load_paths). `tree`: filled with the sets' tree as
+    the load learns it, for readers in worker processes (Workers.tree)."""
     summary = LoadSummary()
     loading = store.loading(clock, keep_dates=settings.keep_accessioned, wait=wait, on_wait=on_wait)
     with loading as tx:
-        loader = _Loader(tx, settings, formats, summary)
+        loader = _Loader(tx, settings, formats, summary, tree)
         for item in items:
             if isinstance(item, LoadError):
                 loader.problem(item)
@@ -299,6 +305,7 @@ class _Loader:
         settings: Settings,
         formats: dict[str, MetadataFormat],
         summary: LoadSummary,
+        tree: dict[str, str | None] | None = None,
     ) -> None:
         self.tx = tx
         self.settings = settings
@@ -311,6 +318,11 @@ class _Loader:
         self.was_empty = tx.is_empty()
         self.header_version = xml.header_version(settings.repository_identifier)
         self.sets = tx.known_sets()
+        # The tree (spec → parent's spec), shared with the worker processes' readers when
+        # there are any (`tree`), so they render headers with the sets a record is served with.
+        self.parents = {} if tree is None else tree
+        self.parents.clear()
+        self.parents.update((spec, info.parent) for spec, info in self.sets.items())
         self.flat = settings.set_style == "dspace"
         # A record's sets with the communities above them, by the sets it names.
         self.expanded: dict[tuple[str, ...], tuple[str, ...]] = {}
@@ -427,8 +439,8 @@ class _Loader:
         else:
             summary.updated += 1
         header = None
-        if datestamp == item.accessioned and set_specs == item.set_specs:
-            header = prepared.header  # rendered by a worker, for that datestamp
+        if datestamp == item.accessioned and set_specs == prepared.header_sets:
+            header = prepared.header  # rendered by a worker, for that datestamp and sets
         if header is None:
             header = self.render_header(Header(item.local_id, datestamp, set_specs, item.deleted))
         return RecordWrite(
@@ -455,9 +467,14 @@ class _Loader:
         state of the repository, not a sequence of edits (the first copy's sets would be
         left listed with no record in them)."""
         hashes = self.id_hashes
-        ordered = sorted(hashes)
-        repeated = {a for a, b in pairwise(ordered) if a == b}
-        del ordered
+        repeated: set[int] = set()
+        for bucket in range(REPEAT_BUCKETS):  # a set of a sixteenth at a time: flat memory
+            part: set[int] = set()
+            for value in hashes:
+                if value & (REPEAT_BUCKETS - 1) == bucket:
+                    if value in part:
+                        repeated.add(value)
+                    part.add(value)
         if not repeated:
             return
         paths = list(self.files)
@@ -492,6 +509,8 @@ class _Loader:
     def _ensure_set(self, spec: str) -> None:
         """A set a record names but no sets file defines is named after its spec; the
         ancestors of a hierarchical spec exist too, so ListSets shows the whole tree."""
+        if spec in self.sets:
+            return  # and so are its ancestors (_put_set)
         for ancestor in ancestors(spec):
             if ancestor not in self.sets:
                 self._put_set(SetInfo(ancestor, ancestor))
@@ -506,7 +525,7 @@ class _Loader:
         served = self.expanded.get(specs)
         if served is None:
             if self.flat:
-                served = (*self._communities(specs), *dict.fromkeys(specs))
+                served = served_flat(specs, self.parents)
             else:
                 served = tuple(dict.fromkeys(self._placed(spec) for spec in specs))
             if len(self.expanded) < 10_000:
@@ -515,17 +534,7 @@ class _Loader:
 
     def _communities(self, specs: tuple[str, ...]) -> tuple[str, ...]:
         """The sets above `specs` in the tree, breadth first (DSpace's order), without them."""
-        found: dict[str, None] = {}
-        level = [self.sets[s].parent for s in specs if s in self.sets]
-        while level:
-            above = []
-            for spec in level:
-                if spec is not None and spec not in found and spec not in specs:
-                    found[spec] = None
-                    info = self.sets.get(spec)
-                    above.append(info.parent if info is not None else None)
-            level = above
-        return tuple(found)
+        return communities(specs, self.parents)
 
     def _placed(self, spec: str) -> str:
         """A flat spec such as DSpace's `col_10722_5`, when a defined set ends with it
@@ -543,6 +552,7 @@ class _Loader:
         if self.sets.get(info.spec) != info:
             self.tx.put_set(info, exists=info.spec in self.sets)
             self.sets[info.spec] = info
+            self.parents[info.spec] = info.parent
             self.summary.sets += 1
 
     def refresh_fragments(self) -> None:

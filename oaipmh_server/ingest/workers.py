@@ -30,6 +30,7 @@ from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
 from .drafts import Draft, Limits, prepare
 from .json import Item, jsonl_item, jsonl_lines
+from .tree import served_flat
 
 # A .jsonl file this big is worth starting workers for (about 2,000 seed-shaped records).
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
@@ -54,6 +55,9 @@ def worker_count(paths: list[Path]) -> int:
 class Workers:
     def __init__(self, settings: Settings, count: int) -> None:
         self.count = count
+        # The sets' tree, filled by the load as it learns it (load_items' `tree`).
+        self.tree: dict[str, str | None] = {}
+        self.flat = settings.set_style == "dspace"
         self.executor = ProcessPoolExecutor(
             count,
             mp_context=multiprocessing.get_context("spawn"),
@@ -78,7 +82,9 @@ class Workers:
             with handle:
                 for chunk in _chunks(handle):
                     line = in_flight[0][0] if in_flight else chunk[2]
-                    task = self.executor.submit(_prepare, name, *chunk, require_accessioned, limits)
+                    task = self.executor.submit(
+                        _prepare, name, *chunk, require_accessioned, limits, self._served_tree()
+                    )
                     in_flight.append((chunk[2], task))
                     if len(in_flight) > 2 * self.count:
                         line, task = in_flight.popleft()
@@ -90,6 +96,11 @@ class Workers:
             # A worker was killed (by an operator, or the kernel out of memory): its chunk's
             # records will never come, so the load cannot be whole.
             yield LoadError(name, line, None, WORKER_STOPPED)
+
+    def _served_tree(self) -> dict[str, str | None] | None:
+        """The sets' tree as the load knows it now (DSpace's flat style), for the workers
+        to render headers with the communities a record is served in; None: as named."""
+        return dict(self.tree) if self.flat else None
 
     def close(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
@@ -126,7 +137,13 @@ def _exit_with(parent: int) -> None:
 
 
 def _prepare(
-    name: str, offset: int, size: int, first: int, require_accessioned: bool, limits: Limits
+    name: str,
+    offset: int,
+    size: int,
+    first: int,
+    require_accessioned: bool,
+    limits: Limits,
+    tree: dict[str, str | None] | None,
 ) -> list[Item]:
     items: list[Item] = []
     with open(name, "rb") as handle:
@@ -134,7 +151,8 @@ def _prepare(
         for number, raw, length in jsonl_lines(handle, first, size, limits.max_record_bytes):
             item = jsonl_item(name, number, raw, require_accessioned, limits, length)
             if isinstance(item, Draft):
-                items.append(prepare(item, _formats, _repository[0]))
+                served = None if tree is None else served_flat(item.set_specs, tree)
+                items.append(prepare(item, _formats, _repository[0], served))
             elif item is not None:
                 items.append(item)
     return items
