@@ -25,7 +25,12 @@ SEPARATOR = "||"
 COLUMN = re.compile(
     r"([a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)?)(?:\[([^\]]*)\])?"
 )
-HANDLE = re.compile(r"(?:hdl\.handle\.net/|/handle/)([0-9.]+/[^/?#\s]+)/?$")
+# A handle URL of any prefix: DSpace's prefixes are digits and dots (`10722`, `20.500.1`) or
+# letters (`DICT`, as in DSpace's own test data), the suffix anything up to the next `/`.
+HANDLE = re.compile(
+    r"(?:hdl\.handle\.net/|/handle/)((?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+)/?$"
+)
+NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
 
@@ -151,6 +156,15 @@ def _row(
     local_id = handle_of(uris) or uuid
     if not local_id:
         return LoadError(name, line, None, "no id: no handle in dc.identifier.uri and no UUID")
+    if local_id.startswith(NEW_ITEM):  # an id of its own, never the `+`
+        return LoadError(
+            name,
+            line,
+            None,
+            f"{quoted(uuid)} in the id column is an item DSpace has not created yet: it has no "
+            "UUID or handle to be served by; import it into DSpace and export again, or give "
+            "its handle in dc.identifier.uri",
+        )
     if sum(map(len, row)) > limits.max_record_bytes // 4:  # else it cannot be over
         size = sum(len(cell.encode("utf-8", "surrogatepass")) for cell in row)
         if size > limits.max_record_bytes:
