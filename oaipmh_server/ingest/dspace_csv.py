@@ -13,11 +13,12 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import LoadError, quoted
-from .drafts import Limits, Source, draft_or_error, too_big
+from .drafts import ACCESSIONED, Draft, Limits, Source, column_key, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 
@@ -112,6 +113,11 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         yield LoadError(name, 1, None, "no id column")
         return
     where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
+    # Without dc.date.accessioned (`dspace metadata-export` without -a), each row changes
+    # only its columns of the stored record, as DSpace's metadata-import does.
+    partial = None
+    if not any(c is not None and c[0] == ACCESSIONED for c in columns):
+        partial = frozenset(column_key(*c) for c in columns if c is not None)
     start = 2
     while True:
         try:
@@ -130,7 +136,7 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         line, start = start, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
-        yield _row(name, line, row, columns, where, require_accessioned, limits)
+        yield _row(name, line, row, columns, where, require_accessioned, limits, partial)
 
 
 def _row(
@@ -141,6 +147,7 @@ def _row(
     where: dict[str, int],
     require_accessioned: bool,
     limits: Limits,
+    partial: frozenset[tuple[str, str | None]] | None,
 ) -> Item:
     if len(row) != len(columns):
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
@@ -171,12 +178,15 @@ def _row(
             return LoadError(name, line, local_id, too_big(size, limits))
     collections = row[where["collection"]] if "collection" in where else ""
     sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
-    return draft_or_error(
+    draft = draft_or_error(
         Source(name, line),
         local_id,
         sets,
         False,
         fields,
-        require_accessioned=require_accessioned,
+        require_accessioned=require_accessioned and partial is None,
         limits=limits,
     )
+    if partial is None or not isinstance(draft, Draft):
+        return draft
+    return replace(draft, partial=partial, keeps_sets="collection" not in where)
