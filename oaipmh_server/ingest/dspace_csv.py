@@ -6,6 +6,10 @@ hold `||`-separated values; an empty cell is no value, nor is an empty value bet
 separators (`a||||b` is two values). The local id is the handle in
 `dc.identifier.uri`, else the UUID, so an export of items loaded before from SAF updates
 them instead of duplicating them. Problems name the file and the row's first line.
+
+Without a dc.date.accessioned column (`dspace metadata-export` without -a), a row is a part
+of a record: the loader merges it with the stored record (`drafts.merge_fields`), as
+DSpace's metadata-import changes only the columns present.
 """
 
 from __future__ import annotations
