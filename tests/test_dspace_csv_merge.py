@@ -202,3 +202,21 @@ def test_a_handle_with_letters_matches_the_saf_item(
     fields = stored_fields(empty_database_url, "DICT/2001")["DICT/2001"]
     assert ["dc.identifier.uri", uri, None] in fields
     assert ["dc.type", "Book", None] in fields
+
+
+def test_every_row_without_a_record_is_reported(seeded: str, tmp_path: Path) -> None:
+    """After a first problem nothing is written, but each row is still checked against the
+    store: a default export of new items counts them all, not those of the first batch."""
+    rows = [f"u-{n},10722/5,Title {n}," for n in range(1, 2501)]
+    rows[0] = "u-1,10722/5,Title 1"  # three cells: refused by the reader
+    rows[1] = "u-2,10722/5,New title,http://hdl.handle.net/10722/212116"  # the stored one
+    export = write_csv(tmp_path / "export.csv", "id,collection,dc.title,dc.identifier.uri", *rows)
+    before = stored_fields(seeded, SEED)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, export)
+    problems = [str(p) for p in failure.value.problems]
+    assert failure.value.total == 2499
+    assert problems[0] == f"{export}:2: record ?: 3 cells for 4 columns"
+    assert problems[1].startswith(f"{export}:4: record u-3: no dc.date.accessioned")
+    assert not any(SEED in p for p in problems)
+    assert stored_fields(seeded, SEED) == before

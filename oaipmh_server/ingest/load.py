@@ -351,7 +351,7 @@ class _Loader:
                 )
             )
             return
-        if self.problems:
+        if self.problems and (not isinstance(item, Draft) or item.partial is None):
             return  # nothing will be written: keep reading only to report every problem
         if item.local_id in self.batch:
             self.flush()  # the same id twice: refused at the end, where both are named
@@ -384,9 +384,16 @@ class _Loader:
     def flush(self) -> None:
         drafts = list(self.batch.values())
         self.batch.clear()
-        if not drafts or self.problems:
+        if not drafts:
             return
         existing = self.tx.existing(d.local_id for d in drafts)
+        if self.problems:  # nothing will be written: only parts that change no record
+            for part in drafts:
+                old = existing.get(part.local_id)
+                unknown = old is None or old.deleted
+                if isinstance(part, Draft) and part.partial is not None and unknown:
+                    self._merged(part, None, {})
+            return
         parts = [
             d.local_id
             for d in drafts
