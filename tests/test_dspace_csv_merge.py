@@ -122,6 +122,13 @@ def test_a_default_csv_without_collection_keeps_the_sets(seeded: str, tmp_path: 
     export = default_csv(tmp_path / "export.csv", {"dc.type": "Journal article"}, ("collection",))
     assert load_into(seeded, export).updated == 1
     assert fetch(seeded, select(RecordRow.set_specs)) == before == [("com_10722_1 col_10722_5",)]
+    export = default_csv(tmp_path / "empty.csv", {"dc.type": "Article", "collection": ""})
+    assert load_into(seeded, export).updated == 1
+    assert fetch(seeded, select(RecordRow.set_specs)) == before
+    export = default_csv(tmp_path / "moved.csv", {"collection": "10722/6"})
+    assert load_into(seeded, export).updated == 1
+    moved = [("com_10722_4 com_10722_1 col_10722_6",)]  # with its communities (sets.json)
+    assert fetch(seeded, select(RecordRow.set_specs)) == moved
 
 
 def test_a_new_record_needs_a_datestamp_source(empty_database_url: str, tmp_path: Path) -> None:

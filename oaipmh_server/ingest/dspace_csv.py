@@ -193,4 +193,6 @@ def _row(
     )
     if partial is None or not isinstance(draft, Draft):
         return draft
-    return replace(draft, partial=partial, keeps_sets="collection" not in where)
+    # No collection (no column, or an empty cell): the item stays where it is, as DSpace's
+    # items never leave their owning collection for none.
+    return replace(draft, partial=partial, keeps_sets=not sets)
