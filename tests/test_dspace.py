@@ -111,6 +111,12 @@ def test_other_schemas_are_kept_as_their_own_fields(empty_database_url: str) -> 
         (["https://hub.hku.hk/handle/10722/77/"], "10722/77"),
         (["https://doi.org/10.1/x", "http://hdl.handle.net/123456789/9"], "123456789/9"),
         (["https://example.org/item/1"], None),
+        # any prefix: letters (DSpace's own test data), digits and dots
+        (["https://demo.dspace.org/xmlui/handle/DICT/2001"], "DICT/2001"),
+        (["http://hdl.handle.net/DICT/2001/"], "DICT/2001"),
+        (["https://repo.example.org/handle/123456789/5"], "123456789/5"),
+        (["https://hdl.handle.net/20.500.12345/7"], "20.500.12345/7"),
+        (["https://example.org/handle/a.b/7"], None),
     ],
 )
 def test_handle_from_identifier_uri(uris: list[str], handle: str | None) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import itemgetter
@@ -83,6 +84,11 @@ class Draft:
     fields: tuple[Field, ...]
     accessioned: datetime | None
     cleaned: int  # characters XML cannot carry, replaced by U+FFFD
+    # A part of a record (a row of a metadata CSV without dc.date.accessioned): the columns
+    # (field, language) it gives, to be merged with the stored record (`merge_fields`);
+    # None: the whole record.
+    partial: frozenset[tuple[str, str | None]] | None = None
+    keeps_sets: bool = False  # a part without sets: the stored record's stay
 
     @property
     def fields_digest(self) -> str:
@@ -196,6 +202,69 @@ def normalise_language(value: str | None) -> str | None:
     if not LANGUAGE.fullmatch(text):
         raise ValueError(f"language {quoted(value)} is not a language tag such as 'en' or 'en_US'")
     return text
+
+
+def column_key(name: str, lang: str | None) -> tuple[str, str | None]:
+    """A field and language as DSpace's metadata-import tells columns apart (`dc.title[en_US]`
+    is not `dc.title[nb_NO]`), whichever way the language is spelt (`en_US`, `en-US`)."""
+    try:
+        return name, normalise_language(lang)
+    except ValueError:  # not a language: a column of its own (its values are refused)
+        return name, lang
+
+
+def merge_fields(
+    stored: Sequence[Field], given: Sequence[Field], columns: frozenset[tuple[str, str | None]]
+) -> list[Field]:
+    """DSpace's metadata-import: the stored fields whose column is not in `columns` stay,
+    the values of each column given replace that column's (none: removed). A column's new
+    values take the place of its first stored value, so merging what is stored changes
+    nothing (the content hash keeps the order of values within a field)."""
+    given_by_column: dict[tuple[str, str | None], list[Field]] = {}
+    for f in given:
+        given_by_column.setdefault(column_key(f.name, f.lang), []).append(f)
+    merged: list[Field] = []
+    placed: set[tuple[str, str | None]] = set()
+    for f in stored:
+        key = column_key(f.name, f.lang)
+        if key not in columns:
+            merged.append(f)
+        elif key not in placed:
+            placed.add(key)
+            merged += given_by_column.get(key, ())
+    for key, values in given_by_column.items():
+        if key not in placed:
+            merged += values
+    return merged
+
+
+def merge_draft(
+    draft: Draft, stored: Sequence[Field], stored_sets: tuple[str, ...], limits: Limits
+) -> Draft:
+    """A partial draft (`Draft.partial`) merged with the record stored under its id: a whole
+    record, dated by the stored dc.date.accessioned unless its columns replace it."""
+    fields = merge_fields(stored, draft.fields, draft.partial or frozenset())
+    if len(fields) > limits.max_values:
+        raise LoadError(
+            draft.source.path,
+            draft.source.line,
+            draft.local_id,
+            f"{len(fields):,} values with the stored ones, over the limit of "
+            f"{limits.max_values:,} ([limits] max_values)",
+        )
+    accessioned = None
+    dates = [f.value for f in fields if f.name == ACCESSIONED]
+    if dates:
+        with suppress(ValueError):
+            accessioned = parse_record_date(dates[0])
+    return replace(
+        draft,
+        set_specs=stored_sets if draft.keeps_sets else draft.set_specs,
+        fields=tuple(fields),
+        accessioned=accessioned,
+        partial=None,
+        keeps_sets=False,
+    )
 
 
 # Field names and languages repeat from record to record, so each is checked once: the

@@ -6,6 +6,10 @@ hold `||`-separated values; an empty cell is no value, nor is an empty value bet
 separators (`a||||b` is two values). The local id is the handle in
 `dc.identifier.uri`, else the UUID, so an export of items loaded before from SAF updates
 them instead of duplicating them. Problems name the file and the row's first line.
+
+Without a dc.date.accessioned column (`dspace metadata-export` without -a), a row is a part
+of a record: the loader merges it with the stored record (`drafts.merge_fields`), as
+DSpace's metadata-import changes only the columns present.
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import LoadError, quoted
-from .drafts import Limits, Source, draft_or_error, too_big
+from .drafts import ACCESSIONED, Draft, Limits, Source, column_key, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 
@@ -25,7 +30,12 @@ SEPARATOR = "||"
 COLUMN = re.compile(
     r"([a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)?)(?:\[([^\]]*)\])?"
 )
-HANDLE = re.compile(r"(?:hdl\.handle\.net/|/handle/)([0-9.]+/[^/?#\s]+)/?$")
+# A handle URL of any prefix: DSpace's prefixes are digits and dots (`10722`, `20.500.1`) or
+# letters (`DICT`, as in DSpace's own test data), the suffix anything up to the next `/`.
+HANDLE = re.compile(
+    r"(?:hdl\.handle\.net/|/handle/)((?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+)/?$"
+)
+NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
 
@@ -107,6 +117,11 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         yield LoadError(name, 1, None, "no id column")
         return
     where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
+    # Without dc.date.accessioned (`dspace metadata-export` without -a), each row changes
+    # only its columns of the stored record, as DSpace's metadata-import does.
+    partial = None
+    if not any(c is not None and c[0] == ACCESSIONED for c in columns):
+        partial = frozenset(column_key(*c) for c in columns if c is not None)
     start = 2
     while True:
         try:
@@ -125,7 +140,7 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         line, start = start, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
-        yield _row(name, line, row, columns, where, require_accessioned, limits)
+        yield _row(name, line, row, columns, where, require_accessioned, limits, partial)
 
 
 def _row(
@@ -136,6 +151,7 @@ def _row(
     where: dict[str, int],
     require_accessioned: bool,
     limits: Limits,
+    partial: frozenset[tuple[str, str | None]] | None,
 ) -> Item:
     if len(row) != len(columns):
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
@@ -151,18 +167,32 @@ def _row(
     local_id = handle_of(uris) or uuid
     if not local_id:
         return LoadError(name, line, None, "no id: no handle in dc.identifier.uri and no UUID")
+    if local_id.startswith(NEW_ITEM):  # an id of its own, never the `+`
+        return LoadError(
+            name,
+            line,
+            None,
+            f"{quoted(uuid)} in the id column is an item DSpace has not created yet: it has no "
+            "UUID or handle to be served by; import it into DSpace and export again, or give "
+            "its handle in dc.identifier.uri",
+        )
     if sum(map(len, row)) > limits.max_record_bytes // 4:  # else it cannot be over
         size = sum(len(cell.encode("utf-8", "surrogatepass")) for cell in row)
         if size > limits.max_record_bytes:
             return LoadError(name, line, local_id, too_big(size, limits))
     collections = row[where["collection"]] if "collection" in where else ""
     sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
-    return draft_or_error(
+    draft = draft_or_error(
         Source(name, line),
         local_id,
         sets,
         False,
         fields,
-        require_accessioned=require_accessioned,
+        require_accessioned=require_accessioned and partial is None,
         limits=limits,
     )
+    if partial is None or not isinstance(draft, Draft):
+        return draft
+    # No collection (no column, or an empty cell): the item stays where it is, as DSpace's
+    # items never leave their owning collection for none.
+    return replace(draft, partial=partial, keeps_sets=not sets)

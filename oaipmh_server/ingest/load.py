@@ -33,9 +33,10 @@ from .. import datestamps, xml
 from ..config import Settings
 from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
-from ..records import Header, SetInfo
+from ..records import Field, Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
 from .drafts import (
+    ACCESSIONED,
     HASH_SCHEME,
     Draft,
     Limits,
@@ -43,6 +44,7 @@ from .drafts import (
     SetDefinition,
     Source,
     content_hash,
+    merge_draft,
     prepare,
 )
 from .dspace_csv import read_csv_file
@@ -324,6 +326,7 @@ class _Loader:
         self.parents.clear()
         self.parents.update((spec, info.parent) for spec, info in self.sets.items())
         self.flat = settings.set_style == "dspace"
+        self.limits = Limits.of(settings)
         # A record's sets with the communities above them, by the sets it names.
         self.expanded: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.batch: dict[str, Draft | Prepared] = {}
@@ -360,7 +363,7 @@ class _Loader:
                 )
             )
             return
-        if self.problems:
+        if self.problems and (not isinstance(item, Draft) or item.partial is None):
             return  # nothing will be written: keep reading only to report every problem
         if item.local_id in self.batch:
             self.flush()  # the same id twice: refused at the end, where both are named
@@ -393,17 +396,64 @@ class _Loader:
     def flush(self) -> None:
         drafts = list(self.batch.values())
         self.batch.clear()
-        if not drafts or self.problems:
+        if not drafts:
             return
         existing = self.tx.existing(d.local_id for d in drafts)
+        if self.problems:  # nothing will be written: only parts that change no record
+            for part in drafts:
+                old = existing.get(part.local_id)
+                unknown = old is None or old.deleted
+                if isinstance(part, Draft) and part.partial is not None and unknown:
+                    self._merged(part, None, {})
+            return
+        parts = [
+            d.local_id
+            for d in drafts
+            if isinstance(d, Draft) and d.partial is not None and d.local_id in existing
+        ]
+        stored = self.tx.stored_fields(parts) if parts else {}
         writes = []
         for draft in drafts:
+            if isinstance(draft, Draft) and draft.partial is not None:
+                merged = self._merged(draft, existing.get(draft.local_id), stored)
+                if merged is None:
+                    continue
+                draft = merged
             write = self._decide(draft, existing.get(draft.local_id))
             if write is not None:
                 writes.append(write)
                 for spec in write.set_specs:
                     self._ensure_set(spec)
         self.tx.write(writes, replacing=[w.local_id for w in writes if w.local_id in existing])
+
+    def _merged(
+        self, part: Draft, old: Existing | None, stored: dict[str, tuple[Field, ...]]
+    ) -> Draft | None:
+        """A row of a metadata CSV without dc.date.accessioned merged with the stored record
+        it changes; for a record not stored (or deleted), the row alone if the load may date
+        it by the time of the load, else a problem saying how to give it a datestamp."""
+        fields = stored.get(part.local_id)
+        if old is not None and not old.deleted and fields is not None:
+            try:
+                return merge_draft(part, fields, old.set_specs, self.limits)
+            except LoadError as e:
+                self.problem(e)
+                return None
+        if self.settings.missing_accessioned == "reject":
+            self.problem(
+                LoadError(
+                    part.source.path,
+                    part.source.line,
+                    part.local_id,
+                    f"no {ACCESSIONED} (the datestamp comes from it), and no such record "
+                    "in the store for this row to change: export with `dspace metadata-export "
+                    "-a` (all metadata, dc.date.accessioned included), or set "
+                    '[datestamps] missing_accessioned = "ingest_time" to date new records '
+                    "by the time of the load",
+                )
+            )
+            return None
+        return replace(part, partial=None, keeps_sets=False)
 
     def _decide(self, item: Draft | Prepared, old: Existing | None) -> RecordWrite | None:
         """Count the record and say what to write, with which datestamp. A Draft (read in

@@ -560,6 +560,15 @@ class LoadTransaction:
                 found[lid] = Existing(content_hash, datestamp, deleted, tuple(specs.split()))
         return found
 
+    def stored_fields(self, local_ids: Sequence[str]) -> dict[str, tuple[Field, ...]]:
+        """The stored fields of these records (a metadata CSV row is merged with them)."""
+        found: dict[str, tuple[Field, ...]] = {}
+        for start in range(0, len(local_ids), 500):
+            chunk = list(local_ids[start : start + 500])
+            query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(chunk))
+            found.update((lid, unpack_fields(packed)) for lid, packed in self.conn.execute(query))
+        return found
+
     def ids_with_hashes(self, hashes: set[int]) -> dict[int, str]:
         """The stored ids whose Python hash is one of `hashes` (a load names the records
         it found twice, having kept only their hashes)."""

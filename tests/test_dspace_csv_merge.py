@@ -1,0 +1,229 @@
+"""A default `dspace metadata-export` CSV (without -a: no dc.date.accessioned, available or
+provenance) changes only its columns of the stored records, as DSpace's metadata-import
+does; `+` rows; handles of any prefix."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from oaipmh_server.errors import LoadFailed
+from oaipmh_server.store.schema import RecordRow
+
+from .conftest import SAMPLES, load_into
+from .db import datestamps, fetch, oai_identifiers, stored_fields
+
+SEED_EXPORTS = Path(__file__).parent / "fixtures" / "dspace-seed"
+SEED_SAF = SEED_EXPORTS / "saf"
+SEED_CSV = SEED_EXPORTS / "metadata-export.csv"  # with -a
+SEED = "10722/212116"
+LEFT_OUT = ("dc.date.accessioned", "dc.date.available", "dc.description.provenance")
+
+
+def default_csv(
+    path: Path, changes: dict[str, str] | None = None, dropped: tuple[str, ...] = ()
+) -> Path:
+    """The seed's -a export as `dspace metadata-export` writes it without -a, with some
+    cells changed (a column not there is added) and some columns left out."""
+    with SEED_CSV.open(encoding="utf-8", newline="") as handle:
+        header, row = list(csv.reader(handle))
+    cells = {
+        title: cell
+        for title, cell in zip(header, row, strict=True)
+        if title.split("[")[0] not in LEFT_OUT and title not in dropped
+    }
+    cells.update(changes or {})
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(cells)
+        writer.writerow(cells.values())
+    return path
+
+
+def write_csv(path: Path, *rows: str) -> Path:
+    path.write_text("\n".join(rows) + "\n", "utf-8")
+    return path
+
+
+def accessioned(url: str) -> dict[str, object]:
+    return dict(fetch(url, select(RecordRow.local_id, RecordRow.accessioned)))
+
+
+@pytest.fixture
+def seeded(empty_database_url: str) -> str:
+    """A store holding the seed item, loaded from its SAF export."""
+    load_into(empty_database_url, SAMPLES / "sets.json", SEED_SAF)
+    return empty_database_url
+
+
+def test_a_default_csv_of_the_stored_item_changes_nothing(seeded: str, tmp_path: Path) -> None:
+    before = (stored_fields(seeded, SEED), datestamps(seeded), accessioned(seeded))
+    summary = load_into(seeded, default_csv(tmp_path / "export.csv"))
+    assert (summary.unchanged, summary.updated, summary.added) == (1, 0, 0)
+    assert (stored_fields(seeded, SEED), datestamps(seeded), accessioned(seeded)) == before
+
+
+def test_a_default_csv_changes_only_its_columns(seeded: str, tmp_path: Path) -> None:
+    before = stored_fields(seeded, SEED)[SEED]
+    stamp, dated = datestamps(seeded)[SEED], accessioned(seeded)[SEED]
+    export = default_csv(
+        tmp_path / "export.csv",
+        {"dc.identifier.citation": "Cell Transplant. 22(12)", "dc.subject": ""},  # "": removed
+        dropped=("dc.publisher.place", "dc.identifier.isi"),  # not exported: kept
+    )
+    summary = load_into(seeded, export)
+    assert (summary.updated, summary.unchanged, summary.added) == (1, 0, 0)
+    expected = [
+        ["dc.identifier.citation", "Cell Transplant. 22(12)", None]
+        if f[0] == "dc.identifier.citation"
+        else f
+        for f in before
+        if f[0] != "dc.subject"
+    ]
+    assert stored_fields(seeded, SEED)[SEED] == expected
+    assert ["dc.date.accessioned", "2015-07-21T02:23:32Z", None] in expected
+    assert ["dc.publisher.place", "United States", None] in expected
+    # still dated by its dc.date.accessioned where a record's date comes from it; as a
+    # changed record, stamped by the load
+    assert accessioned(seeded)[SEED] == dated
+    assert datestamps(seeded)[SEED] > stamp
+
+
+def test_languages_are_separate_columns(seeded: str, tmp_path: Path) -> None:
+    title = [f for f in stored_fields(seeded, SEED)[SEED] if f[0] == "dc.title"]
+    assert [f[2] for f in title] == [None]
+    uri = "http://hdl.handle.net/10722/212116"
+    load_into(seeded, write_csv(tmp_path / "a.csv", "id,dc.identifier.uri,dc.title[nb_NO],dc.title[en_US]",
+                                f"u-1,{uri},Norsk tittel,English||title"))  # fmt: skip
+    titles = [f for f in stored_fields(seeded, SEED)[SEED] if f[0] == "dc.title"]
+    assert titles == [
+        *title,
+        ["dc.title", "Norsk tittel", "nb-NO"],
+        ["dc.title", "English", "en-US"],
+        ["dc.title", "title", "en-US"],
+    ]
+    summary = load_into(seeded, write_csv(tmp_path / "b.csv", "id,dc.identifier.uri,dc.title[nb_NO]",
+                                          f"u-1,{uri},"))  # fmt: skip
+    assert summary.updated == 1
+    titles = [f for f in stored_fields(seeded, SEED)[SEED] if f[0] == "dc.title"]
+    assert titles == [*title, ["dc.title", "English", "en-US"], ["dc.title", "title", "en-US"]]
+    # the same values again, under either spelling of the language: unchanged
+    summary = load_into(seeded, write_csv(tmp_path / "c.csv", "id,dc.identifier.uri,dc.title[en-US]",
+                                          f"u-1,{uri},English||title"))  # fmt: skip
+    assert (summary.unchanged, summary.updated) == (1, 0)
+
+
+def test_a_default_csv_without_collection_keeps_the_sets(seeded: str, tmp_path: Path) -> None:
+    before = fetch(seeded, select(RecordRow.set_specs))
+    export = default_csv(tmp_path / "export.csv", {"dc.type": "Journal article"}, ("collection",))
+    assert load_into(seeded, export).updated == 1
+    assert fetch(seeded, select(RecordRow.set_specs)) == before == [("com_10722_1 col_10722_5",)]
+    export = default_csv(tmp_path / "empty.csv", {"dc.type": "Article", "collection": ""})
+    assert load_into(seeded, export).updated == 1
+    assert fetch(seeded, select(RecordRow.set_specs)) == before
+    export = default_csv(tmp_path / "moved.csv", {"collection": "10722/6"})
+    assert load_into(seeded, export).updated == 1
+    moved = [("com_10722_4 com_10722_1 col_10722_6",)]  # with its communities (sets.json)
+    assert fetch(seeded, select(RecordRow.set_specs)) == moved
+
+
+def test_a_new_record_needs_a_datestamp_source(empty_database_url: str, tmp_path: Path) -> None:
+    export = default_csv(tmp_path / "export.csv")
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, export)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{export}:2: record {SEED}: no dc.date.accessioned (the datestamp comes from it), "
+        "and no such record in the store for this row to change: export with "
+        "`dspace metadata-export -a` (all metadata, dc.date.accessioned included), or set "
+        '[datestamps] missing_accessioned = "ingest_time" to date new records by the time '
+        "of the load"
+    ]
+    assert oai_identifiers(empty_database_url) == set()
+    summary = load_into(empty_database_url, export, missing_accessioned="ingest_time")
+    assert summary.added == 1
+    assert accessioned(empty_database_url) == {SEED: None}
+
+
+def test_a_default_csv_does_not_revive_a_deleted_record(seeded: str, tmp_path: Path) -> None:
+    from oaipmh_server.config import load_settings
+    from oaipmh_server.formats import build_formats
+    from oaipmh_server.ingest.load import delete_records
+    from oaipmh_server.store import SqlStore
+
+    from .conftest import SECRET
+
+    settings = load_settings({"database_url": seeded}, environ={})
+    store = SqlStore(seeded, token_secret=SECRET)
+    try:
+        delete_records([SEED], store, settings, build_formats(settings))
+    finally:
+        store.close()
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, default_csv(tmp_path / "export.csv"))
+    assert "no such record in the store" in str(failure.value.problems[0])
+    assert oai_identifiers(seeded, deleted=True) == {f"oai:repository.example.org:{SEED}"}
+
+
+@pytest.mark.parametrize("accessioned_column", [False, True], ids=["default", "all"])
+def test_a_plus_row_is_refused(
+    empty_database_url: str, tmp_path: Path, accessioned_column: bool
+) -> None:
+    header = "id,collection,dc.title" + (",dc.date.accessioned" if accessioned_column else "")
+    date = ",2020-01-01T00:00:00Z" if accessioned_column else ""
+    export = write_csv(tmp_path / "export.csv", header, f"+,10722/5,A new item{date}")
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, export)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{export}:2: record ?: '+' in the id column is an item DSpace has not created yet: "
+        "it has no UUID or handle to be served by; import it into DSpace and export again, "
+        "or give its handle in dc.identifier.uri"
+    ]
+    assert oai_identifiers(empty_database_url) == set()
+
+
+def test_a_plus_row_with_a_handle_is_that_record(empty_database_url: str, tmp_path: Path) -> None:
+    export = write_csv(tmp_path / "export.csv", "id,collection,dc.title,dc.identifier.uri,dc.date.accessioned",
+                       "+,10722/5,A new item,https://hdl.handle.net/10722/9001,2020-01-01T00:00:00Z")  # fmt: skip
+    assert load_into(empty_database_url, export).added == 1
+    assert oai_identifiers(empty_database_url) == {"oai:repository.example.org:10722/9001"}
+
+
+def test_a_handle_with_letters_matches_the_saf_item(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    item = tmp_path / "saf" / "item_000"
+    shutil.copytree(SEED_SAF / "item_000", item)
+    (item / "handle").write_text("DICT/2001\n", "utf-8")
+    core = item / "dublin_core.xml"
+    core.write_text(core.read_text("utf-8").replace(f"hdl.handle.net/{SEED}",
+                                                    "hdl.handle.net/DICT/2001"), "utf-8")  # fmt: skip
+    load_into(empty_database_url, SAMPLES / "sets.json", tmp_path / "saf")
+    uri = "https://demo.dspace.org/xmlui/handle/DICT/2001"
+    export = default_csv(tmp_path / "export.csv", {"dc.identifier.uri": uri, "dc.type": "Book"})
+    assert load_into(empty_database_url, export).updated == 1
+    assert oai_identifiers(empty_database_url) == {"oai:repository.example.org:DICT/2001"}
+    fields = stored_fields(empty_database_url, "DICT/2001")["DICT/2001"]
+    assert ["dc.identifier.uri", uri, None] in fields
+    assert ["dc.type", "Book", None] in fields
+
+
+def test_every_row_without_a_record_is_reported(seeded: str, tmp_path: Path) -> None:
+    """After a first problem nothing is written, but each row is still checked against the
+    store: a default export of new items counts them all, not those of the first batch."""
+    rows = [f"u-{n},10722/5,Title {n}," for n in range(1, 2501)]
+    rows[0] = "u-1,10722/5,Title 1"  # three cells: refused by the reader
+    rows[1] = "u-2,10722/5,New title,http://hdl.handle.net/10722/212116"  # the stored one
+    export = write_csv(tmp_path / "export.csv", "id,collection,dc.title,dc.identifier.uri", *rows)
+    before = stored_fields(seeded, SEED)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, export)
+    problems = [str(p) for p in failure.value.problems]
+    assert failure.value.total == 2499
+    assert problems[0] == f"{export}:2: record ?: 3 cells for 4 columns"
+    assert problems[1].startswith(f"{export}:4: record u-3: no dc.date.accessioned")
+    assert not any(SEED in p for p in problems)
+    assert stored_fields(seeded, SEED) == before
