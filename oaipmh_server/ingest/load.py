@@ -48,7 +48,13 @@ from .drafts import (
 )
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
-from .saf import is_item_folder, leads_outside, read_saf_item
+from .saf import (
+    is_item_folder,
+    lacks_dublin_core,
+    leads_outside,
+    read_saf_item,
+    without_dublin_core,
+)
 from .structure import is_structure_file, read_structure_file
 from .workers import Workers, worker_count
 
@@ -60,6 +66,10 @@ MAX_PROBLEMS_SHOWN = 1000
 SUFFIXES = (".json", ".jsonl", ".csv")
 FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
+# What macOS leaves in folders it has shown (Finder's .DS_Store) and in the zips it makes
+# (__MACOSX/, resource forks mirroring every file as `._NAME`): never part of an export,
+# ignored wherever they are (a `__MACOSX/item_000/._records.json` is not a record file).
+DEBRIS = frozenset({"__MACOSX", ".DS_Store"})
 
 
 @dataclass
@@ -94,12 +104,15 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
 
     Symbolic links inside a folder are not followed: one leading outside the folder given
     is an error (an export must not publish what lies outside it), one leading inside it is
-    skipped, since what it leads to is read where it is."""
+    skipped, since what it leads to is read where it is. A folder holding DSpace's item
+    files but no dublin_core.xml is an error naming it; macOS debris (DEBRIS) is ignored."""
     found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir() and not is_item_folder(path):
+        if path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
+            problems.append(without_dublin_core(path, item_file))
+        elif path.is_dir() and not is_item_folder(path):
             inside, outside = _walk(path)
             problems += outside
             if not inside and not outside:
@@ -116,7 +129,9 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
 
 def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
     """Record files and item folders under `folder`, and a problem for each symbolic link
-    leading outside it."""
+    leading outside it and each item folder without dublin_core.xml. Item folders are not
+    searched: what is inside them (bitstreams too, in sub-folders when their names hold
+    `/`) is the item's."""
     root = folder.resolve()
     found: list[Path] = []
     problems: list[LoadError] = []
@@ -126,9 +141,12 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
 
     for parent, folders, files in os.walk(folder, onerror=unreadable):
         here = Path(parent)
-        items = set()
+        not_searched = set()
         for entry in sorted(folders + files):
             path = here / entry
+            if entry in DEBRIS:
+                not_searched.add(entry)
+                continue
             if path.is_symlink():
                 if (path.is_dir() or path.suffix in (*SUFFIXES, ".xml")) and leads_outside(
                     path, root
@@ -138,15 +156,19 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
                 continue
             if path.is_dir() and is_item_folder(path):
                 found.append(path)
-                items.add(entry)
+                not_searched.add(entry)
+            elif path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
+                problems.append(without_dublin_core(path, item_file))
+                not_searched.add(entry)
             elif (
                 path.is_file()
                 and not is_item_folder(here)
                 and (path.suffix in SUFFIXES or is_structure_file(path))
             ):
                 found.append(path)
-        # Not into item folders (their files are the item's); os.walk follows no links.
-        folders[:] = [f for f in folders if f not in items]
+        # Not into item folders (their files are the item's) nor debris; os.walk follows
+        # no links.
+        folders[:] = [f for f in folders if f not in not_searched]
     return found, problems
 
 
