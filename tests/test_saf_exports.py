@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import stat
+import struct
+import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from oaipmh_server.errors import LoadFailed
+from oaipmh_server.config import load_settings
+from oaipmh_server.errors import ConfigError, LoadFailed
 
 from .conftest import load_into
 from .db import everything, stored_fields
@@ -165,3 +170,169 @@ def test_macos_debris_is_ignored_everywhere(empty_database_url: str, tmp_path: P
     summary = load_into(empty_database_url, export)
     assert (summary.added, summary.rejected, summary.warnings) == (1, 0, [])
     assert stored_fields(empty_database_url, SEED_HANDLE) == {SEED_HANDLE: seed_fields(tmp_path)}
+
+
+# --- a .zip of an export ----------------------------------------------------------------------
+
+
+def zip_folder(folder: Path, archive: Path, top: str = "") -> Path:
+    """`folder` zipped as an archiver does it: folders as members too, under `top`."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(folder.rglob("*")):
+            zipped.write(path, top + path.relative_to(folder).as_posix())
+    return archive
+
+
+@pytest.fixture
+def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the load unpacks archives: it must be empty again after every load."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("top", ["", "SimpleArchiveFormat/"])
+def test_a_zipped_export_loads_like_the_folder(
+    empty_database_url: str, tmp_path: Path, private_temp: Path, top: str
+) -> None:
+    """As DSpace's `export -z` zips it, or a Mac (debris and all), with or without a folder
+    around the items; bitstreams in sub-folders included."""
+    export = tmp_path / "export"
+    with_bitstreams_in_sub_folders(seed_export(export))
+    with_macos_debris(export)
+    archive = zip_folder(export, tmp_path / "export.zip", top)
+    summary = load_into(empty_database_url, archive)
+    assert (summary.added, summary.rejected, summary.warnings) == (1, 0, [])
+    assert stored_fields(empty_database_url, SEED_HANDLE) == {SEED_HANDLE: seed_fields(tmp_path)}
+    assert list(private_temp.iterdir()) == []  # unpacked for the load, removed after it
+
+
+def test_problems_in_a_zipped_export_name_their_place_in_the_archive(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    export = tmp_path / "export"
+    broken = seed_export(export)
+    text = (broken / "dublin_core.xml").read_text("utf-8")
+    (broken / "dublin_core.xml").write_text(text.replace("</dublin_core>", ""), "utf-8")
+    lost = seed_export(export, "item_001")
+    (lost / "dublin_core.xml").unlink()
+    archive = zip_folder(export, tmp_path / "export.zip")
+    lines = text.count("\n") + 1
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}!item_001: an item folder (it holds handle) without dublin_core.xml: "
+        "its record cannot be read"
+    ]
+    shutil.rmtree(lost)
+    archive = zip_folder(export, tmp_path / "export.zip")
+    (problem,) = refused(empty_database_url, tmp_path, archive)
+    assert problem.startswith(f"{archive}!item_000: record {SEED_HANDLE}: dublin_core.xml:{lines}")
+    assert list(private_temp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../outside.jsonl", "export/../../outside.jsonl", "/tmp/outside.jsonl", "..\\outside.jsonl",
+     "C:/outside.jsonl"],
+)  # fmt: skip
+def test_a_zip_with_names_leading_outside_it_is_refused_unpacked(
+    empty_database_url: str, tmp_path: Path, private_temp: Path, name: str
+) -> None:
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(SEED_ITEM / "dublin_core.xml", "item_000/dublin_core.xml")
+        zipped.write(SEED_ITEM / "handle", "item_000/handle")
+        zipped.writestr(name, json.dumps(SEED_RECORD | {"id": "evil"}) + "\n")
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}!{name}: a name leading outside the archive: the archive is not unpacked"
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("outside.jsonl")) == []
+    assert list(private_temp.iterdir()) == []
+
+
+def test_a_zip_with_a_symbolic_link_is_refused(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    archive = tmp_path / "links.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(SEED_ITEM / "dublin_core.xml", "item_000/dublin_core.xml")
+        link = zipfile.ZipInfo("item_000/handle")
+        link.external_attr = (stat.S_IFLNK | 0o777) << 16
+        zipped.writestr(link, "/etc/hostname")
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}!item_000/handle: a symbolic link: the archive is not unpacked"
+    ]
+
+
+def test_a_zip_bomb_is_refused_before_anything_is_unpacked(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    """50 MB of zeros packed into some 50 KB, under a limit of 10 MB; then the same limit
+    on the number of files."""
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zipped:
+        zipped.write(SEED_ITEM / "dublin_core.xml", "item_000/dublin_core.xml")
+        zipped.write(SEED_ITEM / "handle", "item_000/handle")
+        zipped.writestr("item_000/zeros.bin", bytes(50_000_000))
+    assert archive.stat().st_size < 100_000
+    declared = 50_000_000 + sum(
+        (SEED_ITEM / n).stat().st_size for n in ("dublin_core.xml", "handle")
+    )
+    assert refused(empty_database_url, tmp_path, archive, max_archive_bytes=10_000_000) == [
+        f"{archive}: unpacks to {declared:,} bytes, over the limit of 10,000,000 ([limits] "
+        "max_archive_bytes): not unpacked (a zip bomb, or an export to unpack and load as a "
+        "folder)"
+    ]
+    assert refused(empty_database_url, tmp_path, archive, max_archive_entries=2) == [
+        f"{archive}: 3 files and folders, over the limit of 2 ([limits] max_archive_entries): "
+        "not unpacked"
+    ]
+    assert list(private_temp.iterdir()) == []
+
+
+def test_a_zip_member_bigger_than_it_declares_is_refused(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    """A forged size (1,000 bytes declared, 10 MB packed): never unpacked past what it
+    declares, and its check sum fails there."""
+    archive = tmp_path / "forged.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("records.jsonl", bytes(10_000_000))
+    data = bytearray(archive.read_bytes())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, 1000)
+    struct.pack_into("<I", data, central + 24, 1000)
+    archive.write_bytes(bytes(data))
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}!records.jsonl: not a readable zip archive: Bad CRC-32 for file 'records.jsonl'"
+    ]
+    assert list(private_temp.iterdir()) == []
+
+
+def test_a_zip_that_is_not_an_export_is_an_error(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    archive = tmp_path / "export.zip"
+    archive.write_text("not a zip\n", "utf-8")
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}: not a readable zip archive: File is not a zip file"
+    ]
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("__MACOSX/._records.jsonl", APPLE_DOUBLE)
+        zipped.writestr("notes.txt", "nothing to load\n")
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}: no .json, .jsonl, DSpace metadata .csv or DSpace structure export .xml "
+        "files and no DSpace item folders in this archive"
+    ]
+    assert list(private_temp.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "default"), [("max_archive_bytes", 8_589_934_592), ("max_archive_entries", 1_000_000)]
+)
+def test_archive_limits_are_settings(tmp_path: Path, key: str, default: int) -> None:
+    assert getattr(load_settings(environ={}), key) == default
+    config = tmp_path / "site.toml"
+    config.write_text(f"[limits]\n{key} = 0\n")
+    with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})

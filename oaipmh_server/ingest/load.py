@@ -23,6 +23,7 @@ Datestamps (the rules harvesters depend on; store/writes.py says how they are ke
 from __future__ import annotations
 
 import os
+import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
+from .archive import DEBRIS, shown, unpack
 from .drafts import (
     HASH_SCHEME,
     Draft,
@@ -66,10 +68,6 @@ MAX_PROBLEMS_SHOWN = 1000
 SUFFIXES = (".json", ".jsonl", ".csv")
 FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
-# What macOS leaves in folders it has shown (Finder's .DS_Store) and in the zips it makes
-# (__MACOSX/, resource forks mirroring every file as `._NAME`): never part of an export,
-# ignored wherever they are (a `__MACOSX/item_000/._records.json` is not a record file).
-DEBRIS = frozenset({"__MACOSX", ".DS_Store"})
 
 
 @dataclass
@@ -118,7 +116,11 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
             if not inside and not outside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
             found += sorted(inside, key=lambda p: (p.parent, not _defines_sets(p), p.name))
-        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES) or _defines_sets(path):
+        elif (
+            path.is_dir()
+            or (path.is_file() and path.suffix in (*SUFFIXES, ".zip"))
+            or _defines_sets(path)
+        ):
             found.append(path)
         elif path.is_file():
             problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
@@ -188,6 +190,15 @@ def read_items(
         ".csv": read_csv_file,
     }
     for path in sources:
+        if path.suffix == ".zip" and path.is_file():
+            yield from read_archive(
+                path,
+                require_accessioned=require_accessioned,
+                limits=limits,
+                workers=workers,
+                warnings=warnings,
+            )
+            continue
         reader = read_saf_item if path.is_dir() else readers.get(path.suffix, read_structure_file)
         empty = True
         for item in reader(path, require_accessioned=require_accessioned, limits=limits):
@@ -197,6 +208,61 @@ def read_items(
             warnings.append(
                 f"{escaped(str(path))}: no records in this file: nothing loaded from it"
             )
+
+
+def read_archive(
+    archive: Path,
+    *,
+    require_accessioned: bool,
+    limits: Limits,
+    workers: Workers | None = None,
+    warnings: list[str] | None = None,
+) -> Iterator[Item]:
+    """A .zip of an export, read as the folder it holds: unpacked (archive.py) into a
+    private temporary folder, removed when the reading ends (or stops), its places named
+    `ARCHIVE.zip!item_000`."""
+    with tempfile.TemporaryDirectory(prefix="oaipmh-load-") as temporary:
+        folder = Path(temporary)
+        root = str(folder)
+        problem = unpack(archive, folder, limits)
+        if problem is not None:
+            yield problem
+            return
+        found, problems = find_files([folder])
+        for problem in problems:
+            reason = problem.reason.replace(
+                NOTHING_HERE, NOTHING_HERE.replace("this folder", "this archive")
+            )
+            yield LoadError(shown(problem.path, root, archive), problem.line, problem.record_id,
+                            reason.replace(root, str(archive)))  # fmt: skip
+        if problems:
+            return
+        notes: list[str] = []
+        items = read_items(
+            found,
+            require_accessioned=require_accessioned,
+            limits=limits,
+            workers=workers,
+            warnings=notes,
+        )
+        for item in items:
+            if isinstance(item, LoadError):
+                item = LoadError(shown(item.path, root, archive), item.line, item.record_id,
+                                 item.reason)  # fmt: skip
+            elif isinstance(item, Prepared):
+                item = item._replace(path=shown(item.path, root, archive))
+            else:
+                source = item.source
+                item = replace(item, source=replace(source, path=shown(source.path, root, archive)))
+            yield item
+        if warnings is not None:
+            shown_root = escaped(str(archive))
+            warnings += [
+                note.replace(escaped(root) + "/", shown_root + "!").replace(
+                    escaped(root), shown_root
+                )
+                for note in notes
+            ]
 
 
 def load_paths(
