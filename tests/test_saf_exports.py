@@ -172,6 +172,21 @@ def test_macos_debris_is_ignored_everywhere(empty_database_url: str, tmp_path: P
     assert stored_fields(empty_database_url, SEED_HANDLE) == {SEED_HANDLE: seed_fields(tmp_path)}
 
 
+def test_apple_double_files_beside_the_export_s_files_are_ignored(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A Mac copying to a disk that cannot hold resource forks (or tar on a Mac) writes them
+    beside each file as `._NAME`; a `._NAME` file that is not one is read as any file."""
+    export = tmp_path / "export"
+    seed_export(export)
+    (export / "._item_000").write_bytes(APPLE_DOUBLE)
+    (export / "._records.jsonl").write_bytes(APPLE_DOUBLE)
+    (export / "._sets.json").write_bytes(APPLE_DOUBLE)
+    (export / "._mine.jsonl").write_text(json.dumps(SEED_RECORD) + "\n", "utf-8")
+    summary = load_into(empty_database_url, export)
+    assert (summary.added, summary.rejected, summary.warnings) == (2, 0, [])
+
+
 # --- a .zip of an export ----------------------------------------------------------------------
 
 

@@ -33,6 +33,21 @@ CHUNK = 1024 * 1024
 # never unpacked, and ignored wherever they are in a folder (load.py): a
 # `__MACOSX/item_000/._records.json` is not a record file.
 DEBRIS = frozenset({"__MACOSX", ".DS_Store"})
+# How an AppleDouble file (`._NAME`, a resource fork macOS writes beside a file on a disk
+# or in a tar that cannot hold it) begins: such a file is debris too, wherever it is.
+APPLE_DOUBLE = b"\x00\x05\x16\x07"
+
+
+def is_apple_double(path: Path) -> bool:
+    """Whether `path` (a file, not a link) is macOS's `._NAME` resource fork: named so and
+    beginning as one, so a `._records.jsonl` someone wrote is still read."""
+    if not path.name.startswith("._"):
+        return False
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(APPLE_DOUBLE)) == APPLE_DOUBLE
+    except OSError:
+        return False  # read, then, to report why it cannot be
 
 
 def member_parts(name: str) -> tuple[str, ...] | None:

@@ -37,7 +37,7 @@ from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
-from .archive import DEBRIS, shown, unpack
+from .archive import DEBRIS, is_apple_double, shown, unpack
 from .drafts import (
     HASH_SCHEME,
     Draft,
@@ -103,7 +103,8 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     Symbolic links inside a folder are not followed: one leading outside the folder given
     is an error (an export must not publish what lies outside it), one leading inside it is
     skipped, since what it leads to is read where it is. A folder holding DSpace's item
-    files but no dublin_core.xml is an error naming it; macOS debris (DEBRIS) is ignored."""
+    files but no dublin_core.xml is an error naming it; macOS debris (DEBRIS, AppleDouble
+    `._NAME` files) is ignored."""
     found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
@@ -155,6 +156,8 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
                 ):
                     reason = f"a symbolic link leading outside {folder}: not read"
                     problems.append(LoadError(str(path), None, None, reason))
+                continue
+            if path.is_file() and is_apple_double(path):
                 continue
             if path.is_dir() and is_item_folder(path):
                 found.append(path)
