@@ -8,6 +8,7 @@ import shutil
 import stat
 import struct
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -277,6 +278,23 @@ def test_a_zip_with_a_symbolic_link_is_refused(
     assert refused(empty_database_url, tmp_path, archive) == [
         f"{archive}!item_000/handle: a symbolic link: the archive is not unpacked"
     ]
+
+
+def test_a_zip_naming_a_file_twice_is_refused(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    """Two members `item_000/handle`: which one is the item's would depend on the order
+    of unpacking."""
+    archive = tmp_path / "twice.zip"
+    with zipfile.ZipFile(archive, "w") as zipped, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns of the duplicate it writes
+        zipped.write(SEED_ITEM / "dublin_core.xml", "item_000/dublin_core.xml")
+        zipped.writestr("item_000/handle", "10722/1\n")
+        zipped.writestr("item_000/handle", "10722/2\n")
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}!item_000/handle: a name given twice: the archive is not unpacked"
+    ]
+    assert list(private_temp.iterdir()) == []
 
 
 def test_a_zip_bomb_is_refused_before_anything_is_unpacked(
