@@ -208,16 +208,18 @@ def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("top", ["", "SimpleArchiveFormat/"])
+@pytest.mark.parametrize(
+    ("top", "name"), [("", "export.zip"), ("SimpleArchiveFormat/", "EXPORT.ZIP")]
+)
 def test_a_zipped_export_loads_like_the_folder(
-    empty_database_url: str, tmp_path: Path, private_temp: Path, top: str
+    empty_database_url: str, tmp_path: Path, private_temp: Path, top: str, name: str
 ) -> None:
     """As DSpace's `export -z` zips it, or a Mac (debris and all), with or without a folder
     around the items; bitstreams in sub-folders included."""
     export = tmp_path / "export"
     with_bitstreams_in_sub_folders(seed_export(export))
     with_macos_debris(export)
-    archive = zip_folder(export, tmp_path / "export.zip", top)
+    archive = zip_folder(export, tmp_path / name, top)
     summary = load_into(empty_database_url, archive)
     assert (summary.added, summary.rejected, summary.warnings) == (1, 0, [])
     assert stored_fields(empty_database_url, SEED_HANDLE) == {SEED_HANDLE: seed_fields(tmp_path)}

@@ -50,6 +50,11 @@ def is_apple_double(path: Path) -> bool:
         return False  # read, then, to report why it cannot be
 
 
+def is_zip(path: Path) -> bool:
+    """A .zip (or .ZIP, as Windows names it) given to load: an archive of an export."""
+    return path.suffix.lower() == ".zip"
+
+
 def member_parts(name: str) -> tuple[str, ...] | None:
     """The folders and file of a member's name, or None for a name leading outside the
     archive. `\\` separates as `/` does (zips made on Windows); `.` and empty parts are

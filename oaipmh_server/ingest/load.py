@@ -37,7 +37,7 @@ from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
-from .archive import DEBRIS, is_apple_double, shown, unpack
+from .archive import DEBRIS, is_apple_double, is_zip, shown, unpack
 from .drafts import (
     HASH_SCHEME,
     Draft,
@@ -119,7 +119,7 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
             found += sorted(inside, key=lambda p: (p.parent, not _defines_sets(p), p.name))
         elif (
             path.is_dir()
-            or (path.is_file() and path.suffix in (*SUFFIXES, ".zip"))
+            or (path.is_file() and (path.suffix in SUFFIXES or is_zip(path)))
             or _defines_sets(path)
         ):
             found.append(path)
@@ -193,7 +193,7 @@ def read_items(
         ".csv": read_csv_file,
     }
     for path in sources:
-        if path.suffix == ".zip" and path.is_file():
+        if is_zip(path) and path.is_file():
             yield from read_archive(
                 path,
                 require_accessioned=require_accessioned,
