@@ -54,8 +54,8 @@ class Limits:
     max_values: int  # values of one record
     max_record_bytes: int  # bytes of one record as its file holds it
     # What a .zip export may unpack to (ingest/archive.py): bytes, and files and folders.
-    max_archive_bytes: int = 8_589_934_592
-    max_archive_entries: int = 1_000_000
+    max_archive_bytes: int
+    max_archive_entries: int
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
