@@ -67,6 +67,9 @@ class Settings:
     max_value_length: int
     max_values: int
     max_record_bytes: int
+    # What a .zip export may unpack to, in bytes and in files (zip bombs refused unread).
+    max_archive_bytes: int
+    max_archive_entries: int
     # The HTML pages (pages.py): the home page's description, the Highwire citation_* tags
     # (tag → DSpace-style source: "a | b" first present, "a, b" all) and dc.type → schema.org.
     repository_description: str = ""
@@ -114,9 +117,17 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("limits", "max_value_length"): "max_value_length",
     ("limits", "max_values"): "max_values",
     ("limits", "max_record_bytes"): "max_record_bytes",
+    ("limits", "max_archive_bytes"): "max_archive_bytes",
+    ("limits", "max_archive_entries"): "max_archive_entries",
     ("sets", "style"): "set_style",
 }
-LIMITS = ("max_value_length", "max_values", "max_record_bytes")
+LIMITS = (
+    "max_value_length",
+    "max_values",
+    "max_record_bytes",
+    "max_archive_bytes",
+    "max_archive_entries",
+)
 # Settings that are tables: a file (or overrides) adds to and changes the default table's
 # keys instead of replacing the whole table.
 _TABLES = frozenset(

@@ -54,10 +54,19 @@ class Limits:
     max_value_length: int  # characters of one value
     max_values: int  # values of one record
     max_record_bytes: int  # bytes of one record as its file holds it
+    # What a .zip export may unpack to (ingest/archive.py): bytes, and files and folders.
+    max_archive_bytes: int
+    max_archive_entries: int
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
-        return cls(settings.max_value_length, settings.max_values, settings.max_record_bytes)
+        return cls(
+            settings.max_value_length,
+            settings.max_values,
+            settings.max_record_bytes,
+            settings.max_archive_bytes,
+            settings.max_archive_entries,
+        )
 
 
 def too_big(size: int, limits: Limits) -> str:

@@ -23,6 +23,7 @@ Datestamps (the rules harvesters depend on; store/writes.py says how they are ke
 from __future__ import annotations
 
 import os
+import tempfile
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,7 @@ from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
+from .archive import DEBRIS, is_apple_double, is_zip, shown, unpack
 from .drafts import (
     ACCESSIONED,
     HASH_SCHEME,
@@ -49,7 +51,13 @@ from .drafts import (
 )
 from .dspace_csv import read_csv_file
 from .json import Item, read_json_file, read_jsonl_file
-from .saf import is_item_folder, leads_outside, read_saf_item
+from .saf import (
+    is_item_folder,
+    lacks_dublin_core,
+    leads_outside,
+    read_saf_item,
+    without_dublin_core,
+)
 from .structure import is_structure_file, read_structure_file
 from .tree import communities, served_flat
 from .workers import Workers, worker_count
@@ -98,18 +106,26 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
 
     Symbolic links inside a folder are not followed: one leading outside the folder given
     is an error (an export must not publish what lies outside it), one leading inside it is
-    skipped, since what it leads to is read where it is."""
+    skipped, since what it leads to is read where it is. A folder holding DSpace's item
+    files but no dublin_core.xml is an error naming it; macOS debris (DEBRIS, AppleDouble
+    `._NAME` files) is ignored."""
     found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir() and not is_item_folder(path):
+        if path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
+            problems.append(without_dublin_core(path, item_file))
+        elif path.is_dir() and not is_item_folder(path):
             inside, outside = _walk(path)
             problems += outside
             if not inside and not outside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
             found += sorted(inside, key=lambda p: (p.parent, not _defines_sets(p), p.name))
-        elif path.is_dir() or (path.is_file() and path.suffix in SUFFIXES) or _defines_sets(path):
+        elif (
+            path.is_dir()
+            or (path.is_file() and (path.suffix in SUFFIXES or is_zip(path)))
+            or _defines_sets(path)
+        ):
             found.append(path)
         elif path.is_file():
             problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
@@ -120,7 +136,9 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
 
 def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
     """Record files and item folders under `folder`, and a problem for each symbolic link
-    leading outside it."""
+    leading outside it and each item folder without dublin_core.xml. Item folders are not
+    searched: what is inside them (bitstreams too, in sub-folders when their names hold
+    `/`) is the item's."""
     root = folder.resolve()
     found: list[Path] = []
     problems: list[LoadError] = []
@@ -130,9 +148,12 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
 
     for parent, folders, files in os.walk(folder, onerror=unreadable):
         here = Path(parent)
-        items = set()
+        not_searched = set()
         for entry in sorted(folders + files):
             path = here / entry
+            if entry in DEBRIS:
+                not_searched.add(entry)
+                continue
             if path.is_symlink():
                 if (path.is_dir() or path.suffix in (*SUFFIXES, ".xml")) and leads_outside(
                     path, root
@@ -140,17 +161,23 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
                     reason = f"a symbolic link leading outside {folder}: not read"
                     problems.append(LoadError(str(path), None, None, reason))
                 continue
+            if path.is_file() and is_apple_double(path):
+                continue
             if path.is_dir() and is_item_folder(path):
                 found.append(path)
-                items.add(entry)
+                not_searched.add(entry)
+            elif path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
+                problems.append(without_dublin_core(path, item_file))
+                not_searched.add(entry)
             elif (
                 path.is_file()
                 and not is_item_folder(here)
                 and (path.suffix in SUFFIXES or is_structure_file(path))
             ):
                 found.append(path)
-        # Not into item folders (their files are the item's); os.walk follows no links.
-        folders[:] = [f for f in folders if f not in items]
+        # Not into item folders (their files are the item's) nor debris; os.walk follows
+        # no links.
+        folders[:] = [f for f in folders if f not in not_searched]
     return found, problems
 
 
@@ -170,6 +197,15 @@ def read_items(
         ".csv": read_csv_file,
     }
     for path in sources:
+        if is_zip(path) and path.is_file():
+            yield from read_archive(
+                path,
+                require_accessioned=require_accessioned,
+                limits=limits,
+                workers=workers,
+                warnings=warnings,
+            )
+            continue
         reader = read_saf_item if path.is_dir() else readers.get(path.suffix, read_structure_file)
         empty = True
         for item in reader(path, require_accessioned=require_accessioned, limits=limits):
@@ -179,6 +215,61 @@ def read_items(
             warnings.append(
                 f"{escaped(str(path))}: no records in this file: nothing loaded from it"
             )
+
+
+def read_archive(
+    archive: Path,
+    *,
+    require_accessioned: bool,
+    limits: Limits,
+    workers: Workers | None = None,
+    warnings: list[str] | None = None,
+) -> Iterator[Item]:
+    """A .zip of an export, read as the folder it holds: unpacked (archive.py) into a
+    private temporary folder, removed when the reading ends (or stops), its places named
+    `ARCHIVE.zip!item_000`."""
+    with tempfile.TemporaryDirectory(prefix="oaipmh-load-") as temporary:
+        folder = Path(temporary)
+        root = str(folder)
+        problem = unpack(archive, folder, limits)
+        if problem is not None:
+            yield problem
+            return
+        found, problems = find_files([folder])
+        for problem in problems:
+            reason = problem.reason.replace(
+                NOTHING_HERE, NOTHING_HERE.replace("this folder", "this archive")
+            )
+            yield LoadError(shown(problem.path, root, archive), problem.line, problem.record_id,
+                            reason.replace(root, str(archive)))  # fmt: skip
+        if problems:
+            return
+        notes: list[str] = []
+        items = read_items(
+            found,
+            require_accessioned=require_accessioned,
+            limits=limits,
+            workers=workers,
+            warnings=notes,
+        )
+        for item in items:
+            if isinstance(item, LoadError):
+                item = LoadError(shown(item.path, root, archive), item.line, item.record_id,
+                                 item.reason)  # fmt: skip
+            elif isinstance(item, Prepared):
+                item = item._replace(path=shown(item.path, root, archive))
+            else:
+                source = item.source
+                item = replace(item, source=replace(source, path=shown(source.path, root, archive)))
+            yield item
+        if warnings is not None:
+            shown_root = escaped(str(archive))
+            warnings += [
+                note.replace(escaped(root) + "/", shown_root + "!").replace(
+                    escaped(root), shown_root
+                )
+                for note in notes
+            ]
 
 
 def load_paths(

@@ -8,11 +8,15 @@ Nothing outside the item folder is read: an export is someone else's folder, and
 it may be a symbolic link to anything the loading user can read (`handle` →
 `/proc/self/environ`, `dublin_core.xml` → another item's or another system's file). Each
 file is resolved first, and one that leads outside the item folder is refused unread.
-Bitstreams (the `contents` file and what it lists) are not read at all.
+Bitstreams (the `contents` file and what it lists) are not read at all. DSpace writes a
+bitstream named with `/` (`chapters/one.pdf`) into a sub-folder of the item folder: such
+sub-folders are the item's, never searched for records or items (load.py's walk stops at
+an item folder).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
@@ -24,12 +28,32 @@ from .drafts import Limits, Source, draft_or_error, too_big
 from .json import Item
 
 DUBLIN_CORE = "dublin_core.xml"
+# The files DSpace writes in every item folder beside dublin_core.xml: a folder holding one
+# of them is an item folder, whether or not its dublin_core.xml is there.
+ITEM_FILES = ("handle", "contents", "collections")
 # A handle or collections file is a few handles; one bigger than this is something else.
 SMALL_FILE = 64 * 1024
 
 
 def is_item_folder(folder: Path) -> bool:
     return (folder / DUBLIN_CORE).is_file()
+
+
+def lacks_dublin_core(folder: Path) -> str | None:
+    """The DSpace item file (`handle`, `contents`, `collections`) that makes `folder` an
+    item folder although it has no dublin_core.xml, or None. DSpace's import refuses such
+    an item (its metadata is dublin_core.xml), so a load must not skip it without a word:
+    the record would silently be missing from the repository."""
+    if os.path.lexists(folder / DUBLIN_CORE):
+        return None
+    return next((name for name in ITEM_FILES if os.path.lexists(folder / name)), None)
+
+
+def without_dublin_core(folder: Path, found: str) -> LoadError:
+    return LoadError(
+        str(folder), None, None,
+        f"an item folder (it holds {found}) without {DUBLIN_CORE}: its record cannot be read",
+    )  # fmt: skip
 
 
 def collection_spec(handle: str) -> str:
