@@ -35,7 +35,7 @@ from ..config import Settings
 from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
-from ..store import Existing, LoadTransaction, RecordWrite, SqlStore, ancestors
+from ..store import Existing, LoadTransaction, RecordWrite, SetMove, SqlStore, ancestors
 from .archive import DEBRIS, is_apple_double, is_zip, shown, unpack
 from .drafts import (
     ACCESSIONED,
@@ -356,6 +356,7 @@ def load_items(
         if loader.problems:
             summary.rejected = loader.rejected
             raise LoadFailed(loader.problems, loader.problem_count)
+        loader.replace()
         loader.refresh_fragments()
         loader.refresh_headers()
         tx.optimize()
@@ -416,6 +417,8 @@ class _Loader:
         self.parents = {} if tree is None else tree
         self.parents.clear()
         self.parents.update((spec, info.parent) for spec, info in self.sets.items())
+        # The tree as the store held it, to find the records a changed tree moves (replace).
+        self.stored_parents = dict(self.parents)
         self.flat = settings.set_style == "dspace"
         self.limits = Limits.of(settings)
         # A record's sets with the communities above them, by the sets it names.
@@ -431,6 +434,7 @@ class _Loader:
         self.files: dict[str, int] = {}
         self.file_of = array("I")
         self.line_of = array("i")
+        self.written = array("q")  # the records this load writes, as hashes of their ids
 
     def problem(self, error: LoadError) -> None:
         self.problem_count += 1
@@ -515,6 +519,7 @@ class _Loader:
                 writes.append(write)
                 for spec in write.set_specs:
                     self._ensure_set(spec)
+        self.written.extend(hash(w.local_id) for w in writes)
         self.tx.write(writes, replacing=[w.local_id for w in writes if w.local_id in existing])
 
     def _merged(
@@ -596,6 +601,74 @@ class _Loader:
             header=header,
             header_version=self.header_version,
         )
+
+    def replace(self) -> None:
+        """Serve stored records where the tree of sets now puts them. A structure export
+        (or sets file) loaded after the items of its collections gives their collections
+        communities, or moves a collection to another community: the records below a set
+        whose parent changed are then served in their new communities (and no longer in
+        the old ones), with a header rendered afresh and, as it changed, a datestamp of
+        this load, so an incremental harvester sees them again. Records written by this
+        load keep the datestamp it gave them. (DSpace's flat style only: a hierarchical
+        spec is the path it was placed at, kept.)"""
+        if not self.flat:
+            return
+        moved = {
+            spec for spec, parent in self.parents.items() if parent != self.stored_parents.get(spec)
+        }
+        if not moved:
+            return
+        candidates = self.tx.members(moved)
+        written: set[int] | None = None
+        for start in range(0, len(candidates), BATCH):
+            chunk = candidates[start : start + BATCH]
+            existing = self.tx.existing(chunk)
+            changes = []
+            for local_id in chunk:
+                old = existing[local_id]
+                own = self._own_sets(old.set_specs)
+                served = served_flat(own, self.parents)
+                if served == old.set_specs:
+                    continue
+                changes.append((local_id, old, served))
+            if not changes:
+                continue
+            if written is None:
+                written = set(self.written)
+            stored = self.tx.stored_fields([local_id for local_id, _, _ in changes])
+            moves = []
+            for local_id, old, served in changes:
+                if hash(local_id) in written:
+                    datestamp = old.datestamp
+                else:
+                    datestamp = max(self.moment, old.datestamp + SECOND)
+                    self.summary.updated += 1
+                draft = Draft(Source("", None), local_id, served, old.deleted,
+                              stored.get(local_id, ()), None, 0)  # fmt: skip
+                header = Header(local_id, datestamp, served, old.deleted)
+                moves.append(
+                    SetMove(
+                        local_id=local_id,
+                        datestamp=datestamp,
+                        set_specs=served,
+                        content_hash=content_hash(old.deleted, served, draft.fields_digest),
+                        header=self.render_header(header),
+                        header_version=self.header_version,
+                    )
+                )
+            self.tx.move(moves)
+
+    def _own_sets(self, served: tuple[str, ...]) -> tuple[str, ...]:
+        """A stored record's own sets (its collections), from the specs it is served with:
+        those that are not communities above the others, in the tree as the store held it
+        (or as this load left it, for a record this load wrote before the tree changed)."""
+        above = {
+            community
+            for spec in served
+            for tree in (self.stored_parents, self.parents)
+            for community in communities((spec,), tree)
+        }
+        return tuple(spec for spec in served if spec not in above) or served
 
     def _keeps_date(self, accessioned: datetime) -> bool:
         """Whether a new record may be dated by its dc.date.accessioned: in a load that may

@@ -1,0 +1,95 @@
+"""DSpace exports loaded in another order than the repository was built: the structure
+export after the items of its collections, a zipped export inside a folder, and an `-a`
+metadata CSV over records already stored."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from oaipmh_server.store import SqlStore
+
+from .conftest import SAMPLES, SECRET, load_into, make_app
+from .oai import NS, harvest, tree
+from .test_dspace_sets import headers_by_id
+
+STRUCTURE = SAMPLES / "dspace" / "structure.xml"
+SAF = SAMPLES / "dspace" / "saf"
+CSV = SAMPLES / "dspace" / "metadata-export.csv"
+FIRST = datetime(2026, 3, 1, tzinfo=UTC)
+SECOND_LOAD = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def datestamps(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    root = tree(client.get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc"))
+    return {
+        h.findtext("oai:identifier", namespaces=NS).rsplit(":", 1)[1]: h.findtext(
+            "oai:datestamp", namespaces=NS
+        )
+        for h in root.iterfind(".//oai:header", NS)
+    }
+
+
+def set_names(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    pages, _ = harvest(client, "ListSets")
+    return {
+        s.findtext("oai:setSpec", namespaces=NS): s.findtext("oai:setName", namespaces=NS)
+        for page in pages
+        for s in page.iterfind(".//oai:set", NS)
+    }
+
+
+def test_a_structure_export_loaded_after_the_items_places_them(empty_database_url: str) -> None:
+    """The items come first (their collections named after their specs), the structure
+    export in a second load: every record is then served in its communities too, its
+    header changed, so it is dated by that load for incremental harvesters to see."""
+    load_into(empty_database_url, SAF, CSV, clock=lambda: FIRST)
+    store = SqlStore(empty_database_url, token_secret=SECRET)  # no harvest, no cut-off
+    header = store.get_header("10722/310001")
+    store.close()
+    assert header is not None and header.set_specs == ("col_10722_5",)
+    summary = load_into(empty_database_url, STRUCTURE, clock=lambda: SECOND_LOAD)
+    client = make_app(empty_database_url).test_client()
+    everything = headers_by_id(client, "")
+    assert everything == {
+        "10722/310001": ["com_10722_1", "col_10722_5"],
+        "10722/310002": ["com_10722_3", "col_10722_31"],
+        "10722/310003": ["com_10722_2", "col_10722_20", "col_10722_21"],
+        "0b4e7c2a-91f3-4d8e-a6b5-3c2d1e0f9a8b": ["com_10722_3", "col_10722_30"],
+    }
+    for spec in ("com_10722_1", "com_10722_2", "com_10722_3", "col_10722_5"):
+        assert headers_by_id(client, f"&set={spec}") == {
+            i: s for i, s in everything.items() if spec in s
+        }, spec
+    after = datestamps(client)
+    assert set(after.values()) == {"2026-03-02T00:00:00Z"}  # the time of this load
+    assert summary.updated == 4
+    assert headers_by_id(client, "&from=2026-03-02") == everything
+    names = set_names(client)
+    assert names["col_10722_5"] == "Faculty of Medicine: Journal/Magazine Articles"
+    assert names["com_10722_1"] == "Faculty of Medicine"
+    # The same structure again changes nothing, datestamps included.
+    again = load_into(empty_database_url, STRUCTURE, clock=lambda: datetime(2026, 3, 3, tzinfo=UTC))
+    assert again.updated == 0 and again.sets == 0
+    assert datestamps(make_app(empty_database_url).test_client()) == after
+
+
+def test_a_collection_moved_to_another_community_leaves_the_old_one(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    load_into(empty_database_url, STRUCTURE, SAF, clock=lambda: FIRST)
+    moved = STRUCTURE.read_text("utf-8")
+    # col_10722_5 moves from Medicine (10722/1) into Arts (10722/3)
+    block_start = moved.index('    <collection identifier="10722/5">')
+    block_end = moved.index("</collection>", block_start) + len("</collection>\n")
+    block = moved[block_start:block_end]
+    moved = moved[:block_start] + moved[block_end:]
+    arts = moved.index('    <collection identifier="10722/30">')
+    moved = moved[:arts] + block + moved[arts:]
+    path = tmp_path / "structure.xml"
+    path.write_text(moved, "utf-8")
+    load_into(empty_database_url, path, clock=lambda: SECOND_LOAD)
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "")["10722/310001"] == ["com_10722_3", "col_10722_5"]
+    assert "10722/310001" not in headers_by_id(client, "&set=com_10722_1")
+    assert "10722/310001" in headers_by_id(client, "&set=com_10722_3")
