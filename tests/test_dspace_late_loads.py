@@ -4,14 +4,27 @@ metadata CSV over records already stored."""
 
 from __future__ import annotations
 
+import json
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from oaipmh_server.store import SqlStore
 
 from .conftest import SAMPLES, SECRET, load_into, make_app
+from .db import stored_fields
 from .oai import NS, harvest, tree
 from .test_dspace_sets import headers_by_id
+from .test_saf_exports import (
+    SEED_HANDLE,
+    SEED_RECORD,
+    refused,
+    seed_export,
+    seed_fields,
+    zip_folder,
+)
 
 STRUCTURE = SAMPLES / "dspace" / "structure.xml"
 SAF = SAMPLES / "dspace" / "saf"
@@ -93,3 +106,68 @@ def test_a_collection_moved_to_another_community_leaves_the_old_one(
     assert headers_by_id(client, "")["10722/310001"] == ["com_10722_3", "col_10722_5"]
     assert "10722/310001" not in headers_by_id(client, "&set=com_10722_1")
     assert "10722/310001" in headers_by_id(client, "&set=com_10722_3")
+
+
+# --- a .zip of an export inside a folder given to load ----------------------------------------
+
+
+@pytest.fixture
+def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the load unpacks archives: it must be empty again after every load."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_a_zipped_export_in_a_folder_loads_like_the_zip_given(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    """DSpace's `export -z -d DIR` leaves DIR/NAME.zip: `load DIR` reads the zip as if it
+    were given itself, beside the other record files of the folder."""
+    export = tmp_path / "export"
+    seed_export(export)
+    given = tmp_path / "given"
+    given.mkdir()
+    zip_folder(export, given / "export.zip")
+    (given / "more.jsonl").write_text(json.dumps(SEED_RECORD) + "\n", "utf-8")
+    summary = load_into(empty_database_url, given)
+    assert (summary.added, summary.rejected, summary.warnings) == (2, 0, [])
+    assert stored_fields(empty_database_url, SEED_HANDLE) == {SEED_HANDLE: seed_fields(tmp_path)}
+    assert list(private_temp.iterdir()) == []
+    # Its problems are named as the zip's own, by their place in it.
+    broken = export / "item_000" / "dublin_core.xml"
+    broken.write_text(broken.read_text("utf-8").replace("</dublin_core>", ""), "utf-8")
+    zip_folder(export, given / "export.zip")
+    (problem,) = refused(empty_database_url, tmp_path, given)
+    assert problem.startswith(f"{given / 'export.zip'}!item_000: record {SEED_HANDLE}: ")
+
+
+def test_a_zip_inside_an_archive_is_an_error(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    """An archive is unpacked once: a zip inside it is not unpacked in turn (a zip of zips
+    would multiply what the archive limits bound), and not silently left out either."""
+    inner = tmp_path / "inner"
+    seed_export(inner)
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    zip_folder(inner, outer / "inner.zip")
+    archive = zip_folder(outer, tmp_path / "outer.zip")
+    assert refused(empty_database_url, tmp_path, archive) == [
+        f"{archive}!inner.zip: a .zip inside an archive is not unpacked: "
+        "unpack the archive and load the folder"
+    ]
+    assert list(private_temp.iterdir()) == []
+
+
+def test_an_item_s_zipped_bitstream_is_not_an_export(
+    empty_database_url: str, tmp_path: Path, private_temp: Path
+) -> None:
+    """Inside an item folder a .zip is the item's file (a bitstream), never read."""
+    export = tmp_path / "export"
+    item = seed_export(export)
+    zip_folder(export, item / "data.zip")
+    (item / "contents").write_text("data.zip\tbundle:ORIGINAL\n", "utf-8")
+    summary = load_into(empty_database_url, export)
+    assert (summary.added, summary.rejected) == (1, 0)

@@ -71,6 +71,7 @@ REPEAT_BUCKETS = 16
 MAX_PROBLEMS_SHOWN = 1000
 SUFFIXES = (".json", ".jsonl", ".csv")
 FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
+ZIP_IN_ZIP = "a .zip inside an archive is not unpacked: unpack the archive and load the folder"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
 
 
@@ -97,7 +98,9 @@ class LoadSummary:
         )
 
 
-def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[LoadError]]:
+def find_files(
+    paths: Iterable[str | os.PathLike[str]], *, in_archive: bool = False
+) -> tuple[list[Path], list[LoadError]]:
     """What to read: record files (.json, .jsonl, DSpace metadata .csv) and DSpace Simple
     Archive item folders (those holding a dublin_core.xml), given directly or found in the
     folders given, recursively, in name order, except that a folder's `sets.json` comes
@@ -108,7 +111,10 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     is an error (an export must not publish what lies outside it), one leading inside it is
     skipped, since what it leads to is read where it is. A folder holding DSpace's item
     files but no dublin_core.xml is an error naming it; macOS debris (DEBRIS, AppleDouble
-    `._NAME` files) is ignored."""
+    `._NAME` files) is ignored. A `.zip` in a folder is an export, read as if it were given
+    (DSpace's `export -z` leaves one in the folder it is told), except in an item folder
+    (a bitstream) and `in_archive`, the folder an archive was unpacked into: an archive is
+    unpacked once, so a zip in it is an error, not unpacked in turn."""
     found: list[Path] = []
     problems: list[LoadError] = []
     for given in paths:
@@ -116,7 +122,7 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
         if path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
             problems.append(without_dublin_core(path, item_file))
         elif path.is_dir() and not is_item_folder(path):
-            inside, outside = _walk(path)
+            inside, outside = _walk(path, in_archive)
             problems += outside
             if not inside and not outside:
                 problems.append(LoadError(str(path), None, None, NOTHING_HERE))
@@ -134,7 +140,7 @@ def find_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], lis
     return found, problems
 
 
-def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
+def _walk(folder: Path, in_archive: bool = False) -> tuple[list[Path], list[LoadError]]:
     """Record files and item folders under `folder`, and a problem for each symbolic link
     leading outside it and each item folder without dublin_core.xml. Item folders are not
     searched: what is inside them (bitstreams too, in sub-folders when their names hold
@@ -155,9 +161,9 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
                 not_searched.add(entry)
                 continue
             if path.is_symlink():
-                if (path.is_dir() or path.suffix in (*SUFFIXES, ".xml")) and leads_outside(
-                    path, root
-                ):
+                if (
+                    path.is_dir() or path.suffix in (*SUFFIXES, ".xml") or is_zip(path)
+                ) and leads_outside(path, root):
                     reason = f"a symbolic link leading outside {folder}: not read"
                     problems.append(LoadError(str(path), None, None, reason))
                 continue
@@ -169,6 +175,11 @@ def _walk(folder: Path) -> tuple[list[Path], list[LoadError]]:
             elif path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
                 problems.append(without_dublin_core(path, item_file))
                 not_searched.add(entry)
+            elif path.is_file() and is_zip(path) and not is_item_folder(here):
+                if in_archive:
+                    problems.append(LoadError(str(path), None, None, ZIP_IN_ZIP))
+                else:
+                    found.append(path)
             elif (
                 path.is_file()
                 and not is_item_folder(here)
@@ -235,7 +246,7 @@ def read_archive(
         if problem is not None:
             yield problem
             return
-        found, problems = find_files([folder])
+        found, problems = find_files([folder], in_archive=True)
         for problem in problems:
             reason = problem.reason.replace(
                 NOTHING_HERE, NOTHING_HERE.replace("this folder", "this archive")
