@@ -4,6 +4,7 @@ metadata CSV over records already stored."""
 
 from __future__ import annotations
 
+import csv
 import json
 import tempfile
 from datetime import UTC, datetime
@@ -29,8 +30,25 @@ from .test_saf_exports import (
 STRUCTURE = SAMPLES / "dspace" / "structure.xml"
 SAF = SAMPLES / "dspace" / "saf"
 CSV = SAMPLES / "dspace" / "metadata-export.csv"
+SEED_EXPORTS = Path(__file__).parent / "fixtures" / "dspace-seed"
+SEED_SAF = SEED_EXPORTS / "saf"
+SEED_CSV = SEED_EXPORTS / "metadata-export.csv"  # exported with -a
+SEED = "10722/212116"
 FIRST = datetime(2026, 3, 1, tzinfo=UTC)
 SECOND_LOAD = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def all_metadata_csv(path: Path, changes: dict[str, str], dropped: tuple[str, ...] = ()) -> Path:
+    """The seed's `-a` export with some cells changed and some columns left out."""
+    with SEED_CSV.open(encoding="utf-8", newline="") as handle:
+        header, row = list(csv.reader(handle))
+    cells = {t: c for t, c in zip(header, row, strict=True) if t not in dropped}
+    cells.update(changes)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(cells)
+        writer.writerow(cells.values())
+    return path
 
 
 def datestamps(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -171,3 +189,60 @@ def test_an_item_s_zipped_bitstream_is_not_an_export(
     (item / "contents").write_text("data.zip\tbundle:ORIGINAL\n", "utf-8")
     summary = load_into(empty_database_url, export)
     assert (summary.added, summary.rejected) == (1, 0)
+
+
+# --- an -a metadata CSV over records already stored -------------------------------------------
+
+
+def test_an_all_metadata_csv_changes_only_its_columns(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """`dspace metadata-export -a` has dc.date.accessioned, but it is still a metadata
+    CSV: DSpace's metadata-import changes only the columns present, whichever they are. A
+    row for a stored record keeps every field without a column (here dc.publisher.place,
+    dc.identifier.isi, and dcterms.license of another schema); a row for a record not yet
+    stored is the whole record, dated by its dc.date.accessioned."""
+    load_into(empty_database_url, SAMPLES / "sets.json", SEED_SAF, clock=lambda: FIRST)
+    extra = tmp_path / "extra.jsonl"
+    extra.write_text(json.dumps({"id": "10722/999", "metadata": [
+        {"field": "dc.title", "value": "Kept"},
+        {"field": "dcterms.license", "value": "CC BY 4.0"},
+        {"field": "dc.date.accessioned", "value": "2015-01-01T00:00:00Z"},
+    ]}) + "\n", "utf-8")  # fmt: skip
+    load_into(empty_database_url, extra, clock=lambda: FIRST)
+    before = stored_fields(empty_database_url, SEED)[SEED]
+    export = all_metadata_csv(
+        tmp_path / "export.csv",
+        {"dc.identifier.citation": "Cell Transplant. 22(12)", "dc.subject": ""},
+        dropped=("dc.publisher.place", "dc.identifier.isi"),
+    )
+    with export.open(encoding="utf-8", newline="") as handle:
+        header = next(csv.reader(handle))
+    new = dict.fromkeys(header, "")
+    new.update({"id": "u-new", "dc.title": "New", "dc.date.accessioned": "2016-01-01T00:00:00Z",
+                "dc.identifier.uri": "http://hdl.handle.net/10722/1000"})  # fmt: skip
+    renamed = {**new, "id": "u-999", "dc.title": "Kept, retitled",
+               "dc.identifier.uri": "http://hdl.handle.net/10722/999"}  # fmt: skip
+    with export.open("a", encoding="utf-8", newline="") as handle:  # a new item, and 10722/999
+        csv.writer(handle).writerows([new.values(), renamed.values()])
+    summary = load_into(empty_database_url, export, clock=lambda: SECOND_LOAD)
+    assert (summary.updated, summary.added, summary.rejected) == (2, 1, 0)
+    expected = [
+        ["dc.identifier.citation", "Cell Transplant. 22(12)", None]
+        if f[0] == "dc.identifier.citation"
+        else f
+        for f in before
+        if f[0] != "dc.subject"
+    ]
+    assert stored_fields(empty_database_url, SEED)[SEED] == expected
+    assert ["dc.publisher.place", "United States", None] in expected
+    kept = stored_fields(empty_database_url, "10722/999")["10722/999"]
+    assert ["dcterms.license", "CC BY 4.0", None] in kept
+    assert ["dc.title", "Kept, retitled", None] in kept
+    assert ["dc.date.accessioned", "2016-01-01T00:00:00Z", None] in kept  # its column
+    assert ["dc.title", "New", None] in stored_fields(empty_database_url, "10722/1000")[
+        "10722/1000"
+    ]
+    # The same export again changes nothing.
+    again = load_into(empty_database_url, export, clock=lambda: datetime(2026, 3, 3, tzinfo=UTC))
+    assert (again.unchanged, again.updated, again.added) == (3, 0, 0)

@@ -7,9 +7,10 @@ separators (`a||||b` is two values). The local id is the handle in
 `dc.identifier.uri`, else the UUID, so an export of items loaded before from SAF updates
 them instead of duplicating them. Problems name the file and the row's first line.
 
-Without a dc.date.accessioned column (`dspace metadata-export` without -a), a row is a part
-of a record: the loader merges it with the stored record (`drafts.merge_fields`), as
-DSpace's metadata-import changes only the columns present.
+A row is a part of a record: the loader merges it with the stored record
+(`drafts.merge_fields`), as DSpace's metadata-import changes only the columns present,
+with or without a dc.date.accessioned column (`-a`). A row for a record not yet stored is
+the whole record, which needs its dc.date.accessioned (an `-a` export) to be dated.
 """
 
 from __future__ import annotations
@@ -117,11 +118,12 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         yield LoadError(name, 1, None, "no id column")
         return
     where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
-    # Without dc.date.accessioned (`dspace metadata-export` without -a), each row changes
-    # only its columns of the stored record, as DSpace's metadata-import does.
-    partial = None
-    if not any(c is not None and c[0] == ACCESSIONED for c in columns):
-        partial = frozenset(column_key(*c) for c in columns if c is not None)
+    # Each row changes only its columns of the stored record, as DSpace's metadata-import
+    # does; an export with dc.date.accessioned (-a) has more columns, nothing else. Without
+    # that column (the default export) a row cannot be a new record unless the load may
+    # date it by its time (see load._merged).
+    partial = frozenset(column_key(*c) for c in columns if c is not None)
+    all_metadata = any(c is not None and c[0] == ACCESSIONED for c in columns)
     start = 2
     while True:
         try:
@@ -140,7 +142,8 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         line, start = start, reader.line_num + 1
         if not any(cell.strip() for cell in row):
             continue
-        yield _row(name, line, row, columns, where, require_accessioned, limits, partial)
+        yield _row(name, line, row, columns, where, require_accessioned and all_metadata,
+                   limits, partial)  # fmt: skip
 
 
 def _row(
@@ -151,7 +154,7 @@ def _row(
     where: dict[str, int],
     require_accessioned: bool,
     limits: Limits,
-    partial: frozenset[tuple[str, str | None]] | None,
+    partial: frozenset[tuple[str, str | None]],
 ) -> Item:
     if len(row) != len(columns):
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
@@ -188,10 +191,10 @@ def _row(
         sets,
         False,
         fields,
-        require_accessioned=require_accessioned and partial is None,
+        require_accessioned=require_accessioned,
         limits=limits,
     )
-    if partial is None or not isinstance(draft, Draft):
+    if not isinstance(draft, Draft):
         return draft
     # No collection (no column, or an empty cell): the item stays where it is, as DSpace's
     # items never leave their owning collection for none.

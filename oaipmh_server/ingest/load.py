@@ -536,9 +536,10 @@ class _Loader:
     def _merged(
         self, part: Draft, old: Existing | None, stored: dict[str, tuple[Field, ...]]
     ) -> Draft | None:
-        """A row of a metadata CSV without dc.date.accessioned merged with the stored record
-        it changes; for a record not stored (or deleted), the row alone if the load may date
-        it by the time of the load, else a problem saying how to give it a datestamp."""
+        """A row of a metadata CSV merged with the stored record it changes; for a record
+        not stored (or deleted), the row alone if it has its dc.date.accessioned (`-a`) or
+        the load may date it by the time of the load, else a problem saying how to give it
+        a datestamp."""
         fields = stored.get(part.local_id)
         if old is not None and not old.deleted and fields is not None:
             try:
@@ -546,7 +547,7 @@ class _Loader:
             except LoadError as e:
                 self.problem(e)
                 return None
-        if self.settings.missing_accessioned == "reject":
+        if part.accessioned is None and self.settings.missing_accessioned == "reject":
             self.problem(
                 LoadError(
                     part.source.path,
