@@ -166,3 +166,25 @@ def test_dates_of_the_work_are_dc_date_as_in_dspace(
     query = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1/1"
     root = tree(client.get(query)).find(".//oai:metadata", NS)[0]
     assert elements(root) == [("dc:date", f"20{n:02}-01-02T00:00:00Z") for n in range(5)]
+
+
+def test_what_dspace_hides_by_default_is_never_served(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """dspace.cfg hides dc.description.provenance and person.email (metadata.hide.*) from
+    every format DSpace's OAI serves: so do we, in dim too."""
+    record = {"id": "1/1", "metadata": [
+        {"field": "dc.title", "value": "T"},
+        {"field": "dc.date.accessioned", "value": "2020-01-02T00:00:00Z"},
+        {"field": "dc.description.provenance", "value": "Submitted by staff@example.org"},
+        {"field": "person.email", "value": "someone@example.org"},
+    ]}  # fmt: skip
+    (tmp_path / "r.json").write_text(json.dumps(record), "utf-8")
+    load_into(empty_database_url, tmp_path / "r.json")
+    client = make_app(empty_database_url).test_client()
+    query = "/oai?verb=GetRecord&metadataPrefix=dim&identifier=oai:repository.example.org:1/1"
+    root = tree(client.get(query)).find(".//oai:metadata", NS)[0]
+    assert [(f.get("mdschema"), f.get("element")) for f in root] == [
+        ("dc", "title"),
+        ("dc", "date"),
+    ]
