@@ -105,6 +105,37 @@ def test_a_structure_export_loaded_after_the_items_places_them(empty_database_ur
     assert datestamps(make_app(empty_database_url).test_client()) == after
 
 
+def test_a_structure_export_after_the_items_in_the_same_load(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Given after more items than a load writes at once: those already written are placed
+    too, and keep the datestamp this load gave them (their accessioned dates, in an empty
+    store)."""
+    items = tmp_path / "items.jsonl"
+    items.write_text(
+        "".join(
+            json.dumps({"id": f"10722/9{n:04}", "sets": ["col_10722_6"], "metadata": [
+                {"field": "dc.title", "value": f"T{n}"},
+                {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n"
+            for n in range(1500)
+        ),
+        "utf-8",
+    )  # fmt: skip
+    summary = load_into(empty_database_url, items, STRUCTURE, clock=lambda: FIRST)
+    assert (summary.added, summary.updated) == (1500, 0)
+    store = SqlStore(empty_database_url, token_secret=SECRET)
+    try:
+        for n in (0, 999, 1499):
+            header = store.get_header(f"10722/9{n:04}")
+            assert header is not None
+            assert header.set_specs == ("com_10722_4", "com_10722_1", "col_10722_6")
+            assert header.datestamp == datetime(2015, 7, 21, 2, 23, 32, tzinfo=UTC)
+    finally:
+        store.close()
+    client = make_app(empty_database_url).test_client()
+    assert len(headers_by_id(client, "&set=com_10722_1")) == 100  # a page of them
+
+
 def test_a_collection_moved_to_another_community_leaves_the_old_one(
     empty_database_url: str, tmp_path: Path
 ) -> None:

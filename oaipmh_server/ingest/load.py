@@ -428,8 +428,10 @@ class _Loader:
         self.parents = {} if tree is None else tree
         self.parents.clear()
         self.parents.update((spec, info.parent) for spec, info in self.sets.items())
-        # The tree as the store held it, to find the records a changed tree moves (replace).
+        # The tree as the store held it, and the sets given another parent while records
+        # were served in them (stored, or written by this load): see replace.
         self.stored_parents = dict(self.parents)
+        self.moved: set[str] = set()
         self.flat = settings.set_style == "dspace"
         self.limits = Limits.of(settings)
         # A record's sets with the communities above them, by the sets it names.
@@ -623,14 +625,9 @@ class _Loader:
         this load, so an incremental harvester sees them again. Records written by this
         load keep the datestamp it gave them. (DSpace's flat style only: a hierarchical
         spec is the path it was placed at, kept.)"""
-        if not self.flat:
+        if not self.flat or not self.moved:
             return
-        moved = {
-            spec for spec, parent in self.parents.items() if parent != self.stored_parents.get(spec)
-        }
-        if not moved:
-            return
-        candidates = self.tx.members(moved)
+        candidates = self.tx.members(self.moved)
         written: set[int] | None = None
         for start in range(0, len(candidates), BATCH):
             chunk = candidates[start : start + BATCH]
@@ -776,6 +773,8 @@ class _Loader:
             if ancestor not in self.sets:
                 self._put_set(SetInfo(ancestor, ancestor))
         if self.sets.get(info.spec) != info:
+            if self.parents.get(info.spec) != info.parent and (self.written or not self.was_empty):
+                self.moved.add(info.spec)
             self.tx.put_set(info, exists=info.spec in self.sets)
             self.sets[info.spec] = info
             self.parents[info.spec] = info.parent
