@@ -351,3 +351,17 @@ def test_fields_without_authorities_are_stored_as_before() -> None:
 )  # fmt: skip
 def test_xml_language_of_a_stored_code(stored: str | None, tag: str | None) -> None:
     assert xml_language(stored) == tag
+
+
+def test_dim_fragments_of_an_earlier_rendering_are_not_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dim's version names its rendering, so a fragment stored by the one before
+    authorities (RENDERING 1) is rendered afresh from the fields, never served."""
+    from oaipmh_server.config import load_settings
+    from oaipmh_server.formats import build_formats, dim
+
+    settings = load_settings(environ={})
+    now = build_formats(settings)["dim"].version
+    monkeypatch.setattr(dim, "RENDERING", dim.RENDERING - 1)
+    assert build_formats(settings)["dim"].version != now
