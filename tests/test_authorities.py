@@ -120,6 +120,11 @@ def test_dim_carries_authority_confidence_and_the_stored_language(loaded: str) -
         ({"mdschema": "dc", "element": "title", "lang": "en_US"}, "A title"),
         ({"mdschema": "dc", "element": "title", "lang": "*"}, "Ein Titel"),
     ]
+    # the Brage example: an ISSN the export labelled en_US stays en_US, nothing more
+    assert [f for f in fields if f[0].get("qualifier") == "issn"] == [
+        ({"mdschema": "dc", "element": "identifier", "qualifier": "issn", "lang": "en_US"},
+         "1234-5678"),
+    ]  # fmt: skip
     # attribute order as DSpace's dim.xsl writes them
     author = metadata(loaded, "dim")[0]
     assert list(author.attrib) == [
