@@ -97,7 +97,7 @@ def _record(row: Any) -> tuple[common.Header, common.Metadata | None, None]:
     if header.isDeleted():
         return header, None, None
     values: dict[str, list[str]] = {}
-    for name, value, _lang in unpack_fields(row[4]):
+    for name, value, *_ in unpack_fields(row[4]):
         element = name.split(".")[1]
         if element in DC and name not in HIDDEN:
             values.setdefault(element, []).append(value)

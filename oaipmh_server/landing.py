@@ -20,6 +20,7 @@ from .crosswalk import Crosswalk
 from .datestamps import format_datestamp
 from .formats import MetadataFormat
 from .records import Field, Header, SetInfo
+from .xml import xml_language
 
 SCHEMA_ORG = "https://schema.org/"
 DEFAULT_SCHEMA_TYPE = "ScholarlyArticle"
@@ -45,12 +46,17 @@ _IDENTIFIER_LABELS = {
 
 @dataclass(frozen=True)
 class Value:
-    """A value as shown: its text, its language (for `lang`), and a link where it is one."""
+    """A value as shown: its text, its language (for `lang`), and a link where it is one.
+    The language is given as stored (`en_US`) and kept as HTML's `lang` takes it, a
+    BCP 47 tag (`en-US`; `*`: none)."""
 
     text: str
     lang: str | None = None
     href: str | None = None
     label: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lang", xml_language(self.lang))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .protocol import SAMPLE_LOCAL_ID, Context, respond
 from .records import Header, Position, Selection, SetInfo
 from .store import StoreStats
 from .verbs import SET_SPEC
+from .xml import xml_language
 
 blueprint = Blueprint("pages", __name__)
 
@@ -61,9 +62,11 @@ _SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
 
 @blueprint.record_once
 def _tidy_templates(state: Any) -> None:
-    """No blank lines where template tags stood (the app renders only these templates)."""
+    """No blank lines where template tags stood (the app renders only these templates);
+    `xml_language`: a stored language (`en_US`) as HTML's `lang` takes it (`en-US`)."""
     state.app.jinja_env.trim_blocks = True
     state.app.jinja_env.lstrip_blocks = True
+    state.app.jinja_env.filters["xml_language"] = xml_language
 
 
 @blueprint.after_request

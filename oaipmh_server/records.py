@@ -15,11 +15,20 @@ from typing import NamedTuple, Protocol
 
 
 class Field(NamedTuple):
-    """One qualified Dublin Core value: `dc.contributor.author` = "Wang, D", language or None."""
+    """One qualified Dublin Core value: `dc.contributor.author` = "Wang, D", language or None.
+
+    `lang` is the language as the source said it (DSpace's stored codes: `en_US`, `*`,
+    `eng`): `dim` shows it so, and only where `xml:lang` is written is it made a BCP 47
+    tag (`xml.xml_language`). `authority` and `confidence` are a controlled value's key
+    and DSpace's confidence in it (-1 unset, 0 no value, 100 rejected … 600 accepted),
+    written `value::authority::confidence` in DSpace's CSV: `dim` carries them, every
+    other format shows the value alone."""
 
     name: str
     value: str
     lang: str | None = None
+    authority: str | None = None
+    confidence: int | None = None
 
 
 class Header(NamedTuple):

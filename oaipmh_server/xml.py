@@ -19,6 +19,7 @@ from functools import lru_cache
 from lxml import etree
 
 from .datestamps import format_datestamp
+from .errors import quoted
 from .records import Header, SetInfo
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
@@ -33,6 +34,10 @@ SCHEMA_LOCATION = f"{{{XSI_NS}}}schemaLocation"
 _ILLEGAL = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 REPLACEMENT = "\ufffd"
 _MARK = "splice"
+# xs:language, which xml:lang must satisfy.
+LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*", re.ASCII)
+# Languages that say there is none: DSpace's `*` (any) and `none`, and nothing at all.
+NO_LANGUAGE = frozenset({"", "*", "none"})
 
 
 def has_illegal_characters(text: str) -> bool:
@@ -46,6 +51,32 @@ def clean_text(text: str) -> str:
     breaks a page, and always replaced the same way.
     """
     return _ILLEGAL.sub(REPLACEMENT, text)
+
+
+def normalise_language(value: str | None) -> str | None:
+    """DSpace's `en_US` → `en-US`; empty, `*` and `none` mean no language. ValueError if
+    what is left is not a language tag (ingest refuses such a language)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.lower() in NO_LANGUAGE:
+        return None
+    text = text.replace("_", "-")
+    if not LANGUAGE.fullmatch(text):
+        raise ValueError(f"language {quoted(value)} is not a language tag such as 'en' or 'en_US'")
+    return text
+
+
+@lru_cache(maxsize=1024)
+def xml_language(value: str | None) -> str | None:
+    """A stored language (as the source said it: `en_US`, `*`, `eng`) as `xml:lang` and
+    HTML `lang` carry it, a BCP 47 tag (`en-US`), or None: no language, or one that is
+    not a tag (a store loaded by other means). The same few codes for millions of values:
+    each is worked out once."""
+    try:
+        return normalise_language(value)
+    except ValueError:
+        return None
 
 
 def _split(element: etree._Element) -> tuple[bytes, bytes]:

@@ -9,7 +9,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.types import NullType
 
 from oaipmh_server.datestamps import format_datestamp
-from oaipmh_server.store import unpack_fields
+from oaipmh_server.store import plain_fields, unpack_fields
 from oaipmh_server.store.schema import FragmentRow, MembershipRow, RecordRow, SetRow
 
 REPO = "oai:repository.example.org:"
@@ -48,8 +48,12 @@ def oai_identifiers(url: str, deleted: bool | None = None) -> set[str]:
 
 
 def stored_fields(url: str, *local_ids: str) -> dict[str, Any]:
-    """The fields as stored, unpacked, as lists [name, value, lang]."""
+    """The fields as stored, unpacked, as lists [name, value, lang], with [authority,
+    confidence] after them where a value has either."""
     query = select(RecordRow.local_id, type_coerce(RecordRow.fields, NullType())).where(
         RecordRow.local_id.in_(local_ids)
     )
-    return {lid: [list(f) for f in unpack_fields(stored)] for lid, stored in fetch(url, query)}
+    return {
+        lid: [list(f) for f in plain_fields(unpack_fields(stored))]
+        for lid, stored in fetch(url, query)
+    }

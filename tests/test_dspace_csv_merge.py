@@ -100,21 +100,28 @@ def test_languages_are_separate_columns(seeded: str, tmp_path: Path) -> None:
     load_into(seeded, write_csv(tmp_path / "a.csv", "id,dc.identifier.uri,dc.title[nb_NO],dc.title[en_US]",
                                 f"u-1,{uri},Norsk tittel,English||title"))  # fmt: skip
     titles = [f for f in stored_fields(seeded, SEED)[SEED] if f[0] == "dc.title"]
-    assert titles == [
+    assert titles == [  # languages kept as the export said them
         *title,
-        ["dc.title", "Norsk tittel", "nb-NO"],
-        ["dc.title", "English", "en-US"],
-        ["dc.title", "title", "en-US"],
+        ["dc.title", "Norsk tittel", "nb_NO"],
+        ["dc.title", "English", "en_US"],
+        ["dc.title", "title", "en_US"],
     ]
     summary = load_into(seeded, write_csv(tmp_path / "b.csv", "id,dc.identifier.uri,dc.title[nb_NO]",
                                           f"u-1,{uri},"))  # fmt: skip
     assert summary.updated == 1
     titles = [f for f in stored_fields(seeded, SEED)[SEED] if f[0] == "dc.title"]
-    assert titles == [*title, ["dc.title", "English", "en-US"], ["dc.title", "title", "en-US"]]
-    # the same values again, under either spelling of the language: unchanged
-    summary = load_into(seeded, write_csv(tmp_path / "c.csv", "id,dc.identifier.uri,dc.title[en-US]",
+    assert titles == [*title, ["dc.title", "English", "en_US"], ["dc.title", "title", "en_US"]]
+    # the same values again: unchanged
+    summary = load_into(seeded, write_csv(tmp_path / "c.csv", "id,dc.identifier.uri,dc.title[en_US]",
                                           f"u-1,{uri},English||title"))  # fmt: skip
     assert (summary.unchanged, summary.updated) == (1, 0)
+    # under the other spelling of the language, the same column: its values are replaced
+    # (not added beside them), and keep the language as this export says it
+    summary = load_into(seeded, write_csv(tmp_path / "d.csv", "id,dc.identifier.uri,dc.title[en-US]",
+                                          f"u-1,{uri},English||title"))  # fmt: skip
+    assert (summary.unchanged, summary.updated) == (0, 1)
+    titles = [f for f in stored_fields(seeded, SEED)[SEED] if f[0] == "dc.title"]
+    assert titles == [*title, ["dc.title", "English", "en-US"], ["dc.title", "title", "en-US"]]
 
 
 def test_a_default_csv_without_collection_keeps_the_sets(seeded: str, tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..errors import ConfigError
 from ..records import Field
-from ..xml import XML_LANG, clean_text
+from ..xml import XML_LANG, clean_text, xml_language
 
 
 @dataclass(frozen=True)
@@ -62,13 +62,20 @@ def crosswalked(
         except ValueError:
             # lxml refuses characters XML cannot carry. Ingest already replaced them, so
             # this is the rare value that came another way: replace them here too.
-            return render([f._replace(value=clean_text(f.value)) for f in fields], crosswalk)
+            return render([_cleaned(f) for f in fields], crosswalk)
 
     def disseminates(fields: Sequence[Field]) -> bool:
         return keeps is None or any(crosswalk.is_public(f.name) and keeps(f.name) for f in fields)
 
     digest = hashlib.sha256(repr((prefix, crosswalk.version, table)).encode()).hexdigest()[:16]
     return MetadataFormat(prefix, schema, namespace, digest, render_fields, disseminates)
+
+
+def _cleaned(f: Field) -> Field:
+    """A value, and its authority, with what XML cannot carry replaced."""
+    if f.authority is None:
+        return f._replace(value=clean_text(f.value))
+    return f._replace(value=clean_text(f.value), authority=clean_text(f.authority))
 
 
 def served_schema(settings: Settings, name: str) -> str:
@@ -103,10 +110,12 @@ def resolve_schema(schema: str, base_url: str) -> str:
 
 
 def value_element(parent: etree._Element, tag: str, value: Field) -> etree._Element:
-    """A child holding one stored value, xml:lang set where the value has a language.
-    (A character XML cannot carry raises ValueError: see `crosswalked`.)"""
-    if value.lang:
-        child = etree.SubElement(parent, tag, {XML_LANG: value.lang})
+    """A child holding one stored value, xml:lang set where the value has a language (as
+    a BCP 47 tag: the stored `en_US` is `en-US`, `*` none). The value alone: its authority
+    is dim's only. (A character XML cannot carry raises ValueError: see `crosswalked`.)"""
+    lang = xml_language(value.lang)
+    if lang:
+        child = etree.SubElement(parent, tag, {XML_LANG: lang})
     else:
         child = etree.SubElement(parent, tag)
     child.text = value.value

@@ -2,6 +2,12 @@
 
 One `dim:field` per value, with its schema, element, qualifier and language as attributes:
 the richest format, for aggregators that crosswalk themselves. Private fields are left out.
+
+As DSpace's dim (its XOAI item builder, `ItemUtils`, and `metadataFormats/dim.xsl`): the
+language is the stored code as the source said it (`en_US`, `*`), not a BCP 47 tag, left
+out when empty or `none`; a controlled value adds `authority` and, unless DSpace's "no
+value" (0), `confidence`, after `lang`. A confidence without an authority is not shown
+(DSpace writes one only with the other).
 """
 
 from __future__ import annotations
@@ -25,14 +31,25 @@ NAMESPACE = "http://www.dspace.org/xmlns/dspace/dim"
 _NSMAP = {"dim": NAMESPACE, "xsi": XSI_NS}
 _ROOT = f"{{{NAMESPACE}}}dim"
 _FIELD = f"{{{NAMESPACE}}}field"
+# How dim renders what it is given, beyond its schema's URL: part of the format's version,
+# so fragments stored by an earlier rendering are rendered afresh. 2: raw languages,
+# authority and confidence.
+RENDERING = 2
+NO_VALUE = 0  # DSpace's Choices.CF_NOVALUE: a confidence dim leaves out
 
 
 def render(fields: Sequence[Field], crosswalk: Crosswalk, schema: str) -> bytes:
     root = etree.Element(_ROOT, nsmap=_NSMAP)
     root.set(SCHEMA_LOCATION, f"{NAMESPACE} {schema}")
     for f in fields:
-        if crosswalk.is_public(f.name):
-            etree.SubElement(root, _FIELD, _attributes(f.name, f.lang)).text = f.value
+        if not crosswalk.is_public(f.name):
+            continue
+        attributes = _attributes(f.name, f.lang)
+        if f.authority is not None:
+            attributes = {**attributes, "authority": f.authority}
+            if f.confidence is not None and f.confidence != NO_VALUE:
+                attributes["confidence"] = str(f.confidence)
+        etree.SubElement(root, _FIELD, attributes).text = f.value
     return etree.tostring(root, encoding="UTF-8")
 
 
@@ -43,7 +60,7 @@ def _attributes(name: str, lang: str | None) -> dict[str, str]:
     attributes = {"mdschema": schema, "element": element}
     if qualifier:
         attributes["qualifier"] = qualifier[0]
-    if lang:
+    if lang and lang != "none":
         attributes["lang"] = lang
     return attributes
 
@@ -55,5 +72,6 @@ def metadata_format(settings: Settings) -> MetadataFormat:
         return render(fields, crosswalk, schema)
 
     return crosswalked(
-        PREFIX, schema, NAMESPACE, settings, render_fields, keeps=lambda name: True, table=schema
-    )
+        PREFIX, schema, NAMESPACE, settings, render_fields, keeps=lambda name: True,
+        table=(schema, RENDERING),
+    )  # fmt: skip

@@ -9,7 +9,7 @@ from lxml import etree
 from ..config import DC_ELEMENTS, Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
-from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text
+from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text, xml_language
 from . import MetadataFormat, crosswalked
 
 PREFIX = "oai_dc"
@@ -29,16 +29,17 @@ def _root() -> etree._Element:
 
 
 def render(fields: Iterable[Field], crosswalk: Crosswalk) -> bytes:
-    """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language.
+    """The <oai_dc:dc> fragment of a record, with xml:lang where the value has a language
+    (a BCP 47 tag: the stored `en_US` is `en-US`); the value alone, never its authority.
     (The loop is written out: it runs for every value of every record a load renders.)"""
     root = _root()
-    sub_element, element_for = etree.SubElement, crosswalk.element_for
-    for name, value, lang in fields:
+    sub_element, element_for, tag_of = etree.SubElement, crosswalk.element_for, xml_language
+    for name, value, lang, _, _ in fields:
         element = element_for(name)
         if element is None:
             continue
-        if lang:
-            sub_element(root, _TAGS[element], {XML_LANG: lang}).text = value
+        if lang and (tag := tag_of(lang)):
+            sub_element(root, _TAGS[element], {XML_LANG: tag}).text = value
         else:
             sub_element(root, _TAGS[element]).text = value
     return etree.tostring(root, encoding="UTF-8")

@@ -24,7 +24,7 @@ from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..records import Field
 from ..vocabularies import Term, Vocabularies, iso639_3, resource_type_general
-from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS
+from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, xml_language
 from . import MetadataFormat, crosswalked
 
 PREFIX = "oai_openaire"
@@ -258,8 +258,8 @@ def _add(
     for name, value in attributes.items():
         if value:
             element.set(name, value)
-    if lang:
-        element.set(XML_LANG, lang)
+    if lang and (language := xml_language(lang)):  # the stored `en_US` as the tag `en-US`
+        element.set(XML_LANG, language)
     if text is not None:
         element.text = text.strip()
     return element
@@ -330,10 +330,10 @@ def _orcids(record: RecordFields) -> dict[str, str]:
 
 
 def _authority_orcid(f: Field) -> str | None:
-    """A value's authority key, once the store keeps authorities (DSpace's `::` form), is
-    used when it is an ORCID."""
-    authority = getattr(f, "authority", None)
-    match = ORCID.fullmatch(authority.strip()) if isinstance(authority, str) else None
+    """A value's authority key (DSpace's `value::authority::confidence`, a SAF dcvalue's
+    `authority`), when it is an ORCID (bare or as its https://orcid.org/ URL), as DSpace's
+    ORCID authority keeps it."""
+    match = ORCID.fullmatch(f.authority.strip()) if f.authority else None
     return match.group(1) if match else None
 
 

@@ -24,9 +24,9 @@ from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
-from ..store import pack_fields, unpack_fields
+from ..store import pack_fields, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
-from ..xml import clean_text, has_illegal_characters, stored_header
+from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header
 
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
 # this repository makes is valid: a DSpace handle such as 10722/212116 fits.
@@ -37,13 +37,13 @@ ANY_REPOSITORY = "repository.example.org"
 FIELD_NAME = re.compile(
     r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.[A-Za-z][A-Za-z0-9_-]*)?", re.ASCII
 )
-# xs:language, which xml:lang must satisfy.
-LANGUAGE = re.compile(r"[a-zA-Z]{1,8}(-[a-zA-Z0-9]{1,8})*", re.ASCII)
-NO_LANGUAGE = frozenset({"", "*", "none"})
 ACCESSIONED = "dc.date.accessioned"
 HASH_SCHEME = "2:"
 _NAME = itemgetter(0)
 MAX_ID_LENGTH = 255
+# DSpace's confidence scale (org.dspace.content.authority.Choices): -1 unset, 0 no value,
+# 100 rejected, 200 failed, 300 not found, 400 ambiguous, 500 uncertain, 600 accepted.
+CONFIDENCE_RANGE = range(-1, 601)
 
 
 @dataclass(frozen=True)
@@ -103,12 +103,14 @@ class Draft:
     def fields_digest(self) -> str:
         """The fields' part of the content hash (see `content_hash`)."""
         fields = sorted(self.fields, key=_NAME)  # stable: keeps order within a field
-        return hashlib.sha256(orjson.dumps([tuple(f) for f in fields])).hexdigest()
+        # As stored: a value's authority and confidence count only where it has them, so
+        # the hash of a record without any is the one it had before they were kept.
+        return hashlib.sha256(orjson.dumps(plain_fields(fields))).hexdigest()
 
     @property
     def legacy_content_hash(self) -> str:
         """The first scheme (stdlib JSON, no prefix), which stores loaded before 0.2 hold."""
-        fields = sorted(self.fields, key=_NAME)
+        fields = [f[:3] for f in sorted(self.fields, key=_NAME)]  # no authorities then
         canonical = json.dumps([self.deleted, sorted(self.set_specs), fields], ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -199,20 +201,6 @@ class SetDefinition:
     info: SetInfo
 
 
-def normalise_language(value: str | None) -> str | None:
-    """DSpace's `en_US` → `en-US`; empty, `*` and `none` mean no language. ValueError if
-    what is left is not a language tag."""
-    if value is None:
-        return None
-    text = value.strip()
-    if text.lower() in NO_LANGUAGE:
-        return None
-    text = text.replace("_", "-")
-    if not LANGUAGE.fullmatch(text):
-        raise ValueError(f"language {quoted(value)} is not a language tag such as 'en' or 'en_US'")
-    return text
-
-
 def column_key(name: str, lang: str | None) -> tuple[str, str | None]:
     """A field and language as DSpace's metadata-import tells columns apart (`dc.title[en_US]`
     is not `dc.title[nb_NO]`), whichever way the language is spelt (`en_US`, `en-US`)."""
@@ -293,16 +281,20 @@ def _is_field_name(name: str) -> bool:
 
 
 def _language(lang: str) -> str | None:
-    language = normalise_language(lang)
+    """The language kept: what the source said (DSpace's `en_US`, `*`, `eng`), spaces
+    around it dropped, None for none at all; ValueError if it cannot be made a language
+    tag where xml:lang is written (`xml.xml_language`)."""
+    normalise_language(lang)
+    language = lang.strip() or None
     if len(_KNOWN_LANGUAGES) < _MAX_KNOWN:
         _KNOWN_LANGUAGES[lang] = language
     return language
 
 
-def _checked_fields(fields: Sequence[tuple[Any, Any, Any]]) -> list[Field] | None:
+def _checked_fields(fields: Sequence[tuple[Any, ...]]) -> list[Field] | None:
     """The fields, if every name and language is one already checked and every value is a
     string; None sends the record through the checks one entry at a time (which name the
-    entry that breaks a rule)."""
+    entry that breaks a rule), as it does a record with an authority or a confidence."""
     names, languages = _KNOWN_NAMES, _KNOWN_LANGUAGES
     try:
         if not all(
@@ -310,7 +302,7 @@ def _checked_fields(fields: Sequence[tuple[Any, Any, Any]]) -> list[Field] | Non
             for name, value, lang in fields
         ):
             return None
-    except TypeError:  # an unhashable name or language
+    except (TypeError, ValueError):  # an unhashable name or language; more than 3 items
         return None
     return [
         Field(name, value, None if lang is None else languages[lang])
@@ -323,12 +315,13 @@ def make_draft(
     local_id: Any,
     set_specs: Any,
     deleted: Any,
-    fields: Sequence[tuple[Any, Any, Any]],
+    fields: Sequence[tuple[Any, ...]],
     *,
     require_accessioned: bool,
     limits: Limits | None = None,
 ) -> Draft:
     """Check one record; LoadError naming the record and the first rule it breaks.
+    `fields`: (name, value, lang) or (name, value, lang, authority, confidence) each.
     `limits`: what the record may cost (None: no limits, for records made by the server)."""
     record_id = local_id if isinstance(local_id, str) and local_id else None
 
@@ -362,7 +355,7 @@ def make_draft(
     checked = _checked_fields(fields)
     if checked is None:
         checked = []
-        for number, (name, value, lang) in enumerate(fields, start=1):
+        for number, (name, value, lang, *controlled) in enumerate(fields, start=1):
             if not isinstance(name, str) or not _is_field_name(name):
                 raise fail(
                     f"metadata entry {number}: field {quoted(name)} "
@@ -383,18 +376,23 @@ def make_draft(
                     language = _language(lang)
                 except ValueError as e:
                     raise fail(f"metadata entry {number} ({name}): {e}") from None
-            checked.append(Field(name, value, language))
+            try:
+                authority, confidence = _controlled(controlled)
+            except ValueError as e:
+                raise fail(f"metadata entry {number} ({name}): {e}") from None
+            checked.append(Field(name, value, language, authority, confidence))
 
     cleaned = 0
-    values = "".join(f.value for f in checked)
+    values = "".join(f.value if f.authority is None else f.value + f.authority for f in checked)
     if limits is not None and len(values) > limits.max_value_length:  # one may be too long
         for number, f in enumerate(checked, start=1):
-            if len(f.value) > limits.max_value_length:
-                raise fail(
-                    f"metadata entry {number} ({f.name}): a value of {len(f.value):,} "
-                    f"characters, over the limit of {limits.max_value_length:,} "
-                    "([limits] max_value_length)"
-                )
+            for what, text in (("a value", f.value), ("an authority", f.authority or "")):
+                if len(text) > limits.max_value_length:
+                    raise fail(
+                        f"metadata entry {number} ({f.name}): {what} of {len(text):,} "
+                        f"characters, over the limit of {limits.max_value_length:,} "
+                        "([limits] max_value_length)"
+                    )
     # One scan of all values for characters XML cannot carry; only a record that has some
     # (rare) is gone through value by value.
     if has_illegal_characters(values):
@@ -402,7 +400,11 @@ def make_draft(
             if has_illegal_characters(f.value):
                 fixed = clean_text(f.value)
                 cleaned += sum(1 for a, b in zip(f.value, fixed, strict=True) if a != b)
-                checked[position] = f._replace(value=fixed)
+                checked[position] = f = f._replace(value=fixed)
+            if f.authority is not None and has_illegal_characters(f.authority):
+                fixed = clean_text(f.authority)
+                cleaned += sum(1 for a, b in zip(f.authority, fixed, strict=True) if a != b)
+                checked[position] = f._replace(authority=fixed)
 
     accessioned = None
     dates = [f.value for f in checked if f.name == ACCESSIONED]
@@ -426,12 +428,34 @@ def make_draft(
     )
 
 
+def _controlled(given: list[Any]) -> tuple[str | None, int | None]:
+    """A value's (authority, confidence), from what follows its language: nothing, or
+    both (either None). ValueError for an authority that is not a string or a confidence
+    that is not an integer of DSpace's scale. An empty (or blank) authority is none, as
+    DSpace's export writes none for it."""
+    if not given:
+        return None, None
+    if len(given) != 2:
+        raise ValueError(f"expected authority and confidence, not {quoted(given)}")
+    authority, confidence = given
+    if authority is not None and not isinstance(authority, str):
+        raise ValueError(f"authority must be a string, not {quoted(authority)}")
+    if confidence is not None and (
+        confidence.__class__ is not int or confidence not in CONFIDENCE_RANGE
+    ):
+        raise ValueError(
+            f"confidence must be an integer of DSpace's scale (-1 unset, 0 no value, "
+            f"100 rejected … 600 accepted), not {quoted(confidence)}"
+        )
+    return (authority if authority and not authority.isspace() else None), confidence
+
+
 def draft_or_error(
     source: Source,
     local_id: Any,
     set_specs: Any,
     deleted: Any,
-    fields: Sequence[tuple[Any, Any, Any]],
+    fields: Sequence[tuple[Any, ...]],
     *,
     require_accessioned: bool,
     limits: Limits,

@@ -3,7 +3,10 @@
 An `id` column (the item's UUID), a `collection` column (owning collections' handles,
 `||`-separated), and one column per field with an optional language: `dc.title[en]`. Cells
 hold `||`-separated values; an empty cell is no value, nor is an empty value between
-separators (`a||||b` is two values). The local id is the handle in
+separators (`a||||b` is two values). A controlled value is written
+`value::authority::confidence` (`Wang, D::0000-0002-1825-0097::600`): its authority and
+confidence are kept with it, not in it, read as DSpace's metadata-import reads them. The
+local id is the handle in
 `dc.identifier.uri`, else the UUID, so an export of items loaded before from SAF updates
 them instead of duplicating them. Problems name the file and the row's first line.
 
@@ -28,6 +31,10 @@ from .json import Item
 from .saf import collection_spec
 
 SEPARATOR = "||"
+AUTHORITY_SEPARATOR = "::"  # DSpace's bulkedit.authorityseparator, by default
+# What Java's Integer.parseInt reads (the confidence's part of a cell), of at most 10 digits.
+CONFIDENCE = re.compile(r"[+-]?[0-9]{1,10}", re.ASCII)
+INT_RANGE = range(-(2**31), 2**31)
 COLUMN = re.compile(
     r"([a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z][A-Za-z0-9_-]*)?)(?:\[([^\]]*)\])?"
 )
@@ -39,6 +46,27 @@ HANDLE = re.compile(
 NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
+
+
+def controlled(name: str, value: str, lang: str | None) -> tuple[Any, ...]:
+    """One value of a cell as a field entry: (name, value, lang), or with the authority
+    and confidence DSpace writes after it, (name, value, lang, authority, confidence).
+
+    As DSpace's metadata-import reads `value::authority::confidence`: split at every `::`
+    (trailing empty parts dropped, as Java's split does), the last part the confidence if
+    it is an integer, the one before it the authority, the rest (joined again) the value;
+    anything else (`a::b`, `ratio 1::2::x`) is a value of its own, `::` and all."""
+    if AUTHORITY_SEPARATOR not in value:
+        return name, value, lang
+    parts = value.split(AUTHORITY_SEPARATOR)
+    while parts and not parts[-1]:
+        parts.pop()
+    if len(parts) < 3 or not CONFIDENCE.fullmatch(parts[-1]):
+        return name, value, lang
+    confidence = int(parts[-1])
+    if confidence not in INT_RANGE:
+        return name, value, lang
+    return name, AUTHORITY_SEPARATOR.join(parts[:-2]), lang, parts[-2], confidence
 
 
 def handle_of(uris: list[str]) -> str | None:
@@ -160,13 +188,13 @@ def _row(
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
     uuid = row[where["id"]].strip()
     fields = [
-        (column[0], value, column[1] or None)
+        controlled(column[0], value, column[1] or None)
         for column, cell in zip(columns, row, strict=True)
         if column is not None and cell
         for value in cell.split(SEPARATOR)
         if value  # `a||||b`, `||`: no empty value between separators
     ]
-    uris = [v for f, v, _ in fields if f == "dc.identifier.uri"]
+    uris = [f[1] for f in fields if f[0] == "dc.identifier.uri"]
     local_id = handle_of(uris) or uuid
     if not local_id:
         return LoadError(name, line, None, "no id: no handle in dc.identifier.uri and no UUID")

@@ -2,7 +2,10 @@
 `{"sets": [...]}`) and `.jsonl` (one record per line).
 
 A record is {"id": "10722/212116", "sets": ["col_10722_5"], "deleted": false,
-"metadata": [{"field": "dc.title", "value": "…", "lang": "en"}]}. Every item yielded carries
+"metadata": [{"field": "dc.title", "value": "…", "lang": "en"}]}; a controlled value may add
+its "authority" (a string) and "confidence" (DSpace's scale: -1, 0, 100 … 600), as in
+{"field": "dc.contributor.author", "value": "Wang, D", "authority": "…", "confidence": 600}.
+Every item yielded carries
 its file and line; a problem is yielded as a LoadError, so one bad record does not hide
 the next ones.
 """
@@ -38,7 +41,7 @@ TOO_LONG = f"malformed JSON: a number of more than {sys.get_int_max_str_digits()
 LONG_NUMBER = re.compile(rf"[0-9]{{{sys.get_int_max_str_digits() + 1},}}")
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
-ENTRY_KEYS = frozenset({"field", "value", "lang"})
+ENTRY_KEYS = frozenset({"field", "value", "lang", "authority", "confidence"})
 
 Item = Draft | Prepared | SetDefinition | LoadError
 # Of a .jsonl line too long to read, this much is kept: enough to find the record's id.
@@ -200,6 +203,7 @@ def _record(
     metadata = value.get("metadata", [])
     if not isinstance(metadata, list):
         return fail('"metadata" must be a list of {"field", "value", "lang"} objects')
+    entries: list[tuple[Any, ...]]
     try:  # the usual case: every entry is {"field", "value"} or {"field", "value", "lang"}
         entries = [(entry["field"], entry["value"], entry.get("lang")) for entry in metadata]
         well_formed = all(
@@ -216,6 +220,13 @@ def _record(
                 return fail(
                     f"metadata entry {number}: unknown key(s) {', '.join(map(quoted, extra[:10]))}"
                 )
+        # Some entries carry an authority or a confidence (checked by make_draft).
+        entries = [
+            (e["field"], e["value"], e.get("lang"), e.get("authority"), e.get("confidence"))
+            if "authority" in e or "confidence" in e
+            else (e["field"], e["value"], e.get("lang"))
+            for e in metadata
+        ]
     return draft_or_error(
         source,
         value.get("id"),

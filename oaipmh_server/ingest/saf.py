@@ -1,8 +1,11 @@
 """DSpace Simple Archive Format: an export folder of item folders, each with
 `dublin_core.xml`, optional `metadata_<schema>.xml`, `handle` and `collections`.
 
-The item's handle is its local id; its collections (handles such as `10722/5`) become set
-specs the DSpace way (`col_10722_5`). Problems name the item folder.
+The item's handle is its local id; a `dcvalue`'s `language` is kept as written (`en_US`),
+its `authority` and `confidence` attributes (a controlled value: `authority="…"
+confidence="600"`) as the value's authority and confidence. Its collections (handles such
+as `10722/5`) become set specs the DSpace way (`col_10722_5`). Problems name the item
+folder.
 
 Nothing outside the item folder is read: an export is someone else's folder, and a file in
 it may be a symbolic link to anything the loading user can read (`handle` →
@@ -17,14 +20,16 @@ an item folder).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from copy import deepcopy
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
-from ..errors import LoadError
-from .drafts import Limits, Source, draft_or_error, too_big
+from ..errors import LoadError, quoted
+from .drafts import CONFIDENCE_RANGE, Limits, Source, draft_or_error, too_big
 from .json import Item
 
 DUBLIN_CORE = "dublin_core.xml"
@@ -33,6 +38,7 @@ DUBLIN_CORE = "dublin_core.xml"
 ITEM_FILES = ("handle", "contents", "collections")
 # A handle or collections file is a few handles; one bigger than this is something else.
 SMALL_FILE = 64 * 1024
+INTEGER = re.compile(r"[+-]?[0-9]{1,10}", re.ASCII)
 
 
 def is_item_folder(folder: Path) -> bool:
@@ -100,7 +106,7 @@ def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) ->
     if size > limits.max_record_bytes:  # too big to parse: not even tried
         yield LoadError(name, None, local_id, too_big(size, limits))
         return
-    fields: list[tuple[str, str, str | None]] = []
+    fields: list[tuple[Any, ...]] = []
     for path in files[2:]:
         try:
             fields += _values(path)
@@ -146,14 +152,15 @@ def _small_text(path: Path) -> str:
         raise ValueError(f"line {line}: not UTF-8 text") from None
 
 
-def _values(path: Path) -> list[tuple[str, str, str | None]]:
-    """(field, value, language) of one dublin_core.xml or metadata_<schema>.xml, in order."""
+def _values(path: Path) -> list[tuple[Any, ...]]:
+    """(field, value, language) of one dublin_core.xml or metadata_<schema>.xml, in order;
+    (field, value, language, authority, confidence) for a value with either attribute."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
     root = etree.parse(str(path), parser).getroot()
     if root.tag != "dublin_core":
         raise ValueError(f"the root element is <{root.tag}>, not <dublin_core>")
     schema = root.get("schema", "dc")
-    values = []
+    values: list[tuple[Any, ...]] = []
     for value in root.iter("dcvalue"):
         element = value.get("element")
         if not element:
@@ -162,8 +169,27 @@ def _values(path: Path) -> list[tuple[str, str, str | None]]:
         field = f"{schema}.{element}"
         if qualifier and qualifier != "none":
             field += f".{qualifier}"
-        values.append((field, _text(value, field), value.get("language")))
+        authority, confidence = value.get("authority"), value.get("confidence")
+        if authority is None and confidence is None:
+            values.append((field, _text(value, field), value.get("language")))
+        else:
+            values.append((field, _text(value, field), value.get("language"), authority,
+                           _confidence(value, field, confidence)))  # fmt: skip
     return values
+
+
+def _confidence(value: etree._Element, field: str, confidence: str | None) -> int | None:
+    """A dcvalue's `confidence` attribute: an integer of DSpace's scale, or ValueError
+    naming its line."""
+    if confidence is None:
+        return None
+    number = int(confidence) if INTEGER.fullmatch(confidence.strip()) else None
+    if number is None or number not in CONFIDENCE_RANGE:
+        raise ValueError(
+            f"line {value.sourceline}: dcvalue {field}: confidence {quoted(confidence)} is not "
+            "an integer of DSpace's scale (-1 unset, 0 no value, 100 rejected … 600 accepted)"
+        )
+    return number
 
 
 def _text(value: etree._Element, field: str) -> str:

@@ -71,21 +71,31 @@ TOKEN_SECRET_KEY = "token_secret"  # noqa: S105  # the meta key, not a secret
 AnySelect = Select[*tuple[Any, ...]]
 
 
+def plain_fields(fields: Sequence[Field]) -> list[tuple[Any, ...]]:
+    """The fields as JSON-ready rows: [name, value, lang], with [authority, confidence]
+    after them only for a value that has either (few do: a row stays what it was before
+    authorities were kept, so a record's stored form and its content hash are unchanged
+    by them, and a load does not pay for them)."""
+    return [tuple(f) if f[3] is not None or f[4] is not None else f[:3] for f in fields]
+
+
 def pack_fields(fields: Sequence[Field]) -> bytes:
     """A record's fields as stored: JSON [[name, value, lang-or-null], ...] in the record's
-    order, compressed (zlib level 1: a seed-shaped record's 4 kB become 1.7 kB, so a load
-    writes a quarter fewer bytes, for about 35 µs a record in the workers)."""
-    return zlib.compress(orjson.dumps([tuple(f) for f in fields]), 1)
+    order (`plain_fields`), compressed (zlib level 1: a seed-shaped record's 4 kB become
+    1.7 kB, so a load writes a quarter fewer bytes, for about 35 µs a record in the
+    workers)."""
+    return zlib.compress(orjson.dumps(plain_fields(fields)), 1)
 
 
 def unpack_fields(stored: str | bytes | memoryview) -> tuple[Field, ...]:
     """The fields from their stored form, including the uncompressed JSON of rows written
     before revision 0003 (text on SQLite; bytes beginning with "[" on PostgreSQL, where
-    the column became bytea)."""
+    the column became bytea). A row is [name, value, lang] or, with an authority or a
+    confidence, [name, value, lang, authority, confidence]."""
     data = stored if isinstance(stored, str) else bytes(stored)
     if isinstance(data, bytes) and not data.startswith(b"["):
         data = zlib.decompress(data)
-    return tuple(Field(name, value, lang) for name, value, lang in orjson.loads(data))
+    return tuple(Field(*row) for row in orjson.loads(data))
 
 
 def ancestors(spec: str) -> list[str]:
