@@ -190,6 +190,7 @@ def _row(
         fields,
         require_accessioned=require_accessioned and partial is None,
         limits=limits,
+        files=None,  # DSpace's metadata-import never touches bitstreams: the stored stay
     )
     if partial is None or not isinstance(draft, Draft):
         return draft
