@@ -136,18 +136,6 @@ class Linker:
         return tuple(LinkedFile(f, self.url(local_id, f)) for f in content(files))
 
 
-def human_size(size: int) -> str:
-    """A size as a page shows it: 812 bytes, 1.2 MB (decimal units, as browsers show them)."""
-    if size < 1000:
-        return f"{size} bytes"
-    value = float(size)
-    for unit in ("kB", "MB", "GB", "TB"):
-        value /= 1000
-        if value < 1000 or unit == "TB":
-            return f"{value:.1f} {unit}"
-    return f"{size} bytes"  # pragma: no cover
-
-
 def linker_of(settings: Settings) -> Linker:
     """The configured links ([files] url, {base} from [repository] base_url)."""
     return Linker(settings.files_url, schema_root_of(settings))
