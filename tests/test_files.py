@@ -476,3 +476,35 @@ def test_mime_types_as_dspaces_registry_gives_them() -> None:
     assert mime_type("x.webm") == "video/webm"  # not DSpace's: Python's built-in table
     assert mime_type("README") == "application/octet-stream"
     assert mime_type("x.unknown-kind") == "application/octet-stream"
+
+
+def test_a_harvest_of_oai_openaire_carries_the_files(files_client: FlaskClient) -> None:
+    root = tree(files_client.get("/oai?verb=ListRecords&metadataPrefix=oai_openaire"))
+    assert [f.text for f in root.iter(f"{{{OAIRE}}}file")] == [CHAPTER_URL]
+
+
+def test_stored_fragments_follow_a_changed_link_pattern(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """oai_openaire stored at load: its fragments hold the links, so another pattern is
+    another version, and the next load renders every record again, with its files."""
+    item_with_files(tmp_path / "export")
+    stored = {"base_url": BASE, "stored_formats": ["oai_openaire"]}
+    load_into(empty_database_url, tmp_path / "export", **stored)
+    other = "https://files.example.org/{handle}/{sequence}"
+    assert load_into(empty_database_url, tmp_path / "export", files_url=other, **stored).unchanged
+    client = make_app(empty_database_url, files_url=other, **stored).test_client()
+    resource = metadata(client, "oai_openaire")
+    assert [f.text for f in resource.iterfind(f"{{{OAIRE}}}file")] == [
+        f"https://files.example.org/{HANDLE}/1"
+    ]
+    settings = load_settings({"files_url": other, **stored}, environ={})
+    version = build_formats(settings)["oai_openaire"].version
+    store = SqlStore(empty_database_url, token_secret=SECRET)
+    try:
+        record = store.get_record(HANDLE, "oai_openaire", version, "")
+    finally:
+        store.close()
+    # Served from the fragment stored by the second load, rendered with the files.
+    assert record is not None and record.fragment is not None
+    assert f"https://files.example.org/{HANDLE}/1".encode() in record.fragment
