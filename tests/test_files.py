@@ -508,3 +508,20 @@ def test_stored_fragments_follow_a_changed_link_pattern(
     # Served from the fragment stored by the second load, rendered with the files.
     assert record is not None and record.fragment is not None
     assert f"https://files.example.org/{HANDLE}/1".encode() in record.fragment
+
+
+def test_files_are_bounded_like_values(empty_database_url: str, tmp_path: Path) -> None:
+    """A record's files count against [limits] max_values: a contents file (or "files"
+    list) of millions of entries is refused, not stored."""
+    folder = item_with_files(tmp_path / "export")
+    assert refused(empty_database_url, tmp_path / "export", max_values=2) == [
+        f"{folder}/contents:4: record {HANDLE}: more than 2 bitstreams, over the limit of "
+        "values ([limits] max_values)"
+    ]
+    path = tmp_path / "records.jsonl"
+    entry = {"name": "a.pdf", "size": 1, "md5": "0" * 32}
+    record = {"id": "10722/1", "files": [entry] * 3}
+    path.write_text(json.dumps(record) + "\n", "utf-8")
+    assert refused(empty_database_url, path, max_values=2) == [
+        f"{path}:1: record 10722/1: 3 files, over the limit of 2 ([limits] max_values)"
+    ]

@@ -232,8 +232,12 @@ def _record(
                 )
     files: tuple[File, ...] = ()
     if "files" in value:
+        given = value["files"]
+        if isinstance(given, list) and len(given) > limits.max_values:
+            return fail(f"{len(given):,} files, over the limit of {limits.max_values:,} "
+                        "([limits] max_values)")  # fmt: skip
         try:
-            files = json_files(value["files"])
+            files = json_files(given)
         except ValueError as e:
             return fail(str(e))
     return draft_or_error(

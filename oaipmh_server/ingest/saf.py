@@ -188,6 +188,12 @@ def read_contents(
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(files) >= limits.max_values:
+            reason = (
+                f"more than {limits.max_values:,} bitstreams, over the limit of values "
+                "([limits] max_values)"
+            )
+            return LoadError(where, number, local_id, reason)
         try:
             files.append(_bitstream(folder, root, line, len(files) + 1))
         except ValueError as e:
