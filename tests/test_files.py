@@ -525,3 +525,27 @@ def test_files_are_bounded_like_values(empty_database_url: str, tmp_path: Path) 
     assert refused(empty_database_url, path, max_values=2) == [
         f"{path}:1: record 10722/1: 3 files, over the limit of 2 ([limits] max_values)"
     ]
+
+
+def test_the_sample_export_carries_bitstreams(database_url: str) -> None:
+    """sample_records/dspace/saf/item_001 (10722/310001) as DSpace exports an item with
+    files: the open full text in a sub-folder, restricted referee reports, the licence."""
+    files = files_in(database_url, "10722/310001")
+    assert [(f.name, f.bundle, f.mime, f.sequence, f.primary, f.access) for f in files] == [
+        ("fulltext/article.pdf", "ORIGINAL", "application/pdf", 1, True, "open"),
+        ("peer-review.pdf", "ORIGINAL", "application/pdf", 2, False, "restricted"),
+        ("license.txt", "LICENSE", "text/plain", 3, False, "open"),
+    ]
+    sample = Path(__file__).parent.parent / "sample_records" / "dspace" / "saf" / "item_001"
+    article = (sample / "fulltext" / "article.pdf").read_bytes()
+    assert (files[0].size, files[0].md5) == (len(article), md5(article))
+    client = make_app(database_url, base_url=BASE).test_client()
+    identifier = "oai:repository.example.org:10722/310001"
+    root = tree(
+        client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_openaire&identifier={identifier}")
+    )
+    assert [f.text for f in root.iter(f"{{{OAIRE}}}file")] == [
+        "https://repo.example.org/bitstream/handle/10722/310001/fulltext/article.pdf?sequence=1"
+    ]
+    root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}"))
+    assert [e.text for e in root.iter(f"{{{DC}}}format")] == ["application/pdf"] * 2
