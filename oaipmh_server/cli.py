@@ -196,7 +196,7 @@ def check(
         total = store.count_all() if shown else None
         with tqdm(total=total, unit=" records", disable=not shown, file=sys.stderr,
                   leave=False, mininterval=0.5) as bar:  # fmt: skip
-            report = check_records(store.iter_fields(), settings, profile, bar.update)
+            report = check_records(store.iter_records(), settings, profile, bar.update)
     except StoreUnavailable as e:
         raise click.ClickException(f"the database failed: {e}") from None
     finally:

@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .files import pattern_problem
 from .vocabularies import ACCESS_RIGHTS, TERMS
 
 DC_ELEMENTS = frozenset(
@@ -82,6 +83,8 @@ class Settings:
     openaire_default_access_right: str = "metadata only access"
     set_style: Literal["dspace", "hierarchical"] = "dspace"
     paths: tuple[str, ...] = ("/oai", "/oai/request")
+    # The link to a record's file (oaipmh_server/files.py), "" for none.
+    files_url: str = "{base}/bitstream/handle/{handle}/{name}?sequence={sequence}"
 
 
 # TOML (table, key) → Settings field.
@@ -120,6 +123,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("limits", "max_archive_bytes"): "max_archive_bytes",
     ("limits", "max_archive_entries"): "max_archive_entries",
     ("sets", "style"): "set_style",
+    ("files", "url"): "files_url",
 }
 LIMITS = (
     "max_value_length",
@@ -387,6 +391,10 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not paths or not all(isinstance(p, str) and PATH.fullmatch(p) for p in paths):
         raise fail("paths", f"expected one or more URL paths like '/oai': {paths!r}")
 
+    files_url = get("files_url", str).strip()
+    if (problem := pattern_problem(files_url)) is not None:
+        raise fail("files_url", problem)
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -418,6 +426,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         **limits,
         set_style=set_style,
         paths=tuple(dict.fromkeys(paths)),
+        files_url=files_url,
     )
 
 

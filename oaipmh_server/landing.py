@@ -61,8 +61,7 @@ class Value:
 
 @dataclass(frozen=True)
 class FileLink:
-    """A file of the record that anonymous users may read (issue 14 fills these in; until
-    records carry files, a page has none and shows no files section)."""
+    """A file of the record that anonymous users may read, linked (pages.files_of)."""
 
     name: str
     mime_type: str

@@ -28,6 +28,7 @@ from . import datestamps, landing
 from .app import MAX_QUERY_STRING, Provider
 from .crosswalk import Crosswalk
 from .errors import StoreUnavailable
+from .files import is_open, linker_of
 from .protocol import SAMPLE_LOCAL_ID, Context, respond
 from .records import Header, Position, Selection, SetInfo
 from .store import StoreStats
@@ -140,7 +141,7 @@ def record(local_id: str) -> Response:
         page_url=record_url(local_id),
         oai_base=_oai_base(),
         oai_identifier=_oai_identifier(local_id),
-        files=files_of(header, fields),
+        files=files_of(header),
         crosswalk=_crosswalk(),
     )
     response = _page("record.html", 200, record=page)
@@ -148,12 +149,21 @@ def record(local_id: str) -> Response:
     return response
 
 
-def files_of(header: Header, fields: Any) -> list[landing.FileLink]:
-    """The record's files that anonymous users may read. Records carry no file data yet
-    (issue 14: bitstreams from SAF exports); when they do, this is where the store's
-    files become links, and the page, its citation_pdf_url, its Signposting `item` links
-    and its JSON-LD `encoding` follow without further change."""
-    return []
+def files_of(header: Header) -> list[landing.FileLink]:
+    """The record's content files (ORIGINAL bundle, in sequence order) that anonymous
+    users may read and that have a link ([files] url): the page's file list, its
+    citation_pdf_url, its Signposting `item` links and its JSON-LD `encoding`. A file
+    others may not read is never shown, not even by name. The server does not serve the
+    files: the links lead where the pattern says (DSpace, or any web server)."""
+    provider = _provider()
+    linker = linker_of(provider.settings)
+    found = []
+    for linked in linker.linked(header.local_id, provider.store.get_files(header.local_id)):
+        file = linked.file
+        url = landing.safe_url(linked.url) if linked.url is not None else None
+        if url is not None and is_open(file):
+            found.append(landing.FileLink(file.name, file.mime, file.size, url))
+    return found
 
 
 def record_url(local_id: str) -> str:

@@ -195,6 +195,7 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
             metadata_format.prefix,
             metadata_format.version,
             context.header_version,
+            with_files=metadata_format.carries_files,
         )
     else:
         records = source.list_headers(
@@ -254,7 +255,13 @@ def get_record(request: Request, context: Context) -> Reply:
     if local_id is not None:
         prefix = metadata_format.prefix if metadata_format else "oai_dc"
         version = metadata_format.version if metadata_format else ""
-        record = context.source.get_record(local_id, prefix, version, context.header_version)
+        record = context.source.get_record(
+            local_id,
+            prefix,
+            version,
+            context.header_version,
+            with_files=metadata_format is not None and metadata_format.carries_files,
+        )
     if record is None:
         raise IdDoesNotExist("No item has this identifier in this repository.")
     if metadata_format is None:
@@ -285,7 +292,9 @@ def _record(
         return xml.record_element(header, None)
     fragment = record.fragment
     if fragment is None:
-        fragment = metadata_format.render(record.fields or ())
+        fragment = metadata_format.render_record(
+            record.header.local_id, record.fields or (), record.files
+        )
     return xml.record_element(header, fragment)
 
 

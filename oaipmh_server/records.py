@@ -31,6 +31,34 @@ class Field(NamedTuple):
     confidence: int | None = None
 
 
+class File(NamedTuple):
+    """One file of a record (a DSpace bitstream), as the SAF `contents` file and the file
+    itself describe it, or as a JSON record's `files` give it.
+
+    `bundle` is DSpace's (ORIGINAL holds the content; THUMBNAIL, TEXT, LICENSE the
+    derivatives): only ORIGINAL files are the record's files to formats and pages.
+    `md5` is the hex MD5 of the bytes (DSpace's default checksum), `mime` the MIME type
+    DSpace's format registry would give the name's extension. `sequence` is the file's
+    number within its item (DSpace's sequence id; in a SAF export the line of the
+    `contents` file). `access` is "open" when anonymous users may read it and "restricted"
+    otherwise (oaipmh_server/files.py decides it from `permissions`, the text DSpace's
+    `contents` file gave, such as `-r 'Anonymous'`). `uuid`: DSpace 7's bitstream id, for
+    DSpace 7's links, when the source gives it.
+    """
+
+    name: str
+    bundle: str
+    size: int
+    md5: str
+    mime: str
+    sequence: int
+    description: str | None = None
+    primary: bool = False
+    access: str = "open"
+    permissions: str | None = None
+    uuid: str | None = None
+
+
 class Header(NamedTuple):
     """What the OAI header says of an item: local id, datestamp, sets, deleted or not."""
 
@@ -63,13 +91,15 @@ class StoredRecord(NamedTuple):
     when the stored rendering was made by another crosswalk version (or not at all: a
     format rendered on request); then `fields` are given, so it can be rendered afresh.
     `header_xml` is the <header> as stored, or None when it must be rendered (stored for
-    another repository identifier, or not yet).
+    another repository identifier, or not yet). `files` come with `fields` when the
+    format asked for carries files (`MetadataFormat.carries_files`); else they are not read.
     """
 
     header: Header
     fragment: bytes | None
     fields: tuple[Field, ...] | None = None
     header_xml: bytes | None = None
+    files: tuple[File, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,10 +128,19 @@ class RecordSource(Protocol):
     def get_header(self, local_id: str) -> Header | None: ...
 
     def get_record(
-        self, local_id: str, prefix: str, version: str, header_version: str
+        self,
+        local_id: str,
+        prefix: str,
+        version: str,
+        header_version: str,
+        with_files: bool = False,
     ) -> StoredRecord | None: ...
 
     def get_fields(self, local_id: str) -> tuple[Field, ...] | None: ...
+
+    def get_files(self, local_id: str) -> tuple[File, ...]:
+        """The record's files, every bundle, in sequence order (none: ())."""
+        ...
 
     def count_records(self, selection: Selection) -> int: ...
 
@@ -117,7 +156,11 @@ class RecordSource(Protocol):
         prefix: str,
         version: str,
         header_version: str,
-    ) -> Sequence[StoredRecord]: ...
+        with_files: bool = False,
+    ) -> Sequence[StoredRecord]:
+        """A page of records; those given with fields (no current fragment) come with
+        their files too when `with_files` (the format carries files)."""
+        ...
 
     def list_cutoff(self, now: datetime) -> datetime:
         """The cut-off of a list starting at `now`: at most one second before it, before

@@ -10,7 +10,7 @@ from sqlalchemy.types import NullType
 
 from oaipmh_server.datestamps import format_datestamp
 from oaipmh_server.store import plain_fields, unpack_fields
-from oaipmh_server.store.schema import FragmentRow, MembershipRow, RecordRow, SetRow
+from oaipmh_server.store.schema import FileRow, FragmentRow, MembershipRow, RecordRow, SetRow
 
 REPO = "oai:repository.example.org:"
 
@@ -27,7 +27,7 @@ def fetch(url: str, query: Any) -> list[Any]:
 def everything(url: str) -> list[tuple[Any, ...]]:
     """Every row of every table, to compare a store before and after a load."""
     rows: list[tuple[Any, ...]] = []
-    for table in (RecordRow, MembershipRow, FragmentRow, SetRow):
+    for table in (RecordRow, MembershipRow, FragmentRow, FileRow, SetRow):
         columns = list(table.__table__.columns)
         rows += [tuple(r) for r in fetch(url, select(*columns).order_by(*columns[:2]))]
     return rows

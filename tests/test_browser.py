@@ -14,7 +14,10 @@ import json
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ import pytest
 from oaipmh_server.crosswalk import PRIVATE_FIELDS
 from oaipmh_server.store import SqlStore
 
-from .conftest import ROOT, LiveServer
+from .conftest import ROOT, LiveServer, load_into
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PHONE = {"width": 375, "height": 740}
@@ -146,10 +149,75 @@ def test_a_visitor_goes_from_home_to_a_set_to_a_record(
     xml = context.request.get(first_format.get_attribute("href"))
     assert xml.status == 200 and xml.headers["content-type"].startswith("text/xml")
     assert f"<identifier>oai:repository.example.org:{local_id}</identifier>" in xml.text()
-    # No file to follow: records carry no files until issue 14 (the section is absent).
+    # The sample records carry no files: no Files section (a file link is followed in
+    # test_a_visitor_follows_a_file_link).
     assert page.locator("#files-heading").count() == 0
 
     context.close()
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A small static web server for bitstreams (the server links files, DSpace or any
+    web server serves them): its URL and the folder it serves. It listens before the
+    fixture returns (the socket is bound and listening when the server object is made)."""
+    served = tmp_path / "bitstreams"
+    served.mkdir()
+    handler = partial(QuietHandler, directory=str(served))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_visitor_follows_a_file_link(
+    browser: Any,
+    empty_database_url: str,
+    tmp_path: Path,
+    file_server: tuple[str, Path],
+    artifacts: Path,
+) -> None:
+    from .test_files import CHAPTER, HANDLE, item_with_files
+
+    files_url, served = file_server
+    item_with_files(tmp_path / "export")
+    load_into(empty_database_url, tmp_path / "export")
+    # The bitstreams where the pattern below leads: by handle and name.
+    shutil.copytree(tmp_path / "export" / "item_000" / "chapters", served / HANDLE / "chapters")
+    config = tmp_path / "oaipmh.toml"
+    config.write_text(f'[files]\nurl = "{files_url}/{{handle}}/{{name}}"\n', "utf-8")
+    server = LiveServer(empty_database_url, tmp_path, OAIPMH_CONFIG=str(config))
+    try:
+        site = server.url.removesuffix("/oai")
+        context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+        page = context.new_page()
+        assert page.goto(f"{site}/records/{HANDLE}").status == 200
+        accessible(page, "record with files")
+        page.screenshot(path=artifacts / "record-files.png", full_page=True)
+        links = page.locator("ul.files a")
+        assert links.count() == 1  # the restricted file is not shown
+        assert links.first.inner_text() == "chapters/chapter one.pdf"
+        href = links.first.get_attribute("href")
+        assert href == f"{files_url}/{HANDLE}/chapters/chapter%20one.pdf"
+        pdf_url = page.locator("meta[name='citation_pdf_url']").get_attribute("content")
+        assert pdf_url == href
+        followed = context.request.get(href)
+        assert followed.status == 200
+        assert followed.headers["content-type"] == "application/pdf"
+        assert followed.body() == CHAPTER
+        context.close()
+    finally:
+        server.stop()
 
 
 def test_pages_read_on_a_phone(browser: Any, live_server: LiveServer, artifacts: Path) -> None:

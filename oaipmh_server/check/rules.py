@@ -7,7 +7,9 @@ the tests and the README read the same table. The sources: OpenAIRE's Guidelines
 Literature Repositories v4 (mandatory and mandatory-if-applicable properties, COAR
 vocabularies), BASE's golden rules and its validator OVAL (a minimal simple DC record,
 ISO 8601 dates, ISO 639 languages, an identifier linking to the landing page), CORE (a
-direct link to the full text), the DRIVER Guidelines 2.0 (simple DC with
+direct link to the full text: in oai_dc, or a file of the record anyone may read, linked
+by `[files] url`, which CORE finds as the landing page's citation_pdf_url and in
+oai_openaire's oaire:file), the DRIVER Guidelines 2.0 (simple DC with
 info:eu-repo/semantics types, ISO dates and languages).
 """
 
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ..crosswalk import Crosswalk
+from ..files import LinkedFile, is_open
 from ..formats.oai_openaire import (
     ACCESS_FIELDS,
     VERSION_FIELDS,
@@ -52,6 +55,7 @@ class RecordView:
     fields: RecordFields
     dc: Sequence[tuple[str, str]]  # (simple DC element, value), as oai_dc serves them
     vocabularies: Vocabularies
+    files: Sequence[LinkedFile] = ()  # its content files, with their links
 
     @classmethod
     def of(
@@ -60,9 +64,10 @@ class RecordView:
         fields: Sequence[Field],
         crosswalk: Crosswalk,
         vocabularies: Vocabularies,
+        files: Sequence[LinkedFile] = (),
     ) -> RecordView:
         dc = [(element, f.value) for element, f in crosswalk.apply(fields)]
-        return cls(local_id, RecordFields(fields, crosswalk), dc, vocabularies)
+        return cls(local_id, RecordFields(fields, crosswalk), dc, vocabularies, files)
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,14 @@ def _landing_page(r: RecordView) -> str | None:
 
 
 def _full_text(r: RecordView) -> str | None:
+    if any(f.url is not None and is_open(f.file) for f in r.files):
+        return None  # a file anyone may read, linked on its page and in oai_openaire
     links = [v for e, v in r.dc if e in ("identifier", "relation") and FULL_TEXT.search(v)]
-    return None if links else "no direct link to a full text (a PDF or bitstream URL) in oai_dc"
+    if links:
+        return None
+    if r.files:
+        return "no direct link to a full text: its files are restricted or not linked ([files] url)"
+    return "no direct link to a full text (a PDF or bitstream URL) in oai_dc"
 
 
 def _placeholder_handle(r: RecordView) -> str | None:

@@ -16,9 +16,13 @@ from typing import IO
 
 from ..config import Settings
 from ..crosswalk import Crosswalk
+from ..files import linker_of
 from ..formats.oai_openaire import vocabularies_of
-from ..records import Field
+from ..records import Field, File
 from .rules import RecordView, Rule, rules_of
+
+# A record to check: (local id, fields) or (local id, fields, files).
+Checked = tuple[str, tuple[Field, ...]] | tuple[str, tuple[Field, ...], tuple[File, ...]]
 
 
 @dataclass
@@ -52,19 +56,24 @@ class StoreReport:
 
 
 def check_records(
-    records: Iterable[tuple[str, tuple[Field, ...]]],
+    records: Iterable[
+        tuple[str, tuple[Field, ...]] | tuple[str, tuple[Field, ...], tuple[File, ...]]
+    ],
     settings: Settings,
     profile: str | None,
     progress: Callable[[int], object] = lambda n: None,
 ) -> StoreReport:
-    """Run the profile's rules over (local id, fields) pairs; failures as JSON lines."""
+    """Run the profile's rules over (local id, fields) or (local id, fields, files);
+    failures as JSON lines."""
     crosswalk = Crosswalk.from_settings(settings)
+    linker = linker_of(settings)
     vocabularies = vocabularies_of(settings)
     report = StoreReport(profile)
     report.outcomes = [Outcome(rule, rule.weight(profile) or "") for rule in rules_of(profile)]
     write = report.failures.write
-    for local_id, fields in records:
-        view = RecordView.of(local_id, fields, crosswalk, vocabularies)
+    for local_id, fields, *more in records:
+        files = linker.linked(local_id, more[0]) if more and more[0] else ()
+        view = RecordView.of(local_id, fields, crosswalk, vocabularies, files)
         for outcome in report.outcomes:
             detail = outcome.rule.test(view)
             if detail is not None:

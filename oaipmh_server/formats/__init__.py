@@ -8,6 +8,12 @@ The formats named in `[formats] stored` (oai_dc always) are rendered once at ing
 stored, so a harvest only joins bytes; the others are rendered from the stored fields on
 each request, which keeps loads fast. `version` says which crosswalk made a fragment, so a
 changed crosswalk is never served from stale fragments.
+
+A format that shows a record's files (oai_dc's `dc:format`, oai_openaire's `oaire:file`)
+is rendered with them: `render(fields, files)`, the files being the record's content
+(ORIGINAL bundle) each with its link (files.py), made by `render_record`, which every
+caller uses. The store reads files only for such formats (`carries_files`), so the others'
+harvests never pay for them.
 """
 
 from __future__ import annotations
@@ -23,8 +29,11 @@ from lxml import etree
 from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..errors import ConfigError
-from ..records import Field
+from ..files import LinkedFile, Linker, linker_of
+from ..records import Field, File
 from ..xml import XML_LANG, clean_text, xml_language
+
+Render = Callable[[Sequence[Field], Sequence[LinkedFile]], bytes]
 
 
 @dataclass(frozen=True)
@@ -33,11 +42,25 @@ class MetadataFormat:
     schema: str
     namespace: str
     version: str
-    render: Callable[[Sequence[Field]], bytes]
+    render: Render
     # Whether a record has anything to say in this format (ListMetadataFormats, GetRecord).
     disseminates: Callable[[Sequence[Field]], bool] = lambda fields: True
     # Rendered at ingest and stored (True), or rendered on each request from the fields.
     stored: bool = True
+    # How the record's files are linked, for a format that shows them (None: it does not).
+    linker: Linker | None = None
+
+    @property
+    def carries_files(self) -> bool:
+        return self.linker is not None
+
+    def render_record(
+        self, local_id: str, fields: Sequence[Field], files: Sequence[File] = ()
+    ) -> bytes:
+        """The record's fragment: its fields and, for a format that shows them, its
+        content files with their links."""
+        linked = self.linker.linked(local_id, files) if self.linker is not None and files else ()
+        return self.render(fields, linked)
 
 
 def crosswalked(
@@ -45,30 +68,52 @@ def crosswalked(
     schema: str,
     namespace: str,
     settings: Settings,
-    render: Callable[[Sequence[Field], Crosswalk], bytes],
+    render: Callable[..., bytes],
     *,
     keeps: Callable[[str], object] | None = None,
     table: object = None,
+    carries_files: bool = False,
 ) -> MetadataFormat:
     """A format whose renderer works through the configured crosswalk (which also knows the
-    private fields). `keeps(name)` says whether the format has a place for a field: a
-    record with no public field it keeps cannot be disseminated in it (None: any record
-    can). `table` is the format's own mapping, part of its version."""
+    private fields): `render(fields, crosswalk)`, or for a format that `carries_files`,
+    `render(fields, crosswalk, files)`. `keeps(name)` says whether the format has a place
+    for a field: a record with no public field it keeps cannot be disseminated in it
+    (None: any record can). `table` is the format's own mapping, part of its version (a
+    format that puts links in its fragments puts `[files] url` there)."""
     crosswalk = Crosswalk.from_settings(settings)
+    linker = linker_of(settings) if carries_files else None
 
-    def render_fields(fields: Sequence[Field]) -> bytes:
+    def render_fields(fields: Sequence[Field], files: Sequence[LinkedFile] = ()) -> bytes:
+        extra = (files,) if carries_files else ()
         try:
-            return render(fields, crosswalk)
+            return render(fields, crosswalk, *extra)
         except ValueError:
             # lxml refuses characters XML cannot carry. Ingest already replaced them, so
             # this is the rare value that came another way: replace them here too.
-            return render([_cleaned(f) for f in fields], crosswalk)
+            cleaned = [_cleaned(f) for f in fields]
+            if carries_files:
+                extra = ([_cleaned_file(f) for f in files],)
+            return render(cleaned, crosswalk, *extra)
 
     def disseminates(fields: Sequence[Field]) -> bool:
         return keeps is None or any(crosswalk.is_public(f.name) and keeps(f.name) for f in fields)
 
-    digest = hashlib.sha256(repr((prefix, crosswalk.version, table)).encode()).hexdigest()[:16]
-    return MetadataFormat(prefix, schema, namespace, digest, render_fields, disseminates)
+    version = (prefix, crosswalk.version, table) + (("files",) if carries_files else ())
+    digest = hashlib.sha256(repr(version).encode()).hexdigest()[:16]
+    return MetadataFormat(
+        prefix, schema, namespace, digest, render_fields, disseminates, linker=linker
+    )
+
+
+def _cleaned_file(linked: LinkedFile) -> LinkedFile:
+    file = linked.file
+    return linked._replace(
+        file=file._replace(
+            name=clean_text(file.name),
+            mime=clean_text(file.mime),
+            description=clean_text(file.description) if file.description else None,
+        )
+    )
 
 
 def _cleaned(f: Field) -> Field:

@@ -6,9 +6,13 @@ property (the docstring of each `_property` function names the guideline it foll
 COAR terms come through the configured vocabularies (`[oai_openaire.*]`), so a value no
 table maps is left out rather than guessed, and `oaipmh-server check` names it.
 
-Files (`oaire:file`, "File Location", mandatory if applicable) need what the store does not
-hold yet: each file's link, MIME type and access. `render` takes them as `FileLink`s; until
-the store keeps files, records are rendered without, and the element is left out.
+Files (`oaire:file`, "File Location", mandatory if applicable): one per content file
+(ORIGINAL bundle) that anonymous users may read and that has a link (`[files] url`), with
+its MIME type, its COAR access right (open access: a file anyone may read) and
+`objectType="fulltext"` (an ORIGINAL bitstream is the item's content; DSpace's own xsl
+cannot tell either and leaves objectType out). Unlike DSpace, whose xsl links every
+ORIGINAL bitstream, a file anonymous users may not read is never listed: its link would
+only lead to a login.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ from lxml import etree
 
 from ..config import Settings
 from ..crosswalk import Crosswalk
+from ..files import LinkedFile, is_open, schema_root_of
 from ..records import Field
-from ..vocabularies import Term, Vocabularies, iso639_3, resource_type_general
+from ..vocabularies import (
+    ACCESS_RIGHT_URI,
+    ACCESS_RIGHTS,
+    Term,
+    Vocabularies,
+    iso639_3,
+    resource_type_general,
+)
 from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, xml_language
 from . import MetadataFormat, crosswalked
 
@@ -143,6 +155,18 @@ class FileLink(NamedTuple):
     mime_type: str | None = None
     access_right_uri: str | None = None
     object_type: str = "fulltext"
+
+
+OPEN_ACCESS_URI = ACCESS_RIGHT_URI + ACCESS_RIGHTS["open access"]
+
+
+def file_links(files: Sequence[LinkedFile]) -> list[FileLink]:
+    """The `oaire:file`s of a record's content files: those anyone may read, linked."""
+    return [
+        FileLink(linked.url, linked.file.mime, OPEN_ACCESS_URI)
+        for linked in files
+        if linked.url is not None and is_open(linked.file)
+    ]
 
 
 class RecordFields:
@@ -589,15 +613,21 @@ def has_title(name: str) -> bool:
 def metadata_format(settings: Settings) -> MetadataFormat:
     vocabularies = vocabularies_of(settings)
 
-    def render_fields(fields: Sequence[Field], crosswalk: Crosswalk) -> bytes:
-        return render(fields, crosswalk, vocabularies)
+    def render_fields(
+        fields: Sequence[Field], crosswalk: Crosswalk, files: Sequence[LinkedFile]
+    ) -> bytes:
+        return render(fields, crosswalk, vocabularies, file_links(files))
 
     table = (
         settings.openaire_resource_types,
         settings.openaire_access_rights,
         settings.openaire_versions,
         settings.openaire_default_access_right,
+        # The links are in the fragments: another pattern or root is another rendering.
+        settings.files_url,
+        schema_root_of(settings),
     )
     return crosswalked(
-        PREFIX, SCHEMA, NAMESPACE, settings, render_fields, keeps=has_title, table=table
-    )
+        PREFIX, SCHEMA, NAMESPACE, settings, render_fields, keeps=has_title, table=table,
+        carries_files=True,
+    )  # fmt: skip

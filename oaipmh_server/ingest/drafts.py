@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -23,7 +23,7 @@ from ..config import Settings
 from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
-from ..records import Field, Header, SetInfo
+from ..records import Field, File, Header, SetInfo
 from ..store import pack_fields, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
 from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header
@@ -40,6 +40,7 @@ FIELD_NAME = re.compile(
 ACCESSIONED = "dc.date.accessioned"
 HASH_SCHEME = "2:"
 _NAME = itemgetter(0)
+_SEQUENCE = attrgetter("sequence")
 MAX_ID_LENGTH = 255
 # DSpace's confidence scale (org.dspace.content.authority.Choices): -1 unset, 0 no value,
 # 100 rejected, 200 failed, 300 not found, 400 ambiguous, 500 uncertain, 600 accepted.
@@ -98,14 +99,14 @@ class Draft:
     # None: the whole record.
     partial: frozenset[tuple[str, str | None]] | None = None
     keeps_sets: bool = False  # a part without sets: the stored record's stay
+    # The record's files (SAF `contents`, JSON "files"); None: the stored record's stay
+    # (a metadata CSV, which, like DSpace's metadata-import, never touches bitstreams).
+    files: tuple[File, ...] | None = ()
 
     @property
     def fields_digest(self) -> str:
-        """The fields' part of the content hash (see `content_hash`)."""
-        fields = sorted(self.fields, key=_NAME)  # stable: keeps order within a field
-        # As stored: a value's authority and confidence count only where it has them, so
-        # the hash of a record without any is the one it had before they were kept.
-        return hashlib.sha256(orjson.dumps(plain_fields(fields))).hexdigest()
+        """The fields' (and files') part of the content hash (see `content_hash`)."""
+        return fields_digest(self.fields, self.files or ())
 
     @property
     def legacy_content_hash(self) -> str:
@@ -113,6 +114,19 @@ class Draft:
         fields = [f[:3] for f in sorted(self.fields, key=_NAME)]  # no authorities then
         canonical = json.dumps([self.deleted, sorted(self.set_specs), fields], ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def fields_digest(fields: Sequence[Field], files: Sequence[File]) -> str:
+    """The fields' part of the content hash, the files' joined in when there are any (a
+    record without files keeps the digest it had before files were kept, so re-loading
+    it is no change): a changed file (size, checksum, access…) is a changed record."""
+    ordered = sorted(fields, key=_NAME)  # stable: keeps order within a field
+    if not files:
+        # As stored: a value's authority and confidence count only where it has them, so
+        # the hash of a record without any is the one it had before they were kept.
+        return hashlib.sha256(orjson.dumps(plain_fields(ordered))).hexdigest()
+    canonical = [plain_fields(ordered), [tuple(f) for f in sorted(files, key=_SEQUENCE)]]
+    return hashlib.sha256(orjson.dumps(canonical)).hexdigest()
 
 
 def content_hash(deleted: bool, set_specs: Sequence[str], fields_digest: str) -> str:
@@ -150,12 +164,16 @@ class Prepared(NamedTuple):
     # set specs that header names (the load checks they are the ones it serves).
     header: bytes | None = None
     header_sets: tuple[str, ...] = ()
+    files: tuple[File, ...] = ()
 
     def fields(self) -> tuple[Field, ...]:
         return unpack_fields(self.packed_fields)
 
     def is_legacy_hash(self, stored_hash: str, set_specs: tuple[str, ...]) -> bool:
-        """Whether a content hash stored by the first scheme is this record's."""
+        """Whether a content hash stored by the first scheme is this record's (never, for
+        a record with files: that scheme is older than files)."""
+        if self.files:
+            return False
         draft = Draft(Source(self.path, self.line), self.local_id, set_specs, self.deleted,
                       self.fields(), self.accessioned, self.cleaned)  # fmt: skip
         return stored_hash == draft.legacy_content_hash
@@ -175,7 +193,11 @@ def prepare(
     header = None
     header_sets = draft.set_specs if served_sets is None else served_sets
     if not draft.deleted:
-        fragments = {prefix: (f.version, f.render(draft.fields)) for prefix, f in formats.items()}
+        files = draft.files or ()
+        fragments = {
+            prefix: (f.version, f.render_record(draft.local_id, draft.fields, files))
+            for prefix, f in formats.items()
+        }
         if repository_identifier is not None and draft.accessioned is not None:
             dated = Header(draft.local_id, draft.accessioned, header_sets, False)
             header = stored_header(repository_identifier, dated)
@@ -192,6 +214,7 @@ def prepare(
         fragments=fragments,
         header=header,
         header_sets=header_sets,
+        files=draft.files or (),
     )
 
 
@@ -236,7 +259,11 @@ def merge_fields(
 
 
 def merge_draft(
-    draft: Draft, stored: Sequence[Field], stored_sets: tuple[str, ...], limits: Limits
+    draft: Draft,
+    stored: Sequence[Field],
+    stored_sets: tuple[str, ...],
+    limits: Limits,
+    stored_files: tuple[File, ...] = (),
 ) -> Draft:
     """A partial draft (`Draft.partial`) merged with the record stored under its id: a whole
     record, dated by the stored dc.date.accessioned unless its columns replace it."""
@@ -261,6 +288,7 @@ def merge_draft(
         accessioned=accessioned,
         partial=None,
         keeps_sets=False,
+        files=stored_files if draft.files is None else draft.files,
     )
 
 
@@ -319,9 +347,11 @@ def make_draft(
     *,
     require_accessioned: bool,
     limits: Limits | None = None,
+    files: tuple[File, ...] | None = (),
 ) -> Draft:
     """Check one record; LoadError naming the record and the first rule it breaks.
     `fields`: (name, value, lang) or (name, value, lang, authority, confidence) each.
+    `files`: its files, already checked by the reader (None: the stored ones stay).
     `limits`: what the record may cost (None: no limits, for records made by the server)."""
     record_id = local_id if isinstance(local_id, str) and local_id else None
 
@@ -425,6 +455,7 @@ def make_draft(
         fields=tuple(checked),
         accessioned=accessioned,
         cleaned=cleaned,
+        files=files,
     )
 
 
@@ -459,6 +490,7 @@ def draft_or_error(
     *,
     require_accessioned: bool,
     limits: Limits,
+    files: tuple[File, ...] | None = (),
 ) -> Draft | LoadError:
     """`make_draft` for readers, which hand problems on instead of stopping at the first."""
     try:
@@ -470,6 +502,7 @@ def draft_or_error(
             fields,
             require_accessioned=require_accessioned,
             limits=limits,
+            files=files,
         )
     except LoadError as e:
         return e

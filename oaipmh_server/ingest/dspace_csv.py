@@ -221,6 +221,7 @@ def _row(
         fields,
         require_accessioned=require_accessioned,
         limits=limits,
+        files=None,  # DSpace's metadata-import never touches bitstreams: the stored stay
     )
     if not isinstance(draft, Draft):
         return draft

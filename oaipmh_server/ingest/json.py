@@ -2,10 +2,16 @@
 `{"sets": [...]}`) and `.jsonl` (one record per line).
 
 A record is {"id": "10722/212116", "sets": ["col_10722_5"], "deleted": false,
-"metadata": [{"field": "dc.title", "value": "…", "lang": "en"}]}; a controlled value may add
-its "authority" (a string) and "confidence" (DSpace's scale: -1, 0, 100 … 600), as in
-{"field": "dc.contributor.author", "value": "Wang, D", "authority": "…", "confidence": 600}.
-Every item yielded carries
+"metadata": [{"field": "dc.title", "value": "…", "lang": "en"}], "files": [...]}; a
+controlled value may add its "authority" (a string) and "confidence" (DSpace's scale: -1,
+0, 100 … 600), as in {"field": "dc.contributor.author", "value": "Wang, D", "authority":
+"…", "confidence": 600}. "files"
+is optional, each file {"name": "article.pdf", "size": 1234, "md5": "<32 hex digits>"}
+with, optionally, "mime" (default: from the name, as DSpace guesses it), "bundle"
+(default ORIGINAL), "access" ("open" or "restricted"; default: from "permissions", as
+DSpace's `contents` file writes them, else "open"), "permissions", "sequence" (a positive
+integer, unique in the record; default: the file's place in the list), "description",
+"primary" (true/false) and "uuid" (DSpace 7's bitstream id). Every item yielded carries
 its file and line; a problem is yielded as a LoadError, so one bad record does not hide
 the next ones.
 """
@@ -23,6 +29,9 @@ from typing import Any, BinaryIO
 import orjson
 
 from ..errors import LoadError, quoted
+from ..files import ACCESS, ORIGINAL, access_of
+from ..records import File
+from ..xml import clean_text, has_illegal_characters
 from .drafts import (
     Draft,
     Limits,
@@ -33,6 +42,7 @@ from .drafts import (
     make_set,
     too_big,
 )
+from .mime import mime_type
 
 # JSON the standard parser reads but cannot turn into values: arrays and objects nested
 # deeper than Python's recursion allows, integers longer than Python converts.
@@ -40,7 +50,11 @@ TOO_DEEP = "malformed JSON: arrays and objects nested too deeply (a record has 3
 TOO_LONG = f"malformed JSON: a number of more than {sys.get_int_max_str_digits()} digits"
 LONG_NUMBER = re.compile(rf"[0-9]{{{sys.get_int_max_str_digits() + 1},}}")
 
-RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata"})
+RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata", "files"})
+FILE_KEYS = frozenset({"name", "size", "md5", "mime", "bundle", "access", "permissions",
+                       "sequence", "description", "primary", "uuid"})  # fmt: skip
+MD5 = re.compile(r"[0-9a-f]{32}")
+MIME = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(\s*;.*)?", re.ASCII)
 ENTRY_KEYS = frozenset({"field", "value", "lang", "authority", "confidence"})
 
 Item = Draft | Prepared | SetDefinition | LoadError
@@ -227,6 +241,16 @@ def _record(
             else (e["field"], e["value"], e.get("lang"))
             for e in metadata
         ]
+    files: tuple[File, ...] = ()
+    if "files" in value:
+        given = value["files"]
+        if isinstance(given, list) and len(given) > limits.max_values:
+            return fail(f"{len(given):,} files, over the limit of {limits.max_values:,} "
+                        "([limits] max_values)")  # fmt: skip
+        try:
+            files = json_files(given)
+        except ValueError as e:
+            return fail(str(e))
     return draft_or_error(
         source,
         value.get("id"),
@@ -235,6 +259,75 @@ def _record(
         entries,
         require_accessioned=require_accessioned,
         limits=limits,
+        files=files,
+    )
+
+
+def json_files(value: Any) -> tuple[File, ...]:
+    """A record's "files", checked; ValueError naming the entry and what is wrong."""
+    if not isinstance(value, list):
+        raise ValueError('"files" must be a list of {"name", "size", "md5"} objects')
+    files: list[File] = []
+    sequences: set[int] = set()
+    for number, entry in enumerate(value, start=1):
+        files.append(_json_file(number, entry))
+        if files[-1].sequence in sequences:
+            raise ValueError(f"files entry {number}: sequence {files[-1].sequence} is given twice")
+        sequences.add(files[-1].sequence)
+    return tuple(files)
+
+
+def _json_file(number: int, entry: Any) -> File:
+    where = f"files entry {number}"
+    if not isinstance(entry, dict):
+        raise ValueError(f'{where} must be an object with "name", "size" and "md5"')
+    unknown = sorted(set(entry) - FILE_KEYS)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(quoted, unknown[:10]))}")
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f'{where}: "name" must be a non-empty string, not {quoted(name)}')
+    if has_illegal_characters(name):
+        raise ValueError(f'{where}: "name" {quoted(name)} has characters XML cannot carry')
+    where = f"{where} ({name})"
+    size = entry.get("size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValueError(f'{where}: "size" must be a number of bytes, not {quoted(size)}')
+    md5 = entry.get("md5")
+    if not isinstance(md5, str) or not MD5.fullmatch(md5.lower()):
+        raise ValueError(f'{where}: "md5" must be 32 hexadecimal digits, not {quoted(md5)}')
+
+    def text(key: str, default: str | None = None) -> str | None:
+        found = entry.get(key, default)
+        if found is not None and (not isinstance(found, str) or not found.strip()):
+            raise ValueError(f'{where}: "{key}" must be a non-empty string, not {quoted(found)}')
+        return found.strip() if found is not None else None
+
+    mime = text("mime")
+    if mime is not None and not MIME.fullmatch(mime):
+        raise ValueError(f'{where}: "mime" {quoted(mime)} is not a MIME type like application/pdf')
+    permissions = text("permissions")
+    access = text("access") or access_of(permissions)
+    if access not in ACCESS:
+        raise ValueError(f'{where}: "access" must be "open" or "restricted", not {quoted(access)}')
+    sequence = entry.get("sequence", number)
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 < sequence < 2**31:
+        raise ValueError(f'{where}: "sequence" must be a positive integer, not {quoted(sequence)}')
+    primary = entry.get("primary", False)
+    if not isinstance(primary, bool):
+        raise ValueError(f'{where}: "primary" must be true or false, not {quoted(primary)}')
+    return File(
+        name=name,
+        bundle=text("bundle") or ORIGINAL,
+        size=size,
+        md5=md5.lower(),
+        mime=mime or mime_type(name),
+        sequence=sequence,
+        description=clean_text(description) if (description := text("description")) else None,
+        primary=primary,
+        access=access,
+        permissions=permissions,
+        uuid=text("uuid"),
     )
 
 

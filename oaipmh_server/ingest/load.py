@@ -34,7 +34,7 @@ from .. import datestamps, xml
 from ..config import Settings
 from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
-from ..records import Field, Header, SetInfo
+from ..records import Field, File, Header, SetInfo
 from ..store import Existing, LoadTransaction, RecordWrite, SetMove, SqlStore, ancestors
 from .archive import DEBRIS, is_apple_double, is_zip, shown, unpack
 from .drafts import (
@@ -520,13 +520,23 @@ class _Loader:
             if isinstance(d, Draft) and d.partial is not None and d.local_id in existing
         ]
         stored = self.tx.stored_fields(parts) if parts else {}
+        # A metadata CSV's rows keep the stored record's files (DSpace's metadata-import
+        # never touches bitstreams).
+        keeping = [
+            d.local_id
+            for d in drafts
+            if isinstance(d, Draft) and d.files is None and d.local_id in existing
+        ]
+        stored_files = self.tx.stored_files(keeping) if keeping else {}
         writes = []
         for draft in drafts:
             if isinstance(draft, Draft) and draft.partial is not None:
-                merged = self._merged(draft, existing.get(draft.local_id), stored)
+                merged = self._merged(draft, existing.get(draft.local_id), stored, stored_files)
                 if merged is None:
                     continue
                 draft = merged
+            if isinstance(draft, Draft) and draft.files is None:
+                draft = replace(draft, files=stored_files.get(draft.local_id, ()))
             write = self._decide(draft, existing.get(draft.local_id))
             if write is not None:
                 writes.append(write)
@@ -536,7 +546,11 @@ class _Loader:
         self.tx.write(writes, replacing=[w.local_id for w in writes if w.local_id in existing])
 
     def _merged(
-        self, part: Draft, old: Existing | None, stored: dict[str, tuple[Field, ...]]
+        self,
+        part: Draft,
+        old: Existing | None,
+        stored: dict[str, tuple[Field, ...]],
+        stored_files: dict[str, tuple[File, ...]] | None = None,
     ) -> Draft | None:
         """A row of a metadata CSV merged with the stored record it changes; for a record
         not stored (or deleted), the row alone if it has its dc.date.accessioned (`-a`) or
@@ -545,7 +559,8 @@ class _Loader:
         fields = stored.get(part.local_id)
         if old is not None and not old.deleted and fields is not None:
             try:
-                return merge_draft(part, fields, old.set_specs, self.limits)
+                files = (stored_files or {}).get(part.local_id, ())
+                return merge_draft(part, fields, old.set_specs, self.limits, files)
             except LoadError as e:
                 self.problem(e)
                 return None
@@ -614,6 +629,7 @@ class _Loader:
             fragments=prepared.fragments,
             header=header,
             header_version=self.header_version,
+            files=() if item.deleted else prepared.files,
         )
 
     def replace(self) -> None:
@@ -792,7 +808,13 @@ class _Loader:
                 continue
             if not self.was_empty:  # else every record was just rendered, by this version
                 for batch in self.tx.stale_records(prefix, metadata_format.version, BATCH):
-                    bodies = [(lid, metadata_format.render(fields)) for lid, fields in batch]
+                    files = {}
+                    if metadata_format.carries_files:
+                        files = self.tx.stored_files([lid for lid, _ in batch])
+                    bodies = [
+                        (lid, metadata_format.render_record(lid, fields, files.get(lid, ())))
+                        for lid, fields in batch
+                    ]
                     self.tx.put_fragments(prefix, metadata_format.version, bodies)
             self.tx.set_meta(key, metadata_format.version)
 
@@ -814,4 +836,6 @@ def _is_legacy_hash(item: Draft | Prepared, stored_hash: str, set_specs: tuple[s
         return False
     if isinstance(item, Prepared):
         return item.is_legacy_hash(stored_hash, set_specs)
+    if item.files:
+        return False  # that scheme is older than files
     return stored_hash == replace(item, set_specs=set_specs).legacy_content_hash

@@ -11,14 +11,26 @@ Nothing outside the item folder is read: an export is someone else's folder, and
 it may be a symbolic link to anything the loading user can read (`handle` →
 `/proc/self/environ`, `dublin_core.xml` → another item's or another system's file). Each
 file is resolved first, and one that leads outside the item folder is refused unread.
-Bitstreams (the `contents` file and what it lists) are not read at all. DSpace writes a
-bitstream named with `/` (`chapters/one.pdf`) into a sub-folder of the item folder: such
+
+Bitstreams are the files the item's `contents` file lists, read as DSpace's import reads
+them (ItemImportServiceImpl.processContentsFile and processOptions): one bitstream a line
+(blank lines skipped), its name up to the first tab, then tab-separated options in any
+order: `bundle:NAME` (default ORIGINAL, LICENSE for `license.txt`), `permissions:-r
+'Group'` or `-w 'Group'`, `description:TEXT`, `primary:true` (DSpace's iiif-* options are
+read past). A name with `/` is a file in a sub-folder (`chapters/one.pdf`): such
 sub-folders are the item's, never searched for records or items (load.py's walk stops at
-an item folder).
+an item folder). Each file's size, MD5 (DSpace's checksum) and MIME type (mime.py) are
+kept with the record; its sequence number is its place among the lines. A file listed but
+missing, or leading outside the item folder, is an error naming CONTENTS:LINE and the
+item; a file present but not listed is ignored, as DSpace ignores it; an item folder with
+files beside its metadata but no `contents` is refused, as DSpace refuses it ("No
+contents file found"). A `-r -s N -f PATH` line (a bitstream DSpace registers from its own
+assetstore) names no file of the export and is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Iterator
@@ -29,8 +41,13 @@ from typing import Any
 from lxml import etree
 
 from ..errors import LoadError, quoted
+from ..files import ORIGINAL, access_of
+from ..records import File
+from ..xml import clean_text, has_illegal_characters
+from .archive import DEBRIS, is_apple_double
 from .drafts import CONFIDENCE_RANGE, Limits, Source, draft_or_error, too_big
 from .json import Item
+from .mime import mime_type
 
 DUBLIN_CORE = "dublin_core.xml"
 # The files DSpace writes in every item folder beside dublin_core.xml: a folder holding one
@@ -39,6 +56,11 @@ ITEM_FILES = ("handle", "contents", "collections")
 # A handle or collections file is a few handles; one bigger than this is something else.
 SMALL_FILE = 64 * 1024
 INTEGER = re.compile(r"[+-]?[0-9]{1,10}", re.ASCII)
+CONTENTS = "contents"
+LICENSE_NAME = "license.txt"  # DSpace puts it in the LICENSE bundle when none is named
+# Files DSpace's import expects beside the metadata without a `contents` file.
+METADATA_FILES = frozenset({DUBLIN_CORE, "handle", "collections", "relationships"})
+CHUNK = 1024 * 1024
 
 
 def is_item_folder(folder: Path) -> bool:
@@ -123,6 +145,10 @@ def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) ->
         except ValueError as e:
             yield LoadError(name, None, local_id, f"collections: {e}")
             return
+    bitstreams = read_contents(folder, root, local_id, limits)
+    if isinstance(bitstreams, LoadError):
+        yield bitstreams
+        return
     yield draft_or_error(
         Source(name, None),
         local_id,
@@ -131,7 +157,140 @@ def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) ->
         fields,
         require_accessioned=require_accessioned,
         limits=limits,
+        files=bitstreams,
     )
+
+
+def read_contents(
+    folder: Path, root: Path, local_id: str, limits: Limits
+) -> tuple[File, ...] | LoadError:
+    """The item's bitstreams as its `contents` file lists them (see the module's docstring)."""
+    contents = folder / CONTENTS
+    if not os.path.lexists(contents):
+        extra = _unlisted(folder)
+        if extra is not None:
+            return LoadError(
+                str(folder), None, local_id,
+                f"{extra} beside the metadata but no {CONTENTS} file listing the item's "
+                "bitstreams (DSpace's import refuses such an item too)",
+            )  # fmt: skip
+        return ()
+    where = str(contents)
+    if contents.is_symlink() and leads_outside(contents, root):
+        return LoadError(where, None, local_id,
+                         "a symbolic link leading outside the item folder: not read")  # fmt: skip
+    try:
+        with contents.open("rb") as handle:
+            data = handle.read(limits.max_record_bytes + 1)
+    except OSError as e:
+        return LoadError(where, None, local_id, f"cannot read the file: {e.strerror}")
+    if len(data) > limits.max_record_bytes:
+        return LoadError(where, None, local_id, too_big(len(data), limits))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        return LoadError(where, data[: e.start].count(b"\n") + 1, local_id, "not UTF-8 text")
+    files: list[File] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        if len(files) >= limits.max_values:
+            reason = (
+                f"more than {limits.max_values:,} bitstreams, over the limit of values "
+                "([limits] max_values)"
+            )
+            return LoadError(where, number, local_id, reason)
+        try:
+            files.append(_bitstream(folder, root, line, len(files) + 1))
+        except ValueError as e:
+            return LoadError(where, number, local_id, str(e))
+    return tuple(files)
+
+
+def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
+    """One line of `contents`: the bitstream it names, read. ValueError saying what is wrong."""
+    if line.strip().startswith("-r "):
+        raise ValueError(
+            "a registered bitstream (-r -s N -f PATH): its file is in DSpace's assetstore, "
+            "not in the export, so it cannot be read"
+        )
+    name, tab, rest = line.partition("\t")
+    options = _options("\t" + rest) if tab else {}
+    parts = name.replace("\\", "/").split("/")
+    if not name or name.startswith("/") or ".." in parts or ":" in parts[0]:
+        raise ValueError(f"bitstream {quoted(name)}: a name leading outside the item folder")
+    if has_illegal_characters(name):
+        raise ValueError(f"bitstream {quoted(name)}: a name with characters XML cannot carry")
+    path = folder / name
+    if leads_outside(path, root):
+        raise ValueError(f"bitstream {quoted(name)}: leads outside the item folder: not read")
+    if not path.is_file():
+        missing = "not a file" if os.path.lexists(path) else "no such file in the item folder"
+        raise ValueError(f"bitstream {quoted(name)}: {missing}")
+    size, md5 = _size_and_md5(path)
+    bundle = options.get("bundle", "").strip()
+    if not bundle:
+        bundle = "LICENSE" if name == LICENSE_NAME else ORIGINAL
+    permissions = options.get("permissions")
+    permissions = permissions.strip() if permissions is not None else None
+    description = clean_text((options.get("description") or "").strip()) or None
+    return File(
+        name=name,
+        bundle=bundle,
+        size=size,
+        md5=md5,
+        mime=mime_type(name),
+        sequence=sequence,
+        description=description,
+        primary="\tprimary:true" in line,
+        access=access_of(permissions),
+        permissions=permissions or None,
+    )
+
+
+def _options(rest: str) -> dict[str, str]:
+    """The options of a `contents` line after its name: each option DSpace looks for, from
+    its marker (`\tbundle:`…, the first one) to the next tab, as DSpace cuts them."""
+    found = {}
+    for option in ("bundle", "permissions", "description"):
+        marker = f"\t{option}:"
+        start = rest.find(marker)
+        if start < 0:
+            continue
+        end = rest.find("\t", start + 1)
+        found[option] = rest[start + len(marker) : end if end >= 0 else len(rest)]
+    return found
+
+
+def _size_and_md5(path: Path) -> tuple[int, str]:
+    """A bitstream's size and MD5 (DSpace's default checksum algorithm), read in chunks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    size = 0
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+    except OSError as e:
+        raise ValueError(f"bitstream {quoted(path.name)}: cannot read it: {e.strerror}") from None
+    return size, digest.hexdigest()
+
+
+def _unlisted(folder: Path) -> str | None:
+    """A file or folder of the item folder that is neither metadata nor debris, or None."""
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return None
+    for entry in entries:
+        if entry in METADATA_FILES or entry in DEBRIS:
+            continue
+        if entry.startswith("metadata_") and entry.endswith(".xml"):
+            continue
+        if is_apple_double(folder / entry):
+            continue
+        return entry
+    return None
 
 
 def _small_text(path: Path) -> str:

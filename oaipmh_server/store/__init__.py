@@ -44,10 +44,11 @@ from sqlalchemy.pool import StaticPool
 from sqlalchemy.types import NullType
 
 from ..errors import LoadBusy, StoreUnavailable
-from ..records import Field, Header, Position, Selection, SetInfo, StoredRecord
+from ..records import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from . import writes
 from .schema import (
     Base,
+    FileRow,
     FragmentRow,
     MembershipRow,
     MetaRow,
@@ -172,7 +173,12 @@ class SqlStore:
         return None if row is None else _header(*row)
 
     def get_record(
-        self, local_id: str, prefix: str, version: str, header_version: str
+        self,
+        local_id: str,
+        prefix: str,
+        version: str,
+        header_version: str,
+        with_files: bool = False,
     ) -> StoredRecord | None:
         query = (
             _record_columns()
@@ -182,13 +188,22 @@ class SqlStore:
         )
         with _unavailable(), self.engine.connect() as conn:
             rows = conn.execute(query).all()
-            records = self._with_fields(conn, rows, version, header_version)
+            records = self._with_fields(conn, rows, version, header_version, with_files)
         return records[0] if records else None
 
     def get_fields(self, local_id: str) -> tuple[Field, ...] | None:
         query = select(_FIELDS).where(RecordRow.local_id == local_id)
         text = self._scalar(query)
         return None if text is None else unpack_fields(text)
+
+    def get_files(self, local_id: str) -> tuple[File, ...]:
+        with _unavailable(), self.engine.connect() as conn:
+            return _files_of(conn, [local_id]).get(local_id, ())
+
+    def get_files_of(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
+        """Several records' files in one query per 500 (only records that have files)."""
+        with _unavailable(), self.engine.connect() as conn:
+            return _files_of(conn, local_ids)
 
     def stats(self) -> StoreStats:
         """What an operator asks first: how many, how many deleted, which dates, per set."""
@@ -215,6 +230,13 @@ class SqlStore:
         """Every live record's (local id, fields), in local id order, a batch per query
         (keyset, never OFFSET, and no transaction held across batches): a check of a
         million records reads them in constant memory and time per batch."""
+        for local_id, fields, _ in self.iter_records(batch, with_files=False):
+            yield local_id, fields
+
+    def iter_records(
+        self, batch: int = 2000, *, with_files: bool = True
+    ) -> Iterator[tuple[str, tuple[Field, ...], tuple[File, ...]]]:
+        """`iter_fields` with each record's files (read a batch at a time too)."""
         after: str | None = None
         while True:
             query = select(RecordRow.local_id, _FIELDS).where(RecordRow.deleted.is_(False))
@@ -223,8 +245,9 @@ class SqlStore:
             query = query.order_by(RecordRow.local_id).limit(batch)
             with _unavailable(), self.engine.connect() as conn:
                 rows = conn.execute(query).all()
+                files = _files_of(conn, [row[0] for row in rows]) if with_files else {}
             for local_id, packed in rows:
-                yield local_id, unpack_fields(packed)
+                yield local_id, unpack_fields(packed), files.get(local_id, ())
             if len(rows) < batch:
                 return
             after = rows[-1][0]
@@ -256,10 +279,11 @@ class SqlStore:
         prefix: str,
         version: str,
         header_version: str,
+        with_files: bool = False,
     ) -> list[StoredRecord]:
         with _unavailable(), self.engine.connect() as conn:
             rows = self._page(conn, "records", selection, after, {"limit": limit, "prefix": prefix})
-            return self._with_fields(conn, rows, version, header_version)
+            return self._with_fields(conn, rows, version, header_version, with_files)
 
     # -- for the pages people read (pages.py) ----------------------------------------------
 
@@ -391,15 +415,24 @@ class SqlStore:
             return conn.execute(query, parameters).scalar()
 
     def _with_fields(
-        self, conn: Connection, rows: Sequence[Any], version: str, header_version: str
+        self,
+        conn: Connection,
+        rows: Sequence[Any],
+        version: str,
+        header_version: str,
+        with_files: bool = False,
     ) -> list[StoredRecord]:
-        """Records whose stored fragment is missing or stale come with their fields instead;
-        a stored header of another version is left out (rendered afresh)."""
+        """Records whose stored fragment is missing or stale come with their fields instead
+        (and their files, `with_files`); a stored header of another version is left out
+        (rendered afresh)."""
         stale = [row[0] for row in rows if not row[3] and row[6] != version]
         fields: dict[str, tuple[Field, ...]] = {}
+        files: dict[str, tuple[File, ...]] = {}
         if stale:
             query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(stale))
             fields = {lid: unpack_fields(text) for lid, text in conn.execute(query)}
+            if with_files:
+                files = _files_of(conn, stale)
         records = []
         for local_id, datestamp, set_specs, deleted, header_xml, stored_version, _, body in rows:
             header = _header(local_id, stored_datetime(datestamp), set_specs, deleted)
@@ -408,7 +441,8 @@ class SqlStore:
             if deleted:
                 records.append(StoredRecord(header, None, None, header_xml))
             elif local_id in fields:
-                records.append(StoredRecord(header, None, fields[local_id], header_xml))
+                records.append(StoredRecord(header, None, fields[local_id], header_xml,
+                                            files.get(local_id, ())))  # fmt: skip
             else:
                 records.append(StoredRecord(header, body, None, header_xml))
         return records
@@ -540,6 +574,7 @@ class RecordWrite:
     fragments: dict[str, tuple[str, bytes]]  # prefix → (version, body)
     header: bytes  # the <header> as served, rendered for `datestamp`
     header_version: str
+    files: tuple[File, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -591,6 +626,10 @@ class LoadTransaction:
             found.update((lid, unpack_fields(packed)) for lid, packed in self.conn.execute(query))
         return found
 
+    def stored_files(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
+        """The stored files of these records (only those that have files)."""
+        return _files_of(self.conn, local_ids)
+
     def ids_with_hashes(self, hashes: set[int]) -> dict[int, str]:
         """The stored ids whose Python hash is one of `hashes` (a load names the records
         it found twice, having kept only their hashes)."""
@@ -615,7 +654,7 @@ class LoadTransaction:
         replaced = list(replacing)
         for start in range(0, len(replaced), 500):
             chunk = replaced[start : start + 500]
-            for table in (MembershipRow, FragmentRow, RecordRow):
+            for table in (MembershipRow, FragmentRow, FileRow, RecordRow):
                 self.conn.execute(delete(table).where(table.local_id.in_(chunk)))
         if not records:
             return
@@ -645,6 +684,9 @@ class LoadTransaction:
         ]
         if fragments:
             self._insert(FragmentRow, ("local_id", "prefix", "version", "body"), fragments)
+        files = [(r.local_id, *f) for r in records for f in r.files]
+        if files:
+            self._insert(FileRow, _FILE_COLUMNS, files)
 
     def members(self, specs: Iterable[str]) -> list[str]:
         """The records (deleted ones too) served in any of `specs`, in id order."""
@@ -836,6 +878,29 @@ _HEADER_COLUMNS = (
 _RECORD_COLUMNS = (*_HEADER_COLUMNS, FragmentRow.version, FragmentRow.body)
 # Read as the driver gives it (see unpack_fields): older stores hold text there.
 _FIELDS: Any = type_coerce(RecordRow.fields, NullType())
+
+
+# The files table's columns in records.File's order, after the record's id.
+_FILE_COLUMNS = ("local_id", "name", "bundle", "size", "md5", "mime", "sequence",
+                 "description", "is_primary", "access", "permissions", "uuid")  # fmt: skip
+_FILE_SELECT = tuple(getattr(FileRow, c) for c in _FILE_COLUMNS)
+
+
+def _files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
+    """The files of these records, each record's in sequence order (records without files
+    are not in the answer): one query per 500 ids, on the primary key."""
+    found: dict[str, list[File]] = {}
+    ids = list(dict.fromkeys(local_ids))
+    for start in range(0, len(ids), 500):
+        query = (
+            select(*_FILE_SELECT)
+            .where(FileRow.local_id.in_(ids[start : start + 500]))
+            .order_by(FileRow.local_id, FileRow.sequence)
+        )
+        for lid, *values in conn.execute(query):
+            values[7] = bool(values[7])
+            found.setdefault(lid, []).append(File(*values))
+    return {lid: tuple(files) for lid, files in found.items()}
 
 
 def _record_columns() -> AnySelect:

@@ -7,6 +7,7 @@ memberships   (set, record) for the record's sets *and their ancestors*, with th
               datestamp copied in: a set-selective page is one range scan of the index
               (set_spec, datestamp, local_id), parent sets included, no join to find order.
 fragments     each record rendered once per format at ingest, with the crosswalk version.
+files         a record's files (DSpace bitstreams), one row each, keyed (local_id, sequence).
 sets          spec, name, optional description, the spec of its parent set (the tree).
 meta          small key/value facts: the generated token secret, fragment versions, the
               highest cut-off any list has been given (see store/writes.py).
@@ -19,7 +20,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, Text, TypeDecorator
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -104,6 +115,38 @@ class FragmentRow(Base):
     prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[str] = mapped_column(String(64))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class FileRow(Base):
+    """A record's file (records.File), revision 0006.
+
+    A table of its own rather than a packed column of `records`: a record without files
+    (most records of a metadata-only repository) costs no byte and no statement; a harvest
+    of a format that carries no files (dim, qdc, oai_dc from its stored fragment) never
+    reads it; on SQLite a column added to `records` would land after the big `fields`
+    column, and reading it would walk through that one's overflow pages; the formats and
+    pages that need files read a page's in one query on the primary key's range; vsets'
+    "has an open file" can be asked in SQL. A load writes a record's files with one bulk
+    insert per batch, and deletes them with the record: by the loads' own deletes (as the
+    other tables) and by the foreign key's ON DELETE CASCADE for anything else.
+    """
+
+    __tablename__ = "files"
+
+    local_id: Mapped[str] = mapped_column(
+        ForeignKey("records.local_id", ondelete="CASCADE"), primary_key=True
+    )
+    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    bundle: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(BigInteger)
+    md5: Mapped[str] = mapped_column(String(32))
+    mime: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    is_primary: Mapped[bool]
+    access: Mapped[str] = mapped_column(String(16))
+    permissions: Mapped[str | None] = mapped_column(Text)
+    uuid: Mapped[str | None] = mapped_column(Text)
 
 
 class SetRow(Base):

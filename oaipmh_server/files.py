@@ -1,0 +1,148 @@
+"""A record's files (DSpace bitstreams): which are content, which anonymous users may read,
+and the links to them.
+
+DSpace keeps an item's content in its ORIGINAL bundle; THUMBNAIL, TEXT and LICENSE hold
+what DSpace derived or attached. DSpace's OAI crosswalks look at ORIGINAL only (oai_dc's
+`dc:format`, oai_openaire's `oaire:file`), and so do the formats and pages here: the other
+bundles' files are kept with the record (a re-load compares them, they cost nothing to
+harvests) but never shown.
+
+The server does not serve bitstreams: DSpace (or whatever holds them) does. A link is the
+configured pattern (`[files] url`) filled in for one file; a file anonymous users may not
+read is never linked, and there is no link at all without a pattern (or without what it
+asks for: `{base}` without a configured baseURL, `{uuid}` for a file that has none).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+from urllib.parse import quote
+
+from .records import File
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+ORIGINAL = "ORIGINAL"
+OPEN = "open"
+RESTRICTED = "restricted"
+ACCESS = (OPEN, RESTRICTED)
+ANONYMOUS = "anonymous"
+PLACEHOLDERS = frozenset({"base", "handle", "name", "sequence", "uuid"})
+# DSpace's permissions option: a flag (-r read, -w write), then the group, in single quotes
+# or as the rest of the text (ItemImportServiceImpl.processOptions).
+_PERMISSIONS = re.compile(r"\s*-([rRwW])\s*(?:'([^']*)'?|(.*))\s*$")
+
+
+class LinkedFile(NamedTuple):
+    """A file as the formats and pages are given it: the stored file and its link (None:
+    not linked, because anonymous users may not read it or no link can be made)."""
+
+    file: File
+    url: str | None
+
+
+def access_of(permissions: str | None) -> str:
+    """Whether anonymous users may read a file imported with DSpace's `permissions:` option.
+
+    DSpace replaces every policy of the bitstream with the one given: `-r 'Anonymous'`
+    leaves it readable by anyone; a read for another group, or a write (`-w`, which gives
+    no read at all), leaves anonymous users out. No option, or one DSpace ignores (no
+    flag it knows), keeps the collection's default policy, anonymous read in DSpace's
+    default configuration."""
+    if permissions is None:
+        return OPEN
+    found = _PERMISSIONS.match(permissions)
+    if found is None:
+        return OPEN  # DSpace: "invalid permissions flag, permissions set to default"
+    flag, quoted, bare = found.groups()
+    group = (quoted if quoted is not None else bare or "").strip()
+    if not group:
+        return OPEN  # no group DSpace could find: the default stays
+    return OPEN if flag.lower() == "r" and group.lower() == ANONYMOUS else RESTRICTED
+
+
+def content(files: Iterable[File]) -> list[File]:
+    """The ORIGINAL bundle's files, in sequence order: the record's content."""
+    return sorted((f for f in files if f.bundle == ORIGINAL), key=lambda f: f.sequence)
+
+
+def is_open(file: File) -> bool:
+    """Whether anonymous users may read the file."""
+    return file.access == OPEN
+
+
+def has_open_file(files: Iterable[File]) -> bool:
+    """Whether the record has content anyone may read (an ORIGINAL file open to anonymous
+    users): OpenAIRE's and DRIVER's "open access with a file"."""
+    return any(f.bundle == ORIGINAL and f.access == OPEN for f in files)
+
+
+def primary(files: Sequence[File]) -> File | None:
+    """The ORIGINAL file marked primary, or else the first (as DSpace's OAI item marks it)."""
+    original = content(files)
+    return next((f for f in original if f.primary), original[0] if original else None)
+
+
+def pattern_problem(pattern: str) -> str | None:
+    """What is wrong with a `[files] url` pattern (None: nothing)."""
+    if not pattern:
+        return None
+    try:
+        names = {name for _, name, spec, conversion in string.Formatter().parse(pattern)
+                 if name is not None}  # fmt: skip
+    except ValueError as e:
+        return f"{pattern!r} is not a pattern: {e}"
+    unknown = sorted(names - PLACEHOLDERS)
+    if unknown:
+        known = ", ".join("{" + p + "}" for p in sorted(PLACEHOLDERS))
+        return f"unknown placeholder(s) {', '.join(map(repr, unknown))}: there are {known}"
+    if not re.match(r"(\{base\}|https?://)", pattern):
+        return f"{pattern!r} must begin with {{base}} or http(s)://"
+    return None
+
+
+class Linker:
+    """The links of records' files, by the `[files] url` pattern. `{base}` is the server's
+    root: the configured baseURL without its `/oai…` path (DSpace serves /oai and
+    /bitstream on one host); `{handle}` the record's local id; `{name}` the file's name,
+    URL-quoted with its `/` kept (DSpace's sub-folder names); `{sequence}`, `{uuid}`."""
+
+    def __init__(self, pattern: str, root: str) -> None:
+        self.pattern = pattern
+        self.root = root
+        names = {name for _, name, _, _ in string.Formatter().parse(pattern) if name}
+        self.needs_base = "base" in names
+        self.needs_uuid = "uuid" in names
+
+    def url(self, local_id: str, file: File) -> str | None:
+        if not self.pattern or file.access != OPEN:
+            return None
+        if (self.needs_base and not self.root) or (self.needs_uuid and not file.uuid):
+            return None
+        return self.pattern.format(
+            base=self.root,
+            handle=quote(local_id, safe="/"),
+            name=quote(file.name, safe="/"),
+            sequence=file.sequence,
+            uuid=quote(file.uuid or "", safe=""),
+        )
+
+    def linked(self, local_id: str, files: Iterable[File]) -> tuple[LinkedFile, ...]:
+        """The record's content files (ORIGINAL, in sequence order), each with its link."""
+        return tuple(LinkedFile(f, self.url(local_id, f)) for f in content(files))
+
+
+def linker_of(settings: Settings) -> Linker:
+    """The configured links ([files] url, {base} from [repository] base_url)."""
+    return Linker(settings.files_url, schema_root_of(settings))
+
+
+def schema_root_of(settings: Settings) -> str:
+    """What `{base}` stands for: the server's root, from the configured baseURL ("": none)."""
+    from .formats import schema_root  # the one place that cuts a baseURL to its root
+
+    return schema_root(settings.base_url or "")
