@@ -222,12 +222,6 @@ def column_key(name: str, lang: str | None) -> tuple[str, str | None]:
         return name, lang
 
 
-def _column_of(f: Field) -> tuple[str, str | None]:
-    """column_key of a field; a value without a language (most of a record's) needs no
-    look at it: a merge asks this of every stored and given value."""
-    return (f.name, None) if f.lang is None else column_key(f.name, f.lang)
-
-
 def merge_fields(
     stored: Sequence[Field], given: Sequence[Field], columns: frozenset[tuple[str, str | None]]
 ) -> list[Field]:
@@ -237,11 +231,11 @@ def merge_fields(
     nothing (the content hash keeps the order of values within a field)."""
     given_by_column: dict[tuple[str, str | None], list[Field]] = {}
     for f in given:
-        given_by_column.setdefault(_column_of(f), []).append(f)
+        given_by_column.setdefault(column_key(f.name, f.lang), []).append(f)
     merged: list[Field] = []
     placed: set[tuple[str, str | None]] = set()
     for f in stored:
-        key = _column_of(f)
+        key = column_key(f.name, f.lang)
         if key not in columns:
             merged.append(f)
         elif key not in placed:

@@ -67,9 +67,7 @@ def _lines(handle: BinaryIO, limits: Limits) -> Iterator[str]:
             raise _Unreadable(
                 number + 1, f"a line of more than {limit:,} bytes ([limits] max_record_bytes)"
             )
-        # A lone CR is a CR neither before LF nor last (cheaper counted than searched).
-        lone = read.count(b"\r") > read.count(b"\r\n") + read.endswith(b"\r")
-        for raw in LONE_CR.split(read) if lone else (read,):
+        for raw in LONE_CR.split(read) if b"\r" in read else (read,):
             number += 1
             try:
                 yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
