@@ -44,18 +44,23 @@ def records(count: int, hierarchical: bool = False):  # type: ignore[no-untyped-
         if i % 50 == 7:
             yield {"id": local_id, "sets": sets, "deleted": True}
             continue
-        stamp = (START + timedelta(seconds=(i // 50) * 97)).strftime("%Y-%m-%dT%H:%M:%SZ")
-        metadata = []
-        for entry in seed:
-            field, value = entry["field"], entry["value"]
-            if field in ("dc.date.accessioned", "dc.date.available"):
-                value = stamp
-            elif field == "dc.identifier.uri":
-                value = f"http://hdl.handle.net/{local_id}"
-            elif field == "dc.title":
-                value = f"{value} <no. {i}> & “more”"
-            metadata.append({"field": field, "value": value})
-        yield {"id": local_id, "sets": sets, "metadata": metadata}
+        yield {"id": local_id, "sets": sets, "metadata": metadata(seed, i)}
+
+
+def metadata(seed: list[dict[str, str]], i: int) -> list[dict[str, str]]:
+    """Record i's values: the seed's, with its own accessioned date, handle and title."""
+    stamp = (START + timedelta(seconds=(i // 50) * 97)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    values = []
+    for entry in seed:
+        field, value = entry["field"], entry["value"]
+        if field in ("dc.date.accessioned", "dc.date.available"):
+            value = stamp
+        elif field == "dc.identifier.uri":
+            value = f"http://hdl.handle.net/10722/{1_000_000 + i}"
+        elif field == "dc.title":
+            value = f"{value} <no. {i}> & “more”"
+        values.append({"field": field, "value": value})
+    return values
 
 
 def main() -> None:

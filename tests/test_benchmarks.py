@@ -34,3 +34,14 @@ def test_pages_benchmark_runs() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "record page" in done.stdout and "last/first" in done.stdout
+
+
+def test_dspace_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "dspace.py"), "200", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "SAF load: 200 records" in done.stdout and "added 200" in done.stdout
+    assert "CSV merge: 200 records" in done.stdout and "updated 200" in done.stdout
+    assert "set=col_10722_10 / whole list" in done.stdout

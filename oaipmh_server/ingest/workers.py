@@ -29,7 +29,7 @@ from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
 from .drafts import Draft, Limits, prepare
-from .json import Item, jsonl_item, jsonl_lines
+from .json import READ_BUFFER, Item, jsonl_item, jsonl_lines
 from .tree import served_flat
 
 # A .jsonl file this big is worth starting workers for (about 2,000 seed-shaped records).
@@ -146,7 +146,7 @@ def _prepare(
     tree: dict[str, str | None] | None,
 ) -> list[Item]:
     items: list[Item] = []
-    with open(name, "rb") as handle:
+    with open(name, "rb", buffering=READ_BUFFER) as handle:
         handle.seek(offset)
         for number, raw, length in jsonl_lines(handle, first, size, limits.max_record_bytes):
             item = jsonl_item(name, number, raw, require_accessioned, limits, length)
