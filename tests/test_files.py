@@ -141,7 +141,8 @@ def test_a_record_without_files_keeps_its_content_hash(tmp_path: Path) -> None:
 
     fields = [Field("dc.title", "A"), Field("dc.date.accessioned", "2015-07-21T02:23:32Z")]
     ordered = sorted(fields, key=lambda f: f.name)
-    old = hashlib.sha256(orjson.dumps([tuple(f) for f in ordered])).hexdigest()
+    # As those stores hashed them: [name, value, lang] (before authorities were kept).
+    old = hashlib.sha256(orjson.dumps([f[:3] for f in ordered])).hexdigest()
     assert fields_digest(fields, ()) == old
     assert fields_digest(fields, EXPECTED) != old
 
