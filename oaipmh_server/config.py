@@ -19,6 +19,7 @@ from importlib import resources
 from typing import Any, Literal
 
 from .errors import ConfigError
+from .virtual_sets import BadDefinition, VirtualSet, parse_definition
 from .vocabularies import ACCESS_RIGHTS, TERMS
 
 DC_ELEMENTS = frozenset(
@@ -82,6 +83,10 @@ class Settings:
     openaire_default_access_right: str = "metadata only access"
     set_style: Literal["dspace", "hierarchical"] = "dspace"
     paths: tuple[str, ...] = ("/oai", "/oai/request")
+    # Virtual sets (virtual_sets.py): every definition of [virtual_sets.define], checked,
+    # and the specs of those served.
+    virtual_set_definitions: tuple[VirtualSet, ...] = ()
+    virtual_sets_served: tuple[str, ...] = ()
 
 
 # TOML (table, key) → Settings field.
@@ -120,6 +125,8 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("limits", "max_archive_bytes"): "max_archive_bytes",
     ("limits", "max_archive_entries"): "max_archive_entries",
     ("sets", "style"): "set_style",
+    ("virtual_sets", "served"): "virtual_sets_served",
+    ("virtual_sets", "define"): "virtual_set_definitions",
 }
 LIMITS = (
     "max_value_length",
@@ -134,6 +141,7 @@ _TABLES = frozenset(
     {
         "oai_dc_map", "citation_map", "schema_types",
         "openaire_resource_types", "openaire_access_rights", "openaire_versions",
+        "virtual_set_definitions",
     }
 )  # fmt: skip
 CITATION_TAG = re.compile(r"citation_[a-z_]+", re.ASCII)
@@ -383,6 +391,23 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if set_style not in ("dspace", "hierarchical"):
         raise fail("set_style", f"must be 'dspace' or 'hierarchical', got {set_style!r}")
 
+    definitions = []
+    for spec, body in get("virtual_set_definitions", dict).items():
+        try:
+            definitions.append(parse_definition(spec, body))
+        except BadDefinition as e:
+            raise ConfigError(
+                f"{raw['virtual_set_definitions'][1]}: virtual_sets.define.{printable(spec)}: {e}"
+            ) from None
+    served = get("virtual_sets_served", (list, tuple))
+    defined = {d.spec for d in definitions}
+    for spec in served:
+        if not isinstance(spec, str) or spec not in defined:
+            raise fail("virtual_sets_served", f"{spec!r} is not a set of [virtual_sets.define] "
+                       f"(defined: {', '.join(sorted(defined)) or 'none'})")  # fmt: skip
+    if len(set(served)) != len(served):
+        raise fail("virtual_sets_served", f"a set is named twice: {served!r}")
+
     paths = get("paths", (list, tuple))
     if not paths or not all(isinstance(p, str) and PATH.fullmatch(p) for p in paths):
         raise fail("paths", f"expected one or more URL paths like '/oai': {paths!r}")
@@ -418,6 +443,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         **limits,
         set_style=set_style,
         paths=tuple(dict.fromkeys(paths)),
+        virtual_set_definitions=tuple(definitions),
+        virtual_sets_served=tuple(served),
     )
 
 

@@ -26,6 +26,7 @@ from ..formats import MetadataFormat
 from ..records import Field, Header, SetInfo
 from ..store import pack_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
+from ..virtual_sets import VirtualSets
 from ..xml import clean_text, has_illegal_characters, stored_header
 
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
@@ -102,8 +103,7 @@ class Draft:
     @property
     def fields_digest(self) -> str:
         """The fields' part of the content hash (see `content_hash`)."""
-        fields = sorted(self.fields, key=_NAME)  # stable: keeps order within a field
-        return hashlib.sha256(orjson.dumps([tuple(f) for f in fields])).hexdigest()
+        return digest_fields(self.fields)
 
     @property
     def legacy_content_hash(self) -> str:
@@ -111,6 +111,13 @@ class Draft:
         fields = sorted(self.fields, key=_NAME)
         canonical = json.dumps([self.deleted, sorted(self.set_specs), fields], ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def digest_fields(fields: Sequence[Field]) -> str:
+    """A record's fields as `content_hash` takes them (sorted by name, stable: values keep
+    their order within a field)."""
+    ordered = sorted(fields, key=_NAME)
+    return hashlib.sha256(orjson.dumps([tuple(f) for f in ordered])).hexdigest()
 
 
 def content_hash(deleted: bool, set_specs: Sequence[str], fields_digest: str) -> str:
@@ -148,6 +155,8 @@ class Prepared(NamedTuple):
     # set specs that header names (the load checks they are the ones it serves).
     header: bytes | None = None
     header_sets: tuple[str, ...] = ()
+    # The virtual sets it passes (virtual_sets.py), last among the specs it is served with.
+    virtual_sets: tuple[str, ...] = ()
 
     def fields(self) -> tuple[Field, ...]:
         return unpack_fields(self.packed_fields)
@@ -164,14 +173,20 @@ def prepare(
     formats: Mapping[str, MetadataFormat],
     repository_identifier: str | None = None,
     served_sets: tuple[str, ...] | None = None,
+    virtual: VirtualSets | None = None,
 ) -> Prepared:
     """Store-ready: fields packed as stored, their digest and, unless deleted, each format's body;
     with `repository_identifier`, the header it has if dated by its dc.date.accessioned
     (a worker renders it, so the loading process, the one that cannot be parallel, only
-    checks that the guess was right), naming `served_sets` (default: the record's own)."""
+    checks that the guess was right), naming `served_sets` (default: the record's own)
+    and the `virtual` sets the record passes."""
     fragments = {}
     header = None
     header_sets = draft.set_specs if served_sets is None else served_sets
+    virtual_sets: tuple[str, ...] = ()
+    if virtual and not draft.deleted:
+        virtual_sets = virtual.of(draft.fields, files=())  # the draft's files, once it has any
+        header_sets = (*header_sets, *virtual_sets)
     if not draft.deleted:
         fragments = {prefix: (f.version, f.render(draft.fields)) for prefix, f in formats.items()}
         if repository_identifier is not None and draft.accessioned is not None:
@@ -190,6 +205,7 @@ def prepare(
         fragments=fragments,
         header=header,
         header_sets=header_sets,
+        virtual_sets=virtual_sets,
     )
 
 
