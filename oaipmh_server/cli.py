@@ -148,6 +148,39 @@ def _say_reevaluated(summary: Any, why: str) -> None:
 
 
 @main.command()
+@click.argument("ids", nargs=-1, required=True)
+def delete(ids: tuple[str, ...]) -> None:
+    """Mark records deleted: tombstones dated now, kept in their sets."""
+    from .formats import build_formats
+    from .ingest.load import delete_records
+
+    settings = _settings()
+    store = _open_store(settings)
+    try:
+        summary = delete_records(
+            ids,
+            store,
+            settings,
+            build_formats(settings),
+            wait=settings.load_wait,
+            on_wait=_say_waiting,
+        )
+    except LoadBusy as e:
+        raise click.ClickException(f"{e}; nothing was deleted") from None
+    except LoadFailed as failure:
+        for problem in failure.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException("nothing was deleted, the store is unchanged") from None
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed ({e}); nothing was deleted") from None
+    finally:
+        store.close()
+    click.echo(
+        f"Deleted {summary.deleted} record(s); {len(set(ids)) - summary.deleted} already deleted."
+    )
+
+
+@main.command()
 def stats() -> None:
     """Counts per set, deleted records, earliest and latest datestamp."""
     from .datestamps import format_datestamp

@@ -220,15 +220,16 @@ def parse_definition(spec: str, body: Any) -> VirtualSet:
 
 
 def parse_condition(value: Any, where: str) -> Condition:
-    def fail(message: str) -> BadDefinition:
-        return BadDefinition(f"{where}: {message}" if where else message)
+    """One condition at `where` (its path in the definition, for messages)."""
+
+    def fail(message: str, key: str = "") -> BadDefinition:
+        path = ".".join(p for p in (where, key) if p)
+        return BadDefinition(f"{path}: {message}" if path else message)
 
     if not isinstance(value, Mapping):
         raise fail(f'expected a condition such as {{ field = "dc.title" }}, got {value!r}')
     kinds = [k for k in CONDITIONS if k in value]
-    allowed = (
-        {"field": {"field", "matches"}}.get(kinds[0], {kinds[0]}) if len(kinds) == 1 else set()
-    )
+    allowed = {kinds[0], "matches"} if kinds[:1] == ["field"] else set(kinds[:1])
     if len(kinds) != 1 or set(value) - allowed:
         known = ", ".join(CONDITIONS)
         raise fail(f"expected exactly one of {known} (and matches with field), got "
@@ -238,16 +239,16 @@ def parse_condition(value: Any, where: str) -> Condition:
     here = f"{where}.{kind}" if where else kind
     if kind == "field":
         if not isinstance(inner, str) or not FIELD.fullmatch(inner):
-            raise fail(f"field: {inner!r} is not a field name like 'dc.title' or 'dc.relation.*'")
+            raise fail(f"{inner!r} is not a field name like 'dc.title' or 'dc.relation.*'", kind)
         pattern = value.get("matches")
         if pattern is None:
             return HasField(_Names(inner))
         if not isinstance(pattern, str):
-            raise fail(f"matches: expected a regular expression, got {pattern!r}")
+            raise fail(f"expected a regular expression, got {pattern!r}", "matches")
         try:
             return HasField(_Names(inner), re.compile(pattern))
         except re.error as e:
-            raise fail(f"matches: {pattern!r} is not a regular expression: {e}") from None
+            raise fail(f"{pattern!r} is not a regular expression: {e}", "matches") from None
     if kind == "access_right":
         labels = [inner] if isinstance(inner, str) else inner
         if (
@@ -255,17 +256,17 @@ def parse_condition(value: Any, where: str) -> Condition:
             or not labels
             or not all(isinstance(label, str) and label in ACCESS_RIGHTS for label in labels)
         ):
-            raise fail(f"access_right: {inner!r} is not a COAR access right "
-                       f"({', '.join(ACCESS_RIGHTS)}) or a list of them")  # fmt: skip
+            raise fail(f"{inner!r} is not a COAR access right "
+                       f"({', '.join(ACCESS_RIGHTS)}) or a list of them", kind)  # fmt: skip
         return AccessRight(frozenset(labels))
     if kind == "has_open_file":
         if inner is not True:
-            raise fail('has_open_file: only true (for "no open file", { not = … })')
+            raise fail('only true (for "no open file", { not = … })', kind)
         return HasOpenFile()
     if kind == "not":
         return Not(parse_condition(inner, here))
     if not isinstance(inner, list) or not inner:
-        raise fail(f"{kind}: expected a list of one or more conditions, got {inner!r}")
+        raise fail(f"expected a list of one or more conditions, got {inner!r}", kind)
     parts = tuple(parse_condition(c, f"{here}[{i}]") for i, c in enumerate(inner, start=1))
     return All(parts) if kind == "all" else AnyOf(parts)
 
