@@ -67,22 +67,30 @@ class BadDefinition(ValueError):
 class _Record:
     """What conditions ask of one record, each worked out once and only if asked."""
 
-    __slots__ = ("_access", "_by_name", "facts", "fields", "files")
+    __slots__ = ("_access", "_names", "facts", "fields", "files")
 
     def __init__(self, fields: Sequence[Field], files: Sequence[Any], facts: _Facts) -> None:
         self.fields = fields
         self.files = files
         self.facts = facts
-        self._by_name: dict[str, list[str]] | None = None
+        self._names: set[str] | None = None
         self._access: str | bool | None = False  # False: not worked out yet
 
-    def values(self, names: Callable[[str], bool]) -> list[str]:
-        by_name = self._by_name
-        if by_name is None:
-            by_name = self._by_name = {}
-            for f in self.fields:
-                by_name.setdefault(f.name, []).append(f.value)
-        return [value for name, values in by_name.items() if names(name) for value in values]
+    def has(self, names: _Names) -> bool:
+        """Whether the record has a value of one of these fields (as DSpace's
+        DSpaceMetadataExistsFilter: any value)."""
+        present = self._names
+        if present is None:
+            present = self._names = {f.name for f in self.fields}
+        if names.stem is None:
+            return names.pattern in present
+        return any(names.matches(name) for name in present)
+
+    def values(self, names: _Names) -> list[str]:
+        if names.stem is None:
+            pattern = names.pattern
+            return [f.value for f in self.fields if f.name == pattern]
+        return [f.value for f in self.fields if names.matches(f.name)]
 
     def access_right(self) -> str | None:
         if self._access is False:
@@ -101,15 +109,17 @@ class Condition(Protocol):
 @dataclass(frozen=True)
 class _Names:
     """A field name as `[oai_dc.map]` writes it: exact, or `schema.element.*` for the bare
-    element and every qualifier of it."""
+    element and every qualifier of it (`stem` is then `schema.element`)."""
 
     pattern: str
 
-    def __call__(self, name: str) -> bool:
-        if self.pattern.endswith(".*"):
-            stem = self.pattern[:-2]
-            return name == stem or (name.startswith(stem) and name[len(stem)] == ".")
-        return name == self.pattern
+    @property
+    def stem(self) -> str | None:
+        return self.pattern[:-2] if self.pattern.endswith(".*") else None
+
+    def matches(self, name: str) -> bool:
+        stem = self.pattern[:-2]
+        return name == stem or (name.startswith(stem) and name[len(stem)] == ".")
 
 
 @dataclass(frozen=True)
@@ -118,11 +128,10 @@ class HasField:
     matches: re.Pattern[str] | None = None
 
     def holds(self, record: _Record) -> bool:
-        values = record.values(self.names)
         if self.matches is None:
-            return any(v.strip() for v in values)
+            return record.has(self.names)
         search = self.matches.search
-        return any(search(v) is not None for v in values)
+        return any(search(v) is not None for v in record.values(self.names))
 
     def key(self) -> object:
         if self.matches is None:
@@ -334,17 +343,32 @@ class _Facts:
 
     def __init__(self, settings: Settings, has_open_file: Callable[[Sequence[Any]], bool]) -> None:
         from .crosswalk import Crosswalk
-        from .formats.oai_openaire import RecordFields, access_right, vocabularies_of
+        from .formats import oai_openaire
 
         self.crosswalk = Crosswalk.from_settings(settings)
-        self.vocabularies: Vocabularies = vocabularies_of(settings)
-        self._record_fields: Callable[..., RecordFields] = RecordFields
-        self._access_right = access_right
+        self.vocabularies: Vocabularies = oai_openaire.vocabularies_of(settings)
+        self._record_fields: Callable[..., RecordFields] = oai_openaire.RecordFields
+        self._access_right = oai_openaire.access_right
+        # The fields access_right reads (its access and embargo fields, and dc.date.* and
+        # dc.rights.* for an embargo's end): only those are handed to it, as a record of a
+        # million is evaluated at every load.
+        names = frozenset((*oai_openaire.ACCESS_FIELDS, *oai_openaire.EMBARGO_FIELDS))
+        self._reads: Callable[[str], bool] = lambda name: (
+            name in names or name.startswith(("dc.date", "dc.rights"))
+        )
+        self._read: dict[str, bool] = {}
         self.has_open_file = has_open_file
 
     def access_right(self, fields: Sequence[Field]) -> str | None:
-        term = self._access_right(self._record_fields(fields, self.crosswalk), self.vocabularies)
+        read = self._read
+        wanted = [f for f in fields if (read[f.name] if f.name in read else self._learn(f.name))]
+        term = self._access_right(self._record_fields(wanted, self.crosswalk), self.vocabularies)
         return None if term is None else term.label
+
+    def _learn(self, name: str) -> bool:
+        if len(self._read) < 10_000:  # names repeat; whatever the input, memory is bounded
+            self._read[name] = self._reads(name)
+        return self._reads(name)
 
 
 class VirtualSets:
