@@ -187,12 +187,17 @@ def stats() -> None:
 
     settings = _settings()
     store = _open_store(settings)
+    from .virtual_sets import META_KEY, stale_warning
+
     try:
         figures = store.stats()
+        warning = stale_warning(settings, store.get_meta(META_KEY))
     except StoreUnavailable as e:
         raise click.ClickException(f"the database failed: {e}") from None
     finally:
         store.close()
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"records: {figures.records} ({figures.deleted} deleted)")
     for label, moment in (("earliest", figures.earliest), ("latest", figures.latest)):
         click.echo(f"{label} datestamp: {format_datestamp(moment) if moment else '-'}")

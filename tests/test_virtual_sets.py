@@ -313,6 +313,19 @@ def test_a_record_cannot_name_a_virtual_set_as_its_own(
     ]
 
 
+def test_a_virtual_set_cannot_take_the_spec_of_a_set_of_the_records(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    records = write(tmp_path / "r.jsonl", [{**RECORDS[0], "sets": ["openaire"]}])
+    load_into(empty_database_url, records)
+    with pytest.raises(LoadFailed) as caught:
+        load_into(empty_database_url, records, **BOTH)
+    assert [str(p) for p in caught.value.problems] == [
+        "[virtual_sets] served: openaire is a set of the records already (a collection, or a "
+        "set records name): a virtual set needs a spec of its own"
+    ]
+
+
 def test_changed_definitions_are_evaluated_again_re_dating_exactly_what_moves(
     empty_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, clock: Clock
 ) -> None:

@@ -487,9 +487,10 @@ class _Loader:
         self.virtual_specs = frozenset((*self.virtual.specs, *was_virtual))
         for virtual_set in self.virtual.sets:
             if virtual_set.spec in self.sets and virtual_set.spec not in was_virtual:
-                self.problem(LoadError("[virtual_sets] served", None, f"set {virtual_set.spec}",
-                                       "is a set of the records already: a virtual set needs "
-                                       "a spec of its own"))  # fmt: skip
+                self.problem(LoadError("[virtual_sets] served", None, None,
+                                       f"{virtual_set.spec} is a set of the records already (a "
+                                       "collection, or a set records name): a virtual set "
+                                       "needs a spec of its own"))  # fmt: skip
             elif self.sets.get(virtual_set.spec) != virtual_set.info:
                 self._put_set(virtual_set.info)
 
