@@ -40,7 +40,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from .records import Field, SetInfo
 from .vocabularies import ACCESS_RIGHTS
@@ -48,7 +48,7 @@ from .vocabularies import ACCESS_RIGHTS
 if TYPE_CHECKING:
     from .config import Settings
     from .formats.oai_openaire import RecordFields
-    from .vocabularies import Vocabularies
+    from .vocabularies import Term, Vocabularies
 
 # A virtual set is flat (no ":"): one membership, no parent set to be counted in.
 SPEC = re.compile(r"[A-Za-z0-9\-_\.!~\*'\(\)]+", re.ASCII)
@@ -112,13 +112,14 @@ class _Names:
     element and every qualifier of it (`stem` is then `schema.element`)."""
 
     pattern: str
+    stem: str | None
 
-    @property
-    def stem(self) -> str | None:
-        return self.pattern[:-2] if self.pattern.endswith(".*") else None
+    @classmethod
+    def of(cls, pattern: str) -> _Names:
+        return cls(pattern, pattern[:-2] if pattern.endswith(".*") else None)
 
     def matches(self, name: str) -> bool:
-        stem = self.pattern[:-2]
+        stem = self.stem or self.pattern
         return name == stem or (name.startswith(stem) and name[len(stem)] == ".")
 
 
@@ -251,11 +252,11 @@ def parse_condition(value: Any, where: str) -> Condition:
             raise fail(f"{inner!r} is not a field name like 'dc.title' or 'dc.relation.*'", kind)
         pattern = value.get("matches")
         if pattern is None:
-            return HasField(_Names(inner))
+            return HasField(_Names.of(inner))
         if not isinstance(pattern, str):
             raise fail(f"expected a regular expression, got {pattern!r}", "matches")
         try:
-            return HasField(_Names(inner), re.compile(pattern))
+            return HasField(_Names.of(inner), re.compile(pattern))
         except re.error as e:
             raise fail(f"{pattern!r} is not a regular expression: {e}", "matches") from None
     if kind == "access_right":
@@ -346,7 +347,10 @@ class _Facts:
         from .formats import oai_openaire
 
         self.crosswalk = Crosswalk.from_settings(settings)
-        self.vocabularies: Vocabularies = oai_openaire.vocabularies_of(settings)
+        # Read through a memory of each value's term: records repeat the same few values.
+        self.vocabularies = cast(
+            "Vocabularies", _Remembered(oai_openaire.vocabularies_of(settings))
+        )
         self._record_fields: Callable[..., RecordFields] = oai_openaire.RecordFields
         self._access_right = oai_openaire.access_right
         # The fields access_right reads (its access and embargo fields, and dc.date.* and
@@ -369,6 +373,25 @@ class _Facts:
         if len(self._read) < 10_000:  # names repeat; whatever the input, memory is bounded
             self._read[name] = self._reads(name)
         return self._reads(name)
+
+
+class _Remembered:
+    """The access-right side of Vocabularies (all that oai_openaire.access_right asks of
+    it), remembering each value's term, up to a bound."""
+
+    def __init__(self, vocabularies: Vocabularies) -> None:
+        self._vocabularies = vocabularies
+        self.default_access_right = vocabularies.default_access_right
+        self._terms: dict[str, Term | None] = {}
+
+    def access_right(self, value: str) -> Term | None:
+        terms = self._terms
+        if value in terms:
+            return terms[value]
+        term = self._vocabularies.access_right(value)
+        if len(terms) < 10_000:
+            terms[value] = term
+        return term
 
 
 class VirtualSets:
