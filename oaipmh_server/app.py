@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .config import Settings, load_settings
+from .errors import StoreUnavailable
 from .flow import Places
 from .formats import MetadataFormat, build_formats
 from .store import SqlStore
@@ -49,6 +51,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         token_secret=settings.token_secret,
         password=settings.database_password,
     )
+    _warn_of_stale_virtual_sets(settings, store)
     app = Flask(__name__)
     app.config.update(
         # views._body counts a body's bytes; Werkzeug's stream refuses any read at its
@@ -68,6 +71,19 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(views.blueprint)
     app.register_blueprint(pages.blueprint)
     return app
+
+
+def _warn_of_stale_virtual_sets(settings: Settings, store: SqlStore) -> None:
+    """Definitions of virtual sets changed without a load since: the server goes on serving
+    the stored memberships, which the records' datestamps account for, and says so."""
+    from .virtual_sets import META_KEY, stale_warning
+
+    try:
+        warning = stale_warning(settings, store.get_meta(META_KEY))
+    except StoreUnavailable:
+        return  # the first request will say so
+    if warning is not None:
+        logging.getLogger("oaipmh_server").warning("warning: %s", warning)
 
 
 class _ForwardedFrom:

@@ -94,6 +94,57 @@ def load(paths: tuple[str, ...], progress: bool | None, wait: bool | None) -> No
             f"{summary.clamped} new record(s) dated at load time instead of their "
             "dc.date.accessioned, so incremental harvesters see them (keep_accessioned)."
         )
+    _say_reevaluated(summary, "their definitions changed")
+
+
+@main.command("refresh-sets")
+@click.option(
+    "--wait/--no-wait",
+    default=None,
+    help="While a load runs: wait for it, or stop at once (default: [load] wait).",
+)
+def refresh_sets(wait: bool | None) -> None:
+    """Evaluate every record's virtual sets again ([virtual_sets]), as one write."""
+    from .formats import build_formats
+    from .ingest.load import refresh_sets as refresh
+
+    settings = _settings()
+    store = _open_store(settings)
+    try:
+        summary = refresh(
+            store,
+            settings,
+            build_formats(settings),
+            wait=settings.load_wait if wait is None else wait,
+            on_wait=_say_waiting,
+        )
+    except LoadBusy as e:
+        raise click.ClickException(f"{e}; nothing was changed (--wait waits for it)") from None
+    except LoadFailed as failure:
+        for problem in failure.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException("nothing was changed, the store is unchanged") from None
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed ({e}); nothing was changed") from None
+    finally:
+        store.close()
+    _say_reevaluated(summary, "as asked")
+
+
+def _say_reevaluated(summary: Any, why: str) -> None:
+    """The records that entered and left virtual sets, and whether every record was
+    evaluated again."""
+    moves = "; ".join(
+        f"{spec}: {entered} entered, {left} left"
+        for spec, (entered, left) in sorted(summary.virtual_moves.items())
+    )
+    if summary.reevaluated:
+        click.echo(
+            f"Virtual sets evaluated again for every record ({why}); "
+            f"{summary.redated} record(s) re-dated."
+        )
+    if moves:
+        click.echo(f"Virtual sets: {moves}.")
 
 
 @main.command()
@@ -136,12 +187,17 @@ def stats() -> None:
 
     settings = _settings()
     store = _open_store(settings)
+    from .virtual_sets import META_KEY, stale_warning
+
     try:
         figures = store.stats()
+        warning = stale_warning(settings, store.get_meta(META_KEY))
     except StoreUnavailable as e:
         raise click.ClickException(f"the database failed: {e}") from None
     finally:
         store.close()
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
     click.echo(f"records: {figures.records} ({figures.deleted} deleted)")
     for label, moment in (("earliest", figures.earliest), ("latest", figures.latest)):
         click.echo(f"{label} datestamp: {format_datestamp(moment) if moment else '-'}")

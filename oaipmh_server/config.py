@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 from .files import pattern_problem
+from .virtual_sets import BadDefinition, VirtualSet, parse_definition
 from .vocabularies import ACCESS_RIGHTS, TERMS
 
 DC_ELEMENTS = frozenset(
@@ -85,6 +86,10 @@ class Settings:
     paths: tuple[str, ...] = ("/oai", "/oai/request")
     # The link to a record's file (oaipmh_server/files.py), "" for none.
     files_url: str = "{base}/bitstream/handle/{handle}/{name}?sequence={sequence}"
+    # Virtual sets (virtual_sets.py): every definition of [virtual_sets.define], checked,
+    # and the specs of those served.
+    virtual_set_definitions: tuple[VirtualSet, ...] = ()
+    virtual_sets_served: tuple[str, ...] = ()
 
 
 # TOML (table, key) → Settings field.
@@ -124,6 +129,8 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("limits", "max_archive_entries"): "max_archive_entries",
     ("sets", "style"): "set_style",
     ("files", "url"): "files_url",
+    ("virtual_sets", "served"): "virtual_sets_served",
+    ("virtual_sets", "define"): "virtual_set_definitions",
 }
 LIMITS = (
     "max_value_length",
@@ -138,6 +145,7 @@ _TABLES = frozenset(
     {
         "oai_dc_map", "citation_map", "schema_types",
         "openaire_resource_types", "openaire_access_rights", "openaire_versions",
+        "virtual_set_definitions",
     }
 )  # fmt: skip
 CITATION_TAG = re.compile(r"citation_[a-z_]+", re.ASCII)
@@ -387,6 +395,23 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if set_style not in ("dspace", "hierarchical"):
         raise fail("set_style", f"must be 'dspace' or 'hierarchical', got {set_style!r}")
 
+    definitions = []
+    for spec, body in get("virtual_set_definitions", dict).items():
+        try:
+            definitions.append(parse_definition(spec, body))
+        except BadDefinition as e:
+            raise ConfigError(
+                f"{raw['virtual_set_definitions'][1]}: virtual_sets.define.{printable(spec)}: {e}"
+            ) from None
+    served = get("virtual_sets_served", (list, tuple))
+    defined = {d.spec for d in definitions}
+    for spec in served:
+        if not isinstance(spec, str) or spec not in defined:
+            raise fail("virtual_sets_served", f"{spec!r} is not a set of [virtual_sets.define] "
+                       f"(defined: {', '.join(sorted(defined)) or 'none'})")  # fmt: skip
+    if len(set(served)) != len(served):
+        raise fail("virtual_sets_served", f"a set is named twice: {served!r}")
+
     paths = get("paths", (list, tuple))
     if not paths or not all(isinstance(p, str) and PATH.fullmatch(p) for p in paths):
         raise fail("paths", f"expected one or more URL paths like '/oai': {paths!r}")
@@ -427,6 +452,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         set_style=set_style,
         paths=tuple(dict.fromkeys(paths)),
         files_url=files_url,
+        virtual_set_definitions=tuple(definitions),
+        virtual_sets_served=tuple(served),
     )
 
 

@@ -26,6 +26,7 @@ from ..formats import MetadataFormat
 from ..records import Field, File, Header, SetInfo
 from ..store import pack_fields, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
+from ..virtual_sets import VirtualSets
 from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header
 
 # The local part of the oai-identifier scheme (oai-identifier.xsd), so every OAI identifier
@@ -165,6 +166,8 @@ class Prepared(NamedTuple):
     header: bytes | None = None
     header_sets: tuple[str, ...] = ()
     files: tuple[File, ...] = ()
+    # The virtual sets it passes (virtual_sets.py), last among the specs it is served with.
+    virtual_sets: tuple[str, ...] = ()
 
     def fields(self) -> tuple[Field, ...]:
         return unpack_fields(self.packed_fields)
@@ -184,14 +187,20 @@ def prepare(
     formats: Mapping[str, MetadataFormat],
     repository_identifier: str | None = None,
     served_sets: tuple[str, ...] | None = None,
+    virtual: VirtualSets | None = None,
 ) -> Prepared:
     """Store-ready: fields packed as stored, their digest and, unless deleted, each format's body;
     with `repository_identifier`, the header it has if dated by its dc.date.accessioned
     (a worker renders it, so the loading process, the one that cannot be parallel, only
-    checks that the guess was right), naming `served_sets` (default: the record's own)."""
+    checks that the guess was right), naming `served_sets` (default: the record's own)
+    and the `virtual` sets the record passes."""
     fragments = {}
     header = None
     header_sets = draft.set_specs if served_sets is None else served_sets
+    virtual_sets: tuple[str, ...] = ()
+    if virtual and not draft.deleted:
+        virtual_sets = virtual.of(draft.fields, draft.files or ())
+        header_sets = (*header_sets, *virtual_sets)
     if not draft.deleted:
         files = draft.files or ()
         fragments = {
@@ -215,6 +224,7 @@ def prepare(
         header=header,
         header_sets=header_sets,
         files=draft.files or (),
+        virtual_sets=virtual_sets,
     )
 
 

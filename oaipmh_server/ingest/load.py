@@ -30,12 +30,22 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .. import datestamps, xml
+from .. import datestamps, virtual_sets, xml
 from ..config import Settings
 from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
 from ..records import Field, File, Header, SetInfo
-from ..store import Existing, LoadTransaction, RecordWrite, SetMove, SqlStore, ancestors
+from ..store import (
+    Existing,
+    LoadTransaction,
+    RecordWrite,
+    Restamp,
+    SetMove,
+    SqlStore,
+    ancestors,
+    unpack_fields,
+)
+from ..virtual_sets import VirtualSets
 from .archive import DEBRIS, is_apple_double, is_zip, shown, unpack
 from .drafts import (
     ACCESSIONED,
@@ -46,6 +56,7 @@ from .drafts import (
     SetDefinition,
     Source,
     content_hash,
+    fields_digest,
     merge_draft,
     prepare,
 )
@@ -86,6 +97,21 @@ class LoadSummary:
     sets: int = 0
     cleaned: int = 0
     warnings: list[str] = field(default_factory=list)
+    # Records that entered and left each virtual set: spec → [entered, left] (a new
+    # record in one has entered it); whether every stored record was evaluated again
+    # (the definitions changed), and how many that re-dated.
+    virtual_moves: dict[str, list[int]] = field(default_factory=dict)
+    reevaluated: bool = False
+    redated: int = 0
+
+    def moved(self, before: Iterable[str], after: Iterable[str]) -> None:
+        before, after = tuple(before), tuple(after)
+        for spec in after:
+            if spec not in before:
+                self.virtual_moves.setdefault(spec, [0, 0])[0] += 1
+        for spec in before:
+            if spec not in after:
+                self.virtual_moves.setdefault(spec, [0, 0])[1] += 1
 
     @property
     def records(self) -> int:
@@ -368,11 +394,33 @@ def load_items(
             summary.rejected = loader.rejected
             raise LoadFailed(loader.problems, loader.problem_count)
         loader.replace()
+        loader.refresh_virtual_sets()
         loader.refresh_fragments()
         loader.refresh_headers()
         tx.optimize()
         if before_commit is not None:
             before_commit()
+    return summary
+
+
+def refresh_sets(
+    store: SqlStore,
+    settings: Settings,
+    formats: dict[str, MetadataFormat],
+    *,
+    clock: Callable[[], datetime] = datestamps.now,
+    wait: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> LoadSummary:
+    """`oaipmh-server refresh-sets`: every stored record's virtual sets evaluated again with
+    the configured definitions, as one write: the records that enter or leave one are
+    re-dated (the time of the write), the others are left as they are."""
+    summary = LoadSummary()
+    with store.loading(clock, wait=wait, on_wait=on_wait) as tx:
+        loader = _Loader(tx, settings, formats, summary)
+        if loader.problems:
+            raise LoadFailed(loader.problems, loader.problem_count)
+        loader.refresh_virtual_sets(force=True)
     return summary
 
 
@@ -448,6 +496,21 @@ class _Loader:
         self.file_of = array("I")
         self.line_of = array("i")
         self.written = array("q")  # the records this load writes, as hashes of their ids
+        self.virtual = VirtualSets(settings)
+        # What the stored memberships of virtual sets were evaluated with, and the specs
+        # that are or were virtual: never a record's own sets.
+        self.virtual_state = virtual_sets.stored_state(settings)
+        self.stored_virtual_state = tx.get_meta(virtual_sets.META_KEY)
+        was_virtual = virtual_sets.stored_specs(self.stored_virtual_state)
+        self.virtual_specs = frozenset((*self.virtual.specs, *was_virtual))
+        for virtual_set in self.virtual.sets:
+            if virtual_set.spec in self.sets and virtual_set.spec not in was_virtual:
+                self.problem(LoadError("[virtual_sets] served", None, None,
+                                       f"{virtual_set.spec} is a set of the records already (a "
+                                       "collection, or a set records name): a virtual set "
+                                       "needs a spec of its own"))  # fmt: skip
+            elif self.sets.get(virtual_set.spec) != virtual_set.info:
+                self._put_set(virtual_set.info)
 
     def problem(self, error: LoadError) -> None:
         self.problem_count += 1
@@ -490,6 +553,8 @@ class _Loader:
                 reason = f"parent {info.parent} is not defined before it"
             elif self.flat and info.spec in (*self._communities((parent,)), parent):
                 reason = f"parent {info.parent} is inside it: sets form a tree"
+            if info.spec in self.virtual_specs:
+                reason = "is a virtual set ([virtual_sets]): records are in it by its filter"
             if reason is not None:
                 source = definition.source
                 self.problem(LoadError(source.path, source.line, f"set {info.spec}", reason))
@@ -560,7 +625,7 @@ class _Loader:
         if old is not None and not old.deleted and fields is not None:
             try:
                 files = (stored_files or {}).get(part.local_id, ())
-                return merge_draft(part, fields, old.set_specs, self.limits, files)
+                return merge_draft(part, fields, self._own(old.set_specs), self.limits, files)
             except LoadError as e:
                 self.problem(e)
                 return None
@@ -591,15 +656,37 @@ class _Loader:
                 f"{path}:{line}: record {item.local_id}: "
                 f"{item.cleaned} character(s) XML cannot carry replaced by U+FFFD"
             )
+        if self.virtual_specs and not self.virtual_specs.isdisjoint(item.set_specs):
+            path, line = _where(item)
+            spec = sorted(self.virtual_specs.intersection(item.set_specs))[0]
+            reason = (
+                f"set {spec} is a virtual set ([virtual_sets]): records are in it by its filter"
+            )
+            self.problem(LoadError(path, line, item.local_id, reason))
+            return None
         set_specs = self._served_sets(item.set_specs)
-        if item.deleted and not set_specs and old is not None:
-            set_specs = old.set_specs  # a bare tombstone stays in its sets
+        virtual: tuple[str, ...] = ()
+        if item.deleted:
+            if not set_specs and old is not None:
+                set_specs = self._own(old.set_specs)  # a bare tombstone stays in its sets
+            if old is not None:  # and in the virtual sets it was in, for their harvesters
+                virtual = tuple(s for s in old.set_specs if s in self.virtual.specs)
+        elif isinstance(item, Prepared):
+            virtual = item.virtual_sets  # applied by a worker
+        elif self.virtual:
+            virtual = self.virtual.of(item.fields, item.files or ())
+        if virtual:
+            set_specs = (*set_specs, *virtual)
         new_hash = content_hash(item.deleted, set_specs, item.fields_digest)
         if old is not None and (
             old.content_hash == new_hash or _is_legacy_hash(item, old.content_hash, set_specs)
         ):
             summary.unchanged += 1
             return None
+        if self.virtual_specs:
+            before = () if old is None else self._virtual_of(old.set_specs)
+            if before != virtual:
+                summary.moved(before, virtual)
         prepared = prepare(item, self.stored) if isinstance(item, Draft) else item
         datestamp = self.moment if old is None else max(self.moment, old.datestamp + SECOND)
         if old is None and not item.deleted and item.accessioned is not None:
@@ -744,6 +831,61 @@ class _Loader:
             if not self.was_empty:  # else every header was just written, of this version
                 self.tx.refresh_headers(self.render_header, self.header_version)
             self.tx.set_meta("headers", self.header_version)
+
+    def _virtual_of(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s for s in specs if s in self.virtual_specs)
+
+    def _own(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        """A stored record's specs without its virtual sets."""
+        if not self.virtual_specs:
+            return specs
+        return tuple(s for s in specs if s not in self.virtual_specs)
+
+    def refresh_virtual_sets(self, force: bool = False) -> None:
+        """Evaluate every stored record's virtual sets again when their definitions changed
+        since they were evaluated (or, `force`, anyway): a record that enters or leaves one
+        is re-dated, like any changed record, so incremental harvests see it. Records of
+        this load were evaluated as they were written, so an empty store needs nothing."""
+        state, stored = self.virtual_state, self.stored_virtual_state
+        if not force and (state == stored or (stored is None and not self.virtual)):
+            return
+        if not self.was_empty or force:
+            self._reevaluate()
+        for spec in virtual_sets.stored_specs(stored):
+            if spec not in self.virtual.specs and spec in self.sets:
+                self.tx.remove_set(spec)
+                del self.sets[spec]
+        self.tx.set_meta(virtual_sets.META_KEY, state)
+
+    def _reevaluate(self) -> None:
+        served = self.virtual.specs
+        redated = 0
+        for batch in self.tx.records_in_batches(BATCH):
+            changes = []
+            stored_files = self.tx.stored_files([row.local_id for row in batch if not row.deleted])
+            for row in batch:
+                fields = unpack_fields(row.fields)
+                files = stored_files.get(row.local_id, ())
+                if row.deleted:  # a tombstone stays in the virtual sets still served
+                    virtual = tuple(s for s in row.set_specs if s in served)
+                else:
+                    virtual = self.virtual.of(fields, files)
+                before = self._virtual_of(row.set_specs)
+                if virtual == before:
+                    continue
+                self.summary.moved(before, virtual)
+                specs = (*self._own(row.set_specs), *virtual)
+                datestamp = max(self.moment, row.datestamp + SECOND)
+                header = self.render_header(Header(row.local_id, datestamp, specs, row.deleted))
+                changes.append(
+                    Restamp(row.local_id, datestamp, specs,
+                            content_hash(row.deleted, specs, fields_digest(fields, files)),
+                            header, self.header_version)
+                )  # fmt: skip
+            self.tx.restamp(changes)
+            redated += len(changes)
+        self.summary.reevaluated = True
+        self.summary.redated = redated
 
     def _ensure_set(self, spec: str) -> None:
         """A set a record names but no sets file defines is named after its spec; the

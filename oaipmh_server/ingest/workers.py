@@ -28,6 +28,7 @@ from typing import BinaryIO
 from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
+from ..virtual_sets import VirtualSets
 from .drafts import Draft, Limits, prepare
 from .json import READ_BUFFER, Item, jsonl_item, jsonl_lines
 from .tree import served_flat
@@ -42,6 +43,7 @@ WORKER_STOPPED = (
 
 _formats: dict[str, MetadataFormat] = {}  # in a worker: the stored formats
 _repository: list[str] = []  # in a worker: the repository identifier
+_virtual: list[VirtualSets] = []  # in a worker: the virtual sets' filters
 
 
 def worker_count(paths: list[Path]) -> int:
@@ -125,6 +127,7 @@ def _chunks(handle: BinaryIO) -> Iterator[tuple[int, int, int]]:
 def _start(settings: Settings, parent: int) -> None:
     _formats.update((p, f) for p, f in build_formats(settings).items() if f.stored)
     _repository.append(settings.repository_identifier)
+    _virtual.append(VirtualSets(settings))
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
@@ -152,7 +155,7 @@ def _prepare(
             item = jsonl_item(name, number, raw, require_accessioned, limits, length)
             if isinstance(item, Draft):
                 served = None if tree is None else served_flat(item.set_specs, tree)
-                items.append(prepare(item, _formats, _repository[0], served))
+                items.append(prepare(item, _formats, _repository[0], served, _virtual[0]))
             elif item is not None:
                 items.append(item)
     return items

@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import (
@@ -141,6 +141,11 @@ class SqlStore:
             with _unavailable():
                 self._secret = self._stored_secret()
         return self._secret
+
+    def get_meta(self, key: str) -> str | None:
+        """A fact the loads keep in the meta table (what virtual sets were evaluated with)."""
+        value: str | None = self._scalar(select(MetaRow.value).where(MetaRow.key == key))
+        return value
 
     def count_all(self) -> int:
         """How many records (deleted included) the store holds; a health check's query."""
@@ -560,6 +565,28 @@ class Existing:
     set_specs: tuple[str, ...]
 
 
+class StoredState(NamedTuple):
+    """A stored record as the re-evaluation of virtual sets reads it."""
+
+    local_id: str
+    datestamp: datetime
+    deleted: bool
+    set_specs: tuple[str, ...]
+    accessioned: datetime | None
+    fields: bytes  # packed (see unpack_fields)
+
+
+class Restamp(NamedTuple):
+    """A record whose set specs change, with what changes with them."""
+
+    local_id: str
+    datestamp: datetime
+    set_specs: tuple[str, ...]
+    content_hash: str
+    header: bytes
+    header_version: str
+
+
 @dataclass(frozen=True)
 class RecordWrite:
     """One record to insert or replace, with its renderings per format."""
@@ -812,6 +839,69 @@ class LoadTransaction:
 
     def get_meta(self, key: str) -> str | None:
         return self.conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+
+    def remove_set(self, spec: str) -> None:
+        """A set no longer served (a virtual set taken out of the configuration, its
+        records gone from it first)."""
+        self.conn.execute(delete(SetRow).where(SetRow.spec == spec))
+
+    def records_in_batches(self, batch: int) -> Iterator[list[StoredState]]:
+        """Every record as a load's re-evaluation of virtual sets needs it, in batches keyed
+        on local_id (each read whole before the caller rewrites any of it)."""
+        after = ""
+        while True:
+            query = (
+                select(RecordRow.local_id, RecordRow.datestamp, RecordRow.deleted,
+                       RecordRow.set_specs, RecordRow.accessioned, _FIELDS)
+                .where(RecordRow.local_id > after)
+                .order_by(RecordRow.local_id)
+                .limit(batch)
+            )  # fmt: skip
+            rows = [
+                StoredState(lid, stamp, bool(deleted), tuple(specs.split()), accessioned, packed)
+                for lid, stamp, deleted, specs, accessioned, packed in self.conn.execute(query)
+            ]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1].local_id
+
+    def restamp(self, changes: Sequence[Restamp]) -> None:
+        """Give records new set specs (and with them a new datestamp, content hash and
+        header), their memberships rewritten; their fields and fragments stay."""
+        if not changes:
+            return
+        changed = (
+            update(RecordRow)
+            .where(RecordRow.local_id == bindparam("id"))
+            .values(
+                datestamp=bindparam("stamp", type_=UTCDateTime()),
+                set_specs=bindparam("specs"),
+                content_hash=bindparam("hash"),
+                header=bindparam("xml"),
+                header_version=bindparam("version"),
+            )
+        )
+        self.conn.execute(
+            changed,
+            [
+                {"id": c.local_id, "stamp": c.datestamp, "specs": " ".join(c.set_specs),
+                 "hash": c.content_hash, "xml": c.header, "version": c.header_version}
+                for c in changes
+            ],
+        )  # fmt: skip
+        ids = [c.local_id for c in changes]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            self.conn.execute(delete(MembershipRow).where(MembershipRow.local_id.in_(chunk)))
+        stamp = self._datetime
+        memberships = [
+            (spec, c.local_id, stamp(c.datestamp))
+            for c in changes
+            for spec in sorted({a for s in c.set_specs for a in ancestors(s)})
+        ]
+        if memberships:
+            self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
 
     def forget_meta(self, key: str) -> None:
         self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
