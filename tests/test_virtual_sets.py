@@ -18,7 +18,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError, LoadFailed
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import refresh_sets
-from oaipmh_server.records import Field
+from oaipmh_server.records import Field, File
 from oaipmh_server.store import SqlStore
 from oaipmh_server.virtual_sets import VirtualSets
 
@@ -150,8 +150,14 @@ def test_conditions_each_do_what_they_say() -> None:
     assert virtual.of(fields(("dc.type", "Master Thesis"))) == ()
     assert virtual.of(fields(("dc.date.embargo", "2030-01-01"))) == ("embargoed", "neither")
     assert virtual.of(fields(), files=["open.pdf"]) == ("files", "neither")
-    # Until records carry files, no record has an open one.
-    assert VirtualSets(settings).of(fields(), files=["open.pdf"]) == ("neither",)
+    # By default, the files' own rule (oaipmh_server/files.py): an ORIGINAL file anyone
+    # may read; a restricted one or a thumbnail does not count.
+    pdf = File("a.pdf", "ORIGINAL", 10, "0" * 32, "application/pdf", 1, access="open")
+    real = VirtualSets(settings)
+    assert real.of(fields(), files=[pdf]) == ("files", "neither")
+    assert real.of(fields(), files=[pdf._replace(access="restricted")]) == ("neither",)
+    assert real.of(fields(), files=[pdf._replace(bundle="THUMBNAIL")]) == ("neither",)
+    assert real.of(fields()) == ("neither",)
 
 
 @pytest.mark.parametrize(
