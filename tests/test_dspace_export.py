@@ -224,3 +224,16 @@ def test_a_default_csv_over_the_saf_items_changes_only_its_columns(
             assert now_formats == formats
     dc = metadata(empty_database_url, "10722/310001", "oai_dc")
     assert [f.text for f in dc.findall(f"{{{DC}}}format")] == ["application/pdf"] * 2
+
+
+def test_items_with_files_placed_by_a_later_structure_export_reload_unchanged(
+    empty_database_url: str, clock: Clock
+) -> None:
+    """A structure export loaded after the SAF items moves them into their communities
+    (a change, re-dated); their content hash then still counts their files, so loading
+    the same items again is no change."""
+    load_into(empty_database_url, PIECES["saf"], clock=clock)
+    moved = load_into(empty_database_url, PIECES["structure"], clock=clock)
+    assert moved.updated == 2
+    again = load_into(empty_database_url, PIECES["saf"], clock=clock)
+    assert (again.unchanged, again.updated) == (2, 0)

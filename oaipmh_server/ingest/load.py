@@ -40,7 +40,6 @@ from ..store import (
     LoadTransaction,
     RecordWrite,
     Restamp,
-    SetMove,
     SqlStore,
     ancestors,
     unpack_fields,
@@ -747,7 +746,9 @@ class _Loader:
                 continue
             if written is None:
                 written = set(self.written)
-            stored = self.tx.stored_fields([local_id for local_id, _, _ in changes])
+            ids = [local_id for local_id, _, _ in changes]
+            stored = self.tx.stored_fields(ids)
+            files = self.tx.stored_files(ids)  # part of the content hash, as fields are
             moves = []
             for local_id, old, served in changes:
                 if hash(local_id) in written:
@@ -755,20 +756,22 @@ class _Loader:
                 else:
                     datestamp = max(self.moment, old.datestamp + SECOND)
                     self.summary.updated += 1
-                draft = Draft(Source("", None), local_id, served, old.deleted,
-                              stored.get(local_id, ()), None, 0)  # fmt: skip
                 header = Header(local_id, datestamp, served, old.deleted)
                 moves.append(
-                    SetMove(
+                    Restamp(
                         local_id=local_id,
                         datestamp=datestamp,
                         set_specs=served,
-                        content_hash=content_hash(old.deleted, served, draft.fields_digest),
+                        content_hash=content_hash(
+                            old.deleted,
+                            served,
+                            fields_digest(stored.get(local_id, ()), files.get(local_id, ())),
+                        ),
                         header=self.render_header(header),
                         header_version=self.header_version,
                     )
                 )
-            self.tx.move(moves)
+            self.tx.restamp(moves)
 
     def _own_sets(self, served: tuple[str, ...]) -> tuple[str, ...]:
         """A stored record's own sets (its collections), from the specs it is served with:

@@ -577,7 +577,8 @@ class StoredState(NamedTuple):
 
 
 class Restamp(NamedTuple):
-    """A record whose set specs change, with what changes with them."""
+    """A record whose set specs change, with what changes with them (LoadTransaction.
+    restamp): the tree of sets changed above it, or it entered or left a virtual set."""
 
     local_id: str
     datestamp: datetime
@@ -602,18 +603,6 @@ class RecordWrite:
     header: bytes  # the <header> as served, rendered for `datestamp`
     header_version: str
     files: tuple[File, ...] = ()
-
-
-@dataclass(frozen=True)
-class SetMove:
-    """A stored record served in other sets, as LoadTransaction.move writes it."""
-
-    local_id: str
-    datestamp: datetime
-    set_specs: tuple[str, ...]
-    content_hash: str
-    header: bytes
-    header_version: str
 
 
 class LoadTransaction:
@@ -725,43 +714,6 @@ class LoadTransaction:
             )
             found.update(self.conn.execute(query).scalars())
         return sorted(found)
-
-    def move(self, records: Sequence[SetMove]) -> None:
-        """Serve records in other sets (the tree of sets changed above them): their sets,
-        header, datestamp and hash, and their memberships; fields and fragments stay."""
-        stamp = self._datetime
-        ids = [r.local_id for r in records]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            self.conn.execute(delete(MembershipRow).where(MembershipRow.local_id.in_(chunk)))
-        if not records:
-            return
-        changed = (
-            update(RecordRow)
-            .where(RecordRow.local_id == bindparam("id"))
-            .values(
-                datestamp=bindparam("datestamp"),
-                set_specs=bindparam("specs"),
-                content_hash=bindparam("hash"),
-                header=bindparam("xml"),
-                header_version=bindparam("version"),
-            )
-        )
-        self.conn.execute(
-            changed,
-            [
-                {"id": r.local_id, "datestamp": r.datestamp, "specs": " ".join(r.set_specs),
-                 "hash": r.content_hash, "xml": r.header, "version": r.header_version}
-                for r in records
-            ],
-        )  # fmt: skip
-        memberships = [
-            (spec, r.local_id, stamp(r.datestamp))
-            for r in records
-            for spec in sorted({a for s in r.set_specs for a in ancestors(s)})
-        ]
-        if memberships:
-            self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
 
     def _insert(self, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         """Bulk insert straight through the driver's executemany: a load writes millions of
