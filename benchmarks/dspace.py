@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 from dspace_export import write_csv, write_saf  # noqa: E402
 from generate import records, sets_file  # noqa: E402
 from harvest import harvest  # noqa: E402
-from run import free_port, wait_for  # noqa: E402
+from run import free_port, stop, wait_for  # noqa: E402
 
 COLLECTION, COMMUNITY = "col_10722_10", "com_10722_1"
 
@@ -124,9 +124,8 @@ def main() -> None:
             print(f"set={label} / whole list: {rate / whole:.2f} "
                   f"({rate:.0f} against {whole:.0f} records/s, medians)")  # fmt: skip
     finally:
-        if server is not None and server.poll() is None:
-            server.terminate()
-            server.wait(timeout=30)
+        if server is not None:
+            stop(server)
         if arguments.keep:
             print(f"kept {folder}")
         else:

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate import TREE, records, sets_file  # noqa: E402
-from run import free_port, wait_for  # noqa: E402
+from run import free_port, stop, wait_for  # noqa: E402
 
 SET = TREE[0][0]  # a community: a quarter of the records
 PAGE = 50  # pages.SET_PAGE_SIZE
@@ -153,8 +153,7 @@ def main() -> None:
         connection.close()
     finally:
         if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+            stop(server)
         if arguments.keep:
             print(f"kept {folder}")
         else:

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate import records  # noqa: E402
-from run import free_port, wait_for  # noqa: E402
+from run import free_port, stop, wait_for  # noqa: E402
 
 OAI = "{http://www.openarchives.org/OAI/2.0/}"
 
@@ -134,10 +134,11 @@ def main() -> None:
         }
         print(json.dumps(figures, indent=2))
     finally:
-        for process in (load, server):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(30)
+        if load is not None and load.poll() is None:
+            load.terminate()
+            load.wait(30)
+        if server is not None:
+            stop(server)
         if arguments.keep:
             print(f"kept {folder}", file=sys.stderr)
         else:

@@ -19,6 +19,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -53,6 +54,20 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("the server did not start")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server at once. SIGINT is gunicorn's quick shutdown; SIGTERM, its graceful
+    one, lets a gevent worker wait up to its graceful timeout (30 s) for the harvesters'
+    idle keep-alive connections, which a benchmark has no reason to wait for."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def worker_peak_rss_mb(master: int) -> list[float]:
@@ -143,13 +158,11 @@ def main() -> None:
                 print(f"{name} ListRecords (light client): {json.dumps(figures)}")
             ratio = statistics.median(mine) / statistics.median(theirs)
             print(f"ours / {name}: {ratio:.2f} (ours {mine}, {name} {theirs} records/s)")
-            other.terminate()
-            other.wait(timeout=30)
+            stop(other)
     finally:
         for process in [server, *others]:
-            if process is not None and process.poll() is None:
-                process.terminate()
-                process.wait(timeout=30)
+            if process is not None:
+                stop(process)
         if arguments.keep:
             print(f"kept {folder}")
         else:
