@@ -7,6 +7,8 @@ and a non-zero exit: never a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -110,7 +112,7 @@ def refresh_sets(wait: bool | None) -> None:
 
     settings = _settings()
     store = _open_store(settings)
-    try:
+    with _one_write(store, "changed", " (--wait waits for it)"):
         summary = refresh(
             store,
             settings,
@@ -118,16 +120,6 @@ def refresh_sets(wait: bool | None) -> None:
             wait=settings.load_wait if wait is None else wait,
             on_wait=_say_waiting,
         )
-    except LoadBusy as e:
-        raise click.ClickException(f"{e}; nothing was changed (--wait waits for it)") from None
-    except LoadFailed as failure:
-        for problem in failure.problems:
-            click.echo(str(problem), err=True)
-        raise click.ClickException("nothing was changed, the store is unchanged") from None
-    except StoreUnavailable as e:
-        raise click.ClickException(f"the database failed ({e}); nothing was changed") from None
-    finally:
-        store.close()
     _say_reevaluated(summary, "as asked")
 
 
@@ -156,7 +148,7 @@ def delete(ids: tuple[str, ...]) -> None:
 
     settings = _settings()
     store = _open_store(settings)
-    try:
+    with _one_write(store, "deleted"):
         summary = delete_records(
             ids,
             store,
@@ -165,16 +157,6 @@ def delete(ids: tuple[str, ...]) -> None:
             wait=settings.load_wait,
             on_wait=_say_waiting,
         )
-    except LoadBusy as e:
-        raise click.ClickException(f"{e}; nothing was deleted") from None
-    except LoadFailed as failure:
-        for problem in failure.problems:
-            click.echo(str(problem), err=True)
-        raise click.ClickException("nothing was deleted, the store is unchanged") from None
-    except StoreUnavailable as e:
-        raise click.ClickException(f"the database failed ({e}); nothing was deleted") from None
-    finally:
-        store.close()
     click.echo(
         f"Deleted {summary.deleted} record(s); {len(set(ids)) - summary.deleted} already deleted."
     )
@@ -367,6 +349,24 @@ def _log_to_stderr() -> None:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+
+@contextmanager
+def _one_write(store: Any, undone: str, busy_hint: str = "") -> Iterator[None]:
+    """A write other than a load (refresh-sets, delete), its store closed after it, and its
+    failures as one message each, saying that nothing was `undone`: all-or-nothing."""
+    try:
+        yield
+    except LoadBusy as e:
+        raise click.ClickException(f"{e}; nothing was {undone}{busy_hint}") from None
+    except LoadFailed as failure:
+        for problem in failure.problems:
+            click.echo(str(problem), err=True)
+        raise click.ClickException(f"nothing was {undone}, the store is unchanged") from None
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed ({e}); nothing was {undone}") from None
+    finally:
+        store.close()
 
 
 def _say_waiting(who: str) -> None:
