@@ -611,6 +611,7 @@ def test_cli_delete_and_stats(database_url: str) -> None:
     env = {"OAIPMH_DATABASE_URL": database_url}
     unknown = run_cli("delete", "10722/212116", "10722/0", env=env)
     assert unknown.returncode != 0 and "delete: record 10722/0: no such record" in unknown.stderr
+    assert "nothing was deleted, the store is unchanged" in unknown.stderr
     assert "10722/212116" not in {
         i.rsplit(":", 1)[1] for i in oai_identifiers(database_url, deleted=True)
     }
