@@ -24,7 +24,7 @@ from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
 from ..records import Field, File, Header, SetInfo
-from ..store import pack_fields, plain_fields, unpack_fields
+from ..store import pack_fields, plain_fields, unpack_fields, unpack_rows
 from ..verbs import SET_SPEC, is_uri
 from ..virtual_sets import VirtualSets
 from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header
@@ -41,6 +41,8 @@ FIELD_NAME = re.compile(
 ACCESSIONED = "dc.date.accessioned"
 HASH_SCHEME = "2:"
 _NAME = itemgetter(0)
+_VALUE = itemgetter(1)
+_AUTHORITY = itemgetter(3)
 _SEQUENCE = attrgetter("sequence")
 MAX_ID_LENGTH = 255
 # DSpace's confidence scale (org.dspace.content.authority.Choices): -1 unset, 0 no value,
@@ -109,12 +111,35 @@ class Draft:
         """The fields' (and files') part of the content hash (see `content_hash`)."""
         return fields_digest(self.fields, self.files or ())
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (to be finished by a worker process, `Unfinished`) with its fields as
+        JSON: a record's forty values as named tuples take longer to pickle than the
+        loading process takes to read them."""
+        fields = orjson.dumps(plain_fields(self.fields))
+        return _unpickled_draft, (self.source, self.local_id, self.set_specs, self.deleted,
+                                  fields, self.accessioned, self.cleaned, self.partial,
+                                  self.keeps_sets, self.files)  # fmt: skip
+
     @property
     def legacy_content_hash(self) -> str:
         """The first scheme (stdlib JSON, no prefix), which stores loaded before 0.2 hold."""
         fields = [f[:3] for f in sorted(self.fields, key=_NAME)]  # no authorities then
         canonical = json.dumps([self.deleted, sorted(self.set_specs), fields], ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _unpickled_draft(
+    source: Source,
+    local_id: str,
+    set_specs: tuple[str, ...],
+    deleted: bool,
+    fields: bytes,
+    *rest: Any,
+) -> Draft:
+    values = tuple(
+        [_new(Field, row if len(row) == 5 else (*row, None, None)) for row in orjson.loads(fields)]
+    )
+    return Draft(source, local_id, set_specs, deleted, values, *rest)
 
 
 def fields_digest(fields: Sequence[Field], files: Sequence[File]) -> str:
@@ -160,11 +185,13 @@ class Prepared(NamedTuple):
     packed_fields: bytes  # see pack_fields
     fields_digest: str
     fragments: dict[str, tuple[str, bytes]]  # prefix → (crosswalk version, body)
-    # Its <header> if the load dates it by its dc.date.accessioned, as it does every record
-    # of a first load (None: rendered by the load, once the datestamp is known), and the
-    # set specs that header names (the load checks they are the ones it serves).
+    # Its <header> if the load dates it as guessed where it was prepared (by its
+    # dc.date.accessioned, as a first load dates every record; or as the load said) (None:
+    # rendered by the load, once the datestamp is known), and the set specs and datestamp
+    # that header names (the load checks they are the ones it gives).
     header: bytes | None = None
     header_sets: tuple[str, ...] = ()
+    header_datestamp: datetime | None = None
     files: tuple[File, ...] = ()
     # The virtual sets it passes (virtual_sets.py), last among the specs it is served with.
     virtual_sets: tuple[str, ...] = ()
@@ -188,12 +215,15 @@ def prepare(
     repository_identifier: str | None = None,
     served_sets: tuple[str, ...] | None = None,
     virtual: VirtualSets | None = None,
+    digest: str | None = None,
+    datestamp: datetime | None = None,
 ) -> Prepared:
     """Store-ready: fields packed as stored, their digest and, unless deleted, each format's body;
-    with `repository_identifier`, the header it has if dated by its dc.date.accessioned
-    (a worker renders it, so the loading process, the one that cannot be parallel, only
-    checks that the guess was right), naming `served_sets` (default: the record's own)
-    and the `virtual` sets the record passes."""
+    with `repository_identifier`, the header it will have if dated `datestamp` (default:
+    by its dc.date.accessioned): a worker renders it, so the loading process, the one
+    that cannot be parallel, only checks that the guess was right. The header names
+    `served_sets` (default: the record's own) and the `virtual` sets the record passes.
+    `digest`: its fields' digest, if the load has taken it already."""
     fragments = {}
     header = None
     header_sets = draft.set_specs if served_sets is None else served_sets
@@ -207,8 +237,9 @@ def prepare(
             prefix: (f.version, f.render_record(draft.local_id, draft.fields, files))
             for prefix, f in formats.items()
         }
-        if repository_identifier is not None and draft.accessioned is not None:
-            dated = Header(draft.local_id, draft.accessioned, header_sets, False)
+        datestamp = draft.accessioned if datestamp is None else datestamp
+        if repository_identifier is not None and datestamp is not None:
+            dated = Header(draft.local_id, datestamp, header_sets, False)
             header = stored_header(repository_identifier, dated)
     return Prepared(
         path=draft.source.path,
@@ -219,10 +250,11 @@ def prepare(
         accessioned=draft.accessioned,
         cleaned=draft.cleaned,
         packed_fields=pack_fields(draft.fields),
-        fields_digest=draft.fields_digest,
+        fields_digest=draft.fields_digest if digest is None else digest,
         fragments=fragments,
         header=header,
         header_sets=header_sets,
+        header_datestamp=datestamp if header is not None else None,
         files=draft.files or (),
         virtual_sets=virtual_sets,
     )
@@ -237,28 +269,39 @@ class SetDefinition:
 def column_key(name: str, lang: str | None) -> tuple[str, str | None]:
     """A field and language as DSpace's metadata-import tells columns apart (`dc.title[en_US]`
     is not `dc.title[nb_NO]`), whichever way the language is spelt (`en_US`, `en-US`)."""
-    try:
-        return name, normalise_language(lang)
-    except ValueError:  # not a language: a column of its own (its values are refused)
-        return name, lang
+    key = _COLUMN_KEYS.get((name, lang))
+    if key is None:
+        try:
+            key = name, normalise_language(lang)
+        except ValueError:  # not a language: a column of its own (its values are refused)
+            key = name, lang
+        if len(_COLUMN_KEYS) < _MAX_KNOWN:
+            _COLUMN_KEYS[name, lang] = key
+    return key
 
 
 def merge_fields(
-    stored: Sequence[Field], given: Sequence[Field], columns: frozenset[tuple[str, str | None]]
+    stored: Sequence[Sequence[Any]],
+    given: Sequence[Field],
+    columns: frozenset[tuple[str, str | None]],
 ) -> list[Field]:
     """DSpace's metadata-import: the stored fields whose column is not in `columns` stay,
     the values of each column given replace that column's (none: removed). A column's new
     values take the place of its first stored value, so merging what is stored changes
-    nothing (the content hash keeps the order of values within a field)."""
+    nothing (the content hash keeps the order of values within a field). `stored`: the
+    stored record's `Field`s, or its rows as stored (`unpack_rows`): only those kept are
+    made `Field`s."""
+    known = _COLUMN_KEYS
     given_by_column: dict[tuple[str, str | None], list[Field]] = {}
     for f in given:
-        given_by_column.setdefault(column_key(f.name, f.lang), []).append(f)
+        key = known.get((f[0], f[2])) or column_key(f[0], f[2])
+        given_by_column.setdefault(key, []).append(f)
     merged: list[Field] = []
     placed: set[tuple[str, str | None]] = set()
-    for f in stored:
-        key = column_key(f.name, f.lang)
+    for row in stored:
+        key = known.get((row[0], row[2])) or column_key(row[0], row[2])
         if key not in columns:
-            merged.append(f)
+            merged.append(row if isinstance(row, Field) else Field(*row))
         elif key not in placed:
             placed.add(key)
             merged += given_by_column.get(key, ())
@@ -270,7 +313,7 @@ def merge_fields(
 
 def merge_draft(
     draft: Draft,
-    stored: Sequence[Field],
+    stored: Sequence[Sequence[Any]],
     stored_sets: tuple[str, ...],
     limits: Limits,
     stored_files: tuple[File, ...] = (),
@@ -302,19 +345,55 @@ def merge_draft(
     )
 
 
+class Unfinished(NamedTuple):
+    """A draft the loading process has read and checked, with what finishing it needs
+    from the store: handed to a worker process (when the load has some) to be merged
+    and prepared there, since the loading process, the one part of a load that cannot
+    be parallel, has the reading and the store to do. See `finish`."""
+
+    draft: Draft
+    # A part of a record (`Draft.partial`): the stored record's packed fields and own
+    # sets, to be merged with; None: the draft is the whole record.
+    stored: str | bytes | None = None
+    stored_sets: tuple[str, ...] = ()
+    # The stored record's files, for a draft that keeps them (`Draft.files` None).
+    stored_files: tuple[File, ...] = ()
+    # The sets its header names, and the datestamp the load will give it if it changed
+    # (None: its dc.date.accessioned), for its header to be rendered with it (`prepare`).
+    served_sets: tuple[str, ...] | None = None
+    datestamp: datetime | None = None
+
+
+def finish(task: Unfinished, limits: Limits) -> Draft | LoadError:
+    """The whole record of `task`: its draft, or the part merged with the stored record."""
+    draft = task.draft
+    if task.stored is None:
+        return draft if draft.files is not None else replace(draft, files=task.stored_files)
+    try:
+        stored = unpack_rows(task.stored)
+        return merge_draft(draft, stored, task.stored_sets, limits, task.stored_files)
+    except LoadError as e:
+        return e
+
+
 # Field names and languages repeat from record to record, so each is checked once: the
 # ones that passed are remembered (up to a bound, whatever the input), and a record made
 # only of those takes the fast path of `_checked_fields`.
-_KNOWN_NAMES: set[str] = set()
-_KNOWN_LANGUAGES: dict[str, str | None] = {}
+_KNOWN_NAMES: dict[str, str] = {}
+_KNOWN_LANGUAGES: dict[str | None, str | None] = {None: None}
 _MAX_KNOWN = 10_000
+# Every value is a string: a lookup that fails (KeyError) for any other type, and gives
+# the authority of a value that has none (see `_checked_fields`).
+_STRING_HAS_NO_AUTHORITY: dict[type, None] = {str: None}
+_COLUMN_KEYS: dict[tuple[str, str | None], tuple[str, str | None]] = {}
+_new = tuple.__new__
 
 
 def _is_field_name(name: str) -> bool:
     if FIELD_NAME.fullmatch(name) is None:
         return False
     if len(_KNOWN_NAMES) < _MAX_KNOWN:
-        _KNOWN_NAMES.add(name)
+        _KNOWN_NAMES[name] = name
     return True
 
 
@@ -332,20 +411,17 @@ def _language(lang: str) -> str | None:
 def _checked_fields(fields: Sequence[tuple[Any, ...]]) -> list[Field] | None:
     """The fields, if every name and language is one already checked and every value is a
     string; None sends the record through the checks one entry at a time (which name the
-    entry that breaks a rule), as it does a record with an authority or a confidence."""
-    names, languages = _KNOWN_NAMES, _KNOWN_LANGUAGES
+    entry that breaks a rule), as it does a record with an authority or a confidence.
+    One pass, a lookup each (a miss is a KeyError), no call per value: a load checks
+    millions of them, in the one process of a load that cannot be parallel."""
+    names, languages, strings = _KNOWN_NAMES, _KNOWN_LANGUAGES, _STRING_HAS_NO_AUTHORITY
     try:
-        if not all(
-            name in names and value.__class__ is str and (lang is None or lang in languages)
+        return [
+            _new(Field, (names[name], value, languages[lang], strings[value.__class__], None))
             for name, value, lang in fields
-        ):
-            return None
-    except (TypeError, ValueError):  # an unhashable name or language; more than 3 items
+        ]
+    except (KeyError, TypeError, ValueError):  # unknown; unhashable; not 3 items
         return None
-    return [
-        Field(name, value, None if lang is None else languages[lang])
-        for name, value, lang in fields
-    ]
 
 
 def make_draft(
@@ -358,6 +434,8 @@ def make_draft(
     require_accessioned: bool,
     limits: Limits | None = None,
     files: tuple[File, ...] | None = (),
+    partial: frozenset[tuple[str, str | None]] | None = None,
+    keeps_sets: bool = False,
 ) -> Draft:
     """Check one record; LoadError naming the record and the first rule it breaks.
     `fields`: (name, value, lang) or (name, value, lang, authority, confidence) each.
@@ -423,7 +501,8 @@ def make_draft(
             checked.append(Field(name, value, language, authority, confidence))
 
     cleaned = 0
-    values = "".join(f.value if f.authority is None else f.value + f.authority for f in checked)
+    # Every value and authority, joined (in no order that matters) without a call each.
+    values = "".join(map(_VALUE, checked)) + "".join(filter(None, map(_AUTHORITY, checked)))
     if limits is not None and len(values) > limits.max_value_length:  # one may be too long
         for number, f in enumerate(checked, start=1):
             for what, text in (("a value", f.value), ("an authority", f.authority or "")):
@@ -466,6 +545,8 @@ def make_draft(
         accessioned=accessioned,
         cleaned=cleaned,
         files=files,
+        partial=partial,
+        keeps_sets=keeps_sets,
     )
 
 
@@ -501,6 +582,8 @@ def draft_or_error(
     require_accessioned: bool,
     limits: Limits,
     files: tuple[File, ...] | None = (),
+    partial: frozenset[tuple[str, str | None]] | None = None,
+    keeps_sets: bool = False,
 ) -> Draft | LoadError:
     """`make_draft` for readers, which hand problems on instead of stopping at the first."""
     try:
@@ -513,6 +596,8 @@ def draft_or_error(
             require_accessioned=require_accessioned,
             limits=limits,
             files=files,
+            partial=partial,
+            keeps_sets=keeps_sets,
         )
     except LoadError as e:
         return e

@@ -21,12 +21,11 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import LoadError, quoted
-from .drafts import ACCESSIONED, Draft, Limits, Source, column_key, draft_or_error, too_big
+from .drafts import ACCESSIONED, Limits, Source, column_key, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 
@@ -188,7 +187,9 @@ def _row(
         return LoadError(name, line, None, f"{len(row)} cells for {len(columns)} columns")
     uuid = row[where["id"]].strip()
     fields = [
-        controlled(column[0], value, column[1] or None)
+        (column[0], value, column[1] or None)
+        if AUTHORITY_SEPARATOR not in value  # most values: no call for them
+        else controlled(column[0], value, column[1] or None)
         for column, cell in zip(columns, row, strict=True)
         if column is not None and cell
         for value in cell.split(SEPARATOR)
@@ -213,7 +214,7 @@ def _row(
             return LoadError(name, line, local_id, too_big(size, limits))
     collections = row[where["collection"]] if "collection" in where else ""
     sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
-    draft = draft_or_error(
+    return draft_or_error(
         Source(name, line),
         local_id,
         sets,
@@ -222,9 +223,8 @@ def _row(
         require_accessioned=require_accessioned,
         limits=limits,
         files=None,  # DSpace's metadata-import never touches bitstreams: the stored stay
+        partial=partial,
+        # No collection (no column, or an empty cell): the item stays where it is, as
+        # DSpace's items never leave their owning collection for none.
+        keeps_sets=not sets,
     )
-    if not isinstance(draft, Draft):
-        return draft
-    # No collection (no column, or an empty cell): the item stays where it is, as DSpace's
-    # items never leave their owning collection for none.
-    return replace(draft, partial=partial, keeps_sets=not sets)

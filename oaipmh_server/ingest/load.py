@@ -25,16 +25,20 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import datestamps, virtual_sets, xml
 from ..config import Settings
 from ..errors import LoadError, LoadFailed, escaped
 from ..formats import MetadataFormat
-from ..records import Field, File, Header, SetInfo
+from ..records import Header, SetInfo
 from ..store import (
     Existing,
     LoadTransaction,
@@ -54,9 +58,10 @@ from .drafts import (
     Prepared,
     SetDefinition,
     Source,
+    Unfinished,
     content_hash,
     fields_digest,
-    merge_draft,
+    finish,
     prepare,
 )
 from .dspace_csv import read_csv_file
@@ -70,7 +75,7 @@ from .saf import (
 )
 from .structure import is_structure_file, read_structure_file
 from .tree import communities, served_flat
-from .workers import Workers, worker_count
+from .workers import FINISHER_STOPPED, Workers, fewer_collections, worker_count
 
 SECOND = timedelta(seconds=1)
 # A dc.date.accessioned this far ahead of our clock is an error, not clock skew.
@@ -83,6 +88,15 @@ SUFFIXES = (".json", ".jsonl", ".csv")
 FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
 ZIP_IN_ZIP = "a .zip inside an archive is not unpacked: unpack the archive and load the folder"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
+
+
+class _InFlight(NamedTuple):
+    """A batch the workers are finishing (`_Loader.flush`)."""
+
+    existing: dict[str, Existing]  # its records as the store held them
+    tasks: list[Unfinished | Prepared]  # in the order read; the Unfinished are in `finished`
+    finished: Future[list[Prepared | LoadError]] | None
+    ids: frozenset[str]
 
 
 @dataclass
@@ -333,27 +347,28 @@ def load_paths(
     pool = Workers(settings, count) if count > 0 else None
     notes: list[str] = []
     try:
-        items = read_items(
-            files,
-            require_accessioned=settings.missing_accessioned == "reject",
-            limits=Limits.of(settings),
-            workers=pool,
-            warnings=notes,
-        )
-        summary = load_items(
-            items,
-            store,
-            settings,
-            formats,
-            progress=progress,
-            clock=clock,
-            wait=wait,
-            on_wait=on_wait,
-            before_commit=before_commit,
-            tree=None if pool is None else pool.tree,
-        )
-        summary.warnings[:0] = notes  # the files first, then their records
-        return summary
+        with fewer_collections():
+            items = read_items(
+                files,
+                require_accessioned=settings.missing_accessioned == "reject",
+                limits=Limits.of(settings),
+                workers=pool,
+                warnings=notes,
+            )
+            summary = load_items(
+                items,
+                store,
+                settings,
+                formats,
+                progress=progress,
+                clock=clock,
+                wait=wait,
+                on_wait=on_wait,
+                before_commit=before_commit,
+                workers=pool,
+            )
+            summary.warnings[:0] = notes  # the files first, then their records
+            return summary
     finally:
         if pool is not None:
             pool.close()
@@ -370,14 +385,15 @@ def load_items(
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
     before_commit: Callable[[], None] | None = None,
-    tree: dict[str, str | None] | None = None,
+    workers: Workers | None = None,
 ) -> LoadSummary:
-    """Load items read elsewhere (see load_paths). `tree`: filled with the sets' tree as
-    the load learns it, for readers in worker processes (Workers.tree)."""
+    """Load items read elsewhere (see load_paths). `workers`: the load's worker processes,
+    which finish the drafts read in this process (merge and prepare them), and whose
+    readers learn the sets' tree from it (Workers.tree)."""
     summary = LoadSummary()
     loading = store.loading(clock, keep_dates=settings.keep_accessioned, wait=wait, on_wait=on_wait)
     with loading as tx:
-        loader = _Loader(tx, settings, formats, summary, tree)
+        loader = _Loader(tx, settings, formats, summary, workers)
         for item in items:
             if isinstance(item, LoadError):
                 loader.problem(item)
@@ -388,6 +404,7 @@ def load_items(
                 if progress is not None:
                     progress(1)
         loader.flush()
+        loader.land()
         loader.refuse_repeated_records()
         if loader.problems:
             summary.rejected = loader.rejected
@@ -457,7 +474,7 @@ class _Loader:
         settings: Settings,
         formats: dict[str, MetadataFormat],
         summary: LoadSummary,
-        tree: dict[str, str | None] | None = None,
+        workers: Workers | None = None,
     ) -> None:
         self.tx = tx
         self.settings = settings
@@ -471,8 +488,8 @@ class _Loader:
         self.header_version = xml.header_version(settings.repository_identifier)
         self.sets = tx.known_sets()
         # The tree (spec → parent's spec), shared with the worker processes' readers when
-        # there are any (`tree`), so they render headers with the sets a record is served with.
-        self.parents = {} if tree is None else tree
+        # there are any, so they render headers with the sets a record is served with.
+        self.parents = {} if workers is None else workers.tree
         self.parents.clear()
         self.parents.update((spec, info.parent) for spec, info in self.sets.items())
         # The tree as the store held it, and the sets given another parent while records
@@ -484,6 +501,11 @@ class _Loader:
         # A record's sets with the communities above them, by the sets it names.
         self.expanded: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.batch: dict[str, Draft | Prepared] = {}
+        # Batches handed to the workers to be finished, in order, with the records they
+        # found stored and the ids in them (see `flush`).
+        self.workers = workers
+        self.in_flight: deque[_InFlight] = deque()
+        self.broken = False  # a worker was killed
         self.problems: list[LoadError] = []
         self.problem_count = 0
         self.rejected = 0
@@ -512,6 +534,12 @@ class _Loader:
                 self._put_set(virtual_set.info)
 
     def problem(self, error: LoadError) -> None:
+        """Count and keep a problem, after those of the batches in flight: problems are
+        reported in the order the records were read, with workers or without."""
+        self.land()
+        self._count(error)
+
+    def _count(self, error: LoadError) -> None:
         self.problem_count += 1
         if error.record_id is not None or error.line is not None:
             self.rejected += 1
@@ -535,8 +563,11 @@ class _Loader:
             return
         if self.problems and (not isinstance(item, Draft) or item.partial is None):
             return  # nothing will be written: keep reading only to report every problem
-        if item.local_id in self.batch:
-            self.flush()  # the same id twice: refused at the end, where both are named
+        if item.local_id in self.batch or any(item.local_id in f.ids for f in self.in_flight):
+            # The same id twice: refused at the end, where both are named. The first is
+            # written before the second is looked up, so the store can tell them apart.
+            self.flush()
+            self.land()
         self.batch[item.local_id] = item
         if len(self.batch) >= BATCH:
             self.flush()
@@ -566,6 +597,9 @@ class _Loader:
         self._put_set(info)
 
     def flush(self) -> None:
+        """Look up the batch's records in the store and finish them (see `Unfinished`):
+        here, or in the worker processes, which work on a few batches while this process
+        reads the next ones and writes the finished ones in order (`land`)."""
         drafts = list(self.batch.values())
         self.batch.clear()
         if not drafts:
@@ -576,58 +610,108 @@ class _Loader:
                 old = existing.get(part.local_id)
                 unknown = old is None or old.deleted
                 if isinstance(part, Draft) and part.partial is not None and unknown:
-                    self._merged(part, None, {})
+                    self._whole(part)
             return
+        tasks = self._tasks(drafts, existing)
+        if self.workers is None:
+            done = [finish(t, self.limits) if isinstance(t, Unfinished) else t for t in tasks]
+            self._write(existing, done)
+            return
+        ids = frozenset(d.local_id for d in drafts)
+        unfinished = [t for t in tasks if isinstance(t, Unfinished)]
+        future = self.workers.finish(unfinished) if unfinished else None
+        self.in_flight.append(_InFlight(existing, tasks, future, ids))
+        while len(self.in_flight) > self.workers.count + 1:
+            self._land_one()
+
+    def land(self) -> None:
+        """Write every batch in flight (see `flush`)."""
+        while self.in_flight:
+            self._land_one()
+
+    def _land_one(self) -> None:
+        batch = self.in_flight.popleft()
+        try:
+            finished = iter(() if batch.finished is None else batch.finished.result())
+        except BrokenProcessPool:
+            # A worker was killed (by an operator, or the kernel out of memory): these
+            # records will never be finished, so the load cannot be whole.
+            if not self.broken:  # said once, for the first batch it stopped
+                first = next(t for t in batch.tasks if isinstance(t, Unfinished)).draft
+                source = first.source
+                self._count(LoadError(source.path, source.line, None, FINISHER_STOPPED))
+                self.broken = True
+            return
+        self._write(
+            batch.existing,
+            [next(finished) if isinstance(t, Unfinished) else t for t in batch.tasks],
+        )
+
+    def _tasks(
+        self, drafts: list[Draft | Prepared], existing: dict[str, Existing]
+    ) -> list[Unfinished | Prepared]:
+        """What finishing the batch needs from the store: for a row of a metadata CSV, the
+        stored record it changes (with its files: DSpace's metadata-import never touches
+        bitstreams); a part of no stored record stands alone, if it may (`_whole`)."""
         parts = [
             d.local_id
             for d in drafts
             if isinstance(d, Draft) and d.partial is not None and d.local_id in existing
         ]
-        stored = self.tx.stored_fields(parts) if parts else {}
-        # A metadata CSV's rows keep the stored record's files (DSpace's metadata-import
-        # never touches bitstreams).
+        stored = self.tx.packed_fields(parts) if parts else {}
         keeping = [
             d.local_id
             for d in drafts
             if isinstance(d, Draft) and d.files is None and d.local_id in existing
         ]
         stored_files = self.tx.stored_files(keeping) if keeping else {}
-        writes = []
+        tasks: list[Unfinished | Prepared] = []
         for draft in drafts:
-            if isinstance(draft, Draft) and draft.partial is not None:
-                merged = self._merged(draft, existing.get(draft.local_id), stored, stored_files)
-                if merged is None:
-                    continue
-                draft = merged
-            if isinstance(draft, Draft) and draft.files is None:
-                draft = replace(draft, files=stored_files.get(draft.local_id, ()))
+            if isinstance(draft, Prepared):
+                tasks.append(draft)
+                continue
+            files = stored_files.get(draft.local_id, ()) if draft.files is None else ()
+            old = existing.get(draft.local_id)
+            if draft.partial is None:
+                whole: Draft | None = draft
+            elif old is not None and not old.deleted and draft.local_id in stored:
+                # Its header is rendered with it, for the datestamp it gets if it changed.
+                own = self._own(old.set_specs)
+                served = self._served_sets(own if draft.keeps_sets else draft.set_specs)
+                datestamp = max(self.moment, old.datestamp + SECOND)
+                tasks.append(Unfinished(draft, stored[draft.local_id], own, files, served,
+                                        datestamp))  # fmt: skip
+                continue
+            else:
+                whole = self._whole(draft)
+            if whole is not None:
+                served = self._served_sets(whole.set_specs)
+                tasks.append(Unfinished(whole, stored_files=files, served_sets=served))
+        return tasks
+
+    def _write(
+        self, existing: dict[str, Existing], done: Sequence[Draft | Prepared | LoadError]
+    ) -> None:
+        """Decide and write a batch's finished records, and report its problems."""
+        writes = []
+        for draft in done:
+            if isinstance(draft, LoadError):
+                self._count(draft)
+                continue
             write = self._decide(draft, existing.get(draft.local_id))
             if write is not None:
                 writes.append(write)
                 for spec in write.set_specs:
                     self._ensure_set(spec)
+        if self.problems:
+            return  # nothing will be written
         self.written.extend(hash(w.local_id) for w in writes)
         self.tx.write(writes, replacing=[w.local_id for w in writes if w.local_id in existing])
 
-    def _merged(
-        self,
-        part: Draft,
-        old: Existing | None,
-        stored: dict[str, tuple[Field, ...]],
-        stored_files: dict[str, tuple[File, ...]] | None = None,
-    ) -> Draft | None:
-        """A row of a metadata CSV merged with the stored record it changes; for a record
-        not stored (or deleted), the row alone if it has its dc.date.accessioned (`-a`) or
-        the load may date it by the time of the load, else a problem saying how to give it
-        a datestamp."""
-        fields = stored.get(part.local_id)
-        if old is not None and not old.deleted and fields is not None:
-            try:
-                files = (stored_files or {}).get(part.local_id, ())
-                return merge_draft(part, fields, self._own(old.set_specs), self.limits, files)
-            except LoadError as e:
-                self.problem(e)
-                return None
+    def _whole(self, part: Draft) -> Draft | None:
+        """A row of a metadata CSV for a record not stored (or deleted): the whole record,
+        if it has its dc.date.accessioned (`-a`) or the load may date it by the time of
+        the load, else a problem saying how to give it a datestamp."""
         if part.accessioned is None and self.settings.missing_accessioned == "reject":
             self.problem(
                 LoadError(
@@ -661,7 +745,7 @@ class _Loader:
             reason = (
                 f"set {spec} is a virtual set ([virtual_sets]): records are in it by its filter"
             )
-            self.problem(LoadError(path, line, item.local_id, reason))
+            self._count(LoadError(path, line, item.local_id, reason))  # while landing: in order
             return None
         set_specs = self._served_sets(item.set_specs)
         virtual: tuple[str, ...] = ()
@@ -676,7 +760,8 @@ class _Loader:
             virtual = self.virtual.of(item.fields, item.files or ())
         if virtual:
             set_specs = (*set_specs, *virtual)
-        new_hash = content_hash(item.deleted, set_specs, item.fields_digest)
+        digest = item.fields_digest  # a Draft's is taken here, once
+        new_hash = content_hash(item.deleted, set_specs, digest)
         if old is not None and (
             old.content_hash == new_hash or _is_legacy_hash(item, old.content_hash, set_specs)
         ):
@@ -686,7 +771,7 @@ class _Loader:
             before = () if old is None else self._virtual_of(old.set_specs)
             if before != virtual:
                 summary.moved(before, virtual)
-        prepared = prepare(item, self.stored) if isinstance(item, Draft) else item
+        prepared = item if isinstance(item, Prepared) else prepare(item, self.stored, digest=digest)
         datestamp = self.moment if old is None else max(self.moment, old.datestamp + SECOND)
         if old is None and not item.deleted and item.accessioned is not None:
             if self._keeps_date(item.accessioned):
@@ -700,7 +785,7 @@ class _Loader:
         else:
             summary.updated += 1
         header = None
-        if datestamp == item.accessioned and set_specs == prepared.header_sets:
+        if datestamp == prepared.header_datestamp and set_specs == prepared.header_sets:
             header = prepared.header  # rendered by a worker, for that datestamp and sets
         if header is None:
             header = self.render_header(Header(item.local_id, datestamp, set_specs, item.deleted))

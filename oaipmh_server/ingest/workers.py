@@ -1,11 +1,14 @@
-"""Big JSON Lines files are read by worker processes, so a load uses every core.
+"""Big loads are shared with worker processes, so a load uses every core.
 
 Checking a record and rendering its stored formats is most of a load's work, and each
-record's is independent of the others': workers do it for chunks of lines and send back
-`Prepared` records (plain data, quick to pickle), in order. The loading process keeps
-everything that needs the store or the order of the records: which records exist, which
-changed, datestamps, sets, the one transaction. So a load gives the same result, and
-reports the same problems, with workers or without.
+record's is independent of the others': workers do it and send back `Prepared` records
+(plain data, quick to pickle), in order. Big JSON Lines files are read by the workers
+themselves, in chunks of lines. Records the loading process reads (DSpace metadata CSV
+rows, SAF items) are handed to them to be finished (`Unfinished`: a CSV row merged with
+the stored record it changes, then prepared) while the loading process reads on. The
+loading process keeps everything that needs the store or the order of the records: which
+records exist, which changed, datestamps, sets, the one transaction. So a load gives the
+same result, and reports the same problems, with workers or without.
 
 Only a few chunks are in flight at a time, so memory does not grow with the file. The
 workers are started fresh (spawn), not forked: they never inherit the loading process's
@@ -14,6 +17,7 @@ open database connection. A worker ends itself when the loading process is gone.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import threading
@@ -22,6 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,28 +34,59 @@ from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
 from ..virtual_sets import VirtualSets
-from .drafts import Draft, Limits, prepare
+from .drafts import Draft, Limits, Prepared, Unfinished, finish, prepare
 from .json import READ_BUFFER, Item, jsonl_item, jsonl_lines
 from .tree import served_flat
 
-# A .jsonl file this big is worth starting workers for (about 2,000 seed-shaped records).
+# A .jsonl or .csv file this big is worth starting workers for (about 2,000 seed-shaped
+# records), and so are this many SAF item folders.
 PARALLEL_FROM_BYTES = 8 * 1024 * 1024
+PARALLEL_FROM_ITEMS = 2000
 CHUNK_BYTES = 1024 * 1024
 MAX_WORKERS = 4
 WORKER_STOPPED = (
     "a worker process reading the file from this line stopped (killed, or out of memory)"
 )
+FINISHER_STOPPED = (
+    "a worker process given the records from this line stopped (killed, or out of memory)"
+)
 
 _formats: dict[str, MetadataFormat] = {}  # in a worker: the stored formats
 _repository: list[str] = []  # in a worker: the repository identifier
 _virtual: list[VirtualSets] = []  # in a worker: the virtual sets' filters
+_limits: list[Limits] = []  # in a worker: what a record may cost
+
+
+# A load makes millions of small objects (a record's values, one tuple each), freed by their
+# reference counts as each batch is written, and makes no cycles of them: the garbage
+# collector, started every 700 new objects by default and then going through all of the
+# older ones from time to time, took a sixth of the time to read a metadata CSV. During a
+# load it runs every this many new objects, and never goes through what existed before.
+LOAD_GC_THRESHOLD = (50_000, 20, 100)
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Collect garbage less often while a load runs (LOAD_GC_THRESHOLD), as it was after."""
+    before = gc.get_threshold()
+    gc.freeze()  # what exists now (modules, settings, the store) is not gone through
+    gc.set_threshold(*LOAD_GC_THRESHOLD)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def worker_count(paths: list[Path]) -> int:
     """How many workers a load of these files should start: none for small loads or one
-    core, else one per core (the loading process mostly waits on them and on SQLite)."""
+    core, else one per core (the loading process mostly waits on them and on SQLite, or
+    reads what it hands them)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    big = any(p.suffix == ".jsonl" and _size(p) >= PARALLEL_FROM_BYTES for p in paths)
+    big = (
+        any(p.suffix in (".jsonl", ".csv") and _size(p) >= PARALLEL_FROM_BYTES for p in paths)
+        or sum(p.is_dir() for p in paths) >= PARALLEL_FROM_ITEMS
+    )
     return min(cores or 1, MAX_WORKERS) if big and (cores or 1) > 1 else 0
 
 
@@ -99,6 +135,16 @@ class Workers:
             # records will never come, so the load cannot be whole.
             yield LoadError(name, line, None, WORKER_STOPPED)
 
+    def finish(self, tasks: list[Unfinished]) -> Future[list[Prepared | LoadError]]:
+        """The records of `tasks` finished and prepared by a worker, in order (or, if they
+        cannot be, BrokenProcessPool from the future's result)."""
+        try:
+            return self.executor.submit(_finish, tasks)
+        except BrokenProcessPool as e:  # a worker was killed earlier: the same for these
+            broken: Future[list[Prepared | LoadError]] = Future()
+            broken.set_exception(e)
+            return broken
+
     def _served_tree(self) -> dict[str, str | None] | None:
         """The sets' tree as the load knows it now (DSpace's flat style), for the workers
         to render headers with the communities a record is served in; None: as named."""
@@ -125,9 +171,12 @@ def _chunks(handle: BinaryIO) -> Iterator[tuple[int, int, int]]:
 
 
 def _start(settings: Settings, parent: int) -> None:
+    gc.freeze()
+    gc.set_threshold(*LOAD_GC_THRESHOLD)
     _formats.update((p, f) for p, f in build_formats(settings).items() if f.stored)
     _repository.append(settings.repository_identifier)
     _virtual.append(VirtualSets(settings))
+    _limits.append(Limits.of(settings))
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
 
@@ -159,6 +208,18 @@ def _prepare(
             elif item is not None:
                 items.append(item)
     return items
+
+
+def _finish(tasks: list[Unfinished]) -> list[Prepared | LoadError]:
+    done: list[Prepared | LoadError] = []
+    for task in tasks:
+        draft = finish(task, _limits[0])
+        if isinstance(draft, LoadError):
+            done.append(draft)
+            continue
+        done.append(prepare(draft, _formats, _repository[0], task.served_sets, _virtual[0],
+                            datestamp=task.datestamp))  # fmt: skip
+    return done
 
 
 def _size(path: Path) -> int:

@@ -93,10 +93,17 @@ def unpack_fields(stored: str | bytes | memoryview) -> tuple[Field, ...]:
     before revision 0003 (text on SQLite; bytes beginning with "[" on PostgreSQL, where
     the column became bytea). A row is [name, value, lang] or, with an authority or a
     confidence, [name, value, lang, authority, confidence]."""
+    return tuple(Field(*row) for row in unpack_rows(stored))
+
+
+def unpack_rows(stored: str | bytes | memoryview) -> list[list[Any]]:
+    """The fields from their stored form as rows (`unpack_fields`), not yet `Field`s: a
+    merge that replaces most of a record's values builds only the ones it keeps."""
     data = stored if isinstance(stored, str) else bytes(stored)
     if isinstance(data, bytes) and not data.startswith(b"["):
         data = zlib.decompress(data)
-    return tuple(Field(*row) for row in orjson.loads(data))
+    rows: list[list[Any]] = orjson.loads(data)
+    return rows
 
 
 def ancestors(spec: str) -> list[str]:
@@ -634,12 +641,21 @@ class LoadTransaction:
         return found
 
     def stored_fields(self, local_ids: Sequence[str]) -> dict[str, tuple[Field, ...]]:
-        """The stored fields of these records (a metadata CSV row is merged with them)."""
-        found: dict[str, tuple[Field, ...]] = {}
+        """The stored fields of these records."""
+        return {lid: unpack_fields(packed) for lid, packed in self.packed_fields(local_ids).items()}
+
+    def packed_fields(self, local_ids: Sequence[str]) -> dict[str, str | bytes]:
+        """The stored fields of these records as they are stored (`unpack_fields` reads
+        them): a metadata CSV row is merged with them, by a worker process if the load
+        has any, so they are handed on as they are, ready to be sent."""
+        found: dict[str, str | bytes] = {}
         for start in range(0, len(local_ids), 500):
             chunk = list(local_ids[start : start + 500])
             query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(chunk))
-            found.update((lid, unpack_fields(packed)) for lid, packed in self.conn.execute(query))
+            found.update(
+                (lid, packed if isinstance(packed, str | bytes) else bytes(packed))
+                for lid, packed in self.conn.execute(query)
+            )
         return found
 
     def stored_files(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
