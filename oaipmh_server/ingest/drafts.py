@@ -136,10 +136,8 @@ def _unpickled_draft(
     fields: bytes,
     *rest: Any,
 ) -> Draft:
-    values = tuple(
-        [_new(Field, row if len(row) == 5 else (*row, None, None)) for row in orjson.loads(fields)]
-    )
-    return Draft(source, local_id, set_specs, deleted, values, *rest)
+    # The JSON rows `pack_fields` compresses, which `unpack_fields` reads as they are.
+    return Draft(source, local_id, set_specs, deleted, unpack_fields(fields), *rest)
 
 
 def fields_digest(fields: Sequence[Field], files: Sequence[File]) -> str:

@@ -68,14 +68,20 @@ LOAD_GC_THRESHOLD = (50_000, 20, 100)
 @contextmanager
 def fewer_collections() -> Iterator[None]:
     """Collect garbage less often while a load runs (LOAD_GC_THRESHOLD), as it was after."""
-    before = gc.get_threshold()
-    gc.freeze()  # what exists now (modules, settings, the store) is not gone through
-    gc.set_threshold(*LOAD_GC_THRESHOLD)
+    before = _collect_less()
     try:
         yield
     finally:
         gc.set_threshold(*before)
         gc.unfreeze()
+
+
+def _collect_less() -> tuple[int, int, int]:
+    """LOAD_GC_THRESHOLD from now on; the threshold it replaced."""
+    before = gc.get_threshold()
+    gc.freeze()  # what exists now (modules, settings, the store) is not gone through
+    gc.set_threshold(*LOAD_GC_THRESHOLD)
+    return before
 
 
 def worker_count(paths: list[Path]) -> int:
@@ -171,8 +177,7 @@ def _chunks(handle: BinaryIO) -> Iterator[tuple[int, int, int]]:
 
 
 def _start(settings: Settings, parent: int) -> None:
-    gc.freeze()
-    gc.set_threshold(*LOAD_GC_THRESHOLD)
+    _collect_less()  # for good: a worker lives for one load
     _formats.update((p, f) for p, f in build_formats(settings).items() if f.stored)
     _repository.append(settings.repository_identifier)
     _virtual.append(VirtualSets(settings))
