@@ -25,16 +25,22 @@ LEFT_OUT = ("dc.date.accessioned", "dc.date.available", "dc.description.provenan
 
 
 def default_csv(
-    path: Path, changes: dict[str, str] | None = None, dropped: tuple[str, ...] = ()
+    path: Path,
+    changes: dict[str, str] | None = None,
+    dropped: tuple[str, ...] = (),
+    *,
+    all_metadata: bool = False,
 ) -> Path:
-    """The seed's -a export as `dspace metadata-export` writes it without -a, with some
-    cells changed (a column not there is added) and some columns left out."""
+    """The seed's -a export as `dspace metadata-export` writes it without -a (or, with
+    `all_metadata`, as it is), with some cells changed (a column not there is added) and
+    some columns left out."""
+    left_out = () if all_metadata else LEFT_OUT
     with SEED_CSV.open(encoding="utf-8", newline="") as handle:
         header, row = list(csv.reader(handle))
     cells = {
         title: cell
         for title, cell in zip(header, row, strict=True)
-        if title.split("[")[0] not in LEFT_OUT and title not in dropped
+        if title.split("[")[0] not in left_out and title not in dropped
     }
     cells.update(changes or {})
     with path.open("w", encoding="utf-8", newline="") as handle:
@@ -42,6 +48,23 @@ def default_csv(
         writer.writerow(cells)
         writer.writerow(cells.values())
     return path
+
+
+# An edit of the seed as an export carries it: a cell changed, a cell emptied (its values
+# removed), two columns not exported (their values kept).
+EDIT = {"dc.identifier.citation": "Cell Transplant. 22(12)", "dc.subject": ""}
+NOT_EXPORTED = ("dc.publisher.place", "dc.identifier.isi")
+
+
+def edited(before: list[list[object]]) -> list[list[object]]:
+    """The seed's stored fields after EDIT: the citation in its place, no subjects."""
+    return [
+        ["dc.identifier.citation", "Cell Transplant. 22(12)", None]
+        if f[0] == "dc.identifier.citation"
+        else f
+        for f in before
+        if f[0] != "dc.subject"
+    ]
 
 
 def write_csv(path: Path, *rows: str) -> Path:
@@ -70,20 +93,10 @@ def test_a_default_csv_of_the_stored_item_changes_nothing(seeded: str, tmp_path:
 def test_a_default_csv_changes_only_its_columns(seeded: str, tmp_path: Path) -> None:
     before = stored_fields(seeded, SEED)[SEED]
     stamp, dated = datestamps(seeded)[SEED], accessioned(seeded)[SEED]
-    export = default_csv(
-        tmp_path / "export.csv",
-        {"dc.identifier.citation": "Cell Transplant. 22(12)", "dc.subject": ""},  # "": removed
-        dropped=("dc.publisher.place", "dc.identifier.isi"),  # not exported: kept
-    )
+    export = default_csv(tmp_path / "export.csv", EDIT, dropped=NOT_EXPORTED)
     summary = load_into(seeded, export)
     assert (summary.updated, summary.unchanged, summary.added) == (1, 0, 0)
-    expected = [
-        ["dc.identifier.citation", "Cell Transplant. 22(12)", None]
-        if f[0] == "dc.identifier.citation"
-        else f
-        for f in before
-        if f[0] != "dc.subject"
-    ]
+    expected = edited(before)
     assert stored_fields(seeded, SEED)[SEED] == expected
     assert ["dc.date.accessioned", "2015-07-21T02:23:32Z", None] in expected
     assert ["dc.publisher.place", "United States", None] in expected

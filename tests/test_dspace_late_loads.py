@@ -17,7 +17,8 @@ from oaipmh_server.store import SqlStore
 from .conftest import SAMPLES, SECRET, load_into, make_app
 from .db import stored_fields
 from .oai import NS, harvest, tree
-from .test_dspace_sets import headers_by_id
+from .test_dspace_csv_merge import EDIT, NOT_EXPORTED, default_csv, edited
+from .test_dspace_sets import SERVED_SPECS, headers_by_id
 from .test_saf_exports import (
     SEED_HANDLE,
     SEED_RECORD,
@@ -32,23 +33,9 @@ SAF = SAMPLES / "dspace" / "saf"
 CSV = SAMPLES / "dspace" / "metadata-export.csv"
 SEED_EXPORTS = Path(__file__).parent / "fixtures" / "dspace-seed"
 SEED_SAF = SEED_EXPORTS / "saf"
-SEED_CSV = SEED_EXPORTS / "metadata-export.csv"  # exported with -a
 SEED = "10722/212116"
 FIRST = datetime(2026, 3, 1, tzinfo=UTC)
 SECOND_LOAD = datetime(2026, 3, 2, tzinfo=UTC)
-
-
-def all_metadata_csv(path: Path, changes: dict[str, str], dropped: tuple[str, ...] = ()) -> Path:
-    """The seed's `-a` export with some cells changed and some columns left out."""
-    with SEED_CSV.open(encoding="utf-8", newline="") as handle:
-        header, row = list(csv.reader(handle))
-    cells = {t: c for t, c in zip(header, row, strict=True) if t not in dropped}
-    cells.update(changes)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(cells)
-        writer.writerow(cells.values())
-    return path
 
 
 def datestamps(client) -> dict[str, str]:  # type: ignore[no-untyped-def]
@@ -82,12 +69,7 @@ def test_a_structure_export_loaded_after_the_items_places_them(empty_database_ur
     summary = load_into(empty_database_url, STRUCTURE, clock=lambda: SECOND_LOAD)
     client = make_app(empty_database_url).test_client()
     everything = headers_by_id(client, "")
-    assert everything == {
-        "10722/310001": ["com_10722_1", "col_10722_5"],
-        "10722/310002": ["com_10722_3", "col_10722_31"],
-        "10722/310003": ["com_10722_2", "col_10722_20", "col_10722_21"],
-        "0b4e7c2a-91f3-4d8e-a6b5-3c2d1e0f9a8b": ["com_10722_3", "col_10722_30"],
-    }
+    assert everything == SERVED_SPECS  # as if loaded in order
     for spec in ("com_10722_1", "com_10722_2", "com_10722_3", "col_10722_5"):
         assert headers_by_id(client, f"&set={spec}") == {
             i: s for i, s in everything.items() if spec in s
@@ -242,11 +224,7 @@ def test_an_all_metadata_csv_changes_only_its_columns(
     ]}) + "\n", "utf-8")  # fmt: skip
     load_into(empty_database_url, extra, clock=lambda: FIRST)
     before = stored_fields(empty_database_url, SEED)[SEED]
-    export = all_metadata_csv(
-        tmp_path / "export.csv",
-        {"dc.identifier.citation": "Cell Transplant. 22(12)", "dc.subject": ""},
-        dropped=("dc.publisher.place", "dc.identifier.isi"),
-    )
+    export = default_csv(tmp_path / "export.csv", EDIT, NOT_EXPORTED, all_metadata=True)
     with export.open(encoding="utf-8", newline="") as handle:
         header = next(csv.reader(handle))
     new = dict.fromkeys(header, "")
@@ -258,13 +236,7 @@ def test_an_all_metadata_csv_changes_only_its_columns(
         csv.writer(handle).writerows([new.values(), renamed.values()])
     summary = load_into(empty_database_url, export, clock=lambda: SECOND_LOAD)
     assert (summary.updated, summary.added, summary.rejected) == (2, 1, 0)
-    expected = [
-        ["dc.identifier.citation", "Cell Transplant. 22(12)", None]
-        if f[0] == "dc.identifier.citation"
-        else f
-        for f in before
-        if f[0] != "dc.subject"
-    ]
+    expected = edited(before)
     assert stored_fields(empty_database_url, SEED)[SEED] == expected
     assert ["dc.publisher.place", "United States", None] in expected
     kept = stored_fields(empty_database_url, "10722/999")["10722/999"]

@@ -48,6 +48,16 @@ def write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
     return path
 
 
+# The specs each record of the sample export is served with (flat style): the communities
+# above its collections, nearest first, then the collections.
+SERVED_SPECS = {
+    "10722/310001": ["com_10722_1", "col_10722_5"],
+    "10722/310002": ["com_10722_3", "col_10722_31"],
+    "10722/310003": ["com_10722_2", "col_10722_20", "col_10722_21"],
+    "0b4e7c2a-91f3-4d8e-a6b5-3c2d1e0f9a8b": ["com_10722_3", "col_10722_30"],
+}
+
+
 def test_a_dspace_export_is_served_with_flat_specs_and_every_community(
     empty_database_url: str,
 ) -> None:
@@ -57,12 +67,7 @@ def test_a_dspace_export_is_served_with_flat_specs_and_every_community(
     load_into(empty_database_url, SETS, SAF, CSV)
     client = make_app(empty_database_url).test_client()
     everything = headers_by_id(client, "")
-    assert everything == {
-        "10722/310001": ["com_10722_1", "col_10722_5"],
-        "10722/310002": ["com_10722_3", "col_10722_31"],
-        "10722/310003": ["com_10722_2", "col_10722_20", "col_10722_21"],
-        "0b4e7c2a-91f3-4d8e-a6b5-3c2d1e0f9a8b": ["com_10722_3", "col_10722_30"],
-    }
+    assert everything == SERVED_SPECS
     for spec in ("col_10722_5", "com_10722_1", "com_10722_2", "col_10722_21", "com_10722_3"):
         selected = headers_by_id(client, f"&set={spec}")
         assert selected == {i: s for i, s in everything.items() if spec in s}, spec
