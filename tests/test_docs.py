@@ -39,3 +39,12 @@ def test_help_works_without_a_database() -> None:
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
     assert "load" in result.output and "serve" in result.output
+
+
+def test_ci_first_runs_command_one_in_a_fresh_venv_without_test_extras() -> None:
+    """The test extras (pytest brings `packaging`) and the system Python hide a dependency
+    the runtime imports but does not declare: CI installs command 1's way first."""
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    assert "python3 -m venv .venv" in commands()[0]
+    smoke = ci.index(".ci/smoke.py")
+    assert ci.index("-m pip install -q -e .\n") < smoke < ci.index(commands()[1])
