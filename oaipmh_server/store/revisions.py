@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, delete, insert, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..errors import SchemaTooNew
@@ -96,13 +95,11 @@ def read_schema(conn: Connection) -> Schema:
     heads = MigrationContext.configure(conn).get_current_heads()
     revision = " ".join(heads) if heads else None
     written_by: str | None = None
-    if revision is not None:
-        try:
-            written_by = conn.execute(
-                select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY)
-            ).scalar()
-        except SQLAlchemyError:  # a meta table some later version reshaped: not known
-            written_by = None
+    # Looked for first: a failed statement would end a PostgreSQL transaction.
+    if revision is not None and inspect(conn).has_table(MetaRow.__tablename__):
+        written_by = conn.execute(
+            select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY)
+        ).scalar()
     return Schema(revision, written_by)
 
 
