@@ -108,7 +108,7 @@ def _refuse_unknown(engine: Engine, found: Schema) -> None:
         return
     where = engine.url.render_as_string(hide_password=True)
     who = f"oaipmh-server {found.written_by}" if found.written_by else "a newer oaipmh-server"
-    needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "that version"
+    needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "a newer one"
     raise SchemaTooNew(
         f"the database {where} is at schema revision {found.revision}, written by {who}; "
         f"this is oaipmh-server {__version__}, which knows revisions up to {_head()}: "
