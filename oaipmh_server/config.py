@@ -648,4 +648,4 @@ def shown(value: object, limit: int = 80) -> str:
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {bool: "true or false", int: "an integer", str: "a string", dict: "a table"}
-    return " or ".join(names.get(k, "a list") for k in kinds)
+    return " or ".join(dict.fromkeys(names.get(k, "a list") for k in kinds))  # list, tuple: once
