@@ -268,6 +268,36 @@ def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int
         sys.exit(1)
 
 
+@main.group()
+def config() -> None:
+    """The configuration: check it before serving it."""
+
+
+@config.command("check")
+def config_check() -> None:
+    """Read the configuration as `serve` will (OAIPMH_CONFIG, the environment, secret files,
+    systemd credentials); print each setting and where it came from, secrets masked; exit 1
+    naming every mistake. Nothing is started, and the database is not opened."""
+    from .config import check_settings, describe_settings
+    from .formats import build_formats
+
+    checked = check_settings()
+    problems = list(checked.problems)
+    if checked.settings is not None:
+        try:
+            build_formats(checked.settings)  # [formats] names formats the registry must have
+        except ConfigError as e:
+            problems.extend(e.problems)
+    for line in describe_settings(checked):
+        click.echo(line)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} mistake(s); serve would refuse to start", err=True)
+        sys.exit(1)
+    click.echo("configuration OK", err=True)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")

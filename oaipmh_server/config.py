@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from functools import partial
 from importlib import resources
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .files import pattern_problem
@@ -254,6 +256,69 @@ def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
             defaulted.update(fresh)
     sources = {name: source for name, (_, source) in raw.items()}
     return CheckedSettings(settings, sources, tuple(dict.fromkeys(problems)), frozenset(defaulted))
+
+
+MASK = "********"
+
+
+def describe_settings(checked: CheckedSettings) -> list[str]:
+    """One line per setting, `table.key = value  # where it came from`, secrets masked:
+    what `oaipmh-server config check` prints. Every field of Settings, whoever added it."""
+    if checked.settings is None:
+        return []
+    keys = {name: f"{table}.{key}" for (table, key), name in _TOML_KEYS.items()}
+    lines = []
+    for field in fields(Settings):
+        value = getattr(checked.settings, field.name)
+        source = checked.sources.get(field.name, BUILT_IN)
+        where = "built-in default" if source == BUILT_IN else source
+        if field.name in checked.defaulted:
+            where = "built-in default, in place of the mistake reported below"
+        key = keys.get(field.name, field.name)
+        lines.append(f"{key} = {_displayed(field.name, value)}  # {where}")
+    return lines
+
+
+def _displayed(name: str, value: Any) -> str:
+    if name in SECRETS:
+        if isinstance(value, tuple):
+            return "[" + ", ".join(MASK for _ in value) + "]"
+        return "(not set)" if value is None else MASK
+    if name == "database_url":
+        return json.dumps(masked_url(value), ensure_ascii=False)
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if (
+        value
+        and isinstance(value, tuple)
+        and all(isinstance(v, tuple) and len(v) == 2 for v in value)
+    ):
+        pairs = ", ".join(f"{_displayed('', k)} = {_displayed('', v)}" for k, v in value)
+        return "{ " + pairs + " }"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_displayed("", v) for v in value) + "]"
+    if isinstance(value, VirtualSet):
+        return json.dumps(value.spec, ensure_ascii=False)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password masked: user:password@ and a password=
+    parameter (libpq's, and sslpassword)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL urllib can split: show nothing of it
+        return MASK
+    if password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        url = url.replace(parts.netloc, f"{user}:{MASK}@{host}", 1)
+    return re.sub(r"([?&](?:ssl)?password=)[^&]*", rf"\g<1>{MASK}", url, flags=re.IGNORECASE)
 
 
 def _read(
