@@ -142,11 +142,13 @@ def _say_reevaluated(summary: Any, why: str) -> None:
 @main.command()
 @click.argument("ids", nargs=-1, required=True)
 def delete(ids: tuple[str, ...]) -> None:
-    """Mark records deleted: tombstones dated now, kept in their sets."""
+    """Mark records deleted: tombstones dated now, kept in their sets. IDS are local ids
+    (10722/212116) or the OAI identifiers served (oai:repository.example.org:10722/212116)."""
     from .formats import build_formats
     from .ingest.load import delete_records
 
     settings = _settings()
+    ids = tuple(_local_id(i, settings.repository_identifier) for i in ids)
     store = _open_store(settings)
     with _one_write(store, "deleted"):
         summary = delete_records(
@@ -160,6 +162,30 @@ def delete(ids: tuple[str, ...]) -> None:
     click.echo(
         f"Deleted {summary.deleted} record(s); {len(set(ids)) - summary.deleted} already deleted."
     )
+
+
+def _local_id(given: str, repository_identifier: str) -> str:
+    """The local id an argument names: itself, or the local part of an OAI identifier
+    (oai:<repository identifier>:<local id>, what harvesters and check reports show).
+    One of another repository identifier is refused: deleting its local part here could
+    delete a different record of the same local id."""
+    from .config import REPOSITORY_IDENTIFIER
+
+    scheme, _, rest = given.partition(":")
+    repository, colon, local_id = rest.partition(":")
+    if (
+        scheme != "oai"
+        or not colon
+        or not local_id
+        or not REPOSITORY_IDENTIFIER.fullmatch(repository)
+    ):
+        return given
+    if repository != repository_identifier:
+        raise click.ClickException(
+            f"{given} is an OAI identifier of {repository}, not of this repository "
+            f"({repository_identifier}); nothing was deleted"
+        )
+    return local_id
 
 
 @main.command()
