@@ -6,9 +6,9 @@ saw: Identify (baseURL the URL asked, granularity, earliest datestamp, deletedRe
 oai-identifier, an identity of its own, not the shipped placeholders), every response
 valid against OAI-PMH.xsd, every format's records valid against the schema it advertises
 and rooted in the namespace it advertises, a whole list followed through its resumption
-tokens, incremental harvests by day and by second, `from` beyond the last datestamp, and the error codes of bad verbs, arguments and tokens. It reads
-the endpoint through a `fetch` function (the CLI's is plain HTTP), so tests can hand it a
-WSGI app.
+tokens, incremental harvests by day and by second, `from` beyond the last datestamp, and
+the error codes of bad verbs, arguments and tokens. It reads the endpoint through a
+`fetch` function (the CLI's is plain HTTP), so tests can hand it a WSGI app.
 """
 
 from __future__ import annotations
