@@ -276,7 +276,7 @@ def describe_settings(checked: CheckedSettings) -> list[str]:
             where = "built-in default, in place of the mistake reported below"
         key = keys.get(field.name, field.name)
         lines.append(f"{key} = {_displayed(field.name, value)}  # {where}")
-    return lines
+    return sorted(lines)  # by table.key: a table's keys together
 
 
 def _displayed(name: str, value: Any) -> str:
