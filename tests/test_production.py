@@ -189,6 +189,17 @@ def test_production_mode_refuses_placeholder_identities() -> None:
     assert load_settings(environ={}).repository_identifier == "repository.example.org"
 
 
+def test_production_mode_needs_strong_previous_secrets_too() -> None:
+    """A previous secret still signs what the server accepts: as strong as the current."""
+    environ = {"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
+               "OAIPMH_BASE_URL": "https://oai.muster-university.de/oai",
+               "OAIPMH_PREVIOUS_TOKEN_SECRETS": "p" * 32 + ",short"}  # fmt: skip
+    with pytest.raises(ConfigError, match="previous_token_secrets: production mode needs each"):
+        load_settings(OWN_IDENTITY, environ=environ)
+    environ["OAIPMH_PREVIOUS_TOKEN_SECRETS"] = "p" * 32
+    assert load_settings(OWN_IDENTITY, environ=environ).previous_token_secrets == ("p" * 32,)
+
+
 def test_the_sample_name_is_the_shipped_one() -> None:
     assert load_settings(environ={}).repository_name == SAMPLE_REPOSITORY_NAME
 
