@@ -676,7 +676,7 @@ def _require_production(
         missing.append(fail("token_secret", "production mode needs a token secret of 32 "
                             "characters or more (OAIPMH_TOKEN_SECRET)"))  # fmt: skip
     if any(len(p.strip()) < 32 for p in previous_secrets):
-        # Still accepted, so as weak a key as the current one may not be.
+        # A previous secret still signs tokens the server accepts: as strong, then.
         missing.append(fail("previous_token_secrets", "production mode needs each previous "
                             "token secret to be of 32 characters or more"))  # fmt: skip
     if base_url is None:
