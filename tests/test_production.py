@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.flow import Places
-from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME
+from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME, is_example_domain
 
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers
@@ -248,3 +248,14 @@ def test_concurrent_loads_queue_and_both_land(empty_database_url: str, tmp_path:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
     assert len(oai_identifiers(empty_database_url)) == 6000
+
+
+@pytest.mark.parametrize(
+    ("host", "example"),
+    [("example.org", True), ("repository.example.org", True), ("OAI.Example.COM.", True),
+     ("example.net", True), ("uni.example.edu", True), ("repo.example", True),
+     ("oai.invalid", True), ("myexample.org", False), ("example.org.uni-hamburg.de", False),
+     ("oai.muster-university.de", False), ("localhost", False)],
+)  # fmt: skip
+def test_example_domains(host: str, example: bool) -> None:
+    assert is_example_domain(host) is example
