@@ -145,7 +145,8 @@ def record(local_id: str) -> Response:
         crosswalk=_crosswalk(),
     )
     response = _page("record.html", 200, record=page)
-    response.headers["Link"] = ", ".join(link.header_value() for link in page.links)
+    if links := landing.link_header(page.links):
+        response.headers["Link"] = links
     return response
 
 

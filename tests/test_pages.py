@@ -24,7 +24,7 @@ from oaipmh_server.formats import build_formats
 from oaipmh_server.records import Field, Header
 from oaipmh_server.xml import xml_language
 
-from .conftest import LOADED, make_app
+from .conftest import LOADED, load_into, make_app
 from .oai import NS, harvest
 
 SEED = "10722/212116"
@@ -199,6 +199,64 @@ def test_signposting_links_in_headers_and_page(client: FlaskClient, app: Flask) 
     assert ("cite-as", "https://doi.org/10.3727/096368911X582769c") in elements
     assert ("type", "https://schema.org/ScholarlyArticle") in elements
     assert sum(1 for rel, _ in elements if rel == "describedby") == len(formats)
+
+
+def test_link_header_of_a_record_with_many_files_stays_within_its_budget(
+    empty_database_url: str, tmp_path: Any
+) -> None:
+    """Stock nginx answers 502 once a response's headers pass its 4 KB buffer: the Link
+    header keeps cite-as, describedby and type first, then as many files as fit in
+    landing.LINK_HEADER_BUDGET bytes; the page's <link> elements keep every file."""
+    files = [{"name": f"chapter-{n:03}-of-a-long-thesis.pdf", "size": 1000 + n, "md5": "0" * 32}
+             for n in range(1, 201)]  # fmt: skip
+    record = {
+        "id": "10722/9",
+        "metadata": [{"field": "dc.title", "value": "Two hundred chapters"},
+                     {"field": "dc.identifier.doi", "value": "10.1000/many"},
+                     {"field": "dc.rights.uri", "value": "https://creativecommons.org/licenses/by/4.0/"},
+                     {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}],
+        "files": files,
+    }  # fmt: skip
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record) + "\n", "utf-8")
+    pattern = "https://files.example.org/{handle}/{name}"
+    load_into(empty_database_url, path, files_url=pattern)
+    app = make_app(empty_database_url, files_url=pattern)
+    response = app.test_client().get("/records/10722/9")
+    assert response.status_code == 200
+    header = response.headers["Link"]
+    assert len(header.encode()) <= landing.LINK_HEADER_BUDGET
+    links = re.split(r", (?=<)", header)
+    assert links[0] == '<https://doi.org/10.1000/many>; rel="cite-as"'
+    formats = app.extensions["oaipmh"].formats
+    assert sum('rel="describedby"' in link for link in links) == len(formats)
+    assert '<https://schema.org/ScholarlyArticle>; rel="type"' in links
+    assert '<https://creativecommons.org/licenses/by/4.0/>; rel="license"' in links
+    items = [link for link in links if 'rel="item"' in link]
+    urls = [f"https://files.example.org/10722/9/{f['name']}" for f in files]
+    assert 0 < len(items) < 200
+    assert items == [f'<{url}>; rel="item"; type="application/pdf"' for url in urls[: len(items)]]
+    document = html.document_fromstring(response.get_data(as_text=True))
+    in_page = [e.get("href") for e in document.findall(".//head/link[@rel='item']")]
+    assert in_page == urls
+    assert len(document.findall(".//ul[@class='files']/li")) == 200
+
+
+def test_link_header_passes_over_a_link_too_long_for_it() -> None:
+    links = [
+        landing.Link("https://doi.org/10.1/" + "x" * 3000, "cite-as"),
+        landing.Link("https://r.example/f/1", "item", "application/pdf"),
+        landing.Link("https://orcid.org/0000-0002-1825-0097", "author"),
+        landing.Link("https://schema.org/Thesis", "type"),
+    ]
+    assert landing.link_header(links) == (
+        '<https://schema.org/Thesis>; rel="type", '
+        '<https://r.example/f/1>; rel="item"; type="application/pdf", '
+        '<https://orcid.org/0000-0002-1825-0097>; rel="author"'
+    )
+    assert landing.link_header(links, budget=len('<https://schema.org/Thesis>; rel="type"')) == (
+        '<https://schema.org/Thesis>; rel="type"'
+    )
 
 
 def test_json_ld_follows_the_stored_fields(client: FlaskClient, app: Flask) -> None:
