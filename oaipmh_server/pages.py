@@ -218,17 +218,18 @@ def record(local_id: str) -> Response:
 
 def files_of(header: Header) -> list[landing.FileLink]:
     """The record's content files (ORIGINAL bundle, in sequence order) that anonymous
-    users may read and that have a link ([files] url): the page's file list, its
-    citation_pdf_url, its Signposting `item` links and its JSON-LD `encoding`. A file
-    others may not read is never shown, not even by name. The server does not serve the
-    files: the links lead where the pattern says (DSpace, or any web server)."""
+    users may read: the page's file list, its JSON-LD `encoding`, and where a file has a
+    link ([files] url), its citation_pdf_url and Signposting `item` links. A file without
+    a link is named, not linked; a file others may not read is never shown, not even by
+    name. The server does not serve the files: the links lead where the pattern says
+    (DSpace, or any web server)."""
     provider = _provider()
     linker = linker_of(provider.settings)
     found = []
     for linked in linker.linked(header.local_id, provider.store.get_files(header.local_id)):
         file = linked.file
-        url = landing.safe_url(linked.url) if linked.url is not None else None
-        if url is not None and is_open(file):
+        if is_open(file):
+            url = landing.safe_url(linked.url) if linked.url is not None else None
             found.append(landing.FileLink(file.name, file.mime, file.size, url))
     return found
 
