@@ -5,7 +5,8 @@ module, so it imports Flask).
 `/sets/<spec>` a set and its records, `/oai/view?…` any OAI-PMH request made readable,
 `/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt`. They read through
 the same store and formats as the verbs, and render with autoescaped Jinja2 templates
-(oaipmh_server/templates/): no JavaScript, one stylesheet (oaipmh_server/static/).
+(oaipmh_server/templates/, after an operator's [pages] template_folder): no JavaScript,
+one stylesheet (oaipmh_server/static/). [pages] enabled = false turns them all off.
 `/oai` itself is untouched: it answers XML to every client, whatever its Accept header.
 """
 
