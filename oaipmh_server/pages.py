@@ -5,12 +5,16 @@ module, so it imports Flask).
 `/sets/<spec>` a set and its records, `/oai/view?…` any OAI-PMH request made readable,
 `/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt`. They read through
 the same store and formats as the verbs, and render with autoescaped Jinja2 templates
-(oaipmh_server/templates/): no JavaScript, one stylesheet (oaipmh_server/static/).
+(oaipmh_server/templates/, after an operator's [pages] template_folder): no JavaScript,
+one stylesheet (oaipmh_server/static/). [pages] enabled = false turns them all off.
 `/oai` itself is untouched: it answers XML to every client, whatever its Accept header.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import logging
 import re
 import threading
 import time
@@ -18,14 +22,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request, url_for
+from jinja2 import ChoiceLoader, FileSystemLoader
 from lxml import etree
 
 from . import datestamps, landing
 from .app import MAX_QUERY_STRING, Provider
+from .config import Settings
 from .crosswalk import Crosswalk
 from .errors import StoreUnavailable
 from .files import is_open, linker_of
@@ -38,12 +45,23 @@ from .xml import xml_language
 blueprint = Blueprint("pages", __name__)
 
 HTML_TYPE = "text/html; charset=utf-8"
-# Pages are data and a stylesheet: nothing runs, nothing is framed, nothing loads from
-# elsewhere (the JSON-LD <script> is data, which script-src does not govern).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+
+
+def content_security_policy(styles: str = "'self'", images: str = "'self'") -> str:
+    """Pages are data and a stylesheet: nothing runs, nothing is framed, nothing loads from
+    elsewhere (the JSON-LD <script> is data, which script-src does not govern), except the
+    styles and images [pages] adds (the accent's <style> element, the logo's host)."""
+    return (
+        f"default-src 'none'; style-src {styles}; img-src {images}; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+# WCAG 2 AA for text (links are text), against the lightest and darkest backgrounds links
+# stand on: the page (#fff) and the header and footer band (--band, #f3f5f8).
+READABLE_CONTRAST = 4.5
+BAND = "#f3f5f8"
 SET_PAGE_SIZE = 50
 LATEST = 10
 SETS_ON_HOME = 200
@@ -61,19 +79,103 @@ LOCAL_ID = re.compile(r"[!-~]{1,1000}", re.ASCII)
 _SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
 
 
+@dataclass(frozen=True)
+class Site:
+    """What makes the pages the institution's ([pages]), as every page's frame uses it:
+    its name, logo, footer line and language, the <style> element setting the accent
+    colour ("" for the stylesheet's own), and the Content-Security-Policy allowing that
+    element (by its hash) and the logo's host, and nothing else."""
+
+    name: str
+    logo_url: str
+    footer: str
+    lang: str
+    style: str
+    policy: str
+
+
+def site_of(settings: Settings) -> Site:
+    """Made once per app, when the blueprint is registered: every page reads it."""
+    style = f":root {{ --accent: {settings.pages_accent_color}; }}"
+    style = style if settings.pages_accent_color else ""
+    styles = "'self'"
+    if style:
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        styles += f" 'sha256-{digest}'"
+    images = "'self'"
+    logo = urlsplit(settings.pages_logo_url)
+    if logo.scheme and logo.netloc:
+        images += f" {logo.scheme}://{logo.netloc}"
+    return Site(
+        name=settings.pages_name or settings.repository_name,
+        logo_url=settings.pages_logo_url,
+        footer=settings.pages_footer,
+        lang=settings.pages_lang,
+        style=style,
+        policy=content_security_policy(styles, images),
+    )
+
+
 @blueprint.record_once
-def _tidy_templates(state: Any) -> None:
+def _set_up(state: Any) -> None:
     """No blank lines where template tags stood (the app renders only these templates);
-    `xml_language`: a stored language (`en_US`) as HTML's `lang` takes it (`en-US`)."""
-    state.app.jinja_env.trim_blocks = True
-    state.app.jinja_env.lstrip_blocks = True
-    state.app.jinja_env.filters["xml_language"] = xml_language
+    `xml_language`: a stored language (`en_US`) as HTML's `lang` takes it (`en-US`).
+    An operator's template folder comes before the built-in templates, so a template
+    there takes the place of the built-in one of its name. With the pages turned off,
+    every page and the stylesheet answer 404."""
+    app: Flask = state.app
+    settings: Settings = app.extensions["oaipmh"].settings
+    app.extensions["oaipmh_site"] = site_of(settings)
+    if settings.pages_template_folder:
+        built_in = FileSystemLoader(str(Path(app.root_path) / "templates"))
+        app.jinja_loader = ChoiceLoader(
+            [FileSystemLoader(settings.pages_template_folder), built_in]
+        )
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.jinja_env.filters["xml_language"] = xml_language
+    if not settings.pages_enabled:
+        app.before_request(_no_pages)
+    elif settings.pages_accent_color:
+        ratio = contrast(settings.pages_accent_color, BAND)
+        if ratio < READABLE_CONTRAST:
+            logging.getLogger("oaipmh_server").warning(
+                "warning: [pages] accent_color %s has a contrast of %.1f:1 with the pages' "
+                "background, below the %.1f:1 that makes links readable (WCAG AA)",
+                settings.pages_accent_color, ratio, READABLE_CONTRAST,
+            )  # fmt: skip
+
+
+def contrast(color: str, background: str) -> float:
+    """WCAG 2's contrast ratio of two #rgb/#rrggbb colours (1 to 21)."""
+
+    def luminance(hex_color: str) -> float:
+        digits = hex_color[1:]
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        linear = []
+        for i in (0, 2, 4):
+            c = int(digits[i : i + 2], 16) / 255
+            linear.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(color), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def _no_pages() -> None:
+    """Pages off: every page, sitemap and the stylesheet are not found (robots.txt stays,
+    keeping crawlers off /oai); the OAI-PMH endpoint, /healthz and /metrics answer."""
+    if request.endpoint == "static" or (
+        request.blueprint == "pages" and request.endpoint != "pages.robots"
+    ):
+        abort(404)
 
 
 @blueprint.after_request
 def _headers(response: Response) -> Response:
     if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Content-Security-Policy"] = _site().policy
         response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -108,7 +210,7 @@ def home() -> Response:
     return _page(
         "home.html",
         200,
-        name=provider.settings.repository_name,
+        name=_site().name,
         description=provider.settings.repository_description,
         stats=stats,
         sets=sets,
@@ -145,23 +247,25 @@ def record(local_id: str) -> Response:
         crosswalk=_crosswalk(),
     )
     response = _page("record.html", 200, record=page)
-    response.headers["Link"] = ", ".join(link.header_value() for link in page.links)
+    if links := landing.link_header(page.links):
+        response.headers["Link"] = links
     return response
 
 
 def files_of(header: Header) -> list[landing.FileLink]:
     """The record's content files (ORIGINAL bundle, in sequence order) that anonymous
-    users may read and that have a link ([files] url): the page's file list, its
-    citation_pdf_url, its Signposting `item` links and its JSON-LD `encoding`. A file
-    others may not read is never shown, not even by name. The server does not serve the
-    files: the links lead where the pattern says (DSpace, or any web server)."""
+    users may read: the page's file list, its JSON-LD `encoding`, and where a file has a
+    link ([files] url), its citation_pdf_url and Signposting `item` links. A file without
+    a link is named, not linked; a file others may not read is never shown, not even by
+    name. The server does not serve the files: the links lead where the pattern says
+    (DSpace, or any web server)."""
     provider = _provider()
     linker = linker_of(provider.settings)
     found = []
     for linked in linker.linked(header.local_id, provider.store.get_files(header.local_id)):
         file = linked.file
-        url = landing.safe_url(linked.url) if linked.url is not None else None
-        if url is not None and is_open(file):
+        if is_open(file):
+            url = landing.safe_url(linked.url) if linked.url is not None else None
             found.append(landing.FileLink(file.name, file.mime, file.size, url))
     return found
 
@@ -316,8 +420,11 @@ def _parent_name(element: etree._Element) -> str | None:
 
 @blueprint.route("/robots.txt")
 def robots() -> Response:
-    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters."""
-    body = f"User-agent: *\nDisallow: /oai\nAllow: /\nSitemap: {_site_url()}/sitemap.xml\n"
+    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters (and with the
+    pages off, only that is said)."""
+    body = "User-agent: *\nDisallow: /oai\n"
+    if _provider().settings.pages_enabled:
+        body += f"Allow: /\nSitemap: {_site_url()}/sitemap.xml\n"
     return Response(body, 200, content_type="text/plain; charset=utf-8")
 
 
@@ -399,10 +506,15 @@ def _provider() -> Provider:
     return provider
 
 
+def _site() -> Site:
+    site: Site = current_app.extensions["oaipmh_site"]
+    return site
+
+
 def _page(template: str, status: int, **values: Any) -> Response:
-    provider = _provider()
+    site = _site()
     html = render_template(
-        template, repository=provider.settings.repository_name, oai_base=_oai_base(), **values
+        template, repository=site.name, site=site, oai_base=_oai_base(), **values
     )
     return Response(html, status, content_type=HTML_TYPE)
 
