@@ -9,16 +9,20 @@ by `.ci/run`), where they fail.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
+import queue
 import re
 import select
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
+import tomllib
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,12 +30,14 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 from lxml import etree
 from requests.adapters import HTTPAdapter
 from sickle import Sickle
 
 from . import xsd
 from .conftest import SAMPLES, LiveServer, load_into, sqlite_url
+from .postgres import Cluster, find_bindir
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -102,7 +108,9 @@ def test_systemd_unit_is_sandboxed(tmp_path: Path) -> None:
         capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"Overall exposure level for oaipmh-server\.service: [0-9.]+ OK", result.stdout)
+    assert re.search(
+        r"Overall exposure level for oaipmh-server\.service: [0-9.]+ OK", result.stdout
+    )
 
 
 def test_systemd_unit_runs_serve_in_production_with_its_state_and_secrets() -> None:
@@ -142,9 +150,10 @@ class Nginx:
         self.port = free_port(PROXY)
         self.url = f"http://{PROXY}:{self.port}"
         site = SITE.read_text("utf-8")
-        replaced = [("    server 127.0.0.1:5000;\n", f"    server {upstream};\n"),
-                    ("    listen 80;\n", f"    listen {PROXY}:{self.port};\n"),
-                    ("    listen [::]:80;\n", "")]  # fmt: skip
+        replaced = [
+            ("    server 127.0.0.1:5000;\n", f"    server {upstream};\n"),
+            ("    listen 80;\n", f"    listen {PROXY}:{self.port};\n"),
+        ]
         for old, new in replaced:
             assert site.count(old) == 1, old
             site = site.replace(old, new)
@@ -335,3 +344,200 @@ def test_metrics_are_not_public_through_nginx(behind_nginx: tuple[LiveServer, Ng
     _, proxy = behind_nginx
     assert client_session().get(proxy.url + "/metrics").status_code == 403
     assert client_session().get(proxy.url + "/healthz").status_code == 200
+
+
+# -- the container's entrypoint ------------------------------------------------------------
+
+
+@pytest.fixture
+def halted_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of its own with an empty database `oai`, stopped: nothing
+    accepts connections on its port until the test starts it."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("TEST_REQUIRE_POSTGRESQL") == "1":
+            pytest.fail("PostgreSQL is required (TEST_REQUIRE_POSTGRESQL=1) but not installed")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    cluster = Cluster(bindir)
+    try:
+        cluster.create_database("oai")
+        cluster.halt()
+        yield cluster
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # already halted
+            cluster.stop()
+
+
+class Entrypoint:
+    """deploy/entrypoint.sh run as it is, as a container runs it, with this Python's
+    `oaipmh-server` and `python3` first on PATH (as the image's venv is). Its output is
+    read line by line as it comes; it is ready when gunicorn says READY=1."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.port = free_port("127.0.0.1")
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        address = f"oaipmh-entrypoint-{os.getpid()}-{self.port}"
+        self.notify.bind("\0" + address)
+        environment = {
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+            "OAIPMH_PORT": str(self.port),
+            "XDG_RUNTIME_DIR": str(tmp_path),  # flow control's lock files
+            "NOTIFY_SOCKET": "@" + address,
+            **env,
+        }
+        installed_script()
+        self.process = subprocess.Popen(
+            [str(DEPLOY / "entrypoint.sh")], env=environment, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.output: list[str] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.decode("utf-8", "replace"))
+        self.lines.put(None)
+
+    def wait_for(self, text: str) -> str:
+        """The first line (from now) holding `text`; fails if the script ends first."""
+        deadline = time.monotonic() + 60
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            if line is None:
+                raise AssertionError(f"the entrypoint ended before {text!r}:\n{self.said()}")
+            self.output.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"no {text!r} from the entrypoint in 60 s:\n{self.said()}")
+
+    def said(self) -> str:
+        return "".join(self.output)
+
+    def wait_ready(self) -> None:
+        exited = os.pidfd_open(self.process.pid)
+        try:
+            ready, _, _ = select.select([self.notify, exited], [], [], 60)
+            if self.notify in ready and b"READY=1" in self.notify.recv(4096).split(b"\n"):
+                return
+        finally:
+            os.close(exited)
+        raise AssertionError(f"the server did not say it was ready:\n{self.said()}")
+
+    def wait_exit(self) -> int:
+        code = self.process.wait(timeout=60)
+        while (line := self.lines.get(timeout=10)) is not None:
+            self.output.append(line)
+        return code
+
+    def stop(self) -> None:
+        self.notify.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.reader.join(timeout=30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+def test_entrypoint_waits_for_the_database_migrates_and_serves(
+    halted_cluster: Cluster, tmp_path: Path
+) -> None:
+    """Started before PostgreSQL accepts connections, as in compose: it waits, says so,
+    migrates the new database once PostgreSQL is up, and serves on every address."""
+    entrypoint = Entrypoint(tmp_path, OAIPMH_DATABASE_URL=halted_cluster.url("oai"))
+    try:
+        waiting = entrypoint.wait_for("entrypoint: waiting for the database")
+        assert f"127.0.0.1:{halted_cluster.port}" in waiting
+        halted_cluster.start()
+        entrypoint.wait_ready()
+        for host in ("127.0.0.1", "127.0.0.2"):  # OAIPMH_HOST: 0.0.0.0 by default
+            response = requests.get(f"http://{host}:{entrypoint.port}/oai",
+                                    params={"verb": "Identify"}, timeout=30)  # fmt: skip
+            assert response.status_code == 200
+            xsd.validate(response.content)
+    finally:
+        entrypoint.stop()
+    assert "Traceback" not in entrypoint.said()
+
+
+def test_entrypoint_gives_up_on_a_database_that_never_comes(
+    halted_cluster: Cluster, tmp_path: Path
+) -> None:
+    entrypoint = Entrypoint(tmp_path, OAIPMH_DATABASE_URL=halted_cluster.url("oai"),
+                            DATABASE_WAIT_SECONDS="1")  # fmt: skip
+    try:
+        assert entrypoint.wait_exit() == 1
+    finally:
+        entrypoint.stop()
+    last = entrypoint.said().splitlines()[-1]
+    assert last.startswith("entrypoint: gave up waiting for the database: ")
+    assert f"127.0.0.1:{halted_cluster.port}" in last
+    assert "Traceback" not in entrypoint.said()
+
+
+def test_entrypoint_stops_at_once_on_a_mistake_in_the_settings(tmp_path: Path) -> None:
+    entrypoint = Entrypoint(tmp_path, OAIPMH_DATABASE_URL="postgresql+psycopg://oai@127.0.0.1:1/oai",
+                            OAIPMH_PAGE_SIZE="many")  # fmt: skip
+    try:
+        assert entrypoint.wait_exit() == 1
+    finally:
+        entrypoint.stop()
+    lines = entrypoint.said().splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("entrypoint: ") and "OAIPMH_PAGE_SIZE" in lines[0]
+    )
+
+
+# -- the image and compose files -----------------------------------------------------------
+
+
+def test_containerfile_copies_what_the_install_needs() -> None:
+    """The image is not built here: check that what it copies exists and holds every
+    package pyproject.toml installs, and that it starts with the entrypoint."""
+    text = (DEPLOY / "Containerfile").read_text("utf-8")
+    copied: list[str] = []
+    for line in re.findall(r"^COPY (.+)$", text, re.MULTILINE):
+        *sources, _ = line.split()
+        for source in sources:
+            assert (ROOT / source).exists(), source
+            copied.append(source)
+    assert "deploy/entrypoint.sh" in copied
+    assert os.access(DEPLOY / "entrypoint.sh", os.X_OK)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    folders = project["tool"]["setuptools"]["package-dir"]
+    for package in project["tool"]["setuptools"]["packages"]:
+        folder = folders.get(package, package.replace(".", "/"))
+        assert any(folder == c or folder.startswith(c + "/") for c in copied), package
+    assert project["project"]["readme"] in copied and "LICENSE" in copied
+    assert re.search(r'^ENTRYPOINT \["/usr/local/bin/oaipmh-server-entrypoint"\]$', text, re.M)
+    assert "COPY deploy/entrypoint.sh /usr/local/bin/oaipmh-server-entrypoint" in text
+
+
+def test_compose_runs_postgresql_the_server_and_nginx() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text("utf-8"))
+    services = compose["services"]
+    assert set(services) == {"db", "server", "nginx"}
+    assert services["server"]["build"] == {"context": "..", "dockerfile": "deploy/Containerfile"}
+    assert (DEPLOY / services["server"]["build"]["context"] / "deploy/Containerfile").exists()
+    server = services["server"]["environment"]
+    assert server["OAIPMH_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert server["OAIPMH_MODE"] == "production"
+    # nginx reaches the server at 127.0.0.1:5000, as deploy/nginx.conf says, unchanged.
+    assert services["nginx"]["network_mode"] == "service:server"
+    assert (server["OAIPMH_HOST"], server["OAIPMH_PORT"]) == ("127.0.0.1", "5000")
+    assert "./nginx.conf:/etc/nginx/conf.d/default.conf:ro" in services["nginx"]["volumes"]
+    assert "server 127.0.0.1:5000;" in SITE.read_text("utf-8")
+    for name in services["server"]["secrets"]:
+        assert name in compose["secrets"]
+    assert services["server"]["depends_on"]["db"]["condition"] == "service_healthy"
