@@ -90,6 +90,13 @@ class Settings:
     # and the specs of those served.
     virtual_set_definitions: tuple[VirtualSet, ...] = ()
     virtual_sets_served: tuple[str, ...] = ()
+    # `serve` (serving.py): where it listens (a Unix socket path, when set, instead of
+    # host:port), how many worker processes, and who may read /metrics.
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 2
+    socket: str | None = None
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
 
 
 # TOML (table, key) → Settings field.
@@ -131,6 +138,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("files", "url"): "files_url",
     ("virtual_sets", "served"): "virtual_sets_served",
     ("virtual_sets", "define"): "virtual_set_definitions",
+    ("server", "host"): "host",
+    ("server", "port"): "port",
+    ("server", "workers"): "workers",
+    ("server", "socket"): "socket",
+    ("server", "metrics_allow"): "metrics_allow",
 }
 LIMITS = (
     "max_value_length",
@@ -166,6 +178,10 @@ ENVIRONMENT = {
     "OAIPMH_BASE_URL": "base_url",
     "OAIPMH_TOKEN_SECRET": "token_secret",
     "OAIPMH_PAGE_SIZE": "page_size",
+    "OAIPMH_HOST": "host",
+    "OAIPMH_PORT": "port",
+    "OAIPMH_WORKERS": "workers",
+    "OAIPMH_SOCKET": "socket",
 }
 
 
@@ -420,6 +436,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if (problem := pattern_problem(files_url)) is not None:
         raise fail("files_url", problem)
 
+    listening = _serve_settings(raw, get, fail)
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -454,7 +472,49 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         files_url=files_url,
         virtual_set_definitions=tuple(definitions),
         virtual_sets_served=tuple(served),
+        **listening,
     )
+
+
+def _serve_settings(
+    raw: dict[str, tuple[Any, str]],
+    get: Callable[..., Any],
+    fail: Callable[[str, str], ConfigError],
+) -> dict[str, Any]:
+    """`serve`'s own settings: where it listens, its workers, who reads /metrics."""
+    for number in ("port", "workers"):  # as INTEGER_SETTINGS
+        value, source = raw[number]
+        if isinstance(value, str) and source.startswith(FROM_ENVIRONMENT):
+            raw[number] = (_environment_integer(value, partial(fail, number)), source)
+    host = get("host", str).strip()
+    if not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise fail("host", f"expected an address or host name like '127.0.0.1', got {shown(host)}")
+    port = get("port", int)
+    if not 1 <= port <= 65_535:
+        raise fail("port", f"must be between 1 and 65535, got {port}")
+    workers = get("workers", int)
+    if not 1 <= workers <= 64:
+        raise fail("workers", f"must be between 1 and 64, got {workers}")
+    socket = get("socket", str).strip() or None
+    if socket is not None and ("\0" in socket or len(socket.encode()) > 107):
+        raise fail("socket", f"{shown(socket)} is not a Unix socket path (107 bytes at most)")
+    allowed = get("metrics_allow", (list, tuple))
+    for address in allowed:
+        try:
+            if not isinstance(address, str):
+                raise TypeError(address)
+            ipaddress.ip_network(address)
+        except (TypeError, ValueError):
+            raise fail(
+                "metrics_allow", f"{address!r} is not an IP address or network (10.0.0.0/8)"
+            ) from None
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "socket": socket,
+        "metrics_allow": tuple(allowed),
+    }
 
 
 def _environment_integer(value: str, fail: Callable[[str], ConfigError]) -> int:
