@@ -97,6 +97,17 @@ class Settings:
     workers: int = 2
     socket: str | None = None
     metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
+    # The HTML pages ([pages]): served or not (an institution keeping DSpace's own landing
+    # pages turns them off; /oai is unchanged), and what makes them the institution's:
+    # the name they show ("": repository_name), a logo, a footer line, the accent colour,
+    # a folder of templates overriding the built-in ones, the language of their text.
+    pages_enabled: bool = True
+    pages_name: str = ""
+    pages_logo_url: str = ""
+    pages_footer: str = ""
+    pages_accent_color: str = ""
+    pages_template_folder: str = ""
+    pages_lang: str = "en"
 
 
 # TOML (table, key) → Settings field.
@@ -143,6 +154,13 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("server", "workers"): "workers",
     ("server", "socket"): "socket",
     ("server", "metrics_allow"): "metrics_allow",
+    ("pages", "enabled"): "pages_enabled",
+    ("pages", "name"): "pages_name",
+    ("pages", "logo_url"): "pages_logo_url",
+    ("pages", "footer"): "pages_footer",
+    ("pages", "accent_color"): "pages_accent_color",
+    ("pages", "template_folder"): "pages_template_folder",
+    ("pages", "lang"): "pages_lang",
 }
 LIMITS = (
     "max_value_length",
@@ -160,6 +178,12 @@ _TABLES = frozenset(
         "virtual_set_definitions",
     }
 )  # fmt: skip
+# A colour as CSS writes it in hex (#0a5, #00aa55): nothing else can reach the stylesheet.
+HEX_COLOR = re.compile(r"#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})", re.ASCII)
+# A language tag as HTML's lang takes it (BCP 47: en, de-CH, zh-Hant-TW, sr-Latn).
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*", re.ASCII)
+# A logo: an http(s) URL, or a path on this site (/logo.png), with nothing to escape.
+LOGO_URL = re.compile(r"(https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?)?/[^\s\"'<>\\]*", re.ASCII)
 CITATION_TAG = re.compile(r"citation_[a-z_]+", re.ASCII)
 CITATION_SOURCE = re.compile(r"\$[a-z_]+|" + FIELD_KEY.pattern, re.ASCII)
 
@@ -437,6 +461,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         raise fail("files_url", problem)
 
     listening = _serve_settings(raw, get, fail)
+    pages = _pages_settings(get, fail)
 
     return Settings(
         repository_name=name,
@@ -473,6 +498,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         virtual_set_definitions=tuple(definitions),
         virtual_sets_served=tuple(served),
         **listening,
+        **pages,
     )
 
 
@@ -514,6 +540,35 @@ def _serve_settings(
         "workers": workers,
         "socket": socket,
         "metrics_allow": tuple(allowed),
+    }
+
+
+def _pages_settings(
+    get: Callable[..., Any], fail: Callable[[str, str], ConfigError]
+) -> dict[str, Any]:
+    """[pages]: on or off, and the institution's name, logo, footer, colour, templates
+    and language, each checked as the page will use it."""
+    logo_url = get("pages_logo_url", str).strip()
+    if logo_url and not LOGO_URL.fullmatch(logo_url):
+        raise fail("pages_logo_url", f"{shown(logo_url)} is not an http(s) URL or a path "
+                   "on this site (/logo.svg)")  # fmt: skip
+    accent = get("pages_accent_color", str).strip()
+    if accent and not HEX_COLOR.fullmatch(accent):
+        raise fail("pages_accent_color", f"{shown(accent)} is not a colour like #0a5 or #00aa55")
+    folder = get("pages_template_folder", str).strip()
+    if folder and not os.path.isdir(folder):
+        raise fail("pages_template_folder", f"{shown(folder)} is not a folder")
+    lang = get("pages_lang", str).strip()
+    if not LANGUAGE_TAG.fullmatch(lang):
+        raise fail("pages_lang", f"{shown(lang)} is not a language tag like en, de or pt-BR")
+    return {
+        "pages_enabled": get("pages_enabled", bool),
+        "pages_name": get("pages_name", str).strip(),
+        "pages_logo_url": logo_url,
+        "pages_footer": get("pages_footer", str).strip(),
+        "pages_accent_color": accent.lower(),
+        "pages_template_folder": folder,
+        "pages_lang": lang,
     }
 
 

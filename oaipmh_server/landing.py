@@ -30,6 +30,15 @@ _URL = re.compile(r"https?://[^\s<>\"]+", re.ASCII)
 _DOI = re.compile(r"(?:doi:|https?://(?:dx\.)?doi\.org/)?\s*(10\.\d{4,9}/\S+)", re.I)
 _ORCID = re.compile(r"(?:https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])")
 _HANDLE_HOST = re.compile(r"https?://hdl\.handle\.net/", re.I)
+# The bytes a record page's HTTP `Link` header may take. A proxy holds a response's
+# headers in one buffer (nginx's proxy_buffer_size: 4 KB or 8 KB, one memory page) and
+# answers 502 when they do not fit; with this, the Link header and the page's other
+# headers (about 500 bytes) fit in 4 KB with room to spare. The page's <link> elements
+# carry every link, whatever their number.
+LINK_HEADER_BUDGET = 2048
+# Which links the header keeps first when not all fit: the persistent identifier, the
+# metadata and the type, the licence; then the files (in sequence order), then authors.
+_HEADER_ORDER = ("cite-as", "describedby", "type", "license", "item", "author")
 # Characters a URL may keep as they are (RFC 3986 reserved and unreserved, and `%`): the
 # rest (spaces, quotes, <, >, non-ASCII) is percent-encoded, so a URL is safe inside an
 # HTTP Link header's <…> and in any attribute.
@@ -300,6 +309,24 @@ def signposting(
     links.append(Link(SCHEMA_ORG + "AboutPage", "type"))
     links.extend(Link(url, "author") for url in orcids(fields))
     return links
+
+
+def link_header(links: Sequence[Link], budget: int = LINK_HEADER_BUDGET) -> str:
+    """The HTTP `Link` header of a page with `links`: as many as fit in `budget` bytes,
+    taken in the order of `_HEADER_ORDER` (a link too long to fit is passed over, so one
+    very long URL does not keep the rest out). A record with hundreds of files would
+    otherwise send a header no proxy buffers; the page's <link> elements hold them all."""
+    rank = {rel: i for i, rel in enumerate(_HEADER_ORDER)}
+    ordered = sorted(links, key=lambda link: rank.get(link.rel, len(rank)))
+    kept: list[str] = []
+    used = 0
+    for link in ordered:
+        value = link.header_value()
+        cost = len(value.encode()) + (2 if kept else 0)  # ", " between links
+        if used + cost <= budget:
+            kept.append(value)
+            used += cost
+    return ", ".join(kept)
 
 
 def json_ld(

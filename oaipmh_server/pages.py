@@ -11,6 +11,8 @@ the same store and formats as the verbs, and render with autoescaped Jinja2 temp
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import threading
 import time
@@ -18,14 +20,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
-from flask import Blueprint, Response, current_app, render_template, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, render_template, request, url_for
+from jinja2 import ChoiceLoader, FileSystemLoader
 from lxml import etree
 
 from . import datestamps, landing
 from .app import MAX_QUERY_STRING, Provider
+from .config import Settings
 from .crosswalk import Crosswalk
 from .errors import StoreUnavailable
 from .files import is_open, linker_of
@@ -61,19 +66,80 @@ LOCAL_ID = re.compile(r"[!-~]{1,1000}", re.ASCII)
 _SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
 
 
+@dataclass(frozen=True)
+class Site:
+    """What makes the pages the institution's ([pages]), as every page's frame uses it:
+    its name, logo, footer line and language, the <style> element setting the accent
+    colour ("" for the stylesheet's own), and the Content-Security-Policy allowing that
+    element (by its hash) and the logo's host, and nothing else."""
+
+    name: str
+    logo_url: str
+    footer: str
+    lang: str
+    style: str
+    policy: str
+
+
+def site_of(settings: Settings) -> Site:
+    style = f":root {{ --accent: {settings.pages_accent_color}; }}"
+    style = style if settings.pages_accent_color else ""
+    styles = "'self'"
+    if style:
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        styles += f" 'sha256-{digest}'"
+    images = "'self'"
+    logo = urlsplit(settings.pages_logo_url)
+    if logo.scheme and logo.netloc:
+        images += f" {logo.scheme}://{logo.netloc}"
+    policy = CONTENT_SECURITY_POLICY.replace("style-src 'self'", f"style-src {styles}").replace(
+        "img-src 'self'", f"img-src {images}"
+    )
+    return Site(
+        name=settings.pages_name or settings.repository_name,
+        logo_url=settings.pages_logo_url,
+        footer=settings.pages_footer,
+        lang=settings.pages_lang,
+        style=style,
+        policy=policy,
+    )
+
+
 @blueprint.record_once
-def _tidy_templates(state: Any) -> None:
+def _set_up(state: Any) -> None:
     """No blank lines where template tags stood (the app renders only these templates);
-    `xml_language`: a stored language (`en_US`) as HTML's `lang` takes it (`en-US`)."""
-    state.app.jinja_env.trim_blocks = True
-    state.app.jinja_env.lstrip_blocks = True
-    state.app.jinja_env.filters["xml_language"] = xml_language
+    `xml_language`: a stored language (`en_US`) as HTML's `lang` takes it (`en-US`).
+    An operator's template folder comes before the built-in templates, so a template
+    there takes the place of the built-in one of its name. With the pages turned off,
+    every page and the stylesheet answer 404."""
+    app: Flask = state.app
+    settings: Settings = app.extensions["oaipmh"].settings
+    app.extensions["oaipmh_site"] = site_of(settings)
+    if settings.pages_template_folder:
+        built_in = FileSystemLoader(str(Path(app.root_path) / "templates"))
+        app.jinja_loader = ChoiceLoader(
+            [FileSystemLoader(settings.pages_template_folder), built_in]
+        )
+    app.jinja_env.trim_blocks = True
+    app.jinja_env.lstrip_blocks = True
+    app.jinja_env.filters["xml_language"] = xml_language
+    if not settings.pages_enabled:
+        app.before_request(_no_pages)
+
+
+def _no_pages() -> None:
+    """Pages off: every page, sitemap and the stylesheet are not found (robots.txt stays,
+    keeping crawlers off /oai); the OAI-PMH endpoint, /healthz and /metrics answer."""
+    if request.endpoint == "static" or (
+        request.blueprint == "pages" and request.endpoint != "pages.robots"
+    ):
+        abort(404)
 
 
 @blueprint.after_request
 def _headers(response: Response) -> Response:
     if response.mimetype == "text/html":
-        response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+        response.headers["Content-Security-Policy"] = _site().policy
         response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
@@ -108,7 +174,7 @@ def home() -> Response:
     return _page(
         "home.html",
         200,
-        name=provider.settings.repository_name,
+        name=_site().name,
         description=provider.settings.repository_description,
         stats=stats,
         sets=sets,
@@ -145,7 +211,8 @@ def record(local_id: str) -> Response:
         crosswalk=_crosswalk(),
     )
     response = _page("record.html", 200, record=page)
-    response.headers["Link"] = ", ".join(link.header_value() for link in page.links)
+    if links := landing.link_header(page.links):
+        response.headers["Link"] = links
     return response
 
 
@@ -316,8 +383,11 @@ def _parent_name(element: etree._Element) -> str | None:
 
 @blueprint.route("/robots.txt")
 def robots() -> Response:
-    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters."""
-    body = f"User-agent: *\nDisallow: /oai\nAllow: /\nSitemap: {_site_url()}/sitemap.xml\n"
+    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters (and with the
+    pages off, only that is said)."""
+    body = "User-agent: *\nDisallow: /oai\n"
+    if _provider().settings.pages_enabled:
+        body += f"Allow: /\nSitemap: {_site_url()}/sitemap.xml\n"
     return Response(body, 200, content_type="text/plain; charset=utf-8")
 
 
@@ -399,10 +469,15 @@ def _provider() -> Provider:
     return provider
 
 
+def _site() -> Site:
+    site: Site = current_app.extensions["oaipmh_site"]
+    return site
+
+
 def _page(template: str, status: int, **values: Any) -> Response:
-    provider = _provider()
+    site = _site()
     html = render_template(
-        template, repository=provider.settings.repository_name, oai_base=_oai_base(), **values
+        template, repository=site.name, site=site, oai_base=_oai_base(), **values
     )
     return Response(html, status, content_type=HTML_TYPE)
 

@@ -220,6 +220,53 @@ def test_a_visitor_follows_a_file_link(
         server.stop()
 
 
+def test_the_institutions_pages_pass_their_own_content_security_policy(
+    browser: Any, database_url: str, tmp_path: Path, file_server: tuple[str, Path], artifacts: Path
+) -> None:
+    """[pages] name, logo (on another host), footer, accent colour and lang, in a browser
+    that enforces the pages' Content-Security-Policy: the accent's <style> element is
+    applied (allowed by its hash) and the logo shown (its host allowed); axe finds no
+    violation with an accent an operator would choose (dark green, 7:1 on white)."""
+    files_url, served = file_server
+    (served / "logo.svg").write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="80" height="40">'
+        '<rect width="80" height="40" fill="#063"/></svg>',
+        "utf-8",
+    )
+    config = tmp_path / "oaipmh.toml"
+    config.write_text(
+        f'[pages]\nname = "Scholars Hub"\nlogo_url = "{files_url}/logo.svg"\n'
+        'footer = "Main Library, Pokfulam Road"\naccent_color = "#006633"\nlang = "en-GB"\n',
+        "utf-8",
+    )
+    server = LiveServer(database_url, tmp_path, OAIPMH_CONFIG=str(config))
+    try:
+        site = server.url.removesuffix("/oai")
+        enforced = browser.new_context(viewport=DESKTOP)
+        page = enforced.new_page()
+        violations: list[str] = []
+        page.on("console", lambda message: violations.append(message.text))
+        assert page.goto(f"{site}/records/10722/212116").status == 200
+        link = page.locator("main a").first
+        assert link.evaluate("a => getComputedStyle(a).color") == "rgb(0, 102, 51)"
+        logo = page.locator("header .site-name img")
+        assert logo.evaluate("img => img.complete && img.naturalWidth") == 80
+        assert page.locator("html").get_attribute("lang") == "en-GB"
+        assert page.locator(".site-name").inner_text() == "Scholars Hub"
+        assert page.locator("footer .footer-text").inner_text() == "Main Library, Pokfulam Road"
+        assert not [v for v in violations if "Content Security Policy" in v], violations
+        enforced.close()
+        checked = browser.new_context(viewport=DESKTOP, bypass_csp=True)
+        page = checked.new_page()
+        for name, path in (("themed-home", "/"), ("themed-record", "/records/10722/212116")):
+            assert page.goto(site + path).status == 200
+            accessible(page, name)
+            page.screenshot(path=artifacts / f"{name}.png", full_page=True)
+        checked.close()
+    finally:
+        server.stop()
+
+
 def test_pages_read_on_a_phone(browser: Any, live_server: LiveServer, artifacts: Path) -> None:
     site = live_server.url.removesuffix("/oai")
     context = browser.new_context(viewport=PHONE, is_mobile=True, bypass_csp=True)

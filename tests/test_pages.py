@@ -4,6 +4,8 @@ private field ever leaves in any of them. The browser's view is tests/test_brows
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 from datetime import UTC, datetime
@@ -24,7 +26,7 @@ from oaipmh_server.formats import build_formats
 from oaipmh_server.records import Field, Header
 from oaipmh_server.xml import xml_language
 
-from .conftest import LOADED, make_app
+from .conftest import LOADED, load_into, make_app
 from .oai import NS, harvest
 
 SEED = "10722/212116"
@@ -35,14 +37,14 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 SITEMAP = {"s": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 
 
-def page(client: FlaskClient, path: str, status: int = 200) -> html.HtmlElement:
+def page(client: FlaskClient, path: str, status: int = 200, lang: str = "en") -> html.HtmlElement:
     response = client.get(path)
     assert response.status_code == status, response.data[:300]
     assert response.mimetype == "text/html"
     body = response.get_data(as_text=True)
     html5lib.HTMLParser(strict=True).parse(body)  # a parse error raises
     document = html.document_fromstring(body)
-    assert document.get("lang") == "en"
+    assert document.get("lang") == lang
     assert len(document.findall(".//main")) == 1 and len(document.findall(".//h1")) == 1
     return document
 
@@ -199,6 +201,64 @@ def test_signposting_links_in_headers_and_page(client: FlaskClient, app: Flask) 
     assert ("cite-as", "https://doi.org/10.3727/096368911X582769c") in elements
     assert ("type", "https://schema.org/ScholarlyArticle") in elements
     assert sum(1 for rel, _ in elements if rel == "describedby") == len(formats)
+
+
+def test_link_header_of_a_record_with_many_files_stays_within_its_budget(
+    empty_database_url: str, tmp_path: Any
+) -> None:
+    """Stock nginx answers 502 once a response's headers pass its 4 KB buffer: the Link
+    header keeps cite-as, describedby and type first, then as many files as fit in
+    landing.LINK_HEADER_BUDGET bytes; the page's <link> elements keep every file."""
+    files = [{"name": f"chapter-{n:03}-of-a-long-thesis.pdf", "size": 1000 + n, "md5": "0" * 32}
+             for n in range(1, 201)]  # fmt: skip
+    record = {
+        "id": "10722/9",
+        "metadata": [{"field": "dc.title", "value": "Two hundred chapters"},
+                     {"field": "dc.identifier.doi", "value": "10.1000/many"},
+                     {"field": "dc.rights.uri", "value": "https://creativecommons.org/licenses/by/4.0/"},
+                     {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}],
+        "files": files,
+    }  # fmt: skip
+    path = tmp_path / "records.jsonl"
+    path.write_text(json.dumps(record) + "\n", "utf-8")
+    pattern = "https://files.example.org/{handle}/{name}"
+    load_into(empty_database_url, path, files_url=pattern)
+    app = make_app(empty_database_url, files_url=pattern)
+    response = app.test_client().get("/records/10722/9")
+    assert response.status_code == 200
+    header = response.headers["Link"]
+    assert len(header.encode()) <= landing.LINK_HEADER_BUDGET
+    links = re.split(r", (?=<)", header)
+    assert links[0] == '<https://doi.org/10.1000/many>; rel="cite-as"'
+    formats = app.extensions["oaipmh"].formats
+    assert sum('rel="describedby"' in link for link in links) == len(formats)
+    assert '<https://schema.org/ScholarlyArticle>; rel="type"' in links
+    assert '<https://creativecommons.org/licenses/by/4.0/>; rel="license"' in links
+    items = [link for link in links if 'rel="item"' in link]
+    urls = [f"https://files.example.org/10722/9/{f['name']}" for f in files]
+    assert 0 < len(items) < 200
+    assert items == [f'<{url}>; rel="item"; type="application/pdf"' for url in urls[: len(items)]]
+    document = html.document_fromstring(response.get_data(as_text=True))
+    in_page = [e.get("href") for e in document.findall(".//head/link[@rel='item']")]
+    assert in_page == urls
+    assert len(document.findall(".//ul[@class='files']/li")) == 200
+
+
+def test_link_header_passes_over_a_link_too_long_for_it() -> None:
+    links = [
+        landing.Link("https://doi.org/10.1/" + "x" * 3000, "cite-as"),
+        landing.Link("https://r.example/f/1", "item", "application/pdf"),
+        landing.Link("https://orcid.org/0000-0002-1825-0097", "author"),
+        landing.Link("https://schema.org/Thesis", "type"),
+    ]
+    assert landing.link_header(links) == (
+        '<https://schema.org/Thesis>; rel="type", '
+        '<https://r.example/f/1>; rel="item"; type="application/pdf", '
+        '<https://orcid.org/0000-0002-1825-0097>; rel="author"'
+    )
+    assert landing.link_header(links, budget=len('<https://schema.org/Thesis>; rel="type"')) == (
+        '<https://schema.org/Thesis>; rel="type"'
+    )
 
 
 def test_json_ld_follows_the_stored_fields(client: FlaskClient, app: Flask) -> None:
@@ -561,3 +621,158 @@ def test_landing_imports_neither_flask_nor_sqlalchemy() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# -- [pages]: off, or the institution's -------------------------------------------------------
+
+
+PAGES = [
+    "/", f"/records/{SEED}", f"/records/{DELETED}", "/records/no/such", "/sets/com_10722_1",
+    "/sitemap.xml", "/sitemaps/records.xml", "/oai/view?verb=Identify", "/static/style.css",
+]  # fmt: skip
+
+
+def site_config(tmp_path: Any, text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text(text, "utf-8")
+    monkeypatch.setenv("OAIPMH_CONFIG", str(config))
+
+
+def test_pages_turned_off_answer_404_and_oai_is_unchanged(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on = make_app(database_url).test_client()
+    for path in PAGES:
+        with on.get(path) as response:
+            assert response.status_code in (200, 404, 410), path
+    site_config(tmp_path, "[pages]\nenabled = false\n", monkeypatch)
+    off = make_app(database_url).test_client()
+    for path in PAGES:
+        response = off.get(path)
+        assert response.status_code == 404, path
+        assert response.mimetype == "text/plain", path  # not a page either
+    for path in ("/oai", "/oai/request"):
+        query = f"{path}?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:{SEED}"
+        both = [client.get(query) for client in (on, off)]
+        assert [r.status_code for r in both] == [200, 200]
+        blank = [re.sub(rb"<responseDate>[^<]*", b"", r.data) for r in both]
+        assert blank[0] == blank[1] and b"<error" not in blank[0]
+        assert off.post(path, data={"verb": "Identify"}).status_code == 200
+    robots = off.get("/robots.txt").get_data(as_text=True)
+    assert robots == "User-agent: *\nDisallow: /oai\n"  # no sitemap to point at
+    assert off.get("/healthz").status_code == 200
+
+
+def test_pages_show_the_institutions_name_logo_footer_colour_and_language(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site_config(
+        tmp_path,
+        '[pages]\nname = "HKU Scholars Hub"\nlogo_url = "https://www.hku.hk/logo.svg"\n'
+        'footer = "The University of Hong Kong <b>Libraries</b> & co"\naccent_color = "#0A5"\n'
+        'lang = "zh-Hant-HK"\n',
+        monkeypatch,
+    )
+    client = make_app(database_url).test_client()
+    for path, status in (("/", 200), (f"/records/{SEED}", 200), ("/records/no/such", 404),
+                         (f"/records/{DELETED}", 410), ("/sets/com_10722_1", 200)):  # fmt: skip
+        response = client.get(path)
+        document = page(client, path, status, lang="zh-Hant-HK")
+        assert document.findtext(".//title").endswith("HKU Scholars Hub")
+        name = document.find(".//p[@class='site-name']/a")
+        assert name.text_content() == "HKU Scholars Hub"
+        logo = name.find("img")
+        assert (logo.get("src"), logo.get("alt")) == ("https://www.hku.hk/logo.svg", "")
+        footer = document.find(".//footer/p[@class='footer-text']")
+        assert footer.text == "The University of Hong Kong <b>Libraries</b> & co"  # as text
+        assert len(footer) == 0
+        style = document.find(".//head/style").text
+        assert style == ":root { --accent: #0a5; }"
+        digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+        policy = response.headers["Content-Security-Policy"]
+        assert f"style-src 'self' 'sha256-{digest}';" in policy
+        assert "img-src 'self' https://www.hku.hk;" in policy
+        assert "script-src" not in policy
+    assert page(client, "/", lang="zh-Hant-HK").findtext(".//h1") == "HKU Scholars Hub"
+    # Identify still names the repository: the pages' name is the pages' own.
+    assert b"<repositoryName>Sample DSpace Repository<" in client.get("/oai?verb=Identify").data
+
+
+def test_pages_by_default_have_no_logo_footer_or_inline_style(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.headers["Content-Security-Policy"] == pages.CONTENT_SECURITY_POLICY
+    document = page(client, "/")
+    assert document.find(".//head/style") is None and document.find(".//header//img") is None
+    assert document.find(".//p[@class='footer-text']") is None
+    assert document.find(".//p[@class='site-name']/a").text == "Sample DSpace Repository"
+
+
+def test_a_template_folder_overrides_templates_of_its_names(
+    database_url: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "record.html").write_text(
+        '{% extends "base.html" %}\n{% block main %}<h1 class="ours">{{ record.title.text }}'
+        "</h1><p>{{ record.oai_identifier }}</p>{% endblock %}\n",
+        "utf-8",
+    )
+    (folder / "_macros.html").write_text(
+        '{% macro title_link(local_id, title) %}<a class="ours" href="/records/{{ local_id }}'
+        '">{{ title.text if title else local_id }}</a>{% endmacro %}\n',
+        "utf-8",
+    )
+    site_config(tmp_path, f'[pages]\ntemplate_folder = "{folder}"\n', monkeypatch)
+    app = make_app(database_url)
+    client = app.test_client()
+    _, fields = stored(app, SEED)
+    record = page(client, f"/records/{SEED}")
+    assert record.find(".//h1").get("class") == "ours"
+    assert record.findtext(".//h1") == public(fields, "dc.title")[0]
+    assert record.find(".//dl[@class='facts']") is None  # the built-in body is gone
+    assert record.find(".//header[@class='site']") is not None  # base.html stays built-in
+    home = page(client, "/")  # home.html stays built-in, with the folder's macro
+    assert home.find(".//p[@class='counts']") is not None
+    assert home.findall(".//ol[@class='records']//a[@class='ours']")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "message"),
+    [
+        ('enabled = "no"', "pages_enabled", "expected true or false, got 'no'"),
+        ("name = 3", "pages_name", "expected a string, got 3"),
+        ('logo_url = "javascript:alert(1)"', "pages_logo_url", "is not an http(s) URL"),
+        ('logo_url = "logo.png"', "pages_logo_url", "is not an http(s) URL or a path"),
+        ('logo_url = "/a\\" onerror=\\"x"', "pages_logo_url", "is not an http(s) URL"),
+        ('accent_color = "red"', "pages_accent_color", "'red' is not a colour like #0a5"),
+        ('accent_color = "#00aa5"', "pages_accent_color", "is not a colour"),
+        ('accent_color = "#0a5; } body { display: none"', "pages_accent_color", "not a colour"),
+        ('template_folder = "/no/such/folder"', "pages_template_folder", "is not a folder"),
+        ('lang = ""', "pages_lang", "'' is not a language tag"),
+        ('lang = "en_US"', "pages_lang", "is not a language tag"),
+        ('lang = "en\\" x=\\"y"', "pages_lang", "is not a language tag"),
+        ('logo = "/logo.png"', "pages.logo", "unknown key pages.logo (did you mean pages.logo_url?)"),
+    ],
+)  # fmt: skip
+def test_bad_pages_settings_are_refused_naming_key_and_source(
+    tmp_path: Any, text: str, key: str, message: str
+) -> None:
+    from oaipmh_server.errors import ConfigError
+
+    config = tmp_path / "site.toml"
+    config.write_text(f"[pages]\n{text}\n", "utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    assert str(error.value).startswith(f"{config}: ")
+    assert key in str(error.value) and message in str(error.value)
+
+
+def test_good_pages_settings_are_taken(tmp_path: Any) -> None:
+    settings = load_settings(
+        {"pages_logo_url": "/static-site/logo.svg?v=2", "pages_accent_color": "#00AA55",
+         "pages_lang": "pt-BR", "pages_template_folder": str(tmp_path)},
+        environ={},
+    )  # fmt: skip
+    assert settings.pages_accent_color == "#00aa55" and settings.pages_lang == "pt-BR"
+    site = pages.site_of(settings)
+    assert "img-src 'self';" in site.policy  # a logo on this site needs no other host
