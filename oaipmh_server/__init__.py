@@ -4,4 +4,9 @@ Importing the package loads neither Flask nor SQLAlchemy: the protocol core is u
 and testable, without the web or the database.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # pyproject.toml's version, the one place it is written
+    __version__ = version("oaipmh-server")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

@@ -173,6 +173,7 @@ def stats() -> None:
 
     try:
         figures = store.stats()
+        schema = store.schema()
         warning = stale_warning(settings, store.get_meta(META_KEY))
     except StoreUnavailable as e:
         raise click.ClickException(f"the database failed: {e}") from None
@@ -185,6 +186,30 @@ def stats() -> None:
         click.echo(f"{label} datestamp: {format_datestamp(moment) if moment else '-'}")
     for spec, (name, count) in figures.sets.items():
         click.echo(f"set {spec}: {count} ({name})")
+    click.echo(f"schema: {schema.revision} ({_written_by(schema.written_by)})")
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database's schema up to this version's (serve and load also do it)."""
+    from . import __version__
+
+    settings = _settings()
+    store = _open_store(settings)  # opening the store migrates it, or says why it cannot
+    store.close()
+    change = store.migration
+    if change.changed:
+        click.echo(
+            f"schema: {change.before or 'none'} → {change.after} (oaipmh-server {__version__})"
+        )
+    else:
+        click.echo(f"schema: {change.after}, up to date ({_written_by(change.written_by)})")
+
+
+def _written_by(version: str | None) -> str:
+    if version is None:  # versions before 1.0.0 did not record it
+        return "written by oaipmh-server before 1.0.0"
+    return f"written by oaipmh-server {version}"
 
 
 @main.command()

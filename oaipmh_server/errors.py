@@ -104,6 +104,12 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or is locked: a 503 with Retry-After, not an OAI error."""
 
 
+class SchemaTooNew(StoreUnavailable):
+    """The database's schema is at a revision this program's migrations do not know: a
+    newer oaipmh-server migrated it. Raised when the store is opened, before anything is
+    served or written, with one sentence naming the revision and the version needed."""
+
+
 class LoadBusy(Exception):
     """Another load is writing to the store (the message says whose, since when) and this
     one was told not to wait for it."""

@@ -31,7 +31,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     make_url,
     select,
     tuple_,
@@ -46,8 +45,8 @@ from sqlalchemy.types import NullType
 from ..errors import LoadBusy, StoreUnavailable
 from ..records import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from . import writes
+from .revisions import Migration, Schema, migrate, read_schema
 from .schema import (
-    Base,
     FileRow,
     FragmentRow,
     MembershipRow,
@@ -133,7 +132,8 @@ class SqlStore:
         from .failures import opening  # what could not be opened, and why
 
         with opening(url, password, self.engine):
-            _migrate(self.engine)
+            # What opening did to the schema (`oaipmh-server migrate` prints it).
+            self.migration: Migration = migrate(self.engine)
         self._secret = token_secret
 
     def close(self) -> None:
@@ -153,6 +153,11 @@ class SqlStore:
         """A fact the loads keep in the meta table (what virtual sets were evaluated with)."""
         value: str | None = self._scalar(select(MetaRow.value).where(MetaRow.key == key))
         return value
+
+    def schema(self) -> Schema:
+        """The schema's revision and the oaipmh-server version that last migrated it."""
+        with _unavailable(), self.engine.connect() as conn:
+            return read_schema(conn)
 
     def count_all(self) -> int:
         """How many records (deleted included) the store holds; a health check's query."""
@@ -1182,35 +1187,6 @@ def _wal(cursor: Any) -> None:
             if "locked" not in str(e) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def _migrate(engine: Engine) -> None:
-    """Create the schema on first use, or bring an older one up to date (Alembic).
-
-    The usual case, a schema already at the newest revision, only reads, so a server can
-    start while a load holds the write lock. Otherwise one process at a time migrates
-    (SQLite's write lock, PostgreSQL's advisory lock) and the others find it done.
-    """
-    from alembic import command
-    from alembic.config import Config
-    from alembic.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", "oaipmh_server.store:migrations")
-    head = ScriptDirectory.from_config(config).get_current_head()
-    with engine.connect() as conn:
-        if MigrationContext.configure(conn).get_current_revision() == head:
-            return
-    with engine.connect() as conn, conn.execution_options(immediate=True).begin():
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242424242)")
-        config.attributes["connection"] = conn
-        if not inspect(conn).has_table("records"):
-            Base.metadata.create_all(conn)
-            command.stamp(config, "head")
-        else:
-            command.upgrade(config, "head")
 
 
 def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:

@@ -1,0 +1,143 @@
+"""The schema's revision: bring it up to date (Alembic), record which oaipmh-server did,
+and refuse a schema newer than this program knows.
+
+Alembic keeps the revision in `alembic_version`; the meta table keeps the version of the
+program that last created or migrated the schema (`WRITTEN_BY_KEY`). An older program
+finding a revision its migrations do not know would otherwise end in Alembic's traceback
+("Can't locate revision"); it stops instead with one sentence saying which oaipmh-server
+the database needs, before it serves or writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import __version__
+from ..errors import SchemaTooNew
+from .schema import Base, MetaRow
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+WRITTEN_BY_KEY = "schema_written_by"
+# Held by the one process that migrates a PostgreSQL database; the others wait, then find
+# it done.
+MIGRATION_LOCK = 4242424242
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Where a database's schema stands: its revision (None: no schema yet) and the
+    version of oaipmh-server that last created or migrated it (None: one before 1.0.0,
+    which did not record it)."""
+
+    revision: str | None
+    written_by: str | None
+
+
+@dataclass(frozen=True)
+class Migration:
+    """What opening the store did to its schema: `before` → `after` (the same when it was
+    up to date; `before` None when the schema was created)."""
+
+    before: str | None
+    after: str
+    written_by: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def migrate(engine: Engine) -> Migration:
+    """Create the schema on first use, or bring an older one up to date (Alembic).
+
+    The usual case, a schema already at the newest revision, only reads, so a server can
+    start while a load holds the write lock. Otherwise one process at a time migrates
+    (SQLite's write lock, PostgreSQL's advisory lock) and the others find it done. A
+    revision newer than this program's raises SchemaTooNew before any lock is taken.
+    """
+    from alembic import command
+
+    config = _config()
+    head = _head()
+    with engine.connect() as conn:
+        found = read_schema(conn)
+        if found.revision == head:
+            return Migration(head, head, found.written_by)
+        _refuse_unknown(engine, found)
+    with engine.connect() as conn, conn.execution_options(immediate=True).begin():
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        found = read_schema(conn)  # another process may have migrated it meanwhile
+        if found.revision == head:
+            return Migration(head, head, found.written_by)
+        _refuse_unknown(engine, found)
+        config.attributes["connection"] = conn
+        if not inspect(conn).has_table("records"):
+            Base.metadata.create_all(conn)
+            command.stamp(config, "head")
+        else:
+            command.upgrade(config, "head")
+        conn.execute(delete(MetaRow).where(MetaRow.key == WRITTEN_BY_KEY))
+        conn.execute(insert(MetaRow).values(key=WRITTEN_BY_KEY, value=__version__))
+    return Migration(found.revision, head, __version__)
+
+
+def read_schema(conn: Connection) -> Schema:
+    """The revision Alembic recorded and the version that wrote it, as they are."""
+    from alembic.migration import MigrationContext
+
+    heads = MigrationContext.configure(conn).get_current_heads()
+    revision = " ".join(heads) if heads else None
+    written_by: str | None = None
+    if revision is not None:
+        try:
+            written_by = conn.execute(
+                select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY)
+            ).scalar()
+        except SQLAlchemyError:  # a meta table some later version reshaped: not known
+            written_by = None
+    return Schema(revision, written_by)
+
+
+def _refuse_unknown(engine: Engine, found: Schema) -> None:
+    if found.revision is None or all(r in _known() for r in found.revision.split()):
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    who = f"oaipmh-server {found.written_by}" if found.written_by else "a newer oaipmh-server"
+    needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "that version"
+    raise SchemaTooNew(
+        f"the database {where} is at schema revision {found.revision}, written by {who}; "
+        f"this is oaipmh-server {__version__}, which knows revisions up to {_head()}: "
+        f"run {needed} (or restore a backup taken before the upgrade)"
+    )
+
+
+def _config() -> Config:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", "oaipmh_server.store:migrations")
+    return config
+
+
+@lru_cache(maxsize=1)
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_config()).get_current_head())
+
+
+@lru_cache(maxsize=1)
+def _known() -> frozenset[str]:
+    """Every revision this program's migrations (store/migrations/versions) know."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_config())
+    return frozenset(script.revision for script in scripts.walk_revisions())
