@@ -142,11 +142,13 @@ def _say_reevaluated(summary: Any, why: str) -> None:
 @main.command()
 @click.argument("ids", nargs=-1, required=True)
 def delete(ids: tuple[str, ...]) -> None:
-    """Mark records deleted: tombstones dated now, kept in their sets."""
+    """Mark records deleted: tombstones dated now, kept in their sets. IDS are local ids
+    (10722/212116) or the OAI identifiers served (oai:repository.example.org:10722/212116)."""
     from .formats import build_formats
     from .ingest.load import delete_records
 
     settings = _settings()
+    ids = tuple(_local_id(i, settings.repository_identifier) for i in ids)
     store = _open_store(settings)
     with _one_write(store, "deleted"):
         summary = delete_records(
@@ -160,6 +162,30 @@ def delete(ids: tuple[str, ...]) -> None:
     click.echo(
         f"Deleted {summary.deleted} record(s); {len(set(ids)) - summary.deleted} already deleted."
     )
+
+
+def _local_id(given: str, repository_identifier: str) -> str:
+    """The local id an argument names: itself, or the local part of an OAI identifier
+    (oai:<repository identifier>:<local id>, what harvesters and check reports show).
+    One of another repository identifier is refused: deleting its local part here could
+    delete a different record of the same local id."""
+    from .config import REPOSITORY_IDENTIFIER
+
+    scheme, _, rest = given.partition(":")
+    repository, colon, local_id = rest.partition(":")
+    if (
+        scheme != "oai"
+        or not colon
+        or not local_id
+        or not REPOSITORY_IDENTIFIER.fullmatch(repository)
+    ):
+        return given
+    if repository != repository_identifier:
+        raise click.ClickException(
+            f"{given} is an OAI identifier of {repository}, not of this repository "
+            f"({repository_identifier}); nothing was deleted"
+        )
+    return local_id
 
 
 @main.command()
@@ -291,6 +317,36 @@ def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int
         render_text(results, click.echo)
     if any(r.status == "fail" for r in results):
         sys.exit(1)
+
+
+@main.group()
+def config() -> None:
+    """The configuration: check it before serving it."""
+
+
+@config.command("check")
+def config_check() -> None:
+    """Read the configuration as `serve` will (OAIPMH_CONFIG, the environment, secret files,
+    systemd credentials); print each setting and where it came from, secrets masked; exit 1
+    naming every mistake. Nothing is started, and the database is not opened."""
+    from .config import check_settings, describe_settings
+    from .formats import build_formats
+
+    checked = check_settings()
+    problems = list(checked.problems)
+    if checked.settings is not None:
+        try:
+            build_formats(checked.settings)  # [formats] names formats the registry must have
+        except ConfigError as e:
+            problems.extend(e.problems)
+    for line in describe_settings(checked):
+        click.echo(line)
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    if problems:
+        click.echo(f"{len(problems)} mistake(s); serve would refuse to start", err=True)
+        sys.exit(1)
+    click.echo("configuration OK", err=True)
 
 
 @main.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
 import os
 import re
 import tomllib
@@ -17,9 +18,11 @@ from dataclasses import dataclass, fields, replace
 from functools import partial
 from importlib import resources
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .files import pattern_problem
+from .placeholders import placeholder_identity
 from .virtual_sets import BadDefinition, VirtualSet, parse_definition
 from .vocabularies import ACCESS_RIGHTS, TERMS
 
@@ -108,6 +111,8 @@ class Settings:
     pages_accent_color: str = ""
     pages_template_folder: str = ""
     pages_lang: str = "en"
+    # Secrets that signed resumption tokens before token_secret: still accepted (rotation).
+    previous_token_secrets: tuple[str, ...] = ()
 
 
 # TOML (table, key) → Settings field.
@@ -127,6 +132,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("harvest", "page_size"): "page_size",
     ("harvest", "max_page_bytes"): "max_page_bytes",
     ("harvest", "token_secret"): "token_secret",
+    ("harvest", "previous_token_secrets"): "previous_token_secrets",
     ("datestamps", "keep_accessioned"): "keep_accessioned",
     ("datestamps", "missing_accessioned"): "missing_accessioned",
     ("load", "wait"): "load_wait",
@@ -193,7 +199,8 @@ INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
 INTEGER_SETTINGS = ("page_size", "max_page_bytes", "max_concurrent_lists", "retry_after")
 FROM_ENVIRONMENT = "environment variable "
 # Settings whose values no message repeats.
-SECRETS = frozenset({"database_password", "token_secret"})
+SECRETS = frozenset({"database_password", "token_secret", "previous_token_secrets"})
+BUILT_IN = "built-in config/oaipmh.toml"
 
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
@@ -206,11 +213,23 @@ ENVIRONMENT = {
     "OAIPMH_PORT": "port",
     "OAIPMH_WORKERS": "workers",
     "OAIPMH_SOCKET": "socket",
+    "OAIPMH_PREVIOUS_TOKEN_SECRETS": "previous_token_secrets",
 }
+# Secrets may be files instead (a container's /run/secrets/…), or systemd's credentials
+# (LoadCredential=, files of these names in $CREDENTIALS_DIRECTORY): a secret in the
+# environment can be read by whoever may inspect the process. Precedence: the variable or
+# its *_FILE (setting both is refused), then the credential, then the file, then the default.
+SECRET_FILES = {
+    "OAIPMH_TOKEN_SECRET_FILE": "token_secret",
+    "OAIPMH_DATABASE_PASSWORD_FILE": "database_password",
+    "OAIPMH_PREVIOUS_TOKEN_SECRETS_FILE": "previous_token_secrets",
+}
+CREDENTIALS = ("token_secret", "database_password", "previous_token_secrets")
+MAX_SECRET_FILE = 65_536
 
 
 # Every OAIPMH_* variable the server reads; any other is reported as a likely misspelling.
-KNOWN_VARIABLES = frozenset({"OAIPMH_CONFIG", *ENVIRONMENT})
+KNOWN_VARIABLES = frozenset({"OAIPMH_CONFIG", *ENVIRONMENT, *SECRET_FILES})
 
 
 def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
@@ -240,28 +259,162 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read the settings in order of precedence; raise ConfigError naming key and source."""
+    return _validate(_read(overrides, environ))
+
+
+@dataclass(frozen=True)
+class CheckedSettings:
+    """What `oaipmh-server config check` reports: every mistake, and the settings as read,
+    each mistaken one put back to its built-in default (None if even that cannot be had)."""
+
+    settings: Settings | None
+    sources: Mapping[str, str]
+    problems: tuple[str, ...]
+    defaulted: frozenset[str]
+
+
+def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
+    """Read the settings as load_settings does, but collect every mistake instead of
+    stopping at the first: a mistaken setting is put back to its built-in default and the
+    rest validated again, until they pass or a mistake names no setting to put back."""
+    problems: list[str] = []
+    raw = _read(None, environ, problems)
+    defaults = _read(None, {}, [])  # the built-in file alone
+    defaulted: set[str] = set()
+    settings = None
+    while True:
+        try:
+            settings = _validate(dict(raw))
+            break
+        except ConfigError as e:
+            problems.extend(e.problems)
+            fresh = [s for s in e.settings if s not in defaulted and s in defaults]
+            if not fresh:
+                break
+            for setting in fresh:
+                raw[setting] = defaults[setting]
+            defaulted.update(fresh)
+    sources = {name: source for name, (_, source) in raw.items()}
+    return CheckedSettings(settings, sources, tuple(dict.fromkeys(problems)), frozenset(defaulted))
+
+
+MASK = "********"
+
+
+def describe_settings(checked: CheckedSettings) -> list[str]:
+    """One line per setting, `table.key = value  # where it came from`, secrets masked:
+    what `oaipmh-server config check` prints. Every field of Settings, whoever added it."""
+    if checked.settings is None:
+        return []
+    keys = {name: f"{table}.{key}" for (table, key), name in _TOML_KEYS.items()}
+    lines = []
+    for field in fields(Settings):
+        value = getattr(checked.settings, field.name)
+        source = checked.sources.get(field.name, BUILT_IN)
+        where = "built-in default" if source == BUILT_IN else source
+        if field.name in checked.defaulted:
+            where = "built-in default, in place of the mistake reported below"
+        key = keys.get(field.name, field.name)
+        lines.append(f"{key} = {_displayed(field.name, value)}  # {where}")
+    return sorted(lines)  # by table.key: a table's keys together
+
+
+def _displayed(name: str, value: Any) -> str:
+    if name in SECRETS:
+        if isinstance(value, tuple):
+            return "[" + ", ".join(MASK for _ in value) + "]"
+        return "(not set)" if value is None else MASK
+    if name == "database_url":
+        return json.dumps(masked_url(value), ensure_ascii=False)
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if (
+        value
+        and isinstance(value, tuple)
+        and all(isinstance(v, tuple) and len(v) == 2 for v in value)
+    ):
+        pairs = ", ".join(f"{_displayed('', k)} = {_displayed('', v)}" for k, v in value)
+        return "{ " + pairs + " }"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(_displayed("", v) for v in value) + "]"
+    if isinstance(value, VirtualSet):
+        return json.dumps(value.spec, ensure_ascii=False)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def masked_url(url: str) -> str:
+    """A database URL with its password masked: user:password@ and a password=
+    parameter (libpq's, and sslpassword)."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL urllib can split: show nothing of it
+        return MASK
+    if password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        url = url.replace(parts.netloc, f"{user}:{MASK}@{host}", 1)
+    return re.sub(r"([?&](?:ssl)?password=)[^&]*", rf"\g<1>{MASK}", url, flags=re.IGNORECASE)
+
+
+def _read(
+    overrides: Mapping[str, Any] | None,
+    environ: Mapping[str, str] | None,
+    problems: list[str] | None = None,
+) -> dict[str, tuple[Any, str]]:
+    """Every setting's raw value and where it came from. A mistake raises ConfigError, or,
+    given a `problems` list, is added to it and the value it concerns left out."""
     environ = os.environ if environ is None else environ
+
+    def report(error: ConfigError) -> None:
+        if problems is None:
+            raise error
+        problems.extend(error.problems)
+
     raw: dict[str, tuple[Any, str]] = {}
     default_file = resources.files("oaipmh_server.defaults").joinpath("oaipmh.toml")
-    _merge_toml(raw, tomllib.loads(default_file.read_text("utf-8")), "built-in config/oaipmh.toml")
+    _merge_toml(raw, tomllib.loads(default_file.read_text("utf-8")), BUILT_IN, report)
     config_path = environ.get("OAIPMH_CONFIG")
     if config_path:
         try:
-            with open(config_path, "rb") as f:
-                data = f.read()
-            document = tomllib.loads(data.decode("utf-8"))
-        except OSError as e:
-            where = printable(config_path, 300)
-            raise ConfigError(f"OAIPMH_CONFIG: cannot read {where}: {e.strerror}") from None
-        except UnicodeDecodeError as e:
-            line = data.count(b"\n", 0, e.start) + 1
-            raise ConfigError(f"{config_path}:{line}: not valid TOML: not UTF-8 text") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{config_path}: not valid TOML: {e}") from None
-        _merge_toml(raw, document, config_path)
+            _merge_toml(raw, _read_toml(config_path), config_path, report)
+        except ConfigError as e:
+            report(e)
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if directory:
+        for name in CREDENTIALS:
+            path = os.path.join(directory, name)
+            if not os.path.lexists(path):
+                continue  # the unit gives this one another way, or not at all
+            try:
+                text = _read_secret_file(path, f"credential {name} ($CREDENTIALS_DIRECTORY)")
+                raw[name] = (_secret_value(name, text), f"credential {path}")
+            except ConfigError as e:
+                report(e)
     for variable, name in ENVIRONMENT.items():
         if variable in environ:
-            raw[name] = (environ[variable], f"{FROM_ENVIRONMENT}{variable}")
+            value: Any = environ[variable]
+            if name == "previous_token_secrets":  # several, comma-separated
+                value = [s.strip() for s in value.split(",") if s.strip()]
+            raw[name] = (value, f"{FROM_ENVIRONMENT}{variable}")
+    for variable, name in SECRET_FILES.items():
+        if variable not in environ:
+            continue
+        plain = variable.removesuffix("_FILE")
+        try:
+            if plain in environ:
+                raise ConfigError(
+                    f"{plain} and {variable} are both set: give the {name} one way", (name,)
+                )
+            path = environ[variable]
+            text = _read_secret_file(path, variable)
+            raw[name] = (_secret_value(name, text), f"file {path} ({variable})")
+        except ConfigError as e:
+            report(e)
     for name, value in (overrides or {}).items():
         if name not in {f.name for f in fields(Settings)}:
             raise ConfigError(f"unknown setting {name!r} (overrides)")
@@ -270,7 +423,46 @@ def load_settings(
             merged.update(value)
             value = merged
         raw[name] = (value, "overrides")
-    return _validate(raw)
+    return raw
+
+
+def _read_toml(config_path: str) -> dict[str, Any]:
+    try:
+        with open(config_path, "rb") as f:
+            data = f.read()
+        return tomllib.loads(data.decode("utf-8"))
+    except OSError as e:
+        where = printable(config_path, 300)
+        raise ConfigError(f"OAIPMH_CONFIG: cannot read {where}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise ConfigError(f"{config_path}:{line}: not valid TOML: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{config_path}: not valid TOML: {e}") from None
+
+
+def _read_secret_file(path: str, what: str) -> str:
+    """A secret file's text; ConfigError naming `what` and the path (never the content)."""
+    where = printable(path, 300)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SECRET_FILE + 1)
+    except OSError as e:
+        raise ConfigError(f"{what}: cannot read {where}: {e.strerror}") from None
+    if len(data) > MAX_SECRET_FILE:
+        raise ConfigError(f"{what}: {where} is larger than {MAX_SECRET_FILE} bytes, not a secret")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what}: {where} is not UTF-8 text") from None
+
+
+def _secret_value(name: str, text: str) -> Any:
+    """A secret file's value: its text without the trailing line break (editors add one),
+    or, for the list of previous token secrets, its non-empty lines."""
+    if name == "previous_token_secrets":
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    return text.rstrip("\r\n")
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:
@@ -278,17 +470,25 @@ def with_overrides(settings: Settings, **changes: Any) -> Settings:
     return replace(settings, **changes)
 
 
-def _merge_toml(raw: dict[str, tuple[Any, str]], document: dict[str, Any], source: str) -> None:
+def _merge_toml(
+    raw: dict[str, tuple[Any, str]],
+    document: dict[str, Any],
+    source: str,
+    report: Callable[[ConfigError], None],
+) -> None:
     for table, body in document.items():
         if not isinstance(body, dict):
-            raise ConfigError(f"{source}: [{table}] must be a table")
+            report(ConfigError(f"{source}: [{table}] must be a table"))
+            continue
         for key, value in body.items():
             name = _TOML_KEYS.get((table, key))
             if name is None:
-                raise ConfigError(f"{source}: unknown key {_nearest_key(table, key)}")
+                report(ConfigError(f"{source}: unknown key {_nearest_key(table, key)}"))
+                continue
             if name in _TABLES and name in raw:
                 if not isinstance(value, dict):
-                    raise ConfigError(f"{source}: {table}.{key} must be a table")
+                    report(ConfigError(f"{source}: {table}.{key} must be a table", (name,)))
+                    continue
                 merged = dict(raw[name][0])
                 merged.update(value)
                 value = merged
@@ -310,11 +510,11 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         value, source = raw[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             got = f"a value of type {type(value).__name__}" if name in SECRETS else shown(value)
-            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {got}")
+            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {got}", (name,))
         return value
 
     def fail(name: str, message: str) -> ConfigError:
-        return ConfigError(f"{raw[name][1]}: {name}: {message}")
+        return ConfigError(f"{raw[name][1]}: {name}: {message}", (name,))
 
     name = get("repository_name", str).strip()
     if not name:
@@ -372,12 +572,11 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     mode = get("mode", str)
     if mode not in ("development", "production"):
         raise fail("mode", f"must be 'development' or 'production', got {shown(mode)}")
+    previous_secrets = get("previous_token_secrets", (list, tuple))
+    if not all(isinstance(p, str) and p.strip() for p in previous_secrets):
+        raise fail("previous_token_secrets", "expected a list of non-empty strings")
     if mode == "production":
-        if token_secret is None or len(token_secret) < 32:
-            raise fail("token_secret", "production mode needs a token secret of 32 characters "
-                       "or more (OAIPMH_TOKEN_SECRET)")  # fmt: skip
-        if base_url is None:
-            raise fail("base_url", "production mode needs the advertised baseURL (OAIPMH_BASE_URL)")
+        _require_production(fail, token_secret, base_url, name, identifier, emails)
 
     keep_accessioned = get("keep_accessioned", bool)
     missing = get("missing_accessioned", str)
@@ -441,7 +640,8 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
             definitions.append(parse_definition(spec, body))
         except BadDefinition as e:
             raise ConfigError(
-                f"{raw['virtual_set_definitions'][1]}: virtual_sets.define.{printable(spec)}: {e}"
+                f"{raw['virtual_set_definitions'][1]}: virtual_sets.define.{printable(spec)}: {e}",
+                ("virtual_set_definitions",),
             ) from None
     served = get("virtual_sets_served", (list, tuple))
     defined = {d.spec for d in definitions}
@@ -499,6 +699,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         virtual_sets_served=tuple(served),
         **listening,
         **pages,
+        previous_token_secrets=tuple(dict.fromkeys(p.strip() for p in previous_secrets)),
     )
 
 
@@ -572,6 +773,33 @@ def _pages_settings(
     }
 
 
+def _require_production(
+    fail: Callable[[str, str], ConfigError],
+    token_secret: str | None,
+    base_url: str | None,
+    name: str,
+    identifier: str,
+    emails: tuple[str, ...],
+) -> None:
+    """What production mode needs, every missing piece named at once: the values servers
+    behind a load balancer must agree on, and an identity of the repository's own."""
+    missing = []
+    if token_secret is None or len(token_secret) < 32:
+        missing.append(fail("token_secret", "production mode needs a token secret of 32 "
+                            "characters or more (OAIPMH_TOKEN_SECRET)"))  # fmt: skip
+    if base_url is None:
+        missing.append(
+            fail("base_url", "production mode needs the advertised baseURL (OAIPMH_BASE_URL)")
+        )
+    for setting, why in placeholder_identity(name, identifier, emails, base_url):
+        missing.append(fail(setting, f"{why}, a placeholder: production mode needs the "
+                            "repository's own"))  # fmt: skip
+    if missing:
+        problems = tuple(str(e) for e in missing)
+        concerned = tuple(dict.fromkeys(s for e in missing for s in e.settings))
+        raise ConfigError("; ".join(problems), (*concerned, "mode"), problems)
+
+
 def _environment_integer(value: str, fail: Callable[[str], ConfigError]) -> int:
     """An integer from the environment: ASCII digits and nothing else. Python's int() would
     also take '١٢' (Arabic-Indic digits), ' 5', '+5' and '1_000', and fail on '²' (a digit
@@ -600,4 +828,4 @@ def shown(value: object, limit: int = 80) -> str:
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {bool: "true or false", int: "an integer", str: "a string", dict: "a table"}
-    return " or ".join(names.get(k, "a list") for k in kinds)
+    return " or ".join(dict.fromkeys(names.get(k, "a list") for k in kinds))  # list, tuple: once

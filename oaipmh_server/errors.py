@@ -116,7 +116,18 @@ class LoadBusy(Exception):
 
 
 class ConfigError(Exception):
-    """A configuration value is missing or wrong; the message names the key and its source."""
+    """A configuration value is missing or wrong; the message names the key and its source.
+
+    `settings` names the settings it is about, so `oaipmh-server config check` can put them
+    back to their defaults and look for the next mistake; `problems` holds each mistake on
+    its own when one error stands for several (production mode's requirements)."""
+
+    def __init__(
+        self, message: str, settings: tuple[str, ...] = (), problems: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.settings = settings
+        self.problems = problems or (message,)
 
 
 def escaped(text: str) -> str:

@@ -123,7 +123,7 @@ def list_metadata_formats(request: Request, context: Context) -> Reply:
 def list_sets(request: Request, context: Context) -> Reply:
     source, page_size = context.source, context.settings.page_size
     if request.resumption_token is not None:
-        state = decode_token(request.resumption_token, source.token_secret(), request.verb)
+        state = _resume(request.resumption_token, request.verb, context)
     elif not source.has_sets():
         raise NoSetHierarchy("This repository does not support sets.")
     else:
@@ -153,7 +153,7 @@ def list_records(request: Request, context: Context) -> Reply:
 def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
     source, page_size = context.source, context.settings.page_size
     if request.resumption_token is not None:
-        state = decode_token(request.resumption_token, source.token_secret(), request.verb)
+        state = _resume(request.resumption_token, request.verb, context)
         if state.until is None or state.metadata_prefix is None:
             raise BadResumptionToken("The resumptionToken is not valid (unknown format).")
         metadata_format = _format(state.metadata_prefix, context)
@@ -296,6 +296,12 @@ def _record(
             record.header.local_id, record.fields or (), record.files
         )
     return xml.record_element(header, fragment)
+
+
+def _resume(token: str, verb: str, context: Context) -> ResumptionState:
+    """A token's state: signed with the current secret, or with one it replaced."""
+    secret = context.source.token_secret()
+    return decode_token(token, secret, verb, context.settings.previous_token_secrets)
 
 
 def _token(

@@ -10,6 +10,7 @@ makes forged or damaged tokens fail as badResumptionToken instead of reaching th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,10 +55,14 @@ def encode_token(state: ResumptionState, secret: str) -> str:
     return str(URLSafeSerializer(secret, salt=_SALT).dumps(payload))
 
 
-def decode_token(token: str, secret: str, verb: str) -> ResumptionState:
-    """The state a token carries, or BadResumptionToken if it is not one of ours for `verb`."""
+def decode_token(
+    token: str, secret: str, verb: str, previous: Sequence[str] = ()
+) -> ResumptionState:
+    """The state a token carries, or BadResumptionToken if it is not one of ours for `verb`.
+    A token signed with one of the `previous` secrets is ours too: harvests in progress go
+    on while the secret is rotated (itsdangerous tries each key, newest last)."""
     try:
-        payload = URLSafeSerializer(secret, salt=_SALT).loads(token)
+        payload = URLSafeSerializer([*previous, secret], salt=_SALT).loads(token)
     except (BadData, ValueError, UnicodeError):
         raise BadResumptionToken("The resumptionToken is not valid (damaged or forged).") from None
     try:

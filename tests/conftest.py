@@ -62,9 +62,10 @@ def decoded(response: Any) -> bytes:
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see no OAIPMH_* variables of the machine they run on."""
+    """Tests see no OAIPMH_* variables of the machine they run on (nor its systemd
+    credentials, another source of secrets)."""
     for name in list(os.environ):
-        if name.startswith("OAIPMH_"):
+        if name.startswith("OAIPMH_") or name == "CREDENTIALS_DIRECTORY":
             monkeypatch.delenv(name)
 
 

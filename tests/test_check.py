@@ -9,7 +9,8 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -201,7 +202,31 @@ def failed(results: list[Result]) -> dict[str, str]:
     return {r.rule: r.detail for r in results if r.status == "fail"}
 
 
-def test_the_live_server_is_rated_clean(live_server: LiveServer) -> None:
+# An identity of the repository's own: the shipped placeholders fail identify-own-identity.
+OWN_IDENTITY = {
+    "repository_name": "Muster University Repository",
+    "repository_identifier": "oai.muster-university.de",
+    "admin_emails": ["oai-admin@muster-university.de"],
+}
+OWN_IDENTITY_TOML = """[repository]
+name = "Muster University Repository"
+identifier = "oai.muster-university.de"
+admin_emails = ["oai-admin@muster-university.de"]
+"""
+
+
+@pytest.fixture
+def own_live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The live server, under an identity of its own."""
+    config = tmp_path / "oaipmh.toml"
+    config.write_text(OWN_IDENTITY_TOML)
+    server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
+    yield server
+    server.stop()
+
+
+def test_the_live_server_is_rated_clean(own_live_server: LiveServer) -> None:
+    live_server = own_live_server
     results = check_endpoint(live_server.url, http_fetch(), dcmi_given(), sample=100)
     assert failed(results) == {}
     statuses = {r.rule: r.status for r in results}
@@ -211,8 +236,8 @@ def test_the_live_server_is_rated_clean(live_server: LiveServer) -> None:
         assert statuses[f"format-namespace:{prefix}"] == "pass"
 
 
-def test_the_check_command_against_the_live_server(live_server: LiveServer) -> None:
-    done = run_check("sqlite://", live_server.url)
+def test_the_check_command_against_the_live_server(own_live_server: LiveServer) -> None:
+    done = run_check("sqlite://", own_live_server.url)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SKIP  format-schema:qdc: not checked: schema http://dublincore.org" in done.stdout
     assert done.stdout.splitlines()[-1].endswith("0 failed, 1 not checked")
@@ -286,8 +311,14 @@ def replace_query(
     return lambda q: new if match(q) else q
 
 
-SEED = "oai:repository.example.org:10722/212116"
+SEED = "oai:oai.muster-university.de:10722/212116"
 FAULTS: dict[str, dict[str, Any]] = {
+    "identify-own-identity": {
+        "body": when(
+            "Identify",
+            lambda b: b.replace(b"Muster University Repository", b"Sample DSpace Repository"),
+        )
+    },
     "endpoint-answers": {"status": lambda q: 500 if q.get("verb") == "Identify" else 200},
     "identify-base-url": {
         "body": when(
@@ -409,7 +440,7 @@ def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
     url = sqlite_url(tmp_path_factory.mktemp("check") / "oai.sqlite3")
     load_into(url, SAMPLES, clock=lambda: LOADED)
-    app = make_app(url, page_size=7)
+    app = make_app(url, page_size=7, **OWN_IDENTITY)
     yield app
     app.extensions["oaipmh"].store.close()
 
@@ -436,6 +467,19 @@ def test_every_endpoint_rule_has_a_fault(sample_app: Any) -> None:
         "format-namespace:oai_openaire",
         "format-schema:qdc",
     } <= set(FAULTS) | set(EXPECTED.values())
+
+
+def test_the_shipped_placeholders_fail_the_identity_rule(database_url: str) -> None:
+    """The sample identity (as a first run serves it): each placeholder named."""
+    app = make_app(database_url, base_url="https://oai.example.edu/oai")
+    results = check_endpoint("https://oai.example.edu/oai", fetch_from(app))
+    detail = failed(results)["identify-own-identity"]
+    assert detail == (
+        "placeholders: repositoryName: 'Sample DSpace Repository' is the sample repository's "
+        "name; repositoryIdentifier: 'repository.example.org' is an example domain; "
+        "adminEmail: 'repository-admin@example.org' at an example domain; "
+        "baseURL: 'https://oai.example.edu/oai' is on an example domain"
+    )
 
 
 def test_an_endpoint_that_does_not_answer_fails_cleanly() -> None:

@@ -607,6 +607,30 @@ def test_flat_spec_means_the_defined_set_ending_with_it(
     )
 
 
+def test_cli_delete_takes_the_oai_identifier(database_url: str, tmp_path: Path) -> None:
+    """`delete` takes the identifier harvesters see; one of another repository identifier
+    (say, the sample's, after a change of identifier) is refused, nothing deleted."""
+    config = tmp_path / "oaipmh.toml"
+    config.write_text('[repository]\nidentifier = "oai.muster-university.de"\n')
+    env = {"OAIPMH_DATABASE_URL": database_url, "OAIPMH_CONFIG": str(config)}
+    foreign = run_cli("delete", "10722/212116", "oai:repository.example.org:10722/212116", env=env)
+    assert foreign.returncode == 1 and "Traceback" not in foreign.stderr
+    assert foreign.stderr.strip() == (
+        "Error: oai:repository.example.org:10722/212116 is an OAI identifier of "
+        "repository.example.org, not of this repository (oai.muster-university.de); "
+        "nothing was deleted"
+    )
+    assert "10722/212116" not in {
+        i.rsplit(":", 1)[1] for i in oai_identifiers(database_url, deleted=True)
+    }
+    done = run_cli("delete", "oai:oai.muster-university.de:10722/212116", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "Deleted 1 record(s)" in done.stdout
+    assert "10722/212116" in {
+        i.rsplit(":", 1)[1] for i in oai_identifiers(database_url, deleted=True)
+    }
+
+
 def test_cli_delete_and_stats(database_url: str) -> None:
     env = {"OAIPMH_DATABASE_URL": database_url}
     unknown = run_cli("delete", "10722/212116", "10722/0", env=env)
@@ -617,6 +641,10 @@ def test_cli_delete_and_stats(database_url: str) -> None:
     }
     done = run_cli("delete", "10722/212116", env=env)
     assert done.returncode == 0 and "Deleted 1 record(s)" in done.stdout
+    # The OAI identifier served names the same record: already deleted now.
+    again = run_cli("delete", "oai:repository.example.org:10722/212116", env=env)
+    assert again.returncode == 0, again.stderr
+    assert "Deleted 0 record(s); 1 already deleted." in again.stdout
     client = make_app(database_url).test_client()
     header = tree(
         client.get(

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.flow import Places
+from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME
 
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers
@@ -153,10 +154,43 @@ def test_production_mode_needs_secret_and_base_url(environ: dict[str, str], mess
         load_settings(environ=environ)
 
 
+# An identity of the repository's own: production mode refuses the shipped placeholders.
+OWN_IDENTITY = {
+    "repository_name": "Muster University Repository",
+    "repository_identifier": "oai.muster-university.de",
+    "admin_emails": ["oai-admin@muster-university.de"],
+}
+
+
 def test_production_mode_with_everything_set() -> None:
-    settings = load_settings(environ={"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
-                                      "OAIPMH_BASE_URL": "https://hub.example.org/oai"})  # fmt: skip
+    settings = load_settings(OWN_IDENTITY, environ={
+        "OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
+        "OAIPMH_BASE_URL": "https://hub.muster-university.de/oai"})  # fmt: skip
     assert settings.mode == "production"
+
+
+def test_production_mode_refuses_placeholder_identities() -> None:
+    """The shipped sample identity and example domains (RFC 2606), every key named at once."""
+    environ = {"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
+               "OAIPMH_BASE_URL": "https://oai.repository.example.edu/oai"}  # fmt: skip
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ=environ)
+    message = str(refused.value)
+    for key in ("repository_name", "repository_identifier", "admin_emails", "base_url"):
+        assert f": {key}: " in message, key
+    assert "'Sample DSpace Repository'" in message and "'repository.example.org'" in message
+    # One placeholder left among own values is still refused, and only it is named.
+    with pytest.raises(ConfigError) as refused:
+        load_settings({**OWN_IDENTITY, "admin_emails": ["me@www.example.com"]}, environ={
+            **environ, "OAIPMH_BASE_URL": "https://oai.muster-university.de/oai"})  # fmt: skip
+    assert ": admin_emails: " in str(refused.value)
+    assert ": repository_identifier: " not in str(refused.value)
+    # Development mode keeps the sample identity, for a first run without edits.
+    assert load_settings(environ={}).repository_identifier == "repository.example.org"
+
+
+def test_the_sample_name_is_the_shipped_one() -> None:
+    assert load_settings(environ={}).repository_name == SAMPLE_REPOSITORY_NAME
 
 
 def test_serve_refuses_to_start_with_bad_settings(tmp_path: Path) -> None:

@@ -72,3 +72,11 @@ def test_truncated_tokens_are_rejected() -> None:
     for cut in range(1, len(token)):
         with pytest.raises(BadResumptionToken):
             decode_token(token[:cut], "secret", "ListRecords")
+
+
+def test_a_previous_secret_still_decodes_it() -> None:
+    """Rotation: a token signed with a secret since replaced is honoured while listed."""
+    token = encode_token(STATE, "old secret")
+    assert decode_token(token, "new secret", "ListRecords", ["old secret"]) == STATE
+    with pytest.raises(BadResumptionToken):
+        decode_token(token, "new secret", "ListRecords", ["another"])

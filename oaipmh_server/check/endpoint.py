@@ -3,12 +3,12 @@ before they register it (OpenAIRE's and BASE's validators, the OAI validator).
 
 Each rule asks one thing of the endpoint and says pass, fail or not checked, with what it
 saw: Identify (baseURL the URL asked, granularity, earliest datestamp, deletedRecord,
-oai-identifier), every response valid against OAI-PMH.xsd, every format's records valid
-against the schema it advertises and rooted in the namespace it advertises, a whole list
-followed through its resumption tokens, incremental harvests by day and by second, `from`
-beyond the last datestamp, and the error codes of bad verbs, arguments and tokens. It reads
-the endpoint through a `fetch` function (the CLI's is plain HTTP), so tests can hand it a
-WSGI app.
+oai-identifier, an identity of its own, not the shipped placeholders), every response
+valid against OAI-PMH.xsd, every format's records valid against the schema it advertises
+and rooted in the namespace it advertises, a whole list followed through its resumption
+tokens, incremental harvests by day and by second, `from` beyond the last datestamp, and
+the error codes of bad verbs, arguments and tokens. It reads the endpoint through a
+`fetch` function (the CLI's is plain HTTP), so tests can hand it a WSGI app.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 from lxml import etree
 
+from ..placeholders import placeholder_identity
 from .catalogue import NOT_CHECKED, OAI, Catalogue, Fetch
 
 NS = {"oai": OAI, "id": "http://www.openarchives.org/OAI/2.0/oai-identifier"}
@@ -154,6 +155,7 @@ def _check(run: _Run, sample: int) -> None:
     run.add("identify-oai-identifier", repository_id is not None,
             f"repositoryIdentifier {repository_id!r}" if repository_id
             else "no oai-identifier description")  # fmt: skip
+    _check_identity(run, identify, repository_id, base_url)
 
     # A whole list, through its resumption tokens.
     headers = list(_list_resumption(run, repository_id))
@@ -180,6 +182,29 @@ def _check(run: _Run, sample: int) -> None:
     else:
         run.add("incremental-day", None, "no records to harvest incrementally")
     _check_errors(run, repository_id)
+
+
+# Where each setting placeholder_identity names shows in Identify.
+IDENTIFY_ELEMENTS = {
+    "repository_name": "repositoryName",
+    "repository_identifier": "repositoryIdentifier",
+    "admin_emails": "adminEmail",
+    "base_url": "baseURL",
+}
+
+
+def _check_identity(
+    run: _Run, identify: etree._Element, repository_id: str | None, base_url: str
+) -> None:
+    """A failure, not a warning: an aggregator registering an endpoint that still shows the
+    shipped sample identity would list it under a name shared by every such install, mail
+    an address nobody reads, and keep OAI identifiers that are not the repository's own."""
+    name = identify.findtext("oai:Identify/oai:repositoryName", "", NS)
+    emails = tuple(e.text or "" for e in identify.iterfind("oai:Identify/oai:adminEmail", NS))
+    found = placeholder_identity(name, repository_id, emails, base_url)
+    detail = "; ".join(f"{IDENTIFY_ELEMENTS[setting]}: {why}" for setting, why in found)
+    run.add("identify-own-identity", not found,
+            f"placeholders: {detail}" if found else f"repositoryName {name!r}")  # fmt: skip
 
 
 def _list_resumption(run: _Run, repository_id: str | None) -> Iterator[tuple[str, datetime | None]]:

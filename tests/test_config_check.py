@@ -1,0 +1,172 @@
+"""`oaipmh-server config check`: the configuration read as `serve` reads it, each setting
+with where it came from, secrets masked, and every mistake named before anything starts."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from oaipmh_server.cli import main
+from oaipmh_server.config import Settings, masked_url
+
+SECRETS = ("token-s3cret-" + "t" * 32, "db-pa55word", "previous-s3cret", "url-pa55")
+
+
+def check(**environ: str) -> Result:
+    return CliRunner().invoke(main, ["config", "check"], env=environ)
+
+
+def settings_lines(result: Result) -> dict[str, str]:
+    """key → 'value  # source', from the lines on stdout."""
+    return dict(line.split(" = ", 1) for line in result.stdout.splitlines())
+
+
+def write(tmp_path: Path, text: str, name: str = "oaipmh.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_pass_and_every_setting_is_shown() -> None:
+    result = check()
+    assert result.exit_code == 0, result.output
+    lines = settings_lines(result)
+    assert len(lines) == len(fields(Settings))  # a setting added later shows by itself
+    assert lines["harvest.page_size"] == "100  # built-in default"
+    assert lines["repository.identifier"] == '"repository.example.org"  # built-in default'
+    assert lines["repository.base_url"] == "(not set)  # built-in default"
+    assert lines["harvest.token_secret"] == "(not set)  # built-in default"
+    assert result.stderr.splitlines()[-1] == "configuration OK"
+
+
+def test_each_setting_says_where_it_came_from(tmp_path: Path) -> None:
+    config = write(tmp_path, "[harvest]\npage_size = 50\n[server]\nretry_after = 60\n")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    write(credentials, SECRETS[1] + "\n", "database_password")
+    result = check(
+        OAIPMH_CONFIG=config,
+        OAIPMH_PAGE_SIZE="20",
+        OAIPMH_TOKEN_SECRET_FILE=write(tmp_path, SECRETS[0] + "\n", "token"),
+        CREDENTIALS_DIRECTORY=str(credentials),
+    )
+    assert result.exit_code == 0, result.output
+    lines = settings_lines(result)
+    assert lines["harvest.page_size"] == "20  # environment variable OAIPMH_PAGE_SIZE"
+    assert lines["server.retry_after"] == f"60  # {config}"
+    assert lines["harvest.token_secret"] == (
+        f"********  # file {tmp_path}/token (OAIPMH_TOKEN_SECRET_FILE)"
+    )
+    assert lines["store.database_password"] == (
+        f"********  # credential {credentials}/database_password"
+    )
+    assert lines["server.mode"] == '"development"  # built-in default'
+
+
+def test_secrets_are_masked_wherever_they_are(tmp_path: Path) -> None:
+    result = check(
+        OAIPMH_TOKEN_SECRET=SECRETS[0],
+        OAIPMH_DATABASE_PASSWORD=SECRETS[1],
+        OAIPMH_PREVIOUS_TOKEN_SECRETS=f"{SECRETS[2]},{SECRETS[2]}2",
+        OAIPMH_DATABASE_URL=f"postgresql+psycopg://oai:{SECRETS[3]}@db.example.org/oai",
+    )
+    assert result.exit_code == 0, result.output
+    for secret in SECRETS:
+        assert secret not in result.output
+    lines = settings_lines(result)
+    assert lines["harvest.previous_token_secrets"].startswith("[********, ********]  # ")
+    assert lines["store.database_url"].startswith(
+        '"postgresql+psycopg://oai:********@db.example.org/oai"  # '
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:///oaipmh.sqlite3", "sqlite:///oaipmh.sqlite3"),
+        ("postgresql://oai@db/oai", "postgresql://oai@db/oai"),
+        ("postgresql://oai:p%40ss@db:5432/oai", "postgresql://oai:********@db:5432/oai"),
+        ("postgresql://db/oai?user=oai&password=x&sslmode=require",
+         "postgresql://db/oai?user=oai&password=********&sslmode=require"),
+        ("postgresql://[::1/oai", "********"),  # not splittable: nothing of it shown
+    ],
+)  # fmt: skip
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert masked_url(url) == shown
+
+
+def test_every_mistake_is_named_not_only_the_first(tmp_path: Path) -> None:
+    config = write(tmp_path, '[server]\nmode = "prod"\n[harvest]\npage_size = "100"\n')
+    result = check(OAIPMH_CONFIG=config, OAIPMH_DATABASE_PASSWORD=SECRETS[1])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"error: {config}: page_size: expected an integer, got '100'",
+        f"error: {config}: mode: must be 'development' or 'production', got 'prod'",
+        "2 mistake(s); serve would refuse to start",
+    ]
+    lines = settings_lines(result)  # the rest is still shown, the mistakes at their defaults
+    assert lines["harvest.page_size"].startswith("100  # built-in default, in place of")
+    assert SECRETS[1] not in result.output
+
+
+def test_an_unknown_key_and_a_mistake_after_it(tmp_path: Path) -> None:
+    config = write(tmp_path, "[harvest]\npage_sise = 10\n[server]\nretry_after = 0\n")
+    result = check(OAIPMH_CONFIG=config)
+    assert result.exit_code == 1
+    assert f"error: {config}: unknown key harvest.page_sise (did you mean harvest.page_size?)" in (
+        result.stderr
+    )
+    assert f"error: {config}: retry_after: must be between 1 and 86400 seconds, got 0" in (
+        result.stderr
+    )
+
+
+def test_a_file_that_is_not_toml(tmp_path: Path) -> None:
+    config = write(tmp_path, "[harvest\npage_size = 10\n")
+    result = check(OAIPMH_CONFIG=config, OAIPMH_PAGE_SIZE="0")
+    assert result.exit_code == 1
+    errors = result.stderr.splitlines()
+    assert errors[0].startswith(f"error: {config}: not valid TOML: ")
+    # The environment is still checked, over the defaults.
+    assert errors[1] == (
+        "error: environment variable OAIPMH_PAGE_SIZE: page_size: must be between 1 and 10000, got 0"
+    )
+    assert "Traceback" not in result.output
+
+
+def test_production_mistakes_are_named_together_with_the_others(tmp_path: Path) -> None:
+    config = write(tmp_path, '[server]\nmode = "production"\n[harvest]\npage_size = 0\n')
+    result = check(OAIPMH_CONFIG=config, OAIPMH_TOKEN_SECRET="short")
+    assert result.exit_code == 1
+    named = {line.split(": ")[2] for line in result.stderr.splitlines()[:-1]}
+    assert named == {"page_size", "token_secret", "base_url", "repository_name",
+                     "repository_identifier", "admin_emails"}  # fmt: skip
+    assert "short" not in result.output
+
+
+def test_secret_files_that_cannot_be_read(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nothing")
+    result = check(OAIPMH_TOKEN_SECRET_FILE=missing, OAIPMH_DATABASE_PASSWORD_FILE=missing)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        f"error: OAIPMH_TOKEN_SECRET_FILE: cannot read {missing}: No such file or directory",
+        f"error: OAIPMH_DATABASE_PASSWORD_FILE: cannot read {missing}: No such file or directory",
+    ]
+
+
+def test_a_format_that_does_not_exist(tmp_path: Path) -> None:
+    """What serve checks beyond the settings themselves: the formats named exist."""
+    config = write(tmp_path, '[formats]\nstored = ["oai_dc", "marc21"]\n')
+    result = check(OAIPMH_CONFIG=config)
+    assert result.exit_code == 1
+    assert "error: formats.stored: no metadata format marc21" in result.stderr
+
+
+def test_check_opens_no_database(tmp_path: Path) -> None:
+    database = tmp_path / "oai.sqlite3"
+    result = check(OAIPMH_DATABASE_URL=f"sqlite:///{database}")
+    assert result.exit_code == 0, result.output
+    assert not database.exists()
