@@ -35,6 +35,8 @@ from lxml import etree
 from requests.adapters import HTTPAdapter
 from sickle import Sickle
 
+from oaipmh_server.config import CREDENTIALS
+
 from . import xsd
 from .conftest import SAMPLES, LiveServer, load_into, sqlite_url
 from .postgres import Cluster, find_bindir
@@ -125,10 +127,11 @@ def test_systemd_unit_runs_serve_in_production_with_its_state_and_secrets() -> N
     assert environment["OAIPMH_CONFIG"] == "/etc/oaipmh-server/oaipmh.toml"
     state = "/var/lib/" + unit["StateDirectory"][0] + "/"
     assert environment["OAIPMH_DATABASE_URL"] == f"sqlite:///{state}oaipmh.sqlite3"
-    # The credentials are named as the server reads them from $CREDENTIALS_DIRECTORY.
+    # The credentials are named as the server reads them from $CREDENTIALS_DIRECTORY:
+    # the token secret loaded, the others ready to uncomment.
     assert [c.partition(":")[0] for c in unit["LoadCredential"]] == ["token_secret"]
     commented = re.findall(r"^#LoadCredential=(\w+):", UNIT.read_text("utf-8"), re.MULTILINE)
-    assert commented == ["database_password", "previous_token_secrets"]
+    assert ("token_secret", *commented) == CREDENTIALS
 
 
 # -- nginx in front of a live server -------------------------------------------------------
@@ -341,8 +344,14 @@ def test_record_page_with_many_files_through_nginx(behind_nginx: tuple[LiveServe
 
 
 def test_metrics_are_not_public_through_nginx(behind_nginx: tuple[LiveServer, Nginx]) -> None:
+    """nginx answers /metrics only to the addresses it lists (403 to others); the server
+    answers it (as [server] metrics_allow says) to the client nginx forwards, not to nginx."""
     _, proxy = behind_nginx
     assert client_session().get(proxy.url + "/metrics").status_code == 403
+    monitoring = client_session()
+    monitoring.mount("http://", SourceAddress("127.0.0.1"))
+    response = monitoring.get(proxy.url + "/metrics")
+    assert response.status_code == 200 and "oaipmh_" in response.text
     assert client_session().get(proxy.url + "/healthz").status_code == 200
 
 
