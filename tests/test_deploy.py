@@ -457,27 +457,61 @@ class Entrypoint:
         self.reader.join(timeout=30)
         assert self.process.stdout is not None
         self.process.stdout.close()
+        while not self.lines.empty():
+            if (line := self.lines.get()) is not None:
+                self.output.append(line)
+
+
+def compose_environment(tmp_path: Path, cluster: Cluster) -> dict[str, str]:
+    """The server's environment in deploy/compose.yaml, here: its database the test's
+    cluster, its secrets (compose's /run/secrets/…) and configuration files in tmp_path,
+    and without OAIPMH_HOST and OAIPMH_PORT (compose's are for nginx beside it)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text("utf-8"))
+    environment = {k: str(v) for k, v in compose["services"]["server"]["environment"].items()}
+    del environment["OAIPMH_HOST"], environment["OAIPMH_PORT"]
+    environment["OAIPMH_DATABASE_URL"] = cluster.url("oai")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "token_secret").write_text("a-token-secret-of-more-than-32-characters\n")
+    (secrets / "database_password").write_text("unused: the test cluster trusts\n")
+    for name, value in environment.items():
+        if value.startswith("/run/secrets/"):
+            environment[name] = str(secrets / value.removeprefix("/run/secrets/"))
+    config = tmp_path / "oaipmh.toml"
+    config.write_text(
+        '[repository]\nname = "Test University Repository"\nidentifier = "oai.uni-test.de"\n'
+        'admin_emails = ["oai@uni-test.de"]\nbase_url = "https://oai.uni-test.de/oai"\n'
+        '[server]\ntrusted_proxies = ["127.0.0.1"]\n'
+    )
+    assert environment["OAIPMH_CONFIG"] == "/etc/oaipmh-server/oaipmh.toml"
+    environment["OAIPMH_CONFIG"] = str(config)
+    return environment
 
 
 def test_entrypoint_waits_for_the_database_migrates_and_serves(
     halted_cluster: Cluster, tmp_path: Path
 ) -> None:
-    """Started before PostgreSQL accepts connections, as in compose: it waits, says so,
-    migrates the new database once PostgreSQL is up, and serves on every address."""
-    entrypoint = Entrypoint(tmp_path, OAIPMH_DATABASE_URL=halted_cluster.url("oai"))
+    """Started as compose starts it (production mode, secrets in files) before PostgreSQL
+    accepts connections: it waits, says so, migrates the new database once PostgreSQL is
+    up, and serves on every address (OAIPMH_HOST is 0.0.0.0 by default)."""
+    environment = compose_environment(tmp_path, halted_cluster)
+    entrypoint = Entrypoint(tmp_path, **environment)
     try:
         waiting = entrypoint.wait_for("entrypoint: waiting for the database")
         assert f"127.0.0.1:{halted_cluster.port}" in waiting
         halted_cluster.start()
         entrypoint.wait_ready()
-        for host in ("127.0.0.1", "127.0.0.2"):  # OAIPMH_HOST: 0.0.0.0 by default
+        for host in ("127.0.0.1", "127.0.0.2"):
             response = requests.get(f"http://{host}:{entrypoint.port}/oai",
                                     params={"verb": "Identify"}, timeout=30)  # fmt: skip
             assert response.status_code == 200
-            xsd.validate(response.content)
+            identify = xsd.validate(response.content)
+            assert identify.findtext(f".//{OAI}baseURL") == "https://oai.uni-test.de/oai"
     finally:
         entrypoint.stop()
-    assert "Traceback" not in entrypoint.said()
+    said = entrypoint.said()
+    assert re.search(r"^schema: none → \d+ ", said, re.MULTILINE), said
+    assert "Traceback" not in said
 
 
 def test_entrypoint_gives_up_on_a_database_that_never_comes(
