@@ -378,11 +378,12 @@ def halted_cluster() -> Iterator[Cluster]:
 
 
 class Entrypoint:
-    """deploy/entrypoint.sh run as it is, as a container runs it, with this Python's
-    `oaipmh-server` and `python3` first on PATH (as the image's venv is). Its output is
-    read line by line as it comes; it is ready when gunicorn says READY=1."""
+    """deploy/entrypoint.sh run as it is, as a container runs it (or another `command`),
+    with this Python's `oaipmh-server` and `python3` first on PATH (as the image's venv
+    is). Its output is read line by line as it comes; it is ready when gunicorn says
+    READY=1 to $NOTIFY_SOCKET, as systemd hears it."""
 
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, *, command: list[str] | None = None, **env: str) -> None:
         self.port = free_port("127.0.0.1")
         self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         address = f"oaipmh-entrypoint-{os.getpid()}-{self.port}"
@@ -397,7 +398,7 @@ class Entrypoint:
         }
         installed_script()
         self.process = subprocess.Popen(
-            [str(DEPLOY / "entrypoint.sh")], env=environment, stdin=subprocess.DEVNULL,
+            command or [str(DEPLOY / "entrypoint.sh")], env=environment, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.output: list[str] = []
@@ -462,6 +463,63 @@ class Entrypoint:
                 self.output.append(line)
 
 
+# A configuration production mode accepts: an identity of its own, a baseURL.
+PRODUCTION_CONFIG = (
+    '[repository]\nname = "Test University Repository"\nidentifier = "oai.uni-test.de"\n'
+    'admin_emails = ["oai@uni-test.de"]\nbase_url = "https://oai.uni-test.de/oai"\n'
+    '[server]\ntrusted_proxies = ["127.0.0.1"]\n'
+)
+
+
+def test_systemd_unit_starts_serve_and_reloads(tmp_path: Path) -> None:
+    """The unit's ExecStart with its Environment= and its credentials, as systemd runs it
+    (less the sandbox, and with its paths in tmp_path): production mode starts on the
+    token secret from $CREDENTIALS_DIRECTORY, says READY=1 (Type=notify), answers
+    across ExecReload's HUP, and ends cleanly on SIGTERM (KillMode=mixed)."""
+    unit = unit_settings()
+    assert unit["Type"] == ["notify"] and unit["KillMode"] == ["mixed"]
+    moved = {"/var/lib/oaipmh-server": str(tmp_path / "state"),
+             "/etc/oaipmh-server/oaipmh.toml": str(tmp_path / "oaipmh.toml")}  # fmt: skip
+    (tmp_path / "state").mkdir(mode=0o700)
+    (tmp_path / "oaipmh.toml").write_text(PRODUCTION_CONFIG)
+    environment = {}
+    for line in unit["Environment"]:
+        name, _, value = line.partition("=")
+        for old, new in moved.items():
+            value = value.replace(old, new)
+        environment[name] = value
+    credentials = tmp_path / "credentials"
+    credentials.mkdir(mode=0o700)
+    for credential in unit["LoadCredential"]:
+        name = credential.partition(":")[0]
+        (credentials / name).write_text("a-token-secret-of-more-than-32-characters\n")
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    program, *arguments = unit["ExecStart"][0].split()
+    assert program == "/opt/oaipmh-server/venv/bin/oaipmh-server"
+    service = Entrypoint(
+        tmp_path, command=[str(installed_script()), *arguments], **environment,
+        CREDENTIALS_DIRECTORY=str(credentials), RUNTIME_DIRECTORY=str(runtime),
+    )  # fmt: skip
+    try:
+        service.wait_ready()
+        url = f"http://127.0.0.1:{service.port}/oai"
+        reload = unit["ExecReload"][0].replace("$MAINPID", str(service.process.pid))
+        for reloaded in (False, True):
+            response = requests.get(url, params={"verb": "Identify"}, timeout=30)
+            assert response.status_code == 200
+            identify = xsd.validate(response.content)
+            assert identify.findtext(f".//{OAI}baseURL") == "https://oai.uni-test.de/oai"
+            if not reloaded:
+                subprocess.run(reload.split(), check=True)
+        service.process.terminate()
+        assert service.wait_exit() == 0
+    finally:
+        service.stop()
+    assert (tmp_path / "state" / "oaipmh.sqlite3").exists()
+    assert "Traceback" not in service.said()
+
+
 def compose_environment(tmp_path: Path, cluster: Cluster) -> dict[str, str]:
     """The server's environment in deploy/compose.yaml, here: its database the test's
     cluster, its secrets (compose's /run/secrets/…) and configuration files in tmp_path,
@@ -478,11 +536,7 @@ def compose_environment(tmp_path: Path, cluster: Cluster) -> dict[str, str]:
         if value.startswith("/run/secrets/"):
             environment[name] = str(secrets / value.removeprefix("/run/secrets/"))
     config = tmp_path / "oaipmh.toml"
-    config.write_text(
-        '[repository]\nname = "Test University Repository"\nidentifier = "oai.uni-test.de"\n'
-        'admin_emails = ["oai@uni-test.de"]\nbase_url = "https://oai.uni-test.de/oai"\n'
-        '[server]\ntrusted_proxies = ["127.0.0.1"]\n'
-    )
+    config.write_text(PRODUCTION_CONFIG)
     assert environment["OAIPMH_CONFIG"] == "/etc/oaipmh-server/oaipmh.toml"
     environment["OAIPMH_CONFIG"] = str(config)
     return environment
