@@ -56,6 +56,16 @@ class Worker(GeventWorker):  # type: ignore[misc]
         super().init_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
 
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        """Quit once. On Ctrl-C a worker gets SIGINT from the terminal and SIGQUIT from the
+        master, and gunicorn's gevent worker quits in a new greenlet for each: the second
+        one ran while the process was exiting and printed its SystemExit as a traceback."""
+        if not self.quitting:
+            self.quitting = True
+            super().handle_quit(sig, frame)
+
+    quitting = False
+
     def patch(self) -> None:
         super().patch()
         cooperative_psycopg()

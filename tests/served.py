@@ -30,6 +30,7 @@ class Served:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "oaipmh_server", "serve", *args],
             env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # a process group of its own, as in a terminal
         )  # fmt: skip
         self.lines: list[str] = []
         self._new: queue.Queue[str | None] = queue.Queue()
@@ -71,6 +72,10 @@ class Served:
     def hang_up(self) -> None:
         """What `systemctl reload` sends to the master."""
         self.process.send_signal(signal.SIGHUP)
+
+    def interrupt(self) -> None:
+        """Ctrl-C in its terminal: SIGINT to the master and every worker at once."""
+        os.killpg(self.process.pid, signal.SIGINT)
 
     def stop(self) -> list[str]:
         """SIGTERM, as systemd stops it; every line it wrote."""

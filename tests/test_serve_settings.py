@@ -230,3 +230,19 @@ def test_metrics_folder_removed_when_serve_fails_to_start(tmp_path: Path) -> Non
     )  # fmt: skip
     assert done.returncode == 1
     assert list(temporary.iterdir()) == []
+
+
+def test_ctrl_c_stops_it_without_a_traceback(sample_store: str, tmp_path: Path) -> None:
+    """Ctrl-C reaches the master and the workers at once (each worker also gets the
+    master's SIGQUIT): it stops, status 0, and prints no traceback."""
+    server = Served(
+        ["--port", str(free_port()), "--verbose"], {"OAIPMH_DATABASE_URL": sample_store}
+    )
+    try:
+        for _ in range(2):  # both workers have set their signals and built their app
+            server.expect("Will assume non-transactional DDL")
+        server.interrupt()
+        assert server.process.wait(timeout=30) == 0
+    finally:
+        lines = server.stop()
+    assert not [line for line in lines if "Traceback" in line or "SystemExit" in line]
