@@ -16,6 +16,7 @@ README says, so a query string the app may answer is never refused by gunicorn f
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -35,10 +36,35 @@ CONNECTIONS_PER_WORKER = 1000
 LIMIT_REQUEST_LINE = 8190
 LIMIT_REQUEST_FIELDS = 100
 LIMIT_REQUEST_FIELD_SIZE = 8190
+# The signals that stop a worker (gunicorn: TERM graceful, INT and QUIT at once).
+_STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
 class Worker(GeventWorker):  # type: ignore[misc]
     """gunicorn's gevent worker, with a per-connection idle timeout on its sockets."""
+
+    def init_process(self) -> None:
+        # Until init_signals, a new worker still has the master's handlers, which only
+        # queue a signal for the master's loop: a SIGTERM sent while the worker starts
+        # (a stop or reload just after a start; gevent's patching alone takes a while)
+        # would be lost and the worker would serve on until the master gave up on it
+        # (graceful_timeout, 30 s). Held back until the worker's own handlers are set.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        super().init_process()
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        """Quit once. On Ctrl-C a worker gets SIGINT from the terminal and SIGQUIT from the
+        master, and gunicorn's gevent worker quits in a new greenlet for each: the second
+        one ran while the process was exiting and printed its SystemExit as a traceback."""
+        if not self.quitting:
+            self.quitting = True
+            super().handle_quit(sig, frame)
+
+    quitting = False
 
     def patch(self) -> None:
         super().patch()
