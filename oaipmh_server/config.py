@@ -576,7 +576,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if not all(isinstance(p, str) and p.strip() for p in previous_secrets):
         raise fail("previous_token_secrets", "expected a list of non-empty strings")
     if mode == "production":
-        _require_production(fail, token_secret, base_url, name, identifier, emails)
+        _require_production(
+            fail, token_secret, previous_secrets, base_url, name, identifier, emails
+        )
 
     keep_accessioned = get("keep_accessioned", bool)
     missing = get("missing_accessioned", str)
@@ -776,6 +778,7 @@ def _pages_settings(
 def _require_production(
     fail: Callable[[str, str], ConfigError],
     token_secret: str | None,
+    previous_secrets: list[str] | tuple[str, ...],
     base_url: str | None,
     name: str,
     identifier: str,
@@ -787,6 +790,10 @@ def _require_production(
     if token_secret is None or len(token_secret) < 32:
         missing.append(fail("token_secret", "production mode needs a token secret of 32 "
                             "characters or more (OAIPMH_TOKEN_SECRET)"))  # fmt: skip
+    if any(len(p.strip()) < 32 for p in previous_secrets):
+        # A previous secret still signs tokens the server accepts: as strong, then.
+        missing.append(fail("previous_token_secrets", "production mode needs each previous "
+                            "token secret to be of 32 characters or more"))  # fmt: skip
     if base_url is None:
         missing.append(
             fail("base_url", "production mode needs the advertised baseURL (OAIPMH_BASE_URL)")

@@ -3,6 +3,9 @@ with where it came from, secrets masked, and every mistake named before anything
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -170,3 +173,17 @@ def test_check_opens_no_database(tmp_path: Path) -> None:
     result = check(OAIPMH_DATABASE_URL=f"sqlite:///{database}")
     assert result.exit_code == 0, result.output
     assert not database.exists()
+
+
+def test_the_installed_command_exits_1_without_a_traceback(tmp_path: Path) -> None:
+    """As an operator runs it before `systemctl reload`: its own process, exit status 1."""
+    config = write(tmp_path, '[harvest]\npage_size = "100"\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "oaipmh_server", "config", "check"],
+        env={**os.environ, "OAIPMH_CONFIG": config}, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert f"error: {config}: page_size: expected an integer, got '100'" in done.stderr
+    assert "harvest.page_size = 100  # built-in default, in place of" in done.stdout

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.flow import Places
-from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME
+from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME, is_example_domain
 
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers
@@ -189,6 +189,17 @@ def test_production_mode_refuses_placeholder_identities() -> None:
     assert load_settings(environ={}).repository_identifier == "repository.example.org"
 
 
+def test_production_mode_needs_strong_previous_secrets_too() -> None:
+    """A previous secret still signs what the server accepts: as strong as the current."""
+    environ = {"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
+               "OAIPMH_BASE_URL": "https://oai.muster-university.de/oai",
+               "OAIPMH_PREVIOUS_TOKEN_SECRETS": "p" * 32 + ",short"}  # fmt: skip
+    with pytest.raises(ConfigError, match="previous_token_secrets: production mode needs each"):
+        load_settings(OWN_IDENTITY, environ=environ)
+    environ["OAIPMH_PREVIOUS_TOKEN_SECRETS"] = "p" * 32
+    assert load_settings(OWN_IDENTITY, environ=environ).previous_token_secrets == ("p" * 32,)
+
+
 def test_the_sample_name_is_the_shipped_one() -> None:
     assert load_settings(environ={}).repository_name == SAMPLE_REPOSITORY_NAME
 
@@ -237,3 +248,14 @@ def test_concurrent_loads_queue_and_both_land(empty_database_url: str, tmp_path:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr
     assert len(oai_identifiers(empty_database_url)) == 6000
+
+
+@pytest.mark.parametrize(
+    ("host", "example"),
+    [("example.org", True), ("repository.example.org", True), ("OAI.Example.COM.", True),
+     ("example.net", True), ("uni.example.edu", True), ("repo.example", True),
+     ("oai.invalid", True), ("myexample.org", False), ("example.org.uni-hamburg.de", False),
+     ("oai.muster-university.de", False), ("localhost", False)],
+)  # fmt: skip
+def test_example_domains(host: str, example: bool) -> None:
+    assert is_example_domain(host) is example
