@@ -87,8 +87,9 @@ class Settings:
     openaire_default_access_right: str = "metadata only access"
     set_style: Literal["dspace", "hierarchical"] = "dspace"
     paths: tuple[str, ...] = ("/oai", "/oai/request")
-    # The link to a record's file (oaipmh_server/files.py), "" for none.
-    files_url: str = "{base}/bitstream/handle/{handle}/{name}?sequence={sequence}"
+    # The link to a record's file (oaipmh_server/files.py), "" (the default) for none: the
+    # files live in DSpace (or elsewhere), which only the operator knows.
+    files_url: str = ""
     # Virtual sets (virtual_sets.py): every definition of [virtual_sets.define], checked,
     # and the specs of those served.
     virtual_set_definitions: tuple[VirtualSet, ...] = ()

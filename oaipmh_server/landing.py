@@ -70,12 +70,13 @@ class Value:
 
 @dataclass(frozen=True)
 class FileLink:
-    """A file of the record that anonymous users may read, linked (pages.files_of)."""
+    """A file of the record that anonymous users may read (pages.files_of), and its link:
+    None when `[files] url` makes none, so the page names the file without linking it."""
 
     name: str
     mime_type: str
     size: int
-    url: str
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,7 @@ def signposting(
     if persistent := cite_as(fields):
         links.append(Link(persistent, "cite-as"))
     links.extend(Link(f.url, "describedby", OAI_MEDIA_TYPE, f.namespace) for f in formats)
-    links.extend(Link(f.url, "item", f.mime_type) for f in files)
+    links.extend(Link(f.url, "item", f.mime_type) for f in files if f.url)
     links.extend(Link(url, "license") for url in licenses(fields))
     links.append(Link(SCHEMA_ORG + kind, "type"))
     links.append(Link(SCHEMA_ORG + "AboutPage", "type"))
@@ -377,7 +378,8 @@ def json_ld(
         data["license"] = found[0] if len(found) == 1 else found
     if files:
         data["encoding"] = [
-            {"@type": "MediaObject", "name": f.name, "contentUrl": f.url,
+            {"@type": "MediaObject", "name": f.name,
+             **({"contentUrl": f.url} if f.url else {}),
              "encodingFormat": f.mime_type, "contentSize": str(f.size)}
             for f in files
         ]  # fmt: skip
@@ -413,7 +415,7 @@ def record_page(
         if f.disseminates(fields)
     ]
     kind = schema_type(public, settings)
-    pdf = next((f.url for f in files if f.mime_type == "application/pdf"), None)
+    pdf = next((f.url for f in files if f.mime_type == "application/pdf" and f.url), None)
     meta = citation_tags(public, settings.citation_map, {"$page": page_url, "$pdf": pdf})
     contributors = [
         Value(f.value, f.lang, label=f.name.split(".")[2] if f.name.count(".") == 2 else None)

@@ -5,7 +5,8 @@ module, so it imports Flask).
 `/sets/<spec>` a set and its records, `/oai/view?…` any OAI-PMH request made readable,
 `/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt`. They read through
 the same store and formats as the verbs, and render with autoescaped Jinja2 templates
-(oaipmh_server/templates/): no JavaScript, one stylesheet (oaipmh_server/static/).
+(oaipmh_server/templates/, after an operator's [pages] template_folder): no JavaScript,
+one stylesheet (oaipmh_server/static/). [pages] enabled = false turns them all off.
 `/oai` itself is untouched: it answers XML to every client, whatever its Accept header.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import threading
 import time
@@ -43,12 +45,23 @@ from .xml import xml_language
 blueprint = Blueprint("pages", __name__)
 
 HTML_TYPE = "text/html; charset=utf-8"
-# Pages are data and a stylesheet: nothing runs, nothing is framed, nothing loads from
-# elsewhere (the JSON-LD <script> is data, which script-src does not govern).
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'"
-)
+
+
+def content_security_policy(styles: str = "'self'", images: str = "'self'") -> str:
+    """Pages are data and a stylesheet: nothing runs, nothing is framed, nothing loads from
+    elsewhere (the JSON-LD <script> is data, which script-src does not govern), except the
+    styles and images [pages] adds (the accent's <style> element, the logo's host)."""
+    return (
+        f"default-src 'none'; style-src {styles}; img-src {images}; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+CONTENT_SECURITY_POLICY = content_security_policy()
+# WCAG 2 AA for text (links are text), against the lightest and darkest backgrounds links
+# stand on: the page (#fff) and the header and footer band (--band, #f3f5f8).
+READABLE_CONTRAST = 4.5
+BAND = "#f3f5f8"
 SET_PAGE_SIZE = 50
 LATEST = 10
 SETS_ON_HOME = 200
@@ -82,6 +95,7 @@ class Site:
 
 
 def site_of(settings: Settings) -> Site:
+    """Made once per app, when the blueprint is registered: every page reads it."""
     style = f":root {{ --accent: {settings.pages_accent_color}; }}"
     style = style if settings.pages_accent_color else ""
     styles = "'self'"
@@ -92,16 +106,13 @@ def site_of(settings: Settings) -> Site:
     logo = urlsplit(settings.pages_logo_url)
     if logo.scheme and logo.netloc:
         images += f" {logo.scheme}://{logo.netloc}"
-    policy = CONTENT_SECURITY_POLICY.replace("style-src 'self'", f"style-src {styles}").replace(
-        "img-src 'self'", f"img-src {images}"
-    )
     return Site(
         name=settings.pages_name or settings.repository_name,
         logo_url=settings.pages_logo_url,
         footer=settings.pages_footer,
         lang=settings.pages_lang,
         style=style,
-        policy=policy,
+        policy=content_security_policy(styles, images),
     )
 
 
@@ -125,6 +136,31 @@ def _set_up(state: Any) -> None:
     app.jinja_env.filters["xml_language"] = xml_language
     if not settings.pages_enabled:
         app.before_request(_no_pages)
+    elif settings.pages_accent_color:
+        ratio = contrast(settings.pages_accent_color, BAND)
+        if ratio < READABLE_CONTRAST:
+            logging.getLogger("oaipmh_server").warning(
+                "warning: [pages] accent_color %s has a contrast of %.1f:1 with the pages' "
+                "background, below the %.1f:1 that makes links readable (WCAG AA)",
+                settings.pages_accent_color, ratio, READABLE_CONTRAST,
+            )  # fmt: skip
+
+
+def contrast(color: str, background: str) -> float:
+    """WCAG 2's contrast ratio of two #rgb/#rrggbb colours (1 to 21)."""
+
+    def luminance(hex_color: str) -> float:
+        digits = hex_color[1:]
+        if len(digits) == 3:
+            digits = "".join(d * 2 for d in digits)
+        linear = []
+        for i in (0, 2, 4):
+            c = int(digits[i : i + 2], 16) / 255
+            linear.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(color), luminance(background)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
 
 
 def _no_pages() -> None:
@@ -218,17 +254,18 @@ def record(local_id: str) -> Response:
 
 def files_of(header: Header) -> list[landing.FileLink]:
     """The record's content files (ORIGINAL bundle, in sequence order) that anonymous
-    users may read and that have a link ([files] url): the page's file list, its
-    citation_pdf_url, its Signposting `item` links and its JSON-LD `encoding`. A file
-    others may not read is never shown, not even by name. The server does not serve the
-    files: the links lead where the pattern says (DSpace, or any web server)."""
+    users may read: the page's file list, its JSON-LD `encoding`, and where a file has a
+    link ([files] url), its citation_pdf_url and Signposting `item` links. A file without
+    a link is named, not linked; a file others may not read is never shown, not even by
+    name. The server does not serve the files: the links lead where the pattern says
+    (DSpace, or any web server)."""
     provider = _provider()
     linker = linker_of(provider.settings)
     found = []
     for linked in linker.linked(header.local_id, provider.store.get_files(header.local_id)):
         file = linked.file
-        url = landing.safe_url(linked.url) if linked.url is not None else None
-        if url is not None and is_open(file):
+        if is_open(file):
+            url = landing.safe_url(linked.url) if linked.url is not None else None
             found.append(landing.FileLink(file.name, file.mime, file.size, url))
     return found
 

@@ -263,6 +263,13 @@ def test_the_institutions_pages_pass_their_own_content_security_policy(
             accessible(page, name)
             page.screenshot(path=artifacts / f"{name}.png", full_page=True)
         checked.close()
+        phone = browser.new_context(viewport=PHONE, is_mobile=True, bypass_csp=True)
+        page = phone.new_page()
+        assert page.goto(f"{site}/records/10722/212116").status == 200
+        no_sideways_scroll(page)  # the logo and the name fit a phone's width
+        accessible(page, "themed-phone")
+        page.screenshot(path=artifacts / "themed-phone.png", full_page=True)
+        phone.close()
     finally:
         server.stop()
 

@@ -158,8 +158,9 @@ def test_the_export_is_served_field_by_field(empty_database_url: str, clock: Clo
     dc = metadata(empty_database_url, "10722/310001", "oai_dc")
     assert [f.text for f in dc.findall(f"{{{DC}}}format")] == ["application/pdf"] * 2
     oaire = metadata(
-        empty_database_url, "10722/310001", "oai_openaire", base_url="https://hub.hku.example/oai"
-    )
+        empty_database_url, "10722/310001", "oai_openaire", base_url="https://hub.hku.example/oai",
+        files_url="{base}/bitstream/handle/{handle}/{name}?sequence={sequence}",
+    )  # fmt: skip
     files = oaire.findall("{http://namespace.openaire.eu/schema/oaire/}file")
     assert [f.text for f in files] == [
         "https://hub.hku.example/bitstream/handle/10722/310001/fulltext/article.pdf?sequence=1"

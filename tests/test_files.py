@@ -38,6 +38,8 @@ SEED_ITEM = Path(__file__).parent / "fixtures" / "dspace-seed" / "saf" / "item_0
 SEED_CSV = Path(__file__).parent / "fixtures" / "dspace-seed" / "metadata-export.csv"
 HANDLE = "10722/212116"
 BASE = "https://repo.example.org/oai/request"
+# DSpace 6's bitstream links, DSpace served on the host of the OAI endpoint ({base}).
+DSPACE_6 = "{base}/bitstream/handle/{handle}/{name}?sequence={sequence}"
 OAI_ID = f"oai:repository.example.org:{HANDLE}"
 OAIRE = "http://namespace.openaire.eu/schema/oaire/"
 DC = "http://purl.org/dc/elements/1.1/"
@@ -311,8 +313,8 @@ def test_a_deleted_record_loses_its_files(empty_database_url: str, tmp_path: Pat
 @pytest.fixture
 def files_client(empty_database_url: str, tmp_path: Path) -> FlaskClient:
     item_with_files(tmp_path / "export")
-    load_into(empty_database_url, tmp_path / "export", base_url=BASE)
-    return make_app(empty_database_url, base_url=BASE).test_client()
+    load_into(empty_database_url, tmp_path / "export", base_url=BASE, files_url=DSPACE_6)
+    return make_app(empty_database_url, base_url=BASE, files_url=DSPACE_6).test_client()
 
 
 def metadata(client: FlaskClient, prefix: str) -> etree._Element:
@@ -364,13 +366,35 @@ def test_oai_openaire_links_the_open_file_only(files_client: FlaskClient) -> Non
     assert b"restricted.docx" not in etree.tostring(resource)
 
 
-def test_without_a_link_pattern_no_file_is_linked(empty_database_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("explicit", [True, False], ids=["files_url-empty", "default"])
+def test_without_a_link_pattern_no_file_is_linked(
+    empty_database_url: str, tmp_path: Path, explicit: bool
+) -> None:
+    """No pattern (the default: where the files are served only the operator knows) makes
+    no link anywhere: oai_openaire leaves oaire:file out (its value is the URL), oai_dc
+    still gives each ORIGINAL file's MIME type, and the record page names the open file,
+    unlinked, with no citation_pdf_url, Signposting `item` or JSON-LD contentUrl."""
     item_with_files(tmp_path / "export")
-    load_into(empty_database_url, tmp_path / "export", base_url=BASE, files_url="")
-    client = make_app(empty_database_url, base_url=BASE, files_url="").test_client()
+    pattern = {"files_url": ""} if explicit else {}
+    assert load_settings(environ={}).files_url == ""
+    load_into(empty_database_url, tmp_path / "export", base_url=BASE, **pattern)
+    client = make_app(empty_database_url, base_url=BASE, **pattern).test_client()
     assert metadata(client, "oai_openaire").find(f"{{{OAIRE}}}file") is None
     assert len(metadata(client, "oai_dc").findall(f"{{{DC}}}format")) >= 2
-    assert b"chapter one" not in client.get(f"/records/{HANDLE}").data
+    response = client.get(f"/records/{HANDLE}")
+    body = response.get_data(as_text=True)
+    document = html.document_fromstring(body)
+    items = document.findall(".//ul[@class='files']/li")
+    assert [li.findtext("span[@class='file-name']") for li in items] == ["chapters/chapter one.pdf"]
+    assert f"application/pdf, {len(CHAPTER)} Bytes" in items[0].text_content()
+    assert document.find(".//ul[@class='files']//a") is None
+    assert "bitstream" not in body and "citation_pdf_url" not in body
+    assert 'rel="item"' not in response.headers["Link"] and 'rel="item"' not in body
+    data = json.loads(document.find(".//script[@type='application/ld+json']").text)
+    assert [f["name"] for f in data["encoding"]] == ["chapters/chapter one.pdf"]
+    assert "contentUrl" not in data["encoding"][0]
+    for hidden in ("restricted.docx", "Referee report"):
+        assert hidden not in body
 
 
 def test_dspace_7_links_need_the_uuid() -> None:
@@ -427,7 +451,7 @@ def test_cores_full_text_rule_finds_an_open_linked_file(
 ) -> None:
     item_with_files(tmp_path / "export")
     load_into(empty_database_url, tmp_path / "export")
-    settings = load_settings({"base_url": BASE}, environ={})
+    settings = load_settings({"base_url": BASE, "files_url": DSPACE_6}, environ={})
     store = SqlStore(empty_database_url, token_secret=SECRET)
     try:
         records = list(store.iter_records())
@@ -540,7 +564,7 @@ def test_the_sample_export_carries_bitstreams(database_url: str) -> None:
     sample = Path(__file__).parent.parent / "sample_records" / "dspace" / "saf" / "item_001"
     article = (sample / "fulltext" / "article.pdf").read_bytes()
     assert (files[0].size, files[0].md5) == (len(article), md5(article))
-    client = make_app(database_url, base_url=BASE).test_client()
+    client = make_app(database_url, base_url=BASE, files_url=DSPACE_6).test_client()
     identifier = "oai:repository.example.org:10722/310001"
     root = tree(
         client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_openaire&identifier={identifier}")

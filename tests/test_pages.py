@@ -776,3 +776,26 @@ def test_good_pages_settings_are_taken(tmp_path: Any) -> None:
     assert settings.pages_accent_color == "#00aa55" and settings.pages_lang == "pt-BR"
     site = pages.site_of(settings)
     assert "img-src 'self';" in site.policy  # a logo on this site needs no other host
+
+
+@pytest.mark.parametrize(
+    ("color", "warned"), [("#006633", False), ("#0a5", True), ("#f2a900", True)]
+)
+def test_an_accent_colour_too_light_for_links_is_warned_of(
+    database_url: str, caplog: pytest.LogCaptureFixture, color: str, warned: bool
+) -> None:
+    """The colour is the operator's choice; one that makes links unreadable is said at
+    start-up (contrast below WCAG AA's 4.5:1 on the header band), and still applied."""
+    with caplog.at_level("WARNING", logger="oaipmh_server"):
+        client = make_app(database_url, pages_accent_color=color).test_client()
+    messages = [r.getMessage() for r in caplog.records if "accent_color" in r.getMessage()]
+    assert bool(messages) == warned, messages
+    if warned:
+        assert f"[pages] accent_color {color} has a contrast of" in messages[0]
+    assert page(client, "/").find(".//head/style").text == f":root {{ --accent: {color}; }}"
+
+
+def test_contrast_is_wcags() -> None:
+    assert pages.contrast("#000", "#fff") == pytest.approx(21)
+    assert pages.contrast("#fff", "#ffffff") == pytest.approx(1)
+    assert pages.contrast("#0b57a4", "#fff") == pytest.approx(7.21, abs=0.01)  # the default
