@@ -232,6 +232,26 @@ def migrate() -> None:
         click.echo(f"schema: {change.after}, up to date ({_written_by(change.written_by)})")
 
 
+@main.command()
+@click.argument("destination", type=click.Path(path_type=str))
+def backup(destination: str) -> None:
+    """Copy the SQLite database to DESTINATION while it serves, even during a load."""
+    from pathlib import Path
+
+    from .errors import BackupFailed
+    from .store.backups import back_up
+
+    settings = _settings()
+    try:
+        done = back_up(settings.database_url, Path(destination))
+    except BackupFailed as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(
+        f"Backed up {done.source} to {done.destination}: {done.records} records, "
+        f"schema {done.revision or 'none'}, {done.size:,} bytes."
+    )
+
+
 def _written_by(version: str | None) -> str:
     if version is None:  # versions before 1.0.0 did not record it
         return "written by oaipmh-server before 1.0.0"

@@ -110,6 +110,10 @@ class SchemaTooNew(StoreUnavailable):
     served or written, with one sentence naming the revision and the version needed."""
 
 
+class BackupFailed(Exception):
+    """`oaipmh-server backup` could not make a complete copy; an earlier one is kept."""
+
+
 class LoadBusy(Exception):
     """Another load is writing to the store (the message says whose, since when) and this
     one was told not to wait for it."""

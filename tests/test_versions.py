@@ -153,6 +153,7 @@ def test_a_newer_schema_without_a_recorded_version_still_stops_with_one_line(
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()
     assert f"is at schema revision {FUTURE}, written by a newer oaipmh-server" in line
+    assert "run a newer one (or restore a backup taken before the upgrade)" in line
 
 
 def test_the_store_is_left_as_it_was_by_a_refused_program(empty_database_url: str) -> None:

@@ -15,7 +15,6 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, delete, insert, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from .. import __version__
 from ..errors import SchemaTooNew
@@ -96,13 +95,11 @@ def read_schema(conn: Connection) -> Schema:
     heads = MigrationContext.configure(conn).get_current_heads()
     revision = " ".join(heads) if heads else None
     written_by: str | None = None
-    if revision is not None:
-        try:
-            written_by = conn.execute(
-                select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY)
-            ).scalar()
-        except SQLAlchemyError:  # a meta table some later version reshaped: not known
-            written_by = None
+    # Looked for first: a failed statement would end a PostgreSQL transaction.
+    if revision is not None and inspect(conn).has_table(MetaRow.__tablename__):
+        written_by = conn.execute(
+            select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY)
+        ).scalar()
     return Schema(revision, written_by)
 
 
@@ -111,7 +108,7 @@ def _refuse_unknown(engine: Engine, found: Schema) -> None:
         return
     where = engine.url.render_as_string(hide_password=True)
     who = f"oaipmh-server {found.written_by}" if found.written_by else "a newer oaipmh-server"
-    needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "that version"
+    needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "a newer one"
     raise SchemaTooNew(
         f"the database {where} is at schema revision {found.revision}, written by {who}; "
         f"this is oaipmh-server {__version__}, which knows revisions up to {_head()}: "

@@ -1,0 +1,189 @@
+"""README "Backups", run as written: a backup taken while the server serves and a load is
+held half-way restores to a store holding the state before that load, whole, that a
+server harvests."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from oaipmh_server.cli import main
+from oaipmh_server.ingest.load import BATCH
+
+from .conftest import Databases, LiveServer, load_into, make_app, sqlite_url
+from .db import everything, oai_identifiers
+from .held_load import HOLDING
+from .oai import harvest, identifiers
+from .postgres import Cluster
+
+HELD_LOAD = Path(__file__).parent / "held_load.py"
+WAIT = 120
+
+
+def new_records(path: Path, count: int) -> Path:
+    lines = [
+        json.dumps({"id": f"backup/{n}", "sets": ["com_1:col_1"],
+                    "metadata": [{"field": "dc.title", "value": f"Loaded during a backup {n}"},
+                                 {"field": "dc.date.accessioned", "value": "2026-12-01"}]})
+        for n in range(count)
+    ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+@contextmanager
+def held_load(database_url: str, records: Path) -> Iterator[subprocess.Popen[str]]:
+    """`oaipmh-server load` held after more than a batch of records: they are written in
+    its transaction, uncommitted. Its stderr goes to a file (a pipe nobody reads while it
+    is held could fill and stop it)."""
+    errors = records.with_suffix(".stderr")
+    with errors.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, str(HELD_LOAD), str(BATCH + 10), "load", str(records)],
+            env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )  # fmt: skip
+    assert process.stdout is not None and process.stdin is not None
+    try:
+        assert select.select([process.stdout], [], [], WAIT)[0], "the load never held"
+        assert process.stdout.readline().strip() == HOLDING, errors.read_text()
+        yield process
+        process.stdin.close()  # the load goes on, and commits
+        assert process.wait(WAIT) == 0, errors.read_text()
+        assert "Loaded 1200 records" in process.stdout.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            stream.close()
+
+
+def assert_serves(
+    restored_url: str, before: list[tuple[object, ...]], ids: set[str], tmp: Path
+) -> None:
+    """The restored store is the one before the held load, and a harvest gets all of it."""
+    assert everything(restored_url) == before
+    client = make_app(restored_url, page_size=10).test_client()
+    pages, _ = harvest(client, "ListRecords", metadataPrefix="oai_dc")
+    assert {i for page in pages for i in identifiers(page)} == ids
+    result = CliRunner().invoke(main, ["migrate"], env={"OAIPMH_DATABASE_URL": restored_url})
+    assert result.exit_code == 0 and "up to date" in result.output
+    # The held load's lease, copied into the backup, is a dead writer's: loads go on.
+    summary = load_into(restored_url, new_records(tmp / "again.jsonl", 3))
+    assert summary.added == 3
+    assert len(oai_identifiers(restored_url)) == len(ids) + 3
+
+
+def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
+    databases: Databases, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    database_url = databases.samples("sqlite", request)
+    live = Path(database_url.removeprefix("sqlite:///"))
+    before, ids = everything(database_url), oai_identifiers(database_url)
+    backup = tmp_path / "backups" / "oai-2026-12-06.sqlite3"
+    backup.parent.mkdir()
+    server = LiveServer(database_url, tmp_path)
+    try:
+        with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
+            # README: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
+            made = subprocess.run(
+                [sys.executable, "-m", "oaipmh_server", "backup", str(backup)],
+                env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
+                capture_output=True, text=True, timeout=WAIT,
+            )  # fmt: skip
+            assert made.returncode == 0, made.stderr
+            assert f"{len(ids)} records, schema 0006" in made.stdout
+            assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
+    finally:
+        server.stop()
+    assert oai_identifiers(database_url) > ids  # the load went on after the backup
+    assert oct(backup.stat().st_mode & 0o777) == "0o600"
+    assert not list(backup.parent.glob("*.partial*"))
+    assert not Path(f"{backup}-wal").exists()
+    # README: systemctl stop …; rm -f DB-wal DB-shm; cp BACKUP DB; oaipmh-server migrate
+    for stale in (f"{live}-wal", f"{live}-shm"):
+        subprocess.run(["rm", "-f", stale], check=True)
+    subprocess.run(["cp", str(backup), str(live)], check=True)
+    assert_serves(sqlite_url(live), before, ids, tmp_path)
+
+
+def test_a_postgresql_dump_taken_during_a_load_restores_the_state_before_it(
+    databases: Databases, request: pytest.FixtureRequest, postgres: Cluster, tmp_path: Path
+) -> None:
+    database_url = databases.samples("postgresql", request)
+    name = database_url.rsplit("/", 1)[1]
+    before, ids = everything(database_url), oai_identifiers(database_url)
+    dump = tmp_path / "oai-2026-12-06.dump"
+    connection = ["-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
+    server = LiveServer(database_url, tmp_path)
+    try:
+        with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
+            # README: pg_dump -Fc -f /var/backups/oai/oai-$(date +%F).dump oai
+            pg_dump = [str(postgres.bindir / "pg_dump"), *connection]
+            subprocess.run([*pg_dump, "-Fc", "-f", str(dump), name], check=True, timeout=WAIT)
+            assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
+    finally:
+        server.stop()
+    assert oai_identifiers(database_url) > ids
+    restored = f"{name}_restored"
+    try:
+        # README: createdb oai_restored; pg_restore --no-owner --single-transaction -d …
+        subprocess.run([str(postgres.bindir / "createdb"), *connection, restored], check=True)
+        subprocess.run(
+            [str(postgres.bindir / "pg_restore"), *connection,
+             "--no-owner", "--single-transaction", "-d", restored, str(dump)],
+            check=True, capture_output=True, timeout=WAIT,
+        )  # fmt: skip
+        assert_serves(postgres.url(restored), before, ids, tmp_path)
+    finally:
+        postgres.drop_database(restored)
+
+
+def test_backup_refuses_postgresql_and_names_pg_dump(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["backup", str(tmp_path / "x")],
+        env={"OAIPMH_DATABASE_URL": "postgresql+psycopg://oai@db.example.org/oai"},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert "pg_dump -Fc" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_failed_backup_keeps_the_earlier_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    database = tmp_path / "oai.sqlite3"
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(database)}
+    assert runner.invoke(main, ["migrate"], env=env).exit_code == 0
+    earlier = tmp_path / "backup.sqlite3"
+    assert runner.invoke(main, ["backup", str(earlier)], env=env).exit_code == 0
+    kept = earlier.read_bytes()
+    database.write_bytes(b"not a database" * 1000)
+    for stale in (f"{database}-wal", f"{database}-shm"):
+        Path(stale).unlink(missing_ok=True)
+    result = runner.invoke(main, ["backup", str(earlier)], env=env)
+    assert result.exit_code == 1
+    assert result.output.startswith(f"Error: cannot back up {database} to {earlier}")
+    assert len(result.output.splitlines()) == 1
+    assert earlier.read_bytes() == kept
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.sqlite3", "oai.sqlite3"]
+
+
+def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "none.sqlite3")}
+    result = CliRunner().invoke(main, ["backup", str(tmp_path / "b.sqlite3")], env=env)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: no SQLite database at {tmp_path / 'none.sqlite3'}\n",
+    )
+    assert list(tmp_path.iterdir()) == []
