@@ -1,6 +1,7 @@
 """The deployment kit in deploy/, each file run as an operator would use it: the systemd
-unit through `systemd-analyze`, the nginx site in front of a live server, the container's
-entrypoint against a PostgreSQL that is not up yet, and the compose file as data.
+unit through `systemd-analyze` and its ExecStart with its environment and credentials, the
+nginx site in front of a live server, the container's entrypoint against a PostgreSQL that
+is not up yet; the Containerfile and the compose file, which cannot be run here, as data.
 
 The tools come from Debian (`apt-get install nginx systemd`; `.ci/run` installs them).
 Without them these tests are skipped with that reason, unless TEST_REQUIRE_DEPLOY=1 (set
