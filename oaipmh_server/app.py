@@ -63,8 +63,10 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     )
     app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
 
-    if settings.trusted_proxies:
-        app.wsgi_app = _ForwardedFrom(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
+    if settings.trusted_proxies or settings.socket:
+        app.wsgi_app = _ForwardedFrom(  # type: ignore[method-assign]
+            app.wsgi_app, settings.trusted_proxies, unix=settings.socket is not None
+        )
 
     from . import pages, views
 
@@ -91,12 +93,19 @@ class _ForwardedFrom:
     by Werkzeug's ProxyFix) on requests from the configured proxies only: from anyone
     else they would let a client choose the advertised baseURL's scheme and host."""
 
-    def __init__(self, wsgi_app: WSGIApplication, proxies: tuple[str, ...]) -> None:
+    def __init__(
+        self, wsgi_app: WSGIApplication, proxies: tuple[str, ...], unix: bool = False
+    ) -> None:
         self.direct = wsgi_app
         self.forwarded = ProxyFix(wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
         self.networks = [ipaddress.ip_network(proxy) for proxy in proxies]
+        # Served on a Unix socket ([server] socket): its peers have no address, and are the
+        # processes its file mode lets in (0660: the proxy), believed as gunicorn does.
+        self.unix = unix
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self.unix and not environ.get("REMOTE_ADDR"):
+            return self.forwarded(environ, start_response)
         try:
             peer = ipaddress.ip_address(environ.get("REMOTE_ADDR") or "")
         except ValueError:

@@ -370,14 +370,24 @@ def config_check() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=5000, show_default=True, type=int, help="Port to listen on.")
+@click.option("--host", help="Address to listen on ([server] host, OAIPMH_HOST; 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Port to listen on ([server] port, OAIPMH_PORT; 5000).")  # fmt: skip
 @click.option(
     "--workers",
-    default=2,
-    show_default=True,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes.",
+    help="gunicorn worker processes ([server] workers, OAIPMH_WORKERS; 2).",
+)
+@click.option(
+    "--socket",
+    "unix_socket",
+    metavar="PATH",
+    help="Listen on this Unix socket instead of host:port ([server] socket, OAIPMH_SOCKET).",
+)
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Also show gunicorn's and the libraries' own start-up and information lines.",
 )
 @click.option(
     "--dev",
@@ -385,42 +395,81 @@ def config_check() -> None:
     help="Flask's development server with its reloader instead (and Werkzeug's debugger, "
     "on a loopback address only).",
 )
-def serve(host: str, port: int, workers: int, dev: bool) -> None:
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    unix_socket: str | None,
+    verbose: bool,
+    dev: bool,
+) -> None:
     """Serve /oai over HTTP (gunicorn; --dev for Flask's development server)."""
     if not dev:  # the development server answers in one process
         _share_metrics_between_workers()
+    try:
+        _serve(host, port, workers, unix_socket, verbose, dev)
+    finally:
+        _remove_shared_metrics()
+
+
+def _serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    unix_socket: str | None,
+    verbose: bool,
+    dev: bool,
+) -> None:
     from .app import create_app
 
+    # The command line wins over the environment and the file; --host or --port given
+    # there listen on TCP even when the configuration names a socket.
+    given: dict[str, Any] = {"host": host, "port": port, "workers": workers}
+    given = {name: value for name, value in given.items() if value is not None}
+    if unix_socket is not None:
+        given["socket"] = unix_socket
+    elif host is not None or port is not None:
+        given["socket"] = ""
     try:
-        app = create_app()  # validates settings and opens the store before anything listens
+        app = create_app(given)  # validates settings and opens the store before anything listens
     except (ConfigError, StoreUnavailable) as e:
         raise click.ClickException(str(e)) from None
+    settings = app.extensions["oaipmh"].settings
     if dev:
-        _log_to_stderr()
-        debugger = _is_loopback(host)
+        _log_to_stderr(verbose)
+        if settings.socket is not None:
+            raise click.ClickException("--dev listens on host:port only, not on a Unix socket")
+        debugger = _is_loopback(settings.host)
         if not debugger:
             click.echo(
-                f"--dev on {host}, not a loopback address: Werkzeug's interactive debugger "
-                "is off (its console runs Python for whoever reaches it); the reloader is on.",
+                f"--dev on {settings.host}, not a loopback address: Werkzeug's interactive "
+                "debugger is off (its console runs Python for whoever reaches it); the "
+                "reloader is on.",
                 err=True,
             )
-        app.run(host=host, port=port, debug=True, use_debugger=debugger)
+        app.run(host=settings.host, port=settings.port, debug=True, use_debugger=debugger)
         return
-    provider = app.extensions["oaipmh"]
-    provider.store.close()
-    _run_gunicorn(host, port, workers, provider.settings.trusted_proxies)
+    app.extensions["oaipmh"].store.close()
+    _run_gunicorn(settings, given, verbose)
 
 
-def _run_gunicorn(host: str, port: int, workers: int, trusted_proxies: tuple[str, ...]) -> None:
+def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:
     from .serving import gunicorn_options, run
 
     def load() -> Any:
         from .app import create_app
 
-        _log_to_stderr()
-        return create_app()
+        _log_to_stderr(verbose)
+        return create_app(given)
 
-    run(gunicorn_options(host, port, workers, trusted_proxies), load)
+    def check() -> None:
+        """What a new worker will do first, in the master before a reload (HUP) starts
+        any: the configuration read again, checked, and the store opened once."""
+        from .app import create_app
+
+        create_app(given).extensions["oaipmh"].store.close()
+
+    run(gunicorn_options(settings, verbose), load, check)
 
 
 def _is_loopback(host: str) -> bool:
@@ -442,14 +491,40 @@ def _share_metrics_between_workers() -> None:
     import tempfile
 
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="oaipmh-metrics-")
+        folder = tempfile.mkdtemp(prefix="oaipmh-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+        _made_metrics_folders.append((os.getpid(), folder))
 
 
-def _log_to_stderr() -> None:
-    """The server's own lines (one JSON access line per request, warnings) on stderr."""
+# The metrics folders `serve` made itself (not one the operator named), with the process
+# that made them: a worker leaves gunicorn through the same `finally` as the master.
+_made_metrics_folders: list[tuple[int, str]] = []
+
+
+def _remove_shared_metrics() -> None:
+    """The folder of the workers' counts, once gunicorn has stopped: counts are of one
+    run of the server, and a folder left behind per run fills /tmp."""
+    import os
+    import shutil
+
+    for pid, folder in list(_made_metrics_folders):
+        if pid == os.getpid():
+            _made_metrics_folders.remove((pid, folder))
+            shutil.rmtree(folder, ignore_errors=True)
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR") == folder:
+                del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
+def _log_to_stderr(verbose: bool = False) -> None:
+    """The server's own lines (one JSON access line per request, warnings) on stderr;
+    the libraries' information lines (Alembic's "Context impl …", once per worker) only
+    when asked (--verbose), their warnings always."""
     import logging
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(message)s", stream=sys.stderr
+    )
+    logging.getLogger("oaipmh_server").setLevel(logging.INFO)
 
 
 @contextmanager

@@ -94,8 +94,13 @@ class Settings:
     # and the specs of those served.
     virtual_set_definitions: tuple[VirtualSet, ...] = ()
     virtual_sets_served: tuple[str, ...] = ()
-    # Secrets that signed resumption tokens before token_secret: still accepted (rotation).
-    previous_token_secrets: tuple[str, ...] = ()
+    # `serve` (serving.py): where it listens (a Unix socket path, when set, instead of
+    # host:port), how many worker processes, and who may read /metrics.
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = 2
+    socket: str | None = None
+    metrics_allow: tuple[str, ...] = ("127.0.0.1", "::1")
     # The HTML pages ([pages]): served or not (an institution keeping DSpace's own landing
     # pages turns them off; /oai is unchanged), and what makes them the institution's:
     # the name they show ("": repository_name), a logo, a footer line, the accent colour,
@@ -107,6 +112,8 @@ class Settings:
     pages_accent_color: str = ""
     pages_template_folder: str = ""
     pages_lang: str = "en"
+    # Secrets that signed resumption tokens before token_secret: still accepted (rotation).
+    previous_token_secrets: tuple[str, ...] = ()
 
 
 # TOML (table, key) → Settings field.
@@ -149,6 +156,11 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("files", "url"): "files_url",
     ("virtual_sets", "served"): "virtual_sets_served",
     ("virtual_sets", "define"): "virtual_set_definitions",
+    ("server", "host"): "host",
+    ("server", "port"): "port",
+    ("server", "workers"): "workers",
+    ("server", "socket"): "socket",
+    ("server", "metrics_allow"): "metrics_allow",
     ("pages", "enabled"): "pages_enabled",
     ("pages", "name"): "pages_name",
     ("pages", "logo_url"): "pages_logo_url",
@@ -198,6 +210,10 @@ ENVIRONMENT = {
     "OAIPMH_BASE_URL": "base_url",
     "OAIPMH_TOKEN_SECRET": "token_secret",
     "OAIPMH_PAGE_SIZE": "page_size",
+    "OAIPMH_HOST": "host",
+    "OAIPMH_PORT": "port",
+    "OAIPMH_WORKERS": "workers",
+    "OAIPMH_SOCKET": "socket",
     "OAIPMH_PREVIOUS_TOKEN_SECRETS": "previous_token_secrets",
 }
 # Secrets may be files instead (a container's /run/secrets/…), or systemd's credentials
@@ -647,6 +663,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if (problem := pattern_problem(files_url)) is not None:
         raise fail("files_url", problem)
 
+    listening = _serve_settings(raw, get, fail)
     pages = _pages_settings(get, fail)
 
     return Settings(
@@ -683,9 +700,80 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         files_url=files_url,
         virtual_set_definitions=tuple(definitions),
         virtual_sets_served=tuple(served),
-        previous_token_secrets=tuple(dict.fromkeys(p.strip() for p in previous_secrets)),
+        **listening,
         **pages,
+        previous_token_secrets=tuple(dict.fromkeys(p.strip() for p in previous_secrets)),
     )
+
+
+def _serve_settings(
+    raw: dict[str, tuple[Any, str]],
+    get: Callable[..., Any],
+    fail: Callable[[str, str], ConfigError],
+) -> dict[str, Any]:
+    """`serve`'s own settings: where it listens, its workers, who reads /metrics."""
+    for number in ("port", "workers"):  # as INTEGER_SETTINGS
+        value, source = raw[number]
+        if isinstance(value, str) and source.startswith(FROM_ENVIRONMENT):
+            raw[number] = (_environment_integer(value, partial(fail, number)), source)
+    host = get("host", str).strip()
+    if not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise fail("host", f"expected an address or host name like '127.0.0.1', got {shown(host)}")
+    port = get("port", int)
+    if not 1 <= port <= 65_535:
+        raise fail("port", f"must be between 1 and 65535, got {port}")
+    workers = get("workers", int)
+    if not 1 <= workers <= 64:
+        raise fail("workers", f"must be between 1 and 64, got {workers}")
+    socket = get("socket", str).strip() or None
+    if socket is not None and ("\0" in socket or len(socket.encode()) > 107):
+        raise fail("socket", f"{shown(socket)} is not a Unix socket path (107 bytes at most)")
+    allowed = get("metrics_allow", (list, tuple))
+    for address in allowed:
+        try:
+            if not isinstance(address, str):
+                raise TypeError(address)
+            ipaddress.ip_network(address)
+        except (TypeError, ValueError):
+            raise fail(
+                "metrics_allow", f"{address!r} is not an IP address or network (10.0.0.0/8)"
+            ) from None
+    return {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "socket": socket,
+        "metrics_allow": tuple(allowed),
+    }
+
+
+def _pages_settings(
+    get: Callable[..., Any], fail: Callable[[str, str], ConfigError]
+) -> dict[str, Any]:
+    """[pages]: on or off, and the institution's name, logo, footer, colour, templates
+    and language, each checked as the page will use it."""
+    logo_url = get("pages_logo_url", str).strip()
+    if logo_url and not LOGO_URL.fullmatch(logo_url):
+        raise fail("pages_logo_url", f"{shown(logo_url)} is not an http(s) URL or a path "
+                   "on this site (/logo.svg)")  # fmt: skip
+    accent = get("pages_accent_color", str).strip()
+    if accent and not HEX_COLOR.fullmatch(accent):
+        raise fail("pages_accent_color", f"{shown(accent)} is not a colour like #0a5 or #00aa55")
+    folder = get("pages_template_folder", str).strip()
+    if folder and not os.path.isdir(folder):
+        raise fail("pages_template_folder", f"{shown(folder)} is not a folder")
+    lang = get("pages_lang", str).strip()
+    if not LANGUAGE_TAG.fullmatch(lang):
+        raise fail("pages_lang", f"{shown(lang)} is not a language tag like en, de or pt-BR")
+    return {
+        "pages_enabled": get("pages_enabled", bool),
+        "pages_name": get("pages_name", str).strip(),
+        "pages_logo_url": logo_url,
+        "pages_footer": get("pages_footer", str).strip(),
+        "pages_accent_color": accent.lower(),
+        "pages_template_folder": folder,
+        "pages_lang": lang,
+    }
 
 
 def _require_production(
@@ -718,35 +806,6 @@ def _require_production(
         problems = tuple(str(e) for e in missing)
         concerned = tuple(dict.fromkeys(s for e in missing for s in e.settings))
         raise ConfigError("; ".join(problems), (*concerned, "mode"), problems)
-
-
-def _pages_settings(
-    get: Callable[..., Any], fail: Callable[[str, str], ConfigError]
-) -> dict[str, Any]:
-    """[pages]: on or off, and the institution's name, logo, footer, colour, templates
-    and language, each checked as the page will use it."""
-    logo_url = get("pages_logo_url", str).strip()
-    if logo_url and not LOGO_URL.fullmatch(logo_url):
-        raise fail("pages_logo_url", f"{shown(logo_url)} is not an http(s) URL or a path "
-                   "on this site (/logo.svg)")  # fmt: skip
-    accent = get("pages_accent_color", str).strip()
-    if accent and not HEX_COLOR.fullmatch(accent):
-        raise fail("pages_accent_color", f"{shown(accent)} is not a colour like #0a5 or #00aa55")
-    folder = get("pages_template_folder", str).strip()
-    if folder and not os.path.isdir(folder):
-        raise fail("pages_template_folder", f"{shown(folder)} is not a folder")
-    lang = get("pages_lang", str).strip()
-    if not LANGUAGE_TAG.fullmatch(lang):
-        raise fail("pages_lang", f"{shown(lang)} is not a language tag like en, de or pt-BR")
-    return {
-        "pages_enabled": get("pages_enabled", bool),
-        "pages_name": get("pages_name", str).strip(),
-        "pages_logo_url": logo_url,
-        "pages_footer": get("pages_footer", str).strip(),
-        "pages_accent_color": accent.lower(),
-        "pages_template_folder": folder,
-        "pages_lang": lang,
-    }
 
 
 def _environment_integer(value: str, fail: Callable[[str], ConfigError]) -> int:

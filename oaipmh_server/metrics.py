@@ -5,6 +5,9 @@ PROMETHEUS_MULTIPROC_DIR before anything is imported, so every worker's counts a
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,6 +18,8 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as _multiprocess
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 REQUESTS = Counter("oaipmh_requests", "OAI-PMH requests answered, by verb", ["verb"])
 ERRORS = Counter("oaipmh_errors", "OAI-PMH error codes answered", ["code"])
@@ -32,10 +37,57 @@ LATENCY = Histogram(
 )
 
 
-def exposition() -> tuple[bytes, str]:
-    """The metrics in the Prometheus text format, and its content type."""
+def exposition(store: FigureSource | None = None) -> tuple[bytes, str]:
+    """The metrics in the Prometheus text format, and its content type: the counts of
+    every worker, then the store's gauges, read at this scrape."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+        counts = generate_latest(registry)
+    else:
+        counts = generate_latest(REGISTRY)
+    if store is None:
+        return counts, CONTENT_TYPE_LATEST
+    gauges = CollectorRegistry()
+    gauges.register(StoreCollector(store))
+    return counts + generate_latest(gauges), CONTENT_TYPE_LATEST
+
+
+class FigureSource(Protocol):
+    def figures(self, now: datetime) -> Any: ...
+
+
+class StoreCollector(Collector):
+    """Gauges of the store's state, computed when scraped (not kept per worker: every
+    worker would report the same database). The store answers from a few rows
+    (SqlStore.figures): a scrape costs the same at a million records as at ten."""
+
+    def __init__(self, store: FigureSource) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        now = datetime.now(UTC)
+        figures = self.store.figures(now)
+        yield GaugeMetricFamily(
+            "oaipmh_store_records", "Records held, deleted ones included", figures.records
+        )
+        yield GaugeMetricFamily(
+            "oaipmh_store_deleted_records", "Deleted records (tombstones) held", figures.deleted
+        )
+        if figures.last_write is not None:
+            yield GaugeMetricFamily(
+                "oaipmh_last_load_timestamp_seconds",
+                "When the last load (or delete, refresh-sets) committed, in Unix seconds",
+                figures.last_write.timestamp(),
+            )
+        info = GaugeMetricFamily(
+            "oaipmh_schema_info", "The store's schema revision (Alembic)", labels=["revision"]
+        )
+        info.add_metric([figures.revision or ""], 1)
+        yield info
+        yield GaugeMetricFamily(
+            "oaipmh_cutoff_lag_seconds",
+            "How far the cut-off of a list started now lies behind the clock: 1 s, more "
+            "while a load runs (lists stop before it) or after the clock was set back",
+            (now - figures.cutoff).total_seconds(),
+        )

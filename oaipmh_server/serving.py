@@ -16,10 +16,12 @@ README says, so a query string the app may answer is never refused by gunicorn f
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base_async import AsyncWorker
 from gunicorn.workers.ggevent import GeventWorker
 
@@ -34,10 +36,35 @@ CONNECTIONS_PER_WORKER = 1000
 LIMIT_REQUEST_LINE = 8190
 LIMIT_REQUEST_FIELDS = 100
 LIMIT_REQUEST_FIELD_SIZE = 8190
+# The signals that stop a worker (gunicorn: TERM graceful, INT and QUIT at once).
+_STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
 class Worker(GeventWorker):  # type: ignore[misc]
     """gunicorn's gevent worker, with a per-connection idle timeout on its sockets."""
+
+    def init_process(self) -> None:
+        # Until init_signals, a new worker still has the master's handlers, which only
+        # queue a signal for the master's loop: a SIGTERM sent while the worker starts
+        # (a stop or reload just after a start; gevent's patching alone takes a while)
+        # would be lost and the worker would serve on until the master gave up on it
+        # (graceful_timeout, 30 s). Held back until the worker's own handlers are set.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        super().init_process()
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        """Quit once. On Ctrl-C a worker gets SIGINT from the terminal and SIGQUIT from the
+        master, and gunicorn's gevent worker quits in a new greenlet for each: the second
+        one ran while the process was exiting and printed its SystemExit as a traceback."""
+        if not self.quitting:
+            self.quitting = True
+            super().handle_quit(sig, frame)
+
+    quitting = False
 
     def patch(self) -> None:
         super().patch()
@@ -58,13 +85,15 @@ def cooperative_psycopg() -> None:
         waiting.wait = waiting.wait_poll
 
 
-def gunicorn_options(
-    host: str, port: int, workers: int, trusted_proxies: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """The gunicorn settings of `serve` (the benchmarks and tests run the same)."""
+def gunicorn_options(settings: Any, verbose: bool = False) -> dict[str, Any]:
+    """The gunicorn settings of `serve` (the benchmarks and tests run the same), from the
+    Settings' [server] host, port, socket, workers and trusted_proxies."""
+    bind = f"unix:{settings.socket}" if settings.socket else f"{settings.host}:{settings.port}"
+    if not settings.socket and ":" in settings.host:
+        bind = f"[{settings.host.strip('[]')}]:{settings.port}"  # an IPv6 address
     return {
-        "bind": f"{host}:{port}",
-        "workers": workers,
+        "bind": bind,
+        "workers": settings.workers,
         "worker_class": Worker,
         "worker_connections": CONNECTIONS_PER_WORKER,
         "keepalive": REQUEST_HEAD_SECONDS,
@@ -74,19 +103,44 @@ def gunicorn_options(
         "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
         # Whose X-Forwarded-Proto (and the like) gunicorn believes: [server]
         # trusted_proxies only, not gunicorn's default of 127.0.0.1 (any local process).
-        "forwarded_allow_ips": ",".join(trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies),
         # gunicorn 25.1+ opens a control socket at one path per user ($XDG_RUNTIME_DIR or
         # ~/.gunicorn): a second server on the host would take it over. Nothing uses it.
         "control_socket_disable": True,
+        # A Unix socket is made 0660 (gunicorn's default umask 0 makes it 0777: any local
+        # user could connect, and be believed as a proxy): the user and its group only.
+        "umask": SOCKET_UMASK,
+        # gunicorn's own information lines ("Starting gunicorn", "Booting worker …") only
+        # with --verbose; its warnings and errors always.
+        "loglevel": "info" if verbose else "warning",
+        "when_ready": _say_listening,
     }
 
+
+SOCKET_UMASK = 0o117
 
 # Settings older gunicorns (>= 23) do not have; without them they behave as wanted.
 _NEWER_SETTINGS = frozenset({"control_socket_disable"})
 
 
-def run(options: dict[str, Any], load: Any) -> None:
-    """Run gunicorn with `options`; each worker calls `load()` for its WSGI app."""
+def _say_listening(arbiter: Any) -> None:
+    """The one start-up line shown by default: where the server listens."""
+    where = ", ".join(str(listener) for listener in arbiter.LISTENERS)
+    say(
+        f"oaipmh-server: listening at {where} ({arbiter.num_workers} workers, "
+        f"master pid {arbiter.pid}; kill -HUP reloads the configuration)"
+    )
+
+
+def say(line: str) -> None:
+    """One line of the server's own on stderr, at once (stderr may be a pipe)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(options: dict[str, Any], load: Any, check: Any) -> None:
+    """Run gunicorn with `options`; each worker calls `load()` for its WSGI app. Before a
+    reload (SIGHUP, `systemctl reload`), `check()` does in the master what a new worker
+    will do first, and a configuration it refuses is not applied."""
 
     class Application(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -97,4 +151,40 @@ def run(options: dict[str, Any], load: Any) -> None:
         def load(self) -> Any:
             return load()
 
+        def run(self) -> None:
+            try:
+                CheckedReloads(self, check).run()
+            except RuntimeError as e:  # as BaseApplication.run: gunicorn's own failures
+                say(f"Error: {e}")
+                sys.exit(1)
+
     Application().run()
+
+
+class CheckedReloads(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, refusing a reload whose configuration a worker would refuse.
+
+    gunicorn reloads on SIGHUP by starting new workers and stopping the old ones; a new
+    worker that cannot start (one mistake in the file: `page_size = "100"`) makes the
+    master give up and exit, and every request then fails (502 behind a proxy). Checked
+    first, a bad configuration leaves the old workers serving with the old one, and says
+    why in one line; a good one is applied as gunicorn does, the listen queue holding
+    new connections while the old workers finish theirs and the new ones start.
+    """
+
+    def __init__(self, app: Any, check: Any) -> None:
+        self.check = check
+        super().__init__(app)
+
+    def reload(self) -> None:
+        try:
+            self.check()
+        except Exception as e:  # whatever it is, the master must live on
+            self.log.error(
+                "oaipmh-server: configuration not reloaded, still serving with the previous "
+                "one: %s",
+                e,
+            )
+            return
+        super().reload()
+        say(f"oaipmh-server: configuration reloaded ({self.num_workers} new workers)")

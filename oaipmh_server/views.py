@@ -10,11 +10,13 @@ answer now (503 with Retry-After).
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import logging
 import re
 import time
 import zlib
+from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import parse_qsl
 
@@ -141,9 +143,27 @@ def schema(name: str) -> Response:
 
 @blueprint.route("/metrics")
 def metrics_page() -> Response:
-    """Prometheus text format: requests per verb, error codes, latency, records, 503s."""
-    body, content_type = metrics.exposition()
+    """Prometheus text format: requests per verb, error codes, latency, records, 503s,
+    and the store's gauges. Only to [server] metrics_allow (the client address as the
+    access log has it); to anyone else 404, as if there were no such page."""
+    provider: Provider = current_app.extensions["oaipmh"]
+    if not _allowed(request.remote_addr, provider.settings.metrics_allow):
+        return _plain("404 Not Found\n", 404)
+    try:
+        body, content_type = metrics.exposition(provider.store)
+    except StoreUnavailable as e:
+        return _unavailable(e)
     return Response(body, status=200, content_type=content_type)
+
+
+def _allowed(address: str | None, networks: tuple[str, ...]) -> bool:
+    try:
+        client = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False  # no address (a Unix socket's peer without a proxy's header)
+    if isinstance(client, ipaddress.IPv6Address) and client.ipv4_mapped is not None:
+        client = client.ipv4_mapped
+    return any(client in ipaddress.ip_network(network) for network in networks)
 
 
 @blueprint.route("/healthz")
@@ -165,9 +185,14 @@ def _start_clock() -> None:
 
 @blueprint.after_app_request
 def _log_access(response: Response) -> Response:
-    """One structured line per request: what was asked, what was answered, how fast."""
+    """One structured line per request: when, who (the client's address: X-Forwarded-For
+    only from [server] trusted_proxies, see app._ForwardedFrom; its user agent), what was
+    asked, what was answered, how fast."""
     reply: Reply | None = g.get("reply")
     line = {
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "client": request.remote_addr or None,
+        "agent": (request.user_agent.string or "")[:300] or None,
         "method": request.method,
         "path": request.path,
         "status": response.status_code,

@@ -41,6 +41,11 @@ class Cluster:
             shutil.chown(self.folder, self.user)
         self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres",
                   "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
+        self.start()
+
+    def start(self) -> None:
+        """Start PostgreSQL (again, after `halt`) on the cluster's port; return once it
+        accepts connections."""
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-w", "start", "-o",
             f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
@@ -70,6 +75,10 @@ class Cluster:
 
     def drop_database(self, name: str) -> None:
         self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    def halt(self) -> None:
+        """Stop PostgreSQL, keeping the cluster: nothing listens on its port until `start`."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:

@@ -189,7 +189,7 @@ def test_a_misspelt_variable_is_named_with_the_nearest_known_one(
         ("oaipmh_page_size", "did you mean OAIPMH_PAGE_SIZE?"),  # names are case-sensitive
         ("OAIPHM_PAGE_SIZE", "did you mean OAIPMH_PAGE_SIZE?"),  # the prefix misspelt
         ("OAIPMH_TOKEN_SECRETS", "did you mean OAIPMH_TOKEN_SECRET?"),
-        ("OAIPMH_WORKERS", "known: OAIPMH_BASE_URL, OAIPMH_CONFIG,"),
+        ("OAIPMH_THREADS", "known: OAIPMH_BASE_URL, OAIPMH_CONFIG,"),  # (WORKERS is known)
         ("OAIPMH_\x1b[2J", "known:"),
     ],
 )

@@ -296,6 +296,13 @@ def _settled(
     return None
 
 
+def current_cutoff(conn: Connection, lease: Lease, now: datetime) -> datetime:
+    """The cut-off a list starting at `now` would get, read without raising the mark
+    (for /metrics: how far lists lag behind the clock, the length of a running load)."""
+    proposed = now - SECOND
+    return _settled(conn, lease, proposed, locked=False) or proposed
+
+
 def _read_mark(conn: Connection, *, for_update: bool) -> datetime | None:
     query = select(MetaRow.value).where(MetaRow.key == HIGH_WATER_KEY)
     if for_update and conn.dialect.name == "postgresql":

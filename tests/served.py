@@ -1,0 +1,105 @@
+"""`oaipmh-server serve` in a process of its own, its stderr read line by line as it comes,
+for tests that wait on what the server says (a reload done, an error logged) and on where
+it listens (a port or a Unix socket). Ready when gunicorn says so to $NOTIFY_SOCKET, as
+conftest.LiveServer is."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import queue
+import re
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+START_SECONDS = 60
+
+
+class Served:
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        address = f"oaipmh-served-{os.getpid()}-{id(self)}"
+        notify.bind("\0" + address)  # abstract: nothing to clean up
+        environment = {**os.environ, **env, "NOTIFY_SOCKET": "@" + address}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "oaipmh_server", "serve", *args],
+            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # a process group of its own, as in a terminal
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._new: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        exited = os.pidfd_open(self.process.pid)
+        try:
+            ready, _, _ = select.select([notify, exited], [], [], START_SECONDS)
+            if notify in ready and b"READY=1" in notify.recv(4096).split(b"\n"):
+                return
+        finally:
+            os.close(exited)
+            notify.close()
+        self.stop()
+        raise RuntimeError("serve did not start:\n" + "\n".join(self.lines))
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.rstrip("\n"))
+            self._new.put(line.rstrip("\n"))
+        self._new.put(None)  # the server ended
+
+    def expect(self, pattern: str, within: float = 60) -> str:
+        """The next line of stderr matching `pattern` (a regular expression), waiting for
+        it as it is written; AssertionError if the server ends or `within` passes first."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                line = self._new.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                lines = "\n".join(self.lines)
+                raise AssertionError(f"no line matching {pattern!r}:\n{lines}") from None
+            if line is None:
+                raise AssertionError(f"server ended before {pattern!r}:\n" + "\n".join(self.lines))
+            if re.search(pattern, line):
+                return line
+
+    def hang_up(self) -> None:
+        """What `systemctl reload` sends to the master."""
+        self.process.send_signal(signal.SIGHUP)
+
+    def interrupt(self) -> None:
+        """Ctrl-C in its terminal: SIGINT to the master and every worker at once."""
+        os.killpg(self.process.pid, signal.SIGINT)
+
+    def stop(self) -> list[str]:
+        """SIGTERM, as systemd stops it; every line it wrote."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=30)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return self.lines
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket (what nginx's `proxy_pass http://unix:PATH:` does)."""
+
+    def __init__(self, path: str, **kwargs: Any) -> None:
+        super().__init__("localhost", **kwargs)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout if isinstance(self.timeout, float | int) else 30)
+        self.sock.connect(self.socket_path)
