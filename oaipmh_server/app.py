@@ -39,8 +39,13 @@ MAX_QUERY_STRING = 8000
 MAX_BODY = 64 * 1024
 
 
-def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    settings = load_settings(overrides)
+def create_app(
+    overrides: Mapping[str, Any] | None = None, *, settings: Settings | None = None
+) -> Flask:
+    """The app, its settings read (with `overrides`), or given as already read and checked
+    (`serve`'s workers take the ones their master checked: see cli._run_gunicorn)."""
+    if settings is None:
+        settings = load_settings(overrides)
     places = None  # first: a folder it refuses stops the app before the store is open
     if settings.max_concurrent_lists:
         places = Places.for_database(

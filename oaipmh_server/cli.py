@@ -456,18 +456,25 @@ def _serve(
 def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:
     from .serving import gunicorn_options, run
 
+    # The settings the master last read and found good: every worker it starts (at
+    # first, on a reload, or in place of one that ended) takes these, never a file
+    # changed since, so a mistake saved in it cannot stop a worker from starting.
+    checked = [settings]
+
     def load() -> Any:
         from .app import create_app
 
         _log_to_stderr(verbose)
-        return create_app(given)
+        return create_app(settings=checked[0])
 
     def check() -> None:
-        """What a new worker will do first, in the master before a reload (HUP) starts
-        any: the configuration read again, checked, and the store opened once."""
+        """Before a reload (HUP) starts new workers, in the master: the configuration
+        read again and checked, and the store opened once, as a worker will."""
         from .app import create_app
 
-        create_app(given).extensions["oaipmh"].store.close()
+        provider = create_app(given).extensions["oaipmh"]
+        provider.store.close()
+        checked[0] = provider.settings
 
     run(gunicorn_options(settings, verbose), load, check)
 

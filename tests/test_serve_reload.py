@@ -4,7 +4,9 @@ workers serving on with the old configuration and the master alive."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,6 +78,12 @@ class Harvester:
             assert self.seen.wait_for(test, timeout=within), (condition, self.failures)  # type: ignore[arg-type]
 
 
+def workers(server: Served) -> list[int]:
+    """The master's children: its workers."""
+    pid = server.process.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
 @pytest.fixture
 def sample_sqlite(databases: Databases, request: pytest.FixtureRequest) -> str:
     return databases.samples("sqlite", request)
@@ -87,7 +95,7 @@ def harvested(sample_sqlite: str, tmp_path: Path) -> Iterator[tuple[Served, Harv
     config.write_text(configuration("Before", "5"))
     port = free_port()
     server = Served(
-        ["--port", str(port), "--workers", "2"],
+        ["--port", str(port), "--workers", "2", "--verbose"],  # "Booting worker" lines
         {"OAIPMH_DATABASE_URL": sample_sqlite, "OAIPMH_CONFIG": str(config)},
     )
     harvester = Harvester(f"http://127.0.0.1:{port}/oai")
@@ -129,6 +137,15 @@ def test_reload_applies_a_good_configuration_and_refuses_a_bad_one(
     assert harvester.names[done:] == ["After"] * (harvester.harvests - done)
     assert set(harvester.page_sizes[done:]) == {3}
     assert server.process.poll() is None  # the master lives on
+
+    # A worker that ends (here stopped; a crash, a timeout) is replaced by one with the
+    # configuration the master checked last, not with the file as it now is.
+    os.kill(workers(server)[0], signal.SIGTERM)
+    server.expect(r"Booting worker with pid")
+    done = harvester.harvests
+    harvester.wait_for("harvests after the new worker", lambda: harvester.harvests >= done + 4)
+    assert harvester.names[done:] == ["After"] * (harvester.harvests - done)
+    assert server.process.poll() is None
 
     # Once the file is mended, a HUP applies it.
     config.write_text(configuration("Mended", "4"))

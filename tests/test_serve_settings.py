@@ -28,7 +28,11 @@ from .xsd import validate
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-    """The gunicorn options `serve` would run with, instead of running gunicorn."""
+    """The gunicorn options `serve` would run with, instead of running gunicorn. The
+    metrics are imported first, as in one process: imported while `serve` has set
+    PROMETHEUS_MULTIPROC_DIR, they would keep writing in the folder it then removes."""
+    import oaipmh_server.metrics  # noqa: F401
+
     runs: list[dict[str, Any]] = []
     monkeypatch.setattr(serving, "run", lambda options, load, check: runs.append(options))
     return runs
