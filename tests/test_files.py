@@ -161,9 +161,22 @@ def test_a_missing_bitstream_is_an_error_naming_the_contents_line_and_the_item(
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        ("../item_001/x.pdf\tbundle:ORIGINAL", "bitstream '../item_001/x.pdf': a name leading "
-         "outside the item folder"),
-        ("/etc/passwd", "bitstream '/etc/passwd': a name leading outside the item folder"),
+        ("../item_001/x.pdf\tbundle:ORIGINAL", "bitstream '../item_001/x.pdf': a '..' segment: "
+         "not a name inside the item folder"),
+        ("/etc/passwd", "bitstream '/etc/passwd': an absolute path: not a name inside the item "
+         "folder"),
+        ("C:\\x.pdf", "bitstream 'C:\\\\x.pdf': a Windows drive (C:\\) at its start: not a name "
+         "inside the item folder"),
+        ("c:/x.pdf", "bitstream 'c:/x.pdf': a Windows drive (c:/) at its start: not a name "
+         "inside the item folder"),
+        ("\\server\\x.pdf", "bitstream '\\\\server\\\\x.pdf': an absolute path: not a name "
+         "inside the item folder"),
+        ("chapters//x.pdf", "bitstream 'chapters//x.pdf': an empty segment: not a name inside "
+         "the item folder"),
+        ("./x.pdf", "bitstream './x.pdf': a '.' segment: not a name inside the item folder"),
+        ("chapters/\tbundle:ORIGINAL", "bitstream 'chapters/': an empty segment: not a name "
+         "inside the item folder"),
+        ("\tbundle:ORIGINAL", "bitstream '': an empty name: not a name inside the item folder"),
         ("chapters\tbundle:ORIGINAL", "bitstream 'chapters': not a file"),
         ("-r -s 0 -f some/where.pdf\tbundle:ORIGINAL", "a registered bitstream (-r -s N -f "
          "PATH): its file is in DSpace's assetstore, not in the export, so it cannot be read"),
@@ -179,6 +192,36 @@ def test_a_contents_line_naming_no_file_of_the_item_is_refused(
     ]
 
 
+# Names a real thesis had, as DSpace writes and imports them: a colon is a character of a
+# name (only `C:\\` or `C:/` at the start is a drive), and so is everything else DSpace allows.
+ORDINARY_NAMES = (
+    "Figure 1: map.pdf",
+    "chapters/Table 2: results.csv",
+    "C:x notes.txt",
+    "Movement I\u2013II (final) #2 [a] {b} 50% & 'more'; ok?.pdf",
+    "10:30 interview.mp3",
+)
+
+
+def test_bitstream_names_with_any_character_dspace_allows_load(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    folder = item_with_files(tmp_path / "export")
+    (folder / "chapters").mkdir(exist_ok=True)
+    for number, name in enumerate(ORDINARY_NAMES):
+        (folder / name).write_bytes(b"file %d" % number)
+    listed = "".join(
+        f"{name}\tbundle:ORIGINAL\tpermissions:-r 'Anonymous'\n" for name in ORDINARY_NAMES
+    )
+    (folder / "contents").write_text(CONTENTS + listed, "utf-8")
+    summary = load_into(empty_database_url, tmp_path / "export")
+    assert (summary.added, summary.rejected) == (1, 0)
+    stored = files_in(empty_database_url)[len(EXPECTED) :]
+    assert [(f.name, f.size, f.md5) for f in stored] == [
+        (name, 6, md5(b"file %d" % number)) for number, name in enumerate(ORDINARY_NAMES)
+    ]
+
+
 def test_a_bitstream_linked_outside_the_item_is_not_read(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -188,8 +231,8 @@ def test_a_bitstream_linked_outside_the_item_is_not_read(
     (folder / "restricted.docx").unlink()
     (folder / "restricted.docx").symlink_to(secret)
     assert refused(empty_database_url, tmp_path / "export") == [
-        f"{folder}/contents:2: record {HANDLE}: bitstream 'restricted.docx': leads outside "
-        "the item folder: not read"
+        f"{folder}/contents:2: record {HANDLE}: bitstream 'restricted.docx': a symbolic link "
+        "leading outside the item folder: not read"
     ]
 
 

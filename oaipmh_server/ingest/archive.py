@@ -4,7 +4,7 @@ folder and removes after it.
 
 A zip is someone else's file, like an export folder, and nothing it holds may land
 outside that temporary folder or fill the disk. So, before anything is unpacked:
-- a member whose name leads outside the archive (`../x`, `/etc/x`, `C:x`, with `/` or
+- a member whose name leads outside the archive (`../x`, `/etc/x`, `C:/x`, with `/` or
   `\\` between the parts, as DSpace's own import reads them) refuses the archive; so
   does a symbolic link (unpacked, it would lead anywhere; DSpace writes none), and a name
   given twice;
@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import LoadError
 from .drafts import Limits
+from .names import leading_outside, segments
 
 SEPARATOR = "!"
 CHUNK = 1024 * 1024
@@ -59,12 +60,9 @@ def member_parts(name: str) -> tuple[str, ...] | None:
     """The folders and file of a member's name, or None for a name leading outside the
     archive. `\\` separates as `/` does (zips made on Windows); `.` and empty parts are
     nothing."""
-    if name.startswith(("/", "\\")):
+    if leading_outside(name) is not None:
         return None
-    parts = name.replace("\\", "/").split("/")
-    if ".." in parts or ":" in parts[0]:
-        return None
-    return tuple(p for p in parts if p not in ("", "."))
+    return tuple(p for p in segments(name) if p not in ("", "."))
 
 
 def unpack(archive: Path, into: Path, limits: Limits) -> LoadError | None:
