@@ -43,9 +43,8 @@ COLUMN = re.compile(
 )
 # A handle URL of any prefix: DSpace's prefixes are digits and dots (`10722`, `20.500.1`) or
 # letters (`DICT`, as in DSpace's own test data), the suffix anything up to the next `/`.
-HANDLE = re.compile(
-    r"(?:hdl\.handle\.net/|/handle/)((?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+)/?$"
-)
+HANDLE_ID = r"(?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+"  # PREFIX/SUFFIX
+HANDLE = re.compile(rf"(?:hdl\.handle\.net/|/handle/)({HANDLE_ID})/?$")
 NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
