@@ -90,6 +90,9 @@ class Settings:
     # and the specs of those served.
     virtual_set_definitions: tuple[VirtualSet, ...] = ()
     virtual_sets_served: tuple[str, ...] = ()
+    # `load --sync`: the most of the stored records (a percentage) it may withdraw unless
+    # --sync-allow-deletes says how many are expected.
+    sync_max_deleted: float = 10.0
 
 
 # TOML (table, key) → Settings field.
@@ -131,6 +134,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("files", "url"): "files_url",
     ("virtual_sets", "served"): "virtual_sets_served",
     ("virtual_sets", "define"): "virtual_set_definitions",
+    ("load", "sync_max_deleted"): "sync_max_deleted",
 }
 LIMITS = (
     "max_value_length",
@@ -420,6 +424,10 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     if (problem := pattern_problem(files_url)) is not None:
         raise fail("files_url", problem)
 
+    sync_max_deleted = get("sync_max_deleted", (int, float))
+    if isinstance(sync_max_deleted, bool) or not 0 <= sync_max_deleted <= 100:
+        raise fail("sync_max_deleted", f"must be a percentage, 0 to 100, got {sync_max_deleted!r}")
+
     return Settings(
         repository_name=name,
         repository_identifier=identifier,
@@ -454,6 +462,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         files_url=files_url,
         virtual_set_definitions=tuple(definitions),
         virtual_sets_served=tuple(served),
+        sync_max_deleted=float(sync_max_deleted),
     )
 
 
@@ -484,5 +493,6 @@ def shown(value: object, limit: int = 80) -> str:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {bool: "true or false", int: "an integer", str: "a string", dict: "a table"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             dict: "a table"}  # fmt: skip
     return " or ".join(names.get(k, "a list") for k in kinds)
