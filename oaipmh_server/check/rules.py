@@ -28,11 +28,12 @@ from ..formats.oai_openaire import (
     RecordFields,
     access_right,
     embargo_end,
+    files_status,
     publication_type,
     resource_identifier,
     w3cdtf,
 )
-from ..records import Field
+from ..records import Field, File
 from ..vocabularies import Vocabularies, iso639_3
 
 Severity = Literal["mandatory", "recommended"]
@@ -114,16 +115,24 @@ def _identifier(r: RecordView) -> str | None:
     return None if resource_identifier(r.fields) else "no dc.identifier.uri or dc.identifier.doi"
 
 
+def _content_files(r: RecordView) -> list[File]:
+    return [linked.file for linked in r.files]
+
+
 def _access_rights(r: RecordView) -> str | None:
-    if access_right(r.fields, r.vocabularies) is not None:
+    if access_right(r.fields, r.vocabularies, _content_files(r)) is not None:
         return None
     return "no access field that maps to a COAR access right, and no default_access_right"
 
 
 def _embargo_end(r: RecordView) -> str | None:
-    access = access_right(r.fields, r.vocabularies)
+    files = _content_files(r)
+    access = access_right(r.fields, r.vocabularies, files)
     if access is None or access.label != "embargoed access" or embargo_end(r.fields):
         return None
+    status = files_status(files)
+    if status is not None and status.embargo_end is not None:
+        return None  # its file's READ policy starts then
     return "embargoed access without an embargo end date (dc.date.embargo)"
 
 
