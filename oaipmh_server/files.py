@@ -57,6 +57,11 @@ RESTRICTED_ACCESS = "restricted access"
 METADATA_ONLY_ACCESS = "metadata only access"
 
 
+# Which rule decides a record's access right, part of what stored renderings and virtual
+# sets were made with: another rule renders and evaluates them again at the next load.
+ACCESS_RULE = "access status of the files (DSpace's AccessStatus)"
+
+
 class AccessStatus(NamedTuple):
     """A file's or record's access right (a COAR label) and, under an embargo, its end."""
 

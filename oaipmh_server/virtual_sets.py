@@ -42,6 +42,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from .files import ACCESS_RULE
 from .files import has_open_file as files_have_open_file
 from .records import Field, File, SetInfo
 from .vocabularies import ACCESS_RIGHTS
@@ -303,6 +304,7 @@ def stored_state(settings: Settings) -> str:
                 settings.openaire_access_rights,
                 settings.openaire_default_access_right,
                 sorted(settings.hidden_fields),
+                ACCESS_RULE,
             ]
         )
     digest = hashlib.sha256(json.dumps(canonical).encode()).hexdigest()[:32]

@@ -34,6 +34,7 @@ from lxml import etree
 from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..files import (
+    ACCESS_RULE,
     OPEN_ACCESS,
     AccessStatus,
     LinkedFile,
@@ -664,6 +665,7 @@ def metadata_format(settings: Settings) -> MetadataFormat:
         # The links are in the fragments: another pattern or root is another rendering.
         settings.files_url,
         schema_root_of(settings),
+        ACCESS_RULE,  # datacite:rights from the files: stored renderings made before, again
     )
     return crosswalked(
         PREFIX, SCHEMA, NAMESPACE, settings, render_fields, keeps=has_title, table=table,
