@@ -38,6 +38,9 @@ from ..vocabularies import Vocabularies, iso639_3
 
 Severity = Literal["mandatory", "recommended"]
 PROFILES = ("openaire", "base", "core", "driver")
+# The profiles whose mandatory rules make a plain `check` (no --profile) fail: CORE only
+# collects full texts, so its rules are mandatory only when it is asked for by name.
+DEFAULT_PROFILES = ("openaire", "base", "driver")
 # ISO 8601 dates as repositories write them: a year, a month, a day, a time with its zone.
 ISO8601 = re.compile(
     r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
@@ -79,10 +82,14 @@ class Rule:
     test: Callable[[RecordView], str | None]
 
     def weight(self, profile: str | None) -> Severity | None:
-        """The rule's weight in a profile; without one, its heaviest in any."""
+        """The rule's weight in a profile: the level comes from the profile that asks for
+        it. Without one, its heaviest in the profiles checked by default (DEFAULT_PROFILES):
+        a rule only CORE makes mandatory (a full text) is mandatory only with --profile
+        core, since a metadata-only record is a normal record to the others."""
         if profile is not None:
             return self.severity.get(profile)
-        return "mandatory" if "mandatory" in self.severity.values() else "recommended"
+        by_default = [w for p, w in self.severity.items() if p in DEFAULT_PROFILES]
+        return "mandatory" if "mandatory" in by_default else "recommended"
 
 
 def _quote(value: str) -> str:
