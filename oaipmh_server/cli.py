@@ -83,7 +83,12 @@ def load(
         raise click.UsageError("--sync-allow-deletes is a limit of --sync: give --sync too")
     settings = _settings()
     changes = _ChangesFile(changes_to) if changes_to is not None else None
-    store = _open_store(settings)
+    try:
+        store = _open_store(settings)
+    except BaseException:
+        if changes is not None:
+            changes.finish(committed=False)
+        raise
     shown = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(unit=" records", disable=not shown, file=sys.stderr, leave=False, mininterval=0.5)
 
@@ -185,6 +190,7 @@ class _ChangesFile:
                 self.handle.close()
             elif committed:
                 self.handle.close()
+                os.chmod(self.name, 0o644)  # a list like any other, not a private file
                 os.replace(self.name, self.target)
             else:
                 self.handle.close()
