@@ -181,9 +181,11 @@ def saf_export(folder: Path, handles: list[str]) -> Path:
 def test_sync_with_a_saf_export_and_its_csv(
     empty_database_url: str, tmp_path: Path, zipped: bool
 ) -> None:
-    """A SAF export (as a folder or DSpace's `export -z` zip), its metadata CSV beside it:
-    the item no longer exported is withdrawn, whatever the CSV holds."""
-    load_into(empty_database_url, saf_export(tmp_path / "first", ["1/1", "1/2", "1/3", "1/4"]))
+    """A SAF export (as a folder or DSpace's `export -z` zip) and a metadata CSV row for an
+    item outside it (a load holds each record once): the item in neither is withdrawn, the
+    CSV's is changed and kept."""
+    first = ["1/1", "1/2", "1/3", "1/4", "1/5"]
+    load_into(empty_database_url, saf_export(tmp_path / "first", first))
     nightly: Path = saf_export(tmp_path / "nightly", ["1/1", "1/2", "1/4"])
     if zipped:
         archive = tmp_path / "nightly.zip"
@@ -191,12 +193,18 @@ def test_sync_with_a_saf_export_and_its_csv(
             for path in sorted(nightly.rglob("*")):
                 zipped_export.write(path, path.relative_to(nightly).as_posix())
         nightly = archive
+    csv = tmp_path / "metadata-export.csv"
+    csv.write_text(
+        "id,collection,dc.identifier.uri,dc.title[en]\n"
+        "9d2f0a3e-1b2c-4d5e-8f90-a1b2c3d4e5f6,1/5,https://hdl.handle.net/1/5,A new title\n"
+    )
     told: list[str] = []
     summary = load_into(
-        empty_database_url, nightly, sync=Sync(1), changes=lambda k, i: told.append(f"{k} {i}")
-    )
-    assert (summary.unchanged, summary.withdrawn) == (3, 1)
-    assert told == ["withdrawn 1/3"]
+        empty_database_url, nightly, csv, sync=Sync(1),
+        changes=lambda k, i: told.append(f"{k} {i}"),
+    )  # fmt: skip
+    assert (summary.unchanged, summary.updated, summary.withdrawn) == (3, 1, 1)
+    assert told == ["updated 1/5", "withdrawn 1/3"]
     assert states(empty_database_url)["1/3"][0] is True
 
 
@@ -210,7 +218,7 @@ def test_sync_with_only_a_csv_is_refused(empty_database_url: str, tmp_path: Path
     assert [str(p) for p in failure.value.problems] == [
         "--sync: only metadata CSV rows: a CSV holds the items and columns it exports, not the "
         "whole repository, so it cannot show which items are gone; give the SAF or JSON "
-        "export (a CSV beside it is fine)"
+        "export (a CSV's rows beside it count as records the load holds)"
     ]
     assert everything(empty_database_url) == before
 

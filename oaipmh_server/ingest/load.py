@@ -930,10 +930,12 @@ class _Loader:
         written. The load's ids are kept as hashes (`add`): sorted, each stored id is
         looked up in them."""
         if self.parts and not self.whole_records:
-            self.problem(LoadError(SYNC, None, None, (
+            reason = (
                 "only metadata CSV rows: a CSV holds the items and columns it exports, not "
                 "the whole repository, so it cannot show which items are gone; give the SAF "
-                "or JSON export (a CSV beside it is fine)")))  # fmt: skip
+                "or JSON export (a CSV's rows beside it count as records the load holds)"
+            )
+            self.problem(LoadError(SYNC, None, None, reason))
             return
         loaded = array("q", sorted(self.id_hashes))
         gone = [
