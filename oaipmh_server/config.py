@@ -114,6 +114,9 @@ class Settings:
     pages_lang: str = "en"
     # Secrets that signed resumption tokens before token_secret: still accepted (rotation).
     previous_token_secrets: tuple[str, ...] = ()
+    # `load --sync`: the most of the stored records (a percentage) it may withdraw unless
+    # --sync-allow-deletes says how many are expected.
+    sync_max_deleted: float = 10.0
 
 
 # TOML (table, key) → Settings field.
@@ -168,6 +171,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("pages", "accent_color"): "pages_accent_color",
     ("pages", "template_folder"): "pages_template_folder",
     ("pages", "lang"): "pages_lang",
+    ("load", "sync_max_deleted"): "sync_max_deleted",
 }
 LIMITS = (
     "max_value_length",
@@ -665,6 +669,9 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
 
     listening = _serve_settings(raw, get, fail)
     pages = _pages_settings(get, fail)
+    sync_max_deleted = get("sync_max_deleted", (int, float))
+    if isinstance(sync_max_deleted, bool) or not 0 <= sync_max_deleted <= 100:
+        raise fail("sync_max_deleted", f"must be a percentage, 0 to 100, got {sync_max_deleted!r}")
 
     return Settings(
         repository_name=name,
@@ -703,6 +710,7 @@ def _validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         **listening,
         **pages,
         previous_token_secrets=tuple(dict.fromkeys(p.strip() for p in previous_secrets)),
+        sync_max_deleted=float(sync_max_deleted),
     )
 
 
@@ -835,5 +843,6 @@ def shown(value: object, limit: int = 80) -> str:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {bool: "true or false", int: "an integer", str: "a string", dict: "a table"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             dict: "a table"}  # fmt: skip
     return " or ".join(dict.fromkeys(names.get(k, "a list") for k in kinds))  # list, tuple: once

@@ -8,11 +8,18 @@ table maps is left out rather than guessed, and `oaipmh-server check` names it.
 
 Files (`oaire:file`, "File Location", mandatory if applicable): one per content file
 (ORIGINAL bundle) that anonymous users may read and that has a link (`[files] url`), with
-its MIME type, its COAR access right (open access: a file anyone may read) and
+its MIME type, its COAR access right (files.file_status: open access, a file anyone may
+read) and
 `objectType="fulltext"` (an ORIGINAL bitstream is the item's content; DSpace's own xsl
 cannot tell either and leaves objectType out). Unlike DSpace, whose xsl links every
 ORIGINAL bitstream, a file anonymous users may not read is never listed: its link would
 only lead to a login.
+
+Access Rights (`datacite:rights`) is the record's files' access status (files.py, as
+DSpace's AccessStatus plugin works it out: open, embargoed with its end date, restricted,
+metadata only) for a record with content files; one without them (a JSON record that
+gives no "files") keeps the access fields of its metadata, else the configured default.
+An embargo's end is shown as `datacite:date dateType="Available"`.
 """
 
 from __future__ import annotations
@@ -26,8 +33,17 @@ from lxml import etree
 
 from ..config import Settings
 from ..crosswalk import Crosswalk
-from ..files import LinkedFile, is_open, schema_root_of
-from ..records import Field
+from ..files import (
+    ACCESS_RULE,
+    OPEN_ACCESS,
+    AccessStatus,
+    LinkedFile,
+    access_status,
+    content,
+    is_open,
+    schema_root_of,
+)
+from ..records import Field, File
 from ..vocabularies import (
     ACCESS_RIGHT_URI,
     ACCESS_RIGHTS,
@@ -157,11 +173,12 @@ class FileLink(NamedTuple):
     object_type: str = "fulltext"
 
 
-OPEN_ACCESS_URI = ACCESS_RIGHT_URI + ACCESS_RIGHTS["open access"]
+OPEN_ACCESS_URI = ACCESS_RIGHT_URI + ACCESS_RIGHTS[OPEN_ACCESS]
 
 
 def file_links(files: Sequence[LinkedFile]) -> list[FileLink]:
-    """The `oaire:file`s of a record's content files: those anyone may read, linked."""
+    """The `oaire:file`s of a record's content files: those anyone may read, linked (open
+    access, as files.file_status says)."""
     return [
         FileLink(linked.url, linked.file.mime, OPEN_ACCESS_URI)
         for linked in files
@@ -219,18 +236,21 @@ def render(
     crosswalk: Crosswalk,
     vocabularies: Vocabularies,
     files: Sequence[FileLink] = (),
+    content_files: Sequence[File] = (),
 ) -> bytes:
-    """The <oaire:resource> of a record: properties in the order of the application profile."""
+    """The <oaire:resource> of a record: properties in the order of the application profile.
+    `files`: its oaire:file links; `content_files`: its files, which decide its access."""
     record = RecordFields(fields, crosswalk)
     root = etree.Element(f"{{{NAMESPACE}}}resource", nsmap=_NSMAP)
     root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
-    access = access_right(record, vocabularies)
+    status = files_status(content_files)
+    access = access_right(record, vocabularies, content_files, status)
     _titles(root, record)
     _people(root, record)
     _funding(root, record)
     _alternate_identifiers(root, record)
     _related_identifiers(root, record)
-    _dates(root, record, access)
+    _dates(root, record, status)
     for code in dict.fromkeys(filter(None, (iso639_3(f.value) for f in _languages(record)))):
         _add(root, DC_NS, "language", code)
     for f in record.values("dc.publisher"):
@@ -474,10 +494,11 @@ def embargo_end(record: RecordFields) -> str | None:
     return None
 
 
-def _dates(root: etree._Element, record: RecordFields, access: Term | None) -> None:
+def _dates(root: etree._Element, record: RecordFields, status: AccessStatus | None) -> None:
     """Publication Date (M): dc.date.issued as `Issued`. Embargo Period Date (MA): under an
-    embargo, `Accepted` is its start (the item's accession) and `Available` its end; without
-    one, as DSpace's openaire4 context does, accessioned and available dates as such."""
+    embargo, `Accepted` is its start (the item's accession) and `Available` its end (its
+    files' embargo, else its metadata's); without one, as DSpace's openaire4 context does,
+    accessioned and available dates as such."""
     dates: list[tuple[str, str]] = []
     issued = record.first("dc.date.issued")
     if issued is not None and w3cdtf(issued.value):
@@ -485,7 +506,8 @@ def _dates(root: etree._Element, record: RecordFields, access: Term | None) -> N
     accessioned = record.first("dc.date.accessioned")
     if accessioned is not None and w3cdtf(accessioned.value):
         dates.append((w3cdtf(accessioned.value) or "", "Accepted"))
-    end = embargo_end(record)
+    files_end = status.embargo_end if status is not None else None
+    end = files_end.isoformat() if files_end is not None else embargo_end(record)
     available = record.first("dc.date.available")
     if end is not None:
         dates.append((end, "Available"))
@@ -536,9 +558,25 @@ def resource_identifier(record: RecordFields) -> tuple[str, str] | None:
     return None
 
 
-def access_right(record: RecordFields, vocabularies: Vocabularies) -> Term | None:
-    """Access Rights (M): the first access field (or dc.rights value) that maps; else
+def files_status(files: Sequence[File]) -> AccessStatus | None:
+    """The access status of a record's content files (files.access_status), or None for a
+    record without any: its metadata then says."""
+    return access_status(files) if content(files) else None
+
+
+def access_right(
+    record: RecordFields,
+    vocabularies: Vocabularies,
+    files: Sequence[File] = (),
+    status: AccessStatus | None = None,
+) -> Term | None:
+    """Access Rights (M): with content files, their access status (`status`, if worked out
+    already); without, the first access field (or dc.rights value) that maps, else
     embargoed access if an embargo end is given, else the configured default."""
+    if status is None:
+        status = files_status(files)
+    if status is not None:
+        return vocabularies.access_right(status.label)
     for f in record.values(*ACCESS_FIELDS):
         term = vocabularies.access_right(f.value)
         if term is not None:
@@ -616,7 +654,8 @@ def metadata_format(settings: Settings) -> MetadataFormat:
     def render_fields(
         fields: Sequence[Field], crosswalk: Crosswalk, files: Sequence[LinkedFile]
     ) -> bytes:
-        return render(fields, crosswalk, vocabularies, file_links(files))
+        return render(fields, crosswalk, vocabularies, file_links(files),
+                      [linked.file for linked in files])  # fmt: skip
 
     table = (
         settings.openaire_resource_types,
@@ -626,6 +665,7 @@ def metadata_format(settings: Settings) -> MetadataFormat:
         # The links are in the fragments: another pattern or root is another rendering.
         settings.files_url,
         schema_root_of(settings),
+        ACCESS_RULE,  # datacite:rights from the files: stored renderings made before, again
     )
     return crosswalked(
         PREFIX, SCHEMA, NAMESPACE, settings, render_fields, keeps=has_title, table=table,
