@@ -2,9 +2,10 @@
 
 The shipped TOML documents every key in place, in the comment above it; this MkDocs hook
 turns that file into the manual's reference page, so the reference is never written twice
-and cannot drift from the defaults the server reads. A page holding MARKER gets, in its
-place, one section per table: the comment above the table header, then each key's comment
-followed by its TOML lines as the file writes them (default values included).
+and cannot drift from the defaults the server reads. In a page, what lies from MARKER to
+END (a note for readers of the unbuilt page) is replaced by one section per table: the
+comment above the table header, then each key's comment followed by its TOML lines as the
+file writes them (default values included).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "<!-- configuration reference: generated from config/oaipmh.toml -->"
+END = "<!-- end of the configuration reference -->"
 TOML = Path(__file__).resolve().parents[2] / "config" / "oaipmh.toml"
 
 _TABLE = re.compile(r"^\[([A-Za-z0-9_.\-]+)\]\s*$")
@@ -152,10 +154,13 @@ def render(text: str) -> str:
 
 
 def on_page_markdown(markdown: str, **_: Any) -> str:
-    """MkDocs hook: put the rendered reference where a page holds the marker."""
+    """MkDocs hook: put the rendered reference where a page holds the markers."""
     if MARKER not in markdown:
         return markdown
-    return markdown.replace(MARKER, render(TOML.read_text("utf-8")))
+    before, rest = markdown.split(MARKER, 1)
+    if END not in rest:
+        raise ValueError(f"config reference: {MARKER} without {END}")
+    return before + render(TOML.read_text("utf-8")) + rest.split(END, 1)[1]
 
 
 def on_serve(server: Any, **_: Any) -> Any:
