@@ -50,8 +50,13 @@ def test_ci_builds_the_manual_strictly_after_installing_the_test_extras() -> Non
 
 
 def test_the_manual_starts_with_the_readme_commands() -> None:
-    """Getting started gives the same two commands, so the two never drift apart."""
+    """Getting started gives the same two commands, and any page giving one of them gives
+    it as the README does, so they never drift apart."""
     assert commands((MANUAL / "getting-started.md").read_text("utf-8"))[:2] == commands()[:2]
+    for page in MANUAL.glob("*.md"):
+        for block in commands(page.read_text("utf-8")):
+            if block.startswith("python3 -m venv .venv"):
+                assert block in commands()[:2], page.name
 
 
 def test_every_cli_command_is_documented_in_the_manual() -> None:
