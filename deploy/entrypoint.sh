@@ -2,7 +2,7 @@
 # The container's start (deploy/Containerfile runs this and nothing else), also usable on
 # its own: wait for the database, migrate its schema, then serve in the foreground.
 #
-#   OAIPMH_*               the server's settings, as everywhere (README, "Configuration");
+#   OAIPMH_*               the server's settings, as everywhere (docs/configuration.md);
 #                          OAIPMH_HOST defaults to 0.0.0.0 here (a container's address),
 #                          unless OAIPMH_SOCKET is set.
 #   DATABASE_WAIT_SECONDS  how long to wait for the database to accept connections

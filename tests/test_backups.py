@@ -1,4 +1,4 @@
-"""README "Backups", run as written: a backup taken while the server serves and a load is
+"""docs/backups.md, run as written: a backup taken while the server serves and a load is
 held half-way restores to a store holding the state before that load, whole, that a
 server harvests."""
 
@@ -96,7 +96,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     server = LiveServer(database_url, tmp_path)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
-            # README: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
+            # docs/backups.md: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
             made = subprocess.run(
                 [sys.executable, "-m", "oaipmh_server", "backup", str(backup)],
                 env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
@@ -111,7 +111,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     assert oct(backup.stat().st_mode & 0o777) == "0o600"
     assert not list(backup.parent.glob("*.partial*"))
     assert not Path(f"{backup}-wal").exists()
-    # README: systemctl stop …; rm -f DB-wal DB-shm; cp BACKUP DB; oaipmh-server migrate
+    # docs/backups.md: systemctl stop …; rm -f DB-wal DB-shm; cp BACKUP DB; oaipmh-server migrate
     for stale in (f"{live}-wal", f"{live}-shm"):
         subprocess.run(["rm", "-f", stale], check=True)
     subprocess.run(["cp", str(backup), str(live)], check=True)
@@ -129,7 +129,7 @@ def test_a_postgresql_dump_taken_during_a_load_restores_the_state_before_it(
     server = LiveServer(database_url, tmp_path)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
-            # README: pg_dump -Fc -f /var/backups/oai/oai-$(date +%F).dump oai
+            # docs/backups.md: pg_dump -Fc -f /var/backups/oai/oai-$(date +%F).dump oai
             pg_dump = [str(postgres.bindir / "pg_dump"), *connection]
             subprocess.run([*pg_dump, "-Fc", "-f", str(dump), name], check=True, timeout=WAIT)
             assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
@@ -138,7 +138,7 @@ def test_a_postgresql_dump_taken_during_a_load_restores_the_state_before_it(
     assert oai_identifiers(database_url) > ids
     restored = f"{name}_restored"
     try:
-        # README: createdb oai_restored; pg_restore --no-owner --single-transaction -d …
+        # docs/backups.md: createdb oai_restored; pg_restore --no-owner --single-transaction -d …
         subprocess.run([str(postgres.bindir / "createdb"), *connection, restored], check=True)
         subprocess.run(
             [str(postgres.bindir / "pg_restore"), *connection,

@@ -3,7 +3,7 @@
 `tests/fixtures/dspace-oai/seed-crosswalks.json` lists what DSpace's stylesheets
 (`oai_dc.xsl`, `qdc.xsl`, `dim.xsl` of DSpace/DSpace, the commit it names) produce for the
 seed item (`sample_records/10722_212116.json`): each element with the field it comes from.
-Every difference of ours is named here, with its reason; README.md, "Differences from
+Every difference of ours is named here, with its reason; docs/formats.md, "Differences from
 DSpace's OAI", lists them for users. A difference not named here fails the test.
 """
 

@@ -268,7 +268,7 @@ def test_harvests_like_a_dspace_registered_aggregator(empty_database_url: str) -
             "header": sorted({etree.QName(c).localname for c in header}),
             "specs": [s.split("_", 1)[0] for s in specs],
             # The namespace as DSpace's; the schema is this server's own (DSpace's
-            # http://www.dspace.org/schema/dim.xsd does not resolve: README, differences).
+            # http://www.dspace.org/schema/dim.xsd does not resolve: docs/formats.md, differences).
             "dim": (dim.tag, dim.get(f"{{{XSI}}}schemaLocation").split()[0]),
             "fields": {etree.QName(f).text for f in dim},
         }
