@@ -22,7 +22,12 @@ from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
 from . import datestamps, metrics
 from .app import MAX_BODY, MAX_QUERY_STRING, Provider
@@ -76,6 +81,13 @@ def _body() -> bytes:
     Content-Length to check beforehand. Past MAX_BODY bytes: 413."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise RequestEntityTooLarge()
+    # A coding the server would not undo (gunicorn passes `gzip, chunked` on, dechunked
+    # but still gzipped): the form would be read as garbage, so refused, not misread.
+    codings = request.headers.get("Transfer-Encoding", "").lower().replace(" ", "")
+    if codings not in ("", "chunked"):
+        raise BadRequest()
+    if request.headers.get("Content-Encoding", "identity").lower().strip() != "identity":
+        raise UnsupportedMediaType()
     chunks: list[bytes] = []
     size = 0
     try:
@@ -85,6 +97,14 @@ def _body() -> bytes:
                 raise RequestEntityTooLarge()
             chunks.append(chunk)
     except OSError:  # the client stopped sending (serving.IDLE_SECONDS) or went away
+        raise BadRequest() from None
+    except HTTPException:  # 413 above, or Werkzeug's own for a body cut short
+        raise
+    except Exception as e:
+        # The WSGI server's own body parser refusing the framing (gunicorn raises its
+        # ParseException subclasses for a chunk size `0x0` or `-1`, a bad terminator, a
+        # Content-Length trailer): the client's mistake, a 400 and one line, not a 500.
+        log.warning("malformed request body: %s: %s", type(e).__name__, e)
         raise BadRequest() from None
     return b"".join(chunks)
 

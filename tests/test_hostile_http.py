@@ -5,7 +5,9 @@ badArgument, not a missing verb; forwarded headers count from configured proxies
 from __future__ import annotations
 
 import io
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -228,3 +230,72 @@ def test_trusted_proxies_must_be_addresses_or_networks(proxy: object) -> None:
 def test_live_forwarded_proto_from_localhost_is_ignored(server: LiveServer) -> None:
     response = requests.get(server.url, params={"verb": "Identify"}, headers=FORWARDED, timeout=10)
     assert base_url(Received(response)) == server.url
+
+
+# -- malformed request bodies (issue 24) ---------------------------------------------------
+
+POST_HEAD = b"POST /oai HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + FORM.encode()
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"\r\nTransfer-Encoding: chunked\r\n\r\n0x0\r\n\r\n", id="chunk-size-0x0"),
+        pytest.param(b"\r\nTransfer-Encoding: chunked\r\n\r\n 0\r\n\r\n", id="chunk-size-space-0"),
+        pytest.param(b"\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n", id="chunk-size-minus-1"),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nd\nverb=Identify\n0\n\n", id="bare-lf-chunk"
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nverb=IdentifyXX0\r\n\r\n",
+            id="bad-chunk-terminator",
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nverb=Identify\r\n0\r\n"
+            b"Content-Length: 5\r\n\r\n",
+            id="content-length-trailer",
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nverb=Identify\r\n0\r\n\r\n",
+            id="chunk-size-not-hex",
+        ),
+        pytest.param(b"\r\nContent-Length: -5\r\n\r\nverb=Identify", id="negative-length"),
+        pytest.param(b"\r\nContent-Length: 1x\r\n\r\nverb=Identify", id="length-not-a-number"),
+        pytest.param(
+            b"\r\nContent-Length: 13\r\nContent-Length: 14\r\n\r\nverb=Identify",
+            id="two-lengths",
+        ),
+        pytest.param(
+            b"\r\nContent-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\nverb=Identify",
+            id="length-and-chunked",
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", id="gzip-transfer-coding"
+        ),
+        pytest.param(
+            b"\r\nContent-Encoding: gzip\r\nContent-Length: 13\r\n\r\nverb=Identify",
+            id="gzip-content-coding",
+        ),
+    ],
+)
+def test_live_malformed_bodies_are_4xx_and_one_log_line(server: LiveServer, framing: bytes) -> None:
+    """Raw framing a client may send: a 4xx (from gunicorn or the app), never a 500 nor a
+    traceback in the log, one line saying why (beside the access log's line for the
+    request); the server answers the next request."""
+    logged = Path(server.log.name).stat().st_size
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(POST_HEAD + framing)
+        raw.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:200]
+    assert requests.get(server.url, params={"verb": "Identify"}, timeout=10).status_code == 200
+    server.log.flush()
+    with open(server.log.name, "rb") as log:
+        log.seek(logged)
+        new = log.read().decode(errors="replace")
+    assert "Traceback" not in new
+    said = [line for line in new.splitlines() if line.strip() and not line.startswith("{")]
+    assert len(said) <= 1, new
