@@ -40,6 +40,7 @@ from .protocol import SAMPLE_LOCAL_ID, Context, respond
 from .records import Header, Position, Selection, SetInfo
 from .store import StoreStats
 from .verbs import SET_SPEC
+from .views import list_place, place
 from .xml import xml_language
 
 blueprint = Blueprint("pages", __name__)
@@ -220,6 +221,14 @@ def home() -> Response:
     )
 
 
+def _busy() -> Response:
+    """A page that runs a list, when every flow-control place is taken: 503, as /oai."""
+    response = _page("message.html", 503, heading="Try again later",
+                     message="Too many lists are being made at once.")  # fmt: skip
+    response.headers["Retry-After"] = str(_provider().settings.retry_after)
+    return response
+
+
 # -- a record ------------------------------------------------------------------------------
 
 
@@ -290,7 +299,10 @@ def set_page(spec: str) -> Response:
         return _page("message.html", 400, heading="Bad request",
                      message="The page position in this address is not valid.")  # fmt: skip
     selection = Selection(spec, None, datestamps.now())
-    page = provider.store.list_headers(selection, after, SET_PAGE_SIZE + 1, header_version="")
+    with place(resuming=after is not None) as admitted:  # a list, as ListIdentifiers
+        if not admitted:
+            return _busy()
+        page = provider.store.list_headers(selection, after, SET_PAGE_SIZE + 1, header_version="")
     headers = [r.header for r in page[:SET_PAGE_SIZE]]
     titles = _titles([h.local_id for h in headers if not h.deleted])
     following = None
@@ -357,8 +369,12 @@ def oai_view() -> Response:
         base_url=_oai_base(),
         now=datestamps.now(),
     )
-    reply = respond(pairs, context)
-    root = etree.fromstring(b"".join(reply.body))
+    with list_place(pairs) as admitted:
+        if not admitted:
+            return _busy()
+        reply = respond(pairs, context)
+        body = b"".join(reply.body)
+    root = etree.fromstring(body)
     verb = next((value for name, value in pairs if name == "verb"), "")
     prefix = next((value for name, value in pairs if name == "metadataPrefix"), None)
     prefix = prefix or request.args.get(VIEW_PREFIX) or "oai_dc"

@@ -16,6 +16,8 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import parse_qsl
@@ -63,17 +65,37 @@ def oai() -> Response:
         now=datestamps.now(),
     )
     g.arguments = pairs
-    verbs = [value for name, value in pairs if name == "verb"]
-    if provider.places is None or verbs not in (["ListRecords"], ["ListIdentifiers"]):
-        return _answer(pairs, context)
-    resuming = any(name == "resumptionToken" for name, _ in pairs)
-    with provider.places.take(resuming) as admitted:
+    with list_place(pairs) as admitted:
         if not admitted:
-            metrics.THROTTLED.labels("busy").inc()
             response = _plain("Too many harvests at once; try again later.\n", 503)
             response.headers["Retry-After"] = str(provider.settings.retry_after)
             return response
         return _answer(pairs, context)
+
+
+def list_place(pairs: list[tuple[str, str]]) -> AbstractContextManager[bool]:
+    """A place under [server] max_concurrent_lists for these arguments when they ask for
+    a list (ListRecords, ListIdentifiers), held while the list is made: /oai and every
+    page that runs one (/oai/view, which costs more than /oai, would otherwise walk
+    around the limit). Yields False when none is free: the caller answers 503."""
+    verbs = [value for name, value in pairs if name == "verb"]
+    if verbs not in (["ListRecords"], ["ListIdentifiers"]):
+        return nullcontext(True)
+    return place(any(name == "resumptionToken" for name, _ in pairs))
+
+
+@contextmanager
+def place(resuming: bool) -> Iterator[bool]:
+    """A flow-control place (flow.Places), counted as throttled when none is free;
+    always True when the server has no limit."""
+    provider: Provider = current_app.extensions["oaipmh"]
+    if provider.places is None:
+        yield True
+        return
+    with provider.places.take(resuming) as admitted:
+        if not admitted:
+            metrics.THROTTLED.labels("busy").inc()
+        yield admitted
 
 
 def _body() -> bytes:
