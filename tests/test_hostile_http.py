@@ -8,14 +8,17 @@ import io
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from oaipmh_server.app import MAX_BODY, MAX_QUERY_STRING
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.serving import SMALL_ANSWER, SendBudget
 
 from .conftest import Databases, LiveServer, make_app
 from .oai import NS, error_codes, request_attributes, tree
@@ -299,3 +302,37 @@ def test_live_malformed_bodies_are_4xx_and_one_log_line(server: LiveServer, fram
     assert "Traceback" not in new
     said = [line for line in new.splitlines() if line.strip() and not line.startswith("{")]
     assert len(said) <= 1, new
+
+
+# -- clients that do not read (issue 24) -----------------------------------------------------
+
+
+def test_large_answers_held_for_their_readers_are_bounded(database_url: str) -> None:
+    """serve's worker wraps the app in SendBudget: answers not yet sent count against the
+    worker's budget until the server closes them; a large one past it is dropped and
+    answered 503 at once, while small answers always go."""
+    app = make_app(database_url, retry_after=9)
+    page = len(app.test_client().get("/oai?verb=ListRecords&metadataPrefix=dim").data)
+    assert page > SMALL_ANSWER
+    budget = SendBudget(app, 9, budget=2 * page)
+    environ = EnvironBuilder("/oai", query_string="verb=ListRecords&metadataPrefix=dim")
+    statuses: list[str] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        statuses.append(status)
+
+    def ask() -> Any:
+        return budget(environ.get_environ(), start)
+
+    first, second = ask(), ask()  # two clients that have not read their pages
+    assert statuses == ["200 OK", "200 OK"] and budget.held == 2 * page
+    third = ask()
+    assert statuses[-1] == "503 Service Unavailable"
+    assert b"try again later" in b"".join(third)
+    small = budget(EnvironBuilder("/oai", query_string="verb=Identify").get_environ(), start)
+    assert statuses[-1] == "200 OK"  # small answers are never held back
+    small.close()
+    first.close()  # sent, or the client given up on: its bytes are free again
+    assert budget.held == page
+    assert b"".join(ask()).startswith(b"<?xml") and statuses[-1] == "200 OK"
+    second.close()
