@@ -82,8 +82,12 @@ def load(paths: tuple[str, ...], progress: bool | None, wait: bool | None) -> No
         ) from None
     except StoreUnavailable as e:
         bar.close()
+        from .store.failures import disk_full
+
+        full = disk_full(settings.database_url, e.__cause__)
+        why = f": {full}" if full else f" ({e})"
         raise click.ClickException(
-            f"the database failed during the load ({e}); nothing was loaded"
+            f"the database failed during the load{why}; nothing was loaded"
         ) from None
     finally:
         store.close()
