@@ -439,6 +439,14 @@ def _serve(
     except (ConfigError, StoreUnavailable) as e:
         raise click.ClickException(str(e)) from None
     settings = app.extensions["oaipmh"].settings
+    if not settings.base_url and not settings.socket and not _is_loopback(settings.host):
+        click.echo(
+            f"warning: serving on {settings.host} without [server] base_url (development "
+            "mode): the Host header each client sends decides every URL the server "
+            "advertises (baseURL, page links, Signposting, sitemaps); set base_url to "
+            "serve others",
+            err=True,
+        )
     if dev:
         _log_to_stderr(verbose)
         if settings.socket is not None:
