@@ -5,7 +5,10 @@ badArgument, not a missing verb; forwarded headers count from configured proxies
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.serving import SMALL_ANSWER, SendBudget
 
-from .conftest import Databases, LiveServer, make_app
+from .conftest import Databases, LiveServer, free_port, make_app
 from .oai import NS, error_codes, request_attributes, tree
 
 FORM = "application/x-www-form-urlencoded"
@@ -336,3 +339,42 @@ def test_large_answers_held_for_their_readers_are_bounded(database_url: str) -> 
     assert budget.held == page
     assert b"".join(ask()).startswith(b"<?xml") and statuses[-1] == "200 OK"
     second.close()
+
+
+def test_live_serve_answers_through_the_send_budget(databases: Databases, tmp_path: Path) -> None:
+    """`serve`'s workers wrap the app in SendBudget: with the budget at one byte, a large
+    page is a 503 with Retry-After at once, a small one is answered."""
+
+    class Request:
+        def getfixturevalue(self, name: str) -> None:
+            raise AssertionError(name)
+
+    url = databases.samples("sqlite", Request())  # type: ignore[arg-type]
+    port = free_port()
+    code = (
+        "import sys; from oaipmh_server import serving, cli\n"
+        "serving.SEND_BUDGET = 1\n"
+        f"sys.argv = ['oaipmh-server', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
+        "cli.main()\n"
+    )
+    env = {**os.environ, "OAIPMH_DATABASE_URL": url, "OAIPMH_PAGE_SIZE": "100"}
+    env.pop("NOTIFY_SOCKET", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        assert "listening" in process.stderr.readline()  # said once it listens
+        base = f"http://127.0.0.1:{port}/oai"
+        plain = {"Accept-Encoding": "identity"}  # the bytes sent are counted: not gzipped
+        large = requests.get(
+            f"{base}?verb=ListRecords&metadataPrefix=dim", headers=plain, timeout=30
+        )
+        assert len(large.content) < SMALL_ANSWER
+        assert (large.status_code, large.headers["Retry-After"]) == (503, "30")
+        assert requests.get(f"{base}?verb=Identify", timeout=30).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()
