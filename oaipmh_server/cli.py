@@ -123,8 +123,12 @@ def load(
         ) from None
     except StoreUnavailable as e:
         bar.close()
+        from .store.failures import disk_full
+
+        full = disk_full(settings.database_url, e.__cause__)
+        why = f": {full}" if full else f" ({e})"
         raise click.ClickException(
-            f"the database failed during the load ({e}); nothing was loaded"
+            f"the database failed during the load{why}; nothing was loaded"
         ) from None
     finally:
         store.close()
@@ -540,6 +544,14 @@ def _serve(
     except (ConfigError, StoreUnavailable) as e:
         raise click.ClickException(str(e)) from None
     settings = app.extensions["oaipmh"].settings
+    if not settings.base_url and not settings.socket and not _is_loopback(settings.host):
+        click.echo(
+            f"warning: serving on {settings.host} without [server] base_url (development "
+            "mode): the Host header each client sends decides every URL the server "
+            "advertises (baseURL, page links, Signposting, sitemaps); set base_url to "
+            "serve others",
+            err=True,
+        )
     if dev:
         _log_to_stderr(verbose)
         if settings.socket is not None:

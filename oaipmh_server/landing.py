@@ -89,13 +89,25 @@ class Link:
     type: str | None = None
     profile: str | None = None
 
-    def header_value(self) -> str:
-        parts = [f'<{self.href}>; rel="{self.rel}"']
-        if self.type:
-            parts.append(f'type="{self.type}"')
-        if self.profile:
-            parts.append(f'profile="{self.profile}"')
+    def header_value(self) -> str | None:
+        """The link as a Link header entry (RFC 8288), checked here where the header is
+        written, whatever was checked before (a value stored by an older load): None for a
+        target with a control character, space or `>`; a parameter with a control
+        character is left out, the others quoted with `"` and `\\` escaped, so no value
+        ends the header or adds a link or a parameter of its own."""
+        if _HEADER_UNSAFE_URL.search(self.href):
+            return None
+        parts = [f"<{self.href}>"]
+        for name, value in (("rel", self.rel), ("type", self.type), ("profile", self.profile)):
+            if value and not _CONTROL.search(value):
+                escaped = _QUOTED_PAIR.sub(r"\\\g<0>", value)
+                parts.append(f'{name}="{escaped}"')
         return "; ".join(parts)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_HEADER_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f<>]")
+_QUOTED_PAIR = re.compile(r'["\\]')
 
 
 @dataclass(frozen=True)
@@ -323,6 +335,8 @@ def link_header(links: Sequence[Link], budget: int = LINK_HEADER_BUDGET) -> str:
     used = 0
     for link in ordered:
         value = link.header_value()
+        if value is None:
+            continue
         cost = len(value.encode()) + (2 if kept else 0)  # ", " between links
         if used + cost <= budget:
             kept.append(value)

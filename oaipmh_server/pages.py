@@ -29,6 +29,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from flask import Blueprint, Flask, Response, abort, current_app, render_template, request, url_for
 from jinja2 import ChoiceLoader, FileSystemLoader
 from lxml import etree
+from markupsafe import Markup
 
 from . import datestamps, landing
 from .app import MAX_QUERY_STRING, Provider
@@ -40,6 +41,7 @@ from .protocol import SAMPLE_LOCAL_ID, Context, respond
 from .records import Header, Position, Selection, SetInfo
 from .store import StoreStats
 from .verbs import SET_SPEC
+from .views import list_place, place
 from .xml import xml_language
 
 blueprint = Blueprint("pages", __name__)
@@ -134,6 +136,7 @@ def _set_up(state: Any) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.filters["xml_language"] = xml_language
+    app.jinja_env.finalize = isolate_bidi
     if not settings.pages_enabled:
         app.before_request(_no_pages)
     elif settings.pages_accent_color:
@@ -144,6 +147,22 @@ def _set_up(state: Any) -> None:
                 "background, below the %.1f:1 that makes links readable (WCAG AA)",
                 settings.pages_accent_color, ratio, READABLE_CONTRAST,
             )  # fmt: skip
+
+
+# Characters that change the direction of the text after them (embeddings, overrides,
+# isolates, marks): a title holding U+202E RIGHT-TO-LEFT OVERRIDE shows what follows it
+# reversed ("Thesis \u202efdp.exe" reads "Thesis exe.pdf"), in the page around it too.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def isolate_bidi(value: Any) -> Any:
+    """Every value a template writes (Jinja's `finalize`): text holding a bidi control is
+    put between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, which end its effect
+    there, in link text, headings and <title> alike (where <bdi> cannot go). Markup (made
+    by the templates, `tojson`'s escaped JSON) and other text pass unchanged."""
+    if isinstance(value, str) and not isinstance(value, Markup) and BIDI_CONTROLS.search(value):
+        return f"\u2068{value}\u2069"
+    return value
 
 
 def contrast(color: str, background: str) -> float:
@@ -220,6 +239,14 @@ def home() -> Response:
     )
 
 
+def _busy() -> Response:
+    """A page that runs a list, when every flow-control place is taken: 503, as /oai."""
+    response = _page("message.html", 503, heading="Try again later",
+                     message="Too many lists are being made at once.")  # fmt: skip
+    response.headers["Retry-After"] = str(_provider().settings.retry_after)
+    return response
+
+
 # -- a record ------------------------------------------------------------------------------
 
 
@@ -229,7 +256,8 @@ def record(local_id: str) -> Response:
     header = provider.store.get_header(local_id) if LOCAL_ID.fullmatch(local_id) else None
     if header is None:
         return _page("message.html", 404, heading="No such record",
-                     message=f"This repository holds no record {local_id}.")  # fmt: skip
+                     message="This repository holds no record of the id asked for:",
+                     code=local_id)  # fmt: skip
     if header.deleted:
         return _page("gone.html", 410, local_id=local_id,
                      deleted=datestamps.format_datestamp(header.datestamp))  # fmt: skip
@@ -283,14 +311,18 @@ def set_page(spec: str) -> Response:
     found = provider.store.get_sets([spec]) if SET_SPEC.fullmatch(spec) else []
     if not found:
         return _page("message.html", 404, heading="No such set",
-                     message=f"This repository has no set {spec}.")  # fmt: skip
+                     message="This repository has no set of the spec asked for:",
+                     code=spec)  # fmt: skip
     try:
         after = _position(request.args.get("after"), request.args.get("id"))
     except ValueError:
         return _page("message.html", 400, heading="Bad request",
                      message="The page position in this address is not valid.")  # fmt: skip
     selection = Selection(spec, None, datestamps.now())
-    page = provider.store.list_headers(selection, after, SET_PAGE_SIZE + 1, header_version="")
+    with place(resuming=after is not None) as admitted:  # a list, as ListIdentifiers
+        if not admitted:
+            return _busy()
+        page = provider.store.list_headers(selection, after, SET_PAGE_SIZE + 1, header_version="")
     headers = [r.header for r in page[:SET_PAGE_SIZE]]
     titles = _titles([h.local_id for h in headers if not h.deleted])
     following = None
@@ -357,9 +389,13 @@ def oai_view() -> Response:
         base_url=_oai_base(),
         now=datestamps.now(),
     )
-    reply = respond(pairs, context)
-    root = etree.fromstring(b"".join(reply.body))
-    verb = next((value for name, value in pairs if name == "verb"), "")
+    with list_place(pairs) as admitted:
+        if not admitted:
+            return _busy()
+        reply = respond(pairs, context)
+        body = b"".join(reply.body)
+    root = etree.fromstring(body)
+    verb = reply.verb or ""  # a verb the server knows, never other text from the URL
     prefix = next((value for name, value in pairs if name == "metadataPrefix"), None)
     prefix = prefix or request.args.get(VIEW_PREFIX) or "oai_dc"
     query = urlencode(pairs)

@@ -168,3 +168,24 @@ class RecordSource(Protocol):
         ...
 
     def token_secret(self) -> str: ...
+
+
+UNREACHABLE_ID = (
+    "has an empty, '.' or '..' path segment, or begins with '/': "
+    "its page's address would lead elsewhere"
+)
+DOT_SEGMENT = "has a part '.' or '..': its page's address would lead elsewhere"
+
+
+def leads_elsewhere(local_id: str) -> bool:
+    """Whether a record's page address, /records/ and its id, would not lead to its page:
+    an empty, `.` or `..` path segment (so also a leading or doubled `/`) is resolved
+    away by every browser and proxy (`../../oai` leads to /oai, `//evil.example/x` as a
+    link to another host), and sitemaps would list addresses that are not the record's."""
+    return any(segment in ("", ".", "..") for segment in local_id.split("/"))
+
+
+def spec_leads_elsewhere(spec: str) -> bool:
+    """Whether a set spec has a `.` or `..` part (`:`-separated), which /sets/ would
+    resolve away as `leads_elsewhere` says of an id."""
+    return any(part in (".", "..") for part in spec.split(":"))

@@ -16,13 +16,20 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
-from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import (
+    BadRequest,
+    HTTPException,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
 
 from . import datestamps, metrics
 from .app import MAX_BODY, MAX_QUERY_STRING, Provider
@@ -58,17 +65,37 @@ def oai() -> Response:
         now=datestamps.now(),
     )
     g.arguments = pairs
-    verbs = [value for name, value in pairs if name == "verb"]
-    if provider.places is None or verbs not in (["ListRecords"], ["ListIdentifiers"]):
-        return _answer(pairs, context)
-    resuming = any(name == "resumptionToken" for name, _ in pairs)
-    with provider.places.take(resuming) as admitted:
+    with list_place(pairs) as admitted:
         if not admitted:
-            metrics.THROTTLED.labels("busy").inc()
             response = _plain("Too many harvests at once; try again later.\n", 503)
             response.headers["Retry-After"] = str(provider.settings.retry_after)
             return response
         return _answer(pairs, context)
+
+
+def list_place(pairs: list[tuple[str, str]]) -> AbstractContextManager[bool]:
+    """A place under [server] max_concurrent_lists for these arguments when they ask for
+    a list (ListRecords, ListIdentifiers), held while the list is made: /oai and every
+    page that runs one (/oai/view, which costs more than /oai, would otherwise walk
+    around the limit). Yields False when none is free: the caller answers 503."""
+    verbs = [value for name, value in pairs if name == "verb"]
+    if verbs not in (["ListRecords"], ["ListIdentifiers"]):
+        return nullcontext(True)
+    return place(any(name == "resumptionToken" for name, _ in pairs))
+
+
+@contextmanager
+def place(resuming: bool) -> Iterator[bool]:
+    """A flow-control place (flow.Places), counted as throttled when none is free;
+    always True when the server has no limit."""
+    provider: Provider = current_app.extensions["oaipmh"]
+    if provider.places is None:
+        yield True
+        return
+    with provider.places.take(resuming) as admitted:
+        if not admitted:
+            metrics.THROTTLED.labels("busy").inc()
+        yield admitted
 
 
 def _body() -> bytes:
@@ -76,6 +103,13 @@ def _body() -> bytes:
     Content-Length to check beforehand. Past MAX_BODY bytes: 413."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise RequestEntityTooLarge()
+    # A coding the server would not undo (gunicorn passes `gzip, chunked` on, dechunked
+    # but still gzipped): the form would be read as garbage, so refused, not misread.
+    codings = request.headers.get("Transfer-Encoding", "").lower().replace(" ", "")
+    if codings not in ("", "chunked"):
+        raise BadRequest()
+    if request.headers.get("Content-Encoding", "identity").lower().strip() != "identity":
+        raise UnsupportedMediaType()
     chunks: list[bytes] = []
     size = 0
     try:
@@ -85,6 +119,14 @@ def _body() -> bytes:
                 raise RequestEntityTooLarge()
             chunks.append(chunk)
     except OSError:  # the client stopped sending (serving.IDLE_SECONDS) or went away
+        raise BadRequest() from None
+    except HTTPException:  # 413 above, or Werkzeug's own for a body cut short
+        raise
+    except Exception as e:
+        # The WSGI server's own body parser refusing the framing (gunicorn raises its
+        # ParseException subclasses for a chunk size `0x0` or `-1`, a bad terminator, a
+        # Content-Length trailer): the client's mistake, a 400 and one line, not a 500.
+        log.warning("malformed request body: %s: %s", type(e).__name__, e)
         raise BadRequest() from None
     return b"".join(chunks)
 

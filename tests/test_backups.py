@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from click.testing import CliRunner
+from sqlalchemy import Engine, event
 
 from oaipmh_server.cli import main
 from oaipmh_server.ingest.load import BATCH
@@ -187,3 +190,31 @@ def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
         f"Error: no SQLite database at {tmp_path / 'none.sqlite3'}\n",
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_during_a_load_names_the_disk_and_its_free_space(tmp_path: Path) -> None:
+    """SQLite's own "database or disk is full" (SQLITE_FULL, made here by a page limit the
+    load runs into): the operator is told which disk, and how much room is left on it."""
+    url = f"sqlite:///{tmp_path / 'full.sqlite3'}"
+    env = {"OAIPMH_DATABASE_URL": url}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    records = tmp_path / "r.jsonl"
+    value = "x" * 100_000
+    records.write_text("".join(json.dumps({"id": f"1/{n}", "metadata": [
+        {"field": "dc.title", "value": f"{value}{n}"},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n"
+        for n in range(50)))  # fmt: skip
+
+    def small_disk(connection: Any, record: Any) -> None:
+        connection.execute("PRAGMA max_page_count = 200")
+
+    event.listen(Engine, "connect", small_disk)
+    try:
+        result = CliRunner().invoke(main, ["load", str(records)], env=env)
+    finally:
+        event.remove(Engine, "connect", small_disk)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert f"the disk holding {tmp_path} is full" in result.output, result.output
+    assert re.search(r"\(\d[\d.,]* [KMGT]?B free\)", result.output), result.output
+    assert "nothing was loaded" in result.output

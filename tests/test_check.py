@@ -18,13 +18,14 @@ import pytest
 from werkzeug.test import Client
 
 from oaipmh_server.check.endpoint import Result, check_endpoint, http_fetch
-from oaipmh_server.check.rules import RULES, rules_of
+from oaipmh_server.check.rules import PROFILES, RULES, rules_of
 from oaipmh_server.check.store import check_records, render_json, render_text
 from oaipmh_server.config import load_settings
+from oaipmh_server.ingest import drafts
 from oaipmh_server.records import Field
 
 from . import xsd
-from .conftest import SAMPLES, LiveServer, make_app
+from .conftest import SAMPLES, LiveServer, load_into, make_app
 
 BASE: list[tuple[str, str]] = [
     ("dc.title", "A title"),
@@ -124,8 +125,9 @@ def test_access_rights_rule() -> None:
 
 
 def test_every_rule_has_a_case() -> None:
-    """openaire-access-rights needs a setting: test_access_rights_rule."""
-    assert set(CASES) | {"openaire-access-rights"} == {r.id for r in RULES}
+    """openaire-access-rights needs a setting: test_access_rights_rule; reachable-id an id:
+    test_an_id_whose_page_would_lead_elsewhere_fails_in_every_profile."""
+    assert set(CASES) | {"openaire-access-rights", "reachable-id"} == {r.id for r in RULES}
 
 
 def test_profiles_choose_their_rules() -> None:
@@ -133,6 +135,7 @@ def test_profiles_choose_their_rules() -> None:
         "base-landing-page",
         "core-full-text",
         "placeholder-handle",
+        "reachable-id",
     ]
     assert {r.weight("core") for r in rules_of("core")} == {"mandatory", "recommended"}
     assert len(rules_of(None)) == len(RULES)
@@ -508,3 +511,37 @@ def test_a_rules_level_comes_from_the_profile_that_asks_for_it() -> None:
             ("core-full-text", "mandatory")
         ]
         assert report.failed is True
+
+
+def test_an_id_whose_page_would_lead_elsewhere_fails_in_every_profile() -> None:
+    for local_id in ("x/../y", "../../oai", "/abs", "x/./y"):
+        found = failures(BASE, local_id=local_id)
+        assert found["reachable-id"].startswith(
+            f"id {local_id!r} has an empty, '.' or '..' path segment"
+        ), found
+    assert "reachable-id" not in failures(BASE, local_id="20.500.12800/..x")
+    assert all("reachable-id" in {r.id for r in rules_of(p)} for p in PROFILES)
+
+
+def test_check_lists_stored_ids_whose_pages_lead_elsewhere_and_they_are_still_served(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids stored before loads refused them: `check` names them; the server still answers
+    for them (a load, or `delete`, removes them)."""
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "x/../y", "metadata": [
+        {"field": "dc.title", "value": "T"},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
+    with monkeypatch.context() as older:  # a load of a version without the rule
+        older.setattr(drafts, "leads_elsewhere", lambda local_id: False)
+        load_into(empty_database_url, path)
+    done = run_check(empty_database_url)
+    assert done.returncode == 1, done.stderr
+    assert any(
+        line.startswith("x/../y: reachable-id: id 'x/../y'") for line in done.stdout.splitlines()
+    )
+    client = make_app(empty_database_url).test_client()
+    identifier = "oai:repository.example.org:x/../y"
+    answer = client.get("/oai", query_string={"verb": "GetRecord", "metadataPrefix": "oai_dc",
+                                              "identifier": identifier})  # fmt: skip
+    assert b"<dc:title>T</dc:title>" in answer.data

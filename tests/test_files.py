@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,7 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 from lxml import etree, html
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from oaipmh_server.check.store import check_records
 from oaipmh_server.config import load_settings
@@ -299,6 +300,18 @@ BAD_FILES = [
      "files entry 1 (a.pdf): \"md5\" must be 32 hexadecimal digits, not 'xyz'"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "pdf"}]},
      "files entry 1 (a.pdf): \"mime\" 'pdf' is not a MIME type like application/pdf"),
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32,
+                 "mime": 'application/pdf; rel="cite-as"'}]},
+     "files entry 1 (a.pdf): \"mime\" 'application/pdf; rel=\"cite-as\"' is not a MIME type "
+     "like application/pdf"),
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "application/pdf\r\nX: 1"}]},
+     "files entry 1 (a.pdf): \"mime\" 'application/pdf\\r\\nX: 1' is not a MIME type like "
+     "application/pdf"),
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "text/plain; a=b; c"}]},
+     "files entry 1 (a.pdf): \"mime\" 'text/plain; a=b; c' is not a MIME type like "
+     "application/pdf"),
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "text/pl ain"}]},
+     "files entry 1 (a.pdf): \"mime\" 'text/pl ain' is not a MIME type like application/pdf"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "access": "embargoed"}]},
      "files entry 1 (a.pdf): \"access\" must be \"open\" or \"restricted\", not 'embargoed'"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "sequence": 0}]},
@@ -757,3 +770,48 @@ def test_json_embargo_is_a_date_given_once(empty_database_url: str, tmp_path: Pa
         )
         (problem,) = refused(empty_database_url, tmp_path / "r.json")
         assert problem.endswith(f"files entry 1 (a.pdf): {reason}")
+
+
+@pytest.mark.parametrize(
+    "mime",
+    ['application/pdf"; rel="cite-as', "application/pdf\r\nX-Evil: 1", 'a/b; x="\\"'],
+)
+def test_a_stored_mime_is_checked_again_where_the_link_header_is_written(
+    files_client: FlaskClient, empty_database_url: str, mime: str
+) -> None:
+    """A value stored before the load refused it (or written by other means) reaches the
+    header only quoted as the Link syntax requires, or not at all: the page is served, and
+    no record adds a cite-as of its own."""
+    store = SqlStore(empty_database_url, token_secret=SECRET)
+    try:
+        with store.engine.begin() as conn:
+            conn.execute(update(FileRow).values(mime=mime))
+    finally:
+        store.close()
+    response = files_client.get(f"/records/{HANDLE}")
+    assert response.status_code == 200
+    header = response.headers["Link"]
+    assert "\r" not in header and "\n" not in header
+    assert header.count('rel="cite-as"') <= 1
+    assert "X-Evil" not in response.headers
+    for link in parse_links(header):
+        assert link.get("rel") != "cite-as" or link["url"].startswith("https://")
+        if link.get("rel") == "item":  # the type as stored, or none (a control character)
+            assert link.get("type", mime) == mime
+
+
+def parse_links(header: str) -> list[dict[str, str]]:
+    """The links of a Link header (RFC 8288), quoted strings unescaped, as a client reads
+    them."""
+    links = []
+    pattern = re.compile(
+        r'\s*<([^>]*)>((?:\s*;\s*[^=;,\s]+\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))*)\s*,?'
+    )
+    for found in pattern.finditer(header):
+        link = {"url": found.group(1)}
+        for name, quoted_value, token_value in re.findall(
+            r';\s*([^=;,\s]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*))', found.group(2)
+        ):
+            link[name] = re.sub(r"\\(.)", r"\1", quoted_value) if quoted_value else token_value
+        links.append(link)
+    return links

@@ -625,3 +625,57 @@ def test_csv_lines_may_end_with_a_lone_cr(empty_database_url: str, tmp_path: Pat
     path.write_bytes(rows.replace("\n", "\r").encode("utf-8"))
     assert load_into(empty_database_url, path).added == 3
     assert stored_fields(empty_database_url, "u-1")["u-1"][0] == ["dc.title", "two\r\rlines", "en"]
+
+
+# --- ids and set specs that would not lead to their own pages (issue 24) -------------------
+
+UNREACHABLE = ("has an empty, '.' or '..' path segment, or begins with '/': "
+               "its page's address would lead elsewhere")  # fmt: skip
+DOT_SEGMENT = "has a part '.' or '..': its page's address would lead elsewhere"
+BAD_PATHS = ["..", "x/..", "../../oai", "x/../../robots.txt", "x/./y", "/abs",
+             "//evil.example/x", "x//y", "x/", "."]  # fmt: skip
+
+
+@pytest.mark.parametrize("local_id", BAD_PATHS)
+def test_an_id_with_a_dot_or_empty_segment_is_refused(
+    empty_database_url: str, tmp_path: Path, local_id: str
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [record(local_id)])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record {local_id}: id {quoted(local_id)} {UNREACHABLE}"
+    ]
+
+
+def test_ids_with_dots_inside_segments_still_load(empty_database_url: str, tmp_path: Path) -> None:
+    ids = ["20.500.12800/1", "x/.hidden", "x/..y", "a.b/c..d/..."]
+    load_into(empty_database_url, write_jsonl(tmp_path / "r.jsonl", [record(i) for i in ids]))
+    assert set(ids) <= set(stored_fields(empty_database_url, *ids))
+
+
+def test_a_saf_handle_or_csv_id_with_a_dot_segment_is_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    saf_item(tmp_path / "export", "item_1", handle="10722/..")
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{tmp_path / 'export' / 'item_1'}: record 10722/..: id '10722/..' {UNREACHABLE}"
+    ]
+    csv = tmp_path / "export.csv"
+    csv.write_text(CSV_HEADER + csv_row("../../oai"), "utf-8")
+    assert refused(empty_database_url, csv) == [
+        f"{csv}:2: record ../../oai: id '../../oai' {UNREACHABLE}"
+    ]
+
+
+@pytest.mark.parametrize("spec", [".", "..", "com_1:..", ".:x"])
+def test_a_set_spec_that_is_a_dot_segment_is_refused(
+    empty_database_url: str, tmp_path: Path, spec: str
+) -> None:
+    path = write_jsonl(tmp_path / "r.jsonl", [record("1", sets=[spec])])
+    assert refused(empty_database_url, path) == [
+        f"{path}:1: record 1: set spec {quoted(spec)} {DOT_SEGMENT}"
+    ]
+    sets = tmp_path / "sets.json"
+    sets.write_text(json.dumps({"sets": [{"spec": spec, "name": "S"}]}))
+    assert refused(empty_database_url, sets) == [
+        f"{sets}:1: record set {spec}: spec {quoted(spec)} {DOT_SEGMENT}"
+    ]

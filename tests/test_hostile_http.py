@@ -5,17 +5,25 @@ badArgument, not a missing verb; forwarded headers count from configured proxies
 from __future__ import annotations
 
 import io
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from flask.testing import FlaskClient
+from werkzeug.test import EnvironBuilder
 
 from oaipmh_server.app import MAX_BODY, MAX_QUERY_STRING
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.serving import SMALL_ANSWER, SendBudget
 
-from .conftest import Databases, LiveServer, make_app
+from .conftest import Databases, LiveServer, free_port, make_app
 from .oai import NS, error_codes, request_attributes, tree
 
 FORM = "application/x-www-form-urlencoded"
@@ -228,3 +236,145 @@ def test_trusted_proxies_must_be_addresses_or_networks(proxy: object) -> None:
 def test_live_forwarded_proto_from_localhost_is_ignored(server: LiveServer) -> None:
     response = requests.get(server.url, params={"verb": "Identify"}, headers=FORWARDED, timeout=10)
     assert base_url(Received(response)) == server.url
+
+
+# -- malformed request bodies (issue 24) ---------------------------------------------------
+
+POST_HEAD = b"POST /oai HTTP/1.1\r\nHost: localhost\r\nContent-Type: " + FORM.encode()
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        pytest.param(b"\r\nTransfer-Encoding: chunked\r\n\r\n0x0\r\n\r\n", id="chunk-size-0x0"),
+        pytest.param(b"\r\nTransfer-Encoding: chunked\r\n\r\n 0\r\n\r\n", id="chunk-size-space-0"),
+        pytest.param(b"\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n\r\n", id="chunk-size-minus-1"),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nd\nverb=Identify\n0\n\n", id="bare-lf-chunk"
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nverb=IdentifyXX0\r\n\r\n",
+            id="bad-chunk-terminator",
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nd\r\nverb=Identify\r\n0\r\n"
+            b"Content-Length: 5\r\n\r\n",
+            id="content-length-trailer",
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nverb=Identify\r\n0\r\n\r\n",
+            id="chunk-size-not-hex",
+        ),
+        pytest.param(b"\r\nContent-Length: -5\r\n\r\nverb=Identify", id="negative-length"),
+        pytest.param(b"\r\nContent-Length: 1x\r\n\r\nverb=Identify", id="length-not-a-number"),
+        pytest.param(
+            b"\r\nContent-Length: 13\r\nContent-Length: 14\r\n\r\nverb=Identify",
+            id="two-lengths",
+        ),
+        pytest.param(
+            b"\r\nContent-Length: 13\r\nTransfer-Encoding: chunked\r\n\r\nverb=Identify",
+            id="length-and-chunked",
+        ),
+        pytest.param(
+            b"\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", id="gzip-transfer-coding"
+        ),
+        pytest.param(
+            b"\r\nContent-Encoding: gzip\r\nContent-Length: 13\r\n\r\nverb=Identify",
+            id="gzip-content-coding",
+        ),
+    ],
+)
+def test_live_malformed_bodies_are_4xx_and_one_log_line(server: LiveServer, framing: bytes) -> None:
+    """Raw framing a client may send: a 4xx (from gunicorn or the app), never a 500 nor a
+    traceback in the log, one line saying why (beside the access log's line for the
+    request); the server answers the next request."""
+    logged = Path(server.log.name).stat().st_size
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(POST_HEAD + framing)
+        raw.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := raw.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert 400 <= status < 500, answer[:200]
+    assert requests.get(server.url, params={"verb": "Identify"}, timeout=10).status_code == 200
+    server.log.flush()
+    with open(server.log.name, "rb") as log:
+        log.seek(logged)
+        new = log.read().decode(errors="replace")
+    assert "Traceback" not in new
+    said = [line for line in new.splitlines() if line.strip() and not line.startswith("{")]
+    assert len(said) <= 1, new
+
+
+# -- clients that do not read (issue 24) -----------------------------------------------------
+
+
+def test_large_answers_held_for_their_readers_are_bounded(database_url: str) -> None:
+    """serve's worker wraps the app in SendBudget: answers not yet sent count against the
+    worker's budget until the server closes them; a large one past it is dropped and
+    answered 503 at once, while small answers always go."""
+    app = make_app(database_url, retry_after=9)
+    page = len(app.test_client().get("/oai?verb=ListRecords&metadataPrefix=dim").data)
+    assert page > SMALL_ANSWER
+    budget = SendBudget(app, 9, budget=2 * page)
+    environ = EnvironBuilder("/oai", query_string="verb=ListRecords&metadataPrefix=dim")
+    statuses: list[str] = []
+
+    def start(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> None:
+        statuses.append(status)
+
+    def ask() -> Any:
+        return budget(environ.get_environ(), start)
+
+    first, second = ask(), ask()  # two clients that have not read their pages
+    assert statuses == ["200 OK", "200 OK"] and budget.held == 2 * page
+    third = ask()
+    assert statuses[-1] == "503 Service Unavailable"
+    assert b"try again later" in b"".join(third)
+    small = budget(EnvironBuilder("/oai", query_string="verb=Identify").get_environ(), start)
+    assert statuses[-1] == "200 OK"  # small answers are never held back
+    small.close()
+    first.close()  # sent, or the client given up on: its bytes are free again
+    assert budget.held == page
+    assert b"".join(ask()).startswith(b"<?xml") and statuses[-1] == "200 OK"
+    second.close()
+
+
+def test_live_serve_answers_through_the_send_budget(databases: Databases, tmp_path: Path) -> None:
+    """`serve`'s workers wrap the app in SendBudget: with the budget at one byte, a large
+    page is a 503 with Retry-After at once, a small one is answered."""
+
+    class Request:
+        def getfixturevalue(self, name: str) -> None:
+            raise AssertionError(name)
+
+    url = databases.samples("sqlite", Request())  # type: ignore[arg-type]
+    port = free_port()
+    code = (
+        "import sys; from oaipmh_server import serving, cli\n"
+        "serving.SEND_BUDGET = 1\n"
+        f"sys.argv = ['oaipmh-server', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
+        "cli.main()\n"
+    )
+    env = {**os.environ, "OAIPMH_DATABASE_URL": url, "OAIPMH_PAGE_SIZE": "100"}
+    env.pop("NOTIFY_SOCKET", None)
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stderr is not None
+        assert "listening" in process.stderr.readline()  # said once it listens
+        base = f"http://127.0.0.1:{port}/oai"
+        plain = {"Accept-Encoding": "identity"}  # the bytes sent are counted: not gzipped
+        large = requests.get(
+            f"{base}?verb=ListRecords&metadataPrefix=dim", headers=plain, timeout=30
+        )
+        assert len(large.content) < SMALL_ANSWER
+        assert (large.status_code, large.headers["Retry-After"]) == (503, "30")
+        assert requests.get(f"{base}?verb=Identify", timeout=30).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stderr is not None:
+            process.stderr.close()

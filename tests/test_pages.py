@@ -10,7 +10,7 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import html5lib
 import pytest
@@ -799,3 +799,50 @@ def test_contrast_is_wcags() -> None:
     assert pages.contrast("#000", "#fff") == pytest.approx(21)
     assert pages.contrast("#fff", "#ffffff") == pytest.approx(1)
     assert pages.contrast("#0b57a4", "#fff") == pytest.approx(7.21, abs=0.01)  # the default
+
+
+# -- text from the URL and bidi controls (issue 24) ------------------------------------------
+
+SPOOF = "Repository closed: call +1-555-0100"
+
+
+def test_oai_view_does_not_take_its_title_or_heading_from_the_url(client: FlaskClient) -> None:
+    document = page(client, f"/oai/view?verb={quote(SPOOF)}")
+    assert SPOOF not in document.findtext(".//title")
+    assert SPOOF not in document.find(".//h1").text_content()
+    assert document.find(".//h1").text_content() == "OAI-PMH: request"
+    listed = page(client, "/oai/view?verb=ListSets")
+    assert listed.findtext(".//title").startswith("ListSets · ")  # a verb the server knows
+
+
+@pytest.mark.parametrize("path", [f"/records/{quote(SPOOF)}", f"/sets/{quote(SPOOF)}"])
+def test_not_found_pages_show_the_url_only_as_code(client: FlaskClient, path: str) -> None:
+    document = page(client, path, 404)
+    assert SPOOF not in document.findtext(".//title")
+    assert SPOOF not in document.find(".//h1").text_content()
+    shown = [e for e in document.iter() if e.text and SPOOF in e.text]
+    assert [e.tag for e in shown] == ["code"]
+
+
+def test_bidi_controls_are_isolated_in_link_text_and_titles(
+    empty_database_url: str, tmp_path: Any
+) -> None:
+    """A title with RIGHT-TO-LEFT OVERRIDE (U+202E) reverses what follows it on the line
+    unless it is isolated: first strong isolate (U+2068) … pop directional isolate (U+2069)."""
+    title = "Thesis \u202efdp.exe"
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "1/1", "metadata": [
+        {"field": "dc.title", "value": title},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
+    load_into(empty_database_url, path)
+    client = make_app(empty_database_url).test_client()
+    isolated = f"\u2068{title}\u2069"
+    record = page(client, "/records/1/1")
+    assert record.findtext(".//title").startswith(isolated)
+    assert record.find(".//h1").text_content() == isolated
+    home = page(client, "/")
+    links = [a.text_content() for a in home.iter("a") if a.get("href", "").endswith("/records/1/1")]
+    assert links == [isolated]
+    assert title not in home.text_content().replace(isolated, "")
+    plain = page(client, "/oai/view?verb=Identify")  # text without controls is unchanged
+    assert "\u2068" not in plain.text_content()

@@ -8,8 +8,10 @@ import os
 import re
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -259,3 +261,38 @@ def test_concurrent_loads_queue_and_both_land(empty_database_url: str, tmp_path:
 )  # fmt: skip
 def test_example_domains(host: str, example: bool) -> None:
     assert is_example_domain(host) is example
+
+
+def test_every_page_that_runs_a_list_takes_a_place(database_url: str) -> None:
+    """With max_concurrent_lists = 4 and every place for new harvests held, 40 list
+    requests at once at /oai/view are turned away as at /oai, not all answered (a view
+    page costs more than an /oai page: it must not walk around the limit)."""
+    app = make_app(database_url, max_concurrent_lists=4, retry_after=7, page_size=5)
+    client = app.test_client()
+    first = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
+    value = token(tree(first)).text
+    places: Places = app.extensions["oaipmh"].places
+    lists = "verb=ListRecords&metadataPrefix=dim"
+
+    def view(query: str) -> tuple[int, str | None]:
+        answer = app.test_client().get(f"/oai/view?{query}")
+        return answer.status_code, answer.headers.get("Retry-After")
+
+    with places.take(False) as a, places.take(False) as b, places.take(False) as c:
+        assert a and b and c
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(
+                pool.map(view, [lists] * 20 + [lists.replace("Records", "Identifiers")] * 20)
+            )
+        assert answers == [(503, "7")] * 40
+        assert client.get(f"/oai?{lists}").status_code == 503
+        assert client.get(f"/oai/request?{lists}").status_code == 503
+        assert client.get("/sets/com_10722_1").status_code == 503  # a set page lists its records
+        assert view("verb=Identify") == (200, None)  # not a list: never held back
+        resumed = f"verb=ListRecords&resumptionToken={quote(str(value))}"
+        assert view(resumed) == (200, None)  # the place kept for harvests under way
+        with places.take(resuming=True) as kept:
+            assert kept
+            assert view(resumed) == (503, "7")
+    assert view(lists) == (200, None)
+    assert client.get("/sets/com_10722_1").status_code == 200

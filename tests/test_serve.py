@@ -19,6 +19,7 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 
+from oaipmh_server import cli
 from oaipmh_server.cli import main
 from oaipmh_server.serving import REQUEST_HEAD_SECONDS
 
@@ -183,3 +184,45 @@ def test_postgresql_waits_let_the_other_connections_of_a_worker_go_on(postgres: 
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["fast", "slow"]
+
+
+@pytest.mark.parametrize(
+    ("host", "base_url", "warned"),
+    [
+        ("0.0.0.0", None, True),
+        ("::", None, True),
+        ("192.0.2.1", None, True),
+        ("0.0.0.0", "https://oai.example.org/oai", False),
+        ("127.0.0.1", None, False),
+        ("localhost", None, False),
+    ],
+)
+@pytest.mark.parametrize("dev", [False, True], ids=["gunicorn", "dev"])
+def test_serve_beyond_loopback_without_base_url_warns_of_the_host_header(
+    host: str,
+    base_url: str | None,
+    warned: bool,
+    dev: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In development mode with no base_url, every advertised URL (baseURL, page links,
+    Signposting, sitemaps) is made from the Host header each client sends: said once at
+    start when others can connect."""
+    started: list[str] = []
+
+    def run(app: Flask, **options: Any) -> None:  # instead of listening
+        started.append("werkzeug")
+        app.extensions["oaipmh"].store.close()
+
+    monkeypatch.setattr(Flask, "run", run)
+    monkeypatch.setattr(cli, "_run_gunicorn", lambda *a, **k: started.append("gunicorn"))
+    environ = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    if base_url:
+        environ["OAIPMH_BASE_URL"] = base_url
+    arguments = ["serve", "--host", host, *(["--dev"] if dev else [])]
+    result = CliRunner().invoke(main, arguments, env=environ)
+    assert result.exit_code == 0, result.output
+    assert started == ["werkzeug" if dev else "gunicorn"]
+    said = "the Host header each client sends decides every URL the server advertises"
+    assert (said in result.output) is warned, result.output

@@ -33,7 +33,7 @@ from ..formats.oai_openaire import (
     resource_identifier,
     w3cdtf,
 )
-from ..records import Field, File
+from ..records import UNREACHABLE_ID, Field, File, leads_elsewhere
 from ..vocabularies import Vocabularies, iso639_3
 
 Severity = Literal["mandatory", "recommended"]
@@ -224,6 +224,14 @@ def _driver_type(r: RecordView) -> str | None:
     return "no dc:type that maps to an info:eu-repo/semantics (COAR) type"
 
 
+def _reachable_id(r: RecordView) -> str | None:
+    """An id stored before loads refused it (ingest/drafts.py): its landing page's
+    address leads elsewhere, and sitemaps list it; still served until a load removes it."""
+    if leads_elsewhere(r.local_id):
+        return f"id {_quote(r.local_id)} {UNREACHABLE_ID}"
+    return None
+
+
 M: Severity = "mandatory"
 R: Severity = "recommended"
 RULES: tuple[Rule, ...] = (
@@ -246,6 +254,8 @@ RULES: tuple[Rule, ...] = (
     Rule("core-full-text", {"core": M}, "a direct link to the full text", _full_text),
     Rule("placeholder-handle", dict.fromkeys(PROFILES, M), "a registered handle",
          _placeholder_handle),
+    Rule("reachable-id", dict.fromkeys(PROFILES, M), "an id its page's address leads to",
+         _reachable_id),
 )  # fmt: skip
 
 

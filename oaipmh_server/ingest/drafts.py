@@ -23,7 +23,16 @@ from ..config import Settings
 from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
-from ..records import Field, File, Header, SetInfo
+from ..records import (
+    DOT_SEGMENT,
+    UNREACHABLE_ID,
+    Field,
+    File,
+    Header,
+    SetInfo,
+    leads_elsewhere,
+    spec_leads_elsewhere,
+)
 from ..store import pack_fields, plain_fields, unpack_fields, unpack_rows
 from ..verbs import SET_SPEC, is_uri
 from ..virtual_sets import VirtualSets
@@ -455,6 +464,8 @@ def make_draft(
             f"id {quoted(local_id)} would make an OAI identifier that is not a URI: "
             "a % must begin an escape such as %2F"
         )
+    if leads_elsewhere(local_id):
+        raise fail(f"id {quoted(local_id)} {UNREACHABLE_ID}")
     if not isinstance(deleted, bool):
         raise fail(f'"deleted" must be true or false, not {quoted(deleted)}')
     if not isinstance(set_specs, list) or not all(isinstance(s, str) for s in set_specs):
@@ -462,6 +473,8 @@ def make_draft(
     for spec in set_specs:
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
             raise fail(f"set spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
+        if spec_leads_elsewhere(spec):
+            raise fail(f"set spec {quoted(spec)} {DOT_SEGMENT}")
 
     if limits is not None and len(fields) > limits.max_values:
         raise fail(
@@ -621,6 +634,8 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
         raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
     if not isinstance(spec, str) or not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
         raise fail(f"spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
+    if spec_leads_elsewhere(spec):
+        raise fail(f"spec {quoted(spec)} {DOT_SEGMENT}")
     name, description = entry.get("name"), entry.get("description")
     if not isinstance(name, str) or not name.strip():
         raise fail('a set needs a non-empty "name"')

@@ -55,7 +55,12 @@ FILE_KEYS = frozenset({"name", "size", "md5", "mime", "bundle", "access", "permi
                        "sequence", "description", "primary", "uuid", "embargo"})  # fmt: skip
 EMBARGO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 MD5 = re.compile(r"[0-9a-f]{32}")
-MIME = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(\s*;.*)?", re.ASCII)
+# A media type and nothing else (RFC 6838 names; parameters of RFC 9110 token characters,
+# no quoted strings): it is written into the Link header of the record's page, where a
+# quote would let a record add links of its own and a line break would end the header.
+_NAME = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}"
+_WORD = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+MIME = re.compile(rf"{_NAME}/{_NAME}(?:[ \t]*;[ \t]*{_WORD}={_WORD})*", re.ASCII)
 ENTRY_KEYS = frozenset({"field", "value", "lang", "authority", "confidence"})
 
 Item = Draft | Prepared | SetDefinition | LoadError

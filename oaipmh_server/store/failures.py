@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
@@ -137,3 +140,50 @@ def _masked(text: str, secrets: list[str]) -> str:
 def _shortened(text: str, limit: int = 300) -> str:
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[: limit + 1])
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def disk_full(url: str, error: BaseException | None) -> str | None:
+    """When `error` (the cause of a StoreUnavailable) says the disk is full, one sentence
+    naming the disk and its free space, for the operator of a load (which otherwise hears
+    only "OperationalError"); None for any other error. SQLite writes its database file
+    and its journal beside it, and sorts in its temporary folder: both are named when they
+    are on different file systems. PostgreSQL's disk is the server's: its own words."""
+    cause = getattr(error, "orig", None) or error
+    if cause is None:
+        return None
+    text = str(cause)
+    if not (
+        "database or disk is full" in text
+        or "No space left on device" in text
+        or getattr(cause, "sqlstate", None) == "53100"  # PostgreSQL's disk_full
+    ):
+        return None
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return "the database's disk is full; free space on it and load again"
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        first = text.strip().splitlines()[0] if text.strip() else type(cause).__name__
+        host = parsed.render_as_string(hide_password=True)
+        return f"the disk of the database server of {host} is full ({first}); free space on it"
+    folder = Path(str(parsed.database)).resolve().parent
+    said = f"the disk holding {folder} is full ({_free(folder)} free)"
+    temporary = Path(tempfile.gettempdir())
+    try:
+        if os.stat(temporary).st_dev != os.stat(folder).st_dev:
+            said += f"; SQLite's temporary files go to {temporary} ({_free(temporary)} free)"
+    except OSError:
+        pass
+    return said + ": a load needs room for its journal, about the size of what it writes"
+
+
+def _free(folder: Path) -> str:
+    try:
+        free = float(shutil.disk_usage(folder).free)
+    except OSError:
+        return "unknown"
+    for unit in ("B", "KB", "MB", "GB"):
+        if free < 1024 or unit == "GB":
+            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+        free /= 1024
+    return f"{free:.1f} TB"
