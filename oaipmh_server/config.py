@@ -75,7 +75,7 @@ class Settings:
     # What a .zip export may unpack to, in bytes and in files (zip bombs refused unread).
     max_archive_bytes: int
     max_archive_entries: int
-    # The HTML pages (pages.py): the home page's description, the Highwire citation_* tags
+    # The HTML pages (web/pages.py): the home page's description, the Highwire citation_* tags
     # (tag → DSpace-style source: "a | b" first present, "a, b" all) and dc.type → schema.org.
     repository_description: str = ""
     citation_map: tuple[tuple[str, str], ...] = ()
@@ -94,7 +94,7 @@ class Settings:
     # and the specs of those served.
     virtual_set_definitions: tuple[VirtualSet, ...] = ()
     virtual_sets_served: tuple[str, ...] = ()
-    # `serve` (serving.py): where it listens (a Unix socket path, when set, instead of
+    # `serve` (web/serving.py): where it listens (a Unix socket path, when set, instead of
     # host:port), how many worker processes, and who may read /metrics.
     host: str = "127.0.0.1"
     port: int = 5000

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from oaipmh_server.cli import main
 from oaipmh_server.errors import ConfigError
-from oaipmh_server.flow import Places
 from oaipmh_server.store import SqlStore
+from oaipmh_server.web.admission import Places
 
 from .conftest import free_port, make_app, sqlite_url
 

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
-from oaipmh_server.flow import Places
 from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME, is_example_domain
+from oaipmh_server.web.admission import Places
 
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from flask import Flask
 
 from oaipmh_server.cli import main
-from oaipmh_server.serving import REQUEST_HEAD_SECONDS
+from oaipmh_server.web.serving import REQUEST_HEAD_SECONDS
 
 from .conftest import LiveServer, sqlite_url
 from .postgres import Cluster
@@ -152,7 +152,7 @@ COOPERATION = """
 import sys
 import psycopg  # imported before gevent patches, as serve's checks import it
 
-from oaipmh_server.serving import Worker
+from oaipmh_server.web.serving import Worker
 
 worker = Worker.__new__(Worker)  # only what patch() reads: no listening sockets
 worker.sockets = []

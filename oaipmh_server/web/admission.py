@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # The file of an SQLite URL (sqlite:///relative or sqlite:////absolute, any driver).
 _SQLITE_FILE = re.compile(r"sqlite(\+\w+)?:///(?!file:)([^?]+)")

@@ -24,10 +24,11 @@ from flask import Blueprint, Response, current_app, g, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from . import datestamps, metrics
+from .. import datestamps
+from ..errors import StoreUnavailable
+from ..protocol import COMPRESSIONS, Context, Reply, respond
+from . import metrics
 from .app import MAX_BODY, MAX_QUERY_STRING, Provider
-from .errors import StoreUnavailable
-from .protocol import COMPRESSIONS, Context, Reply, respond
 
 blueprint = Blueprint("oai", __name__)
 log = logging.getLogger(__name__)

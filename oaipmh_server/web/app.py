@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import Settings, load_settings
-from .errors import StoreUnavailable
-from .flow import Places
-from .formats import MetadataFormat, build_formats
-from .store import SqlStore
+from ..config import Settings, load_settings
+from ..errors import StoreUnavailable
+from ..formats import MetadataFormat, build_formats
+from ..store import SqlStore
+from .admission import Places
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -33,7 +33,7 @@ class Provider:
 
 # Far above any honest OAI-PMH request (the longest is a resumptionToken of a few hundred
 # characters) and far below what could hurt: larger requests get 413 or 414. The query
-# string's limit leaves room in gunicorn's largest request line (serving.py, 8,190 bytes)
+# string's limit leaves room in gunicorn's largest request line (web/serving.py, 8,190 bytes)
 # for the method, the path and the HTTP version, so the app, not gunicorn, answers it.
 MAX_QUERY_STRING = 8000
 MAX_BODY = 64 * 1024
@@ -83,7 +83,7 @@ def create_app(
 def _warn_of_stale_virtual_sets(settings: Settings, store: SqlStore) -> None:
     """Definitions of virtual sets changed without a load since: the server goes on serving
     the stored memberships, which the records' datestamps account for, and says so."""
-    from .virtual_sets import META_KEY, stale_warning
+    from ..virtual_sets import META_KEY, stale_warning
 
     try:
         warning = stale_warning(settings, store.get_meta(META_KEY))
