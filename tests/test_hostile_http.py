@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
-from oaipmh_server.web.app import MAX_BODY, MAX_QUERY_STRING
+from oaipmh_server.web.provider import MAX_BODY, MAX_QUERY_STRING
 
 from .conftest import Databases, LiveServer, make_app
 from .oai import NS, error_codes, request_attributes, tree

@@ -40,7 +40,7 @@ from ..records import Header, Position, Selection, SetInfo
 from ..store import StoreStats
 from ..verbs import SET_SPEC
 from ..xml import xml_language
-from .app import MAX_QUERY_STRING, Provider
+from .provider import MAX_QUERY_STRING, Provider
 
 blueprint = Blueprint("pages", __name__)
 

@@ -28,7 +28,7 @@ from .. import datestamps
 from ..errors import StoreUnavailable
 from ..protocol import COMPRESSIONS, Context, Reply, respond
 from . import metrics
-from .app import MAX_BODY, MAX_QUERY_STRING, Provider
+from .provider import MAX_BODY, MAX_QUERY_STRING, Provider
 
 blueprint = Blueprint("oai", __name__)
 log = logging.getLogger(__name__)
@@ -60,10 +60,10 @@ def oai() -> Response:
     )
     g.arguments = pairs
     verbs = [value for name, value in pairs if name == "verb"]
-    if provider.places is None or verbs not in (["ListRecords"], ["ListIdentifiers"]):
+    if provider.harvest_limit is None or verbs not in (["ListRecords"], ["ListIdentifiers"]):
         return _answer(pairs, context)
     resuming = any(name == "resumptionToken" for name, _ in pairs)
-    with provider.places.take(resuming) as admitted:
+    with provider.harvest_limit.take(resuming) as admitted:
         if not admitted:
             metrics.THROTTLED.labels("busy").inc()
             response = _plain("Too many harvests at once; try again later.\n", 503)
