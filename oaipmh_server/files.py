@@ -18,13 +18,10 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote
 
 from .records import File
-
-if TYPE_CHECKING:
-    from .config import Settings
 
 ORIGINAL = "ORIGINAL"
 OPEN = "open"
@@ -134,15 +131,3 @@ class Linker:
     def linked(self, local_id: str, files: Iterable[File]) -> tuple[LinkedFile, ...]:
         """The record's content files (ORIGINAL, in sequence order), each with its link."""
         return tuple(LinkedFile(f, self.url(local_id, f)) for f in content(files))
-
-
-def linker_of(settings: Settings) -> Linker:
-    """The configured links ([files] url, {base} from [repository] base_url)."""
-    return Linker(settings.files_url, schema_root_of(settings))
-
-
-def schema_root_of(settings: Settings) -> str:
-    """What `{base}` stands for: the server's root, from the configured baseURL ("": none)."""
-    from .formats import schema_root  # the one place that cuts a baseURL to its root
-
-    return schema_root(settings.base_url or "")

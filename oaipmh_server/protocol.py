@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import xml
-from .config import Settings
 from .datestamps import EPOCH
 from .errors import (
     BadResumptionToken,
@@ -25,6 +24,7 @@ from .errors import (
 )
 from .formats import MetadataFormat, oai_dc, resolve_schema
 from .records import Header, Position, RecordSource, Selection, StoredRecord
+from .settings import Settings
 from .tokens import ResumptionState, decode_token, encode_token
 from .verbs import Request, parse_request
 

@@ -24,10 +24,11 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from ..config import Settings
 from ..crosswalk import Crosswalk
-from ..files import LinkedFile, is_open, schema_root_of
+from ..files import LinkedFile, is_open
+from ..links import schema_root_of
 from ..records import Field
+from ..settings import Settings
 from ..vocabularies import (
     ACCESS_RIGHT_URI,
     ACCESS_RIGHTS,

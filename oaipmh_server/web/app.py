@@ -10,9 +10,10 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..config import Settings, load_settings
+from ..config import load_settings
 from ..errors import StoreUnavailable
 from ..formats import build_formats
+from ..settings import Settings
 from ..store import SqlStore
 from ..virtual_sets import META_KEY, stale_warning
 from . import pages, views

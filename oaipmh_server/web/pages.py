@@ -31,12 +31,13 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from lxml import etree
 
 from .. import datestamps, landing
-from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..errors import StoreUnavailable
-from ..files import is_open, linker_of
+from ..files import is_open
+from ..links import linker_of
 from ..protocol import SAMPLE_LOCAL_ID, Context, respond
 from ..records import Header, Position, Selection, SetInfo
+from ..settings import Settings
 from ..store import StoreStats
 from ..verbs import SET_SPEC
 from ..xml import xml_language

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import Settings
 from ..formats import MetadataFormat
+from ..settings import Settings
 from ..store import SqlStore
 from .admission import HarvestLimit
 
