@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 
-from .records import Field
+from .record_source import Field
 from .settings import Settings
 
 # Never disseminated, whatever the configuration says: staff e-mail addresses and the

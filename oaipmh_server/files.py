@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 from urllib.parse import quote
 
-from .records import File
+from .record_source import File
 
 ORIGINAL = "ORIGINAL"
 OPEN = "open"

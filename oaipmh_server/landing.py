@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 from .crosswalk import Crosswalk
 from .datestamps import format_datestamp
 from .formats import MetadataFormat
-from .records import Field, Header, SetInfo
+from .record_source import Field, Header, SetInfo
 from .settings import Settings
 from .xml import xml_language
 

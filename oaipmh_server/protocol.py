@@ -23,7 +23,7 @@ from .errors import (
     OAIError,
 )
 from .formats import MetadataFormat, oai_dc, resolve_schema
-from .records import Header, Position, RecordSource, Selection, StoredRecord
+from .record_source import Header, Position, RecordSource, Selection, StoredRecord
 from .settings import Settings
 from .tokens import ResumptionState, decode_token, encode_token
 from .verbs import Request, parse_request

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .records import SetInfo
+from .record_source import SetInfo
 from .vocabularies import ACCESS_RIGHTS
 
 # A virtual set is flat (no ":"): one membership, no parent set to be counted in.

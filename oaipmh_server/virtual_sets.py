@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, cast
 from .crosswalk import Crosswalk
 from .files import has_open_file as files_have_open_file
 from .formats import oai_openaire
-from .records import Field
+from .record_source import Field
 from .settings import Settings
 from .virtual_set_definitions import FieldNames, VirtualSet
 

@@ -21,7 +21,7 @@ from oaipmh_server.check.endpoint import Result, check_endpoint, http_fetch
 from oaipmh_server.check.rules import RULES, rules_of
 from oaipmh_server.check.store import check_records, render_json, render_text
 from oaipmh_server.config import load_settings
-from oaipmh_server.records import Field
+from oaipmh_server.record_source import Field
 
 from . import xsd
 from .conftest import SAMPLES, LiveServer, make_app

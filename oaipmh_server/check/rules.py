@@ -32,7 +32,7 @@ from ..formats.oai_openaire import (
     resource_identifier,
     w3cdtf,
 )
-from ..records import Field
+from ..record_source import Field
 from ..vocabularies import Vocabularies, iso639_3
 
 Severity = Literal["mandatory", "recommended"]

@@ -17,7 +17,7 @@ from typing import IO
 from ..crosswalk import Crosswalk
 from ..formats.oai_openaire import vocabularies_of
 from ..links import linker_of
-from ..records import Field, File
+from ..record_source import Field, File
 from ..settings import Settings
 from .rules import RecordView, Rule, rules_of
 

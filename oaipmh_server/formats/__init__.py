@@ -30,7 +30,7 @@ from ..crosswalk import Crosswalk
 from ..errors import ConfigError
 from ..files import LinkedFile, Linker
 from ..links import linker_of, schema_root
-from ..records import Field, File
+from ..record_source import Field, File
 from ..settings import Settings
 from ..xml import XML_LANG, clean_text, xml_language
 

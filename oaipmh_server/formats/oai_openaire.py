@@ -27,7 +27,7 @@ from lxml import etree
 from ..crosswalk import Crosswalk
 from ..files import LinkedFile, is_open
 from ..links import schema_root_of
-from ..records import Field
+from ..record_source import Field
 from ..settings import Settings
 from ..vocabularies import (
     ACCESS_RIGHT_URI,

@@ -36,7 +36,7 @@ from ..errors import StoreUnavailable
 from ..files import is_open
 from ..links import linker_of
 from ..protocol import SAMPLE_LOCAL_ID, Context, respond
-from ..records import Header, Position, Selection, SetInfo
+from ..record_source import Header, Position, Selection, SetInfo
 from ..settings import Settings
 from ..store import StoreStats
 from ..verbs import SET_SPEC
