@@ -169,7 +169,7 @@ def _local_id(given: str, repository_identifier: str) -> str:
     (oai:<repository identifier>:<local id>, what harvesters and check reports show).
     One of another repository identifier is refused: deleting its local part here could
     delete a different record of the same local id."""
-    from .config import REPOSITORY_IDENTIFIER
+    from .setting_checks import REPOSITORY_IDENTIFIER
 
     scheme, _, rest = given.partition(":")
     repository, colon, local_id = rest.partition(":")
