@@ -1,8 +1,9 @@
 """Reading the settings: built-in defaults → the TOML file at OAIPMH_CONFIG → OAIPMH_*
 environment → overrides.
 
-The built-in defaults are `config/oaipmh.toml` itself (installed as package data), so the
-documented file and the code can never disagree. Every value is validated once
+The built-in defaults are oaipmh_server/defaults/oaipmh.toml itself (package data; the
+top-level config/oaipmh.toml is its copy), so the documented file and the code can never
+disagree. Every value is validated once
 (setting_checks.py), and an error names the key and where the value came from.
 """
 
