@@ -1,4 +1,4 @@
-"""The web edge: /oai over GET and POST. Only this module (with app and cli) knows Flask.
+"""The OAI-PMH endpoint over HTTP: /oai over GET and POST, handed to the protocol core.
 
 The view hands the core the request's (name, value) pairs and the base URL, and sends back
 what the core answers, always as HTTP 200 text/xml: OAI-PMH errors are documents, not HTTP
