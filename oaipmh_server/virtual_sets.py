@@ -40,15 +40,14 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from . import meanings
 from .crosswalk import Crosswalk
 from .files import has_open_file as files_have_open_file
-from .formats import oai_openaire
 from .record_source import Field
 from .settings import Settings
 from .virtual_set_definitions import FieldNames, VirtualSet
 
 if TYPE_CHECKING:
-    from .formats.oai_openaire import RecordFields
     from .vocabularies import Term, Vocabularies
 
 # The store's meta key holding what the stored memberships were evaluated with.
@@ -143,22 +142,20 @@ def stored_specs(state: str | None) -> tuple[str, ...]:
 
 
 class _Facts:
-    """What conditions need beyond the fields: the access right as oai_openaire works it
+    """What conditions need beyond the fields: the access right as meanings.py works it
     out (so a set and the record's datacite:rights never disagree), and whether a file is
     open."""
 
     def __init__(self, settings: Settings, has_open_file: Callable[[Sequence[Any]], bool]) -> None:
         self.crosswalk = Crosswalk.from_settings(settings)
         # Read through a memory of each value's term: records repeat the same few values.
-        self.vocabularies = cast(
-            "Vocabularies", _Remembered(oai_openaire.vocabularies_of(settings))
-        )
-        self._record_fields: Callable[..., RecordFields] = oai_openaire.RecordFields
-        self._access_right = oai_openaire.access_right
+        self.vocabularies = cast("Vocabularies", _Remembered(meanings.vocabularies_of(settings)))
+        self._record_fields: Callable[..., meanings.RecordFields] = meanings.RecordFields
+        self._access_right = meanings.access_right
         # The fields access_right reads (its access and embargo fields, and dc.date.* and
         # dc.rights.* for an embargo's end): only those are handed to it, as a record of a
         # million is evaluated at every load.
-        names = frozenset((*oai_openaire.ACCESS_FIELDS, *oai_openaire.EMBARGO_FIELDS))
+        names = frozenset((*meanings.ACCESS_FIELDS, *meanings.EMBARGO_FIELDS))
         self._reads: Callable[[str], bool] = lambda name: (
             name in names or name.startswith(("dc.date", "dc.rights"))
         )
@@ -178,7 +175,7 @@ class _Facts:
 
 
 class _Remembered:
-    """The access-right side of Vocabularies (all that oai_openaire.access_right asks of
+    """The access-right side of Vocabularies (all that meanings.access_right asks of
     it), remembering each value's term, up to a bound."""
 
     def __init__(self, vocabularies: Vocabularies) -> None:

@@ -22,14 +22,14 @@ from typing import Literal
 
 from ..crosswalk import Crosswalk
 from ..files import LinkedFile, is_open
-from ..formats.oai_openaire import (
+from ..formats.oai_openaire import resource_identifier
+from ..meanings import (
     ACCESS_FIELDS,
     VERSION_FIELDS,
     RecordFields,
     access_right,
     embargo_end,
     publication_type,
-    resource_identifier,
     w3cdtf,
 )
 from ..record_source import Field

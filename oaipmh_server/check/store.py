@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ..crosswalk import Crosswalk
-from ..formats.oai_openaire import vocabularies_of
 from ..links import linker_of
+from ..meanings import vocabularies_of
 from ..record_source import Field, File
 from ..settings import Settings
 from .rules import RecordView, Rule, rules_of
