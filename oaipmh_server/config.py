@@ -77,6 +77,7 @@ _TOML_KEYS: dict[tuple[str, str], str] = {
     ("pages", "accent_color"): "pages_accent_color",
     ("pages", "template_folder"): "pages_template_folder",
     ("pages", "lang"): "pages_lang",
+    ("load", "sync_max_deleted"): "sync_max_deleted",
 }
 # Settings that are tables: a file (or overrides) adds to and changes the default table's
 # keys instead of replacing the whole table.

@@ -7,6 +7,17 @@ what DSpace derived or attached. DSpace's OAI crosswalks look at ORIGINAL only (
 bundles' files are kept with the record (a re-load compares them, they cost nothing to
 harvests) but never shown.
 
+A record's access right is its files' (`access_status`), worked out as DSpace's
+AccessStatus plugin does (DefaultAccessStatusHelper, which its oai_openaire crosswalk
+reads through AccessStatusElementItemCompilePlugin): the primary ORIGINAL file, or else
+the first, decides. Anonymous users may read it: open access; its anonymous READ policy
+starts at a date still to come (DSpace's embargo, `-r 'Anonymous' 2027-01-01` in
+`contents`, `"embargo"` in JSON): embargoed access until that date; anonymous users may
+not read it: restricted access; no ORIGINAL file: metadata only access. oai_openaire's
+datacite:rights and oaire:file, the virtual sets' access_right condition, `check` and the
+record page all ask this module, so they never disagree; an embargo ends by the calendar,
+not by a reload.
+
 The server does not serve bitstreams: DSpace (or whatever holds them) does. A link is the
 configured pattern (`[files] url`) filled in for one file; a file anonymous users may not
 read is never linked, and there is no link at all without a pattern (or without what it
@@ -18,6 +29,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -30,8 +42,28 @@ ACCESS = (OPEN, RESTRICTED)
 ANONYMOUS = "anonymous"
 PLACEHOLDERS = frozenset({"base", "handle", "name", "sequence", "uuid"})
 # DSpace's permissions option: a flag (-r read, -w write), then the group, in single quotes
-# or as the rest of the text (ItemImportServiceImpl.processOptions).
-_PERMISSIONS = re.compile(r"\s*-([rRwW])\s*(?:'([^']*)'?|(.*))\s*$")
+# or as the rest of the text (ItemImportServiceImpl.processOptions); after a quoted group,
+# the date the policy starts (an embargo's end), which DSpace's import reads past.
+_PERMISSIONS = re.compile(
+    r"\s*-([rRwW])\s*(?:'([^']*)'?(?:\s+([0-9]{4}-[0-9]{2}-[0-9]{2}))?|(.*))\s*$"
+)
+# COAR access right labels (vocabularies.ACCESS_RIGHTS), as AccessStatus gives them.
+OPEN_ACCESS = "open access"
+EMBARGOED_ACCESS = "embargoed access"
+RESTRICTED_ACCESS = "restricted access"
+METADATA_ONLY_ACCESS = "metadata only access"
+
+
+# Which rule decides a record's access right, part of what stored renderings and virtual
+# sets were made with: another rule renders and evaluates them again at the next load.
+ACCESS_RULE = "access status of the files (DSpace's AccessStatus)"
+
+
+class AccessStatus(NamedTuple):
+    """A file's or record's access right (a COAR label) and, under an embargo, its end."""
+
+    label: str
+    embargo_end: date | None = None
 
 
 class LinkedFile(NamedTuple):
@@ -55,11 +87,52 @@ def access_of(permissions: str | None) -> str:
     found = _PERMISSIONS.match(permissions)
     if found is None:
         return OPEN  # DSpace: "invalid permissions flag, permissions set to default"
-    flag, quoted, bare = found.groups()
+    flag, quoted, start, bare = found.groups()
     group = (quoted if quoted is not None else bare or "").strip()
     if not group:
         return OPEN  # no group DSpace could find: the default stays
-    return OPEN if flag.lower() == "r" and group.lower() == ANONYMOUS else RESTRICTED
+    anonymous_read = flag.lower() == "r" and group.lower() == ANONYMOUS
+    return OPEN if anonymous_read and start is None else RESTRICTED
+
+
+def embargo_of(permissions: str | None) -> date | None:
+    """The date an anonymous READ policy starts (`-r 'Anonymous' 2027-01-01`): the end of
+    the file's embargo; None for any other permissions (or a date that is none)."""
+    found = _PERMISSIONS.match(permissions) if permissions is not None else None
+    if found is None or found.group(3) is None:
+        return None
+    flag, quoted = found.group(1), found.group(2) or ""
+    if flag.lower() != "r" or quoted.strip().lower() != ANONYMOUS:
+        return None
+    try:
+        return date.fromisoformat(found.group(3))
+    except ValueError:
+        return None
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def file_status(file: File, on: date | None = None) -> AccessStatus:
+    """A file's access right `on` a day (today): an anonymous READ policy starting later is
+    an embargo until then, one started is open access; else the file's `access`."""
+    end = embargo_of(file.permissions)
+    if end is not None:
+        if end > (on or today()):
+            return AccessStatus(EMBARGOED_ACCESS, end)
+        return AccessStatus(OPEN_ACCESS)
+    return AccessStatus(OPEN_ACCESS if file.access == OPEN else RESTRICTED_ACCESS)
+
+
+def access_status(files: Iterable[File], on: date | None = None) -> AccessStatus:
+    """A record's access right from its files, as DSpace's DefaultAccessStatusHelper
+    works it out: its primary ORIGINAL file's (or else the first one's), or metadata only
+    access without an ORIGINAL file."""
+    decides = primary(list(files))
+    if decides is None:
+        return AccessStatus(METADATA_ONLY_ACCESS)
+    return file_status(decides, on)
 
 
 def content(files: Iterable[File]) -> list[File]:
@@ -68,14 +141,14 @@ def content(files: Iterable[File]) -> list[File]:
 
 
 def is_open(file: File) -> bool:
-    """Whether anonymous users may read the file."""
-    return file.access == OPEN
+    """Whether anonymous users may read the file (today: an embargo ends by the date)."""
+    return file_status(file).label == OPEN_ACCESS
 
 
 def has_open_file(files: Iterable[File]) -> bool:
     """Whether the record has content anyone may read (an ORIGINAL file open to anonymous
     users): OpenAIRE's and DRIVER's "open access with a file"."""
-    return any(f.bundle == ORIGINAL and f.access == OPEN for f in files)
+    return any(f.bundle == ORIGINAL and is_open(f) for f in files)
 
 
 def primary(files: Sequence[File]) -> File | None:
@@ -116,7 +189,7 @@ class Linker:
         self.needs_uuid = "uuid" in names
 
     def url(self, local_id: str, file: File) -> str | None:
-        if not self.pattern or file.access != OPEN:
+        if not self.pattern or not is_open(file):
             return None
         if (self.needs_base and not self.root) or (self.needs_uuid and not file.uuid):
             return None

@@ -1,17 +1,20 @@
 """What a record's fields mean, whichever format or page shows them: its access right and
 embargo, its resource type and version, read through the configured COAR vocabularies.
 
-oai_openaire renders them; the virtual sets' access_right condition, `check`'s rules and
-the pages ask the same functions, so no two places can disagree about a record.
+A record with content files has its files' access right (files.access_status, DSpace's
+AccessStatus); one without keeps what its metadata says. oai_openaire renders these; the
+virtual sets' access_right condition and `check`'s rules ask the same functions, so no two
+places can disagree about a record.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from .crosswalk import Crosswalk
-from .record_source import Field
+from .files import AccessStatus, access_status, content
+from .record_source import Field, File
 from .settings import Settings
 from .vocabularies import Term, Vocabularies
 
@@ -102,9 +105,25 @@ def publication_type(record: RecordFields, vocabularies: Vocabularies) -> Term |
     return None
 
 
-def access_right(record: RecordFields, vocabularies: Vocabularies) -> Term | None:
-    """Access Rights (M): the first access field (or dc.rights value) that maps; else
+def files_status(files: Sequence[File]) -> AccessStatus | None:
+    """The access status of a record's content files (files.access_status), or None for a
+    record without any: its metadata then says."""
+    return access_status(files) if content(files) else None
+
+
+def access_right(
+    record: RecordFields,
+    vocabularies: Vocabularies,
+    files: Sequence[File] = (),
+    status: AccessStatus | None = None,
+) -> Term | None:
+    """Access Rights (M): with content files, their access status (`status`, if worked out
+    already); without, the first access field (or dc.rights value) that maps, else
     embargoed access if an embargo end is given, else the configured default."""
+    if status is None:
+        status = files_status(files)
+    if status is not None:
+        return vocabularies.access_right(status.label)
     for f in record.values(*ACCESS_FIELDS):
         term = vocabularies.access_right(f.value)
         if term is not None:

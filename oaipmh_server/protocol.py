@@ -22,7 +22,7 @@ from .errors import (
     NoSetHierarchy,
     OAIError,
 )
-from .formats import MetadataFormat, oai_dc, resolve_schema
+from .formats import MetadataFormat, oai_dc, resolve_schema, schema_located
 from .record_source import Header, Position, RecordSource, Selection, StoredRecord
 from .settings import Settings
 from .tokens import ResumptionState, decode_token, encode_token
@@ -295,6 +295,8 @@ def _record(
         fragment = metadata_format.render_record(
             record.header.local_id, record.fields or (), record.files
         )
+    if metadata_format.schema.startswith("/"):
+        fragment = schema_located(fragment, metadata_format.schema, context.base_url)
     return xml.record_element(header, fragment)
 
 

@@ -215,6 +215,9 @@ def validate(raw: dict[str, tuple[Any, str]]) -> Settings:
 
     listening = _serve_settings(raw, get, fail)
     pages = _pages_settings(get, fail)
+    sync_max_deleted = get("sync_max_deleted", (int, float))
+    if isinstance(sync_max_deleted, bool) or not 0 <= sync_max_deleted <= 100:
+        raise fail("sync_max_deleted", f"must be a percentage, 0 to 100, got {sync_max_deleted!r}")
 
     return Settings(
         repository_name=name,
@@ -253,6 +256,7 @@ def validate(raw: dict[str, tuple[Any, str]]) -> Settings:
         **listening,
         **pages,
         previous_token_secrets=tuple(dict.fromkeys(p.strip() for p in previous_secrets)),
+        sync_max_deleted=float(sync_max_deleted),
     )
 
 
@@ -385,5 +389,6 @@ def shown(value: object, limit: int = 80) -> str:
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {bool: "true or false", int: "an integer", str: "a string", dict: "a table"}
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+             dict: "a table"}  # fmt: skip
     return " or ".join(dict.fromkeys(names.get(k, "a list") for k in kinds))  # list, tuple: once

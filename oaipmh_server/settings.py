@@ -89,3 +89,6 @@ class Settings:
     pages_lang: str = "en"
     # Secrets that signed resumption tokens before token_secret: still accepted (rotation).
     previous_token_secrets: tuple[str, ...] = ()
+    # `load --sync`: the most of the stored records (a percentage) it may withdraw unless
+    # --sync-allow-deletes says how many are expected.
+    sync_max_deleted: float = 10.0

@@ -42,8 +42,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import meanings
 from .crosswalk import Crosswalk
+from .files import ACCESS_RULE
 from .files import has_open_file as files_have_open_file
-from .record_source import Field
+from .record_source import Field, File
 from .settings import Settings
 from .virtual_set_definitions import FieldNames, VirtualSet
 
@@ -84,7 +85,7 @@ class _Record:
 
     def access_right(self) -> str | None:
         if self._access is False:
-            self._access = self.facts.access_right(self.fields)
+            self._access = self.facts.access_right(self.fields, self.files)
         return self._access  # type: ignore[return-value]
 
     def has_open_file(self) -> bool:
@@ -112,6 +113,7 @@ def stored_state(settings: Settings) -> str:
                 settings.openaire_access_rights,
                 settings.openaire_default_access_right,
                 sorted(settings.hidden_fields),
+                ACCESS_RULE,
             ]
         )
     digest = hashlib.sha256(json.dumps(canonical).encode()).hexdigest()[:32]
@@ -143,8 +145,8 @@ def stored_specs(state: str | None) -> tuple[str, ...]:
 
 class _Facts:
     """What conditions need beyond the fields: the access right as meanings.py works it
-    out (so a set and the record's datacite:rights never disagree), and whether a file is
-    open."""
+    out, from the record's files when it has any (files.access_status, so a set and the
+    record's datacite:rights never disagree), and whether a file is open."""
 
     def __init__(self, settings: Settings, has_open_file: Callable[[Sequence[Any]], bool]) -> None:
         self.crosswalk = Crosswalk.from_settings(settings)
@@ -162,10 +164,12 @@ class _Facts:
         self._read: dict[str, bool] = {}
         self.has_open_file = has_open_file
 
-    def access_right(self, fields: Sequence[Field]) -> str | None:
+    def access_right(self, fields: Sequence[Field], files: Sequence[Any] = ()) -> str | None:
         read = self._read
         wanted = [f for f in fields if (read[f.name] if f.name in read else self._learn(f.name))]
-        term = self._access_right(self._record_fields(wanted, self.crosswalk), self.vocabularies)
+        record = self._record_fields(wanted, self.crosswalk)
+        own = [f for f in files if isinstance(f, File)]  # (tests hand other things)
+        term = self._access_right(record, self.vocabularies, own)
         return None if term is None else term.label
 
     def _learn(self, name: str) -> bool:

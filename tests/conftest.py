@@ -81,16 +81,20 @@ def load_into(
     before_commit: Any = None,
     wait: bool = True,
     on_wait: Any = None,
+    sync: Any = None,
+    changes: Any = None,
     **overrides: Any,
 ) -> Any:
     """Load files as `oaipmh-server load` does; `clock` fixes "the time of the load",
     `workers` the processes that read JSON Lines (None: as the CLI decides),
-    `before_commit` holds the load just before it commits, `wait` as [load] wait."""
+    `before_commit` holds the load just before it commits, `wait` as [load] wait, `sync`
+    as --sync (a load.Sync), `changes` as --changes (told of each record changed)."""
     settings = load_settings({"database_url": url, **overrides}, environ={})
     store = SqlStore(url, token_secret=SECRET)
     formats = build_formats(settings)
     try:
-        options: dict[str, Any] = {"workers": workers, "before_commit": before_commit}
+        options: dict[str, Any] = {"workers": workers, "before_commit": before_commit,
+                                   "sync": sync, "changes": changes}  # fmt: skip
         if clock is not None:
             options["clock"] = clock
         return load_paths(paths, store, settings, formats, wait=wait, on_wait=on_wait, **options)

@@ -45,3 +45,12 @@ def test_dspace_benchmark_runs() -> None:
     assert "SAF load: 200 records" in done.stdout and "added 200" in done.stdout
     assert "CSV merge: 200 records" in done.stdout and "updated 200" in done.stdout
     assert "set=col_10722_10 / whole list" in done.stdout
+
+
+def test_sync_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "sync.py"), "300", "--rounds", "1"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "withdrawn 3," in done.stdout and "sync / plain:" in done.stdout

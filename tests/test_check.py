@@ -489,3 +489,22 @@ def test_an_endpoint_that_does_not_answer_fails_cleanly() -> None:
     assert "Traceback" not in done.stderr
     refused = run_check("sqlite://", "file:///etc/passwd")
     assert refused.returncode != 0 and "is not an http(s) URL" in refused.stderr
+
+
+def test_a_rules_level_comes_from_the_profile_that_asks_for_it() -> None:
+    """CORE's full-text rule is mandatory with --profile core only: a metadata-only record
+    that meets every other rule passes a plain check (exit 0) and fails CORE's."""
+    settings = load_settings(environ={})
+    metadata_only = replaced("dc.identifier", "https://repo.example.org/handle/10722/1")
+    records = [("a/1", tuple(Field(n, v) for n, v in metadata_only))]
+    with check_records(records, settings, None) as report:
+        outcomes = {o.rule.id: (o.weight, o.failing) for o in report.outcomes}
+        assert outcomes["core-full-text"] == ("recommended", 1)
+        assert outcomes["base-landing-page"][0] == "mandatory"  # base's and driver's
+        assert {rule: n for rule, (_, n) in outcomes.items() if n} == {"core-full-text": 1}
+        assert report.failed is False
+    with check_records(records, settings, "core") as report:
+        assert [(o.rule.id, o.weight) for o in report.outcomes if o.failing] == [
+            ("core-full-text", "mandatory")
+        ]
+        assert report.failed is True

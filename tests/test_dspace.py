@@ -212,3 +212,25 @@ def test_csv_errors_name_the_row(
         ]
         == 0
     )
+
+
+@pytest.mark.parametrize(
+    ("separator", "named"), [(";", "';'"), ("\t", "a tab")], ids=["semicolon", "tab"]
+)
+def test_a_csv_separated_otherwise_than_with_commas_is_refused_naming_the_separator(
+    empty_database_url: str, tmp_path: Path, separator: str, named: str
+) -> None:
+    """DSpace's own export, saved again by a spreadsheet set to a European locale (`;`,
+    values quoted where they hold it) or as tab-separated text."""
+    path = tmp_path / "export.csv"
+    header = ["id", "collection", "dc.date.accessioned", "dc.title[en]"]
+    row = ["u-1", "10722/5", "2020-01-01T00:00:00Z", '"A title; with its subtitle"']
+    path.write_text("\ufeff" + separator.join(header) + "\r\n" + separator.join(row) + "\r\n")
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}:1: record ?: the header separates its columns with {named}, where DSpace writes ',' (a "
+        "spreadsheet's CSV in another list separator): save it comma-separated, as DSpace's "
+        "metadata-import reads only that"
+    ]
+    assert everything(empty_database_url) == []

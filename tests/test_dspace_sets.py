@@ -296,3 +296,95 @@ def test_harvests_like_a_dspace_registered_aggregator(empty_database_url: str) -
             assert SET_SPEC_TYPE.fullmatch(spec) and re.fullmatch(r"co[lm]_[^:]+", spec)
     for spec in specs_of(theirs.find(".//oai:header", NS)):
         assert SET_SPEC_TYPE.fullmatch(spec) and re.fullmatch(r"co[lm]_[^:]+", spec)
+
+
+# A structure export naming its communities and collections in each way DSpace writes an
+# identifier: handle URLs (as its own structure-builder tests write them), a site's
+# /handle/ URL, DSpace's PREFIX/SUFFIX. Two communities nested.
+STRUCTURE_BY_URLS = """<?xml version="1.0" encoding="UTF-8"?>
+<import_structure>
+  <community identifier="{top}">
+    <name>Top Community 0</name>
+    <description>A top-level community</description>
+    <community identifier="{sub}">
+      <name>Sub Community 0.0</name>
+      <collection identifier="{collection}">
+        <name>Collection 0.0.0</name>
+      </collection>
+    </community>
+  </community>
+</import_structure>
+"""
+
+
+def listed_sets(url: str) -> list[tuple[str | None, str | None]]:
+    client = make_app(url).test_client()
+    root = tree(client.get("/oai?verb=ListSets"))
+    return [
+        (s.findtext("oai:setSpec", namespaces=NS), s.findtext("oai:setName", namespaces=NS))
+        for s in root.iterfind(".//oai:set", NS)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("top", "sub", "collection"),
+    [
+        ("1/1", "1/2", "1/3"),
+        ("https://hdl.handle.net/1/1", "http://hdl.handle.net/1/2", "https://hdl.handle.net/1/3/"),
+        ("https://repo.example.org/handle/1/1", "http://localhost:4000/handle/1/2", "1/3"),
+    ],
+    ids=["PREFIX/SUFFIX", "hdl.handle.net URLs", "/handle/ URLs"],
+)
+def test_structure_identifiers_name_the_same_sets_in_each_form(
+    empty_database_url: str, tmp_path: Path, top: str, sub: str, collection: str
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(STRUCTURE_BY_URLS.format(top=top, sub=sub, collection=collection))
+    assert load_into(empty_database_url, path).sets == 3
+    write_jsonl(tmp_path / "items.jsonl", [{"id": "1", "sets": ["col_1_3"]}])
+    load_into(empty_database_url, tmp_path / "items.jsonl")
+    assert listed_sets(empty_database_url) == [
+        ("col_1_3", "Collection 0.0.0"),
+        ("com_1_1", "Top Community 0"),
+        ("com_1_2", "Sub Community 0.0"),
+    ]
+    client = make_app(empty_database_url).test_client()
+    assert headers_by_id(client, "") == {"1": ["com_1_2", "com_1_1", "col_1_3"]}
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    ["https://example.org/items/5", "urn:nbn:de:1234-5", "10722", "hdl.handle.net/1/1",
+     "https://hdl.handle.net/1/1:2", "doi:10.1/x"],
+)  # fmt: skip
+def test_a_structure_identifier_that_is_no_handle_is_refused_naming_it_and_its_line(
+    empty_database_url: str, tmp_path: Path, identifier: str
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(STRUCTURE_BY_URLS.format(top="1/1", sub=identifier, collection="1/3"))
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}:6: record ?: <community> identifier {identifier!r} is not a handle: DSpace writes "
+        "PREFIX/SUFFIX (10722/5) or a handle URL (https://hdl.handle.net/10722/5, "
+        "…/handle/10722/5)"
+    ]
+    assert listed_sets(empty_database_url) == []
+
+
+def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "sets.json"
+    path.write_text(json.dumps({"sets": [
+        {"spec": "com_https", "name": "A"},
+        {"spec": "com_https:__hdl.handle.net_1_1", "name": "B", "parent": "com_https"},
+    ]}))  # fmt: skip
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    (problem,) = failure.value.problems
+    assert str(problem).endswith(
+        "set com_https:__hdl.handle.net_1_1: parent 'com_https' is not valid: a flat spec such "
+        "as com_10722_1, of a set with a flat spec: 'com_https:__hdl.handle.net_1_1' holds ':', "
+        "which nests a spec in another"
+    )

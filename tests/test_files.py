@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from sqlalchemy import func, select
 from oaipmh_server.check.store import check_records
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError, LoadFailed
-from oaipmh_server.files import Linker, access_of, has_open_file
+from oaipmh_server.files import Linker, access_of, access_status, has_open_file
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import delete_records
 from oaipmh_server.ingest.mime import mime_type
@@ -163,9 +164,22 @@ def test_a_missing_bitstream_is_an_error_naming_the_contents_line_and_the_item(
 @pytest.mark.parametrize(
     ("line", "reason"),
     [
-        ("../item_001/x.pdf\tbundle:ORIGINAL", "bitstream '../item_001/x.pdf': a name leading "
-         "outside the item folder"),
-        ("/etc/passwd", "bitstream '/etc/passwd': a name leading outside the item folder"),
+        ("../item_001/x.pdf\tbundle:ORIGINAL", "bitstream '../item_001/x.pdf': a '..' segment: "
+         "not a name inside the item folder"),
+        ("/etc/passwd", "bitstream '/etc/passwd': an absolute path: not a name inside the item "
+         "folder"),
+        ("C:\\x.pdf", "bitstream 'C:\\\\x.pdf': a Windows drive (C:\\) at its start: not a name "
+         "inside the item folder"),
+        ("c:/x.pdf", "bitstream 'c:/x.pdf': a Windows drive (c:/) at its start: not a name "
+         "inside the item folder"),
+        ("\\server\\x.pdf", "bitstream '\\\\server\\\\x.pdf': an absolute path: not a name "
+         "inside the item folder"),
+        ("chapters//x.pdf", "bitstream 'chapters//x.pdf': an empty segment: not a name inside "
+         "the item folder"),
+        ("./x.pdf", "bitstream './x.pdf': a '.' segment: not a name inside the item folder"),
+        ("chapters/\tbundle:ORIGINAL", "bitstream 'chapters/': an empty segment: not a name "
+         "inside the item folder"),
+        ("\tbundle:ORIGINAL", "bitstream '': an empty name: not a name inside the item folder"),
         ("chapters\tbundle:ORIGINAL", "bitstream 'chapters': not a file"),
         ("-r -s 0 -f some/where.pdf\tbundle:ORIGINAL", "a registered bitstream (-r -s N -f "
          "PATH): its file is in DSpace's assetstore, not in the export, so it cannot be read"),
@@ -181,6 +195,36 @@ def test_a_contents_line_naming_no_file_of_the_item_is_refused(
     ]
 
 
+# Names a real thesis had, as DSpace writes and imports them: a colon is a character of a
+# name (only `C:\\` or `C:/` at the start is a drive), and so is everything else DSpace allows.
+ORDINARY_NAMES = (
+    "Figure 1: map.pdf",
+    "chapters/Table 2: results.csv",
+    "C:x notes.txt",
+    "Movement I\u2013II (final) #2 [a] {b} 50% & 'more'; ok?.pdf",
+    "10:30 interview.mp3",
+)
+
+
+def test_bitstream_names_with_any_character_dspace_allows_load(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    folder = item_with_files(tmp_path / "export")
+    (folder / "chapters").mkdir(exist_ok=True)
+    for number, name in enumerate(ORDINARY_NAMES):
+        (folder / name).write_bytes(b"file %d" % number)
+    listed = "".join(
+        f"{name}\tbundle:ORIGINAL\tpermissions:-r 'Anonymous'\n" for name in ORDINARY_NAMES
+    )
+    (folder / "contents").write_text(CONTENTS + listed, "utf-8")
+    summary = load_into(empty_database_url, tmp_path / "export")
+    assert (summary.added, summary.rejected) == (1, 0)
+    stored = files_in(empty_database_url)[len(EXPECTED) :]
+    assert [(f.name, f.size, f.md5) for f in stored] == [
+        (name, 6, md5(b"file %d" % number)) for number, name in enumerate(ORDINARY_NAMES)
+    ]
+
+
 def test_a_bitstream_linked_outside_the_item_is_not_read(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -190,8 +234,8 @@ def test_a_bitstream_linked_outside_the_item_is_not_read(
     (folder / "restricted.docx").unlink()
     (folder / "restricted.docx").symlink_to(secret)
     assert refused(empty_database_url, tmp_path / "export") == [
-        f"{folder}/contents:2: record {HANDLE}: bitstream 'restricted.docx': leads outside "
-        "the item folder: not read"
+        f"{folder}/contents:2: record {HANDLE}: bitstream 'restricted.docx': a symbolic link "
+        "leading outside the item folder: not read"
     ]
 
 
@@ -574,3 +618,142 @@ def test_the_sample_export_carries_bitstreams(database_url: str) -> None:
     ]
     root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}"))
     assert [e.text for e in root.iter(f"{{{DC}}}format")] == ["application/pdf"] * 2
+
+
+# -- access rights: one rule for every place that says them --------------------------------------
+
+DATACITE = "http://datacite.org/schema/kernel-4"
+FUTURE = "2099-06-30"
+# DSpace 6's links, given: these tests are about which files are linked, whatever the default.
+LINKED = {
+    "base_url": BASE,
+    "files_url": "{base}/bitstream/handle/{handle}/{name}?sequence={sequence}",
+}
+
+
+def a_file(sequence: int, **changes: Any) -> File:
+    plain = File(f"f{sequence}.pdf", "ORIGINAL", 1, "0" * 32, "application/pdf", sequence)
+    return plain._replace(**changes)
+
+
+@pytest.mark.parametrize(
+    ("files", "label", "end"),
+    [
+        ((), "metadata only access", None),
+        ((a_file(1, bundle="THUMBNAIL"),), "metadata only access", None),
+        ((a_file(1),), "open access", None),
+        ((a_file(1, access="restricted", permissions="-r 'Staff'"),), "restricted access", None),
+        # DSpace's helper: the primary file decides, else the first
+        ((a_file(1, access="restricted"), a_file(2)), "restricted access", None),
+        ((a_file(1, access="restricted"), a_file(2, primary=True)), "open access", None),
+        ((a_file(1, access="restricted", permissions=f"-r 'Anonymous' {FUTURE}"),),
+         "embargoed access", date(2099, 6, 30)),
+        # an embargo that ended: open, by the calendar
+        ((a_file(1, access="restricted", permissions="-r 'Anonymous' 2001-01-31"),),
+         "open access", None),
+        # a date on another group's policy is no embargo
+        ((a_file(1, access="restricted", permissions=f"-r 'Staff' {FUTURE}"),),
+         "restricted access", None),
+    ],
+)  # fmt: skip
+def test_a_records_access_status_is_its_files_as_dspace_works_it_out(
+    files: tuple[File, ...], label: str, end: date | None
+) -> None:
+    assert access_status(files) == (label, end)
+
+
+def test_an_embargo_policy_in_contents_is_kept(empty_database_url: str, tmp_path: Path) -> None:
+    folder = item_with_files(tmp_path / "export")
+    (folder / "contents").write_text(
+        CONTENTS.replace("-r 'Anonymous'", f"-r 'Anonymous' {FUTURE}"), "utf-8"
+    )
+    load_into(empty_database_url, tmp_path / "export")
+    chapter = files_in(empty_database_url)[0]
+    assert (chapter.access, chapter.permissions) == ("restricted", f"-r 'Anonymous' {FUTURE}")
+    assert access_of(f"-r 'Anonymous' {FUTURE}") == "restricted"
+
+
+def rights_of(client: FlaskClient) -> tuple[str | None, dict[str, str], list[str]]:
+    """oai_openaire's datacite:rights (label, attributes), its datacite:dates by type, and
+    its oaire:file links."""
+    resource = metadata(client, "oai_openaire")
+    rights = resource.find(f"{{{DATACITE}}}rights")
+    assert rights is not None
+    dates = {d.get("dateType"): d.text for d in resource.iter(f"{{{DATACITE}}}date")}
+    files = [f.text for f in resource.iterfind(f"{{{OAIRE}}}file")]
+    return rights.text, dates, files
+
+
+def test_oai_openaire_says_open_access_for_an_item_with_an_open_file(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """The seed item has no access field: its open primary file makes it open access (it
+    was "metadata only access", while oaire:file said open access)."""
+    item_with_files(tmp_path / "export")
+    load_into(empty_database_url, tmp_path / "export", **LINKED)
+    label, _, files = rights_of(make_app(empty_database_url, **LINKED).test_client())
+    assert (label, files) == ("open access", [CHAPTER_URL])
+
+
+@pytest.mark.parametrize("source", ["contents", "json"])
+def test_an_embargoed_item_is_embargoed_everywhere(
+    empty_database_url: str, tmp_path: Path, source: str
+) -> None:
+    """Its primary file's anonymous READ policy starts in 2099: oai_openaire says embargoed
+    access with that end as dateType="Available", lists no file; the record page shows
+    none; the openaire set's access condition and check agree."""
+    if source == "contents":
+        folder = item_with_files(tmp_path / "export")
+        (folder / "contents").write_text(
+            CONTENTS.replace("-r 'Anonymous'", f"-r 'Anonymous' {FUTURE}"), "utf-8"
+        )
+        load_into(empty_database_url, tmp_path / "export", **LINKED)
+    else:
+        fields = [
+            {"field": "dc.title", "value": "An embargoed thesis"},
+            {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"},
+            {"field": "dc.identifier.uri", "value": f"http://hdl.handle.net/{HANDLE}"},
+        ]
+        entry = {"name": "chapters/chapter one.pdf", "size": 3, "md5": "0" * 32,
+                 "embargo": FUTURE, "primary": True}  # fmt: skip
+        (tmp_path / "r.json").write_text(
+            json.dumps([{"id": HANDLE, "metadata": fields, "files": [entry]}])
+        )
+        load_into(empty_database_url, tmp_path / "r.json", **LINKED)
+    client = make_app(empty_database_url, **LINKED).test_client()
+    label, dates, files = rights_of(client)
+    assert (label, dates["Available"], files) == ("embargoed access", FUTURE, [])
+    page = client.get(f"/records/{HANDLE}").get_data(as_text=True)
+    assert "chapter one.pdf" not in page
+    settings = load_settings(LINKED, environ={})
+    store = SqlStore(empty_database_url, token_secret=SECRET)
+    try:
+        records = list(store.iter_records())
+    finally:
+        store.close()
+    with check_records(records, settings, "openaire") as report:
+        assert not [line for line in report.failures if "access" in line or "embargo" in line]
+    from oaipmh_server.virtual_sets import VirtualSets
+
+    embargoed = {"e": {"name": "E", "access_right": ["embargoed access"]}}
+    served = {"virtual_set_definitions": embargoed, "virtual_sets_served": ["e"]}
+    virtual = VirtualSets(load_settings(served, environ={}))
+    (_, stored_fields, stored_files) = records[0]
+    assert virtual.of(stored_fields, stored_files) == ("e",)
+
+
+def test_json_embargo_is_a_date_given_once(empty_database_url: str, tmp_path: Path) -> None:
+    fields = [{"field": "dc.title", "value": "T"},
+              {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]  # fmt: skip
+    for entry, reason in (
+        ({"embargo": "soon"}, '"embargo" must be a date like 2027-01-31, not \'soon\''),
+        ({"embargo": FUTURE, "permissions": "-r 'Staff'"},
+         "\"embargo\" and \"permissions\": give the embargo as one or the other (-r "
+         "'Anonymous' 2027-01-31)"),
+    ):  # fmt: skip
+        entry = {"name": "a.pdf", "size": 1, "md5": "0" * 32, **entry}
+        (tmp_path / "r.json").write_text(
+            json.dumps([{"id": "1", "metadata": fields, "files": [entry]}])
+        )
+        (problem,) = refused(empty_database_url, tmp_path / "r.json")
+        assert problem.endswith(f"files entry 1 (a.pdf): {reason}")

@@ -371,3 +371,93 @@ def test_archive_limits_are_settings(tmp_path: Path, key: str, default: int) -> 
     config.write_text(f"[limits]\n{key} = 0\n")
     with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
+
+
+# --- member names as desktop archivers write them ---------------------------------------------
+
+# A thesis's bitstreams: a dash DSpace keeps as written, a colon, an accent; and names an
+# old Windows tool can write in CP437 (which has no dash).
+DESKTOP_NAMES = ("Movement I\u2013II.pdf", "Figure 1: map.pdf", "R\u00e9sum\u00e9.pdf")
+CP437_NAMES = ("Figure 1: map.pdf", "R\u00e9sum\u00e9.pdf", "\u00dcbersicht \u00f1 2.pdf")
+
+
+def zip_as_written(folder: Path, archive: Path, encoding: str, *, flag: bool) -> Path:
+    """`folder` zipped with its names in `encoding`, the UTF-8 flag set or not, as an
+    archiver writes them: macOS Finder and 7-Zip write UTF-8 without the flag, old Windows
+    tools CP437 without it. zipfile itself sets the flag on any name not ASCII, so a name
+    is written as a stand-in of the same length and its bytes put in place after."""
+    stand_ins: dict[bytes, bytes] = {}
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zipped:
+        for number, path in enumerate(sorted(folder.rglob("*"))):
+            name = path.relative_to(folder).as_posix()
+            written = name.encode(encoding)
+            stand_in = name if flag else f"{number:04d}".ljust(len(written), "#")
+            stand_ins[stand_in.encode("ascii", "replace")] = written
+            zipped.write(path, stand_in)
+    data = archive.read_bytes()
+    if not flag:
+        for stand_in, written in stand_ins.items():
+            assert data.count(stand_in) == 2  # the local header's and the central directory's
+            data = data.replace(stand_in, written)
+    archive.write_bytes(data)
+    with zipfile.ZipFile(archive) as zipped:
+        for info in zipped.infolist():  # zipfile sets the flag only on names not ASCII
+            assert bool(info.flag_bits & 0x800) == (flag and not info.filename.isascii())
+    return archive
+
+
+@pytest.mark.parametrize(
+    ("encoding", "flag", "names"),
+    [("utf-8", False, DESKTOP_NAMES), ("utf-8", True, DESKTOP_NAMES),
+     ("cp437", False, CP437_NAMES)],
+    ids=["Finder or 7-Zip: UTF-8 without the flag", "UTF-8 with the flag", "CP437"],
+)  # fmt: skip
+def test_zip_member_names_are_read_as_the_archiver_wrote_them(
+    empty_database_url: str,
+    tmp_path: Path,
+    private_temp: Path,
+    encoding: str,
+    flag: bool,
+    names: tuple[str, ...],
+) -> None:
+    from oaipmh_server.store import SqlStore
+
+    from .conftest import SECRET
+
+    export = tmp_path / "export"
+    folder = seed_export(export)
+    for name in names:
+        (folder / name).write_bytes(name.encode("utf-8"))
+    (folder / "contents").write_text("".join(f"{n}\tbundle:ORIGINAL\n" for n in names))
+    archive = zip_as_written(export, tmp_path / "thesis.zip", encoding, flag=flag)
+    summary = load_into(empty_database_url, archive)
+    assert (summary.added, summary.rejected) == (1, 0)
+    store = SqlStore(empty_database_url, token_secret=SECRET)
+    try:
+        files = store.get_files(SEED_HANDLE)
+    finally:
+        store.close()
+    assert [(f.name, f.size) for f in files] == [(n, len(n.encode())) for n in names]
+    assert list(private_temp.iterdir()) == []
+
+
+def test_a_zip_member_name_not_utf_8_is_cp437(tmp_path: Path) -> None:
+    """Without the flag, a name that is valid UTF-8 is UTF-8 (accents and dashes alike), and
+    bytes that are not (`R\\x82sum\\x82`, an old Windows zip) are CP437."""
+    from oaipmh_server.ingest.archive import member_name
+
+    folder = tmp_path / "item"
+    folder.mkdir()
+    (folder / "R\u00e9sum\u00e9 \u2013 I.pdf").write_bytes(b"x")
+    (folder / "Movement I\u2013II.pdf").write_bytes(b"y")
+    with zipfile.ZipFile(zip_as_written(folder, tmp_path / "a.zip", "utf-8", flag=False)) as z:
+        assert [member_name(i) for i in z.infolist()] == [
+            "Movement I\u2013II.pdf",
+            "R\u00e9sum\u00e9 \u2013 I.pdf",
+        ]
+    (folder / "R\u00e9sum\u00e9 \u2013 I.pdf").unlink()
+    (folder / "Movement I\u2013II.pdf").unlink()
+    (folder / "R\u00e9sum\u00e9 \u00f1 1.pdf").write_bytes(b"x")  # CP437 has all three
+    with zipfile.ZipFile(zip_as_written(folder, tmp_path / "b.zip", "cp437", flag=False)) as z:
+        assert [i.filename.encode("cp437") for i in z.infolist()] == [b"R\x82sum\x82 \xa4 1.pdf"]
+        assert [member_name(i) for i in z.infolist()] == ["R\u00e9sum\u00e9 \u00f1 1.pdf"]

@@ -13,10 +13,11 @@ from lxml import etree
 from oaipmh_server.formats import resolve_schema, schema_root
 
 from . import xsd
-from .conftest import make_app
+from .conftest import SAMPLES, load_into, make_app
 from .oai import harvest, tree
 
 BASE = "https://repository.example.org/oai"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 @pytest.fixture
@@ -70,6 +71,25 @@ def test_the_served_schemas_are_advertised_beside_the_base_url(configured: Flask
 
 def test_without_a_base_url_the_schema_is_beside_the_request_url(client: FlaskClient) -> None:
     assert advertised(client)["dim"][0] == "http://localhost/schemas/dim.xsd"
+
+
+@pytest.mark.parametrize("stored", [False, True], ids=["rendered", "stored"])
+def test_without_a_base_url_records_name_the_advertised_schema(
+    database_url: str, stored: bool
+) -> None:
+    """Not the relative /schemas/dim.xsd: the URL ListMetadataFormats gives, for a record
+    rendered on request and for a fragment stored at load alike."""
+    settings: dict[str, Any] = {"stored_formats": ["oai_dc", "dim", "qdc"]} if stored else {}
+    if stored:
+        load_into(database_url, SAMPLES, **settings)
+    client = make_app(database_url, **settings).test_client()
+    formats = advertised(client)
+    for prefix in ("dim", "qdc"):
+        schema, namespace = formats[prefix]
+        assert schema.startswith("http://localhost/schemas/")
+        for root in metadata_roots(client, prefix):
+            location = root.get(f"{{{XSI}}}schemaLocation").split()
+            assert dict(zip(location[::2], location[1::2], strict=True))[namespace] == schema
 
 
 def served_schema(client: FlaskClient, url: str) -> etree.XMLSchema:

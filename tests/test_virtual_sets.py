@@ -155,7 +155,9 @@ def test_conditions_each_do_what_they_say() -> None:
     pdf = File("a.pdf", "ORIGINAL", 10, "0" * 32, "application/pdf", 1, access="open")
     real = VirtualSets(settings)
     assert real.of(fields(), files=[pdf]) == ("files", "neither")
-    assert real.of(fields(), files=[pdf._replace(access="restricted")]) == ("neither",)
+    # A restricted file is the record's access right too (files.access_status, as DSpace's
+    # AccessStatus): restricted access, in the set of that access right.
+    assert real.of(fields(), files=[pdf._replace(access="restricted")]) == ("embargoed", "neither")
     assert real.of(fields(), files=[pdf._replace(bundle="THUMBNAIL")]) == ("neither",)
     assert real.of(fields()) == ("neither",)
 

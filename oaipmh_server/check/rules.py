@@ -29,14 +29,18 @@ from ..meanings import (
     RecordFields,
     access_right,
     embargo_end,
+    files_status,
     publication_type,
     w3cdtf,
 )
-from ..record_source import Field
+from ..record_source import Field, File
 from ..vocabularies import Vocabularies, iso639_3
 
 Severity = Literal["mandatory", "recommended"]
 PROFILES = ("openaire", "base", "core", "driver")
+# The profiles whose mandatory rules make a plain `check` (no --profile) fail: CORE only
+# collects full texts, so its rules are mandatory only when it is asked for by name.
+DEFAULT_PROFILES = ("openaire", "base", "driver")
 # ISO 8601 dates as repositories write them: a year, a month, a day, a time with its zone.
 ISO8601 = re.compile(
     r"\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
@@ -78,10 +82,14 @@ class Rule:
     test: Callable[[RecordView], str | None]
 
     def weight(self, profile: str | None) -> Severity | None:
-        """The rule's weight in a profile; without one, its heaviest in any."""
+        """The rule's weight in a profile: the level comes from the profile that asks for
+        it. Without one, its heaviest in the profiles checked by default (DEFAULT_PROFILES):
+        a rule only CORE makes mandatory (a full text) is mandatory only with --profile
+        core, since a metadata-only record is a normal record to the others."""
         if profile is not None:
             return self.severity.get(profile)
-        return "mandatory" if "mandatory" in self.severity.values() else "recommended"
+        by_default = [w for p, w in self.severity.items() if p in DEFAULT_PROFILES]
+        return "mandatory" if "mandatory" in by_default else "recommended"
 
 
 def _quote(value: str) -> str:
@@ -114,16 +122,24 @@ def _identifier(r: RecordView) -> str | None:
     return None if resource_identifier(r.fields) else "no dc.identifier.uri or dc.identifier.doi"
 
 
+def _content_files(r: RecordView) -> list[File]:
+    return [linked.file for linked in r.files]
+
+
 def _access_rights(r: RecordView) -> str | None:
-    if access_right(r.fields, r.vocabularies) is not None:
+    if access_right(r.fields, r.vocabularies, _content_files(r)) is not None:
         return None
     return "no access field that maps to a COAR access right, and no default_access_right"
 
 
 def _embargo_end(r: RecordView) -> str | None:
-    access = access_right(r.fields, r.vocabularies)
+    files = _content_files(r)
+    access = access_right(r.fields, r.vocabularies, files)
     if access is None or access.label != "embargoed access" or embargo_end(r.fields):
         return None
+    status = files_status(files)
+    if status is not None and status.embargo_end is not None:
+        return None  # its file's READ policy starts then
     return "embargoed access without an embargo end date (dc.date.embargo)"
 
 

@@ -140,6 +140,18 @@ def resolve_schema(schema: str, base_url: str) -> str:
     return f"{schema_root(base_url)}{schema}" if schema.startswith("/") else schema
 
 
+def schema_located(fragment: bytes, schema: str, base_url: str) -> bytes:
+    """A record's fragment with its root-relative schema (a format this server publishes
+    the schema of, without a configured baseURL: `/schemas/dim.xsd`) made the URL
+    ListMetadataFormats gives for it, against the request's baseURL: a harvester validating
+    a record fetches the schema the repository advertised. The fragment is stored, so the
+    host is only known now; the root element's xsi:schemaLocation holds the schema's first
+    occurrence (`NAMESPACE /schemas/dim.xsd`)."""
+    return fragment.replace(
+        b" " + schema.encode(), b" " + resolve_schema(schema, base_url).encode(), 1
+    )
+
+
 def value_element(parent: etree._Element, tag: str, value: Field) -> etree._Element:
     """A child holding one stored value, xml:lang set where the value has a language (as
     a BCP 47 tag: the stored `en_US` is `en-US`, `*` none). The value alone: its authority

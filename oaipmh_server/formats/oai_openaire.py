@@ -8,11 +8,18 @@ table maps is left out rather than guessed, and `oaipmh-server check` names it.
 
 Files (`oaire:file`, "File Location", mandatory if applicable): one per content file
 (ORIGINAL bundle) that anonymous users may read and that has a link (`[files] url`), with
-its MIME type, its COAR access right (open access: a file anyone may read) and
+its MIME type, its COAR access right (files.file_status: open access, a file anyone may
+read) and
 `objectType="fulltext"` (an ORIGINAL bitstream is the item's content; DSpace's own xsl
 cannot tell either and leaves objectType out). Unlike DSpace, whose xsl links every
 ORIGINAL bitstream, a file anonymous users may not read is never listed: its link would
 only lead to a login.
+
+Access Rights (`datacite:rights`) is the record's files' access status (files.py, as
+DSpace's AccessStatus plugin works it out: open, embargoed with its end date, restricted,
+metadata only) for a record with content files; one without them (a JSON record that
+gives no "files") keeps the access fields of its metadata, else the configured default.
+An embargo's end is shown as `datacite:date dateType="Available"`.
 """
 
 from __future__ import annotations
@@ -25,23 +32,23 @@ from urllib.parse import unquote
 from lxml import etree
 
 from ..crosswalk import Crosswalk
-from ..files import LinkedFile, is_open
+from ..files import ACCESS_RULE, OPEN_ACCESS, AccessStatus, LinkedFile, is_open
 from ..links import schema_root_of
 from ..meanings import (
     VERSION_FIELDS,
     RecordFields,
     access_right,
     embargo_end,
+    files_status,
     publication_type,
     vocabularies_of,
     w3cdtf,
 )
-from ..record_source import Field
+from ..record_source import Field, File
 from ..settings import Settings
 from ..vocabularies import (
     ACCESS_RIGHT_URI,
     ACCESS_RIGHTS,
-    Term,
     Vocabularies,
     iso639_3,
     resource_type_general,
@@ -160,11 +167,12 @@ class FileLink(NamedTuple):
     object_type: str = "fulltext"
 
 
-OPEN_ACCESS_URI = ACCESS_RIGHT_URI + ACCESS_RIGHTS["open access"]
+OPEN_ACCESS_URI = ACCESS_RIGHT_URI + ACCESS_RIGHTS[OPEN_ACCESS]
 
 
 def file_links(files: Sequence[LinkedFile]) -> list[FileLink]:
-    """The `oaire:file`s of a record's content files: those anyone may read, linked."""
+    """The `oaire:file`s of a record's content files: those anyone may read, linked (open
+    access, as files.file_status says)."""
     return [
         FileLink(linked.url, linked.file.mime, OPEN_ACCESS_URI)
         for linked in files
@@ -177,18 +185,21 @@ def render(
     crosswalk: Crosswalk,
     vocabularies: Vocabularies,
     files: Sequence[FileLink] = (),
+    content_files: Sequence[File] = (),
 ) -> bytes:
-    """The <oaire:resource> of a record: properties in the order of the application profile."""
+    """The <oaire:resource> of a record: properties in the order of the application profile.
+    `files`: its oaire:file links; `content_files`: its files, which decide its access."""
     record = RecordFields(fields, crosswalk)
     root = etree.Element(f"{{{NAMESPACE}}}resource", nsmap=_NSMAP)
     root.set(SCHEMA_LOCATION, f"{NAMESPACE} {SCHEMA}")
-    access = access_right(record, vocabularies)
+    status = files_status(content_files)
+    access = access_right(record, vocabularies, content_files, status)
     _titles(root, record)
     _people(root, record)
     _funding(root, record)
     _alternate_identifiers(root, record)
     _related_identifiers(root, record)
-    _dates(root, record, access)
+    _dates(root, record, status)
     for code in dict.fromkeys(filter(None, (iso639_3(f.value) for f in _languages(record)))):
         _add(root, DC_NS, "language", code)
     for f in record.values("dc.publisher"):
@@ -413,10 +424,11 @@ def _related_identifiers(root: etree._Element, record: RecordFields) -> None:
                  relatedIdentifierType=kind, relationType=relation)  # fmt: skip
 
 
-def _dates(root: etree._Element, record: RecordFields, access: Term | None) -> None:
+def _dates(root: etree._Element, record: RecordFields, status: AccessStatus | None) -> None:
     """Publication Date (M): dc.date.issued as `Issued`. Embargo Period Date (MA): under an
-    embargo, `Accepted` is its start (the item's accession) and `Available` its end; without
-    one, as DSpace's openaire4 context does, accessioned and available dates as such."""
+    embargo, `Accepted` is its start (the item's accession) and `Available` its end (its
+    files' embargo, else its metadata's); without one, as DSpace's openaire4 context does,
+    accessioned and available dates as such."""
     dates: list[tuple[str, str]] = []
     issued = record.first("dc.date.issued")
     if issued is not None and w3cdtf(issued.value):
@@ -424,7 +436,8 @@ def _dates(root: etree._Element, record: RecordFields, access: Term | None) -> N
     accessioned = record.first("dc.date.accessioned")
     if accessioned is not None and w3cdtf(accessioned.value):
         dates.append((w3cdtf(accessioned.value) or "", "Accepted"))
-    end = embargo_end(record)
+    files_end = status.embargo_end if status is not None else None
+    end = files_end.isoformat() if files_end is not None else embargo_end(record)
     available = record.first("dc.date.available")
     if end is not None:
         dates.append((end, "Available"))
@@ -517,7 +530,8 @@ def metadata_format(settings: Settings) -> MetadataFormat:
     def render_fields(
         fields: Sequence[Field], crosswalk: Crosswalk, files: Sequence[LinkedFile]
     ) -> bytes:
-        return render(fields, crosswalk, vocabularies, file_links(files))
+        return render(fields, crosswalk, vocabularies, file_links(files),
+                      [linked.file for linked in files])  # fmt: skip
 
     table = (
         settings.openaire_resource_types,
@@ -527,6 +541,7 @@ def metadata_format(settings: Settings) -> MetadataFormat:
         # The links are in the fragments: another pattern or root is another rendering.
         settings.files_url,
         schema_root_of(settings),
+        ACCESS_RULE,  # datacite:rights from the files: stored renderings made before, again
     )
     return crosswalked(
         PREFIX, SCHEMA, NAMESPACE, settings, render_fields, keeps=has_title, table=table,

@@ -4,13 +4,17 @@ folder and removes after it.
 
 A zip is someone else's file, like an export folder, and nothing it holds may land
 outside that temporary folder or fill the disk. So, before anything is unpacked:
-- a member whose name leads outside the archive (`../x`, `/etc/x`, `C:x`, with `/` or
+- a member whose name leads outside the archive (`../x`, `/etc/x`, `C:/x`, with `/` or
   `\\` between the parts, as DSpace's own import reads them) refuses the archive; so
   does a symbolic link (unpacked, it would lead anywhere; DSpace writes none), and a name
   given twice;
 - a zip declaring more than [limits] max_archive_bytes unpacked (all members together) or
   more than max_archive_entries members is refused: a zip bomb packs terabytes, or
   millions of files, into a few kilobytes.
+A member's name is read as the archiver meant it (member_name): UTF-8 when the zip's
+UTF-8 flag says so; without the flag, as UTF-8 if it is valid UTF-8 (macOS Finder and 7-Zip
+write UTF-8 names without setting the flag, and zipfile would read `I–II` as `IΓÇôII`, no
+longer the name `contents` lists), else as CP437, the format's own default.
 While unpacking, no member gives more than it declares (zipfile stops there, and a
 damaged or forged member fails its CRC check). `__MACOSX/` and `.DS_Store` are not
 unpacked (load.py's DEBRIS). Places inside the archive are named `ARCHIVE.zip!MEMBER`.
@@ -25,9 +29,11 @@ from pathlib import Path, PurePosixPath
 
 from ..errors import LoadError
 from .drafts import Limits
+from .names import leading_outside, segments
 
 SEPARATOR = "!"
 CHUNK = 1024 * 1024
+UTF8_FLAG = 0x800  # general purpose bit 11: the name (and comment) are UTF-8
 # What macOS leaves in folders it has shown (Finder's .DS_Store) and in the zips it makes
 # (__MACOSX/, resource forks mirroring every file as `._NAME`): never part of an export,
 # never unpacked, and ignored wherever they are in a folder (load.py): a
@@ -59,12 +65,22 @@ def member_parts(name: str) -> tuple[str, ...] | None:
     """The folders and file of a member's name, or None for a name leading outside the
     archive. `\\` separates as `/` does (zips made on Windows); `.` and empty parts are
     nothing."""
-    if name.startswith(("/", "\\")):
+    if leading_outside(name) is not None:
         return None
-    parts = name.replace("\\", "/").split("/")
-    if ".." in parts or ":" in parts[0]:
-        return None
-    return tuple(p for p in parts if p not in ("", "."))
+    return tuple(p for p in segments(name) if p not in ("", "."))
+
+
+def member_name(info: zipfile.ZipInfo) -> str:
+    """A member's name (see the module's docstring). zipfile reads a name without the
+    UTF-8 flag as CP437, which gives every byte a character: encoded back, those are the
+    bytes the archiver wrote."""
+    if info.flag_bits & UTF8_FLAG:
+        return info.filename
+    written = info.filename.encode("cp437")
+    try:
+        return written.decode("utf-8")
+    except UnicodeDecodeError:
+        return info.filename
 
 
 def unpack(archive: Path, into: Path, limits: Limits) -> LoadError | None:
@@ -93,7 +109,7 @@ def unpack(archive: Path, into: Path, limits: Limits) -> LoadError | None:
             wanted: list[tuple[zipfile.ZipInfo, tuple[str, ...]]] = []
             seen: set[tuple[str, ...]] = set()
             for info in members:
-                member = info.filename
+                member = member_name(info)
                 parts = member_parts(member)
                 if parts is None:
                     return _refused(name, member, "a name leading outside the archive")
@@ -106,7 +122,7 @@ def unpack(archive: Path, into: Path, limits: Limits) -> LoadError | None:
                 seen.add(parts)
                 wanted.append((info, parts))
             for info, parts in wanted:
-                member = info.filename
+                member = member_name(info)
                 target = into.joinpath(*parts)
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)

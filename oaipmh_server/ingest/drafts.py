@@ -630,8 +630,10 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
     if parent is not None and (
         not isinstance(parent, str) or not SET_SPEC.fullmatch(parent) or ":" in parent + spec
     ):
+        cause = next((f": {quoted(s)} holds ':', which nests a spec in another"
+                      for s in (parent, spec) if isinstance(s, str) and ":" in s), "")  # fmt: skip
         raise fail(f"parent {parent!r} is not valid: a flat spec such as com_10722_1, "
-                   "of a set with a flat spec")  # fmt: skip
+                   f"of a set with a flat spec{cause}")  # fmt: skip
     if parent == spec:
         raise fail("a set cannot be its own parent")
     info = SetInfo(spec, clean_text(name), clean_text(description) if description else None)

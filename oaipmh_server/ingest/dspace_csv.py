@@ -14,11 +14,15 @@ A row is a part of a record: the loader merges it with the stored record
 (`drafts.merge_fields`), as DSpace's metadata-import changes only the columns present,
 with or without a dc.date.accessioned column (`-a`). A row for a record not yet stored is
 the whole record, which needs its dc.date.accessioned (an `-a` export) to be dated.
+
+Columns are separated with `,`, as DSpace writes and reads them; a header separated with
+`;` or a tab (a spreadsheet's "CSV" in a European locale) is refused in one line saying so.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +43,8 @@ COLUMN = re.compile(
 )
 # A handle URL of any prefix: DSpace's prefixes are digits and dots (`10722`, `20.500.1`) or
 # letters (`DICT`, as in DSpace's own test data), the suffix anything up to the next `/`.
-HANDLE = re.compile(
-    r"(?:hdl\.handle\.net/|/handle/)((?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+)/?$"
-)
+HANDLE_ID = r"(?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+"  # PREFIX/SUFFIX
+HANDLE = re.compile(rf"(?:hdl\.handle\.net/|/handle/)({HANDLE_ID})/?$")
 NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
 BOOKKEEPING = frozenset({"rowName", "action"})
@@ -103,6 +106,19 @@ def _lines(handle: BinaryIO, limits: Limits) -> Iterator[str]:
                 raise _Unreadable(number, "not UTF-8 text") from None
 
 
+def foreign_separator(header: str) -> str | None:
+    """The separator a header line uses instead of DSpace's `,` (`';'`, as a spreadsheet set
+    to a European locale saves "CSV", or `a tab`), or None. Such a file read with `,` is one
+    column named after the whole line: refused, as DSpace's metadata-import refuses it,
+    naming the separator rather than that column."""
+    if "," in header:
+        return None
+    semicolons, tabs = header.count(";"), header.count("\t")
+    if not semicolons and not tabs:
+        return None
+    return "';'" if semicolons >= tabs else "a tab"
+
+
 def read_csv_file(path: Path, *, require_accessioned: bool, limits: Limits) -> Iterator[Item]:
     name = str(path)
     try:
@@ -115,7 +131,18 @@ def read_csv_file(path: Path, *, require_accessioned: bool, limits: Limits) -> I
     previous = csv.field_size_limit(limits.max_record_bytes)
     try:
         with handle:
-            yield from _rows(name, csv.reader(_lines(handle, limits), strict=True),
+            lines = _lines(handle, limits)
+            header = next(lines, "")
+            separator = foreign_separator(header)
+            if separator is not None:
+                yield LoadError(
+                    name, 1, None,
+                    f"the header separates its columns with {separator}, where DSpace writes "
+                    "',' (a spreadsheet's CSV in another list separator): save it "
+                    "comma-separated, as DSpace's metadata-import reads only that",
+                )  # fmt: skip
+                return
+            yield from _rows(name, csv.reader(itertools.chain((header,), lines), strict=True),
                              require_accessioned, limits)  # fmt: skip
     except _Unreadable as e:
         yield LoadError(name, e.line, None, e.reason)

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 import orjson
 
 from ..errors import LoadError, quoted
-from ..files import ACCESS, ORIGINAL, access_of
+from ..files import ACCESS, ORIGINAL, access_of, embargo_of
 from ..records import File
 from ..xml import clean_text, has_illegal_characters
 from .drafts import (
@@ -52,7 +52,8 @@ LONG_NUMBER = re.compile(rf"[0-9]{{{sys.get_int_max_str_digits() + 1},}}")
 
 RECORD_KEYS = frozenset({"id", "sets", "deleted", "metadata", "files"})
 FILE_KEYS = frozenset({"name", "size", "md5", "mime", "bundle", "access", "permissions",
-                       "sequence", "description", "primary", "uuid"})  # fmt: skip
+                       "sequence", "description", "primary", "uuid", "embargo"})  # fmt: skip
+EMBARGO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 MD5 = re.compile(r"[0-9a-f]{32}")
 MIME = re.compile(r"[A-Za-z0-9][\w.+-]*/[A-Za-z0-9][\w.+-]*(\s*;.*)?", re.ASCII)
 ENTRY_KEYS = frozenset({"field", "value", "lang", "authority", "confidence"})
@@ -310,6 +311,17 @@ def _json_file(number: int, entry: Any) -> File:
     if mime is not None and not MIME.fullmatch(mime):
         raise ValueError(f'{where}: "mime" {quoted(mime)} is not a MIME type like application/pdf')
     permissions = text("permissions")
+    embargo = text("embargo")
+    if embargo is not None:
+        # DSpace's embargo: the anonymous READ policy starts at its end (files.embargo_of).
+        if not EMBARGO.fullmatch(embargo) or embargo_of(f"-r 'Anonymous' {embargo}") is None:
+            raise ValueError(
+                f'{where}: "embargo" must be a date like 2027-01-31, not {quoted(embargo)}'
+            )
+        if permissions is not None:
+            raise ValueError(f'{where}: "embargo" and "permissions": give the embargo as one or '
+                             "the other (-r 'Anonymous' 2027-01-31)")  # fmt: skip
+        permissions = f"-r 'Anonymous' {embargo}"
     access = text("access") or access_of(permissions)
     if access not in ACCESS:
         raise ValueError(f'{where}: "access" must be "open" or "restricted", not {quoted(access)}')

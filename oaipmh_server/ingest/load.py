@@ -18,6 +18,17 @@ Datestamps (the rules harvesters depend on; store/writes.py says how they are ke
 - A changed or deleted record is dated at the time of the load, and always at least one
   second after its previous datestamp; an unchanged one keeps its datestamp.
 - A load is one state of the repository: the same record twice in it is an error.
+
+`load --sync` takes the load for the whole repository: every stored record it does not
+hold is withdrawn, a tombstone dated by the load like a deleted record, in the same
+transaction (`_Loader.withdraw`). A guard refuses a load that would withdraw more than
+[load] sync_max_deleted percent of the stored records (an empty or cut-short export)
+unless the operator says how many are expected. A load of metadata CSV rows alone is no
+whole repository (a CSV holds the columns it exports) and is refused with --sync.
+
+What a load changed is reported record by record to `changes` (`load --changes`): each
+added, updated, deleted and withdrawn id, as it is decided; the caller keeps them until
+the load commits.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import os
 import tempfile
 from array import array
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
@@ -99,12 +111,30 @@ class _InFlight(NamedTuple):
     ids: frozenset[str]
 
 
+# Told of each record a load changes: (what happened, its id). What happened is one of
+# CHANGE_KINDS.
+Changes = Callable[[str, str], None]
+CHANGE_KINDS = ("added", "updated", "deleted", "withdrawn")
+SYNC = "--sync"  # where a --sync problem is, and the source of its tombstones
+
+
+@dataclass(frozen=True)
+class Sync:
+    """`load --sync`: the load is the whole repository. `allow_deletes`: how many
+    withdrawals the operator expects (--sync-allow-deletes), allowed whatever their share."""
+
+    allow_deletes: int | None = None
+
+
 @dataclass
 class LoadSummary:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
     deleted: int = 0
+    # Stored records a --sync load did not hold, now tombstones; `synced`: it was one.
+    withdrawn: int = 0
+    synced: bool = False
     clamped: int = 0
     rejected: int = 0
     sets: int = 0
@@ -131,9 +161,11 @@ class LoadSummary:
         return self.added + self.updated + self.unchanged + self.deleted
 
     def line(self) -> str:
+        withdrawn = f", withdrawn {self.withdrawn}" if self.synced else ""
         return (
             f"added {self.added}, updated {self.updated}, unchanged {self.unchanged}, "
-            f"deleted {self.deleted}, clamped {self.clamped}, rejected {self.rejected}"
+            f"deleted {self.deleted}{withdrawn}, clamped {self.clamped}, "
+            f"rejected {self.rejected}"
         )
 
 
@@ -334,12 +366,15 @@ def load_paths(
     wait: bool = True,
     on_wait: Callable[[str], None] | None = None,
     before_commit: Callable[[], None] | None = None,
+    sync: Sync | None = None,
+    changes: Changes | None = None,
 ) -> LoadSummary:
     """Load record files; LoadFailed (and nothing written) if any record is wrong.
     `workers`: processes that read big JSON Lines files (None: as many as pay off).
     `wait`, `on_wait`: what to do while another load runs (see SqlStore.loading).
     `before_commit`: called when everything is written, just before the commit (tests
-    hold a load there to race it)."""
+    hold a load there to race it). `sync`: the files are the whole repository (--sync);
+    `changes`: told of each record changed (see the module's docstring)."""
     files, problems = find_files(paths)
     if problems:
         raise LoadFailed(problems, len(problems))
@@ -366,6 +401,8 @@ def load_paths(
                 on_wait=on_wait,
                 before_commit=before_commit,
                 workers=pool,
+                sync=sync,
+                changes=changes,
             )
             summary.warnings[:0] = notes  # the files first, then their records
             return summary
@@ -386,14 +423,17 @@ def load_items(
     on_wait: Callable[[str], None] | None = None,
     before_commit: Callable[[], None] | None = None,
     workers: Workers | None = None,
+    sync: Sync | None = None,
+    changes: Changes | None = None,
 ) -> LoadSummary:
     """Load items read elsewhere (see load_paths). `workers`: the load's worker processes,
     which finish the drafts read in this process (merge and prepare them), and whose
     readers learn the sets' tree from it (Workers.tree)."""
-    summary = LoadSummary()
+    summary = LoadSummary(synced=sync is not None)
     loading = store.loading(clock, keep_dates=settings.keep_accessioned, wait=wait, on_wait=on_wait)
     with loading as tx:
-        loader = _Loader(tx, settings, formats, summary, workers)
+        loader = _Loader(tx, settings, formats, summary, workers, changes)
+        stored_before = tx.count_live() if sync is not None else 0
         for item in items:
             if isinstance(item, LoadError):
                 loader.problem(item)
@@ -409,6 +449,10 @@ def load_items(
         if loader.problems:
             summary.rejected = loader.rejected
             raise LoadFailed(loader.problems, loader.problem_count)
+        if sync is not None:
+            loader.withdraw(sync, stored_before)
+            if loader.problems:
+                raise LoadFailed(loader.problems, loader.problem_count)
         loader.replace()
         loader.refresh_virtual_sets()
         loader.refresh_fragments()
@@ -475,8 +519,14 @@ class _Loader:
         formats: dict[str, MetadataFormat],
         summary: LoadSummary,
         workers: Workers | None = None,
+        changes: Changes | None = None,
     ) -> None:
         self.tx = tx
+        self.changes = changes
+        # Records read whole, and rows of a metadata CSV (parts): a --sync needs the former.
+        self.whole_records = 0
+        self.parts = 0
+        self.withdrawing = False  # the tombstones of a --sync are being written
         self.settings = settings
         self.formats = formats
         # Only the stored formats are rendered here; the others are rendered on request.
@@ -547,6 +597,10 @@ class _Loader:
             self.problems.append(error)
 
     def add(self, item: Draft | Prepared) -> None:
+        if isinstance(item, Draft) and item.partial is not None:
+            self.parts += 1
+        else:
+            self.whole_records += 1
         path, line = _where(item)
         self.id_hashes.append(hash(item.local_id))
         self.file_of.append(self.files.setdefault(path, len(self.files)))
@@ -778,12 +832,20 @@ class _Loader:
                 datestamp = item.accessioned
             else:
                 summary.clamped += 1
-        if item.deleted:
+        if item.deleted and self.withdrawing:
+            summary.withdrawn += 1
+            kind = "withdrawn"
+        elif item.deleted:
             summary.deleted += 1
+            kind = "deleted"
         elif old is None:
             summary.added += 1
+            kind = "added"
         else:
             summary.updated += 1
+            kind = "updated"
+        if self.changes is not None:
+            self.changes(kind, item.local_id)
         header = None
         if datestamp == prepared.header_datestamp and set_specs == prepared.header_sets:
             header = prepared.header  # rendered by a worker, for that datestamp and sets
@@ -841,6 +903,8 @@ class _Loader:
                 else:
                     datestamp = max(self.moment, old.datestamp + SECOND)
                     self.summary.updated += 1
+                    if self.changes is not None:
+                        self.changes("updated", local_id)
                 header = Header(local_id, datestamp, served, old.deleted)
                 moves.append(
                     Restamp(
@@ -857,6 +921,49 @@ class _Loader:
                     )
                 )
             self.tx.restamp(moves)
+
+    def withdraw(self, sync: Sync, stored_before: int) -> None:
+        """`load --sync`: every stored record this load did not hold becomes a tombstone
+        dated by the load (it keeps its sets, as a deleted record does), unless that would
+        be more than [load] sync_max_deleted percent of the `stored_before` records and not
+        as many as the operator allowed: then a problem naming the number, and nothing is
+        written. The load's ids are kept as hashes (`add`): sorted, each stored id is
+        looked up in them."""
+        if self.parts and not self.whole_records:
+            reason = (
+                "only metadata CSV rows: a CSV holds the items and columns it exports, not "
+                "the whole repository, so it cannot show which items are gone; give the SAF "
+                "or JSON export (a CSV's rows beside it count as records the load holds)"
+            )
+            self.problem(LoadError(SYNC, None, None, reason))
+            return
+        loaded = array("q", sorted(self.id_hashes))
+        gone = [
+            local_id
+            for batch in self.tx.live_ids()
+            for local_id in batch
+            if not _holds(loaded, hash(local_id))
+        ]
+        share = self.settings.sync_max_deleted
+        allowed = sync.allow_deletes
+        if len(gone) * 100 > share * stored_before and (allowed is None or len(gone) > allowed):
+            percent = 100 * len(gone) / stored_before
+            expected = "" if allowed is None else f" and than the {allowed:,} allowed"
+            reason = (
+                f"would withdraw {len(gone):,} of the {stored_before:,} records stored "
+                f"({percent:.1f} %), more than [load] sync_max_deleted ({share:g} %){expected}: "
+                "an empty or cut-short export? If that many are gone, give "
+                f"--sync-allow-deletes {len(gone)}"
+            )
+            self.problem(LoadError(SYNC, None, None, reason))
+            return
+        self.withdrawing = True
+        source = Source(SYNC, None)
+        for start in range(0, len(gone), BATCH):
+            chunk = gone[start : start + BATCH]
+            tombstones = [Draft(source, local_id, (), True, (), None, 0) for local_id in chunk]
+            self._write(self.tx.existing(chunk), tombstones)
+        self.withdrawing = False
 
     def _own_sets(self, served: tuple[str, ...]) -> tuple[str, ...]:
         """A stored record's own sets (its collections), from the specs it is served with:
@@ -1052,6 +1159,12 @@ class _Loader:
 def _defines_sets(path: Path) -> bool:
     """A sets file or a DSpace structure export: read before the records beside it."""
     return path.name == "sets.json" or is_structure_file(path)
+
+
+def _holds(hashes: array[int], value: int) -> bool:
+    """Whether the sorted `hashes` hold `value`."""
+    at = bisect_left(hashes, value)
+    return at < len(hashes) and hashes[at] == value
 
 
 def _where(item: Draft | Prepared) -> tuple[str, int | None]:

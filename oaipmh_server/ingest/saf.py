@@ -21,10 +21,11 @@ read past). A name with `/` is a file in a sub-folder (`chapters/one.pdf`): such
 sub-folders are the item's, never searched for records or items (load.py's walk stops at
 an item folder). Each file's size, MD5 (DSpace's checksum) and MIME type (mime.py) are
 kept with the record; its sequence number is its place among the lines. A file listed but
-missing, or leading outside the item folder, is an error naming CONTENTS:LINE and the
-item; a file present but not listed is ignored, as DSpace ignores it; an item folder with
-files beside its metadata but no `contents` is refused, as DSpace refuses it ("No
-contents file found"). A `-r -s N -f PATH` line (a bitstream DSpace registers from its own
+missing, or leading outside the item folder, is an error naming CONTENTS:LINE, the item
+and what is wrong (names.py: any character DSpace allows is a name's, `:` included); a
+file present but not listed is ignored, as DSpace ignores it; an item folder with files
+beside its metadata but no `contents` is refused, as DSpace refuses it ("No contents file
+found"). A `-r -s N -f PATH` line (a bitstream DSpace registers from its own
 assetstore) names no file of the export and is refused.
 """
 
@@ -48,6 +49,7 @@ from .archive import DEBRIS, is_apple_double
 from .drafts import CONFIDENCE_RANGE, Limits, Source, draft_or_error, too_big
 from .json import Item
 from .mime import mime_type
+from .names import not_a_file_name, segments
 
 DUBLIN_CORE = "dublin_core.xml"
 # The files DSpace writes in every item folder beside dublin_core.xml: a folder holding one
@@ -216,14 +218,15 @@ def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
         )
     name, tab, rest = line.partition("\t")
     options = _options("\t" + rest) if tab else {}
-    parts = name.replace("\\", "/").split("/")
-    if not name or name.startswith("/") or ".." in parts or ":" in parts[0]:
-        raise ValueError(f"bitstream {quoted(name)}: a name leading outside the item folder")
+    wrong = not_a_file_name(name)
+    if wrong is not None:
+        raise ValueError(f"bitstream {quoted(name)}: {wrong}: not a name inside the item folder")
     if has_illegal_characters(name):
         raise ValueError(f"bitstream {quoted(name)}: a name with characters XML cannot carry")
     path = folder / name
     if leads_outside(path, root):
-        raise ValueError(f"bitstream {quoted(name)}: leads outside the item folder: not read")
+        what = "a symbolic link leading" if _is_link(folder, name) else "leads"
+        raise ValueError(f"bitstream {quoted(name)}: {what} outside the item folder: not read")
     if not path.is_file():
         missing = "not a file" if os.path.lexists(path) else "no such file in the item folder"
         raise ValueError(f"bitstream {quoted(name)}: {missing}")
@@ -246,6 +249,16 @@ def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
         access=access_of(permissions),
         permissions=permissions or None,
     )
+
+
+def _is_link(folder: Path, name: str) -> bool:
+    """Whether the bitstream `name`, or a folder on its way, is a symbolic link."""
+    path = folder
+    for part in segments(name):
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
 
 
 def _options(rest: str) -> dict[str, str]:

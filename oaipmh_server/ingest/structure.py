@@ -17,21 +17,31 @@ their children, so a load knows the tree before any record of it. `intro`, `copy
 `sidebar`, `license` and `provenance` are DSpace's pages, not OAI-PMH's, and are not kept.
 The document that `structure-builder -f` imports has the same shape without identifiers:
 it names no set, so it is refused. Problems name the file and line.
+
+An identifier is a handle as DSpace writes it (`10722/5`), or a handle URL as its own
+structure-builder tests write them (`https://hdl.handle.net/10722/5`,
+`https://repo.example.org/handle/10722/5`): all three name the same set. Anything else
+(a URN, another URL) is refused naming it: a spec made of it would be a URL's scheme
+(`com_https`) with the rest of it a set nested inside.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from lxml import etree
 
-from ..errors import LoadError
+from ..errors import LoadError, quoted
 from .drafts import SetDefinition, Source, make_set
+from .dspace_csv import HANDLE, HANDLE_ID
 
 # The root of an export (`-x`), and of the annotated copy an import writes (`-o`).
 ROOTS = frozenset({"import_structure", "imported_structure"})
 PREFIXES = {"community": "com_", "collection": "col_"}
+# DSpace's own form, PREFIX/SUFFIX; `:` would split the spec made of it into two sets.
+PLAIN_HANDLE = re.compile(HANDLE_ID)
 
 
 def _parser() -> etree.XMLParser:
@@ -57,6 +67,20 @@ def is_structure_file(path: Path) -> bool:
 def set_spec(kind: str, handle: str) -> str:
     """DSpace's set spec of a community or collection: `10722/5` → `col_10722_5`."""
     return PREFIXES[kind] + handle.strip().replace("/", "_")
+
+
+def handle_in(identifier: str) -> str | None:
+    """The handle an identifier names (`10722/5`, `https://hdl.handle.net/10722/5`,
+    `…/handle/10722/5`), or None for anything else."""
+    if PLAIN_HANDLE.fullmatch(identifier):
+        handle = identifier
+    elif identifier.lower().startswith(("http://", "https://")) and (
+        found := HANDLE.search(identifier)
+    ):
+        handle = found.group(1)
+    else:
+        return None
+    return None if ":" in handle else handle
 
 
 def read_structure_file(
@@ -85,10 +109,17 @@ def _children(
         if child.tag not in PREFIXES:
             continue
         kind, line = str(child.tag), _line(child)
-        handle = (child.get("identifier") or "").strip()
-        if not handle:
+        identifier = (child.get("identifier") or "").strip()
+        if not identifier:
             reason = (f"a <{kind}> without an identifier (its handle): load the export "
                       "(structure-builder -x), not an import document")  # fmt: skip
+            yield LoadError(name, line, None, reason)
+            continue
+        handle = handle_in(identifier)
+        if handle is None:
+            reason = (f"<{kind}> identifier {quoted(identifier)} is not a handle: DSpace "
+                      "writes PREFIX/SUFFIX (10722/5) or a handle URL "
+                      "(https://hdl.handle.net/10722/5, …/handle/10722/5)")  # fmt: skip
             yield LoadError(name, line, None, reason)
             continue
         spec = set_spec(kind, handle)

@@ -740,6 +740,29 @@ class LoadTransaction:
             found.update((hash(lid), lid) for lid in ids if hash(lid) in hashes)
             after = ids[-1]
 
+    def count_live(self) -> int:
+        """How many records are stored and not deleted (a --sync load's guard is a share
+        of them)."""
+        query = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(False))
+        return int(self.conn.execute(query).scalar_one())
+
+    def live_ids(self, batch: int = 10_000) -> Iterator[list[str]]:
+        """The ids of the records stored and not deleted, in id order, a batch at a time
+        (a --sync load tombstones those its export does not hold)."""
+        after = ""
+        while True:
+            query = (
+                select(RecordRow.local_id)
+                .where(RecordRow.local_id > after, RecordRow.deleted.is_(False))
+                .order_by(RecordRow.local_id)
+                .limit(batch)
+            )
+            ids = list(self.conn.execute(query).scalars())
+            if not ids:
+                return
+            yield ids
+            after = ids[-1]
+
     def write(self, records: Sequence[RecordWrite], replacing: Iterable[str]) -> None:
         """Insert new records and replace the ones named in `replacing`, with their
         memberships (ancestors included) and fragments."""
