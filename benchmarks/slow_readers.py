@@ -57,7 +57,7 @@ def rss_mb(pid: int) -> float:
 
 def serve(env: dict[str, str], port: int, workers: int, unbounded: bool) -> subprocess.Popen[str]:
     code = (
-        "import sys; from oaipmh_server import serving, cli\n"
+        "import sys; from oaipmh_server import cli\nfrom oaipmh_server.web import serving\n"
         + ("serving.SEND_BUDGET = 1 << 60\n" if unbounded else "")
         + "sys.argv = ['oaipmh-server', 'serve', '--host', '127.0.0.1', '--port', "
         + f"'{port}', '--workers', '{workers}']\ncli.main()\n"

@@ -278,7 +278,7 @@ def _local_id(given: str, repository_identifier: str) -> str:
     (oai:<repository identifier>:<local id>, what harvesters and check reports show).
     One of another repository identifier is refused: deleting its local part here could
     delete a different record of the same local id."""
-    from .config import REPOSITORY_IDENTIFIER
+    from .setting_checks import REPOSITORY_IDENTIFIER
 
     scheme, _, rest = given.partition(":")
     repository, colon, local_id = rest.partition(":")
@@ -529,7 +529,7 @@ def _serve(
     verbose: bool,
     dev: bool,
 ) -> None:
-    from .app import create_app
+    from .web.app import create_app
 
     # The command line wins over the environment and the file; --host or --port given
     # there listen on TCP even when the configuration names a socket.
@@ -571,7 +571,7 @@ def _serve(
 
 
 def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:
-    from .serving import gunicorn_options, run
+    from .web.serving import gunicorn_options, run
 
     # The settings the master last read and found good: every worker it starts (at
     # first, on a reload, or in place of one that ended) takes these, never a file
@@ -579,7 +579,7 @@ def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:
     checked = [settings]
 
     def load() -> Any:
-        from .app import create_app
+        from .web.app import create_app
 
         _log_to_stderr(verbose)
         return create_app(settings=checked[0])
@@ -587,7 +587,7 @@ def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:
     def check() -> None:
         """Before a reload (HUP) starts new workers, in the master: the configuration
         read again and checked, and the store opened once, as a worker will."""
-        from .app import create_app
+        from .web.app import create_app
 
         provider = create_app(given).extensions["oaipmh"]
         provider.store.close()

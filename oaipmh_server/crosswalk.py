@@ -12,8 +12,8 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 
-from .config import Settings
-from .records import Field
+from .record_source import Field
+from .settings import Settings
 
 # Never disseminated, whatever the configuration says: staff e-mail addresses and the
 # provenance log (which names the submitter and the staff who approved the item).

@@ -1,7 +1,8 @@
 """Every way a request or a load can fail, as exceptions that carry their data.
 
 OAI-PMH errors (section 3.6 of the specification) are answered inside an HTTP 200 reply;
-`xml.error_document` renders them, nothing else writes `<error>`.
+`protocol.respond` answers them, in `xml.envelope` with `xml.error_elements`; nothing else
+writes `<error>`.
 """
 
 from __future__ import annotations

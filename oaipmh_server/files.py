@@ -30,13 +30,10 @@ import re
 import string
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 from urllib.parse import quote
 
-from .records import File
-
-if TYPE_CHECKING:
-    from .config import Settings
+from .record_source import File
 
 ORIGINAL = "ORIGINAL"
 OPEN = "open"
@@ -207,15 +204,3 @@ class Linker:
     def linked(self, local_id: str, files: Iterable[File]) -> tuple[LinkedFile, ...]:
         """The record's content files (ORIGINAL, in sequence order), each with its link."""
         return tuple(LinkedFile(f, self.url(local_id, f)) for f in content(files))
-
-
-def linker_of(settings: Settings) -> Linker:
-    """The configured links ([files] url, {base} from [repository] base_url)."""
-    return Linker(settings.files_url, schema_root_of(settings))
-
-
-def schema_root_of(settings: Settings) -> str:
-    """What `{base}` stands for: the server's root, from the configured baseURL ("": none)."""
-    from .formats import schema_root  # the one place that cuts a baseURL to its root
-
-    return schema_root(settings.base_url or "")

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .config import Settings
 from .crosswalk import Crosswalk
 from .datestamps import format_datestamp
 from .formats import MetadataFormat
-from .records import Field, Header, SetInfo
+from .record_source import Field, Header, SetInfo
+from .settings import Settings
 from .xml import xml_language
 
 SCHEMA_ORG = "https://schema.org/"

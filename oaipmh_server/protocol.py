@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from . import xml
-from .config import Settings
 from .datestamps import EPOCH
 from .errors import (
     BadResumptionToken,
@@ -24,7 +23,8 @@ from .errors import (
     OAIError,
 )
 from .formats import MetadataFormat, oai_dc, resolve_schema, schema_located
-from .records import Header, Position, RecordSource, Selection, StoredRecord
+from .record_source import Header, Position, RecordSource, Selection, StoredRecord
+from .settings import Settings
 from .tokens import ResumptionState, decode_token, encode_token
 from .verbs import Request, parse_request
 

@@ -18,7 +18,7 @@ from typing import Any
 from itsdangerous import BadData, URLSafeSerializer
 
 from .errors import BadResumptionToken
-from .records import Position
+from .record_source import Position
 
 _SALT = "oaipmh-server resumption token v1"
 

@@ -37,33 +37,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+from . import meanings
+from .crosswalk import Crosswalk
 from .files import ACCESS_RULE
 from .files import has_open_file as files_have_open_file
-from .records import Field, File, SetInfo
-from .vocabularies import ACCESS_RIGHTS
+from .record_source import Field, File
+from .settings import Settings
+from .virtual_set_definitions import FieldNames, VirtualSet
 
 if TYPE_CHECKING:
-    from .config import Settings
-    from .formats.oai_openaire import RecordFields
     from .vocabularies import Term, Vocabularies
 
-# A virtual set is flat (no ":"): one membership, no parent set to be counted in.
-SPEC = re.compile(r"[A-Za-z0-9\-_\.!~\*'\(\)]+", re.ASCII)
-FIELD = re.compile(
-    r"[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_-]*(\.([A-Za-z][A-Za-z0-9_-]*|\*))?", re.ASCII
-)
 # The store's meta key holding what the stored memberships were evaluated with.
 META_KEY = "virtual_sets"
-CONDITIONS = ("field", "access_right", "has_open_file", "all", "any", "not")
-
-
-class BadDefinition(ValueError):
-    """A definition the filter language does not allow; config.py names the setting."""
 
 
 class _Record:
@@ -78,7 +67,7 @@ class _Record:
         self._names: set[str] | None = None
         self._access: str | bool | None = False  # False: not worked out yet
 
-    def has(self, names: _Names) -> bool:
+    def has(self, names: FieldNames) -> bool:
         """Whether the record has a value of one of these fields (as DSpace's
         DSpaceMetadataExistsFilter: any value)."""
         present = self._names
@@ -88,7 +77,7 @@ class _Record:
             return names.pattern in present
         return any(names.matches(name) for name in present)
 
-    def values(self, names: _Names) -> list[str]:
+    def values(self, names: FieldNames) -> list[str]:
         if names.stem is None:
             pattern = names.pattern
             return [f.value for f in self.fields if f.name == pattern]
@@ -99,188 +88,8 @@ class _Record:
             self._access = self.facts.access_right(self.fields, self.files)
         return self._access  # type: ignore[return-value]
 
-
-class Condition(Protocol):
-    def holds(self, record: _Record) -> bool: ...
-
-    def key(self) -> object:
-        """The condition as plain data (the digest of the definitions is taken of it)."""
-        ...
-
-
-@dataclass(frozen=True)
-class _Names:
-    """A field name as `[oai_dc.map]` writes it: exact, or `schema.element.*` for the bare
-    element and every qualifier of it (`stem` is then `schema.element`)."""
-
-    pattern: str
-    stem: str | None
-
-    @classmethod
-    def of(cls, pattern: str) -> _Names:
-        return cls(pattern, pattern[:-2] if pattern.endswith(".*") else None)
-
-    def matches(self, name: str) -> bool:
-        stem = self.stem or self.pattern
-        return name == stem or (name.startswith(stem) and name[len(stem)] == ".")
-
-
-@dataclass(frozen=True)
-class HasField:
-    names: _Names
-    matches: re.Pattern[str] | None = None
-
-    def holds(self, record: _Record) -> bool:
-        if self.matches is None:
-            return record.has(self.names)
-        search = self.matches.search
-        return any(search(v) is not None for v in record.values(self.names))
-
-    def key(self) -> object:
-        if self.matches is None:
-            return ["field", self.names.pattern]
-        return ["field", self.names.pattern, self.matches.pattern, self.matches.flags]
-
-
-@dataclass(frozen=True)
-class AccessRight:
-    labels: frozenset[str]
-
-    def holds(self, record: _Record) -> bool:
-        return record.access_right() in self.labels
-
-    def key(self) -> object:
-        return ["access_right", sorted(self.labels)]
-
-
-@dataclass(frozen=True)
-class HasOpenFile:
-    def holds(self, record: _Record) -> bool:
-        return record.facts.has_open_file(record.files)
-
-    def key(self) -> object:
-        return ["has_open_file"]
-
-
-@dataclass(frozen=True)
-class All:
-    conditions: tuple[Condition, ...]
-
-    def holds(self, record: _Record) -> bool:
-        return all(c.holds(record) for c in self.conditions)
-
-    def key(self) -> object:
-        return ["all", [c.key() for c in self.conditions]]
-
-
-@dataclass(frozen=True)
-class AnyOf:
-    conditions: tuple[Condition, ...]
-
-    def holds(self, record: _Record) -> bool:
-        return any(c.holds(record) for c in self.conditions)
-
-    def key(self) -> object:
-        return ["any", [c.key() for c in self.conditions]]
-
-
-@dataclass(frozen=True)
-class Not:
-    condition: Condition
-
-    def holds(self, record: _Record) -> bool:
-        return not self.condition.holds(record)
-
-    def key(self) -> object:
-        return ["not", self.condition.key()]
-
-
-@dataclass(frozen=True)
-class VirtualSet:
-    """One definition: the set ListSets shows, and the filter that chooses its records."""
-
-    spec: str
-    name: str
-    description: str | None
-    condition: Condition
-
-    @property
-    def info(self) -> SetInfo:
-        return SetInfo(self.spec, self.name, self.description)
-
-    def uses_access_right(self) -> bool:
-        return '"access_right"' in json.dumps(self.condition.key())
-
-
-def parse_definition(spec: str, body: Any) -> VirtualSet:
-    """A definition of `[virtual_sets.define.SPEC]`; BadDefinition saying what is wrong
-    and where (`all[2].matches`)."""
-    if not SPEC.fullmatch(spec) or len(spec) > 255:
-        raise BadDefinition(
-            f"{spec!r} is not a set spec without ':' (letters, digits and -_.!~*'())"
-        )
-    if not isinstance(body, Mapping):
-        raise BadDefinition("expected a table with name and a condition")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise BadDefinition('needs a non-empty "name"')
-    description = body.get("description")
-    if description is not None and not isinstance(description, str):
-        raise BadDefinition('"description" must be a string')
-    condition = {k: v for k, v in body.items() if k not in ("name", "description")}
-    return VirtualSet(spec, name.strip(), description or None, parse_condition(condition, ""))
-
-
-def parse_condition(value: Any, where: str) -> Condition:
-    """One condition at `where` (its path in the definition, for messages)."""
-
-    def fail(message: str, key: str = "") -> BadDefinition:
-        path = ".".join(p for p in (where, key) if p)
-        return BadDefinition(f"{path}: {message}" if path else message)
-
-    if not isinstance(value, Mapping):
-        raise fail(f'expected a condition such as {{ field = "dc.title" }}, got {value!r}')
-    kinds = [k for k in CONDITIONS if k in value]
-    allowed = {kinds[0], "matches"} if kinds[:1] == ["field"] else set(kinds[:1])
-    if len(kinds) != 1 or set(value) - allowed:
-        known = ", ".join(CONDITIONS)
-        raise fail(f"expected exactly one of {known} (and matches with field), got "
-                   f"{', '.join(map(repr, value)) or 'nothing'}")  # fmt: skip
-    kind = kinds[0]
-    inner = value[kind]
-    here = f"{where}.{kind}" if where else kind
-    if kind == "field":
-        if not isinstance(inner, str) or not FIELD.fullmatch(inner):
-            raise fail(f"{inner!r} is not a field name like 'dc.title' or 'dc.relation.*'", kind)
-        pattern = value.get("matches")
-        if pattern is None:
-            return HasField(_Names.of(inner))
-        if not isinstance(pattern, str):
-            raise fail(f"expected a regular expression, got {pattern!r}", "matches")
-        try:
-            return HasField(_Names.of(inner), re.compile(pattern))
-        except re.error as e:
-            raise fail(f"{pattern!r} is not a regular expression: {e}", "matches") from None
-    if kind == "access_right":
-        labels = [inner] if isinstance(inner, str) else inner
-        if (
-            not isinstance(labels, list)
-            or not labels
-            or not all(isinstance(label, str) and label in ACCESS_RIGHTS for label in labels)
-        ):
-            raise fail(f"{inner!r} is not a COAR access right "
-                       f"({', '.join(ACCESS_RIGHTS)}) or a list of them", kind)  # fmt: skip
-        return AccessRight(frozenset(labels))
-    if kind == "has_open_file":
-        if inner is not True:
-            raise fail('only true (for "no open file", { not = … })', kind)
-        return HasOpenFile()
-    if kind == "not":
-        return Not(parse_condition(inner, here))
-    if not isinstance(inner, list) or not inner:
-        raise fail(f"expected a list of one or more conditions, got {inner!r}", kind)
-    parts = tuple(parse_condition(c, f"{here}[{i}]") for i, c in enumerate(inner, start=1))
-    return All(parts) if kind == "all" else AnyOf(parts)
+    def has_open_file(self) -> bool:
+        return self.facts.has_open_file(self.files)
 
 
 def served(settings: Settings) -> tuple[VirtualSet, ...]:
@@ -335,25 +144,20 @@ def stored_specs(state: str | None) -> tuple[str, ...]:
 
 
 class _Facts:
-    """What conditions need beyond the fields: the access right as oai_openaire works it
+    """What conditions need beyond the fields: the access right as meanings.py works it
     out, from the record's files when it has any (files.access_status, so a set and the
     record's datacite:rights never disagree), and whether a file is open."""
 
     def __init__(self, settings: Settings, has_open_file: Callable[[Sequence[Any]], bool]) -> None:
-        from .crosswalk import Crosswalk
-        from .formats import oai_openaire
-
         self.crosswalk = Crosswalk.from_settings(settings)
         # Read through a memory of each value's term: records repeat the same few values.
-        self.vocabularies = cast(
-            "Vocabularies", _Remembered(oai_openaire.vocabularies_of(settings))
-        )
-        self._record_fields: Callable[..., RecordFields] = oai_openaire.RecordFields
-        self._access_right = oai_openaire.access_right
+        self.vocabularies = cast("Vocabularies", _Remembered(meanings.vocabularies_of(settings)))
+        self._record_fields: Callable[..., meanings.RecordFields] = meanings.RecordFields
+        self._access_right = meanings.access_right
         # The fields access_right reads (its access and embargo fields, and dc.date.* and
         # dc.rights.* for an embargo's end): only those are handed to it, as a record of a
         # million is evaluated at every load.
-        names = frozenset((*oai_openaire.ACCESS_FIELDS, *oai_openaire.EMBARGO_FIELDS))
+        names = frozenset((*meanings.ACCESS_FIELDS, *meanings.EMBARGO_FIELDS))
         self._reads: Callable[[str], bool] = lambda name: (
             name in names or name.startswith(("dc.date", "dc.rights"))
         )
@@ -375,7 +179,7 @@ class _Facts:
 
 
 class _Remembered:
-    """The access-right side of Vocabularies (all that oai_openaire.access_right asks of
+    """The access-right side of Vocabularies (all that meanings.access_right asks of
     it), remembering each value's term, up to a bound."""
 
     def __init__(self, vocabularies: Vocabularies) -> None:

@@ -20,7 +20,7 @@ from lxml import etree
 
 from .datestamps import format_datestamp
 from .errors import quoted
-from .records import Header, SetInfo
+from .record_source import Header, SetInfo
 
 OAI_NS = "http://www.openarchives.org/OAI/2.0/"
 OAI_SCHEMA = "http://www.openarchives.org/OAI/2.0/OAI-PMH.xsd"

@@ -19,11 +19,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from oaipmh_server import datestamps
-from oaipmh_server.app import create_app
 from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import load_paths
 from oaipmh_server.store import SqlStore
+from oaipmh_server.web.app import create_app
 
 from . import xsd
 from .postgres import Cluster, find_bindir

@@ -15,7 +15,7 @@ from lxml import etree
 
 from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.dspace_csv import controlled
-from oaipmh_server.records import Field
+from oaipmh_server.record_source import Field
 from oaipmh_server.store import pack_fields, unpack_fields
 from oaipmh_server.xml import xml_language
 

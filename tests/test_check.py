@@ -22,7 +22,7 @@ from oaipmh_server.check.rules import PROFILES, RULES, rules_of
 from oaipmh_server.check.store import check_records, render_json, render_text
 from oaipmh_server.config import load_settings
 from oaipmh_server.ingest import drafts
-from oaipmh_server.records import Field
+from oaipmh_server.record_source import Field
 
 from . import xsd
 from .conftest import SAMPLES, LiveServer, load_into, make_app

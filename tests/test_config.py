@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,11 @@ def test_missing_config_file_is_named() -> None:
 def test_environment_errors_name_the_variable() -> None:
     with pytest.raises(ConfigError, match="OAIPMH_BASE_URL"):
         load_settings(environ={"OAIPMH_BASE_URL": "not a url"})
+
+
+def test_the_operators_copy_is_the_built_in_configuration() -> None:
+    """config/oaipmh.toml, which operators read and copy, is byte for byte the file the
+    server takes its defaults from (oaipmh_server/defaults/oaipmh.toml): edit the one in
+    the package and copy it over."""
+    built_in = resources.files("oaipmh_server.defaults").joinpath("oaipmh.toml").read_bytes()
+    assert (ROOT / "config" / "oaipmh.toml").read_bytes() == built_in

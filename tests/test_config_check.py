@@ -13,7 +13,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from oaipmh_server.cli import main
-from oaipmh_server.config import Settings, masked_url
+from oaipmh_server.config import masked_url
+from oaipmh_server.settings import Settings
 
 SECRETS = ("token-s3cret-" + "t" * 32, "db-pa55word", "previous-s3cret", "url-pa55")
 

@@ -613,7 +613,7 @@ def test_containerfile_copies_what_the_install_needs() -> None:
     assert "deploy/entrypoint.sh" in copied
     assert os.access(DEPLOY / "entrypoint.sh", os.X_OK)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
-    folders = project["tool"]["setuptools"]["package-dir"]
+    folders = project["tool"]["setuptools"].get("package-dir", {})
     for package in project["tool"]["setuptools"]["packages"]:
         folder = folders.get(package, package.replace(".", "/"))
         assert any(folder == c or folder.startswith(c + "/") for c in copied), package

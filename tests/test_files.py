@@ -28,7 +28,7 @@ from oaipmh_server.files import Linker, access_of, access_status, has_open_file
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import delete_records
 from oaipmh_server.ingest.mime import mime_type
-from oaipmh_server.records import File
+from oaipmh_server.record_source import File
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import FileRow
 
@@ -141,7 +141,7 @@ def test_a_record_without_files_keeps_its_content_hash(tmp_path: Path) -> None:
     """Stores loaded before files were kept hold hashes of the fields alone: a record
     without files must hash as it did, or every reload would date every record anew."""
     from oaipmh_server.ingest.drafts import fields_digest
-    from oaipmh_server.records import Field
+    from oaipmh_server.record_source import Field
 
     fields = [Field("dc.title", "A"), Field("dc.date.accessioned", "2015-07-21T02:23:32Z")]
     ordered = sorted(fields, key=lambda f: f.name)

@@ -18,10 +18,10 @@ import requests
 from flask.testing import FlaskClient
 from werkzeug.test import EnvironBuilder
 
-from oaipmh_server.app import MAX_BODY, MAX_QUERY_STRING
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
-from oaipmh_server.serving import SMALL_ANSWER, SendBudget
+from oaipmh_server.web.provider import MAX_BODY, MAX_QUERY_STRING
+from oaipmh_server.web.serving import SMALL_ANSWER, SendBudget
 
 from .conftest import Databases, LiveServer, free_port, make_app
 from .oai import NS, error_codes, request_attributes, tree
@@ -352,7 +352,7 @@ def test_live_serve_answers_through_the_send_budget(databases: Databases, tmp_pa
     url = databases.samples("sqlite", Request())  # type: ignore[arg-type]
     port = free_port()
     code = (
-        "import sys; from oaipmh_server import serving, cli\n"
+        "import sys; from oaipmh_server import cli\nfrom oaipmh_server.web import serving\n"
         "serving.SEND_BUDGET = 1\n"
         f"sys.argv = ['oaipmh-server', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
         "cli.main()\n"

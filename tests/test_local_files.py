@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from oaipmh_server.cli import main
 from oaipmh_server.errors import ConfigError
-from oaipmh_server.flow import Places
 from oaipmh_server.store import SqlStore
+from oaipmh_server.web.admission import HarvestLimit
 
 from .conftest import free_port, make_app, sqlite_url
 
@@ -82,7 +82,7 @@ def test_lock_files_in_the_old_tmp_folder_turn_no_harvest_away(
     attacker = held_places(Path(tempfile.gettempdir()) / f"oaipmh-server-places-{key}", 4)
     try:
         app = make_app(database_url, max_concurrent_lists=4)
-        places: Places = app.extensions["oaipmh"].places
+        places: HarvestLimit = app.extensions["oaipmh"].harvest_limit
         response = app.test_client().get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
         assert response.status_code == 200
         if database_url.startswith("sqlite"):  # beside the database file
@@ -102,7 +102,7 @@ def test_configured_places_folder_is_created_private(tmp_path: Path, usual_umask
     folder = tmp_path / "places"
     app = make_app(sqlite_url(tmp_path / "oai.sqlite3"), max_concurrent_lists=2,
                    places_folder=str(folder))  # fmt: skip
-    assert app.extensions["oaipmh"].places.folder == folder
+    assert app.extensions["oaipmh"].harvest_limit.folder == folder
     assert mode(folder) == 0o700
 
 
@@ -157,9 +157,9 @@ def test_places_of_a_database_server_go_to_a_folder_of_the_users_own(
     service = tmp_path / "service"  # systemd's RuntimeDirectory=, 0755 by default
     service.mkdir(mode=0o755)
     environ = {"RUNTIME_DIRECTORY": str(service), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
-    places = Places.for_database(2, url, environ=environ)
+    places = HarvestLimit.for_database(2, url, environ=environ)
     assert places.folder.parent == service
     assert mode(places.folder) == 0o700
-    places = Places.for_database(2, url, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    places = HarvestLimit.for_database(2, url, environ={"XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert places.folder.parent == tmp_path / "cache" / "oaipmh-server"
     assert mode(places.folder.parent) == mode(places.folder) == 0o700

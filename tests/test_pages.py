@@ -18,12 +18,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from lxml import etree, html
 
-from oaipmh_server import landing, pages
+from oaipmh_server import landing
 from oaipmh_server.config import load_settings
 from oaipmh_server.crosswalk import PRIVATE_FIELDS
 from oaipmh_server.datestamps import format_datestamp
 from oaipmh_server.formats import build_formats
-from oaipmh_server.records import Field, Header
+from oaipmh_server.record_source import Field, Header
+from oaipmh_server.web import pages
 from oaipmh_server.xml import xml_language
 
 from .conftest import LOADED, load_into, make_app

@@ -19,8 +19,8 @@ from flask.testing import FlaskClient
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
-from oaipmh_server.flow import Places
 from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME, is_example_domain
+from oaipmh_server.web.admission import HarvestLimit
 
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers
@@ -32,7 +32,7 @@ def test_new_harvests_wait_when_every_place_is_taken(database_url: str) -> None:
     app = make_app(database_url, max_concurrent_lists=4, retry_after=7, page_size=5)
     client = app.test_client()
     value = token(tree(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc"))).text
-    places: Places = app.extensions["oaipmh"].places
+    places: HarvestLimit = app.extensions["oaipmh"].harvest_limit
     assert places.reserved == 1
     with places.take(resuming=False) as a, places.take(False) as b, places.take(False) as c:
         assert a and b and c  # three places for new harvests, all taken now
@@ -68,7 +68,7 @@ def test_live_server_turns_new_harvests_away_while_its_places_are_taken(
     config.write_text("[server]\nmax_concurrent_lists = 4\nretry_after = 3\n")
     monkeypatch.setenv("OAIPMH_CONFIG", str(config))
     server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="5")
-    places: Places = make_app(database_url).extensions["oaipmh"].places
+    places: HarvestLimit = make_app(database_url).extensions["oaipmh"].harvest_limit
     assert (places.count, places.reserved) == (4, 1)
 
     def get(**params: str) -> requests.Response:
@@ -271,7 +271,7 @@ def test_every_page_that_runs_a_list_takes_a_place(database_url: str) -> None:
     client = app.test_client()
     first = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")
     value = token(tree(first)).text
-    places: Places = app.extensions["oaipmh"].places
+    places: HarvestLimit = app.extensions["oaipmh"].harvest_limit
     lists = "verb=ListRecords&metadataPrefix=dim"
 
     def view(query: str) -> tuple[int, str | None]:

@@ -21,7 +21,7 @@ from flask import Flask
 
 from oaipmh_server import cli
 from oaipmh_server.cli import main
-from oaipmh_server.serving import REQUEST_HEAD_SECONDS
+from oaipmh_server.web.serving import REQUEST_HEAD_SECONDS
 
 from .conftest import LiveServer, sqlite_url
 from .postgres import Cluster
@@ -153,7 +153,7 @@ COOPERATION = """
 import sys
 import psycopg  # imported before gevent patches, as serve's checks import it
 
-from oaipmh_server.serving import Worker
+from oaipmh_server.web.serving import Worker
 
 worker = Worker.__new__(Worker)  # only what patch() reads: no listening sockets
 worker.sockets = []

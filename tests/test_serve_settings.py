@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from oaipmh_server import serving
 from oaipmh_server.cli import main
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.web import serving
 
 from .conftest import SAMPLES, free_port, load_into, sqlite_url
 from .served import Served, UnixHTTPConnection
@@ -31,7 +31,7 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The gunicorn options `serve` would run with, instead of running gunicorn. The
     metrics are imported first, as in one process: imported while `serve` has set
     PROMETHEUS_MULTIPROC_DIR, they would keep writing in the folder it then removes."""
-    import oaipmh_server.metrics  # noqa: F401
+    import oaipmh_server.web.metrics  # noqa: F401
 
     runs: list[dict[str, Any]] = []
     monkeypatch.setattr(serving, "run", lambda options, load, check: runs.append(options))

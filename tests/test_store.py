@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, event, insert, select
 from sqlalchemy.engine import Engine
 
-from oaipmh_server.records import Selection
+from oaipmh_server.record_source import Selection
 from oaipmh_server.store import SQLITE_PAGE_SIZE, SqlStore, _page_query, _shape
 from oaipmh_server.store.schema import Base, MembershipRow, RecordRow
 

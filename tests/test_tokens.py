@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from oaipmh_server.errors import BadResumptionToken
-from oaipmh_server.records import Position
+from oaipmh_server.record_source import Position
 from oaipmh_server.tokens import ResumptionState, decode_token, encode_token
 
 STATE = ResumptionState(

@@ -18,7 +18,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError, LoadFailed
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import refresh_sets
-from oaipmh_server.records import Field, File
+from oaipmh_server.record_source import Field, File
 from oaipmh_server.store import SqlStore
 from oaipmh_server.virtual_sets import VirtualSets
 

@@ -22,7 +22,7 @@ from urllib.parse import urlencode
 from lxml import etree
 
 from ..placeholders import placeholder_identity
-from .catalogue import NOT_CHECKED, OAI, Catalogue, Fetch
+from .catalogue import ENVELOPE_IMPORTS, NOT_CHECKED, OAI, Catalogue, Fetch
 
 NS = {"oai": OAI, "id": "http://www.openarchives.org/OAI/2.0/oai-identifier"}
 Status = Literal["pass", "fail", "not checked"]
@@ -97,8 +97,6 @@ class _Run:
 
     @staticmethod
     def catalogue_namespaces() -> tuple[str, ...]:
-        from .catalogue import ENVELOPE_IMPORTS
-
         return tuple(ENVELOPE_IMPORTS)
 
 

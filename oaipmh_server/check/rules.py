@@ -22,7 +22,8 @@ from typing import Literal
 
 from ..crosswalk import Crosswalk
 from ..files import LinkedFile, is_open
-from ..formats.oai_openaire import (
+from ..formats.oai_openaire import resource_identifier
+from ..meanings import (
     ACCESS_FIELDS,
     VERSION_FIELDS,
     RecordFields,
@@ -30,10 +31,9 @@ from ..formats.oai_openaire import (
     embargo_end,
     files_status,
     publication_type,
-    resource_identifier,
     w3cdtf,
 )
-from ..records import UNREACHABLE_ID, Field, File, leads_elsewhere
+from ..record_source import UNREACHABLE_ID, Field, File, leads_elsewhere
 from ..vocabularies import Vocabularies, iso639_3
 
 Severity = Literal["mandatory", "recommended"]

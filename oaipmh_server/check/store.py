@@ -14,11 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO
 
-from ..config import Settings
 from ..crosswalk import Crosswalk
-from ..files import linker_of
-from ..formats.oai_openaire import vocabularies_of
-from ..records import Field, File
+from ..links import linker_of
+from ..meanings import vocabularies_of
+from ..record_source import Field, File
+from ..settings import Settings
 from .rules import RecordView, Rule, rules_of
 
 # A record to check: (local id, fields) or (local id, fields, files).

@@ -26,11 +26,12 @@ from dataclasses import dataclass, replace
 
 from lxml import etree
 
-from ..config import Settings
 from ..crosswalk import Crosswalk
 from ..errors import ConfigError
-from ..files import LinkedFile, Linker, linker_of
-from ..records import Field, File
+from ..files import LinkedFile, Linker
+from ..links import linker_of, schema_root
+from ..record_source import Field, File
+from ..settings import Settings
 from ..xml import XML_LANG, clean_text, xml_language
 
 Render = Callable[[Sequence[Field], Sequence[LinkedFile]], bytes]
@@ -132,21 +133,6 @@ def served_schema(settings: Settings, name: str) -> str:
     the request's URL (`resolve_schema`), and in a record it resolves against the
     document's own URL."""
     return f"{schema_root(settings.base_url or '')}/schemas/{name}"
-
-
-def schema_root(base_url: str) -> str:
-    """The server's root URL: the baseURL up to its `/oai` path segment (the OAI endpoint is
-    `/oai`, or `/oai/…`), or the baseURL's parent; "" for no baseURL."""
-    scheme, _, rest = base_url.partition("://")
-    if not rest:
-        return ""
-    host, slash, path = rest.partition("/")
-    segments = path.split("/") if slash else []
-    if "oai" in segments:
-        segments = segments[: len(segments) - 1 - segments[::-1].index("oai")]
-    else:
-        segments = segments[:-1]
-    return f"{scheme}://{'/'.join([host, *segments])}"
 
 
 def resolve_schema(schema: str, base_url: str) -> str:

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 from lxml import etree
 
-from ..config import Settings
 from ..crosswalk import Crosswalk
-from ..records import Field
+from ..record_source import Field
+from ..settings import Settings
 from ..xml import SCHEMA_LOCATION, XSI_NS
 from . import MetadataFormat, crosswalked, served_schema
 

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 
 from lxml import etree
 
-from ..config import DC_ELEMENTS, Settings
 from ..crosswalk import Crosswalk
 from ..files import LinkedFile
-from ..records import Field
+from ..record_source import Field
+from ..settings import DC_ELEMENTS, Settings
 from ..xml import SCHEMA_LOCATION, XML_LANG, XSI_NS, clean_text, xml_language
 from . import MetadataFormat, crosswalked
 

@@ -25,29 +25,30 @@ An embargo's end is shown as `datacite:date dateType="Available"`.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 from urllib.parse import unquote
 
 from lxml import etree
 
-from ..config import Settings
 from ..crosswalk import Crosswalk
-from ..files import (
-    ACCESS_RULE,
-    OPEN_ACCESS,
-    AccessStatus,
-    LinkedFile,
-    access_status,
-    content,
-    is_open,
-    schema_root_of,
+from ..files import ACCESS_RULE, OPEN_ACCESS, AccessStatus, LinkedFile, is_open
+from ..links import schema_root_of
+from ..meanings import (
+    VERSION_FIELDS,
+    RecordFields,
+    access_right,
+    embargo_end,
+    files_status,
+    publication_type,
+    vocabularies_of,
+    w3cdtf,
 )
-from ..records import Field, File
+from ..record_source import Field, File
+from ..settings import Settings
 from ..vocabularies import (
     ACCESS_RIGHT_URI,
     ACCESS_RIGHTS,
-    Term,
     Vocabularies,
     iso639_3,
     resource_type_general,
@@ -69,7 +70,6 @@ _NSMAP = {
     "xsi": XSI_NS,
 }
 ORCID = re.compile(r"(?:https?://orcid\.org/)?(\d{4}-\d{4}-\d{4}-\d{3}[\dX])", re.IGNORECASE)
-DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
 # info:eu-repo/grantAgreement/Funder/FundingProgram/ProjectID/[Jurisdiction]/[Title]/[Acronym]
 GRANT = re.compile(
     r"info:eu-repo/grantAgreement/([^/]+)/([^/]*)/([^/]+)(?:/([^/]*))?(?:/([^/]*))?(?:/([^/]*))?"
@@ -154,12 +154,6 @@ CITATION = {
     "citationConferencePlace": ("oaire.citation.conferencePlace",),
     "citationConferenceDate": ("oaire.citation.conferenceDate",),
 }  # fmt: skip
-ACCESS_FIELDS = ("dcterms.accessRights", "dc.rights.accessrights", "dc.rights.access",
-                 "dc.rights")  # fmt: skip
-EMBARGO_FIELDS = ("dc.date.embargo", "dc.embargo.lift", "dc.embargo.terms",
-                  "dc.date.embargoend", "dc.description.embargo")  # fmt: skip
-EMBARGO_END = re.compile(r"info:eu-repo/date/embargoEnd/(\d{4}-\d{2}-\d{2})")
-VERSION_FIELDS = ("oaire.version", "dc.type.version", "dc.description.version")
 LICENSE_FIELDS = ("dc.rights.uri", "dcterms.license", "dc.rights.license", "dc.rights")
 
 
@@ -184,51 +178,6 @@ def file_links(files: Sequence[LinkedFile]) -> list[FileLink]:
         for linked in files
         if linked.url is not None and is_open(linked.file)
     ]
-
-
-class RecordFields:
-    """A record's public fields, in stored order, grouped by name: the property functions
-    (and `check`'s rules, a million records in a row) ask by name many times a record."""
-
-    def __init__(self, fields: Iterable[Field], crosswalk: Crosswalk) -> None:
-        self.fields = [f for f in fields if crosswalk.is_public(f.name) and f.value.strip()]
-        self.by_name: dict[str, list[Field]] = {}
-        for f in self.fields:
-            self.by_name.setdefault(f.name, []).append(f)
-
-    def values(self, *names: str) -> list[Field]:
-        """The values of these fields, field by field in the order named."""
-        if len(names) == 1:
-            return self.by_name.get(names[0], [])
-        return [f for name in names for f in self.by_name.get(name, ())]
-
-    def matching(self, predicate: Callable[[str], bool]) -> list[Field]:
-        """The values of every field whose name passes, in stored order. (Which of a
-        record's names a predicate of the name alone passes is remembered: records come
-        with the same few sets of names, by the million in a check.)"""
-        if getattr(predicate, "__closure__", True) is None:
-            key = (getattr(predicate, "__code__", None), tuple(self.by_name))
-            names = _MATCHING.get(key)
-            if names is None:
-                names = [name for name in self.by_name if predicate(name)]
-                if len(_MATCHING) < 10_000:
-                    _MATCHING[key] = names
-        else:
-            names = [name for name in self.by_name if predicate(name)]
-        if len(names) <= 1:
-            return self.by_name[names[0]] if names else []
-        wanted = set(names)
-        return [f for f in self.fields if f.name in wanted]
-
-    def first(self, *names: str) -> Field | None:
-        for name in names:
-            found = self.by_name.get(name)
-            if found:
-                return found[0]
-        return None
-
-
-_MATCHING: dict[tuple[object, tuple[str, ...]], list[str]] = {}
 
 
 def render(
@@ -475,25 +424,6 @@ def _related_identifiers(root: etree._Element, record: RecordFields) -> None:
                  relatedIdentifierType=kind, relationType=relation)  # fmt: skip
 
 
-def w3cdtf(value: str) -> str | None:
-    """A date as the guidelines want it (YYYY, YYYY-MM or YYYY-MM-DD), or None."""
-    match = DATE.match(value.strip())
-    return match.group(0) if match else None
-
-
-def embargo_end(record: RecordFields) -> str | None:
-    """The end of an embargo: a date in an embargo field, or the info:eu-repo form."""
-    for f in record.values(*EMBARGO_FIELDS):
-        date = w3cdtf(f.value)
-        if date is not None:
-            return date
-    for f in record.matching(lambda name: name.startswith(("dc.date", "dc.rights"))):
-        match = EMBARGO_END.fullmatch(f.value.strip())
-        if match:
-            return match.group(1)
-    return None
-
-
 def _dates(root: etree._Element, record: RecordFields, status: AccessStatus | None) -> None:
     """Publication Date (M): dc.date.issued as `Issued`. Embargo Period Date (MA): under an
     embargo, `Accepted` is its start (the item's accession) and `Available` its end (its
@@ -523,20 +453,6 @@ def _languages(record: RecordFields) -> list[Field]:
     return record.matching(lambda name: name == "dc.language" or name.startswith("dc.language."))
 
 
-def publication_type(record: RecordFields, vocabularies: Vocabularies) -> Term | None:
-    """Resource Type (M): the first dc.type value that maps to a COAR resource type."""
-    types = record.matching(
-        lambda name: (
-            name == "dc.type" or (name.startswith("dc.type.") and name != "dc.type.version")
-        )
-    )
-    for f in types:
-        term = vocabularies.resource_type(f.value)
-        if term is not None:
-            return term
-    return None
-
-
 def _is_description(name: str) -> bool:
     """Description (MA): dc.description and its qualifiers, but for internal flags and
     values other properties carry (version, embargo, edition)."""
@@ -556,35 +472,6 @@ def resource_identifier(record: RecordFields) -> tuple[str, str] | None:
     if doi is not None:
         return doi.value.strip(), "DOI"
     return None
-
-
-def files_status(files: Sequence[File]) -> AccessStatus | None:
-    """The access status of a record's content files (files.access_status), or None for a
-    record without any: its metadata then says."""
-    return access_status(files) if content(files) else None
-
-
-def access_right(
-    record: RecordFields,
-    vocabularies: Vocabularies,
-    files: Sequence[File] = (),
-    status: AccessStatus | None = None,
-) -> Term | None:
-    """Access Rights (M): with content files, their access status (`status`, if worked out
-    already); without, the first access field (or dc.rights value) that maps, else
-    embargoed access if an embargo end is given, else the configured default."""
-    if status is None:
-        status = files_status(files)
-    if status is not None:
-        return vocabularies.access_right(status.label)
-    for f in record.values(*ACCESS_FIELDS):
-        term = vocabularies.access_right(f.value)
-        if term is not None:
-            return term
-    if embargo_end(record) is not None:
-        return vocabularies.access_right("embargoed access")
-    default = vocabularies.default_access_right
-    return vocabularies.access_right(default) if default else None
 
 
 def _subjects(root: etree._Element, record: RecordFields) -> None:
@@ -630,17 +517,6 @@ def _version(root: etree._Element, record: RecordFields, vocabularies: Vocabular
         _add(root, NAMESPACE, "version", term.label, uri=term.uri)
     else:
         _add(root, NAMESPACE, "version", f.value)
-
-
-def vocabularies_of(settings: Settings) -> Vocabularies:
-    return Vocabularies.from_tables(
-        [
-            ("resource_types", settings.openaire_resource_types),
-            ("access_rights", settings.openaire_access_rights),
-            ("versions", settings.openaire_versions),
-        ],
-        settings.openaire_default_access_right,
-    )
 
 
 def has_title(name: str) -> bool:

@@ -1,6 +1,8 @@
-"""Prometheus metrics (prometheus_client). Under gunicorn the CLI sets
-PROMETHEUS_MULTIPROC_DIR before anything is imported, so every worker's counts add up in
-/metrics, whichever worker answers it."""
+"""The counts /metrics shows (Prometheus, by prometheus_client).
+
+Under gunicorn the CLI sets PROMETHEUS_MULTIPROC_DIR before anything is imported, so every
+worker's counts add up in /metrics, whichever worker answers it.
+"""
 
 from __future__ import annotations
 

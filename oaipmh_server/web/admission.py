@@ -1,5 +1,5 @@
-"""Flow control: a bounded number of list requests at once on one host, with places kept
-for harvests already under way.
+"""Admission of harvests: a bounded number of list requests at once on one host, with
+places kept for harvests already under way.
 
 Places are lock files in one folder, taken with non-blocking `flock`, so every worker
 process of every server on the host shares them, and a place is freed by the kernel even
@@ -23,13 +23,16 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 # The file of an SQLite URL (sqlite:///relative or sqlite:////absolute, any driver).
 _SQLITE_FILE = re.compile(r"sqlite(\+\w+)?:///(?!file:)([^?]+)")
 
 
-class Places:
+class HarvestLimit:
+    """The list requests served at once on this host: a number of places, a quarter of them
+    (at least one, from two on) kept for harvests already under way."""
+
     def __init__(self, count: int, folder: Path) -> None:
         self.count = count
         self.reserved = max(1, count // 4) if count >= 2 else 0
@@ -43,7 +46,7 @@ class Places:
         database_url: str,
         folder: str | None = None,
         environ: Mapping[str, str] | None = None,
-    ) -> Places:
+    ) -> HarvestLimit:
         """The places of every server of one repository on this host: in `folder` when
         one is configured, else beside an SQLite database file, else in a folder of the
         server user's own (systemd's RuntimeDirectory, $XDG_RUNTIME_DIR, ~/.cache)."""

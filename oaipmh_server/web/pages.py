@@ -5,8 +5,8 @@ module, so it imports Flask).
 `/sets/<spec>` a set and its records, `/oai/view?…` any OAI-PMH request made readable,
 `/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt`. They read through
 the same store and formats as the verbs, and render with autoescaped Jinja2 templates
-(oaipmh_server/templates/, after an operator's [pages] template_folder): no JavaScript,
-one stylesheet (oaipmh_server/static/). [pages] enabled = false turns them all off.
+(oaipmh_server/web/templates/, after an operator's [pages] template_folder): no JavaScript,
+one stylesheet (oaipmh_server/web/static/). [pages] enabled = false turns them all off.
 `/oai` itself is untouched: it answers XML to every client, whatever its Accept header.
 """
 
@@ -31,18 +31,19 @@ from jinja2 import ChoiceLoader, FileSystemLoader
 from lxml import etree
 from markupsafe import Markup
 
-from . import datestamps, landing
-from .app import MAX_QUERY_STRING, Provider
-from .config import Settings
-from .crosswalk import Crosswalk
-from .errors import StoreUnavailable
-from .files import is_open, linker_of
-from .protocol import SAMPLE_LOCAL_ID, Context, respond
-from .records import Header, Position, Selection, SetInfo
-from .store import StoreStats
-from .verbs import SET_SPEC
+from .. import datestamps, landing
+from ..crosswalk import Crosswalk
+from ..errors import StoreUnavailable
+from ..files import is_open
+from ..links import linker_of
+from ..protocol import SAMPLE_LOCAL_ID, Context, respond
+from ..record_source import Header, Position, Selection, SetInfo
+from ..settings import Settings
+from ..store import StoreStats
+from ..verbs import SET_SPEC
+from ..xml import xml_language
+from .provider import MAX_QUERY_STRING, Provider
 from .views import list_place, place
-from .xml import xml_language
 
 blueprint = Blueprint("pages", __name__)
 

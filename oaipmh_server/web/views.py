@@ -1,4 +1,4 @@
-"""The web edge: /oai over GET and POST. Only this module (with app and cli) knows Flask.
+"""The OAI-PMH endpoint over HTTP: /oai over GET and POST, handed to the protocol core.
 
 The view hands the core the request's (name, value) pairs and the base URL, and sends back
 what the core answers, always as HTTP 200 text/xml: OAI-PMH errors are documents, not HTTP
@@ -31,10 +31,11 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 
-from . import datestamps, metrics
-from .app import MAX_BODY, MAX_QUERY_STRING, Provider
-from .errors import StoreUnavailable
-from .protocol import COMPRESSIONS, Context, Reply, respond
+from .. import datestamps
+from ..errors import StoreUnavailable
+from ..protocol import COMPRESSIONS, Context, Reply, respond
+from . import metrics
+from .provider import MAX_BODY, MAX_QUERY_STRING, Provider
 
 blueprint = Blueprint("oai", __name__)
 log = logging.getLogger(__name__)
@@ -86,13 +87,13 @@ def list_place(pairs: list[tuple[str, str]]) -> AbstractContextManager[bool]:
 
 @contextmanager
 def place(resuming: bool) -> Iterator[bool]:
-    """A flow-control place (flow.Places), counted as throttled when none is free;
+    """A flow-control place (admission.HarvestLimit), counted as throttled when none is free;
     always True when the server has no limit."""
     provider: Provider = current_app.extensions["oaipmh"]
-    if provider.places is None:
+    if provider.harvest_limit is None:
         yield True
         return
-    with provider.places.take(resuming) as admitted:
+    with provider.harvest_limit.take(resuming) as admitted:
         if not admitted:
             metrics.THROTTLED.labels("busy").inc()
         yield admitted

@@ -5,38 +5,23 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import Settings, load_settings
-from .errors import StoreUnavailable
-from .flow import Places
-from .formats import MetadataFormat, build_formats
-from .store import SqlStore
+from ..config import load_settings
+from ..errors import StoreUnavailable
+from ..formats import build_formats
+from ..settings import Settings
+from ..store import SqlStore
+from ..virtual_sets import META_KEY, stale_warning
+from . import pages, views
+from .admission import HarvestLimit
+from .provider import MAX_BODY, Provider
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-
-
-@dataclass(frozen=True)
-class Provider:
-    """What the views need, kept on the app (`app.extensions["oaipmh"]`)."""
-
-    settings: Settings
-    store: SqlStore
-    formats: dict[str, MetadataFormat]
-    places: Places | None  # flow control; None when unlimited
-
-
-# Far above any honest OAI-PMH request (the longest is a resumptionToken of a few hundred
-# characters) and far below what could hurt: larger requests get 413 or 414. The query
-# string's limit leaves room in gunicorn's largest request line (serving.py, 8,190 bytes)
-# for the method, the path and the HTTP version, so the app, not gunicorn, answers it.
-MAX_QUERY_STRING = 8000
-MAX_BODY = 64 * 1024
 
 
 def create_app(
@@ -46,9 +31,9 @@ def create_app(
     (`serve`'s workers take the ones their master checked: see cli._run_gunicorn)."""
     if settings is None:
         settings = load_settings(overrides)
-    places = None  # first: a folder it refuses stops the app before the store is open
+    harvest_limit = None  # first: a folder it refuses stops the app before the store is open
     if settings.max_concurrent_lists:
-        places = Places.for_database(
+        harvest_limit = HarvestLimit.for_database(
             settings.max_concurrent_lists, settings.database_url, settings.places_folder
         )
     store = SqlStore(
@@ -66,14 +51,12 @@ def create_app(
         MAX_FORM_MEMORY_SIZE=MAX_BODY,
         MAX_FORM_PARTS=100,
     )
-    app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), places)
+    app.extensions["oaipmh"] = Provider(settings, store, build_formats(settings), harvest_limit)
 
     if settings.trusted_proxies or settings.socket:
         app.wsgi_app = _ForwardedFrom(  # type: ignore[method-assign]
             app.wsgi_app, settings.trusted_proxies, unix=settings.socket is not None
         )
-
-    from . import pages, views
 
     app.register_blueprint(views.blueprint)
     app.register_blueprint(pages.blueprint)
@@ -83,7 +66,6 @@ def create_app(
 def _warn_of_stale_virtual_sets(settings: Settings, store: SqlStore) -> None:
     """Definitions of virtual sets changed without a load since: the server goes on serving
     the stored memberships, which the records' datestamps account for, and says so."""
-    from .virtual_sets import META_KEY, stale_warning
 
     try:
         warning = stale_warning(settings, store.get_meta(META_KEY))

@@ -1,1 +1,0 @@
-"""The built-in configuration, installed as package data of oaipmh_server.defaults."""
