@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -134,47 +134,47 @@ def _keep_figures(tx: LoadTransaction) -> None:
     tx.set_meta(LAST_WRITE_KEY, datetime.now(UTC).isoformat())
 
 
-@dataclass(frozen=True)
-class Existing:
-    """What a load needs to know of a record already stored."""
-
-    content_hash: str
-    datestamp: datetime
-    deleted: bool
-    set_specs: tuple[str, ...]
-
-
-class StoredState(NamedTuple):
-    """A stored record as the re-evaluation of virtual sets reads it."""
+@dataclass(frozen=True, slots=True)
+class RecordState:
+    """A stored record's place in the protocol: what its header says (id, datestamp,
+    deleted or not, sets). The load's value types below are this with what each adds."""
 
     local_id: str
     datestamp: datetime
     deleted: bool
     set_specs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Existing(RecordState):
+    """What a load needs to know of a record already stored."""
+
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState(RecordState):
+    """A stored record as the re-evaluation of virtual sets reads it."""
+
     accessioned: datetime | None
     fields: bytes  # packed (see unpack_fields)
 
 
-class Restamp(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Restamp(RecordState):
     """A record whose set specs change, with what changes with them (LoadTransaction.
-    restamp): the tree of sets changed above it, or it entered or left a virtual set."""
+    restamp): the tree of sets changed above it, or it entered or left a virtual set.
+    Its `deleted` stays as stored."""
 
-    local_id: str
-    datestamp: datetime
-    set_specs: tuple[str, ...]
     content_hash: str
     header: bytes
     header_version: str
 
 
-@dataclass(frozen=True)
-class RecordWrite:
+@dataclass(frozen=True, slots=True)
+class RecordWrite(RecordState):
     """One record to insert or replace, with its renderings per format."""
 
-    local_id: str
-    datestamp: datetime
-    deleted: bool
-    set_specs: tuple[str, ...]
     fields: bytes  # see pack_fields
     content_hash: str
     accessioned: datetime | None
@@ -209,7 +209,7 @@ class LoadTransaction:
                 RecordRow.set_specs,
             ).where(RecordRow.local_id.in_(ids[start : start + 500]))
             for lid, content_hash, datestamp, deleted, specs in self.conn.execute(query):
-                found[lid] = Existing(content_hash, datestamp, deleted, tuple(specs.split()))
+                found[lid] = Existing(lid, datestamp, deleted, tuple(specs.split()), content_hash)
         return found
 
     def stored_fields(self, local_ids: Sequence[str]) -> dict[str, tuple[Field, ...]]:
