@@ -24,6 +24,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import StoreUnavailable
 from . import writes
+from .failures import cannot_open
 
 # The page size of a new SQLite store (an existing one keeps its own). A record's row and
 # its fragment take a few kB each: on 16 KiB pages they rarely spill onto overflow pages,
@@ -80,8 +81,6 @@ def _create_engine(url: str, password: str | None = None) -> Engine:
             return engine
         return create_engine(url, pool_pre_ping=True)
     except (SQLAlchemyError, ImportError, ValueError) as e:
-        from .failures import cannot_open
-
         raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 

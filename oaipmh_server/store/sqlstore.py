@@ -12,6 +12,7 @@ Its reads, queries, meta keys and load are the modules beside this one.
 from __future__ import annotations
 
 from .engine import _create_engine, _unavailable
+from .failures import opening  # what could not be opened, and why
 from .queries import PageQueries
 from .reads import ProtocolReads, _DriverStatement, _Shape
 from .revisions import Migration, Schema, migrate, read_schema
@@ -27,8 +28,6 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
         self.url = url
         self.engine = _create_engine(url, password)
         self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
-        from .failures import opening  # what could not be opened, and why
-
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
             self.migration: Migration = migrate(self.engine)
