@@ -23,16 +23,16 @@ from .schema import (
 )
 
 # Read as the driver gives it (see unpack_fields): older stores hold text there.
-_FIELDS: Any = type_coerce(RecordRow.fields, NullType())
+FIELDS: Any = type_coerce(RecordRow.fields, NullType())
 
 
 # The files table's columns in records.File's order, after the record's id.
-_FILE_COLUMNS = ("local_id", "name", "bundle", "size", "md5", "mime", "sequence",
-                 "description", "is_primary", "access", "permissions", "uuid")  # fmt: skip
-_FILE_SELECT = tuple(getattr(FileRow, c) for c in _FILE_COLUMNS)
+FILE_COLUMNS = ("local_id", "name", "bundle", "size", "md5", "mime", "sequence",
+                "description", "is_primary", "access", "permissions", "uuid")  # fmt: skip
+_FILE_SELECT = tuple(getattr(FileRow, c) for c in FILE_COLUMNS)
 
 
-def _files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
+def files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
     """The files of these records, each record's in sequence order (records without files
     are not in the answer): one query per 500 ids, on the primary key."""
     found: dict[str, list[File]] = {}
@@ -49,16 +49,18 @@ def _files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[Fil
     return {lid: tuple(files) for lid, files in found.items()}
 
 
-def _fragment_join(local_id: Any, prefix: Any) -> Any:
+def fragment_join(local_id: Any, prefix: Any) -> Any:
+    """The join of a record to its stored rendering in one format (`prefix`)."""
     return (FragmentRow.local_id == local_id) & (FragmentRow.prefix == prefix)
 
 
-def _datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:
+def datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:
     """A datetime as the column type binds it on this database (SQLite: its text), for
     statements run through the driver."""
     process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
     return process or (lambda value: value)
 
 
-def _header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -> Header:
+def row_header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -> Header:
+    """A Header from a records row's columns (the set specs are stored space-separated)."""
     return Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted))

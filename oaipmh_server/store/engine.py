@@ -37,7 +37,8 @@ AnySelect = Select[*tuple[Any, ...]]
 
 
 @contextmanager
-def _unavailable() -> Iterator[None]:
+def unavailable() -> Iterator[None]:
+    """SQLAlchemy's errors as StoreUnavailable, so nothing above the store knows SQL."""
     try:
         yield
     except (DBAPIError, SQLAlchemyError) as e:
@@ -52,7 +53,7 @@ class Connected:
     engine: Engine
 
     def _scalar(self, query: AnySelect, parameters: dict[str, Any] | None = None) -> Any:
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             return conn.execute(query, parameters).scalar()
 
     @cached_property
@@ -64,7 +65,9 @@ class Connected:
         return writes.lease_for(self.engine.dialect.name, self.engine.url.database)
 
 
-def _create_engine(url: str, password: str | None = None) -> Engine:
+def open_engine(url: str, password: str | None = None) -> Engine:
+    """The engine for a store URL (SQLite tuned, a new file private); what cannot be
+    opened is a StoreUnavailable saying why (store/failures.py)."""
     try:
         if password is not None:
             url = make_url(url).set(password=password).render_as_string(hide_password=False)

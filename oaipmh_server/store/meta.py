@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 
 from . import writes
-from .engine import Connected, _unavailable
+from .engine import Connected, unavailable
 from .schema import (
     MetaRow,
     RecordRow,
@@ -34,7 +34,7 @@ class MetaKeys(Connected):
         """The configured secret, or the one kept in the database, read (or made) when
         first needed: a load never needs it, so it never writes it."""
         if self._secret is None:
-            with _unavailable():
+            with unavailable():
                 self._secret = self._stored_secret()
         return self._secret
 
@@ -62,11 +62,11 @@ class MetaKeys(Connected):
         would get now. A store last written by an older version has no counts kept: they
         are counted (a full scan) until its next write."""
         keys = (COUNTS_KEY, LAST_WRITE_KEY)
-        with _unavailable(), self.engine.connect() as conn, conn.begin():
+        with unavailable(), self.engine.connect() as conn, conn.begin():
             query = select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_(keys))
             kept: dict[str, str] = {key: value for key, value in conn.execute(query)}
             counts = kept.get(COUNTS_KEY, "").split()
-            records, deleted = (int(n) for n in counts) if len(counts) == 2 else _counts(conn)
+            records, deleted = (int(n) for n in counts) if len(counts) == 2 else stored_counts(conn)
             revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             cutoff = writes.current_cutoff(conn, self._lease, now)
         last = kept.get(LAST_WRITE_KEY)
@@ -95,7 +95,7 @@ COUNTS_KEY = "counts"
 LAST_WRITE_KEY = "last_write"
 
 
-def _counts(conn: Connection) -> tuple[int, int]:
+def stored_counts(conn: Connection) -> tuple[int, int]:
     """Records (deleted included) and deleted records, in one pass over the table."""
     query = select(func.count(), func.count().filter(RecordRow.deleted.is_(True)))
     total, deleted = conn.execute(query).one()

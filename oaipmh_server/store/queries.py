@@ -13,8 +13,8 @@ from sqlalchemy import (
 )
 
 from ..records import Field, File, Header, SetInfo
-from .columns import _FIELDS, _files_of, _header
-from .engine import Connected, _unavailable
+from .columns import FIELDS, files_of, row_header
+from .engine import Connected, unavailable
 from .packing import unpack_fields
 from .schema import (
     MembershipRow,
@@ -35,7 +35,7 @@ class PageQueries(Connected):
         )
         overall = select(func.count(), func.min(RecordRow.datestamp), func.max(RecordRow.datestamp))
         deleted = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(True))
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             total, earliest, latest = conn.execute(overall).one()
             sets = {spec: int(n) for spec, n in conn.execute(per_set)}
             named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
@@ -60,13 +60,13 @@ class PageQueries(Connected):
         """`iter_fields` with each record's files (read a batch at a time too)."""
         after: str | None = None
         while True:
-            query = select(RecordRow.local_id, _FIELDS).where(RecordRow.deleted.is_(False))
+            query = select(RecordRow.local_id, FIELDS).where(RecordRow.deleted.is_(False))
             if after is not None:
                 query = query.where(RecordRow.local_id > after)
             query = query.order_by(RecordRow.local_id).limit(batch)
-            with _unavailable(), self.engine.connect() as conn:
+            with unavailable(), self.engine.connect() as conn:
                 rows = conn.execute(query).all()
-                files = _files_of(conn, [row[0] for row in rows]) if with_files else {}
+                files = files_of(conn, [row[0] for row in rows]) if with_files else {}
             for local_id, packed in rows:
                 yield local_id, unpack_fields(packed), files.get(local_id, ())
             if len(rows) < batch:
@@ -83,7 +83,7 @@ class PageQueries(Connected):
         query = select(SetRow.spec, SetRow.name, SetRow.description).where(
             SetRow.spec.in_(list(specs))
         )
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             found = {row[0]: SetInfo(*row) for row in conn.execute(query)}
         return [found[spec] for spec in dict.fromkeys(specs) if spec in found]
 
@@ -95,7 +95,7 @@ class PageQueries(Connected):
         children = select(*columns).where(SetRow.parent == spec)
         nested = select(*columns).where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
         depth = spec.count(":") + 1
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             found = {row[0]: SetInfo(*row) for row in conn.execute(children.limit(limit))}
             for row in conn.execute(nested.order_by(SetRow.spec)):
                 if row[0].count(":") == depth:
@@ -106,8 +106,8 @@ class PageQueries(Connected):
         """Several records' fields in one query (a page listing records shows their titles)."""
         if not local_ids:
             return {}
-        query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(list(local_ids)))
-        with _unavailable(), self.engine.connect() as conn:
+        query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(list(local_ids)))
+        with unavailable(), self.engine.connect() as conn:
             return {lid: unpack_fields(packed) for lid, packed in conn.execute(query)}
 
     def latest_headers(self, limit: int, among: int = 200) -> list[Header]:
@@ -120,8 +120,8 @@ class PageQueries(Connected):
             .order_by(RecordRow.datestamp.desc(), RecordRow.local_id.desc())
             .limit(among)
         )
-        with _unavailable(), self.engine.connect() as conn:
-            headers = [_header(*row) for row in conn.execute(query)]
+        with unavailable(), self.engine.connect() as conn:
+            headers = [row_header(*row) for row in conn.execute(query)]
         return [h for h in headers if not h.deleted][:limit]
 
     def sitemap_starts(self, size: int) -> list[str]:
@@ -130,7 +130,7 @@ class PageQueries(Connected):
         short index walk per sitemap, a few dozen at a million records."""
         starts: list[str] = []
         first = select(RecordRow.local_id).order_by(RecordRow.local_id).limit(1)
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             start = conn.execute(first).scalar()
             while start is not None:
                 starts.append(start)
@@ -155,7 +155,7 @@ class PageQueries(Connected):
         else:
             query = query.where(RecordRow.local_id > after)
         query = query.order_by(RecordRow.local_id).limit(limit)
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             return [(lid, stamp, bool(deleted)) for lid, stamp, deleted in conn.execute(query)]
 
 

@@ -18,8 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.types import NullType
 
 from ..records import Field, File, Header, Position, Selection, SetInfo, StoredRecord
-from .columns import _FIELDS, _datetime_binder, _files_of, _fragment_join, _header
-from .engine import AnySelect, Connected, _unavailable
+from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
+from .engine import AnySelect, Connected, unavailable
 from .packing import unpack_fields
 from .schema import (
     FragmentRow,
@@ -54,7 +54,7 @@ class ProtocolReads(Connected):
         query = select(SetRow.spec, SetRow.name, SetRow.description).order_by(SetRow.spec)
         if after is not None:
             query = query.where(SetRow.spec > after)
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
         return [SetInfo(spec, name, description) for spec, name, description in rows]
 
@@ -62,9 +62,9 @@ class ProtocolReads(Connected):
         query = select(
             RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted
         ).where(RecordRow.local_id == local_id)
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return None if row is None else _header(*row)
+        return None if row is None else row_header(*row)
 
     def get_record(
         self,
@@ -77,27 +77,27 @@ class ProtocolReads(Connected):
         query = (
             _record_columns()
             .select_from(RecordRow)
-            .outerjoin(FragmentRow, _fragment_join(RecordRow.local_id, prefix))
+            .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
             .where(RecordRow.local_id == local_id)
         )
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             rows = conn.execute(query).all()
             records = self._with_fields(conn, rows, version, header_version, with_files)
         return records[0] if records else None
 
     def get_fields(self, local_id: str) -> tuple[Field, ...] | None:
-        query = select(_FIELDS).where(RecordRow.local_id == local_id)
+        query = select(FIELDS).where(RecordRow.local_id == local_id)
         text = self._scalar(query)
         return None if text is None else unpack_fields(text)
 
     def get_files(self, local_id: str) -> tuple[File, ...]:
-        with _unavailable(), self.engine.connect() as conn:
-            return _files_of(conn, [local_id]).get(local_id, ())
+        with unavailable(), self.engine.connect() as conn:
+            return files_of(conn, [local_id]).get(local_id, ())
 
     def get_files_of(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
         """Several records' files in one query per 500 (only records that have files)."""
-        with _unavailable(), self.engine.connect() as conn:
-            return _files_of(conn, local_ids)
+        with unavailable(), self.engine.connect() as conn:
+            return files_of(conn, local_ids)
 
     def count_records(self, selection: Selection) -> int:
         query = _page_query("count", _shape(selection), False)
@@ -106,11 +106,11 @@ class ProtocolReads(Connected):
     def list_headers(
         self, selection: Selection, after: Position | None, limit: int, header_version: str
     ) -> list[StoredRecord]:
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             rows = self._page(conn, "headers", selection, after, {"limit": limit})
             return [
                 StoredRecord(
-                    _header(local_id, stored_datetime(datestamp), set_specs, deleted),
+                    row_header(local_id, stored_datetime(datestamp), set_specs, deleted),
                     None,
                     None,
                     header if stored_version == header_version else None,
@@ -128,7 +128,7 @@ class ProtocolReads(Connected):
         header_version: str,
         with_files: bool = False,
     ) -> list[StoredRecord]:
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             rows = self._page(conn, "records", selection, after, {"limit": limit, "prefix": prefix})
             return self._with_fields(conn, rows, version, header_version, with_files)
 
@@ -156,7 +156,7 @@ class ProtocolReads(Connected):
 
     @cached_property
     def _bind_datetime(self) -> Callable[[datetime], Any]:
-        return _datetime_binder(self.engine.dialect)
+        return datetime_binder(self.engine.dialect)
 
     def _driver_page_statement(
         self, kind: str, shape: _Shape, after_shape: bool
@@ -187,13 +187,13 @@ class ProtocolReads(Connected):
         fields: dict[str, tuple[Field, ...]] = {}
         files: dict[str, tuple[File, ...]] = {}
         if stale:
-            query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(stale))
+            query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(stale))
             fields = {lid: unpack_fields(text) for lid, text in conn.execute(query)}
             if with_files:
-                files = _files_of(conn, stale)
+                files = files_of(conn, stale)
         records = []
         for local_id, datestamp, set_specs, deleted, header_xml, stored_version, _, body in rows:
-            header = _header(local_id, stored_datetime(datestamp), set_specs, deleted)
+            header = row_header(local_id, stored_datetime(datestamp), set_specs, deleted)
             if stored_version != header_version:
                 header_xml = None
             if deleted:
@@ -257,9 +257,7 @@ def _page_query(kind: str, selection_shape: _Shape, after_shape: bool) -> AnySel
         datestamp, local_id = RecordRow.datestamp, RecordRow.local_id
         query = query.select_from(RecordRow)
     if kind == "records":
-        query = query.outerjoin(
-            FragmentRow, _fragment_join(RecordRow.local_id, bindparam("prefix"))
-        )
+        query = query.outerjoin(FragmentRow, fragment_join(RecordRow.local_id, bindparam("prefix")))
     if with_from:
         query = query.where(datestamp >= bindparam("from_", type_=UTCDateTime()))
     query = query.where(datestamp <= bindparam("until", type_=UTCDateTime()))

@@ -11,7 +11,7 @@ Its reads, queries, meta keys and load are the modules beside this one.
 
 from __future__ import annotations
 
-from .engine import _create_engine, _unavailable
+from .engine import open_engine, unavailable
 from .failures import opening  # what could not be opened, and why
 from .queries import PageQueries
 from .reads import ProtocolReads, _DriverStatement, _Shape
@@ -26,7 +26,7 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
         self, url: str, *, token_secret: str | None = None, password: str | None = None
     ) -> None:
         self.url = url
-        self.engine = _create_engine(url, password)
+        self.engine = open_engine(url, password)
         self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
@@ -38,5 +38,5 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
 
     def schema(self) -> Schema:
         """The schema's revision and the oaipmh-server version that last migrated it."""
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             return read_schema(conn)

@@ -23,9 +23,9 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import LoadBusy
 from ..records import Field, File, Header, SetInfo
 from . import writes
-from .columns import _FIELDS, _FILE_COLUMNS, _datetime_binder, _files_of, _fragment_join, _header
-from .engine import _unavailable
-from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, _counts
+from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_header
+from .engine import unavailable
+from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, stored_counts
 from .packing import unpack_fields
 from .schema import (
     FileRow,
@@ -56,12 +56,12 @@ class Loading(MetaKeys):
     def list_cutoff(self, now: datetime) -> datetime:
         """The cut-off of a list that starts at `now` (see store/writes.py): never past a
         change that is not committed yet, never before one handed out already."""
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             return writes.list_cutoff(conn, self._lease, now)
 
     def writers(self) -> list[writes.Writer]:
         """The writes in progress (a dead writer's row included until the next write)."""
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             return writes.writers(conn)
 
     @contextmanager
@@ -81,7 +81,7 @@ class Loading(MetaKeys):
         is) or, with `wait` false, is a LoadBusy. The load is registered as a write in
         progress before it writes (store/writes.py), which dates its changes: `tx.dating`.
         """
-        with _unavailable(), self.engine.connect() as conn:
+        with unavailable(), self.engine.connect() as conn:
             lease = self._new_lease()  # this load's own: it holds state while held
             if not lease.acquire(conn, wait=False):
                 with conn.begin():
@@ -129,7 +129,7 @@ class Loading(MetaKeys):
 def _keep_figures(tx: LoadTransaction) -> None:
     """In the transaction that commits a write: the counts /metrics reports, so a scrape
     reads them instead of counting a million rows (one pass here, per write)."""
-    records, deleted = _counts(tx.conn)
+    records, deleted = stored_counts(tx.conn)
     tx.set_meta(COUNTS_KEY, f"{records} {deleted}")
     tx.set_meta(LAST_WRITE_KEY, datetime.now(UTC).isoformat())
 
@@ -191,7 +191,7 @@ class LoadTransaction:
         self.conn = conn
         # When this load dates what it changes (store/writes.py).
         self.dating = write
-        self._bind_datetime = _datetime_binder(conn.dialect)
+        self._bind_datetime = datetime_binder(conn.dialect)
         self._datetimes: dict[datetime, Any] = {}
 
     def is_empty(self) -> bool:
@@ -223,7 +223,7 @@ class LoadTransaction:
         found: dict[str, str | bytes] = {}
         for start in range(0, len(local_ids), 500):
             chunk = list(local_ids[start : start + 500])
-            query = select(RecordRow.local_id, _FIELDS).where(RecordRow.local_id.in_(chunk))
+            query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(chunk))
             found.update(
                 (lid, packed if isinstance(packed, str | bytes) else bytes(packed))
                 for lid, packed in self.conn.execute(query)
@@ -232,7 +232,7 @@ class LoadTransaction:
 
     def stored_files(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
         """The stored files of these records (only those that have files)."""
-        return _files_of(self.conn, local_ids)
+        return files_of(self.conn, local_ids)
 
     def ids_with_hashes(self, hashes: set[int]) -> dict[int, str]:
         """The stored ids whose Python hash is one of `hashes` (a load names the records
@@ -313,7 +313,7 @@ class LoadTransaction:
             self._insert(FragmentRow, ("local_id", "prefix", "version", "body"), fragments)
         files = [(r.local_id, *f) for r in records for f in r.files]
         if files:
-            self._insert(FileRow, _FILE_COLUMNS, files)
+            self._insert(FileRow, FILE_COLUMNS, files)
 
     def members(self, specs: Iterable[str]) -> list[str]:
         """The records (deleted ones too) served in any of `specs`, in id order."""
@@ -380,7 +380,7 @@ class LoadTransaction:
             if not rows:
                 return
             self.conn.execute(
-                changed, [{"id": row[0], "xml": render_header(_header(*row))} for row in rows]
+                changed, [{"id": row[0], "xml": render_header(row_header(*row))} for row in rows]
             )
             after = rows[-1][0]
 
@@ -415,7 +415,7 @@ class LoadTransaction:
         while True:
             query = (
                 select(RecordRow.local_id, RecordRow.datestamp, RecordRow.deleted,
-                       RecordRow.set_specs, RecordRow.accessioned, _FIELDS)
+                       RecordRow.set_specs, RecordRow.accessioned, FIELDS)
                 .where(RecordRow.local_id > after)
                 .order_by(RecordRow.local_id)
                 .limit(batch)
@@ -481,8 +481,8 @@ class LoadTransaction:
         after = ""
         while True:
             query = (
-                select(RecordRow.local_id, _FIELDS)
-                .outerjoin(FragmentRow, _fragment_join(RecordRow.local_id, prefix))
+                select(RecordRow.local_id, FIELDS)
+                .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
                 .where(
                     RecordRow.deleted.is_(False),
                     RecordRow.local_id > after,
