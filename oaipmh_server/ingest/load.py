@@ -910,6 +910,7 @@ class _Loader:
                     Restamp(
                         local_id=local_id,
                         datestamp=datestamp,
+                        deleted=old.deleted,
                         set_specs=served,
                         content_hash=content_hash(
                             old.deleted,
@@ -1073,7 +1074,7 @@ class _Loader:
                 datestamp = max(self.moment, row.datestamp + SECOND)
                 header = self.render_header(Header(row.local_id, datestamp, specs, row.deleted))
                 changes.append(
-                    Restamp(row.local_id, datestamp, specs,
+                    Restamp(row.local_id, datestamp, row.deleted, specs,
                             content_hash(row.deleted, specs, fields_digest(fields, files)),
                             header, self.header_version)
                 )  # fmt: skip

@@ -1,0 +1,141 @@
+"""The engine: opening a database URL, SQLite's tuning, and SQLAlchemy's errors made
+StoreUnavailable at this edge."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    create_engine,
+    event,
+    make_url,
+)
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from ..errors import StoreUnavailable
+from . import writes
+from .failures import cannot_open
+
+# The page size of a new SQLite store (an existing one keeps its own). A record's row and
+# its fragment take a few kB each: on 16 KiB pages they rarely spill onto overflow pages,
+# a load writes fewer, larger pages (its write-ahead log's index, in the loading
+# process's memory, has a quarter of the entries) and a page of records reads fewer.
+SQLITE_PAGE_SIZE = 16384
+# How long a SQLite connection waits for another's lock before "database is locked".
+LOCK_WAIT_SECONDS = 30
+AnySelect = Select[*tuple[Any, ...]]
+
+
+@contextmanager
+def unavailable() -> Iterator[None]:
+    """SQLAlchemy's errors as StoreUnavailable, so nothing above the store knows SQL."""
+    try:
+        yield
+    except (DBAPIError, SQLAlchemyError) as e:
+        # The message of the driver may hold SQL and paths: log-worthy, never shown to clients.
+        raise StoreUnavailable(type(e).__name__) from e
+
+
+class Connected:
+    """What every part of SqlStore stands on: its engine, one-query reads, the write lease."""
+
+    url: str
+    engine: Engine
+
+    def _scalar(self, query: AnySelect, parameters: dict[str, Any] | None = None) -> Any:
+        with unavailable(), self.engine.connect() as conn:
+            return conn.execute(query, parameters).scalar()
+
+    @cached_property
+    def _lease(self) -> writes.Lease:
+        """The lease as lists look at it (whether a writer lives)."""
+        return self._new_lease()
+
+    def _new_lease(self) -> writes.Lease:
+        return writes.lease_for(self.engine.dialect.name, self.engine.url.database)
+
+
+def open_engine(url: str, password: str | None = None) -> Engine:
+    """The engine for a store URL (SQLite tuned, a new file private); what cannot be
+    opened is a StoreUnavailable saying why (store/failures.py)."""
+    try:
+        if password is not None:
+            url = make_url(url).set(password=password).render_as_string(hide_password=False)
+        if url.startswith("sqlite"):
+            memory = url in ("sqlite://", "sqlite:///:memory:")
+            if not memory:
+                _create_private_file(url)
+            engine = create_engine(
+                url,
+                poolclass=StaticPool if memory else None,
+                connect_args={"timeout": LOCK_WAIT_SECONDS},
+            )
+            _tune_sqlite(engine)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError, ValueError) as e:
+        raise StoreUnavailable(cannot_open(url, e, password)) from e
+
+
+def _create_private_file(url: str) -> None:
+    """Create a new SQLite database file readable and writable by its owner only (0600),
+    before SQLite creates it as the umask says (usually 0644): it holds the token secret
+    and private fields. SQLite gives the -wal and -shm files the database file's mode.
+    An existing file keeps its mode; a `file:` URI is SQLite's to open."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    with suppress(OSError):  # it exists, or SQLite will say why it cannot be opened
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    """WAL lets readers go on while a load writes; explicit BEGINs make transactions real
+    (the sqlite3 module otherwise starts them late and on its own). The page size is set
+    first, as it only takes effect before a new database's first write."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
+        _wal(cursor)
+        for pragma in (
+            "PRAGMA synchronous=NORMAL",
+            "PRAGMA foreign_keys=ON",
+            f"PRAGMA busy_timeout={LOCK_WAIT_SECONDS * 1000}",
+        ):
+            cursor.execute(pragma)
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # A load takes the write lock at once, so two loads queue instead of failing midway.
+        immediate = conn.get_execution_options().get("immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _wal(cursor: Any) -> None:
+    """Put the database in WAL mode, waiting as long as for any lock. SQLite does
+    not wait on its own here: a new database that another process is creating at that
+    moment (two loads, or a load and a server, started together) answers "database is
+    locked" at once."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

@@ -1,0 +1,115 @@
+"""Meta keys: what the store keeps about itself (the token secret, the last write's counts
+and time that /metrics reports)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    func,
+    insert,
+    select,
+)
+
+from . import writes
+from .engine import Connected, unavailable
+from .schema import (
+    MetaRow,
+    RecordRow,
+)
+
+TOKEN_SECRET_KEY = "token_secret"  # noqa: S105  # the meta key, not a secret
+
+
+class MetaKeys(Connected):
+    """The token secret and the figures, read from the meta table."""
+
+    _secret: str | None
+
+    def token_secret(self) -> str:
+        """The configured secret, or the one kept in the database, read (or made) when
+        first needed: a load never needs it, so it never writes it."""
+        if self._secret is None:
+            with unavailable():
+                self._secret = self._stored_secret()
+        return self._secret
+
+    def get_meta(self, key: str) -> str | None:
+        """A fact the loads keep in the meta table (what virtual sets were evaluated with)."""
+        value: str | None = self._scalar(select(MetaRow.value).where(MetaRow.key == key))
+        return value
+
+    def _stored_secret(self) -> str:
+        """The token secret kept in the database, made on first use and shared by every
+        process that serves this database, so tokens outlive restarts and move between
+        workers."""
+        query = select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
+        with self.engine.connect() as conn:
+            stored = conn.execute(query).scalar()
+        if stored is not None:
+            return str(stored)  # the usual case: no write, so no wait behind a running load
+        with self.engine.begin() as conn:
+            _insert_ignore(conn, MetaRow, {"key": TOKEN_SECRET_KEY, "value": secrets.token_hex(32)})
+            return str(conn.execute(query).scalar_one())
+
+    def figures(self, now: datetime) -> StoreFigures:
+        """What /metrics shows of the store, at a few rows' cost: the counts and the time
+        kept by the last write (`_keep_figures`), the schema revision, the cut-off a list
+        would get now. A store last written by an older version has no counts kept: they
+        are counted (a full scan) until its next write."""
+        keys = (COUNTS_KEY, LAST_WRITE_KEY)
+        with unavailable(), self.engine.connect() as conn, conn.begin():
+            query = select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_(keys))
+            kept: dict[str, str] = {key: value for key, value in conn.execute(query)}
+            counts = kept.get(COUNTS_KEY, "").split()
+            records, deleted = (int(n) for n in counts) if len(counts) == 2 else stored_counts(conn)
+            revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            cutoff = writes.current_cutoff(conn, self._lease, now)
+        last = kept.get(LAST_WRITE_KEY)
+        return StoreFigures(
+            records=records,
+            deleted=deleted,
+            last_write=datetime.fromisoformat(last) if last else None,
+            revision=None if revision is None else str(revision),
+            cutoff=cutoff,
+        )
+
+
+@dataclass(frozen=True)
+class StoreFigures:
+    """The store's state as /metrics reports it (SqlStore.figures)."""
+
+    records: int  # deleted ones included
+    deleted: int
+    last_write: datetime | None  # when the last load (delete, refresh-sets) committed
+    revision: str | None  # the schema's Alembic revision
+    cutoff: datetime  # of a list starting now
+
+
+# Meta keys each write commits with its changes: "RECORDS DELETED", and its commit time.
+COUNTS_KEY = "counts"
+LAST_WRITE_KEY = "last_write"
+
+
+def stored_counts(conn: Connection) -> tuple[int, int]:
+    """Records (deleted included) and deleted records, in one pass over the table."""
+    query = select(func.count(), func.count().filter(RecordRow.deleted.is_(True)))
+    total, deleted = conn.execute(query).one()
+    return int(total), int(deleted)
+
+
+def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:
+    name = conn.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert  # type: ignore[assignment]
+    else:
+        if conn.execute(select(table).filter_by(key=values["key"])).first() is None:
+            conn.execute(insert(table).values(**values))
+        return
+    conn.execute(dialect_insert(table).values(**values).on_conflict_do_nothing())

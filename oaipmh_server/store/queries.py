@@ -1,0 +1,168 @@
+"""The queries of the pages people read and of `check`: sets below a set, latest records,
+sitemaps, statistics, every record in batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    func,
+    select,
+)
+
+from ..records import Field, File, Header, SetInfo
+from .columns import FIELDS, files_of, row_header
+from .engine import Connected, unavailable
+from .packing import unpack_fields
+from .schema import (
+    MembershipRow,
+    RecordRow,
+    SetRow,
+)
+
+
+class PageQueries(Connected):
+    """The reads of the pages people read (pages.py) and of `oaipmh-server check`."""
+
+    def stats(self) -> StoreStats:
+        """What an operator asks first: how many, how many deleted, which dates, per set."""
+        per_set = (
+            select(MembershipRow.set_spec, func.count())
+            .group_by(MembershipRow.set_spec)
+            .order_by(MembershipRow.set_spec)
+        )
+        overall = select(func.count(), func.min(RecordRow.datestamp), func.max(RecordRow.datestamp))
+        deleted = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(True))
+        with unavailable(), self.engine.connect() as conn:
+            total, earliest, latest = conn.execute(overall).one()
+            sets = {spec: int(n) for spec, n in conn.execute(per_set)}
+            named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
+            return StoreStats(
+                records=int(total),
+                deleted=int(conn.execute(deleted).scalar() or 0),
+                earliest=earliest,
+                latest=latest,
+                sets={spec: (named.get(spec, spec), sets.get(spec, 0)) for spec in sorted(named)},
+            )
+
+    def iter_fields(self, batch: int = 2000) -> Iterator[tuple[str, tuple[Field, ...]]]:
+        """Every live record's (local id, fields), in local id order, a batch per query
+        (keyset, never OFFSET, and no transaction held across batches): a check of a
+        million records reads them in constant memory and time per batch."""
+        for local_id, fields, _ in self.iter_records(batch, with_files=False):
+            yield local_id, fields
+
+    def iter_records(
+        self, batch: int = 2000, *, with_files: bool = True
+    ) -> Iterator[tuple[str, tuple[Field, ...], tuple[File, ...]]]:
+        """`iter_fields` with each record's files (read a batch at a time too)."""
+        after: str | None = None
+        while True:
+            query = select(RecordRow.local_id, FIELDS).where(RecordRow.deleted.is_(False))
+            if after is not None:
+                query = query.where(RecordRow.local_id > after)
+            query = query.order_by(RecordRow.local_id).limit(batch)
+            with unavailable(), self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+                files = files_of(conn, [row[0] for row in rows]) if with_files else {}
+            for local_id, packed in rows:
+                yield local_id, unpack_fields(packed), files.get(local_id, ())
+            if len(rows) < batch:
+                return
+            after = rows[-1][0]
+
+    # -- for the pages people read (pages.py) ----------------------------------------------
+
+    def get_sets(self, specs: Sequence[str]) -> list[SetInfo]:
+        """The named sets among `specs` (a record's own), in the order of `specs` (a
+        header's: its communities, nearest first, then its collections)."""
+        if not specs:
+            return []
+        query = select(SetRow.spec, SetRow.name, SetRow.description).where(
+            SetRow.spec.in_(list(specs))
+        )
+        with unavailable(), self.engine.connect() as conn:
+            found = {row[0]: SetInfo(*row) for row in conn.execute(query)}
+        return [found[spec] for spec in dict.fromkeys(specs) if spec in found]
+
+    def list_subsets(self, spec: str, limit: int) -> list[SetInfo]:
+        """The sets just below `spec`, in spec order: those whose parent it is (DSpace's
+        flat specs, with the tree kept in `parent`), and in the hierarchical style `a:b`
+        below `a` (not `a:b:c`), a range of the primary key, `a:` up to `a;`."""
+        columns = (SetRow.spec, SetRow.name, SetRow.description)
+        children = select(*columns).where(SetRow.parent == spec)
+        nested = select(*columns).where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
+        depth = spec.count(":") + 1
+        with unavailable(), self.engine.connect() as conn:
+            found = {row[0]: SetInfo(*row) for row in conn.execute(children.limit(limit))}
+            for row in conn.execute(nested.order_by(SetRow.spec)):
+                if row[0].count(":") == depth:
+                    found.setdefault(row[0], SetInfo(*row))
+        return [found[key] for key in sorted(found)][:limit]
+
+    def get_fields_of(self, local_ids: Sequence[str]) -> dict[str, tuple[Field, ...]]:
+        """Several records' fields in one query (a page listing records shows their titles)."""
+        if not local_ids:
+            return {}
+        query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(list(local_ids)))
+        with unavailable(), self.engine.connect() as conn:
+            return {lid: unpack_fields(packed) for lid, packed in conn.execute(query)}
+
+    def latest_headers(self, limit: int, among: int = 200) -> list[Header]:
+        """The live records among the `among` most recently stamped, newest first, at most
+        `limit`: the datestamp index read backwards for a bounded number of rows, so it
+        costs the same at any size, even when a mass deletion put thousands of tombstones
+        at the top (skipping them in SQL would read every one)."""
+        query = (
+            select(RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted)
+            .order_by(RecordRow.datestamp.desc(), RecordRow.local_id.desc())
+            .limit(among)
+        )
+        with unavailable(), self.engine.connect() as conn:
+            headers = [row_header(*row) for row in conn.execute(query)]
+        return [h for h in headers if not h.deleted][:limit]
+
+    def sitemap_starts(self, size: int) -> list[str]:
+        """The local id each sitemap of `size` records begins with, in local id order
+        (deleted records included, so the walk stays on the primary key's index): one
+        short index walk per sitemap, a few dozen at a million records."""
+        starts: list[str] = []
+        first = select(RecordRow.local_id).order_by(RecordRow.local_id).limit(1)
+        with unavailable(), self.engine.connect() as conn:
+            start = conn.execute(first).scalar()
+            while start is not None:
+                starts.append(start)
+                step = (
+                    select(RecordRow.local_id)
+                    .where(RecordRow.local_id >= start)
+                    .order_by(RecordRow.local_id)
+                    .offset(size)
+                    .limit(1)
+                )
+                start = conn.execute(step).scalar()
+        return starts
+
+    def list_ids(
+        self, start: str, after: str | None, limit: int
+    ) -> list[tuple[str, datetime, bool]]:
+        """(local id, datestamp, deleted) from `start` on (after `after`, when continuing),
+        in local id order: one sitemap read in keyset chunks."""
+        query = select(RecordRow.local_id, RecordRow.datestamp, RecordRow.deleted)
+        if after is None:
+            query = query.where(RecordRow.local_id >= start)
+        else:
+            query = query.where(RecordRow.local_id > after)
+        query = query.order_by(RecordRow.local_id).limit(limit)
+        with unavailable(), self.engine.connect() as conn:
+            return [(lid, stamp, bool(deleted)) for lid, stamp, deleted in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    records: int
+    deleted: int
+    earliest: datetime | None
+    latest: datetime | None
+    sets: dict[str, tuple[str, int]]  # spec → (name, records in it or below it)
