@@ -12,8 +12,9 @@ from typing import NamedTuple
 
 from ..errors import LoadError
 from ..store import Existing
+from .csv_merge import Unfinished, finish
 from .dating import SECOND
-from .drafts import ACCESSIONED, Draft, Prepared, Unfinished, finish
+from .drafts import ACCESSIONED, Draft, Prepared
 from .state import LoadState
 from .workers import FINISHER_STOPPED
 
