@@ -13,7 +13,7 @@ from typing import NamedTuple
 from ..errors import LoadError
 from ..store import Existing
 from .csv_merge import Unfinished, finish
-from .dating import SECOND
+from .dating import redated
 from .drafts import ACCESSIONED, Draft, Prepared
 from .state import LoadState
 from .workers import FINISHER_STOPPED
@@ -117,7 +117,7 @@ class Batches(LoadState):
                 # Its header is rendered with it, for the datestamp it gets if it changed.
                 own = self._own(old.set_specs)
                 served = self._served_sets(own if draft.keeps_sets else draft.set_specs)
-                datestamp = max(self.moment, old.datestamp + SECOND)
+                datestamp = redated(self.moment, old.datestamp)
                 tasks.append(Unfinished(draft, stored[draft.local_id], own, files, served,
                                         datestamp))  # fmt: skip
                 continue

@@ -17,8 +17,27 @@ says how they are kept).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 SECOND = timedelta(seconds=1)
 # A dc.date.accessioned this far ahead of our clock is an error, not clock skew.
 MAX_SKEW = timedelta(days=1)
+
+
+def in_the_future(accessioned: datetime, moment: datetime) -> bool:
+    """Whether a dc.date.accessioned is too far ahead of the time of the load to be clock
+    skew: a problem, not a datestamp."""
+    return accessioned > moment + MAX_SKEW
+
+
+def redated(moment: datetime, previous: datetime) -> datetime:
+    """The datestamp of a record a load changes (or deletes, or serves in other sets): the
+    time of the load, and at least one second after its previous datestamp."""
+    return max(moment, previous + SECOND)
+
+
+def keeps_date(accessioned: datetime, moment: datetime, since: datetime, backdating: bool) -> bool:
+    """Whether a new record may be dated by its dc.date.accessioned: in a load that may
+    keep dates (`backdating`, from `since`: store/writes.py), when no list can have been
+    cut off at or after it, and not after the time of the load (`moment`)."""
+    return backdating and since <= accessioned <= moment

@@ -1,5 +1,6 @@
-"""A record as it arrives, checked: every reader (JSON today, SAF and CSV later) builds
-`Draft`s through `make_draft`, so the rules live in one place.
+"""Records and sets as a load receives them, checked and made store-ready: every reader
+builds `Draft`s through `make_draft` and `SetDefinition`s through `make_set`, so the rules
+live in one place; `prepare` packs, hashes and renders a draft (`Prepared`).
 
 A draft knows where it came from (file and line), so every problem is reported as
 `FILE:LINE: record ID: reason`.

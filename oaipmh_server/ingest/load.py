@@ -1,5 +1,9 @@
 """`oaipmh-server load`: record files into the store, all or nothing.
 
+The load's parts: inputs.py finds and reads what it is given; batches.py looks records
+up, finishes and writes them; dating.py gives their datestamps; placing.py their sets;
+refreshing.py brings stored records up to the configuration; sync.py is --sync.
+
 The whole load is one transaction. Every problem is collected (one line each, with file,
 line and record) and if there is any, the transaction is rolled back: the store is exactly
 as it was. A killed load never commits, so it too leaves the store as it was.
@@ -35,7 +39,7 @@ from ..store import Existing, LoadTransaction, RecordWrite, SqlStore
 from ..virtual_sets import VirtualSets
 from .batches import BATCH as BATCH
 from .batches import Batches, _InFlight
-from .dating import MAX_SKEW, SECOND
+from .dating import in_the_future, keeps_date, redated
 from .drafts import (
     HASH_SCHEME,
     Draft,
@@ -313,7 +317,7 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
         self.id_hashes.append(hash(item.local_id))
         self.file_of.append(self.files.setdefault(path, len(self.files)))
         self.line_of.append(line or 0)
-        if item.accessioned is not None and item.accessioned > self.moment + MAX_SKEW:
+        if item.accessioned is not None and in_the_future(item.accessioned, self.moment):
             self.problem(
                 LoadError(
                     path,
@@ -378,9 +382,10 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
             if before != virtual:
                 summary.moved(before, virtual)
         prepared = item if isinstance(item, Prepared) else prepare(item, self.stored, digest=digest)
-        datestamp = self.moment if old is None else max(self.moment, old.datestamp + SECOND)
+        datestamp = self.moment if old is None else redated(self.moment, old.datestamp)
         if old is None and not item.deleted and item.accessioned is not None:
-            if self._keeps_date(item.accessioned):
+            write = self.tx.dating
+            if keeps_date(item.accessioned, self.moment, write.since, write.backdating):
                 datestamp = item.accessioned
             else:
                 summary.clamped += 1
@@ -416,12 +421,6 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
             header_version=self.header_version,
             files=() if item.deleted else prepared.files,
         )
-
-    def _keeps_date(self, accessioned: datetime) -> bool:
-        """Whether a new record may be dated by its dc.date.accessioned: in a load that may
-        keep dates (store/writes.py), when no list can have been cut off at or after it."""
-        write = self.tx.dating
-        return write.backdating and write.since <= accessioned <= self.moment
 
     def refuse_repeated_records(self) -> None:
         """The same record twice in one load is an error naming both places: a load is one

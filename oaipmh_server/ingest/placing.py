@@ -9,7 +9,7 @@ from ..errors import LoadError
 from ..records import Header, SetInfo
 from ..store import Restamp, ancestors
 from .batches import BATCH
-from .dating import SECOND
+from .dating import redated
 from .drafts import SetDefinition, content_hash, fields_digest
 from .state import LoadState
 from .tree import communities, served_flat
@@ -78,7 +78,7 @@ class Placing(LoadState):
                 if hash(local_id) in written:
                     datestamp = old.datestamp
                 else:
-                    datestamp = max(self.moment, old.datestamp + SECOND)
+                    datestamp = redated(self.moment, old.datestamp)
                     self.summary.updated += 1
                     if self.changes is not None:
                         self.changes("updated", local_id)

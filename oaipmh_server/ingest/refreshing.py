@@ -6,8 +6,8 @@ from __future__ import annotations
 from .. import virtual_sets, xml
 from ..records import Header
 from ..store import Restamp, unpack_fields
+from . import dating
 from .batches import BATCH
-from .dating import SECOND
 from .drafts import content_hash, fields_digest
 from .state import LoadState
 
@@ -70,7 +70,7 @@ class Refreshing(LoadState):
                     continue
                 self.summary.moved(before, virtual)
                 specs = (*self._own(row.set_specs), *virtual)
-                datestamp = max(self.moment, row.datestamp + SECOND)
+                datestamp = dating.redated(self.moment, row.datestamp)
                 header = self.render_header(Header(row.local_id, datestamp, specs, row.deleted))
                 changes.append(
                     Restamp(row.local_id, datestamp, specs,
