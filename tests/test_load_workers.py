@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from oaipmh_server.errors import LoadFailed
-from oaipmh_server.ingest import load, workers
+from oaipmh_server.ingest import batches, load, placing, refreshing, sync, workers
 
 from .conftest import load_into, sqlite_url
 from .db import everything, stored_fields
@@ -71,7 +71,8 @@ def write_csv(path: Path, *rows: str) -> Path:
 @pytest.fixture(autouse=True)
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of two records: many in flight at once, however small the export."""
-    monkeypatch.setattr(load, "BATCH", 2)
+    for module in (load, batches, placing, refreshing, sync):  # each part of a load
+        monkeypatch.setattr(module, "BATCH", 2)
 
 
 def test_a_csv_merge_in_the_workers_stores_what_one_process_stores(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ write UTF-8 names without setting the flag, and zipfile would read `I–II` as `
 longer the name `contents` lists), else as CP437, the format's own default.
 While unpacking, no member gives more than it declares (zipfile stops there, and a
 damaged or forged member fails its CRC check). `__MACOSX/` and `.DS_Store` are not
-unpacked (load.py's DEBRIS). Places inside the archive are named `ARCHIVE.zip!MEMBER`.
+unpacked (inputs.py skips DEBRIS). Places inside the archive are named `ARCHIVE.zip!MEMBER`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ CHUNK = 1024 * 1024
 UTF8_FLAG = 0x800  # general purpose bit 11: the name (and comment) are UTF-8
 # What macOS leaves in folders it has shown (Finder's .DS_Store) and in the zips it makes
 # (__MACOSX/, resource forks mirroring every file as `._NAME`): never part of an export,
-# never unpacked, and ignored wherever they are in a folder (load.py): a
+# never unpacked, and ignored wherever they are in a folder (inputs.py): a
 # `__MACOSX/item_000/._records.json` is not a record file.
 DEBRIS = frozenset({"__MACOSX", ".DS_Store"})
 # How an AppleDouble file (`._NAME`, a resource fork macOS writes beside a file on a disk

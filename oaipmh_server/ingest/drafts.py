@@ -1,5 +1,6 @@
-"""A record as it arrives, checked: every reader (JSON today, SAF and CSV later) builds
-`Draft`s through `make_draft`, so the rules live in one place.
+"""Records and sets as a load receives them, checked and made store-ready: every reader
+builds `Draft`s through `make_draft` and `SetDefinition`s through `make_set`, so the rules
+live in one place; `prepare` packs, hashes and renders a draft (`Prepared`).
 
 A draft knows where it came from (file and line), so every problem is reported as
 `FILE:LINE: record ID: reason`.
@@ -11,7 +12,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter, itemgetter
@@ -33,7 +33,7 @@ from ..records import (
     leads_elsewhere,
     spec_leads_elsewhere,
 )
-from ..store import pack_fields, plain_fields, unpack_fields, unpack_rows
+from ..store import pack_fields, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
 from ..virtual_sets import VirtualSets
 from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header
@@ -273,116 +273,6 @@ class SetDefinition:
     info: SetInfo
 
 
-def column_key(name: str, lang: str | None) -> tuple[str, str | None]:
-    """A field and language as DSpace's metadata-import tells columns apart (`dc.title[en_US]`
-    is not `dc.title[nb_NO]`), whichever way the language is spelt (`en_US`, `en-US`)."""
-    key = _COLUMN_KEYS.get((name, lang))
-    if key is None:
-        try:
-            key = name, normalise_language(lang)
-        except ValueError:  # not a language: a column of its own (its values are refused)
-            key = name, lang
-        if len(_COLUMN_KEYS) < _MAX_KNOWN:
-            _COLUMN_KEYS[name, lang] = key
-    return key
-
-
-def merge_fields(
-    stored: Sequence[Sequence[Any]],
-    given: Sequence[Field],
-    columns: frozenset[tuple[str, str | None]],
-) -> list[Field]:
-    """DSpace's metadata-import: the stored fields whose column is not in `columns` stay,
-    the values of each column given replace that column's (none: removed). A column's new
-    values take the place of its first stored value, so merging what is stored changes
-    nothing (the content hash keeps the order of values within a field). `stored`: the
-    stored record's `Field`s, or its rows as stored (`unpack_rows`): only those kept are
-    made `Field`s."""
-    known = _COLUMN_KEYS
-    given_by_column: dict[tuple[str, str | None], list[Field]] = {}
-    for f in given:
-        key = known.get((f[0], f[2])) or column_key(f[0], f[2])
-        given_by_column.setdefault(key, []).append(f)
-    merged: list[Field] = []
-    placed: set[tuple[str, str | None]] = set()
-    for row in stored:
-        key = known.get((row[0], row[2])) or column_key(row[0], row[2])
-        if key not in columns:
-            merged.append(row if isinstance(row, Field) else Field(*row))
-        elif key not in placed:
-            placed.add(key)
-            merged += given_by_column.get(key, ())
-    for key, values in given_by_column.items():
-        if key not in placed:
-            merged += values
-    return merged
-
-
-def merge_draft(
-    draft: Draft,
-    stored: Sequence[Sequence[Any]],
-    stored_sets: tuple[str, ...],
-    limits: Limits,
-    stored_files: tuple[File, ...] = (),
-) -> Draft:
-    """A partial draft (`Draft.partial`) merged with the record stored under its id: a whole
-    record, dated by the stored dc.date.accessioned unless its columns replace it."""
-    fields = merge_fields(stored, draft.fields, draft.partial or frozenset())
-    if len(fields) > limits.max_values:
-        raise LoadError(
-            draft.source.path,
-            draft.source.line,
-            draft.local_id,
-            f"{len(fields):,} values with the stored ones, over the limit of "
-            f"{limits.max_values:,} ([limits] max_values)",
-        )
-    accessioned = None
-    dates = [f.value for f in fields if f.name == ACCESSIONED]
-    if dates:
-        with suppress(ValueError):
-            accessioned = parse_record_date(dates[0])
-    return replace(
-        draft,
-        set_specs=stored_sets if draft.keeps_sets else draft.set_specs,
-        fields=tuple(fields),
-        accessioned=accessioned,
-        partial=None,
-        keeps_sets=False,
-        files=stored_files if draft.files is None else draft.files,
-    )
-
-
-class Unfinished(NamedTuple):
-    """A draft the loading process has read and checked, with what finishing it needs
-    from the store: handed to a worker process (when the load has some) to be merged
-    and prepared there, since the loading process, the one part of a load that cannot
-    be parallel, has the reading and the store to do. See `finish`."""
-
-    draft: Draft
-    # A part of a record (`Draft.partial`): the stored record's packed fields and own
-    # sets, to be merged with; None: the draft is the whole record.
-    stored: str | bytes | None = None
-    stored_sets: tuple[str, ...] = ()
-    # The stored record's files, for a draft that keeps them (`Draft.files` None).
-    stored_files: tuple[File, ...] = ()
-    # The sets its header names, and the datestamp the load will give it if it changed
-    # (None: its dc.date.accessioned), for its header to be rendered with it (`prepare`).
-    served_sets: tuple[str, ...] | None = None
-    datestamp: datetime | None = None
-
-
-def finish(task: Unfinished, limits: Limits) -> Draft | LoadError:
-    """The whole record of `task`: its draft, or the part merged with the stored record."""
-    draft = task.draft
-    if task.stored is None:
-        return draft if draft.files is not None else replace(draft, files=task.stored_files)
-    try:
-        stored = unpack_rows(task.stored)
-        return merge_draft(draft, stored, task.stored_sets, limits, task.stored_files)
-    except LoadError as e:
-        return e
-
-
 # Field names and languages repeat from record to record, so each is checked once: the
 # ones that passed are remembered (up to a bound, whatever the input), and a record made
 # only of those takes the fast path of `_checked_fields`.
@@ -392,7 +282,6 @@ _MAX_KNOWN = 10_000
 # Every value is a string: a lookup that fails (KeyError) for any other type, and gives
 # the authority of a value that has none (see `_checked_fields`).
 _STRING_HAS_NO_AUTHORITY: dict[type, None] = {str: None}
-_COLUMN_KEYS: dict[tuple[str, str | None], tuple[str, str | None]] = {}
 _new = tuple.__new__
 
 

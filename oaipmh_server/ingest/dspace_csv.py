@@ -11,7 +11,7 @@ local id is the handle in
 them instead of duplicating them. Problems name the file and the row's first line.
 
 A row is a part of a record: the loader merges it with the stored record
-(`drafts.merge_fields`), as DSpace's metadata-import changes only the columns present,
+(`csv_merge.merge_fields`), as DSpace's metadata-import changes only the columns present,
 with or without a dc.date.accessioned column (`-a`). A row for a record not yet stored is
 the whole record, which needs its dc.date.accessioned (an `-a` export) to be dated.
 
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import LoadError, quoted
-from .drafts import ACCESSIONED, Limits, Source, column_key, draft_or_error, too_big
+from .csv_merge import column_key
+from .drafts import ACCESSIONED, Limits, Source, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 

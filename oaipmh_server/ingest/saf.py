@@ -18,7 +18,7 @@ them (ItemImportServiceImpl.processContentsFile and processOptions): one bitstre
 order: `bundle:NAME` (default ORIGINAL, LICENSE for `license.txt`), `permissions:-r
 'Group'` or `-w 'Group'`, `description:TEXT`, `primary:true` (DSpace's iiif-* options are
 read past). A name with `/` is a file in a sub-folder (`chapters/one.pdf`): such
-sub-folders are the item's, never searched for records or items (load.py's walk stops at
+sub-folders are the item's, never searched for records or items (inputs.py's walk stops at
 an item folder). Each file's size, MD5 (DSpace's checksum) and MIME type (mime.py) are
 kept with the record; its sequence number is its place among the lines. A file listed but
 missing, or leading outside the item folder, is an error naming CONTENTS:LINE, the item

@@ -34,7 +34,8 @@ from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
 from ..virtual_sets import VirtualSets
-from .drafts import Draft, Limits, Prepared, Unfinished, finish, prepare
+from .csv_merge import Unfinished, finish
+from .drafts import Draft, Limits, Prepared, prepare
 from .json import READ_BUFFER, Item, jsonl_item, jsonl_lines
 from .tree import served_flat
 

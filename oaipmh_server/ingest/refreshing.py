@@ -1,0 +1,105 @@
+"""Stored records brought up to date with the configuration a load runs with: their
+virtual sets, the fragments of the stored formats, their headers."""
+
+from __future__ import annotations
+
+from .. import virtual_sets, xml
+from ..records import Header
+from ..store import Restamp, unpack_fields
+from . import dating
+from .batches import BATCH
+from .drafts import content_hash, fields_digest
+from .state import LoadState
+
+
+class Refreshing(LoadState):
+    """The refreshing part of a load (`load._Loader`)."""
+
+    def render_header(self, header: Header) -> bytes:
+        """The record's <header>, stored with it so pages are served without rendering it."""
+        return xml.stored_header(self.settings.repository_identifier, header)
+
+    def refresh_headers(self) -> None:
+        """Render again the stored headers of an earlier repository identifier (or of a
+        store from before headers were stored)."""
+        if self.tx.get_meta("headers") != self.header_version:
+            if not self.was_empty:  # else every header was just written, of this version
+                self.tx.refresh_headers(self.render_header, self.header_version)
+            self.tx.set_meta("headers", self.header_version)
+
+    def _virtual_of(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(s for s in specs if s in self.virtual_specs)
+
+    def _own(self, specs: tuple[str, ...]) -> tuple[str, ...]:
+        """A stored record's specs without its virtual sets."""
+        if not self.virtual_specs:
+            return specs
+        return tuple(s for s in specs if s not in self.virtual_specs)
+
+    def refresh_virtual_sets(self, force: bool = False) -> None:
+        """Evaluate every stored record's virtual sets again when their definitions changed
+        since they were evaluated (or, `force`, anyway): a record that enters or leaves one
+        is re-dated, like any changed record, so incremental harvests see it. Records of
+        this load were evaluated as they were written, so an empty store needs nothing."""
+        state, stored = self.virtual_state, self.stored_virtual_state
+        if not force and (state == stored or (stored is None and not self.virtual)):
+            return
+        if not self.was_empty or force:
+            self._reevaluate()
+        for spec in virtual_sets.stored_specs(stored):
+            if spec not in self.virtual.specs and spec in self.sets:
+                self.tx.remove_set(spec)
+                del self.sets[spec]
+        self.tx.set_meta(virtual_sets.META_KEY, state)
+
+    def _reevaluate(self) -> None:
+        served = self.virtual.specs
+        redated = 0
+        for batch in self.tx.records_in_batches(BATCH):
+            changes = []
+            stored_files = self.tx.stored_files([row.local_id for row in batch if not row.deleted])
+            for row in batch:
+                fields = unpack_fields(row.fields)
+                files = stored_files.get(row.local_id, ())
+                if row.deleted:  # a tombstone stays in the virtual sets still served
+                    virtual = tuple(s for s in row.set_specs if s in served)
+                else:
+                    virtual = self.virtual.of(fields, files)
+                before = self._virtual_of(row.set_specs)
+                if virtual == before:
+                    continue
+                self.summary.moved(before, virtual)
+                specs = (*self._own(row.set_specs), *virtual)
+                datestamp = dating.redated(self.moment, row.datestamp)
+                header = self.render_header(Header(row.local_id, datestamp, specs, row.deleted))
+                changes.append(
+                    Restamp(row.local_id, datestamp, row.deleted, specs,
+                            content_hash(row.deleted, specs, fields_digest(fields, files)),
+                            header, self.header_version)
+                )  # fmt: skip
+            self.tx.restamp(changes)
+            redated += len(changes)
+        self.summary.reevaluated = True
+        self.summary.redated = redated
+
+    def refresh_fragments(self) -> None:
+        """Re-render what an earlier crosswalk rendered, so the stored fragments of every
+        format match the configuration this load ran with. A format rendered on request
+        forgets its version, so storing it again later renders it for every record."""
+        for prefix in self.formats.keys() - self.stored.keys():
+            self.tx.forget_meta(f"fragments:{prefix}")
+        for prefix, metadata_format in self.stored.items():
+            key = f"fragments:{prefix}"
+            if self.tx.get_meta(key) == metadata_format.version:
+                continue
+            if not self.was_empty:  # else every record was just rendered, by this version
+                for batch in self.tx.stale_records(prefix, metadata_format.version, BATCH):
+                    files = {}
+                    if metadata_format.carries_files:
+                        files = self.tx.stored_files([lid for lid, _ in batch])
+                    bodies = [
+                        (lid, metadata_format.render_record(lid, fields, files.get(lid, ())))
+                        for lid, fields in batch
+                    ]
+                    self.tx.put_fragments(prefix, metadata_format.version, bodies)
+            self.tx.set_meta(key, metadata_format.version)
