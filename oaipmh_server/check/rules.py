@@ -2,15 +2,15 @@
 
 A rule is data: an id, the profiles it belongs to with its weight in each (mandatory: the
 aggregator rejects the record or the repository; recommended: it scores lower), what it
-asks, and a function of a record that returns what is wrong (None: nothing). `check`,
-the tests and the README read the same table. The sources: OpenAIRE's Guidelines for
-Literature Repositories v4 (mandatory and mandatory-if-applicable properties, COAR
-vocabularies), BASE's golden rules and its validator OVAL (a minimal simple DC record,
-ISO 8601 dates, ISO 639 languages, an identifier linking to the landing page), CORE (a
-direct link to the full text: in oai_dc, or a file of the record anyone may read, linked
-by `[files] url`, which CORE finds as the landing page's citation_pdf_url and in
-oai_openaire's oaire:file), the DRIVER Guidelines 2.0 (simple DC with
-info:eu-repo/semantics types, ISO dates and languages).
+asks, and a function of a record that returns what is wrong (None: nothing). `check`, the
+tests and the manual (docs/aggregators.md) read the same table. The sources: OpenAIRE's
+Guidelines for Literature Repositories v4 (mandatory and mandatory-if-applicable
+properties, COAR vocabularies), BASE's golden rules and its validator OVAL (a minimal
+simple DC record, ISO 8601 dates, ISO 639 languages, an identifier linking to the landing
+page), CORE (a direct link to the full text: in oai_dc, or a file of the record anyone may
+read, linked by `[files] url`, which CORE finds as the landing page's citation_pdf_url and
+in oai_openaire's oaire:file), the DRIVER Guidelines 2.0 (simple DC with info:eu-
+repo/semantics types, ISO dates and languages).
 """
 
 from __future__ import annotations

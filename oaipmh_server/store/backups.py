@@ -5,7 +5,7 @@ still be in the `-wal` file beside it, and a copy taken during a checkpoint mixe
 states. SQLite's online backup API (Python's `sqlite3.Connection.backup`, what the sqlite3
 shell's `.backup` does) copies the pages of one read transaction: the state of the last
 commit when it began, whatever writes meanwhile (a held load is neither in it nor blocked
-by it). PostgreSQL has `pg_dump` for this; see README "Backups".
+by it). PostgreSQL has `pg_dump` for this; see docs/backups.md.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def _sqlite_path(url: str) -> Path:
     if parsed.get_backend_name() != "sqlite":
         raise BackupFailed(
             f"`backup` copies a SQLite database; for {parsed.get_backend_name()} use its "
-            "own tools (PostgreSQL: pg_dump -Fc, see README Backups)"
+            "own tools (PostgreSQL: pg_dump -Fc, see docs/backups.md)"
         )
     database = parsed.database
     if not database or database == ":memory:" or database.startswith("file:"):

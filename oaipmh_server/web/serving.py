@@ -11,7 +11,8 @@ What a client may take is bounded: the request head (request line and headers) m
 arrive within REQUEST_HEAD_SECONDS (gunicorn's gevent worker reads each head under a
 `keepalive`-long timeout), and once it has, a connection that neither sends nor reads a
 byte for IDLE_SECONDS is closed. The request line and headers are limited where the
-README says, so a query string the app may answer is never refused by gunicorn first.
+manual (docs/serving.md) says, so a query string the app may answer is never refused
+by gunicorn first.
 """
 
 from __future__ import annotations
