@@ -9,8 +9,8 @@ properties, COAR vocabularies), BASE's golden rules and its validator OVAL (a mi
 simple DC record, ISO 8601 dates, ISO 639 languages, an identifier linking to the landing
 page), CORE (a direct link to the full text: in oai_dc, or a file of the record anyone may
 read, linked by `[files] url`, which CORE finds as the landing page's citation_pdf_url and
-in oai_openaire's oaire:file), the DRIVER Guidelines 2.0 (simple DC with info:eu-
-repo/semantics types, ISO dates and languages).
+in oai_openaire's oaire:file), the DRIVER Guidelines 2.0 (simple DC with
+info:eu-repo/semantics types, ISO dates and languages).
 """
 
 from __future__ import annotations
