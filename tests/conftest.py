@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -101,6 +102,20 @@ def load_into(
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that takes `backend` runs on SQLite; those marked `store_behaviour` on
+    PostgreSQL too. A test that names its backends itself (parametrize) keeps them."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return
+    everywhere = os.environ.get("TEST_ALL_BACKENDS") == "1"
+    marked = metafunc.definition.get_closest_marker("store_behaviour") is not None
+    metafunc.parametrize("backend", BACKENDS if marked or everywhere else ["sqlite"], indirect=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Cluster]:
     """A throw-away PostgreSQL cluster, started when the first PostgreSQL test needs it.
@@ -116,8 +131,9 @@ def postgres() -> Iterator[Cluster]:
     cluster.stop()
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
+    """The store's backend, as pytest_generate_tests chose it for the test."""
     return str(request.param)
 
 
@@ -198,6 +214,20 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture(scope="module")
+def reading_client(databases: Databases, request: pytest.FixtureRequest) -> Iterator[FlaskClient]:
+    """One app over a copy of the sample store (SQLite, page_size 10) for a whole module,
+    for tests that only read: no writes, no change to the app or its settings, nothing
+    asserted about state a previous request may leave. Set up once instead of per test."""
+    app = create_app(
+        {"database_url": databases.samples("sqlite", request), "token_secret": SECRET,
+         "page_size": 10}
+    )  # fmt: skip
+    app.test_client_class = ValidatingClient
+    yield app.test_client()
+    app.extensions["oaipmh"].store.close()
+
+
 @pytest.fixture
 def frozen_now(monkeypatch: pytest.MonkeyPatch) -> datetime:
     """Freeze the server's clock (responseDate and harvest cut-offs) at NOW."""
@@ -249,7 +279,10 @@ class LiveServer:
         raise RuntimeError(f"server did not say it was ready in 60 s (see {self.log.name})")
 
     def stop(self) -> None:
-        self.process.terminate()
+        """Gunicorn's quick shutdown (SIGQUIT): workers end at once instead of finishing
+        their requests for up to graceful_timeout; the tests that show the graceful stop
+        (SIGTERM, as systemd sends it) run their own server (tests/served.py)."""
+        self.process.send_signal(signal.SIGQUIT)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -15,6 +15,9 @@ from lxml import etree
 
 from .conftest import make_app
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 GOLDEN = Path(__file__).parent / "golden"
 SEED = "oai:repository.example.org:10722/212116"
 

@@ -28,6 +28,9 @@ from .db import datestamps, everything, fetch, oai_identifiers
 from .held_load import HOLDING
 from .oai import NS, error_codes, tree
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 HELD_LOAD = Path(__file__).parent / "held_load.py"
 T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 T2 = datetime(2025, 3, 2, 12, 0, 0, tzinfo=UTC)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from sickle import Sickle
 from sickle.oaiexceptions import BadArgument, IdDoesNotExist
@@ -9,6 +10,9 @@ from sickle.oaiexceptions import BadArgument, IdDoesNotExist
 from .conftest import LiveServer
 from .db import oai_identifiers
 from .xsd import validate
+
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
 
 REPO = "oai:repository.example.org:"
 

@@ -382,6 +382,7 @@ def test_record_page_has_no_files_section_without_files(client: FlaskClient) -> 
     assert document.find(".//h2[@id='files-heading']") is None
 
 
+@pytest.mark.store_behaviour
 def test_set_page_pages_by_keyset_in_datestamp_order(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -459,6 +460,7 @@ def test_oai_answers_xml_whatever_the_accept_header(client: FlaskClient, accept:
     assert etree.fromstring(response.data).tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH"
 
 
+@pytest.mark.store_behaviour
 def test_sitemap_lists_every_live_record_with_its_datestamp(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -529,6 +531,7 @@ def test_citation_sources_read_as_dspace_reads_them() -> None:
                     ("citation_keywords", "t"), ("citation_publication_date", "2020/05/04")]  # fmt: skip
 
 
+@pytest.mark.store_behaviour
 def test_store_reads_for_pages(app: Flask) -> None:
     store = app.extensions["oaipmh"].store
     latest = store.latest_headers(3)
@@ -560,6 +563,7 @@ def test_hostile_addresses_are_answered_not_failed(client: FlaskClient, path: st
     assert response.status_code in (200, 400, 404), response.status_code
 
 
+@pytest.mark.store_behaviour
 def test_pages_answer_503_when_the_database_cannot(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
