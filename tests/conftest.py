@@ -215,17 +215,24 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture(scope="module")
-def reading_client(databases: Databases, request: pytest.FixtureRequest) -> Iterator[FlaskClient]:
-    """One app over a copy of the sample store (SQLite, page_size 10) for a whole module,
-    for tests that only read: no writes, no change to the app or its settings, nothing
-    asserted about state a previous request may leave. Set up once instead of per test."""
+def reading_app(databases: Databases, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The `app` fixture's app (sample store on SQLite, page_size 10), made once per module
+    for tests that only read: no writes, no change to the app, its settings or its store,
+    nothing asserted about state a previous request may leave. A test that patches the
+    app or its store takes `app`."""
     app = create_app(
         {"database_url": databases.samples("sqlite", request), "token_secret": SECRET,
          "page_size": 10}
     )  # fmt: skip
     app.test_client_class = ValidatingClient
-    yield app.test_client()
+    yield app
     app.extensions["oaipmh"].store.close()
+
+
+@pytest.fixture(scope="module")
+def reading_client(reading_app: Flask) -> FlaskClient:
+    """A client of `reading_app`; every XML response it receives is validated."""
+    return reading_app.test_client()
 
 
 @pytest.fixture
