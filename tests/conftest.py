@@ -131,6 +131,13 @@ def postgres() -> Iterator[Cluster]:
     cluster.stop()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes the `live_server` fixture is in the `live` tier wherever it is."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+
+
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
     """The store's backend, as pytest_generate_tests chose it for the test."""

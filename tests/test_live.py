@@ -12,7 +12,8 @@ from .db import oai_identifiers
 from .xsd import validate
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
-pytestmark = pytest.mark.store_behaviour
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = [pytest.mark.store_behaviour, pytest.mark.live]
 
 REPO = "oai:repository.example.org:"
 
