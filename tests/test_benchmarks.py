@@ -9,8 +9,8 @@ import pytest
 
 from .conftest import ROOT
 
-# A slow tier (-m "not benchmark" leaves it out of a quick run; .ci/run runs it).
-pytestmark = pytest.mark.benchmark
+# A slow tier (-m "not benchmarks" leaves it out of a quick run; .ci/run runs it).
+pytestmark = pytest.mark.benchmarks
 
 
 def test_benchmark_runs() -> None:
