@@ -146,33 +146,54 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 class Databases:
     """Fresh databases per test on the chosen backend; the sample store is loaded once
-    per backend and copied (a file copy, or CREATE DATABASE … TEMPLATE)."""
+    per backend and copied (a file copy, or CREATE DATABASE … TEMPLATE). A PostgreSQL
+    database made for a test is dropped after it (`drop_made`): files written and removed
+    within seconds mostly never reach the disk, and the cluster's folder stays small
+    (removing hundreds of copies at the end of the session took minutes)."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self.tmp = tmp_path_factory
         self.templates: dict[str, str] = {}
         self.count = 0
+        self.made: list[tuple[Cluster, str]] = []
 
     def empty(self, backend: str, request: pytest.FixtureRequest) -> str:
-        self.count += 1
-        if backend == "sqlite":
-            return sqlite_url(self.tmp.mktemp("db") / "oai.sqlite3")
-        cluster: Cluster = request.getfixturevalue("postgres")
-        return cluster.create_database(f"test_{self.count}")
+        return self._new(backend, request)
 
-    def samples(self, backend: str, request: pytest.FixtureRequest) -> str:
-        if backend not in self.templates:
-            url = self.empty(backend, request)
-            load_into(url, SAMPLES, clock=lambda: LOADED)
-            self.templates[backend] = url
-        template = self.templates[backend]
+    def _new(
+        self, backend: str, request: pytest.FixtureRequest, template: str | None = None
+    ) -> str:
         self.count += 1
         if backend == "sqlite":
             path = self.tmp.mktemp("db") / "oai.sqlite3"
-            shutil.copy(template.removeprefix("sqlite:///"), path)
+            if template is not None:
+                shutil.copy(template.removeprefix("sqlite:///"), path)
             return sqlite_url(path)
         cluster: Cluster = request.getfixturevalue("postgres")
-        return cluster.create_database(f"test_{self.count}", template=template.rsplit("/", 1)[1])
+        name = f"test_{self.count}"
+        source = template.rsplit("/", 1)[1] if template is not None else None
+        url = cluster.create_database(name, template=source)
+        if request.scope == "function":
+            self.made.append((cluster, name))
+        return url
+
+    def samples(self, backend: str, request: pytest.FixtureRequest) -> str:
+        if backend not in self.templates:
+            self.count += 1
+            if backend == "sqlite":
+                url = sqlite_url(self.tmp.mktemp("db") / "oai.sqlite3")
+            else:
+                cluster: Cluster = request.getfixturevalue("postgres")
+                url = cluster.create_database(f"template_{self.count}")
+            load_into(url, SAMPLES, clock=lambda: LOADED)
+            self.templates[backend] = url
+        return self._new(backend, request, template=self.templates[backend])
+
+    def drop_made(self) -> None:
+        """Drop the PostgreSQL databases made for the test that just ended."""
+        while self.made:
+            cluster, name = self.made.pop()
+            cluster.drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -195,11 +216,13 @@ _APPS: list[Flask] = []
 
 
 @pytest.fixture(autouse=True)
-def close_apps() -> Iterator[None]:
-    """Close every app's store after its test, so no connection outlives it."""
+def close_apps(databases: Databases) -> Iterator[None]:
+    """Close every app's store after its test, so no connection outlives it; then drop
+    the PostgreSQL databases made for it."""
     yield
     while _APPS:
         _APPS.pop().extensions["oaipmh"].store.close()
+    databases.drop_made()
 
 
 def make_app(database_url: str, **overrides: Any) -> Flask:
