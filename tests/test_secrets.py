@@ -17,9 +17,6 @@ from . import xsd
 from .conftest import LiveServer, make_app
 from .oai import NS, error_codes, token, tree
 
-# What these tests show depends on the store: they run on SQLite and PostgreSQL.
-pytestmark = pytest.mark.store_behaviour
-
 OLD, NEW = "old-secret-" + "a" * 32, "new-secret-" + "b" * 32
 
 
