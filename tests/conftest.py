@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,6 +106,20 @@ def load_into(
 BACKENDS = ["sqlite", "postgresql"]
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Each test that takes `backend` runs on SQLite; those marked `store_behaviour` on
+    PostgreSQL too. A test that names its backends itself (parametrize) keeps them."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if "backend" in (names.replace(" ", "").split(",") if isinstance(names, str) else names):
+            return
+    everywhere = os.environ.get("TEST_ALL_BACKENDS") == "1"
+    marked = metafunc.definition.get_closest_marker("store_behaviour") is not None
+    metafunc.parametrize("backend", BACKENDS if marked or everywhere else ["sqlite"], indirect=True)
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Cluster]:
     """A throw-away PostgreSQL cluster, started when the first PostgreSQL test needs it.
@@ -120,40 +135,69 @@ def postgres() -> Iterator[Cluster]:
     cluster.stop()
 
 
-@pytest.fixture(params=BACKENDS)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes the `live_server` fixture is in the `live` tier wherever it is."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
+    """The store's backend, as pytest_generate_tests chose it for the test."""
     return str(request.param)
 
 
 class Databases:
     """Fresh databases per test on the chosen backend; the sample store is loaded once
-    per backend and copied (a file copy, or CREATE DATABASE … TEMPLATE)."""
+    per backend and copied (a file copy, or CREATE DATABASE … TEMPLATE). A PostgreSQL
+    database made for a test is dropped after it (`drop_made`): files written and removed
+    within seconds mostly never reach the disk, and the cluster's folder stays small
+    (removing hundreds of copies at the end of the session took minutes)."""
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self.tmp = tmp_path_factory
         self.templates: dict[str, str] = {}
         self.count = 0
+        self.made: list[tuple[Cluster, str]] = []
 
     def empty(self, backend: str, request: pytest.FixtureRequest) -> str:
-        self.count += 1
-        if backend == "sqlite":
-            return sqlite_url(self.tmp.mktemp("db") / "oai.sqlite3")
-        cluster: Cluster = request.getfixturevalue("postgres")
-        return cluster.create_database(f"test_{self.count}")
+        return self._new(backend, request)
 
-    def samples(self, backend: str, request: pytest.FixtureRequest) -> str:
-        if backend not in self.templates:
-            url = self.empty(backend, request)
-            load_into(url, SAMPLES, clock=lambda: LOADED)
-            self.templates[backend] = url
-        template = self.templates[backend]
+    def _new(
+        self, backend: str, request: pytest.FixtureRequest, template: str | None = None
+    ) -> str:
         self.count += 1
         if backend == "sqlite":
             path = self.tmp.mktemp("db") / "oai.sqlite3"
-            shutil.copy(template.removeprefix("sqlite:///"), path)
+            if template is not None:
+                shutil.copy(template.removeprefix("sqlite:///"), path)
             return sqlite_url(path)
         cluster: Cluster = request.getfixturevalue("postgres")
-        return cluster.create_database(f"test_{self.count}", template=template.rsplit("/", 1)[1])
+        name = f"test_{self.count}"
+        source = template.rsplit("/", 1)[1] if template is not None else None
+        url = cluster.create_database(name, template=source)
+        if request.scope == "function":
+            self.made.append((cluster, name))
+        return url
+
+    def samples(self, backend: str, request: pytest.FixtureRequest) -> str:
+        if backend not in self.templates:
+            self.count += 1
+            if backend == "sqlite":
+                url = sqlite_url(self.tmp.mktemp("db") / "oai.sqlite3")
+            else:
+                cluster: Cluster = request.getfixturevalue("postgres")
+                url = cluster.create_database(f"template_{self.count}")
+            load_into(url, SAMPLES, clock=lambda: LOADED)
+            self.templates[backend] = url
+        return self._new(backend, request, template=self.templates[backend])
+
+    def drop_made(self) -> None:
+        """Drop the PostgreSQL databases made for the test that just ended."""
+        while self.made:
+            cluster, name = self.made.pop()
+            cluster.drop_database(name)
 
 
 @pytest.fixture(scope="session")
@@ -176,11 +220,13 @@ _APPS: list[Flask] = []
 
 
 @pytest.fixture(autouse=True)
-def close_apps() -> Iterator[None]:
-    """Close every app's store after its test, so no connection outlives it."""
+def close_apps(databases: Databases) -> Iterator[None]:
+    """Close every app's store after its test, so no connection outlives it; then drop
+    the PostgreSQL databases made for it."""
     yield
     while _APPS:
         _APPS.pop().extensions["oaipmh"].store.close()
+    databases.drop_made()
 
 
 def make_app(database_url: str, **overrides: Any) -> Flask:
@@ -200,6 +246,27 @@ def app(database_url: str) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture(scope="module")
+def reading_app(databases: Databases, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    """The `app` fixture's app (sample store on SQLite, page_size 10), made once per module
+    for tests that only read: no writes, no change to the app, its settings or its store,
+    nothing asserted about state a previous request may leave. A test that patches the
+    app or its store takes `app`."""
+    app = create_app(
+        {"database_url": databases.samples("sqlite", request), "token_secret": SECRET,
+         "page_size": 10}
+    )  # fmt: skip
+    app.test_client_class = ValidatingClient
+    yield app
+    app.extensions["oaipmh"].store.close()
+
+
+@pytest.fixture(scope="module")
+def reading_client(reading_app: Flask) -> FlaskClient:
+    """A client of `reading_app`; every XML response it receives is validated."""
+    return reading_app.test_client()
 
 
 @pytest.fixture
@@ -253,7 +320,10 @@ class LiveServer:
         raise RuntimeError(f"server did not say it was ready in 60 s (see {self.log.name})")
 
     def stop(self) -> None:
-        self.process.terminate()
+        """Gunicorn's quick shutdown (SIGQUIT): workers end at once instead of finishing
+        their requests for up to graceful_timeout; the tests that show the graceful stop
+        (SIGTERM, as systemd sends it) run their own server (tests/served.py)."""
+        self.process.send_signal(signal.SIGQUIT)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

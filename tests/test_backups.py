@@ -29,6 +29,9 @@ from .held_load import HOLDING
 from .oai import harvest, identifiers
 from .postgres import Cluster
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 HELD_LOAD = Path(__file__).parent / "held_load.py"
 WAIT = 120
 

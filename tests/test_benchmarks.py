@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import ROOT
+
+# A slow tier (-m "not benchmarks" leaves it out of a quick run; .ci/run runs it).
+pytestmark = pytest.mark.benchmarks
 
 
 def test_benchmark_runs() -> None:

@@ -28,6 +28,9 @@ from oaipmh_server.store import SqlStore
 
 from .conftest import ROOT, LiveServer, load_into
 
+# A slow tier (-m "not browser" leaves it out of a quick run; .ci/run runs it).
+pytestmark = pytest.mark.browser
+
 ARTIFACTS = ROOT / "tests" / "artifacts"
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1200, "height": 900}

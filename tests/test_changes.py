@@ -34,6 +34,9 @@ from .db import datestamps as stored_datestamps
 from .db import everything
 from .oai import NS, tree
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 REPO = "oai:repository.example.org:"
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 WAIT = 60  # seconds: a bound on every wait for another thread or process, never a pause

@@ -27,6 +27,9 @@ from oaipmh_server.record_source import Field
 from . import xsd
 from .conftest import SAMPLES, LiveServer, load_into, make_app
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 BASE: list[tuple[str, str]] = [
     ("dc.title", "A title"),
     ("dc.contributor.author", "Doe, Jane"),

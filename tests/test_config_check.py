@@ -16,6 +16,9 @@ from oaipmh_server.cli import main
 from oaipmh_server.config import masked_url
 from oaipmh_server.settings import Settings
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 SECRETS = ("token-s3cret-" + "t" * 32, "db-pa55word", "previous-s3cret", "url-pa55")
 
 

@@ -4,10 +4,8 @@ the variable (or file and key) and what is expected, exit status 1, never a trac
 from __future__ import annotations
 
 import importlib.util
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +16,11 @@ from oaipmh_server.config import KNOWN_VARIABLES, load_settings, unknown_variabl
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.store.failures import cannot_open
 
+from .cli import Ran, run_cli
 from .postgres import Cluster
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oaipmh_server", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, stdin=subprocess.DEVNULL, timeout=120,
-    )  # fmt: skip
-
-
-def refused(done: subprocess.CompletedProcess[str], *expected: str) -> None:
+def refused(done: Ran | subprocess.CompletedProcess[str], *expected: str) -> None:
     """Exit status 1, one message holding every expected part, no traceback."""
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr + done.stdout

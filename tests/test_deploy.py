@@ -42,6 +42,10 @@ from . import xsd
 from .conftest import SAMPLES, LiveServer, load_into, sqlite_url
 from .postgres import Cluster, find_bindir
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = [pytest.mark.store_behaviour, pytest.mark.live]
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 UNIT = DEPLOY / "oaipmh-server.service"

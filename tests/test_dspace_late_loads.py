@@ -28,6 +28,9 @@ from .test_saf_exports import (
     zip_folder,
 )
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 STRUCTURE = SAMPLES / "dspace" / "structure.xml"
 SAF = SAMPLES / "dspace" / "saf"
 CSV = SAMPLES / "dspace" / "metadata-export.csv"

@@ -16,6 +16,9 @@ from oaipmh_server.ingest.structure import is_structure_file
 from .conftest import SAMPLES, load_into, make_app
 from .oai import NS, error_codes, harvest, tree
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 SETS = SAMPLES / "sets.json"
 STRUCTURE = SAMPLES / "dspace" / "structure.xml"
 SAF = SAMPLES / "dspace" / "saf"

@@ -16,6 +16,9 @@ from .conftest import SAMPLES, load_into, make_app
 from .db import oai_identifiers, stored_fields
 from .oai import NS, error_codes, harvest, identifiers, token, tree
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 REPO = "oai:repository.example.org:"
 
 

@@ -23,10 +23,14 @@ from oaipmh_server.ingest.workers import PARALLEL_FROM_BYTES
 from oaipmh_server.store import unpack_fields
 from oaipmh_server.store.schema import RecordRow
 
+from .cli import run_cli, run_process
 from .conftest import load_into, make_app
 from .db import datestamps, everything, fetch, oai_identifiers
 from .held_load import HOLDING
 from .oai import NS, error_codes, tree
+
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
 
 HELD_LOAD = Path(__file__).parent / "held_load.py"
 T1 = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -497,14 +501,9 @@ def test_a_load_is_visible_to_a_running_server_at_once(
     assert error_codes(client.get(query)) == []
 
 
-def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oaipmh_server", *args],
-        capture_output=True, text=True, env={**os.environ, **env}, stdin=subprocess.DEVNULL, timeout=120,
-    )  # fmt: skip
-
-
 def test_cli_load_reports_and_exits_nonzero(empty_database_url: str, tmp_path: Path) -> None:
+    """In a process of its own, as an operator's script sees its exit status."""
+    run_cli = run_process
     env = {"OAIPMH_DATABASE_URL": empty_database_url}
     good = write_jsonl(tmp_path / "good.jsonl", [record("1"), record("2")])
     done = run_cli("load", str(good), env=env)

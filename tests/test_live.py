@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 from sickle import Sickle
 from sickle.oaiexceptions import BadArgument, IdDoesNotExist
@@ -9,6 +10,10 @@ from sickle.oaiexceptions import BadArgument, IdDoesNotExist
 from .conftest import LiveServer
 from .db import oai_identifiers
 from .xsd import validate
+
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = [pytest.mark.store_behaviour, pytest.mark.live]
 
 REPO = "oai:repository.example.org:"
 

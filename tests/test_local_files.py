@@ -23,6 +23,9 @@ from oaipmh_server.web.admission import HarvestLimit
 
 from .conftest import free_port, make_app, sqlite_url
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 
 @pytest.fixture
 def usual_umask() -> Iterator[None]:

@@ -41,6 +41,7 @@ def head_revision() -> str:
     return head
 
 
+@pytest.mark.store_behaviour
 def test_store_gauges(database_url: str) -> None:
     before = datetime.now(UTC)
     metrics = scrape(database_url)
@@ -65,6 +66,7 @@ def test_store_gauges(database_url: str) -> None:
     assert after["oaipmh_last_load_timestamp_seconds"] >= before.timestamp()
 
 
+@pytest.mark.store_behaviour
 def test_counts_of_a_store_written_before_they_were_kept(database_url: str) -> None:
     """A store last written by an older version has no counts kept: they are counted."""
     engine = create_engine(database_url)
@@ -78,6 +80,7 @@ def test_counts_of_a_store_written_before_they_were_kept(database_url: str) -> N
     )
 
 
+@pytest.mark.store_behaviour
 def test_cutoff_lag_while_a_load_runs(database_url: str) -> None:
     """Lists stop before a load in progress: the lag is how long it has run (here a load
     whose clock says it began an hour ago), and back to a second once it commits."""

@@ -324,8 +324,8 @@ def test_deleted_record_is_gone(client: FlaskClient, app: Flask) -> None:
     assert format_datestamp(LOADED) in document.text_content()
 
 
-def test_unknown_record_is_not_found(client: FlaskClient) -> None:
-    document = page(client, "/records/10722/nothing-here", 404)
+def test_unknown_record_is_not_found(reading_client: FlaskClient) -> None:
+    document = page(reading_client, "/records/10722/nothing-here", 404)
     assert "10722/nothing-here" in document.text_content()
 
 
@@ -378,11 +378,12 @@ def test_files_plug_into_the_page_tags_and_links() -> None:
     assert without.files == [] and "encoding" not in without.json_ld
 
 
-def test_record_page_has_no_files_section_without_files(client: FlaskClient) -> None:
-    document = page(client, f"/records/{SEED}")
+def test_record_page_has_no_files_section_without_files(reading_client: FlaskClient) -> None:
+    document = page(reading_client, f"/records/{SEED}")
     assert document.find(".//h2[@id='files-heading']") is None
 
 
+@pytest.mark.store_behaviour
 def test_set_page_pages_by_keyset_in_datestamp_order(
     client: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -416,37 +417,39 @@ def test_set_page_pages_by_keyset_in_datestamp_order(
     "query",
     ["after=2020-01-01T00:00:00Z", "id=x", "after=yesterday&id=x", "after=2020-13-01&id=x"],
 )
-def test_set_page_refuses_a_bad_position(client: FlaskClient, query: str) -> None:
-    page(client, f"/sets/com_10722_1?{query}", 400)
+def test_set_page_refuses_a_bad_position(reading_client: FlaskClient, query: str) -> None:
+    page(reading_client, f"/sets/com_10722_1?{query}", 400)
 
 
-def test_unknown_set_is_not_found(client: FlaskClient) -> None:
-    page(client, "/sets/nope", 404)
+def test_unknown_set_is_not_found(reading_client: FlaskClient) -> None:
+    page(reading_client, "/sets/nope", 404)
 
 
-def test_oai_view_renders_any_request_with_links(client: FlaskClient, app: Flask) -> None:
-    document = page(client, "/oai/view?verb=ListRecords&metadataPrefix=qdc")
+def test_oai_view_renders_any_request_with_links(
+    reading_client: FlaskClient, reading_app: Flask
+) -> None:
+    document = page(reading_client, "/oai/view?verb=ListRecords&metadataPrefix=qdc")
     assert document.findtext(".//h1") == "OAI-PMH: ListRecords"
     token = document.xpath(".//li[span[@class='tag']='resumptionToken']//a")[0]
     query = parse_qs(urlsplit(token.get("href")).query)
     assert query["verb"] == ["ListRecords"] and query[pages.VIEW_PREFIX] == ["qdc"]
     identifier = document.xpath(".//li[span[@class='tag']='identifier']//a")[0]
     assert parse_qs(urlsplit(identifier.get("href")).query)["metadataPrefix"] == ["qdc"]
-    following = page(client, token.get("href"))  # the next page, readable
+    following = page(reading_client, token.get("href"))  # the next page, readable
     assert following.xpath(".//li[span[@class='tag']='record']")
     record = following.xpath(".//a[@class='page']")[0].get("href")
-    assert client.get(record).status_code in (200, 410)
+    assert reading_client.get(record).status_code in (200, 410)
     raw = document.find(".//main//a[@class='url']").get("href")
     assert raw == "http://localhost/oai?verb=ListRecords&metadataPrefix=qdc"
 
 
-def test_oai_view_shows_errors_and_languages(client: FlaskClient) -> None:
-    document = page(client, "/oai/view?verb=Frobnicate")
+def test_oai_view_shows_errors_and_languages(reading_client: FlaskClient) -> None:
+    document = page(reading_client, "/oai/view?verb=Frobnicate")
     assert "badVerb" in document.find(".//p[@class='error']").text_content()
-    document = page(client, "/oai/view?verb=GetRecord&metadataPrefix=oai_dc"
+    document = page(reading_client, "/oai/view?verb=GetRecord&metadataPrefix=oai_dc"
                     "&identifier=oai:repository.example.org:10722/310002")  # fmt: skip
     assert document.xpath(".//span[@class='text'][@lang]")
-    formats = page(client, "/oai/view?verb=ListMetadataFormats")
+    formats = page(reading_client, "/oai/view?verb=ListMetadataFormats")
     assert formats.xpath(".//a[contains(@href, 'verb=ListRecords&metadataPrefix=oai_dc')]")
 
 
@@ -454,12 +457,15 @@ def test_oai_view_shows_errors_and_languages(client: FlaskClient) -> None:
     "accept",
     [BROWSER_ACCEPT, "text/html", "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2"],
 )
-def test_oai_answers_xml_whatever_the_accept_header(client: FlaskClient, accept: str) -> None:
-    response = client.get("/oai?verb=Identify", headers={"Accept": accept})
+def test_oai_answers_xml_whatever_the_accept_header(
+    reading_client: FlaskClient, accept: str
+) -> None:
+    response = reading_client.get("/oai?verb=Identify", headers={"Accept": accept})
     assert response.status_code == 200 and response.mimetype == "text/xml"
     assert etree.fromstring(response.data).tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH"
 
 
+@pytest.mark.store_behaviour
 def test_sitemap_lists_every_live_record_with_its_datestamp(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -510,8 +516,8 @@ def test_pages_use_the_configured_base_url(database_url: str) -> None:
     assert canonical == f"https://repo.example.org/records/{SEED}"
 
 
-def test_pages_forbid_scripts(client: FlaskClient) -> None:
-    policy = client.get("/").headers["Content-Security-Policy"]
+def test_pages_forbid_scripts(reading_client: FlaskClient) -> None:
+    policy = reading_client.get("/").headers["Content-Security-Policy"]
     assert "default-src 'none'" in policy and "script-src" not in policy
 
 
@@ -530,6 +536,7 @@ def test_citation_sources_read_as_dspace_reads_them() -> None:
                     ("citation_keywords", "t"), ("citation_publication_date", "2020/05/04")]  # fmt: skip
 
 
+@pytest.mark.store_behaviour
 def test_store_reads_for_pages(app: Flask) -> None:
     store = app.extensions["oaipmh"].store
     latest = store.latest_headers(3)
@@ -554,13 +561,14 @@ def test_store_reads_for_pages(app: Flask) -> None:
         "&metadataPrefix=oai_dc&identifier=oai:repository.example.org:%00",
     ],
 )  # fmt: skip
-def test_hostile_addresses_are_answered_not_failed(client: FlaskClient, path: str) -> None:
+def test_hostile_addresses_are_answered_not_failed(reading_client: FlaskClient, path: str) -> None:
     """Bad input is a 4xx page (or an OAI error), never a 500, and never a 503 either:
     nothing that cannot be an id or a set reaches the database."""
-    response = client.get(path)
+    response = reading_client.get(path)
     assert response.status_code in (200, 400, 404), response.status_code
 
 
+@pytest.mark.store_behaviour
 def test_pages_answer_503_when_the_database_cannot(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -699,10 +707,10 @@ def test_pages_show_the_institutions_name_logo_footer_colour_and_language(
     assert b"<repositoryName>Sample DSpace Repository<" in client.get("/oai?verb=Identify").data
 
 
-def test_pages_by_default_have_no_logo_footer_or_inline_style(client: FlaskClient) -> None:
-    response = client.get("/")
+def test_pages_by_default_have_no_logo_footer_or_inline_style(reading_client: FlaskClient) -> None:
+    response = reading_client.get("/")
     assert response.headers["Content-Security-Policy"] == pages.CONTENT_SECURITY_POLICY
-    document = page(client, "/")
+    document = page(reading_client, "/")
     assert document.find(".//head/style") is None and document.find(".//header//img") is None
     assert document.find(".//p[@class='footer-text']") is None
     assert document.find(".//p[@class='site-name']/a").text == "Sample DSpace Repository"

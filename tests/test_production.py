@@ -27,6 +27,9 @@ from .db import oai_identifiers
 from .oai import error_codes, token, tree
 from .xsd import validate
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 
 def test_new_harvests_wait_when_every_place_is_taken(database_url: str) -> None:
     app = make_app(database_url, max_concurrent_lists=4, retry_after=7, page_size=5)

@@ -7,11 +7,15 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from flask.testing import FlaskClient
 from lxml import etree
 
 from .conftest import SAMPLES
 from .oai import NS, harvest, tree
+
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
 
 # The seed item's public page, vendored (see its SOURCES.md): the check needs nothing outside
 # the clone, so it can never be skipped.

@@ -27,6 +27,10 @@ from .conftest import LiveServer, sqlite_url
 from .postgres import Cluster
 from .xsd import validate
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = [pytest.mark.store_behaviour, pytest.mark.live]
+
 TRICKLERS = 200
 # How long a normal request may take while the tricklers hold their sockets: a loaded,
 # shared test machine answers in milliseconds; two sync workers never answered at all.

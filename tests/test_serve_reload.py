@@ -18,6 +18,9 @@ import requests
 from .conftest import Databases, free_port
 from .served import Served
 
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = pytest.mark.live
+
 IDENTIFIER = re.compile(r"<identifier>([^<]+)</identifier>")
 TOKEN = re.compile(r"<resumptionToken[^>]*>([^<]*)</resumptionToken>")
 NAME = re.compile(r"<repositoryName>([^<]+)</repositoryName>")

@@ -25,6 +25,9 @@ from .conftest import SAMPLES, free_port, load_into, sqlite_url
 from .served import Served, UnixHTTPConnection
 from .xsd import validate
 
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture
 def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:

@@ -23,6 +23,9 @@ from .conftest import load_into, make_app, sqlite_url
 from .db import fetch
 from .oai import NS, tree
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 
 def test_migrations_build_the_schema_of_the_models(empty_database_url: str) -> None:
     engine = create_engine(empty_database_url)

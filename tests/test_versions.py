@@ -26,6 +26,9 @@ from oaipmh_server.store.schema import MetaRow
 
 from .conftest import ROOT, SAMPLES, free_port
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
 HEAD = "0006"  # the newest revision in oaipmh_server/store/migrations/versions
 FUTURE, FUTURE_VERSION = "0099", "9.9.0"

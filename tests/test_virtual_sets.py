@@ -25,6 +25,9 @@ from oaipmh_server.virtual_sets import VirtualSets
 from .conftest import SECRET, load_into, make_app
 from .oai import NS, harvest, tree
 
+# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+pytestmark = pytest.mark.store_behaviour
+
 BOTH = {"virtual_sets_served": ["driver", "openaire"]}
 START = datetime(2026, 1, 1, tzinfo=UTC)
 OPEN = {"field": "dc.rights", "value": "info:eu-repo/semantics/openAccess"}
