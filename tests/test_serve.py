@@ -19,8 +19,8 @@ import requests
 from click.testing import CliRunner
 from flask import Flask
 
-from oaipmh_server import cli
 from oaipmh_server.cli import main
+from oaipmh_server.cli import serving as serve_command
 from oaipmh_server.web.serving import REQUEST_HEAD_SECONDS
 
 from .conftest import LiveServer, sqlite_url
@@ -220,7 +220,7 @@ def test_serve_beyond_loopback_without_base_url_warns_of_the_host_header(
         app.extensions["oaipmh"].store.close()
 
     monkeypatch.setattr(Flask, "run", run)
-    monkeypatch.setattr(cli, "_run_gunicorn", lambda *a, **k: started.append("gunicorn"))
+    monkeypatch.setattr(serve_command, "_run_gunicorn", lambda *a, **k: started.append("gunicorn"))
     environ = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
     if base_url:
         environ["OAIPMH_BASE_URL"] = base_url

@@ -28,7 +28,7 @@ def create_app(
     overrides: Mapping[str, Any] | None = None, *, settings: Settings | None = None
 ) -> Flask:
     """The app, its settings read (with `overrides`), or given as already read and checked
-    (`serve`'s workers take the ones their master checked: see cli._run_gunicorn)."""
+    (`serve`'s workers take the ones their master checked: see cli/serving.py, _run_gunicorn)."""
     if settings is None:
         settings = load_settings(overrides)
     harvest_limit = None  # first: a folder it refuses stops the app before the store is open

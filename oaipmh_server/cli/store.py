@@ -1,0 +1,78 @@
+"""The commands that look after the store itself: stats, migrate and backup."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import StoreUnavailable
+from .opening import _open_store, _settings
+
+
+@click.command()
+def stats() -> None:
+    """Counts per set, deleted records, earliest and latest datestamp."""
+    from ..datestamps import format_datestamp
+
+    settings = _settings()
+    store = _open_store(settings)
+    from ..virtual_sets import META_KEY, stale_warning
+
+    try:
+        figures = store.stats()
+        schema = store.schema()
+        warning = stale_warning(settings, store.get_meta(META_KEY))
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed: {e}") from None
+    finally:
+        store.close()
+    if warning is not None:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"records: {figures.records} ({figures.deleted} deleted)")
+    for label, moment in (("earliest", figures.earliest), ("latest", figures.latest)):
+        click.echo(f"{label} datestamp: {format_datestamp(moment) if moment else '-'}")
+    for spec, (name, count) in figures.sets.items():
+        click.echo(f"set {spec}: {count} ({name})")
+    click.echo(f"schema: {schema.revision} ({_written_by(schema.written_by)})")
+
+
+@click.command()
+def migrate() -> None:
+    """Bring the database's schema up to this version's (serve and load also do it)."""
+    from .. import __version__
+
+    settings = _settings()
+    store = _open_store(settings)  # opening the store migrates it, or says why it cannot
+    store.close()
+    change = store.migration
+    if change.changed:
+        click.echo(
+            f"schema: {change.before or 'none'} → {change.after} (oaipmh-server {__version__})"
+        )
+    else:
+        click.echo(f"schema: {change.after}, up to date ({_written_by(change.written_by)})")
+
+
+@click.command()
+@click.argument("destination", type=click.Path(path_type=str))
+def backup(destination: str) -> None:
+    """Copy the SQLite database to DESTINATION while it serves, even during a load."""
+    from pathlib import Path
+
+    from ..errors import BackupFailed
+    from ..store.backups import back_up
+
+    settings = _settings()
+    try:
+        done = back_up(settings.database_url, Path(destination))
+    except BackupFailed as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(
+        f"Backed up {done.source} to {done.destination}: {done.records} records, "
+        f"schema {done.revision or 'none'}, {done.size:,} bytes."
+    )
+
+
+def _written_by(version: str | None) -> str:
+    if version is None:  # versions before 1.0.0 did not record it
+        return "written by oaipmh-server before 1.0.0"
+    return f"written by oaipmh-server {version}"
