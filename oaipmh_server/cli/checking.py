@@ -7,7 +7,7 @@ import sys
 import click
 
 from ..errors import ConfigError, StoreUnavailable
-from .opening import _open_store, _settings
+from .opening import open_store, read_settings
 
 
 @click.command()
@@ -50,8 +50,8 @@ def check(
 
     from ..check.store import check_records, render_json, render_text
 
-    settings = _settings()
-    store = _open_store(settings)
+    settings = read_settings()
+    store = open_store(settings)
     shown = sys.stderr.isatty() if progress is None else progress
     try:
         total = store.count_all() if shown else None

@@ -10,7 +10,7 @@ from typing import IO, Any
 import click
 
 from ..errors import LoadBusy, LoadFailed, StoreUnavailable
-from .opening import _open_store, _settings
+from .opening import open_store, read_settings
 
 
 @click.command()
@@ -63,10 +63,10 @@ def load(
 
     if sync_allow_deletes is not None and not sync:
         raise click.UsageError("--sync-allow-deletes is a limit of --sync: give --sync too")
-    settings = _settings()
+    settings = read_settings()
     changes = _ChangesFile(changes_to) if changes_to is not None else None
     try:
-        store = _open_store(settings)
+        store = open_store(settings)
     except BaseException:
         if changes is not None:
             changes.finish(committed=False)
@@ -200,8 +200,8 @@ def refresh_sets(wait: bool | None) -> None:
     from ..formats import build_formats
     from ..ingest.load import refresh_sets as refresh
 
-    settings = _settings()
-    store = _open_store(settings)
+    settings = read_settings()
+    store = open_store(settings)
     with _one_write(store, "changed", " (--wait waits for it)"):
         summary = refresh(
             store,
@@ -238,9 +238,9 @@ def delete(ids: tuple[str, ...]) -> None:
     from ..formats import build_formats
     from ..ingest.load import delete_records
 
-    settings = _settings()
+    settings = read_settings()
     ids = tuple(_local_id(i, settings.repository_identifier) for i in ids)
-    store = _open_store(settings)
+    store = open_store(settings)
     with _one_write(store, "deleted"):
         summary = delete_records(
             ids,

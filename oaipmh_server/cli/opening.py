@@ -10,7 +10,9 @@ from ..config import load_settings
 from ..errors import ConfigError, StoreUnavailable
 
 
-def _settings() -> Any:
+def read_settings() -> Any:
+    """The settings a command runs with, its formats built once to find a [formats] mistake
+    before anything is opened; a mistake is one line, not a traceback."""
     from ..formats import build_formats
 
     try:
@@ -21,7 +23,8 @@ def _settings() -> Any:
         raise click.ClickException(str(e)) from None
 
 
-def _open_store(settings: Any) -> Any:
+def open_store(settings: Any) -> Any:
+    """The store `settings` name, migrated; what could not be opened is one line."""
     from ..store import SqlStore
 
     try:

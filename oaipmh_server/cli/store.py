@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ..errors import StoreUnavailable
-from .opening import _open_store, _settings
+from .opening import open_store, read_settings
 
 
 @click.command()
@@ -13,8 +13,8 @@ def stats() -> None:
     """Counts per set, deleted records, earliest and latest datestamp."""
     from ..datestamps import format_datestamp
 
-    settings = _settings()
-    store = _open_store(settings)
+    settings = read_settings()
+    store = open_store(settings)
     from ..virtual_sets import META_KEY, stale_warning
 
     try:
@@ -40,8 +40,8 @@ def migrate() -> None:
     """Bring the database's schema up to this version's (serve and load also do it)."""
     from .. import __version__
 
-    settings = _settings()
-    store = _open_store(settings)  # opening the store migrates it, or says why it cannot
+    settings = read_settings()
+    store = open_store(settings)  # opening the store migrates it, or says why it cannot
     store.close()
     change = store.migration
     if change.changed:
@@ -61,7 +61,7 @@ def backup(destination: str) -> None:
     from ..errors import BackupFailed
     from ..store.backups import back_up
 
-    settings = _settings()
+    settings = read_settings()
     try:
         done = back_up(settings.database_url, Path(destination))
     except BackupFailed as e:
