@@ -24,7 +24,7 @@ from oaipmh_server.crosswalk import PRIVATE_FIELDS
 from oaipmh_server.datestamps import format_datestamp
 from oaipmh_server.formats import build_formats
 from oaipmh_server.record_source import Field, Header
-from oaipmh_server.web import pages
+from oaipmh_server.web import pages, sitemaps
 from oaipmh_server.xml import xml_language
 
 from .conftest import LOADED, load_into, make_app
@@ -469,8 +469,8 @@ def test_oai_answers_xml_whatever_the_accept_header(
 def test_sitemap_lists_every_live_record_with_its_datestamp(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pages, "SITEMAP_SIZE", 10)
-    monkeypatch.setattr(pages, "SITEMAP_CHUNK", 3)
+    monkeypatch.setattr(sitemaps, "SITEMAP_SIZE", 10)
+    monkeypatch.setattr(sitemaps, "SITEMAP_CHUNK", 3)
     index = client.get("/sitemap.xml")
     assert index.status_code == 200 and index.mimetype == "application/xml"
     locations = etree.fromstring(index.data).xpath("//s:sitemap/s:loc/text()", namespaces=SITEMAP)

@@ -3,8 +3,9 @@ module, so it imports Flask).
 
 `/` the repository, `/records/<local id>` a record's landing page (410 once deleted),
 `/sets/<spec>` a set and its records, `/oai/view?…` any OAI-PMH request made readable,
-`/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt`. They read through
-the same store and formats as the verbs, and render with autoescaped Jinja2 templates
+`/sitemap.xml` with `/sitemaps/records.xml?start=…`, and `/robots.txt` (web/sitemaps.py,
+routes of this blueprint). They read through the same store and formats as the verbs,
+and render with autoescaped Jinja2 templates
 (oaipmh_server/web/templates/, after an operator's [pages] template_folder): no JavaScript,
 one stylesheet (oaipmh_server/web/static/). [pages] enabled = false turns them all off.
 `/oai` itself is untouched: it answers XML to every client, whatever its Accept header.
@@ -18,10 +19,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -69,17 +67,13 @@ SET_PAGE_SIZE = 50
 LATEST = 10
 SETS_ON_HOME = 200
 SUBSETS_SHOWN = 200
-SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
-SITEMAP_CHUNK = 2_000
 STATS_SECONDS = 300  # the home page's counts are counted at most every five minutes
-SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 VIEW_PREFIX = "view_prefix"
 # What a local id can be: the local part of an OAI identifier is printable ASCII
 # (verbs.IDENTIFIER). Anything else cannot be a record, and never reaches the database
 # (PostgreSQL refuses a NUL as an error, not as a miss).
 LOCAL_ID = re.compile(r"[!-~]{1,1000}", re.ASCII)
-_SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
 
 
 @dataclass(frozen=True)
@@ -450,89 +444,6 @@ def _node(element: etree._Element, verb: str, prefix: str) -> Node:
 def _parent_name(element: etree._Element) -> str | None:
     parent = element.getparent()
     return None if parent is None else etree.QName(parent).localname
-
-
-# -- for crawlers --------------------------------------------------------------------------
-
-
-@blueprint.route("/robots.txt")
-def robots() -> Response:
-    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters (and with the
-    pages off, only that is said)."""
-    body = "User-agent: *\nDisallow: /oai\n"
-    if _provider().settings.pages_enabled:
-        body += f"Allow: /\nSitemap: {_site_url()}/sitemap.xml\n"
-    return Response(body, 200, content_type="text/plain; charset=utf-8")
-
-
-@blueprint.route("/sitemap.xml")
-def sitemap_index() -> Response:
-    """A sitemap index: one sitemap per 50,000 records in local id order, each named by
-    the id it starts at, so serving any of them is a keyset read, never an offset."""
-    starts = _provider().store.sitemap_starts(SITEMAP_SIZE)
-    base = _site_url() + url_for("pages.sitemap")
-    buffer = BytesIO()
-    with etree.xmlfile(buffer, encoding="UTF-8") as xf:
-        xf.write_declaration()
-        with xf.element(f"{{{SITEMAP_NS}}}sitemapindex", nsmap=_SITEMAP_NSMAP):
-            for start in starts:
-                sitemap = etree.Element(f"{{{SITEMAP_NS}}}sitemap", nsmap=_SITEMAP_NSMAP)
-                loc = etree.SubElement(sitemap, f"{{{SITEMAP_NS}}}loc")
-                loc.text = f"{base}?{urlencode({'start': start})}"
-                xf.write(sitemap)
-    return Response(buffer.getvalue(), 200, content_type="application/xml; charset=utf-8")
-
-
-@blueprint.route("/sitemaps/records.xml")
-def sitemap() -> Response:
-    """The live records of one sitemap (up to 50,000 records from `start`), streamed in
-    chunks of a keyset read, each with its datestamp as lastmod."""
-    start = request.args.get("start", "")
-    if start and not LOCAL_ID.fullmatch(start):
-        return Response("Not a sitemap of this site.\n", 404, content_type="text/plain")
-    store = _provider().store
-    first = store.list_ids(start, None, SITEMAP_CHUNK)  # read before the first byte
-    site = _site_url()
-
-    def body() -> Iterator[bytes]:
-        buffer = BytesIO()
-        rows = first
-        seen = 0
-        with etree.xmlfile(buffer, encoding="UTF-8") as xf:
-            xf.write_declaration()
-            with xf.element(f"{{{SITEMAP_NS}}}urlset", nsmap=_SITEMAP_NSMAP):
-                while rows:
-                    for local_id, stamp, deleted in rows[: SITEMAP_SIZE - seen]:
-                        if deleted:
-                            continue
-                        url = etree.Element(f"{{{SITEMAP_NS}}}url", nsmap=_SITEMAP_NSMAP)
-                        etree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = (
-                            site + "/records/" + quote(local_id, safe="/")
-                        )
-                        etree.SubElement(
-                            url, f"{{{SITEMAP_NS}}}lastmod"
-                        ).text = datestamps.format_datestamp(_aware(stamp))
-                        xf.write(url)
-                    seen += len(rows)
-                    xf.flush()
-                    yield _drain(buffer)
-                    if seen >= SITEMAP_SIZE or len(rows) < SITEMAP_CHUNK:
-                        break
-                    rows = store.list_ids(start, rows[-1][0], SITEMAP_CHUNK)
-        yield _drain(buffer)
-
-    return Response(body(), 200, content_type="application/xml; charset=utf-8")
-
-
-def _drain(buffer: BytesIO) -> bytes:
-    data = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return data
-
-
-def _aware(moment: datetime) -> datetime:
-    return datestamps.to_utc_second(moment)
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -1,0 +1,105 @@
+"""The pages for crawlers: `/robots.txt`, `/sitemap.xml` and `/sitemaps/records.xml?start=…`.
+
+They are routes of the pages' blueprint (`pages.robots`, `pages.sitemap`: [pages] enabled =
+false turns the sitemaps off with the pages, robots.txt stays), added to it when
+`web/app.py` imports this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from io import BytesIO
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from flask import Response, request, url_for
+from lxml import etree
+
+from .. import datestamps
+from .pages import LOCAL_ID, _provider, _site_url, blueprint
+
+SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
+SITEMAP_CHUNK = 2_000
+SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
+_SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
+
+
+@blueprint.route("/robots.txt")
+def robots() -> Response:
+    """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters (and with the
+    pages off, only that is said)."""
+    body = "User-agent: *\nDisallow: /oai\n"
+    if _provider().settings.pages_enabled:
+        body += f"Allow: /\nSitemap: {_site_url()}/sitemap.xml\n"
+    return Response(body, 200, content_type="text/plain; charset=utf-8")
+
+
+@blueprint.route("/sitemap.xml")
+def sitemap_index() -> Response:
+    """A sitemap index: one sitemap per 50,000 records in local id order, each named by
+    the id it starts at, so serving any of them is a keyset read, never an offset."""
+    starts = _provider().store.sitemap_starts(SITEMAP_SIZE)
+    base = _site_url() + url_for("pages.sitemap")
+    buffer = BytesIO()
+    with etree.xmlfile(buffer, encoding="UTF-8") as xf:
+        xf.write_declaration()
+        with xf.element(f"{{{SITEMAP_NS}}}sitemapindex", nsmap=_SITEMAP_NSMAP):
+            for start in starts:
+                sitemap = etree.Element(f"{{{SITEMAP_NS}}}sitemap", nsmap=_SITEMAP_NSMAP)
+                loc = etree.SubElement(sitemap, f"{{{SITEMAP_NS}}}loc")
+                loc.text = f"{base}?{urlencode({'start': start})}"
+                xf.write(sitemap)
+    return Response(buffer.getvalue(), 200, content_type="application/xml; charset=utf-8")
+
+
+@blueprint.route("/sitemaps/records.xml")
+def sitemap() -> Response:
+    """The live records of one sitemap (up to 50,000 records from `start`), streamed in
+    chunks of a keyset read, each with its datestamp as lastmod."""
+    start = request.args.get("start", "")
+    if start and not LOCAL_ID.fullmatch(start):
+        return Response("Not a sitemap of this site.\n", 404, content_type="text/plain")
+    store = _provider().store
+    first = store.list_ids(start, None, SITEMAP_CHUNK)  # read before the first byte
+    site = _site_url()
+
+    def body() -> Iterator[bytes]:
+        buffer = BytesIO()
+        rows = first
+        seen = 0
+        with etree.xmlfile(buffer, encoding="UTF-8") as xf:
+            xf.write_declaration()
+            with xf.element(f"{{{SITEMAP_NS}}}urlset", nsmap=_SITEMAP_NSMAP):
+                while rows:
+                    for local_id, stamp, deleted in rows[: SITEMAP_SIZE - seen]:
+                        if deleted:
+                            continue
+                        url = etree.Element(f"{{{SITEMAP_NS}}}url", nsmap=_SITEMAP_NSMAP)
+                        etree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = (
+                            site + "/records/" + quote(local_id, safe="/")
+                        )
+                        etree.SubElement(
+                            url, f"{{{SITEMAP_NS}}}lastmod"
+                        ).text = datestamps.format_datestamp(_aware(stamp))
+                        xf.write(url)
+                    seen += len(rows)
+                    xf.flush()
+                    yield _drain(buffer)
+                    if seen >= SITEMAP_SIZE or len(rows) < SITEMAP_CHUNK:
+                        break
+                    rows = store.list_ids(start, rows[-1][0], SITEMAP_CHUNK)
+        yield _drain(buffer)
+
+    return Response(body(), 200, content_type="application/xml; charset=utf-8")
+
+
+def _drain(buffer: BytesIO) -> bytes:
+    data = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return data
+
+
+def _aware(moment: datetime) -> datetime:
+    return datestamps.to_utc_second(moment)
