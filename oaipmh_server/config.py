@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .setting_checks import FROM_ENVIRONMENT, SECRETS, printable, validate
-from .settings import Settings as Settings  # re-exported: ingest/ imports it from here
+from .settings import Settings
 from .virtual_set_definitions import VirtualSet
 
 # TOML (table, key) → Settings field.

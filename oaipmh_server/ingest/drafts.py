@@ -19,11 +19,10 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ..config import Settings
 from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
-from ..records import (
+from ..record_source import (
     DOT_SEGMENT,
     UNREACHABLE_ID,
     Field,
@@ -33,6 +32,7 @@ from ..records import (
     leads_elsewhere,
     spec_leads_elsewhere,
 )
+from ..settings import Settings
 from ..store import pack_fields, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
 from ..virtual_sets import VirtualSets

@@ -30,7 +30,7 @@ import orjson
 
 from ..errors import LoadError, quoted
 from ..files import ACCESS, ORIGINAL, access_of, embargo_of
-from ..records import File
+from ..record_source import File
 from ..xml import clean_text, has_illegal_characters
 from .drafts import (
     Draft,

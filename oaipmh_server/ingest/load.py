@@ -31,10 +31,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from .. import datestamps, virtual_sets, xml
-from ..config import Settings
 from ..errors import LoadError, LoadFailed
 from ..formats import MetadataFormat
-from ..records import Header
+from ..record_source import Header
+from ..settings import Settings
 from ..store import Existing, LoadTransaction, RecordWrite, SqlStore
 from ..virtual_sets import VirtualSets
 from .batches import BATCH as BATCH

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from ..errors import LoadError
-from ..records import Header, SetInfo
+from ..record_source import Header, SetInfo
 from ..store import Restamp, ancestors
 from .batches import BATCH
 from .dating import redated

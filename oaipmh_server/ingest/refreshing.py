@@ -4,7 +4,7 @@ virtual sets, the fragments of the stored formats, their headers."""
 from __future__ import annotations
 
 from .. import virtual_sets, xml
-from ..records import Header
+from ..record_source import Header
 from ..store import Restamp, unpack_fields
 from . import dating
 from .batches import BATCH

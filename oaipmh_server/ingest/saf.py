@@ -43,7 +43,7 @@ from lxml import etree
 
 from ..errors import LoadError, quoted
 from ..files import ORIGINAL, access_of
-from ..records import File
+from ..record_source import File
 from ..xml import clean_text, has_illegal_characters
 from .archive import DEBRIS, is_apple_double
 from .drafts import CONFIDENCE_RANGE, Limits, Source, draft_or_error, too_big

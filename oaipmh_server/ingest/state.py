@@ -9,10 +9,10 @@ from array import array
 from collections.abc import Sequence
 from datetime import datetime
 
-from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat
-from ..records import Header, SetInfo
+from ..record_source import Header, SetInfo
+from ..settings import Settings
 from ..store import Existing, LoadTransaction, RecordWrite
 from ..virtual_sets import VirtualSets
 from .drafts import Draft, Limits, Prepared

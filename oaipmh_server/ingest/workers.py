@@ -30,9 +30,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from ..config import Settings
 from ..errors import LoadError
 from ..formats import MetadataFormat, build_formats
+from ..settings import Settings
 from ..virtual_sets import VirtualSets
 from .csv_merge import Unfinished, finish
 from .drafts import Draft, Limits, Prepared, prepare

@@ -14,7 +14,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType
 
-from ..records import File, Header
+from ..record_source import File, Header
 from .schema import (
     FileRow,
     FragmentRow,

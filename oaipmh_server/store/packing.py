@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from ..records import Field
+from ..record_source import Field
 
 
 def plain_fields(fields: Sequence[Field]) -> list[tuple[Any, ...]]:

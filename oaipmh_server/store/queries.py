@@ -12,7 +12,7 @@ from sqlalchemy import (
     select,
 )
 
-from ..records import Field, File, Header, SetInfo
+from ..record_source import Field, File, Header, SetInfo
 from .columns import FIELDS, files_of, row_header
 from .engine import Connected, unavailable
 from .packing import unpack_fields

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import NullType
 
-from ..records import Field, File, Header, Position, Selection, SetInfo, StoredRecord
+from ..record_source import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
 from .engine import AnySelect, Connected, unavailable
 from .packing import unpack_fields

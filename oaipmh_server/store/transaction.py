@@ -21,7 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import LoadBusy
-from ..records import Field, File, Header, SetInfo
+from ..record_source import Field, File, Header, SetInfo
 from . import writes
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_header
 from .engine import unavailable
