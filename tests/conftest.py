@@ -136,9 +136,11 @@ def postgres() -> Iterator[Cluster]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that takes the `live_server` fixture is in the `live` tier wherever it is."""
+    """A test that takes the `live_server` (or `reading_live_server`) fixture is in the
+    `live` tier wherever it is."""
     for item in items:
-        if "live_server" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "live_server" in names or "reading_live_server" in names:
             item.add_marker(pytest.mark.live)
 
 
@@ -288,6 +290,7 @@ class LiveServer:
     and a request sent from then on waits in the socket's queue for a worker."""
 
     def __init__(self, database_url: str, tmp_path: Path, **env: str) -> None:
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/oai"
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -335,5 +338,18 @@ class LiveServer:
 @pytest.fixture
 def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="7")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def reading_live_server(
+    databases: Databases, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """`live_server` (sample store on SQLite, page size 7) started once per module, for
+    tests that only read through it, as `reading_app` is to `app`: a server start costs
+    seconds, a request milliseconds."""
+    url = databases.samples("sqlite", request)
+    server = LiveServer(url, tmp_path_factory.mktemp("live"), OAIPMH_PAGE_SIZE="7")
     yield server
     server.stop()

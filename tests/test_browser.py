@@ -82,8 +82,9 @@ def no_sideways_scroll(page: Any) -> None:
 
 
 def test_a_visitor_goes_from_home_to_a_set_to_a_record(
-    browser: Any, live_server: LiveServer, database_url: str, artifacts: Path
+    browser: Any, reading_live_server: LiveServer, artifacts: Path
 ) -> None:
+    live_server = reading_live_server
     site = live_server.url.removesuffix("/oai")
     # The CSP forbids scripts in the pages; axe is put in by the test, so it bypasses it.
     context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
@@ -114,7 +115,7 @@ def test_a_visitor_goes_from_home_to_a_set_to_a_record(
     accessible(page, "record")
     page.screenshot(path=artifacts / "record.png", full_page=True)
 
-    store = SqlStore(database_url)
+    store = SqlStore(live_server.database_url)
     try:
         fields = store.get_fields(local_id)
     finally:
@@ -277,8 +278,10 @@ def test_the_institutions_pages_pass_their_own_content_security_policy(
         server.stop()
 
 
-def test_pages_read_on_a_phone(browser: Any, live_server: LiveServer, artifacts: Path) -> None:
-    site = live_server.url.removesuffix("/oai")
+def test_pages_read_on_a_phone(
+    browser: Any, reading_live_server: LiveServer, artifacts: Path
+) -> None:
+    site = reading_live_server.url.removesuffix("/oai")
     context = browser.new_context(viewport=PHONE, is_mobile=True, bypass_csp=True)
     page = context.new_page()
     for name, path, status in [
@@ -297,10 +300,10 @@ def test_pages_read_on_a_phone(browser: Any, live_server: LiveServer, artifacts:
     context.close()
 
 
-def test_a_browser_asking_oai_gets_xml(browser: Any, live_server: LiveServer) -> None:
+def test_a_browser_asking_oai_gets_xml(browser: Any, reading_live_server: LiveServer) -> None:
     """A browser's own Accept header (text/html first) still gets the OAI-PMH XML."""
     page = browser.new_page()
-    response = page.goto(live_server.url + "?verb=Identify")
+    response = page.goto(reading_live_server.url + "?verb=Identify")
     assert response.request.all_headers()["accept"].startswith("text/html")
     assert response.status == 200
     assert response.headers["content-type"] == "text/xml; charset=utf-8"

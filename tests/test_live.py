@@ -59,7 +59,11 @@ def test_sickle_harvests_everything_exactly_once(
         pass
 
 
-def test_live_server_http_behaviour(live_server: LiveServer) -> None:
+def test_live_server_http_behaviour(reading_live_server: LiveServer) -> None:
+    """HTTP through gunicorn (methods, sizes): the web edge's, the same on either store,
+    so it runs once, on the module's read-only server (the harvests above and below
+    show each store behind a live server)."""
+    live_server = reading_live_server
     response = requests.get(live_server.url, params={"verb": "Identify"}, timeout=10)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "text/xml; charset=utf-8"
