@@ -9,8 +9,6 @@ stays in tests/test_views.py, tests/test_harvest.py and the store's tests.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -24,6 +22,7 @@ from oaipmh_server.record_source import Field, SetInfo
 from oaipmh_server.settings import Settings
 
 from . import xsd
+from .imports import loaded_after
 from .memory_store import MemoryStore
 
 pytestmark = pytest.mark.unit
@@ -107,14 +106,8 @@ def harvest(store: MemoryStore, verb: str, *pairs: tuple[str, str], **changes: o
 
 def test_the_unit_tier_imports_neither_flask_nor_sqlalchemy() -> None:
     """The tier's promise: the protocol, its settings, formats and this store, and no web or SQL."""
-    code = (
-        "import sys, tests.test_protocol_unit;"
-        "print(sorted(m for m in ('flask', 'werkzeug', 'sqlalchemy', 'psycopg') if m in sys.modules))"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert output.stdout.strip() == "[]"
+    modules = ("flask", "werkzeug", "sqlalchemy", "psycopg")
+    assert loaded_after("tests.test_protocol_unit", modules) == []
 
 
 # 4.2 Identify ---------------------------------------------------------------------------
