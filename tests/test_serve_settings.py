@@ -253,3 +253,40 @@ def test_ctrl_c_stops_it_without_a_traceback(sample_store: str, tmp_path: Path) 
     finally:
         lines = server.stop()
     assert not [line for line in lines if "Traceback" in line or "SystemExit" in line]
+
+
+def test_ready_is_told_to_systemd_after_the_listening_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`Type=notify` (and the tests' LiveServer) take READY=1 as "the server has started":
+    by then its start-up line is written. gunicorn sends READY=1 before `when_ready` runs,
+    so `serve` holds $NOTIFY_SOCKET back from gunicorn and says READY itself, after the
+    line; a log read from READY on never sees the line arrive late."""
+    import socket
+
+    from gunicorn import systemd
+
+    address = f"oaipmh-test-notify-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind("\0" + address)
+        notify.setblocking(False)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + address)
+
+        class Arbiter:  # what the hooks read of gunicorn's arbiter
+            LISTENERS = ("http://127.0.0.1:5000",)
+            num_workers = 2
+            pid = 1234
+            log = None
+
+        arbiter = Arbiter()
+        options = serving.gunicorn_options(load_settings(environ={}))
+        options["on_starting"](arbiter)
+        systemd.sd_notify("READY=1\nSTATUS=Gunicorn arbiter booted", None)  # as gunicorn does
+        with pytest.raises(BlockingIOError):
+            notify.recv(4096)
+        assert "NOTIFY_SOCKET" not in os.environ  # nor do the workers inherit it
+
+        options["when_ready"](arbiter)
+        said = capsys.readouterr().err
+        assert said.startswith("oaipmh-server: listening at http://127.0.0.1:5000 (2 workers")
+        assert notify.recv(4096).split(b"\n")[0] == b"READY=1"

@@ -17,10 +17,12 @@ by gunicorn first.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any
 
+from gunicorn import systemd
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from gunicorn.workers.base_async import AsyncWorker
@@ -184,6 +186,7 @@ def gunicorn_options(settings: Any, verbose: bool = False) -> dict[str, Any]:
         # gunicorn's own information lines ("Starting gunicorn", "Booting worker …") only
         # with --verbose; its warnings and errors always.
         "loglevel": "info" if verbose else "warning",
+        "on_starting": _hold_readiness,
         "when_ready": _say_listening,
     }
 
@@ -194,13 +197,26 @@ SOCKET_UMASK = 0o117
 _NEWER_SETTINGS = frozenset({"control_socket_disable"})
 
 
+def _hold_readiness(arbiter: Any) -> None:
+    """Take $NOTIFY_SOCKET from gunicorn (and so from the workers): gunicorn says READY=1
+    to systemd just before `when_ready`, so whoever waits for READY (systemd's
+    `Type=notify`, a script, the tests) could read the log before the start-up line is in
+    it. `_say_listening` says READY once the line is written."""
+    arbiter.oaipmh_notify_socket = os.environ.pop("NOTIFY_SOCKET", None)
+
+
 def _say_listening(arbiter: Any) -> None:
-    """The one start-up line shown by default: where the server listens."""
+    """The one start-up line shown by default: where the server listens; then READY=1."""
     where = ", ".join(str(listener) for listener in arbiter.LISTENERS)
     say(
         f"oaipmh-server: listening at {where} ({arbiter.num_workers} workers, "
         f"master pid {arbiter.pid}; kill -HUP reloads the configuration)"
     )
+    notify_socket = getattr(arbiter, "oaipmh_notify_socket", None)
+    if notify_socket:
+        os.environ["NOTIFY_SOCKET"] = notify_socket
+        # unset_environment: the workers forked later do not inherit it either.
+        systemd.sd_notify("READY=1\nSTATUS=oaipmh-server listening", arbiter.log, True)
 
 
 def say(line: str) -> None:
