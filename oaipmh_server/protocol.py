@@ -25,7 +25,7 @@ from .errors import (
 from .formats import MetadataFormat, oai_dc, resolve_schema, schema_located
 from .record_source import Header, Position, RecordSource, Selection, StoredRecord
 from .settings import Settings
-from .tokens import ResumptionState, decode_token, encode_token
+from .tokens import ResumptionState, decode_token, encode_token, new_harvest_id
 from .verbs import Request, parse_request
 
 SAMPLE_LOCAL_ID = "123456789/1"
@@ -58,6 +58,19 @@ class Context:
         return None
 
 
+@dataclass(frozen=True)
+class Page:
+    """Where a list page stands in its harvest, for the access line (and so the harvest
+    report): the chain's id, the page's position and item count, the list's size, and
+    whether a token was handed out for a next page."""
+
+    harvest: str | None
+    cursor: int
+    count: int
+    size: int
+    more: bool
+
+
 @dataclass
 class Reply:
     """A whole response document, and what it contained (for logs and metrics)."""
@@ -66,6 +79,7 @@ class Reply:
     verb: str | None = None
     records: int = 0
     errors: list[str] = field(default_factory=list)
+    page: Page | None = None
 
 
 def respond(pairs: Sequence[tuple[str, str]], context: Context) -> Reply:
@@ -128,7 +142,7 @@ def list_sets(request: Request, context: Context) -> Reply:
         raise NoSetHierarchy("This repository does not support sets.")
     else:
         state = ResumptionState(request.verb, None, None, None, None, None, None, 0, 0)
-        state = replace(state, complete_list_size=source.count_sets())
+        state = replace(state, complete_list_size=source.count_sets(), harvest=new_harvest_id())
     sets = list(source.list_sets(state.set_position, page_size + 1))
     if not sets:
         raise NoSetHierarchy("This repository has no more sets.")
@@ -139,7 +153,9 @@ def list_sets(request: Request, context: Context) -> Reply:
     ]
     follow = replace(state, set_position=sets[-1].spec, cursor=state.cursor + len(sets))
     body += _token(request, context, state, follow, more)
-    return _document(request, context, body)
+    reply = _document(request, context, body)
+    reply.page = _page_of(state, len(sets), more)
+    return reply
 
 
 def list_identifiers(request: Request, context: Context) -> Reply:
@@ -182,6 +198,7 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
             set_position=None,
             cursor=0,
             complete_list_size=source.count_records(selection),
+            harvest=new_harvest_id(),
         )
         if state.complete_list_size == 0:
             raise NoRecordsMatch("No records match the arguments.", response_date=context.now)
@@ -221,7 +238,13 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
         cursor=state.cursor + len(records),
     )
     body += _token(request, context, state, follow, more)
-    return _document(request, context, body, records=len(records))
+    reply = _document(request, context, body, records=len(records))
+    reply.page = _page_of(state, len(records), more)
+    return reply
+
+
+def _page_of(state: ResumptionState, count: int, more: bool) -> Page:
+    return Page(state.harvest, state.cursor, count, state.complete_list_size, more)
 
 
 def _page(

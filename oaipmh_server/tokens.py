@@ -10,6 +10,7 @@ makes forged or damaged tokens fail as badResumptionToken instead of reaching th
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,17 @@ class ResumptionState:
     set_position: str | None
     cursor: int
     complete_list_size: int
+    # The harvest this list belongs to: drawn at its first page, carried unchanged through
+    # its chain, written in each access line so a report can follow a chain page by page.
+    # None in a token handed out before harvest ids existed (still accepted).
+    harvest: str | None = None
+
+
+def new_harvest_id() -> str:
+    """A short random id for a list's chain: 6 random bytes, 8 URL-safe characters (a
+    token grows by about 20 characters). Unique enough to tell apart the chains of a day
+    of logs, not a secret: it is in the token's readable payload and in the access log."""
+    return secrets.token_urlsafe(6)
 
 
 def encode_token(state: ResumptionState, secret: str) -> str:
@@ -52,6 +64,8 @@ def encode_token(state: ResumptionState, secret: str) -> str:
         payload["p"] = [_seconds(state.position.datestamp), state.position.local_id]
     if state.set_position is not None:
         payload["p"] = state.set_position
+    if state.harvest is not None:
+        payload["h"] = state.harvest
     return str(URLSafeSerializer(secret, salt=_SALT).dumps(payload))
 
 
@@ -83,10 +97,29 @@ def decode_token(
             set_position=position if isinstance(position, str) else None,
             cursor=_non_negative(payload["c"]),
             complete_list_size=_non_negative(payload["n"]),
+            harvest=_optional(payload, "h", str),
         )
     except (KeyError, TypeError, IndexError, ValueError, OverflowError):
         # Signed by us but not of a shape we wrote: a token from an incompatible version.
         raise BadResumptionToken("The resumptionToken is not valid (unknown format).") from None
+
+
+def peek(token: str) -> tuple[str | None, int | None]:
+    """The harvest id and cursor a token claims, read without checking its signature: for
+    the access line of a request turned away before its token is checked (503) or whose
+    token is refused, so the report can tell which chain stopped there. Never used to
+    answer anything; (None, None) for anything that is not a readable token."""
+    try:
+        payload = URLSafeSerializer("", salt=_SALT).load_payload(token.rsplit(".", 1)[0].encode())
+    except (BadData, ValueError, UnicodeError):
+        return None, None
+    if not isinstance(payload, dict):
+        return None, None
+    harvest, cursor = payload.get("h"), payload.get("c")
+    return (
+        harvest if isinstance(harvest, str) else None,
+        cursor if isinstance(cursor, int) and not isinstance(cursor, bool) else None,
+    )
 
 
 def _seconds(moment: datetime) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ from typing import Any
 import pytest
 import requests
 
+from oaipmh_server.tokens import decode_token, encode_token
+
 from .conftest import Databases, free_port, make_app
+from .oai import harvest, identifiers, token, tree
 from .served import Served
 
 AGENT = "Harvester/2.1 (+https://aggregator.example.org/bot)"
@@ -117,3 +121,74 @@ def test_live_access_line_behind_a_trusted_proxy(sample_sqlite: str, tmp_path: P
     assert line["agent"] == AGENT
     assert line["records"] == 1
     assert line["time"].endswith("Z")
+
+
+def test_access_lines_name_the_harvest_each_page_belongs_to(
+    sample_sqlite: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every page of one list carries the same harvest id, its position and item count,
+    the list's size and whether a token followed: what `oaipmh-server harvests` reads."""
+    caplog.set_level(logging.INFO, logger="oaipmh_server.access")
+    client = make_app(sample_sqlite, page_size=20).test_client()
+    pages, _ = harvest(client, "ListRecords", metadataPrefix="oai_dc")
+    assert len(pages) == 3
+    lines = [line["harvest"] for line in access_lines(caplog)]
+    (harvest_id,) = {line["id"] for line in lines}
+    assert len(harvest_id) == 8
+    assert [(h["cursor"], h["count"], h["size"], h["more"]) for h in lines] == [
+        (0, 20, 50, True), (20, 20, 50, True), (40, 10, 50, False)
+    ]  # fmt: skip
+    harvest(client, "ListRecords", metadataPrefix="oai_dc")
+    assert access_lines(caplog)[-1]["harvest"]["id"] != harvest_id  # a new list, a new id
+    client.get("/oai?verb=Identify")
+    assert access_lines(caplog)[-1]["harvest"] is None
+
+
+def test_token_from_before_harvest_ids_resumes_and_stays_without_one(
+    sample_sqlite: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After an upgrade, a token handed out before harvest ids existed resumes its list;
+    the next token is carried as it came (no id), and the access line has the position."""
+    caplog.set_level(logging.INFO, logger="oaipmh_server.access")
+    app = make_app(sample_sqlite, page_size=20)
+    client = app.test_client()
+    first = token(tree(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")))
+    assert first is not None
+    secret = app.extensions["oaipmh"].store.token_secret()
+    state = replace(decode_token(first.text, secret, "ListRecords"), harvest=None)
+    older = encode_token(state, secret)
+    following = tree(
+        client.get("/oai", query_string={"verb": "ListRecords", "resumptionToken": older})
+    )
+    assert len(identifiers(following)) == 20
+    line = access_lines(caplog)[-1]
+    assert line["harvest"] == {"id": None, "cursor": 20, "count": 20, "size": 50, "more": True}
+    after = token(following)
+    assert after is not None
+    assert decode_token(after.text, secret, "ListRecords").harvest is None
+
+
+def test_access_line_of_a_turned_away_page_names_its_harvest(
+    sample_sqlite: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page turned away with 503 (every place taken) or with a refused token still says
+    which harvest it was, from what the token claims, so the report can tell why it stopped."""
+    caplog.set_level(logging.INFO, logger="oaipmh_server.access")
+    app = make_app(sample_sqlite, page_size=20, max_concurrent_lists=1)
+    client = app.test_client()
+    first = token(tree(client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc")))
+    assert first is not None
+    harvest_id = access_lines(caplog)[-1]["harvest"]["id"]
+    with app.extensions["oaipmh"].harvest_limit.take(resuming=True) as held:
+        assert held
+        busy = client.get(
+            "/oai", query_string={"verb": "ListRecords", "resumptionToken": first.text}
+        )
+    assert busy.status_code == 503
+    line = access_lines(caplog)[-1]
+    assert (line["status"], line["harvest"]) == (503, {"id": harvest_id, "cursor": 20})
+    damaged = first.text[:-3] + ("AAA" if not first.text.endswith("AAA") else "BBB")
+    client.get("/oai", query_string={"verb": "ListRecords", "resumptionToken": damaged})
+    line = access_lines(caplog)[-1]
+    assert line["errors"] == ["badResumptionToken"]
+    assert line["harvest"] == {"id": harvest_id, "cursor": 20}

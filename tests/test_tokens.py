@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from itsdangerous import URLSafeSerializer
 
 from oaipmh_server.errors import BadResumptionToken
 from oaipmh_server.record_source import Position
-from oaipmh_server.tokens import ResumptionState, decode_token, encode_token
+from oaipmh_server.tokens import (
+    ResumptionState,
+    decode_token,
+    encode_token,
+    new_harvest_id,
+    peek,
+)
 
 STATE = ResumptionState(
     verb="ListRecords",
@@ -80,3 +88,38 @@ def test_a_previous_secret_still_decodes_it() -> None:
     assert decode_token(token, "new secret", "ListRecords", ["old secret"]) == STATE
     with pytest.raises(BadResumptionToken):
         decode_token(token, "new secret", "ListRecords", ["another"])
+
+
+def test_harvest_id_carried_in_the_token() -> None:
+    """A list's chain is named by a short id the token carries, so the access log can
+    follow it page by page; a harvester sees only the token's opaque bytes."""
+    state = replace(STATE, harvest=new_harvest_id())
+    assert len(state.harvest or "") == 8
+    token = encode_token(state, "secret")
+    assert decode_token(token, "secret", "ListRecords") == state
+    assert peek(token) == (state.harvest, 200)
+    assert len(token) - len(encode_token(STATE, "secret")) <= 24  # the token stays short
+
+
+def test_token_from_before_harvest_ids_still_accepted() -> None:
+    """A token handed out by a version without harvest ids (this payload, these keys)
+    resumes its list after an upgrade, with no id (the access line then has none)."""
+    older = URLSafeSerializer("secret", salt="oaipmh-server resumption token v1").dumps(
+        {"v": "ListRecords", "c": 200, "n": 1234, "m": "oai_dc", "s": "com_10722_1:col_10722_5",
+         "f": 1420070400, "u": 1767323044, "p": [1437445412, "10722/212116"]}
+    )  # fmt: skip
+    assert decode_token(older, "secret", "ListRecords") == replace(STATE, harvest=None)
+    assert peek(older) == (None, 200)
+
+
+@pytest.mark.parametrize("garbage", ["", "x", "not.a.token", ".eJwrzs8tKEotLs7Mz1OyUgIAMQ8FdA.x"])
+def test_peek_at_garbage_claims_nothing(garbage: str) -> None:
+    assert peek(garbage) == (None, None)
+
+
+def test_harvest_id_of_the_wrong_type_is_refused() -> None:
+    forged = URLSafeSerializer("secret", salt="oaipmh-server resumption token v1").dumps(
+        {"v": "ListRecords", "c": 0, "n": 1, "m": "oai_dc", "u": 1767323044, "h": 7}
+    )
+    with pytest.raises(BadResumptionToken):
+        decode_token(forged, "secret", "ListRecords")

@@ -34,6 +34,7 @@ from werkzeug.exceptions import (
 from .. import datestamps
 from ..errors import StoreUnavailable
 from ..protocol import COMPRESSIONS, Context, Reply, respond
+from ..tokens import peek
 from . import metrics
 from .provider import MAX_BODY, MAX_QUERY_STRING, Provider
 
@@ -243,6 +244,7 @@ def _log_access(response: Response) -> Response:
         "arguments": {name[:40]: value[:200] for name, value in g.get("arguments", [])},
         "records": reply.records if reply else 0,
         "errors": reply.errors if reply else [],
+        "harvest": _harvest(reply),
         "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1),
     }
     access_log.info(json.dumps(line, ensure_ascii=True))
@@ -255,6 +257,22 @@ def _log_access(response: Response) -> Response:
         for code in reply.errors:
             metrics.ERRORS.labels(code).inc()
     return response
+
+
+def _harvest(reply: Reply | None) -> dict[str, object] | None:
+    """The access line's `harvest`: which list chain the request belongs to and where in it,
+    so `oaipmh-server harvests` can tell a harvest followed to its last page from one that
+    stopped. A page served says so itself; a request that carried a token but was turned
+    away (503) or refused says what its token claims (read unchecked: only a log)."""
+    if reply is not None and reply.page is not None:
+        page = reply.page
+        return {"id": page.harvest, "cursor": page.cursor, "count": page.count,
+                "size": page.size, "more": page.more}  # fmt: skip
+    tokens = [value for name, value in g.get("arguments", []) if name == "resumptionToken"]
+    if len(tokens) != 1:
+        return None
+    harvest, cursor = peek(tokens[0])
+    return None if harvest is None and cursor is None else {"id": harvest, "cursor": cursor}
 
 
 def _compressed(document: bytes) -> Response:
