@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from .checking import check, config
+from .harvests import harvests
 from .loading import delete, load, refresh_sets
 from .serving import serve
 from .store import backup, migrate, stats
@@ -30,3 +31,4 @@ def main() -> None:
 
 for _command in (load, refresh_sets, delete, stats, migrate, backup, check, config, serve):
     main.add_command(_command)
+main.add_command(harvests)
