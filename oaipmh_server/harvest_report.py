@@ -390,17 +390,18 @@ def as_table(harvesters: list[Harvester]) -> Iterator[str]:
         name = f"{who.name}: " if who.name else ""
         yield f"{name}{who.agent or '(no user agent)'}"
         address = who.address or "unknown"
-        yield f"  address {address}, {who.requests} requests, last seen {who.last_seen}"
+        yield f"  address {address}, {who.requests:,} requests, last seen {who.last_seen}"
         for label, harvests in (("complete", who.complete), ("incomplete", who.incomplete)):
             for h in harvests:
-                size = f" of {h.size}" if h.size is not None else ""
-                yield (
-                    f"  {label:<10} {_what(h.verb, h.format, h.set, h.from_, h.until)}: "
-                    f"{h.pages} pages, {h.records} records{size if label == 'incomplete' else ''}, "
-                    f"{h.first} for {_duration(seconds_between(h.first, h.last))}"
+                size = f" of {h.size:,}" if h.size is not None else ""
+                pages = f"{h.pages:,} page{'' if h.pages == 1 else 's'}"
+                records = f"{h.records:,} records{size if label == 'incomplete' else ''}"
+                when = f"{h.first} for {_duration(seconds_between(h.first, h.last))}"
+                yield f"  {label:<10} {_what(h.verb, h.format, h.set, h.from_, h.until)}: " + (
+                    f"{pages}, {records}, {when}"
                 )
                 if label == "incomplete":
-                    where = "unknown" if h.next_cursor is None else f"{h.next_cursor}{size}"
+                    where = "unknown" if h.next_cursor is None else f"{h.next_cursor:,}{size}"
                     yield f"             stopped at position {where}: {h.reason}"
         for rhythm in who.cadence():
             if rhythm["harvests"] > 1:
@@ -409,7 +410,7 @@ def as_table(harvesters: list[Harvester]) -> Iterator[str]:
                 yield (
                     f"  cadence    {what}: "
                     f"{rhythm['harvests']} lists, every {_duration(rhythm['every_seconds'])}, "
-                    f"latest from {froms}"
+                    f"from {froms}"
                 )
         if who.errors:
             counted = ", ".join(f"{code} {n}" for code, n in sorted(who.errors.items()))

@@ -59,3 +59,12 @@ def test_sync_benchmark_runs() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "withdrawn 3," in done.stdout and "sync / plain:" in done.stdout
+
+
+def test_harvest_report_benchmark_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "harvest_report.py"), "3000"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("lines/s") == 3

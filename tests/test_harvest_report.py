@@ -276,7 +276,7 @@ def test_table_for_a_repository_manager() -> None:
         f"OpenAIRE: {AGENT}", "  address 192.0.2.7, 5 requests, last seen 2026-12-01T09:00:01.000Z",
     ]  # fmt: skip
     assert "complete   ListRecords oai_dc set=openaire: 3 pages, 30 records, " in table
-    assert "incomplete ListRecords oai_dc set=openaire: 1 pages, 10 records of 30" in table
+    assert "incomplete ListRecords oai_dc set=openaire: 1 page, 10 records of 30" in table
     assert "stopped at position 10 of 30: turned away with 503" in table
     assert "errors     HTTP 503 1" in table
 
