@@ -9,7 +9,9 @@ repository (10,000 pages of 100), the others incremental (1 to 50 pages); 1 % of
 turned away with 503 and asked again, 2 % of chains abandoned halfway, a GetRecord or
 Identify for every tenth line, and a line that is not JSON for every thousandth. Then runs
 the command on the file (JSON and table output, each a process of its own) and prints the
-time, lines/s and the command's peak RSS; and the same for the log gzip-compressed.
+time, lines/s, the ratio to a floor measured in the same run (reading every line and
+parsing it with the standard library's json, nothing else) and the command's peak RSS;
+and the same for the log gzip-compressed.
 """
 
 from __future__ import annotations
@@ -130,6 +132,15 @@ def main() -> None:
         )
         with log.open("rb") as source, gzip.open(folder / "access.log.gz", "wb", 1) as target:
             shutil.copyfileobj(source, target)
+        # The floor on this machine now (it is shared: compare ratios within one run):
+        # reading every line and parsing it with the standard library's json, nothing else.
+        started = time.perf_counter()
+        with log.open() as lines:
+            for text in lines:
+                if text.startswith("{"):
+                    json.loads(text)
+        floor = time.perf_counter() - started
+        print(f"floor, json.loads of every line: {floor:.1f} s, {count / floor:,.0f} lines/s")
         for label, arguments in (
             ("json", ["--format", "json", str(log)]),
             ("table", [str(log)]),
@@ -137,7 +148,7 @@ def main() -> None:
         ):
             seconds, peak = timed(arguments)
             print(f"harvests ({label}): {seconds:.1f} s, {count / seconds:,.0f} lines/s, "
-                  f"peak RSS so far {peak:.0f} MB")  # fmt: skip
+                  f"{seconds / floor:.2f} × the floor, peak RSS so far {peak:.0f} MB")  # fmt: skip
     finally:
         if "--keep" in sys.argv:
             print(f"kept {folder}")

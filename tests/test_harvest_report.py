@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from oaipmh_server.cli import main
 from oaipmh_server.harvest_report import as_table, merged, report
 from oaipmh_server.harvesters import known_name
 
@@ -174,18 +176,19 @@ def test_junk_lines_are_skipped() -> None:
         "oaipmh-server: listening at http://127.0.0.1:5000 (2 workers, master pid 7)",
         "", "{", "[1, 2]", '{"time": 7}', '{"no": "time"}', "\x00\xff garbage",
         '{"time": "2026-12-01T08:00:00.500Z", "path": "/healthz", "status": 200}',
+        '{"time": "yesterday", "arguments": {"verb": "Identify"}}',
+        '{"time": "2026-12-01T08:00:00.700Z", "arguments": {"verb": "Identify"}, "agent": [1],'
+        ' "client": {"a": 1}, "errors": "badVerb", "status": 503.5}',
+        '{"time": "2026-12-01 08:00:00", "arguments": {"verb": "Identify"}}',
         '{"time": "2026-12-01T08:00:00.600Z", "arguments": {"verb": "ListRecords", "x": [1]},'
         ' "harvest": "odd", "status": "200", "errors": null}',
     ]  # fmt: skip
     journal = "Dec 01 08:00:01 host oaipmh-server[812]: " + line("08:00:01.000", 10)
     odd, who = run(line("08:00:00.000", 0), *junk, journal, line("08:00:02.000", 20))
     assert [h["pages"] for h in who["complete"]] == [3]
-    assert (odd["user_agent"], odd["requests"], odd["complete"], odd["incomplete"]) == (
-        None,
-        1,
-        [],
-        [],
-    )  # an OAI-PMH request in an odd shape: counted, no harvest made of it
+    # OAI-PMH requests in odd shapes: counted, no harvest made of them
+    assert (odd["user_agent"], odd["address"], odd["requests"]) == (None, None, 2)
+    assert odd["complete"] == odd["incomplete"] == []
 
 
 def test_lines_of_an_older_version_are_followed_but_never_complete() -> None:
@@ -310,3 +313,15 @@ def test_command_reads_standard_input_and_says_so_when_empty(tmp_path: Path) -> 
 )
 def test_known_aggregators_named(agent: str | None, name: str | None) -> None:
     assert known_name(agent) == name
+
+
+def test_command_reads_standard_input() -> None:
+    """`journalctl … | oaipmh-server harvests`: the log on standard input, undecodable
+    bytes and all."""
+    log = "\n".join([line("08:00:00.000", 0), "\udcff", line("08:00:01.000", 10, size=20)])
+    result = CliRunner().invoke(
+        main, ["harvests", "--format", "json"], input=log.encode("utf-8", "surrogateescape")
+    )
+    assert result.exit_code == 0, result.output
+    (who,) = json.loads(result.stdout)
+    assert [h["pages"] for h in who["complete"]] == [2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
@@ -34,7 +33,7 @@ def harvests(output: str, quiet_minutes: int, logfiles: tuple[str, ...]) -> None
     with ExitStack() as files:
         streams = [_lines(files.enter_context(_open(path))) for path in logfiles]
         if not streams:
-            streams = [_lines(sys.stdin)]
+            streams = [_lines(click.get_text_stream("stdin", errors="replace"))]
         try:
             harvesters = report(merged(streams), timedelta(minutes=quiet_minutes))
         except (OSError, EOFError, gzip.BadGzipFile) as e:
