@@ -193,6 +193,9 @@ class Report:
         self.harvesters: dict[Key, Harvester] = {}
         self.chains: dict[str, Harvest] = {}  # open chains by harvest id
         self.untracked: dict[tuple[Key, str], Harvest] = {}  # open chains without ids
+        # Chains closed as quiet, by id: a harvester that comes back with the next token
+        # after a long pause takes its chain up again (they are in the report anyway).
+        self.paused: dict[str, Harvest] = {}
         self._minute = ""
 
     def feed(self, line: Line) -> None:
@@ -280,6 +283,10 @@ class Report:
         version's line, or a token handed out before ids), the harvester's open chain of
         that verb. A chain not open is one begun before the log (or closed as quiet)."""
         chain = self.chains.get(harvest_id) if harvest_id else self.untracked.get((key, verb))
+        if chain is None and harvest_id in self.paused:
+            chain = self.chains[harvest_id] = self.paused.pop(harvest_id)
+            self.harvesters[chain.owner].incomplete.remove(chain)
+            chain.reason = None
         if chain is None:
             chain = Harvest(harvest_id, key, verb, None, None, None, None, now, now,
                             started=False, tracked=tracked, next_cursor=None)  # fmt: skip
@@ -295,8 +302,9 @@ class Report:
         chain.last = _time(line)
         chain.failure = None
         records: int = line["records"] if isinstance(line.get("records"), int) else 0
-        cursor, count = (page.get("cursor"), page.get("count")) if page else (None, None)
-        if not isinstance(cursor, int) or not isinstance(count, int):
+        cursor = page.get("cursor") if page else None
+        count = page.get("count") if page else None
+        if page is None or not isinstance(cursor, int) or not isinstance(count, int):
             chain.pages += 1  # no position: an older version's line, counted as it comes
             chain.records += records
             chain.next_cursor = None
@@ -307,14 +315,14 @@ class Report:
         if chain.next_cursor is not None:
             if cursor < chain.next_cursor:
                 return  # served before: the harvester asked again
-            if cursor > chain.next_cursor and chain.started:
+            if cursor > chain.next_cursor:
                 chain.missing.append((chain.next_cursor, cursor))
         chain.pages += 1
         chain.records += count if chain.verb == "ListSets" else records
         chain.next_cursor = cursor + count
-        if isinstance(page.get("size"), int):  # type: ignore[union-attr]
-            chain.size = page["size"]  # type: ignore[index]
-        if page.get("more") is False:  # type: ignore[union-attr]
+        if isinstance(page.get("size"), int):
+            chain.size = page["size"]
+        if page.get("more") is False:
             chain.ended = True
             self._close(chain, "")
 
@@ -333,6 +341,8 @@ class Report:
         quiet = [c for c in [*self.chains.values(), *self.untracked.values()] if c.last < since]
         for chain in quiet:
             self._close(chain, f"no request for {_duration(self.quiet.total_seconds())}")
+            if chain.id is not None:
+                self.paused[chain.id] = chain
 
 
 def report(lines: Iterable[Line], quiet: timedelta = QUIET) -> list[Harvester]:

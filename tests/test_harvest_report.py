@@ -325,3 +325,15 @@ def test_command_reads_standard_input() -> None:
     assert result.exit_code == 0, result.output
     (who,) = json.loads(result.stdout)
     assert [h["pages"] for h in who["complete"]] == [2]
+
+
+def test_a_chain_taken_up_again_after_a_long_pause_is_complete() -> None:
+    """Quiet for longer than --quiet-minutes (say, a long Retry-After), then the next
+    token: the same chain goes on, and is complete at its last page."""
+    (who,) = run(
+        line("08:00:00.000", 0), line("08:00:01.000", 10, status=503),
+        line("10:30:00.000", 10), line("10:30:01.000", 20),
+    )  # fmt: skip
+    assert who["incomplete"] == []
+    (harvest,) = who["complete"]
+    assert (harvest["pages"], harvest["duration_seconds"]) == (3, 9001.0)
