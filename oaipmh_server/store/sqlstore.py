@@ -11,12 +11,21 @@ Its reads, queries, meta keys and load are the modules beside this one.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import select
+
+from ..errors import StoreUnavailable
 from .engine import open_engine, unavailable
 from .failures import opening  # what could not be opened, and why
+from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
+from .readonly import why_read_only
 from .reads import ProtocolReads, _DriverStatement, _Shape
 from .revisions import Migration, Schema, migrate, read_schema
+from .schema import MetaRow
 from .transaction import Loading
+from .writes import read_mark
 
 
 class SqlStore(ProtocolReads, PageQueries, Loading):
@@ -31,10 +40,47 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
             self.migration: Migration = migrate(self.engine)
+            with self.engine.connect() as conn:
+                self.read_only = why_read_only(conn)
         self._secret = token_secret
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def prepare_for_readers(self, now: datetime) -> None:
+        """What servers that cannot write need and cannot make (`oaipmh-server migrate`
+        does it): the token secret kept in the database, unless one is configured, and
+        a list cut-off mark, raised as a list raises it if there is none."""
+        if self.read_only is not None:
+            return
+        self.token_secret()
+        with unavailable(), self.engine.connect() as conn:
+            mark = read_mark(conn)
+        if mark is None:
+            self.list_cutoff(now)
+
+    def check_serving(self) -> None:
+        """Before serving from a store this process cannot write: the token secret and the
+        mark are there, or one sentence saying how to make them."""
+        if self.read_only is None:
+            return
+        with unavailable(), self.engine.connect() as conn:
+            mark = read_mark(conn)
+            secret = (
+                self._secret
+                or conn.execute(
+                    select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
+                ).scalar()
+            )
+        missing = [what for what, there in (("list cut-off mark", mark), ("token secret", secret))
+                   if there is None]  # fmt: skip
+        if missing:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StoreUnavailable(
+                f"cannot serve {where}: {self.read_only}, and it holds no "
+                f"{' and no '.join(missing)} yet: run `oaipmh-server migrate` once with a "
+                "role that can write (on the primary), then start again"
+            )
 
     def schema(self) -> Schema:
         """The schema's revision and the oaipmh-server version that last migrated it."""

@@ -27,9 +27,28 @@ past them before they are committed. How it holds:
   lock, freed when the server ends the session; the writer's session asks the server to
   probe the connection (TCP keepalives), so a dead host is noticed within about a minute.
 
+- The writer raises the mark again in the transaction that commits its changes, to one
+  second before its clock (never lower, and never to or past another live writer's
+  `since`): what it dated up to there is committed with it, and no other writer is live.
+
 The cost to a harvester: while a load runs, lists stop one second before the load began
 (their responseDate is the load's start), and what the load changes is listed once it has
 committed, dated at its start.
+
+Why a cut-off at or below the mark is always safe, so a server that cannot write (a
+read-only role, a hot standby: store/readonly.py) may hand out the mark it reads: every
+change dated at or before the mark was committed before the mark was raised there, or in
+the same transaction. The mark rises in three places. A writer registering raises it to
+`since` - 1 s, below everything it will date, and only once it holds the lease, so every
+earlier writer has committed or died (a dead one's transaction is rolled back). A list
+raises it only in a transaction that takes the mark's row first (PostgreSQL: FOR UPDATE;
+SQLite: the write lock) and then finds no live writer: every write that registered
+before has committed, and one registering after finds the new mark and dates its
+changes past it. A writer committing raises it to its clock - 1 s with its own changes,
+as the only live writer. Clocks play no part: each step compares with the mark, not with
+another host's clock. On a standby the same holds of what it has replayed, since replay
+applies the primary's commits in their order: a replayed mark comes after every commit it
+covers.
 """
 
 from __future__ import annotations
@@ -227,9 +246,21 @@ def register(
     return write
 
 
-def finish(conn: Connection, write: Write) -> None:
-    """Inside the transaction that commits the write's changes: its row goes with it."""
+def finish(conn: Connection, write: Write, clock: Callable[[], datetime] | None = None) -> None:
+    """Inside the transaction that commits the write's changes: its row goes with it, and
+    the mark rises to `clock` - 1 s, so servers that only read the mark (store/readonly.py)
+    list the changes as soon as they are committed, without waiting for a writable list.
+    Not past another live writer's `since` (with no real lease, writers overlap)."""
     conn.execute(delete(WriterRow).where(WriterRow.id == write.id))
+    if clock is None:
+        return
+    raised = clock() - SECOND
+    others = conn.execute(select(func.min(WriterRow.since))).scalar()
+    if others is not None:
+        raised = min(raised, others - SECOND)
+    mark = _read_mark(conn, for_update=True)
+    if mark is None or raised > mark:
+        _write_mark(conn, raised)
 
 
 def abandon(conn: Connection, write: Write) -> None:
@@ -301,6 +332,11 @@ def current_cutoff(conn: Connection, lease: Lease, now: datetime) -> datetime:
     (for /metrics: how far lists lag behind the clock, the length of a running load)."""
     proposed = now - SECOND
     return _settled(conn, lease, proposed, locked=False) or proposed
+
+
+def read_mark(conn: Connection) -> datetime | None:
+    """The mark as this connection sees it (a server that cannot raise it: readonly.py)."""
+    return _read_mark(conn, for_update=False)
 
 
 def _read_mark(conn: Connection, *, for_update: bool) -> datetime | None:
