@@ -36,14 +36,23 @@ def stats() -> None:
 
 
 @click.command()
-def migrate() -> None:
+@click.option(
+    "--read-only-servers",
+    "readers",
+    is_flag=True,
+    help="Also prepare the store for servers that cannot write it (a read-only role, hot "
+    "standbys): keep a token secret and a list cut-off mark in it, and have every write "
+    "raise the mark when it commits.",
+)
+def migrate(readers: bool) -> None:
     """Bring the database's schema up to this version's (serve and load also do it)."""
     from .. import __version__, datestamps
 
     settings = read_settings()
     store = open_store(settings)  # opening the store migrates it, or says why it cannot
     try:
-        store.prepare_for_readers(datestamps.now())  # what read-only servers cannot make
+        if readers:
+            store.prepare_for_readers(datestamps.now())  # what they cannot make themselves
     except StoreUnavailable as e:
         raise click.ClickException(f"the database failed: {e}") from None
     finally:

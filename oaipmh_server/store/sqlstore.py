@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from ..errors import StoreUnavailable
 from .engine import open_engine, unavailable
@@ -25,7 +25,7 @@ from .reads import ProtocolReads, _DriverStatement, _Shape
 from .revisions import Migration, Schema, migrate, read_schema
 from .schema import MetaRow
 from .transaction import Loading
-from .writes import read_mark
+from .writes import READERS_KEY, read_mark, serves_readers
 
 
 class SqlStore(ProtocolReads, PageQueries, Loading):
@@ -48,38 +48,31 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
         self.engine.dispose()
 
     def prepare_for_readers(self, now: datetime) -> None:
-        """What servers that cannot write need and cannot make (`oaipmh-server migrate`
-        does it): the token secret kept in the database, unless one is configured, and
-        a list cut-off mark, raised as a list raises it if there is none."""
-        if self.read_only is not None:
-            return
+        """What servers that cannot write need and cannot make (`oaipmh-server migrate
+        --read-only-servers`): every write from now on raises the mark when it commits
+        (store/writes.py, READERS_KEY), the token secret kept in the database unless one
+        is configured, and a list cut-off mark, raised as a list raises it."""
+        with unavailable(), self.engine.begin() as conn:
+            if not serves_readers(conn):
+                conn.execute(insert(MetaRow).values(key=READERS_KEY, value="1"))
         self.token_secret()
-        with unavailable(), self.engine.connect() as conn:
-            mark = read_mark(conn)
-        if mark is None:
-            self.list_cutoff(now)
+        self.list_cutoff(now)
 
     def check_serving(self) -> None:
-        """Before serving from a store this process cannot write: the token secret and the
-        mark are there, or one sentence saying how to make them."""
+        """Before serving from a store this process cannot write: it is prepared for such
+        servers (the mark, the flag, the token secret), or one sentence saying how."""
         if self.read_only is None:
             return
+        secret_kept = select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
         with unavailable(), self.engine.connect() as conn:
-            mark = read_mark(conn)
-            secret = (
-                self._secret
-                or conn.execute(
-                    select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
-                ).scalar()
-            )
-        missing = [what for what, there in (("list cut-off mark", mark), ("token secret", secret))
-                   if there is None]  # fmt: skip
-        if missing:
+            prepared = serves_readers(conn) and read_mark(conn) is not None
+            secret = self._secret or conn.execute(secret_kept).scalar()
+        if not prepared or not secret:
             where = self.engine.url.render_as_string(hide_password=True)
             raise StoreUnavailable(
-                f"cannot serve {where}: {self.read_only}, and it holds no "
-                f"{' and no '.join(missing)} yet: run `oaipmh-server migrate` once with a "
-                "role that can write (on the primary), then start again"
+                f"cannot serve {where}: {self.read_only}, and the store is not prepared for "
+                "servers that cannot write: run `oaipmh-server migrate --read-only-servers` "
+                "once with a role that can write (on the primary), then start again"
             )
 
     def schema(self) -> Schema:

@@ -130,7 +130,7 @@ class Loading(MetaKeys):
             tx = LoadTransaction(conn, write)
             yield tx
             _keep_figures(tx)
-            writes.finish(conn, write, clock)
+            writes.finish(conn, write, clock, tx.latest)
         if sqlite:
             conn.connection.driver_connection.execute("PRAGMA cache_size=-2000")  # type: ignore[union-attr]  # SQLite's default
 
@@ -202,6 +202,9 @@ class LoadTransaction:
         self.dating = write
         self._bind_datetime = datetime_binder(conn.dialect)
         self._datetimes: dict[datetime, Any] = {}
+        # The latest datestamp this write gave a record: the mark rises past it at the
+        # commit (writes.finish), so servers that only read the mark list it at once.
+        self.latest: datetime | None = None
 
     def is_empty(self) -> bool:
         return self.conn.execute(select(RecordRow.local_id).limit(1)).first() is None
@@ -294,6 +297,7 @@ class LoadTransaction:
                 self.conn.execute(delete(table).where(table.local_id.in_(chunk)))
         if not records:
             return
+        self._dated(max(r.datestamp for r in records))
         stamp = self._datetime
         self._insert(
             RecordRow,
@@ -344,6 +348,10 @@ class LoadTransaction:
         names = ", ".join(columns)  # this module's constants, never input
         sql = f"INSERT INTO {table.__tablename__} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608, E501
         self.conn.exec_driver_sql(sql, rows)
+
+    def _dated(self, latest: datetime) -> None:
+        if self.latest is None or latest > self.latest:
+            self.latest = latest
 
     def _datetime(self, value: datetime | None) -> Any:
         """A datetime as the column type binds it on this database (SQLite: its text),
@@ -443,6 +451,7 @@ class LoadTransaction:
         header), their memberships rewritten; their fields and fragments stay."""
         if not changes:
             return
+        self._dated(max(c.datestamp for c in changes))
         changed = (
             update(RecordRow)
             .where(RecordRow.local_id == bindparam("id"))
