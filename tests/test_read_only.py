@@ -147,7 +147,10 @@ def test_a_read_only_server_answers_every_verb_and_lists_each_write_once_committ
     _, listed = poll(get, since)
     assert listed == final_datestamps(owner) and set(listed.values()) == {"2026-03-01T12:00:01Z"}
 
-    # It cannot write: a load through it is one sentence.
+    # It cannot write: a load, or preparing the store, through it is one sentence.
+    refused = invoke("migrate", "--read-only-servers", env={"OAIPMH_DATABASE_URL": reader_url})
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert "cannot prepare the store from here" in refused.stderr
     store = SqlStore(reader_url)
     try:
         with pytest.raises(StoreUnavailable, match="cannot write the store"), store.loading(clock):
@@ -187,6 +190,19 @@ def test_a_read_only_server_refuses_a_store_not_prepared_for_it_in_one_line(
     assert served.returncode == 1 and served.stderr.count("\n") == 1
     assert "not prepared for servers that cannot write" in served.stderr
     assert "run `oaipmh-server migrate --read-only-servers`" in served.stderr
+
+
+def test_a_writable_server_on_a_file_uri_watches_the_loads_lease(tmp_path: Path) -> None:
+    """`sqlite:///file:PATH?uri=true` is the file PATH: a list must see a load's lease on
+    `PATH-writer`, or it would take a live load's row for a dead one's and pass it."""
+    path = tmp_path / "oai.sqlite3"
+    SqlStore(f"sqlite:///{path}").close()
+    store = SqlStore(f"sqlite:///file:{path}?uri=true")
+    try:
+        assert store.read_only is None
+        assert getattr(store._lease, "path", None) == f"{path}-writer"
+    finally:
+        store.close()
 
 
 # -- a real primary and a hot standby ---------------------------------------------------
@@ -274,13 +290,13 @@ def test_a_harvester_polling_a_standby_during_a_load_sees_every_change(
 
     loading = threading.Thread(target=load)
     loading.start()
-    polls = 0
+    polls = 0  # those that ended while the load was still running
     while True:
         since, listed = poll(get, since)
         seen.update(listed)
-        polls += 1
         if not loading.is_alive():
             break
+        polls += 1
         loading.join(0.05)  # a poll at most every 50 ms, or at once when the load ends
     assert not failed, failed
     assert polls > 0

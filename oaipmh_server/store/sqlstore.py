@@ -52,6 +52,11 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
         --read-only-servers`): every write from now on raises the mark when it commits
         (store/writes.py, READERS_KEY), the token secret kept in the database unless one
         is configured, and a list cut-off mark, raised as a list raises it."""
+        if self.read_only is not None:
+            raise StoreUnavailable(
+                f"cannot prepare the store from here: {self.read_only}; run it with a role "
+                "that can write (on the primary)"
+            )
         with unavailable(), self.engine.begin() as conn:
             if not serves_readers(conn):
                 conn.execute(insert(MetaRow).values(key=READERS_KEY, value="1"))

@@ -206,7 +206,8 @@ def lease_for(dialect: str, database: str | None) -> Lease:
     if dialect == "postgresql":
         return AdvisoryLease()
     if dialect == "sqlite" and database and database != ":memory:":
-        return FileLease(database + "-writer")
+        # A `file:` URI (uri=true) names the same file as its path: the same lease.
+        return FileLease(database.removeprefix("file:") + "-writer")
     return NoLease()
 
 
