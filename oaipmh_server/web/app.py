@@ -75,7 +75,7 @@ def _serving_read_only(store: SqlStore) -> None:
         raise
     if store.read_only is not None:
         logging.getLogger("oaipmh_server").info(
-            "serving read-only (%s): lists are cut off at the mark the writes keep",
+            "serving read-only: %s; lists are cut off at the mark the writes keep",
             store.read_only,
         )
 
