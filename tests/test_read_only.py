@@ -8,9 +8,11 @@ committed (store/readonly.py says how).
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -314,9 +316,9 @@ def test_a_harvest_alternating_between_standby_and_primary_servers_lists_each_re
     """Two servers on the standby and a writable one on the primary, the pages of one
     harvest asked of each in turn. The first page, on the primary, is cut off after an
     update the standby has not replayed (its replay paused): the standby does not serve
-    the next page from its older state (503 rather than a page missing records), and
-    once it has replayed, the harvest goes on, every record exactly once, as finally
-    dated."""
+    the next page from its older state, which would miss records. It waits for its
+    replay (503 with Retry-After only past the bound), then the harvest goes on, every
+    record exactly once, as finally dated."""
     primary, standby = replicated.database("alternated")
     load_into(primary, write_jsonl(tmp_path / "base.jsonl", records(300)))
     replicated.caught_up()
@@ -328,27 +330,50 @@ def test_a_harvest_alternating_between_standby_and_primary_servers_lists_each_re
         first = oai_get(clients[0])({"verb": "ListIdentifiers", "metadataPrefix": "oai_dc"})
         token = first.findtext(".//oai:resumptionToken", namespaces=NS)
         assert token
-        with monkeypatch.context() as waiting:
-            waiting.setattr(readonly, "REPLAY_WAIT_SECONDS", 0.0)
-            stale = clients[1].get(
-                "/oai", query_string={"verb": "ListIdentifiers", "resumptionToken": token}
-            )
+        follow = {"verb": "ListIdentifiers", "resumptionToken": token}
+        with monkeypatch.context() as bound:
+            bound.setattr(readonly, "REPLAY_WAIT_SECONDS", 0.0)
+            stale = clients[1].get("/oai", query_string=follow)
         assert stale.status_code == 503 and stale.headers["Retry-After"]
+
+        # Within the bound it waits: the page is asked for, found behind, and answered
+        # once the standby has replayed.
+        waiting = threading.Event()
+
+        def pause(seconds: float) -> None:
+            waiting.set()
+            time.sleep(seconds)
+
+        monkeypatch.setattr(readonly, "time", SimpleNamespace(monotonic=time.monotonic,
+                                                              sleep=pause))  # fmt: skip
+        answered: list[Any] = []
+        asking = threading.Thread(
+            target=lambda: answered.append(clients[2].get("/oai", query_string=follow))
+        )
+        asking.start()
+        assert waiting.wait(60), "the standby served the page without waiting"
     finally:
         replicated.replay(True)
-    replicated.caught_up()
+    asking.join(60)
+    (second,) = answered
     listed: list[tuple[str, str]] = []
-    root = first
-    turn = 1
-    while True:
-        for header in root.iterfind(".//oai:header", NS):
-            listed.append((header.findtext("oai:identifier", namespaces=NS) or "",
-                           header.findtext("oai:datestamp", namespaces=NS) or ""))  # fmt: skip
-        token = root.findtext(".//oai:resumptionToken", namespaces=NS)
-        if not token:
-            break
+    turn = 3
+    for root in (first, tree(second)):
+        listed += headers(root)
+    root = tree(second)
+    while token := root.findtext(".//oai:resumptionToken", namespaces=NS):
         root = oai_get(clients[turn % 3])({"verb": "ListIdentifiers", "resumptionToken": token})
+        listed += headers(root)
         turn += 1
     assert turn > 10  # pages on each server
     assert Counter(identifier for identifier, _ in listed).most_common(1)[0][1] == 1
     assert dict(listed) == final_datestamps(primary)
+
+
+def headers(root: etree._Element) -> list[tuple[str, str]]:
+    """(identifier, datestamp) of each header of a list's page."""
+    return [
+        (h.findtext("oai:identifier", namespaces=NS) or "",
+         h.findtext("oai:datestamp", namespaces=NS) or "")
+        for h in root.iterfind(".//oai:header", NS)
+    ]  # fmt: skip
