@@ -111,6 +111,12 @@ class SchemaTooNew(StoreUnavailable):
     served or written, with one sentence naming the revision and the version needed."""
 
 
+class SchemaOutdated(StoreUnavailable):
+    """The database's schema is older than this program's and this process cannot migrate
+    it (a read-only role, a hot standby): one sentence saying who can, raised when the
+    store is opened."""
+
+
 class BackupFailed(Exception):
     """`oaipmh-server backup` could not make a complete copy; an earlier one is kept."""
 

@@ -29,7 +29,10 @@ def find_bindir() -> Path | None:
 
 
 class Cluster:
-    def __init__(self, bindir: Path) -> None:
+    """A cluster of its own (initdb), or, given `primary`, a hot standby streaming from it
+    (pg_basebackup -R: a copy of the primary that replays its WAL as it comes)."""
+
+    def __init__(self, bindir: Path, primary: Cluster | None = None) -> None:
         self.bindir = bindir
         self.folder = Path(tempfile.mkdtemp(prefix="oaipmh-pg-"))
         self.data = self.folder / "data"
@@ -39,8 +42,12 @@ class Cluster:
         self.user: str | None = "postgres" if os.geteuid() == 0 else None
         if self.user:
             shutil.chown(self.folder, self.user)
-        self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres",
-                  "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
+        if primary is None:
+            self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres",
+                      "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
+        else:
+            self._run("pg_basebackup", "-D", str(self.data), "-R", "-X", "stream", "-c", "fast",
+                      "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres")  # fmt: skip
         self.start()
 
     def start(self) -> None:

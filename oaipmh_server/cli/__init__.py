@@ -12,7 +12,7 @@ from .checking import check, config
 from .harvests import harvests
 from .loading import delete, load, refresh_sets
 from .serving import serve
-from .store import backup, migrate, stats
+from .store import backup, grants, migrate, stats
 
 
 @click.group()
@@ -32,3 +32,4 @@ def main() -> None:
 for _command in (load, refresh_sets, delete, stats, migrate, backup, check, config, serve):
     main.add_command(_command)
 main.add_command(harvests)
+main.add_command(grants)

@@ -1,4 +1,4 @@
-"""The commands that look after the store itself: stats, migrate and backup."""
+"""The commands that look after the store itself: stats, migrate, grants and backup."""
 
 from __future__ import annotations
 
@@ -36,13 +36,27 @@ def stats() -> None:
 
 
 @click.command()
-def migrate() -> None:
+@click.option(
+    "--read-only-servers",
+    "readers",
+    is_flag=True,
+    help="Also prepare the store for servers that cannot write it (a read-only role, hot "
+    "standbys): keep a token secret and a list cut-off mark in it, and have every write "
+    "raise the mark when it commits.",
+)
+def migrate(readers: bool) -> None:
     """Bring the database's schema up to this version's (serve and load also do it)."""
-    from .. import __version__
+    from .. import __version__, datestamps
 
     settings = read_settings()
     store = open_store(settings)  # opening the store migrates it, or says why it cannot
-    store.close()
+    try:
+        if readers:
+            store.prepare_for_readers(datestamps.now())  # what they cannot make themselves
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database failed: {e}") from None
+    finally:
+        store.close()
     change = store.migration
     if change.changed:
         click.echo(
@@ -50,6 +64,26 @@ def migrate() -> None:
         )
     else:
         click.echo(f"schema: {change.after}, up to date ({_written_by(change.written_by)})")
+
+
+@click.command()
+@click.argument("role")
+def grants(role: str) -> None:
+    """Print the GRANT lines that let ROLE serve the PostgreSQL database read-only."""
+    from ..store.readonly import grant_statements
+
+    settings = read_settings()
+    if not settings.database_url.startswith("postgresql"):
+        raise click.ClickException(
+            "grants are PostgreSQL's; a SQLite store is served read-only by opening it so: "
+            "database_url = 'sqlite:///file:/path/to/oai.sqlite3?mode=ro&uri=true'"
+        )
+    try:
+        lines = grant_statements(settings.database_url, settings.database_password, role)
+    except StoreUnavailable as e:  # what could not be opened, and why
+        raise click.ClickException(str(e)) from None
+    for line in lines:
+        click.echo(line)
 
 
 @click.command()

@@ -4,7 +4,8 @@ sqlstore.py (SqlStore), engine.py (the engine and SQLite's tuning), reads.py (th
 reads), queries.py (pages' and check's queries), meta.py (meta keys: token secret, counts),
 transaction.py (the load transaction and its value types), packing.py (field packing),
 columns.py (what they share); schema.py, revisions.py and migrations/ (the schema and its
-migrations), writes.py (writes in progress and list cut-offs), backups.py, failures.py.
+migrations), writes.py (writes in progress and list cut-offs), readonly.py (serving a
+store this process cannot write), backups.py, failures.py.
 """
 
 from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE

@@ -51,6 +51,8 @@ class Connected:
 
     url: str
     engine: Engine
+    # Why this process cannot write the store (store/readonly.py), or None: it can.
+    read_only: str | None = None
 
     def _scalar(self, query: AnySelect, parameters: dict[str, Any] | None = None) -> Any:
         with unavailable(), self.engine.connect() as conn:

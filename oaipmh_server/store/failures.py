@@ -37,6 +37,9 @@ def opening(url: str, password: str | None, engine: Engine) -> Iterator[None]:
     except SQLAlchemyError as e:
         engine.dispose()
         raise StoreUnavailable(cannot_open(url, e, password)) from e
+    except BaseException:  # a schema it refuses (revisions.py): no connection left open
+        engine.dispose()
+        raise
 
 
 def cannot_open(url: str, error: BaseException, password: str | None = None) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import (
     select,
 )
 
-from . import writes
+from . import readonly, writes
 from .engine import Connected, unavailable
 from .schema import (
     MetaRow,
@@ -68,7 +68,10 @@ class MetaKeys(Connected):
             counts = kept.get(COUNTS_KEY, "").split()
             records, deleted = (int(n) for n in counts) if len(counts) == 2 else stored_counts(conn)
             revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-            cutoff = writes.current_cutoff(conn, self._lease, now)
+            if self.read_only is not None:
+                cutoff = readonly.cutoff(conn)
+            else:
+                cutoff = writes.current_cutoff(conn, self._lease, now)
         last = kept.get(LAST_WRITE_KEY)
         return StoreFigures(
             records=records,

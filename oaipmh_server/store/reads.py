@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.types import NullType
 
 from ..record_source import Field, File, Header, Position, Selection, SetInfo, StoredRecord
+from . import readonly
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
 from .engine import AnySelect, Connected, unavailable
 from .packing import unpack_fields
@@ -35,6 +36,8 @@ class ProtocolReads(Connected):
     """The reads the protocol makes (RecordSource), each page one keyset query."""
 
     _driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement]
+    # The highest mark a continued list found on a server that cannot write.
+    _seen_mark: datetime | None = None
 
     def count_all(self) -> int:
         """How many records (deleted included) the store holds; a health check's query."""
@@ -145,6 +148,8 @@ class ProtocolReads(Connected):
         """A page's rows, by the page statement compiled once for this database and run
         through the driver: a harvest runs it thousands of times, and SQLAlchemy's
         per-execution work (parameter and result processing) cost as much as SQLite's."""
+        if after is not None and self.read_only is not None:
+            self._replayed_to(selection.until)
         sql, order, constants = self._driver_page_statement(
             kind, _shape(selection), after is not None
         )
@@ -153,6 +158,14 @@ class ProtocolReads(Connected):
             values[name] = self._bind_datetime(values[name])
         parameters: Any = values if order is None else tuple(values[name] for name in order)
         return conn.exec_driver_sql(sql, parameters).all()
+
+    def _replayed_to(self, until: datetime) -> None:
+        """A continued list on a server that cannot write: its mark is at or past the
+        list's cut-off before the page is read (store/readonly.py), looked up again only
+        when a cut-off is past the highest mark this process has seen."""
+        if self._seen_mark is None or self._seen_mark < until:
+            with unavailable():
+                self._seen_mark = readonly.await_mark(self.engine, until)
 
     @cached_property
     def _bind_datetime(self) -> Callable[[datetime], Any]:

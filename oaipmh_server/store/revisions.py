@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, delete, insert, inspect, select
 
 from .. import __version__
-from ..errors import SchemaTooNew
+from ..errors import SchemaOutdated, SchemaTooNew
+from .readonly import why_read_only
 from .schema import Base, MetaRow
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ def migrate(engine: Engine) -> Migration:
         if found.revision == head:
             return Migration(head, head, found.written_by)
         _refuse_unknown(engine, found)
+        _refuse_read_only(engine, conn, found, head)
     with engine.connect() as conn, conn.execution_options(immediate=True).begin():
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
@@ -113,6 +115,21 @@ def _refuse_unknown(engine: Engine, found: Schema) -> None:
         f"the database {where} is at schema revision {found.revision}, written by {who}; "
         f"this is oaipmh-server {__version__}, which knows revisions up to {_head()}: "
         f"run {needed} (or restore a backup taken before the upgrade)"
+    )
+
+
+def _refuse_read_only(engine: Engine, conn: Connection, found: Schema, head: str) -> None:
+    """A schema to create or migrate, by a process that cannot write it: one sentence
+    instead of the database's "permission denied" halfway through."""
+    reason = why_read_only(conn)
+    if reason is None:
+        return
+    where = engine.url.render_as_string(hide_password=True)
+    stands = f"is at schema revision {found.revision}" if found.revision else "has no schema yet"
+    raise SchemaOutdated(
+        f"the database {where} {stands} and oaipmh-server {__version__} needs revision "
+        f"{head}, but {reason}, so it cannot be migrated from here: run `oaipmh-server "
+        "migrate` with a role that can write (on the primary), then start again"
     )
 
 

@@ -10,7 +10,8 @@ fragments     each record rendered once per format at ingest, with the crosswalk
 files         a record's files (DSpace bitstreams), one row each, keyed (local_id, sequence).
 sets          spec, name, optional description, the spec of its parent set (the tree).
 meta          small key/value facts: the generated token secret, fragment versions, the
-              highest cut-off any list has been given (see store/writes.py).
+              highest cut-off any list has been given (see store/writes.py), whether
+              servers that cannot write serve the store (store/readonly.py).
 writers       the writes in progress: each load commits one row here before it writes, and
               removes it in its own transaction, so lists never pass an uncommitted change.
 """

@@ -11,12 +11,21 @@ Its reads, queries, meta keys and load are the modules beside this one.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import insert, select
+
+from ..errors import StoreUnavailable
 from .engine import open_engine, unavailable
 from .failures import opening  # what could not be opened, and why
+from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
+from .readonly import why_read_only
 from .reads import ProtocolReads, _DriverStatement, _Shape
 from .revisions import Migration, Schema, migrate, read_schema
+from .schema import MetaRow
 from .transaction import Loading
+from .writes import READERS_KEY, read_mark, serves_readers
 
 
 class SqlStore(ProtocolReads, PageQueries, Loading):
@@ -31,10 +40,45 @@ class SqlStore(ProtocolReads, PageQueries, Loading):
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
             self.migration: Migration = migrate(self.engine)
+            with self.engine.connect() as conn:
+                self.read_only = why_read_only(conn)
         self._secret = token_secret
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def prepare_for_readers(self, now: datetime) -> None:
+        """What servers that cannot write need and cannot make (`oaipmh-server migrate
+        --read-only-servers`): every write from now on raises the mark when it commits
+        (store/writes.py, READERS_KEY), the token secret kept in the database unless one
+        is configured, and a list cut-off mark, raised as a list raises it."""
+        if self.read_only is not None:
+            raise StoreUnavailable(
+                f"cannot prepare the store from here: {self.read_only}; run it with a role "
+                "that can write (on the primary)"
+            )
+        with unavailable(), self.engine.begin() as conn:
+            if not serves_readers(conn):
+                conn.execute(insert(MetaRow).values(key=READERS_KEY, value="1"))
+        self.token_secret()
+        self.list_cutoff(now)
+
+    def check_serving(self) -> None:
+        """Before serving from a store this process cannot write: it is prepared for such
+        servers (the mark, the flag, the token secret), or one sentence saying how."""
+        if self.read_only is None:
+            return
+        secret_kept = select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
+        with unavailable(), self.engine.connect() as conn:
+            prepared = serves_readers(conn) and read_mark(conn) is not None
+            secret = self._secret or conn.execute(secret_kept).scalar()
+        if not prepared or not secret:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise StoreUnavailable(
+                f"cannot serve {where}: {self.read_only}, and the store is not prepared for "
+                "servers that cannot write: run `oaipmh-server migrate --read-only-servers` "
+                "once with a role that can write (on the primary), then start again"
+            )
 
     def schema(self) -> Schema:
         """The schema's revision and the oaipmh-server version that last migrated it."""

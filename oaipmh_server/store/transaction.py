@@ -20,9 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ..errors import LoadBusy
+from ..errors import LoadBusy, StoreUnavailable
 from ..record_source import Field, File, Header, SetInfo
-from . import writes
+from . import readonly, writes
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_header
 from .engine import unavailable
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, stored_counts
@@ -57,6 +57,8 @@ class Loading(MetaKeys):
         """The cut-off of a list that starts at `now` (see store/writes.py): never past a
         change that is not committed yet, never before one handed out already."""
         with unavailable(), self.engine.connect() as conn:
+            if self.read_only is not None:
+                return readonly.cutoff(conn)
             return writes.list_cutoff(conn, self._lease, now)
 
     def writers(self) -> list[writes.Writer]:
@@ -81,6 +83,11 @@ class Loading(MetaKeys):
         is) or, with `wait` false, is a LoadBusy. The load is registered as a write in
         progress before it writes (store/writes.py), which dates its changes: `tx.dating`.
         """
+        if self.read_only is not None:
+            raise StoreUnavailable(
+                f"cannot write the store: {self.read_only}; load on the primary, with a role "
+                "that can write"
+            )
         with unavailable(), self.engine.connect() as conn:
             lease = self._new_lease()  # this load's own: it holds state while held
             if not lease.acquire(conn, wait=False):
@@ -102,7 +109,7 @@ class Loading(MetaKeys):
                     conn, clock, keep_dates, exclusive=not isinstance(lease, writes.NoLease)
                 )
                 try:
-                    yield from self._load_transaction(conn, write)
+                    yield from self._load_transaction(conn, write, clock)
                 except BaseException:
                     with suppress(DBAPIError, SQLAlchemyError):
                         writes.abandon(conn, write)
@@ -110,7 +117,9 @@ class Loading(MetaKeys):
             finally:
                 lease.release(conn)
 
-    def _load_transaction(self, conn: Connection, write: writes.Write) -> Iterator[LoadTransaction]:
+    def _load_transaction(
+        self, conn: Connection, write: writes.Write, clock: Callable[[], datetime]
+    ) -> Iterator[LoadTransaction]:
         sqlite = conn.dialect.name == "sqlite"
         if sqlite:  # on the driver's connection: SQLAlchemy's would begin a transaction
             conn.connection.driver_connection.execute(f"PRAGMA cache_size={LOAD_CACHE_SIZE}")  # type: ignore[union-attr]
@@ -121,7 +130,7 @@ class Loading(MetaKeys):
             tx = LoadTransaction(conn, write)
             yield tx
             _keep_figures(tx)
-            writes.finish(conn, write)
+            writes.finish(conn, write, clock, tx.latest)
         if sqlite:
             conn.connection.driver_connection.execute("PRAGMA cache_size=-2000")  # type: ignore[union-attr]  # SQLite's default
 
@@ -193,6 +202,9 @@ class LoadTransaction:
         self.dating = write
         self._bind_datetime = datetime_binder(conn.dialect)
         self._datetimes: dict[datetime, Any] = {}
+        # The latest datestamp this write gave a record: the mark rises past it at the
+        # commit (writes.finish), so servers that only read the mark list it at once.
+        self.latest: datetime | None = None
 
     def is_empty(self) -> bool:
         return self.conn.execute(select(RecordRow.local_id).limit(1)).first() is None
@@ -285,6 +297,7 @@ class LoadTransaction:
                 self.conn.execute(delete(table).where(table.local_id.in_(chunk)))
         if not records:
             return
+        self._dated(max(r.datestamp for r in records))
         stamp = self._datetime
         self._insert(
             RecordRow,
@@ -335,6 +348,10 @@ class LoadTransaction:
         names = ", ".join(columns)  # this module's constants, never input
         sql = f"INSERT INTO {table.__tablename__} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608, E501
         self.conn.exec_driver_sql(sql, rows)
+
+    def _dated(self, latest: datetime) -> None:
+        if self.latest is None or latest > self.latest:
+            self.latest = latest
 
     def _datetime(self, value: datetime | None) -> Any:
         """A datetime as the column type binds it on this database (SQLite: its text),
@@ -434,6 +451,7 @@ class LoadTransaction:
         header), their memberships rewritten; their fields and fragments stay."""
         if not changes:
             return
+        self._dated(max(c.datestamp for c in changes))
         changed = (
             update(RecordRow)
             .where(RecordRow.local_id == bindparam("id"))

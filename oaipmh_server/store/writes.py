@@ -26,10 +26,33 @@ past them before they are committed. How it holds:
   the database, freed by the kernel when the process ends. PostgreSQL: a session advisory
   lock, freed when the server ends the session; the writer's session asks the server to
   probe the connection (TCP keepalives), so a dead host is noticed within about a minute.
+- Once servers that cannot write serve the store (READERS_KEY, set by `oaipmh-server
+  migrate --read-only-servers`), the writer raises the mark again in the transaction that
+  commits its changes: to one second before its clock, or to the latest datestamp it gave
+  when that is later (not past its clock; never lower, never to or past another live
+  writer's `since`). What it dated up to there is committed with it, and no other writer
+  is live. Without such servers it does not: a list raises the mark when one is asked for,
+  and a later load keeping its records' own dates keeps those after the last list's.
 
 The cost to a harvester: while a load runs, lists stop one second before the load began
 (their responseDate is the load's start), and what the load changes is listed once it has
 committed, dated at its start.
+
+Why a cut-off at or below the mark is always safe (on SQLite files and PostgreSQL, whose
+leases keep writers one at a time), so that a server that cannot write (a read-only
+role, a hot standby: store/readonly.py) may hand out the mark it reads: every change
+dated at or before the mark was committed before the mark was raised there, or in the
+same transaction. The mark rises in three places. A writer registering raises it to
+`since` - 1 s, below everything it will date, and only once it holds the lease, so every
+earlier writer has committed or died (a dead one's transaction is rolled back). A list
+raises it only in a transaction that takes the mark's row first (PostgreSQL: FOR UPDATE;
+SQLite: the write lock) and then finds no live writer: every write that registered
+before has committed, and one registering after finds the new mark and dates its
+changes past it. A writer committing raises it (READERS_KEY) with its own changes, as
+the only live writer. Clocks play no part: each step compares with the mark, not with
+another host's clock. On a standby the same holds of what it has replayed, since replay
+applies the primary's commits in their order: a replayed mark comes after every commit it
+covers.
 """
 
 from __future__ import annotations
@@ -54,6 +77,9 @@ from .schema import MetaRow, RecordRow, WriterRow
 
 SECOND = timedelta(seconds=1)
 HIGH_WATER_KEY = "cutoff"
+# Set (to "1") once servers that cannot write serve the store (`oaipmh-server migrate
+# --read-only-servers`): from then on each write raises the mark when it commits.
+READERS_KEY = "read_only_servers"
 # The PostgreSQL advisory lock of the writer lease (the schema migration's is 4242424242).
 WRITER_LOCK = 4242424243
 # How long a list waits for SQLite's write lock to raise the mark before it looks again at
@@ -180,7 +206,8 @@ def lease_for(dialect: str, database: str | None) -> Lease:
     if dialect == "postgresql":
         return AdvisoryLease()
     if dialect == "sqlite" and database and database != ":memory:":
-        return FileLease(database + "-writer")
+        # A `file:` URI (uri=true) names the same file as its path: the same lease.
+        return FileLease(database.removeprefix("file:") + "-writer")
     return NoLease()
 
 
@@ -227,9 +254,34 @@ def register(
     return write
 
 
-def finish(conn: Connection, write: Write) -> None:
-    """Inside the transaction that commits the write's changes: its row goes with it."""
+def finish(
+    conn: Connection,
+    write: Write,
+    clock: Callable[[], datetime] | None = None,
+    latest: datetime | None = None,
+) -> None:
+    """Inside the transaction that commits the write's changes: its row goes with it, and,
+    once servers that cannot write serve the store (READERS_KEY: without them a list
+    raises the mark, and the dates a later load keeps stay as they were), the mark rises
+    to `clock` - 1 s, or to the `latest` datestamp it gave a record when
+    that is later (a write committing within the second it dated its changes; not past
+    `clock`), so servers that only read the mark (store/readonly.py) list the changes as
+    soon as they are committed, without waiting for a writable list. A write that follows
+    within that second dates its changes a second later. Not past another live writer's
+    `since` (with no real lease, writers overlap)."""
     conn.execute(delete(WriterRow).where(WriterRow.id == write.id))
+    if clock is None or not serves_readers(conn):
+        return
+    now = clock()
+    raised = now - SECOND
+    if latest is not None:
+        raised = max(raised, min(latest, now))
+    others = conn.execute(select(func.min(WriterRow.since))).scalar()
+    if others is not None:
+        raised = min(raised, others - SECOND)
+    mark = _read_mark(conn, for_update=True)
+    if mark is None or raised > mark:
+        _write_mark(conn, raised)
 
 
 def abandon(conn: Connection, write: Write) -> None:
@@ -301,6 +353,16 @@ def current_cutoff(conn: Connection, lease: Lease, now: datetime) -> datetime:
     (for /metrics: how far lists lag behind the clock, the length of a running load)."""
     proposed = now - SECOND
     return _settled(conn, lease, proposed, locked=False) or proposed
+
+
+def serves_readers(conn: Connection) -> bool:
+    """Whether servers that cannot write serve this store (READERS_KEY)."""
+    return conn.execute(select(MetaRow.value).where(MetaRow.key == READERS_KEY)).scalar() == "1"
+
+
+def read_mark(conn: Connection) -> datetime | None:
+    """The mark as this connection sees it (a server that cannot raise it: readonly.py)."""
+    return _read_mark(conn, for_update=False)
 
 
 def _read_mark(conn: Connection, *, for_update: bool) -> datetime | None:

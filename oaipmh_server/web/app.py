@@ -41,6 +41,7 @@ def create_app(
         token_secret=settings.token_secret,
         password=settings.database_password,
     )
+    _serving_read_only(store)
     _warn_of_stale_virtual_sets(settings, store)
     app = Flask(__name__)
     app.config.update(
@@ -61,6 +62,22 @@ def create_app(
     app.register_blueprint(views.blueprint)
     app.register_blueprint(pages.blueprint)
     return app
+
+
+def _serving_read_only(store: SqlStore) -> None:
+    """A store this process cannot write is served as it stands (store/readonly.py), once
+    it holds what serving needs; said once per process, since lists then lag as the
+    mark does."""
+    try:
+        store.check_serving()
+    except StoreUnavailable:
+        store.close()
+        raise
+    if store.read_only is not None:
+        logging.getLogger("oaipmh_server").info(
+            "serving read-only: %s; lists are cut off at the mark the writes keep",
+            store.read_only,
+        )
 
 
 def _warn_of_stale_virtual_sets(settings: Settings, store: SqlStore) -> None:
