@@ -15,11 +15,12 @@ from .engine import open_engine, unavailable
 from .failures import opening  # what could not be opened, and why
 from .queries import PageQueries
 from .reads import ProtocolReads, _DriverStatement, _Shape
+from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
 from .transaction import Loading
 
 
-class SqlStore(ProtocolReads, PageQueries, Loading):
+class SqlStore(ResourceQueries, ProtocolReads, PageQueries, Loading):
     """A RecordSource over SQL, plus the write side that ingest uses."""
 
     def __init__(
