@@ -122,7 +122,8 @@ def _entry(tag: str, entry: Entry) -> etree._Element:
 def _write(xf: Any, element: etree._Element) -> None:
     """An element written inside the document's root, through the writer's own elements:
     written whole (`xf.write`), it would declare its namespaces again, each time."""
-    with xf.element(element.tag, dict(element.attrib)):
+    attributes: dict[str, str] = {str(k): str(v) for k, v in element.attrib.items()}
+    with xf.element(element.tag, attributes):
         if element.text is not None:
             xf.write(element.text)
         for child in element:
