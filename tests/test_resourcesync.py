@@ -11,6 +11,7 @@ import hashlib
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from io import BytesIO
 from pathlib import Path
@@ -28,6 +29,7 @@ from resync.source_description import SourceDescription
 from sqlalchemy import select
 
 from oaipmh_server import datestamps
+from oaipmh_server.check.resourcesync import check_resourcesync
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import RecordRow
 from oaipmh_server.web import resourcesync as web_resourcesync
@@ -37,6 +39,7 @@ from .db import datestamps as stored_datestamps
 from .db import fetch
 from .oai import NS
 from .test_changes import START, Clock, HeldLoad, records, write_jsonl
+from .test_check import fetch_from
 from .xsd import validate_sitemap
 
 SM = {
@@ -420,3 +423,60 @@ def test_resync_keeps_a_copy_equal_to_the_store(
         assert b"Corrected." in copy["oai_dc/10722/11.xml"]
     finally:
         server.stop()
+
+
+# -- check URL -------------------------------------------------------------------------
+
+
+def checked(
+    app: Any, alter: Callable[[str, int, bytes], tuple[int, bytes]] | None = None
+) -> dict[str, str]:
+    """rule → status of `check_resourcesync` against the app, its answers altered by
+    `alter(url, status, body)`."""
+    fetch = fetch_from(app)
+
+    def altered(url: str) -> tuple[int, bytes]:
+        status, body = fetch(url)
+        return alter(url, status, body) if alter else (status, body)
+
+    return {
+        r.rule: f"{r.status}: {r.detail}"
+        for r in check_resourcesync("http://localhost/oai", altered)
+    }
+
+
+def test_check_passes_this_servers_resourcesync(reading_app: Any) -> None:
+    results = checked(reading_app)
+    assert set(results) == {"resourcesync-source-description", "resourcesync-capability-list",
+                            "resourcesync-resourcelist", "resourcesync-changelist"}  # fmt: skip
+    assert all(status.startswith("pass") for status in results.values()), results
+
+
+def test_check_does_not_fail_an_endpoint_without_resourcesync(reading_app: Any) -> None:
+    def gone(url: str, status: int, body: bytes) -> tuple[int, bytes]:
+        return (404, b"") if url.endswith("/.well-known/resourcesync") else (status, body)
+
+    assert checked(reading_app, gone) == {
+        "resourcesync-source-description":
+            "not checked: http://localhost/.well-known/resourcesync: none (HTTP 404)"
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "rewrite", "rule", "says"), [
+    ("capabilitylist.xml", lambda b: b.replace(b'capability="capabilitylist"', b'capability="x"'),
+     "resourcesync-capability-list", "rs:md capability 'x', expected 'capabilitylist'"),
+    ("capabilitylist.xml", lambda b: b.replace(b"<loc>", b"<lo>").replace(b"</loc>", b"</lo>"),
+     "resourcesync-capability-list", "invalid sitemap"),
+    ("capabilitylist.xml", lambda b: b.replace(b'capability="resourcelist"', b'capability="y"'),
+     "resourcesync-capability-list", "advertises changelist, y"),
+    ("changelist.xml", lambda b: b[:-20], "resourcesync-changelist", "not well-formed XML"),
+    ("resourcelist.xml", lambda b: b"", "resourcesync-resourcelist", "not well-formed XML"),
+])  # fmt: skip
+def test_check_fails_a_broken_capability_list_or_list(
+    reading_app: Any, path: str, rewrite: Callable[[bytes], bytes], rule: str, says: str
+) -> None:
+    def broken(url: str, status: int, body: bytes) -> tuple[int, bytes]:
+        return (status, rewrite(body)) if url.endswith("/resources/" + path) else (status, body)
+
+    results = checked(reading_app, broken)
+    assert results[rule].startswith("fail") and says in results[rule], results
