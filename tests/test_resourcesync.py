@@ -28,6 +28,7 @@ from resync.resource_list import ResourceList
 from resync.source_description import SourceDescription
 from sqlalchemy import select
 
+import oaipmh_server.resourcesync
 from oaipmh_server import datestamps
 from oaipmh_server.check.resourcesync import check_resourcesync
 from oaipmh_server.store import SqlStore
@@ -235,6 +236,29 @@ def test_big_lists_are_indexes_of_keyset_ranges(app: Any, monkeypatch: pytest.Mo
     index = parsed(client, "http://localhost/resources/changelist.xml", ChangeList())
     assert index.md["capability"] == "changelist"
     assert len(index.uris()) > 1
+
+
+def test_lists_streamed_in_many_chunks_are_whole(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list is written a chunk at a time after the view has returned (every 500 URLs;
+    here every 2, and read from the store 3 records at a time): its chunks are read in
+    the request's context and together make the same list."""
+    client = app.test_client()
+    whole = [
+        etree.tostring(u)
+        for u in list_entries(client, "http://localhost/resources/resourcelist.xml")
+    ]
+    changes = [
+        etree.tostring(u) for u in list_entries(client, "http://localhost/resources/changelist.xml")
+    ]
+    monkeypatch.setattr(oaipmh_server.resourcesync, "CHUNK", 2)
+    monkeypatch.setattr(web_resourcesync, "READ", 3)
+    assert [
+        etree.tostring(u)
+        for u in list_entries(client, "http://localhost/resources/resourcelist.xml")
+    ] == whole
+    assert [
+        etree.tostring(u) for u in list_entries(client, "http://localhost/resources/changelist.xml")
+    ] == changes
 
 
 @pytest.mark.parametrize("path", [

@@ -16,7 +16,7 @@ from datetime import datetime
 from itertools import chain
 from urllib.parse import quote, urlencode
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, request, stream_with_context, url_for
 
 from .. import datestamps, resourcesync
 from ..errors import StoreUnavailable
@@ -111,7 +111,7 @@ def format_list(prefix: str) -> Response:
 def _record_entries(
     metadata_format: MetadataFormat, start: str, end: str | None, at: datetime
 ) -> Iterator[Entry]:
-    store = _provider().store
+    store, base, site = _provider().store, _oai_base(), _site_url()
     after = None
     while True:
         records = store.list_resources(
@@ -127,8 +127,8 @@ def _record_entries(
                 continue
             if not metadata_format.disseminates(record.fields or fields.get(local_id, ())):
                 continue
-            document = metadata_document(record, metadata_format, _oai_base())
-            url = _resource_url(metadata_format.prefix, local_id)
+            document = metadata_document(record, metadata_format, base)
+            url = _resource_url(site, metadata_format.prefix, local_id)
             yield Entry(url, record.header.datestamp, described(document))
         if len(records) < READ:
             return
@@ -202,7 +202,7 @@ def _changes(first: Position, last: Position | None, until: datetime) -> Respons
         "from": datestamps.format_datestamp(first.datestamp),
         "until": datestamps.format_datestamp(last.datestamp if last else until),
     }
-    up = _url("capability_list")
+    up, site = _url("capability_list"), _site_url()
 
     def entries() -> Iterator[Entry]:
         after = None
@@ -213,7 +213,7 @@ def _changes(first: Position, last: Position | None, until: datetime) -> Respons
                     continue
                 change = change_md(_change_of(header), header.datestamp)
                 for prefix in provider.formats:
-                    url = _resource_url(prefix, header.local_id)
+                    url = _resource_url(site, prefix, header.local_id)
                     yield Entry(url, header.datestamp, change)
             if len(headers) < READ:
                 return
@@ -260,9 +260,9 @@ def _url(endpoint: str, **values: str) -> str:
     return _site_url() + url_for(f"resourcesync.{endpoint}", **values)  # type: ignore[arg-type]
 
 
-def _resource_url(prefix: str, local_id: str) -> str:
-    """Where a record's document in a format is served (`resource`)."""
-    return f"{_site_url()}/resources/{prefix}/{quote(local_id, safe='/')}.xml"
+def _resource_url(site: str, prefix: str, local_id: str) -> str:
+    """Where a record's document in a format is served (`resource`), `site` the root."""
+    return f"{site}/resources/{prefix}/{quote(local_id, safe='/')}.xml"
 
 
 def _changes_per_list() -> int:
@@ -309,9 +309,10 @@ def _xml(body: bytes) -> Response:
 
 def _stream(chunks: Iterator[bytes]) -> Response:
     """A list streamed as it is written, its first chunk made (and the store first read)
-    before the response starts, so a store that cannot answer gets its 503."""
+    before the response starts, so a store that cannot answer gets its 503; the rest in
+    the request's context, which the chunks read (the app's store and settings)."""
     first = next(chunks)
-    return Response(chain([first], chunks), 200, content_type=XML_TYPE)
+    return Response(stream_with_context(chain([first], chunks)), 200, content_type=XML_TYPE)
 
 
 def _not_found() -> Response:
