@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from io import BytesIO
 from typing import Any, NamedTuple
 
 from lxml import etree
@@ -26,6 +25,8 @@ MAX_URLS = 50_000
 # Resources written between two flushes of a streamed list.
 CHUNK = 500
 XML_TYPE = "application/xml; charset=utf-8"
+_MARK = "entries"
+_CLOSE = b"</urlset>"
 
 
 class Entry(NamedTuple):
@@ -69,19 +70,34 @@ def urlset(
     capability: str, md: Mapping[str, str], up: str, entries: Iterable[Entry]
 ) -> Iterator[bytes]:
     """A resource list or change list, as chunks of bytes written while `entries` are
-    read (a chunk every CHUNK entries)."""
-    buffer = BytesIO()
-    with etree.xmlfile(buffer, encoding="UTF-8") as xf:
-        xf.write_declaration()
-        with xf.element(f"{{{SITEMAP_NS}}}urlset", nsmap=_NSMAP):
-            for element in _head(capability, md, up):
-                _write(xf, element)
-            for count, entry in enumerate(entries, start=1):
-                _write(xf, _entry("url", entry))
-                if count % CHUNK == 0:
-                    xf.flush()
-                    yield _drain(buffer)
-    yield _drain(buffer)
+    read (a chunk every CHUNK entries; the first holds the head, so reading the first
+    chunk has read the store for it). Each chunk's <url>s are serialized by lxml as
+    children of a root declaring the namespaces, and cut out of it: once per chunk, not
+    per element, and with no namespace declared again on each <url>."""
+    root = etree.Element(f"{{{SITEMAP_NS}}}urlset", nsmap=_NSMAP)
+    root.extend(_head(capability, md, up))
+    root.append(etree.Comment(_MARK))
+    head, tail = etree.tostring(root, encoding="UTF-8", xml_declaration=True).split(
+        f"<!--{_MARK}-->".encode()
+    )
+    chunk: list[Entry] = []
+    for entry in entries:
+        chunk.append(entry)
+        if len(chunk) == CHUNK:
+            yield head + _urls(chunk)
+            head, chunk = b"", []
+    yield head + _urls(chunk) + tail
+
+
+def _urls(entries: Iterable[Entry]) -> bytes:
+    """The <url> elements of `entries`, as they are written inside a `urlset`."""
+    root = etree.Element(f"{{{SITEMAP_NS}}}urlset", nsmap=_NSMAP)
+    for entry in entries:
+        _entry(root, "url", entry)
+    if not len(root):
+        return b""
+    text = etree.tostring(root, encoding="UTF-8")
+    return text[text.index(b">") + 1 : -len(_CLOSE)]
 
 
 def change_md(change: str, when: datetime) -> dict[str, str]:
@@ -96,7 +112,8 @@ def _document(
     element = etree.Element(f"{{{SITEMAP_NS}}}{root}", nsmap=_NSMAP)
     element.extend(_head(capability, md, up))
     child = "sitemap" if root == "sitemapindex" else "url"
-    element.extend(_entry(child, entry) for entry in entries)
+    for entry in entries:
+        _entry(element, child, entry)
     return etree.tostring(element, encoding="UTF-8", xml_declaration=True)
 
 
@@ -104,34 +121,17 @@ def _head(capability: str, md: Mapping[str, str], up: str | None) -> list[etree.
     """A document's own `rs:ln rel="up"` (to the document above it) and `rs:md`."""
     head = []
     if up is not None:
-        head.append(etree.Element(f"{{{RS_NS}}}ln", rel="up", href=up, nsmap=_NSMAP))
-    head.append(etree.Element(f"{{{RS_NS}}}md", {"capability": capability, **md}, nsmap=_NSMAP))
+        head.append(etree.Element(f"{{{RS_NS}}}ln", rel="up", href=up))
+    head.append(etree.Element(f"{{{RS_NS}}}md", {"capability": capability, **md}))
     return head
 
 
-def _entry(tag: str, entry: Entry) -> etree._Element:
-    element = etree.Element(f"{{{SITEMAP_NS}}}{tag}", nsmap=_NSMAP)
+def _entry(parent: etree._Element, tag: str, entry: Entry) -> etree._Element:
+    """A <url> or <sitemap> added to `parent`, in the namespaces it declares."""
+    element = etree.SubElement(parent, f"{{{SITEMAP_NS}}}{tag}")
     etree.SubElement(element, f"{{{SITEMAP_NS}}}loc").text = entry.loc
     if entry.lastmod is not None:
         etree.SubElement(element, f"{{{SITEMAP_NS}}}lastmod").text = format_datestamp(entry.lastmod)
     if entry.md:
         etree.SubElement(element, f"{{{RS_NS}}}md", dict(entry.md))
     return element
-
-
-def _write(xf: Any, element: etree._Element) -> None:
-    """An element written inside the document's root, through the writer's own elements:
-    written whole (`xf.write`), it would declare its namespaces again, each time."""
-    attributes: dict[str, str] = {str(k): str(v) for k, v in element.attrib.items()}
-    with xf.element(element.tag, attributes):
-        if element.text is not None:
-            xf.write(element.text)
-        for child in element:
-            _write(xf, child)
-
-
-def _drain(buffer: BytesIO) -> bytes:
-    data = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return data

@@ -31,6 +31,9 @@ blueprint = Blueprint("resourcesync", __name__)
 # Records read from the store at a time, for a list (fragments are a few kilobytes each).
 READ = 500
 FILES = "files"  # the resource list of the records' files, beside one per format
+# Records a resource list holds in a format rendered on request ([formats] stored): its
+# documents are rendered to give their md5 and length, some 2 ms each (docs/resourcesync.md).
+RENDERED = 5_000
 
 
 @blueprint.errorhandler(StoreUnavailable)
@@ -56,18 +59,22 @@ def capability_list() -> Response:
 @blueprint.route("/resources/resourcelist.xml")
 def resource_list() -> Response:
     """The resource list index: for each format, one list per 50,000 records (local id
-    ranges), and one per 50,000 files when files are linked; every list up to one cut-off,
-    the index's `at`."""
+    ranges; 5,000 for a format rendered on request), and one per 50,000 files when files
+    are linked; every list up to one cut-off, the index's `at`."""
     provider = _provider()
     store = provider.store
     at = store.list_cutoff(datestamps.now())
     stamp = datestamps.format_datestamp(at)
-    starts = store.sitemap_starts(MAX_URLS)
-    entries = [
-        Entry(_url("format_list", prefix=prefix) + "?" + urlencode(query))
-        for prefix in provider.formats
-        for query in _ranges(starts, stamp)
-    ]
+    starts: dict[int, list[str]] = {}
+    entries = []
+    for prefix, metadata_format in provider.formats.items():
+        size = MAX_URLS if metadata_format.stored else RENDERED
+        if size not in starts:
+            starts[size] = store.sitemap_starts(size)
+        entries += [
+            Entry(_url("format_list", prefix=prefix) + "?" + urlencode(query))
+            for query in _ranges(starts[size], stamp)
+        ]
     if provider.settings.files_url:
         file_starts = [f"{sequence}:{lid}" for lid, sequence in store.file_starts(MAX_URLS)]
         entries += [
