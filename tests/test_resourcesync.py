@@ -506,3 +506,31 @@ def test_check_fails_a_broken_capability_list_or_list(
 
     results = checked(reading_app, broken)
     assert results[rule].startswith("fail") and says in results[rule], results
+
+
+@pytest.mark.store_behaviour
+def test_a_resource_list_read_while_loads_commit_shows_its_cut_off_and_the_change_list_the_rest(
+    empty_database_url: str, tmp_path: Path, clock: Clock
+) -> None:
+    """The pages of a resource list index read after a load has committed still show the
+    store at the index's `at`: a record the load changed drops out (its old document is
+    gone), an added one is not there; the change list from `at` lists both."""
+    load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", records(6)),
+              clock=lambda: START - timedelta(days=30))  # fmt: skip
+    client = make_app(empty_database_url).test_client()
+    index = get_xml(client, "http://localhost/resources/resourcelist.xml")
+    at = index.find("rs:md", SM).get("at")
+    clock.tick(5)
+    later = [*records(7, note="Corrected.")[5:]]  # 10722/5 changed, 10722/6 added
+    load_into(empty_database_url, write_jsonl(tmp_path / "later.jsonl", later), clock=clock)
+    clock.tick(5)
+    listed = {u.findtext("sm:loc", namespaces=SM) for loc in locs(index)
+              for u in get_xml(client, loc).findall("sm:url", SM)}  # fmt: skip
+    assert {u.rsplit("/", 1)[1] for u in listed if "/oai_dc/" in u} == {
+        f"{n}.xml" for n in range(5)
+    }
+    _, changes = change_poll(client, at)
+    assert {u for u in changes if "/oai_dc/" in u} == {
+        "http://localhost/resources/oai_dc/10722/5.xml",
+        "http://localhost/resources/oai_dc/10722/6.xml",
+    }
