@@ -313,14 +313,23 @@ def _record(
     header = _header(record, context)
     if record.header.deleted:
         return xml.record_element(header, None)
+    return xml.record_element(header, metadata_document(record, metadata_format, context.base_url))
+
+
+def metadata_document(
+    record: StoredRecord, metadata_format: MetadataFormat, base_url: str
+) -> bytes:
+    """A live record's metadata in a format, the child of <metadata> (and ResourceSync's
+    resource, the same bytes): its stored fragment, or rendered now, with a schema this
+    server publishes located beside `base_url`."""
     fragment = record.fragment
     if fragment is None:
         fragment = metadata_format.render_record(
             record.header.local_id, record.fields or (), record.files
         )
     if metadata_format.schema.startswith("/"):
-        fragment = schema_located(fragment, metadata_format.schema, context.base_url)
-    return xml.record_element(header, fragment)
+        fragment = schema_located(fragment, metadata_format.schema, base_url)
+    return fragment
 
 
 def _resume(token: str, verb: str, context: Context) -> ResumptionState:

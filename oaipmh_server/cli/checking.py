@@ -73,6 +73,7 @@ def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int
     import json
 
     from ..check.endpoint import check_endpoint, http_fetch, render_text
+    from ..check.resourcesync import check_resourcesync
 
     if not url.startswith(("http://", "https://")):
         raise click.ClickException(f"{url!r} is not an http(s) URL")
@@ -82,7 +83,8 @@ def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int
         if not equals or not path:
             raise click.ClickException(f"--schema {pair!r}: expected URL=FILE")
         given[schema_url] = path
-    results = check_endpoint(url, http_fetch(), given, sample=sample)
+    fetch = http_fetch()
+    results = check_endpoint(url, fetch, given, sample=sample) + check_resourcesync(url, fetch)
     if output == "json":
         click.echo(json.dumps([r.__dict__ for r in results], indent=1))
     else:

@@ -50,6 +50,8 @@ class MetadataFormat:
     stored: bool = True
     # How the record's files are linked, for a format that shows them (None: it does not).
     linker: Linker | None = None
+    # Whether `disseminates` may say no (a format with a place for some fields only).
+    selective: bool = False
 
     @property
     def carries_files(self) -> bool:
@@ -102,8 +104,9 @@ def crosswalked(
     version = (prefix, crosswalk.version, table) + (("files",) if carries_files else ())
     digest = hashlib.sha256(repr(version).encode()).hexdigest()[:16]
     return MetadataFormat(
-        prefix, schema, namespace, digest, render_fields, disseminates, linker=linker
-    )
+        prefix, schema, namespace, digest, render_fields, disseminates, linker=linker,
+        selective=keeps is not None,
+    )  # fmt: skip
 
 
 def _cleaned_file(linked: LinkedFile) -> LinkedFile:

@@ -13,7 +13,7 @@ from sqlalchemy import (
 )
 
 from ..record_source import Field, File, Header, SetInfo
-from .columns import FIELDS, files_of, row_header
+from .columns import FIELDS, files_of, keyset_starts, row_header
 from .engine import Connected, unavailable
 from .packing import unpack_fields
 from .schema import (
@@ -128,21 +128,8 @@ class PageQueries(Connected):
         """The local id each sitemap of `size` records begins with, in local id order
         (deleted records included, so the walk stays on the primary key's index): one
         short index walk per sitemap, a few dozen at a million records."""
-        starts: list[str] = []
-        first = select(RecordRow.local_id).order_by(RecordRow.local_id).limit(1)
         with unavailable(), self.engine.connect() as conn:
-            start = conn.execute(first).scalar()
-            while start is not None:
-                starts.append(start)
-                step = (
-                    select(RecordRow.local_id)
-                    .where(RecordRow.local_id >= start)
-                    .order_by(RecordRow.local_id)
-                    .offset(size)
-                    .limit(1)
-                )
-                start = conn.execute(step).scalar()
-        return starts
+            return [start for (start,) in keyset_starts(conn, (RecordRow.local_id,), None, size)]
 
     def list_ids(
         self, start: str, after: str | None, limit: int

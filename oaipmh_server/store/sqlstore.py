@@ -22,13 +22,14 @@ from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
 from .readonly import why_read_only
 from .reads import ProtocolReads, _DriverStatement, _Shape
+from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
 from .schema import MetaRow
 from .transaction import Loading
 from .writes import READERS_KEY, read_mark, serves_readers
 
 
-class SqlStore(ProtocolReads, PageQueries, Loading):
+class SqlStore(ResourceQueries, ProtocolReads, PageQueries, Loading):
     """A RecordSource over SQL, plus the write side that ingest uses."""
 
     def __init__(

@@ -16,7 +16,7 @@ from ..formats import build_formats
 from ..settings import Settings
 from ..store import SqlStore
 from ..virtual_sets import META_KEY, stale_warning
-from . import pages, sitemaps, views  # noqa: F401 (sitemaps adds its routes to pages.blueprint)
+from . import pages, resourcesync, sitemaps, views  # noqa: F401 (sitemaps adds its routes to pages.blueprint)
 from .admission import HarvestLimit
 from .provider import MAX_BODY, Provider
 
@@ -61,6 +61,7 @@ def create_app(
 
     app.register_blueprint(views.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(resourcesync.blueprint)
     return app
 
 

@@ -1,0 +1,131 @@
+"""The reads of ResourceSync (resourcesync.py, web/resourcesync.py): the keyset ranges its
+resource lists and change lists are cut into, and the records and files of one range.
+
+Every list is bounded by a cut-off (`list_cutoff`, as the OAI-PMH lists are): a record
+dated after it is left out of every page of the list, so the pages of one list, read one
+after the other while loads commit, show the store as it was at that cut-off, and a change
+they leave out is dated after it, where the next change list shows it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import literal, select, tuple_
+
+from ..record_source import File, Header, Position, StoredRecord
+from .columns import FILE_COLUMNS, fragment_join, keyset_starts, row_header
+from .engine import unavailable
+from .reads import ProtocolReads, _record_columns
+from .schema import FileRow, FragmentRow, RecordRow, UTCDateTime
+
+FileKey = tuple[str, int]  # (local id, sequence): the files table's primary key
+
+
+class ResourceQueries(ProtocolReads):
+    """The ranges and pages of ResourceSync's lists, each read on an index's order."""
+
+    def change_starts(self, size: int, until: datetime) -> list[Position]:
+        """Where each change list of `size` changes begins, in (datestamp, local id) order
+        up to `until`: one short walk of the datestamp index per change list."""
+        key = (RecordRow.datestamp, RecordRow.local_id)
+        with unavailable(), self.engine.connect() as conn:
+            starts = keyset_starts(conn, key, RecordRow.datestamp <= until, size)
+        return [Position(stamp, local_id) for stamp, local_id in starts]
+
+    def file_starts(self, size: int) -> list[FileKey]:
+        """Where each resource list of `size` files begins, in the files' key order (files
+        of deleted or later records included, so the walk stays on the primary key)."""
+        key = (FileRow.local_id, FileRow.sequence)
+        with unavailable(), self.engine.connect() as conn:
+            return [(lid, int(seq)) for lid, seq in keyset_starts(conn, key, None, size)]
+
+    def list_resources(
+        self,
+        prefix: str,
+        version: str,
+        start: str,
+        after: str | None,
+        end: str | None,
+        until: datetime,
+        limit: int,
+        with_files: bool,
+    ) -> list[StoredRecord]:
+        """The live records dated up to `until` with local ids from `start` (after `after`,
+        when continuing) to before `end`, in local id order, each with its stored rendering
+        in `prefix` or, where there is none of `version`, its fields (and its files, when
+        `with_files`) to render it from: one keyset read of a resource list's chunk."""
+        query = (
+            _record_columns()
+            .select_from(RecordRow)
+            .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
+            .where(RecordRow.deleted.is_(False), RecordRow.datestamp <= until)
+        )
+        if after is None:
+            query = query.where(RecordRow.local_id >= start)
+        else:
+            query = query.where(RecordRow.local_id > after)
+        if end is not None:
+            query = query.where(RecordRow.local_id < end)
+        query = query.order_by(RecordRow.local_id).limit(limit)
+        with unavailable(), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+            return self._with_fields(conn, rows, version, "", with_files)
+
+    def list_file_resources(
+        self,
+        start: FileKey,
+        after: FileKey | None,
+        end: FileKey | None,
+        until: datetime,
+        limit: int,
+    ) -> list[tuple[str, datetime, File]]:
+        """(local id, its record's datestamp, file) of the live records dated up to
+        `until`, in the files' key order from `start` (after `after`) to before `end`: a
+        chunk of a files list."""
+        key = tuple_(FileRow.local_id, FileRow.sequence)
+        columns = tuple(getattr(FileRow, c) for c in FILE_COLUMNS)
+        query = (
+            select(*columns, RecordRow.datestamp)
+            .join(RecordRow, RecordRow.local_id == FileRow.local_id)
+            .where(RecordRow.deleted.is_(False), RecordRow.datestamp <= until)
+        )
+        query = query.where(key >= tuple_(*start) if after is None else key > tuple_(*after))
+        if end is not None:
+            query = query.where(key < tuple_(*end))
+        query = query.order_by(FileRow.local_id, FileRow.sequence).limit(limit)
+        with unavailable(), self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        found = []
+        for lid, *values, stamp in rows:
+            values[7] = bool(values[7])
+            found.append((lid, stamp, File(*values)))
+        return found
+
+    def list_changes(
+        self,
+        first: Position,
+        after: Position | None,
+        last: Position | None,
+        until: datetime,
+        limit: int,
+    ) -> list[Header]:
+        """The records (deleted ones too) from `first` (after `after`, when continuing) to
+        before `last`, dated up to `until`, in (datestamp, local id) order: a chunk of a
+        change list, one range of the datestamp index."""
+        key = tuple_(RecordRow.datestamp, RecordRow.local_id)
+        query = select(
+            RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted
+        ).where(RecordRow.datestamp <= until)
+        query = query.where(key >= _at(first) if after is None else key > _at(after))
+        if last is not None:
+            query = query.where(key < _at(last))
+        query = query.order_by(RecordRow.datestamp, RecordRow.local_id).limit(limit)
+        with unavailable(), self.engine.connect() as conn:
+            return [row_header(*row) for row in conn.execute(query)]
+
+
+def _at(position: Position) -> Any:
+    """A keyset position as a row value to compare (datestamp, local_id) with."""
+    return tuple_(literal(position.datestamp, UTCDateTime()), literal(position.local_id))
