@@ -9,7 +9,7 @@ migrations), writes.py (writes in progress and list cut-offs), backups.py, failu
 
 from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, TOKEN_SECRET_KEY, StoreFigures
-from .packing import pack_fields, plain_fields, unpack_fields, unpack_rows
+from .packing import pack_fields, pack_rows, plain_fields, unpack_fields, unpack_rows
 from .queries import StoreStats
 from .reads import _page_query, _shape
 from .sqlstore import SqlStore
@@ -44,6 +44,7 @@ __all__ = [
     "_shape",
     "ancestors",
     "pack_fields",
+    "pack_rows",
     "plain_fields",
     "unpack_fields",
     "unpack_rows",
