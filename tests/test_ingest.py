@@ -22,6 +22,7 @@ from oaipmh_server.ingest.load import BATCH
 from oaipmh_server.ingest.workers import PARALLEL_FROM_BYTES
 from oaipmh_server.store import unpack_fields
 from oaipmh_server.store.schema import RecordRow
+from oaipmh_server.xml import clean_text, has_illegal_characters
 
 from .cli import run_cli, run_process
 from .conftest import load_into, make_app
@@ -466,6 +467,26 @@ def test_xml_illegal_characters_are_replaced_and_reported(
     )
     title = root.findtext(".//dc:title", namespaces=NS)
     assert title == "Tab\tnewline\nvt\ufffdnul\ufffdbell\ufffd surrogate\ufffd end\ufffd"
+
+
+@pytest.mark.parametrize(
+    "character",
+    ["\x00", "\x08", "\x0b", "\x0c", "\x1f", "\ud800", "\udfff", "\ufffe", "\uffff"],
+)
+def test_each_character_xml_cannot_carry_is_found_wherever_it_is(character: str) -> None:
+    # Loads find them by the bytes they encode to, not character by character: what a
+    # value holds, at its start, middle or end, among characters of every UTF-8 length.
+    for text in (character, f"a{character}", f"é€😀{character}x", f"{character}\U0010ffff"):
+        assert has_illegal_characters(text), repr(text)
+        assert clean_text(text).count("\ufffd") == 1
+
+
+@pytest.mark.parametrize(
+    "text", ["", "\t\n\r", " ~\x7f\x80\x9f", "é€😀", "\ud7ff\ue000\ufffd", "\U00010000\U0010ffff"]
+)
+def test_characters_xml_can_carry_are_not_taken_for_others(text: str) -> None:
+    assert not has_illegal_characters(text)
+    assert clean_text(text) == text
 
 
 def test_sets_file_names_sets_and_undefined_sets_get_their_spec(

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 from lxml import etree
 
-from ..crosswalk import Crosswalk
+from ..crosswalk import MAX_REMEMBERED, Crosswalk
 from ..files import LinkedFile
 from ..record_source import Field
 from ..settings import DC_ELEMENTS, Settings
@@ -32,8 +32,22 @@ _ROOT = f"{{{NAMESPACE}}}dc"
 _ROOT_ATTRIBUTES = {SCHEMA_LOCATION: f"{NAMESPACE} {SCHEMA}"}
 
 
+# Each field name's tag (None: left out), by crosswalk version: worked out once per name,
+# then one lookup per value instead of a call to the crosswalk and a lookup of its tag (a
+# tenth of rendering a record, and rendering oai_dc is the biggest part of a load's work).
+_RESOLVED: dict[str, dict[str, str | None]] = {}
+
+
 def _root() -> etree._Element:
     return etree.Element(_ROOT, _ROOT_ATTRIBUTES, nsmap=_NSMAP)
+
+
+def _tag(crosswalk: Crosswalk, tags: dict[str, str | None], name: str) -> str | None:
+    element = crosswalk.element_for(name)
+    tag = None if element is None else _TAGS[element]
+    if len(tags) < MAX_REMEMBERED:
+        tags[name] = tag
+    return tag
 
 
 def render(
@@ -44,15 +58,20 @@ def render(
     and its content files' MIME types. (The loop is written out: it runs for every value
     of every record a load renders.)"""
     root = _root()
-    sub_element, element_for, tag_of = etree.SubElement, crosswalk.element_for, xml_language
+    tags = _RESOLVED.get(crosswalk.version)
+    if tags is None:
+        tags = _RESOLVED.setdefault(crosswalk.version, {})
+    sub_element, known, language_of = etree.SubElement, tags.get, xml_language
     for name, value, lang, _, _ in fields:
-        element = element_for(name)
-        if element is None:
+        tag = known(name, "")  # "": not resolved yet (no tag is empty)
+        if tag == "":
+            tag = _tag(crosswalk, tags, name)
+        if tag is None:
             continue
-        if lang and (tag := tag_of(lang)):
-            sub_element(root, _TAGS[element], {XML_LANG: tag}).text = value
+        if lang and (language := language_of(lang)):
+            sub_element(root, tag, {XML_LANG: language}).text = value
         else:
-            sub_element(root, _TAGS[element]).text = value
+            sub_element(root, tag).text = value
     for linked in files:
         sub_element(root, _FORMAT).text = linked.file.mime
     return etree.tostring(root, encoding="UTF-8")

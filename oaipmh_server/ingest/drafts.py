@@ -33,7 +33,7 @@ from ..record_source import (
     spec_leads_elsewhere,
 )
 from ..settings import Settings
-from ..store import pack_fields, plain_fields, unpack_fields
+from ..store import pack_rows, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
 from ..virtual_sets import VirtualSets
 from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header
@@ -149,16 +149,20 @@ def _unpickled_draft(
     return Draft(source, local_id, set_specs, deleted, unpack_fields(fields), *rest)
 
 
-def fields_digest(fields: Sequence[Field], files: Sequence[File]) -> str:
+def fields_digest(
+    fields: Sequence[Field], files: Sequence[File], rows: Sequence[tuple[Any, ...]] | None = None
+) -> str:
     """The fields' part of the content hash, the files' joined in when there are any (a
     record without files keeps the digest it had before files were kept, so re-loading
-    it is no change): a changed file (size, checksum, access…) is a changed record."""
-    ordered = sorted(fields, key=_NAME)  # stable: keeps order within a field
+    it is no change): a changed file (size, checksum, access…) is a changed record.
+    `rows`: the fields' `plain_fields`, if the caller has made them already."""
+    # As stored: a value's authority and confidence count only where it has them, so the
+    # hash of a record without any is the one it had before they were kept. The sort is
+    # stable: it keeps the order within a field.
+    ordered = sorted(plain_fields(fields) if rows is None else rows, key=_NAME)
     if not files:
-        # As stored: a value's authority and confidence count only where it has them, so
-        # the hash of a record without any is the one it had before they were kept.
-        return hashlib.sha256(orjson.dumps(plain_fields(ordered))).hexdigest()
-    canonical = [plain_fields(ordered), [tuple(f) for f in sorted(files, key=_SEQUENCE)]]
+        return hashlib.sha256(orjson.dumps(ordered)).hexdigest()
+    canonical = [ordered, [tuple(f) for f in sorted(files, key=_SEQUENCE)]]
     return hashlib.sha256(orjson.dumps(canonical)).hexdigest()
 
 
@@ -238,8 +242,9 @@ def prepare(
     if virtual and not draft.deleted:
         virtual_sets = virtual.of(draft.fields, draft.files or ())
         header_sets = (*header_sets, *virtual_sets)
+    files = draft.files or ()
+    rows = plain_fields(draft.fields)  # packed, and hashed unless the load has hashed them
     if not draft.deleted:
-        files = draft.files or ()
         fragments = {
             prefix: (f.version, f.render_record(draft.local_id, draft.fields, files))
             for prefix, f in formats.items()
@@ -256,13 +261,13 @@ def prepare(
         deleted=draft.deleted,
         accessioned=draft.accessioned,
         cleaned=draft.cleaned,
-        packed_fields=pack_fields(draft.fields),
-        fields_digest=draft.fields_digest if digest is None else digest,
+        packed_fields=pack_rows(rows),
+        fields_digest=fields_digest(draft.fields, files, rows) if digest is None else digest,
         fragments=fragments,
         header=header,
         header_sets=header_sets,
         header_datestamp=datestamp if header is not None else None,
-        files=draft.files or (),
+        files=files,
         virtual_sets=virtual_sets,
     )
 

@@ -23,6 +23,8 @@ import json
 import re
 import sys
 from collections.abc import Iterator
+from itertools import repeat
+from operator import contains
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -229,9 +231,11 @@ def _record(
     entries: list[tuple[Any, ...]]
     try:  # the usual case: every entry is {"field", "value"} or {"field", "value", "lang"}
         entries = [(entry["field"], entry["value"], entry.get("lang")) for entry in metadata]
-        well_formed = all(
-            len(entry) == 2 or (len(entry) == 3 and "lang" in entry) for entry in metadata
-        )
+        # Each has "field" and "value" (or a KeyError said not): it holds nothing else if
+        # its size is 2, or 3 with a "lang". Summed for all of them, without a Python call
+        # for each (a load checks millions), as each entry's excess is never below 0.
+        langs = sum(map(contains, metadata, repeat("lang")))
+        well_formed = sum(map(len, metadata)) == 2 * len(entries) + langs
     except (TypeError, KeyError, AttributeError):
         well_formed = False
     if not well_formed:

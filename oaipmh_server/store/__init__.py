@@ -11,7 +11,7 @@ store this process cannot write), backups.py, failures.py.
 
 from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, TOKEN_SECRET_KEY, StoreFigures
-from .packing import pack_fields, plain_fields, unpack_fields, unpack_rows
+from .packing import pack_fields, pack_rows, plain_fields, unpack_fields, unpack_rows
 from .queries import StoreStats
 from .reads import _page_query, _shape
 from .sqlstore import SqlStore
@@ -46,6 +46,7 @@ __all__ = [
     "_shape",
     "ancestors",
     "pack_fields",
+    "pack_rows",
     "plain_fields",
     "unpack_fields",
     "unpack_rows",

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from isal import isal_zlib
 
 from ..record_source import Field
 
@@ -21,10 +22,17 @@ def plain_fields(fields: Sequence[Field]) -> list[tuple[Any, ...]]:
 
 def pack_fields(fields: Sequence[Field]) -> bytes:
     """A record's fields as stored: JSON [[name, value, lang-or-null], ...] in the record's
-    order (`plain_fields`), compressed (zlib level 1: a seed-shaped record's 4 kB become
-    1.7 kB, so a load writes a quarter fewer bytes, for about 35 µs a record in the
-    workers)."""
-    return zlib.compress(orjson.dumps(plain_fields(fields)), 1)
+    order (`plain_fields`), compressed (a zlib stream, level 1: a seed-shaped record's 4 kB
+    become 1.6 kB, so a load writes a quarter fewer bytes). Written by ISA-L (`isal`), in
+    under half the time zlib's own level 1 takes (17-21 µs a record against 46, in the
+    workers, and a smaller stream); any zlib reads it (`unpack_fields`)."""
+    return pack_rows(plain_fields(fields))
+
+
+def pack_rows(rows: Sequence[tuple[Any, ...]]) -> bytes:
+    """`pack_fields` of fields already made rows (`plain_fields`): a load makes them once
+    for the stored form and the content hash."""
+    return isal_zlib.compress(orjson.dumps(rows), 1)
 
 
 def unpack_fields(stored: str | bytes | memoryview) -> tuple[Field, ...]:

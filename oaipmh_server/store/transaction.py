@@ -205,6 +205,7 @@ class LoadTransaction:
         # The latest datestamp this write gave a record: the mark rises past it at the
         # commit (writes.finish), so servers that only read the mark list it at once.
         self.latest: datetime | None = None
+        self._served: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def is_empty(self) -> bool:
         return self.conn.execute(select(RecordRow.local_id).limit(1)).first() is None
@@ -310,10 +311,9 @@ class LoadTransaction:
                 for r in records
             ],
         )  # fmt: skip
+        served = self._served_in
         memberships = [
-            (spec, r.local_id, stamp(r.datestamp))
-            for r in records
-            for spec in sorted({a for s in r.set_specs for a in ancestors(s)})
+            (spec, r.local_id, stamp(r.datestamp)) for r in records for spec in served(r.set_specs)
         ]
         if memberships:
             self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
@@ -352,6 +352,18 @@ class LoadTransaction:
     def _dated(self, latest: datetime) -> None:
         if self.latest is None or latest > self.latest:
             self.latest = latest
+
+    def _served_in(self, set_specs: tuple[str, ...]) -> tuple[str, ...]:
+        """The sets a record with these specs is a member of (ancestors included), sorted,
+        remembered: a repository's records fall in a few combinations of sets, and working
+        them out again for every record cost a load's writing process a tenth of its time."""
+        served = self._served.get(set_specs)
+        if served is None:
+            if len(self._served) >= 4096:
+                self._served.clear()
+            served = tuple(sorted({a for s in set_specs for a in ancestors(s)}))
+            self._served[set_specs] = served
+        return served
 
     def _datetime(self, value: datetime | None) -> Any:
         """A datetime as the column type binds it on this database (SQLite: its text),
@@ -476,10 +488,9 @@ class LoadTransaction:
             chunk = ids[start : start + 500]
             self.conn.execute(delete(MembershipRow).where(MembershipRow.local_id.in_(chunk)))
         stamp = self._datetime
+        served = self._served_in
         memberships = [
-            (spec, c.local_id, stamp(c.datestamp))
-            for c in changes
-            for spec in sorted({a for s in c.set_specs for a in ancestors(s)})
+            (spec, c.local_id, stamp(c.datestamp)) for c in changes for spec in served(c.set_specs)
         ]
         if memberships:
             self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
