@@ -9,9 +9,9 @@ from __future__ import annotations
 import click
 
 from .checking import check, config
+from .database import backup, migrate, stats
 from .loading import delete, load, refresh_sets
 from .serving import serve
-from .store import backup, migrate, stats
 
 
 @click.group()
