@@ -28,6 +28,7 @@ from oaipmh_server.web.app import create_app
 
 from . import xsd
 from .postgres import Cluster, find_bindir
+from .served import end
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_records"
@@ -326,12 +327,7 @@ class LiveServer:
         """Gunicorn's quick shutdown (SIGQUIT): workers end at once instead of finishing
         their requests for up to graceful_timeout; the tests that show the graceful stop
         (SIGTERM, as systemd sends it) run their own server (tests/served.py)."""
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end(self.process, signal.SIGQUIT, within=10)
         self.log.close()
 
 

@@ -41,6 +41,7 @@ from oaipmh_server.config import CREDENTIALS
 from . import xsd
 from .conftest import SAMPLES, LiveServer, load_into, sqlite_url
 from .postgres import Cluster, find_bindir
+from .served import end
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
 # Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
@@ -453,13 +454,7 @@ class Entrypoint:
 
     def stop(self) -> None:
         self.notify.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process)
         self.reader.join(timeout=30)
         assert self.process.stdout is not None
         self.process.stdout.close()
