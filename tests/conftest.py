@@ -126,14 +126,20 @@ def postgres() -> Iterator[Cluster]:
     """A throw-away PostgreSQL cluster, started when the first PostgreSQL test needs it.
     Without PostgreSQL installed those tests are skipped, unless TEST_REQUIRE_POSTGRESQL=1
     (as in CI), where its absence is a failure."""
+    cluster = Cluster(postgres_bindir())
+    yield cluster
+    cluster.stop()
+
+
+def postgres_bindir() -> Path:
+    """PostgreSQL's programs, for a test that starts a cluster; without PostgreSQL the test
+    is skipped, or fails where TEST_REQUIRE_POSTGRESQL=1."""
     bindir = find_bindir()
     if bindir is None:
         if os.environ.get("TEST_REQUIRE_POSTGRESQL") == "1":
             pytest.fail("PostgreSQL is required (TEST_REQUIRE_POSTGRESQL=1) but not installed")
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    cluster = Cluster(bindir)
-    yield cluster
-    cluster.stop()
+    return bindir
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
