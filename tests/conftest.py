@@ -142,13 +142,29 @@ def postgres_bindir() -> Path:
     return bindir
 
 
+# The files whose tests take longest (processes, live servers, held loads), slowest first,
+# as `--durations` measured them (the sum of their tests' times): they run first, so that
+# pytest-xdist hands them out at the start and the suite does not end waiting on one of
+# them started last. Only the order depends on this list; a file missing from it runs
+# after these, in the usual order.
+SLOW_FILES = (
+    "test_check.py", "test_ingest.py", "test_deploy.py", "test_live.py", "test_changes.py",
+    "test_benchmarks.py", "test_production.py", "test_versions.py", "test_browser.py",
+    "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py", "test_sync.py",
+    "test_secrets.py",
+)  # fmt: skip
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that takes the `live_server` (or `reading_live_server`) fixture is in the
-    `live` tier wherever it is."""
+    `live` tier wherever it is. The SLOW_FILES first, each file's tests together and in
+    their order (so a module-scoped fixture is still made once per worker)."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "live_server" in names or "reading_live_server" in names:
             item.add_marker(pytest.mark.live)
+    rank = {name: n for n, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))
 
 
 @pytest.fixture
