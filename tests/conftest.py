@@ -3,6 +3,7 @@ a client that XSD-validates every XML response it receives, and a live server pr
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -21,12 +22,14 @@ from flask.testing import FlaskClient
 
 from oaipmh_server import datestamps
 from oaipmh_server.config import load_settings
+from oaipmh_server.errors import LoadFailed
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import load_paths
 from oaipmh_server.store import SqlStore
 from oaipmh_server.web.app import create_app
 
 from . import xsd
+from .db import everything
 from .postgres import Cluster, find_bindir
 from .served import end
 
@@ -102,6 +105,24 @@ def load_into(
         return load_paths(paths, store, settings, formats, wait=wait, on_wait=on_wait, **options)
     finally:
         store.close()
+
+
+def refused_load(
+    url: str, seed: dict[str, Any], folder: Path, *paths: Path | str, **overrides: Any
+) -> list[str]:
+    """Load `paths` into a store that already holds a record (`seed`, loaded once from
+    `folder`/seed/); the load must fail and leave the store as it was. The problems, as
+    the CLI prints them."""
+    seeded = folder / "seed" / "seed.jsonl"
+    if not seeded.exists():
+        seeded.parent.mkdir()
+        seeded.write_text(json.dumps(seed) + "\n", "utf-8")
+        load_into(url, seeded)
+    before = everything(url)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(url, *paths, **overrides)
+    assert everything(url) == before
+    return [str(p) for p in failure.value.problems]
 
 
 BACKENDS = ["sqlite", "postgresql"]
