@@ -3,6 +3,7 @@ a client that XSD-validates every XML response it receives, and a live server pr
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -21,13 +22,16 @@ from flask.testing import FlaskClient
 
 from oaipmh_server import datestamps
 from oaipmh_server.config import load_settings
+from oaipmh_server.errors import LoadFailed
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import load_paths
 from oaipmh_server.store import SqlStore
 from oaipmh_server.web.app import create_app
 
 from . import xsd
+from .db import everything
 from .postgres import Cluster, find_bindir
+from .served import end
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "sample_records"
@@ -103,6 +107,24 @@ def load_into(
         store.close()
 
 
+def refused_load(
+    url: str, seed: dict[str, Any], folder: Path, *paths: Path | str, **overrides: Any
+) -> list[str]:
+    """Load `paths` into a store that already holds a record (`seed`, loaded once from
+    `folder`/seed/); the load must fail and leave the store as it was. The problems, as
+    the CLI prints them."""
+    seeded = folder / "seed" / "seed.jsonl"
+    if not seeded.exists():
+        seeded.parent.mkdir()
+        seeded.write_text(json.dumps(seed) + "\n", "utf-8")
+        load_into(url, seeded)
+    before = everything(url)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(url, *paths, **overrides)
+    assert everything(url) == before
+    return [str(p) for p in failure.value.problems]
+
+
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -125,14 +147,14 @@ def postgres() -> Iterator[Cluster]:
     """A throw-away PostgreSQL cluster, started when the first PostgreSQL test needs it.
     Without PostgreSQL installed those tests are skipped, unless TEST_REQUIRE_POSTGRESQL=1
     (as in CI), where its absence is a failure."""
-    cluster = Cluster(postgresql_bindir())
+    cluster = Cluster(postgres_bindir())
     yield cluster
     cluster.stop()
 
 
-def postgresql_bindir() -> Path:
-    """Where PostgreSQL's programs are; a test that needs them is skipped without them,
-    or fails when TEST_REQUIRE_POSTGRESQL=1."""
+def postgres_bindir() -> Path:
+    """PostgreSQL's programs, for a test that starts a cluster; without PostgreSQL the test
+    is skipped, or fails where TEST_REQUIRE_POSTGRESQL=1."""
     bindir = find_bindir()
     if bindir is None:
         if os.environ.get("TEST_REQUIRE_POSTGRESQL") == "1":
@@ -141,13 +163,29 @@ def postgresql_bindir() -> Path:
     return bindir
 
 
+# The files whose tests take longest (processes, live servers, held loads), slowest first,
+# as `--durations` measured them (the sum of their tests' times): they run first, so that
+# pytest-xdist hands them out at the start and the suite does not end waiting on one of
+# them started last. Only the order depends on this list; a file missing from it runs
+# after these, in the usual order.
+SLOW_FILES = (
+    "test_check.py", "test_ingest.py", "test_read_only.py", "test_deploy.py", "test_live.py",
+    "test_changes.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
+    "test_browser.py", "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py",
+    "test_sync.py", "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
+)  # fmt: skip
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """A test that takes the `live_server` (or `reading_live_server`) fixture is in the
-    `live` tier wherever it is."""
+    `live` tier wherever it is. The SLOW_FILES first, each file's tests together and in
+    their order (so a module-scoped fixture is still made once per worker)."""
     for item in items:
         names = getattr(item, "fixturenames", ())
         if "live_server" in names or "reading_live_server" in names:
             item.add_marker(pytest.mark.live)
+    rank = {name: n for n, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))
 
 
 @pytest.fixture
@@ -332,12 +370,7 @@ class LiveServer:
         """Gunicorn's quick shutdown (SIGQUIT): workers end at once instead of finishing
         their requests for up to graceful_timeout; the tests that show the graceful stop
         (SIGTERM, as systemd sends it) run their own server (tests/served.py)."""
-        self.process.send_signal(signal.SIGQUIT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end(self.process, signal.SIGQUIT, within=10)
         self.log.close()
 
 

@@ -79,17 +79,24 @@ class Served:
 
     def stop(self) -> list[str]:
         """SIGTERM, as systemd stops it; every line it wrote."""
-        if self.process.poll() is None:
-            self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        end(self.process)
         self._reader.join(timeout=30)
         if self.process.stderr is not None:
             self.process.stderr.close()
         return self.lines
+
+
+def end(process: subprocess.Popen[Any], how: int = signal.SIGTERM, within: float = 30) -> None:
+    """Stop a process the tests started and reap it: `how` (SIGTERM, as systemd stops a
+    service; SIGQUIT, gunicorn's quick shutdown) unless it has ended already, then SIGKILL
+    if it has not ended within `within` seconds, so no test leaves a process behind."""
+    if process.poll() is None:
+        process.send_signal(how)
+    try:
+        process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):

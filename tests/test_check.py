@@ -25,7 +25,7 @@ from oaipmh_server.ingest import drafts
 from oaipmh_server.record_source import Field
 
 from . import xsd
-from .conftest import SAMPLES, LiveServer, load_into, make_app
+from .conftest import BACKENDS, SAMPLES, Databases, LiveServer, load_into, make_app
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
 pytestmark = pytest.mark.store_behaviour
@@ -221,12 +221,17 @@ admin_emails = ["oai-admin@muster-university.de"]
 """
 
 
-@pytest.fixture
-def own_live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    """The live server, under an identity of its own."""
-    config = tmp_path / "oaipmh.toml"
+@pytest.fixture(scope="module", params=BACKENDS)
+def own_live_server(
+    databases: Databases, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    """The live server, under an identity of its own, on each backend; one per module and
+    backend, as the tests that take it only read through it (a start costs seconds)."""
+    url = databases.samples(request.param, request)
+    folder = tmp_path_factory.mktemp("own")
+    config = folder / "oaipmh.toml"
     config.write_text(OWN_IDENTITY_TOML)
-    server = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
+    server = LiveServer(url, folder, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
     yield server
     server.stop()
 

@@ -39,8 +39,9 @@ from sickle import Sickle
 from oaipmh_server.config import CREDENTIALS
 
 from . import xsd
-from .conftest import SAMPLES, LiveServer, load_into, sqlite_url
-from .postgres import Cluster, find_bindir
+from .conftest import SAMPLES, LiveServer, load_into, postgres_bindir, sqlite_url
+from .postgres import Cluster
+from .served import end
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
 # Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
@@ -367,12 +368,7 @@ def test_metrics_are_not_public_through_nginx(behind_nginx: tuple[LiveServer, Ng
 def halted_cluster() -> Iterator[Cluster]:
     """A PostgreSQL cluster of its own with an empty database `oai`, stopped: nothing
     accepts connections on its port until the test starts it."""
-    bindir = find_bindir()
-    if bindir is None:
-        if os.environ.get("TEST_REQUIRE_POSTGRESQL") == "1":
-            pytest.fail("PostgreSQL is required (TEST_REQUIRE_POSTGRESQL=1) but not installed")
-        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    cluster = Cluster(bindir)
+    cluster = Cluster(postgres_bindir())
     try:
         cluster.create_database("oai")
         cluster.halt()
@@ -453,13 +449,7 @@ class Entrypoint:
 
     def stop(self) -> None:
         self.notify.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        end(self.process)
         self.reader.join(timeout=30)
         assert self.process.stdout is not None
         self.process.stdout.close()

@@ -19,13 +19,13 @@ from flask.testing import FlaskClient
 from lxml import etree
 
 from oaipmh_server.config import load_settings
-from oaipmh_server.errors import ConfigError, LoadError, LoadFailed, excerpt, quoted
+from oaipmh_server.errors import ConfigError, LoadError, excerpt, quoted
 from oaipmh_server.ingest import load
 from oaipmh_server.ingest.json import SKIP, jsonl_lines
 from oaipmh_server.ingest.workers import Workers
 from oaipmh_server.verbs import is_uri
 
-from .conftest import ROOT, load_into
+from .conftest import ROOT, load_into, refused_load
 from .db import everything, stored_fields
 from .oai import error_codes, request_attributes
 
@@ -50,16 +50,7 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
 def refused(url: str, *paths: Path, **overrides: Any) -> list[str]:
     """Load `paths` into a store that already holds a record; the load must fail and leave
     the store as it was. The problems, as the CLI prints them."""
-    seed = paths[0].parent / "seed" / "seed.jsonl"
-    if not seed.exists():
-        seed.parent.mkdir()
-        write_jsonl(seed, [record("seed")])
-        load_into(url, seed)
-    before = everything(url)
-    with pytest.raises(LoadFailed) as failure:
-        load_into(url, *paths, **overrides)
-    assert everything(url) == before
-    return [str(p) for p in failure.value.problems]
+    return refused_load(url, record("seed"), paths[0].parent, *paths, **overrides)
 
 
 # --- messages: ids and values as the export wrote them, escaped and shortened ---------------

@@ -29,7 +29,7 @@ from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.store import SqlStore, readonly
 
 from .cli import invoke
-from .conftest import load_into, make_app, postgresql_bindir
+from .conftest import load_into, make_app, postgres_bindir
 from .oai import NS, tree
 from .postgres import Cluster
 from .test_changes import (
@@ -214,7 +214,7 @@ class Replicated:
     """A primary and a hot standby streaming from it, both throw-away clusters."""
 
     def __init__(self) -> None:
-        bindir = postgresql_bindir()
+        bindir = postgres_bindir()
         self.primary = Cluster(bindir)
         try:
             self.standby = Cluster(bindir, primary=self.primary)

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from oaipmh_server.config import load_settings
-from oaipmh_server.errors import ConfigError, LoadFailed
+from oaipmh_server.errors import ConfigError
 
-from .conftest import load_into
-from .db import everything, stored_fields
+from .conftest import load_into, refused_load
+from .db import stored_fields
 
 SEED_ITEM = Path(__file__).parent / "fixtures" / "dspace-seed" / "saf" / "item_000"
 SEED_HANDLE = "10722/212116"
@@ -54,16 +54,7 @@ def seed_fields(tmp_path: Path) -> list[Any]:
 def refused(url: str, tmp_path: Path, *paths: Path, **overrides: Any) -> list[str]:
     """The problems of a load that must fail and leave a store holding a record as it
     was."""
-    seed = tmp_path / "seed" / "seed.jsonl"
-    if not seed.exists():
-        seed.parent.mkdir()
-        seed.write_text(json.dumps(SEED_RECORD) + "\n", "utf-8")
-        load_into(url, seed)
-    before = everything(url)
-    with pytest.raises(LoadFailed) as failure:
-        load_into(url, *paths, **overrides)
-    assert everything(url) == before
-    return [str(p) for p in failure.value.problems]
+    return refused_load(url, SEED_RECORD, tmp_path, *paths, **overrides)
 
 
 # --- bitstreams named with "/" ----------------------------------------------------------------

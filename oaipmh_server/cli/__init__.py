@@ -9,10 +9,10 @@ from __future__ import annotations
 import click
 
 from .checking import check, config
+from .database import backup, grants, migrate, stats
 from .harvests import harvests
 from .loading import delete, load, refresh_sets
 from .serving import serve
-from .store import backup, grants, migrate, stats
 
 
 @click.group()

@@ -40,7 +40,7 @@ from ..settings import Settings
 from ..store import StoreStats
 from ..verbs import SET_SPEC
 from ..xml import xml_language
-from .provider import MAX_QUERY_STRING, Provider
+from .provider import MAX_QUERY_STRING, current_provider, site_url
 from .views import list_place, place
 
 blueprint = Blueprint("pages", __name__)
@@ -196,7 +196,7 @@ def _headers(response: Response) -> Response:
 
 @blueprint.errorhandler(StoreUnavailable)
 def _unavailable(error: StoreUnavailable) -> Response:
-    provider = _provider()
+    provider = current_provider()
     response = _page("message.html", 503, heading="Try again later",
                      message="The repository's database is unavailable just now.")  # fmt: skip
     response.headers["Retry-After"] = str(provider.settings.retry_after)
@@ -208,7 +208,7 @@ def _unavailable(error: StoreUnavailable) -> Response:
 
 @blueprint.route("/")
 def home() -> Response:
-    provider = _provider()
+    provider = current_provider()
     store = provider.store
     stats = _stats()
     latest = store.latest_headers(LATEST)
@@ -238,7 +238,7 @@ def _busy() -> Response:
     """A page that runs a list, when every flow-control place is taken: 503, as /oai."""
     response = _page("message.html", 503, heading="Try again later",
                      message="Too many lists are being made at once.")  # fmt: skip
-    response.headers["Retry-After"] = str(_provider().settings.retry_after)
+    response.headers["Retry-After"] = str(current_provider().settings.retry_after)
     return response
 
 
@@ -247,7 +247,7 @@ def _busy() -> Response:
 
 @blueprint.route("/records/<path:local_id>")
 def record(local_id: str) -> Response:
-    provider = _provider()
+    provider = current_provider()
     header = provider.store.get_header(local_id) if LOCAL_ID.fullmatch(local_id) else None
     if header is None:
         return _page("message.html", 404, heading="No such record",
@@ -282,7 +282,7 @@ def files_of(header: Header) -> list[landing.FileLink]:
     a link is named, not linked; a file others may not read is never shown, not even by
     name. The server does not serve the files: the links lead where the pattern says
     (DSpace, or any web server)."""
-    provider = _provider()
+    provider = current_provider()
     linker = linker_of(provider.settings)
     found = []
     for linked in linker.linked(header.local_id, provider.store.get_files(header.local_id)):
@@ -294,7 +294,7 @@ def files_of(header: Header) -> list[landing.FileLink]:
 
 
 def record_url(local_id: str) -> str:
-    return _site_url() + "/records/" + quote(local_id, safe="/")
+    return site_url() + "/records/" + quote(local_id, safe="/")
 
 
 # -- a set ---------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def record_url(local_id: str) -> str:
 
 @blueprint.route("/sets/<spec>")
 def set_page(spec: str) -> Response:
-    provider = _provider()
+    provider = current_provider()
     found = provider.store.get_sets([spec]) if SET_SPEC.fullmatch(spec) else []
     if not found:
         return _page("message.html", 404, heading="No such set",
@@ -371,7 +371,7 @@ class Node:
 @blueprint.route("/oai/view", methods=["GET"])
 def oai_view() -> Response:
     """The same `respond` as /oai, its XML rendered for people, with links to follow."""
-    provider = _provider()
+    provider = current_provider()
     if len(request.query_string) > MAX_QUERY_STRING:
         return _page("message.html", 414, heading="Request too long", message="")
     # The format that header identifiers link to (GetRecord) in a resumed list, whose own
@@ -449,11 +449,6 @@ def _parent_name(element: etree._Element) -> str | None:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _provider() -> Provider:
-    provider: Provider = current_app.extensions["oaipmh"]
-    return provider
-
-
 def _site() -> Site:
     site: Site = current_app.extensions["oaipmh_site"]
     return site
@@ -467,36 +462,16 @@ def _page(template: str, status: int, **values: Any) -> Response:
     return Response(html, status, content_type=HTML_TYPE)
 
 
-_SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
-
-
-def _site_url() -> str:
-    """The site's root, without a trailing slash, for absolute links (Signposting, the
-    sitemap, citation_abstract_html_url): the configured base_url without its last path
-    segment (`https://repo.example.org/oai` → `https://repo.example.org`), else the host
-    this request came to, when it makes a valid URL."""
-    base = _provider().settings.base_url
-    if base:
-        parts = urlsplit(base)
-        path = parts.path.rstrip("/")
-        path = path[: path.rfind("/")] if "/" in path else ""
-        return f"{parts.scheme}://{parts.netloc}{path}"
-    root = request.host_url.rstrip("/")
-    if _SAFE_URL.fullmatch(root):
-        return root + request.script_root
-    return f"{request.scheme}://localhost{request.script_root}"
-
-
 def _oai_base() -> str:
-    return _provider().settings.base_url or _site_url() + "/oai"
+    return current_provider().settings.base_url or site_url() + "/oai"
 
 
 def _oai_identifier(local_id: str) -> str:
-    return f"oai:{_provider().settings.repository_identifier}:{local_id}"
+    return f"oai:{current_provider().settings.repository_identifier}:{local_id}"
 
 
 def _local_id(identifier: str) -> str | None:
-    prefix = f"oai:{_provider().settings.repository_identifier}:"
+    prefix = f"oai:{current_provider().settings.repository_identifier}:"
     if identifier.startswith(prefix) and len(identifier) > len(prefix):
         return identifier[len(prefix) :]
     return None
@@ -505,14 +480,14 @@ def _local_id(identifier: str) -> str | None:
 def _crosswalk() -> Crosswalk:
     cache = current_app.extensions.setdefault("oaipmh_pages", {})
     if "crosswalk" not in cache:
-        cache["crosswalk"] = Crosswalk.from_settings(_provider().settings)
+        cache["crosswalk"] = Crosswalk.from_settings(current_provider().settings)
     crosswalk: Crosswalk = cache["crosswalk"]
     return crosswalk
 
 
 def _titles(local_ids: list[str]) -> dict[str, landing.Value | None]:
     crosswalk = _crosswalk()
-    fields = _provider().store.get_fields_of(local_ids)
+    fields = current_provider().store.get_fields_of(local_ids)
     return {lid: landing.title_of(f, crosswalk) for lid, f in fields.items()}
 
 
@@ -526,7 +501,7 @@ def _stats() -> StoreStats:
     with _stats_lock:
         counted = cache.get("stats")
         if counted is None or time.monotonic() - counted[0] > STATS_SECONDS:
-            counted = cache["stats"] = (time.monotonic(), _provider().store.stats())
+            counted = cache["stats"] = (time.monotonic(), current_provider().store.stats())
     stats: StoreStats = counted[1]
     return stats
 

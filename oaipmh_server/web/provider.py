@@ -1,5 +1,5 @@
 """What both blueprints are given: the process's settings, store, formats and harvest limit,
-and the sizes of the largest request they answer.
+the sizes of the largest request they answer, and the site's root URL.
 
 Apart from app.py so that views.py and pages.py import it and app.py imports them, all at
 the top: the blueprints need these, not the factory that builds them.
@@ -7,7 +7,11 @@ the top: the blueprints need these, not the factory that builds them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import current_app, request
 
 from ..formats import MetadataFormat
 from ..settings import Settings
@@ -31,3 +35,29 @@ class Provider:
 # for the method, the path and the HTTP version, so the app, not gunicorn, answers it.
 MAX_QUERY_STRING = 8000
 MAX_BODY = 64 * 1024
+
+
+def current_provider() -> Provider:
+    """The Provider of the app answering this request."""
+    provider: Provider = current_app.extensions["oaipmh"]
+    return provider
+
+
+_SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+
+
+def site_url() -> str:
+    """The site's root, without a trailing slash, for absolute links (Signposting, the
+    sitemap, citation_abstract_html_url): the configured base_url without its last path
+    segment (`https://repo.example.org/oai` → `https://repo.example.org`), else the host
+    this request came to, when it makes a valid URL."""
+    base = current_provider().settings.base_url
+    if base:
+        parts = urlsplit(base)
+        path = parts.path.rstrip("/")
+        path = path[: path.rfind("/")] if "/" in path else ""
+        return f"{parts.scheme}://{parts.netloc}{path}"
+    root = request.host_url.rstrip("/")
+    if _SAFE_URL.fullmatch(root):
+        return root + request.script_root
+    return f"{request.scheme}://localhost{request.script_root}"

@@ -17,7 +17,8 @@ from flask import Response, request, url_for
 from lxml import etree
 
 from .. import datestamps
-from .pages import LOCAL_ID, _provider, _site_url, blueprint
+from .pages import LOCAL_ID, blueprint
+from .provider import current_provider, site_url
 
 SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
 SITEMAP_CHUNK = 2_000
@@ -30,8 +31,8 @@ def robots() -> Response:
     """Crawlers may read the pages; the OAI-PMH endpoint is for harvesters (and with the
     pages off, only that is said)."""
     body = "User-agent: *\nDisallow: /oai\n"
-    if _provider().settings.pages_enabled:
-        body += f"Allow: /\nSitemap: {_site_url()}/sitemap.xml\n"
+    if current_provider().settings.pages_enabled:
+        body += f"Allow: /\nSitemap: {site_url()}/sitemap.xml\n"
     return Response(body, 200, content_type="text/plain; charset=utf-8")
 
 
@@ -39,8 +40,8 @@ def robots() -> Response:
 def sitemap_index() -> Response:
     """A sitemap index: one sitemap per 50,000 records in local id order, each named by
     the id it starts at, so serving any of them is a keyset read, never an offset."""
-    starts = _provider().store.sitemap_starts(SITEMAP_SIZE)
-    base = _site_url() + url_for("pages.sitemap")
+    starts = current_provider().store.sitemap_starts(SITEMAP_SIZE)
+    base = site_url() + url_for("pages.sitemap")
     buffer = BytesIO()
     with etree.xmlfile(buffer, encoding="UTF-8") as xf:
         xf.write_declaration()
@@ -60,9 +61,9 @@ def sitemap() -> Response:
     start = request.args.get("start", "")
     if start and not LOCAL_ID.fullmatch(start):
         return Response("Not a sitemap of this site.\n", 404, content_type="text/plain")
-    store = _provider().store
+    store = current_provider().store
     first = store.list_ids(start, None, SITEMAP_CHUNK)  # read before the first byte
-    site = _site_url()
+    site = site_url()
 
     def body() -> Iterator[bytes]:
         buffer = BytesIO()

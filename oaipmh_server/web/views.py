@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from importlib import resources
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, g, request
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import (
     BadRequest,
@@ -36,7 +36,7 @@ from ..errors import StoreUnavailable
 from ..protocol import COMPRESSIONS, Context, Reply, respond
 from ..tokens import peek
 from . import metrics
-from .provider import MAX_BODY, MAX_QUERY_STRING, Provider
+from .provider import MAX_BODY, MAX_QUERY_STRING, Provider, current_provider
 
 blueprint = Blueprint("oai", __name__)
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&
 
 def oai() -> Response:
     """The OAI-PMH endpoint, at every path of [server] paths (see `_routes`)."""
-    provider: Provider = current_app.extensions["oaipmh"]
+    provider = current_provider()
     if len(request.query_string) > MAX_QUERY_STRING:
         return _plain("Request-URI too long.\n", 414)
     pairs = _arguments(request.query_string)
@@ -90,7 +90,7 @@ def list_place(pairs: list[tuple[str, str]]) -> AbstractContextManager[bool]:
 def place(resuming: bool) -> Iterator[bool]:
     """A flow-control place (admission.HarvestLimit), counted as throttled when none is free;
     always True when the server has no limit."""
-    provider: Provider = current_app.extensions["oaipmh"]
+    provider = current_provider()
     if provider.harvest_limit is None:
         yield True
         return
@@ -190,7 +190,7 @@ def metrics_page() -> Response:
     """Prometheus text format: requests per verb, error codes, latency, records, 503s,
     and the store's gauges. Only to [server] metrics_allow (the client address as the
     access log has it); to anyone else 404, as if there were no such page."""
-    provider: Provider = current_app.extensions["oaipmh"]
+    provider = current_provider()
     if not _allowed(request.remote_addr, provider.settings.metrics_allow):
         return _plain("404 Not Found\n", 404)
     try:
@@ -213,7 +213,7 @@ def _allowed(address: str | None, networks: tuple[str, ...]) -> bool:
 @blueprint.route("/healthz")
 def healthz() -> Response:
     """For load balancers and monitoring: 200 when the database answers, else 503."""
-    provider: Provider = current_app.extensions["oaipmh"]
+    provider = current_provider()
     try:
         records = provider.store.count_all()
     except StoreUnavailable as e:
@@ -296,7 +296,7 @@ def _unavailable(error: StoreUnavailable) -> Response:
     log.warning("store unavailable: %s", error.__cause__ or error)
     metrics.THROTTLED.labels("database").inc()
     response = _plain("The repository's database is unavailable; try again later.\n", 503)
-    provider: Provider = current_app.extensions["oaipmh"]
+    provider = current_provider()
     response.headers["Retry-After"] = str(provider.settings.retry_after)
     return response
 
