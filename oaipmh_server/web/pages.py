@@ -40,7 +40,7 @@ from ..settings import Settings
 from ..store import StoreStats
 from ..verbs import SET_SPEC
 from ..xml import xml_language
-from .provider import MAX_QUERY_STRING, current_provider, site_url
+from .provider import MAX_QUERY_STRING, current_provider, oai_base, site_url
 from .views import list_place, place
 
 blueprint = Blueprint("pages", __name__)
@@ -215,7 +215,7 @@ def home() -> Response:
     titles = _titles([h.local_id for h in latest])
     top = [(spec, name, n) for spec, (name, n) in stats.sets.items() if ":" not in spec]
     sets = top[:SETS_ON_HOME]
-    base = _oai_base()
+    base = oai_base()
     sample = latest[0].local_id if latest else SAMPLE_LOCAL_ID
     examples = [
         (text, f"{base}?{query}", f"{url_for('pages.oai_view')}?{query}")
@@ -264,7 +264,7 @@ def record(local_id: str) -> Response:
         settings=provider.settings,
         formats=provider.formats,
         page_url=record_url(local_id),
-        oai_base=_oai_base(),
+        oai_base=oai_base(),
         oai_identifier=_oai_identifier(local_id),
         files=files_of(header),
         crosswalk=_crosswalk(),
@@ -381,7 +381,7 @@ def oai_view() -> Response:
         settings=provider.settings,
         formats=provider.formats,
         source=provider.store,
-        base_url=_oai_base(),
+        base_url=oai_base(),
         now=datestamps.now(),
     )
     with list_place(pairs) as admitted:
@@ -400,7 +400,7 @@ def oai_view() -> Response:
         verb=verb,
         errors=reply.errors,
         tree=_node(root, verb, prefix),
-        raw=f"{_oai_base()}?{query}" if query else _oai_base(),
+        raw=f"{oai_base()}?{query}" if query else oai_base(),
     )
 
 
@@ -456,14 +456,8 @@ def _site() -> Site:
 
 def _page(template: str, status: int, **values: Any) -> Response:
     site = _site()
-    html = render_template(
-        template, repository=site.name, site=site, oai_base=_oai_base(), **values
-    )
+    html = render_template(template, repository=site.name, site=site, oai_base=oai_base(), **values)
     return Response(html, status, content_type=HTML_TYPE)
-
-
-def _oai_base() -> str:
-    return current_provider().settings.base_url or site_url() + "/oai"
 
 
 def _oai_identifier(local_id: str) -> str:

@@ -61,3 +61,9 @@ def site_url() -> str:
     if _SAFE_URL.fullmatch(root):
         return root + request.script_root
     return f"{request.scheme}://localhost{request.script_root}"
+
+
+def oai_base() -> str:
+    """The OAI-PMH base URL links and documents name: the configured base_url, else the
+    site's root with /oai."""
+    return current_provider().settings.base_url or site_url() + "/oai"

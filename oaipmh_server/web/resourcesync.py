@@ -25,7 +25,8 @@ from ..links import linker_of
 from ..protocol import metadata_document
 from ..record_source import Header, Position, leads_elsewhere
 from ..resourcesync import MAX_URLS, XML_TYPE, Entry, change_md, described
-from .pages import LOCAL_ID, _oai_base, _provider, _site_url
+from .pages import LOCAL_ID
+from .provider import current_provider, oai_base, site_url
 
 blueprint = Blueprint("resourcesync", __name__)
 # Records read from the store at a time, for a list (fragments are a few kilobytes each).
@@ -40,7 +41,7 @@ RENDERED = 5_000
 def _unavailable(error: StoreUnavailable) -> Response:
     response = Response("The repository's database is unavailable just now.\n", 503,
                         content_type="text/plain; charset=utf-8")  # fmt: skip
-    response.headers["Retry-After"] = str(_provider().settings.retry_after)
+    response.headers["Retry-After"] = str(current_provider().settings.retry_after)
     return response
 
 
@@ -61,7 +62,7 @@ def resource_list() -> Response:
     """The resource list index: for each format, one list per 50,000 records (local id
     ranges; 5,000 for a format rendered on request), and one per 50,000 files when files
     are linked; every list up to one cut-off, the index's `at`."""
-    provider = _provider()
+    provider = current_provider()
     store = provider.store
     at = store.list_cutoff(datestamps.now())
     stamp = datestamps.format_datestamp(at)
@@ -98,7 +99,7 @@ def format_list(prefix: str) -> Response:
     """One resource list: the records of a local id range, as of the index's cut-off, each
     with its document's md5 and length (of the bytes its URL serves), or the files of a
     range of the files' keys."""
-    provider = _provider()
+    provider = current_provider()
     at = _moment(request.args.get("at", ""))
     start, end = request.args.get("start", ""), request.args.get("end")
     if at is None or not _key(start) or (end is not None and not _key(end)):
@@ -118,7 +119,7 @@ def format_list(prefix: str) -> Response:
 def _record_entries(
     metadata_format: MetadataFormat, start: str, end: str | None, at: datetime
 ) -> Iterator[Entry]:
-    store, base, site = _provider().store, _oai_base(), _site_url()
+    store, base, site = current_provider().store, oai_base(), site_url()
     after = None
     while True:
         records = store.list_resources(
@@ -147,7 +148,7 @@ def _file_entries(
 ) -> Iterator[Entry]:
     """The open files of the range that have a link ([files] url), with their md5, length
     and type as the record holds them, dated by their record's datestamp."""
-    provider = _provider()
+    provider = current_provider()
     linker = linker_of(provider.settings)
     after = None
     while True:
@@ -168,7 +169,7 @@ def change_list() -> Response:
     """Every record's latest change up to the cut-off OAI-PMH lists get now, the `until` it
     advertises: one change list when they fit in one, else an index of change lists, each
     a range of the datestamp index (`from` its first change, `until` the next one's)."""
-    provider = _provider()
+    provider = current_provider()
     store = provider.store
     until = store.list_cutoff(datestamps.now())
     starts = store.change_starts(_changes_per_list(), until)
@@ -204,12 +205,12 @@ def change_page() -> Response:
 def _changes(first: Position, last: Position | None, until: datetime) -> Response:
     """A change list of the changes from `first` to before `last` (or `until`, the list's
     cut-off): per record and format the record's latest change (section 12)."""
-    provider = _provider()
+    provider = current_provider()
     md = {
         "from": datestamps.format_datestamp(first.datestamp),
         "until": datestamps.format_datestamp(last.datestamp if last else until),
     }
-    up, site = _url("capability_list"), _site_url()
+    up, site = _url("capability_list"), site_url()
 
     def entries() -> Iterator[Entry]:
         after = None
@@ -241,7 +242,7 @@ def _change_of(header: Header) -> str:
 def resource(prefix: str, name: str) -> Response:
     """A record's metadata document in one format: the bytes a GetRecord holds in its
     <metadata> for it (the same rendering, the same schema location)."""
-    provider = _provider()
+    provider = current_provider()
     metadata_format = provider.formats.get(prefix)
     local_id = name.removesuffix(".xml")
     if metadata_format is None or not name.endswith(".xml") or not LOCAL_ID.fullmatch(local_id):
@@ -254,7 +255,7 @@ def resource(prefix: str, name: str) -> Response:
     fields = record.fields or provider.store.get_fields(local_id) or ()
     if not metadata_format.disseminates(fields):
         return _not_found()
-    document = metadata_document(record, metadata_format, _oai_base())
+    document = metadata_document(record, metadata_format, oai_base())
     response = Response(document, 200, content_type="text/xml; charset=utf-8")
     response.last_modified = record.header.datestamp
     return response
@@ -264,7 +265,7 @@ def resource(prefix: str, name: str) -> Response:
 
 
 def _url(endpoint: str, **values: str) -> str:
-    return _site_url() + url_for(f"resourcesync.{endpoint}", **values)  # type: ignore[arg-type]
+    return site_url() + url_for(f"resourcesync.{endpoint}", **values)  # type: ignore[arg-type]
 
 
 def _resource_url(site: str, prefix: str, local_id: str) -> str:
@@ -274,7 +275,7 @@ def _resource_url(site: str, prefix: str, local_id: str) -> str:
 
 def _changes_per_list() -> int:
     """Records a change list holds: each is one change per format, 50,000 in all."""
-    return max(1, MAX_URLS // len(_provider().formats))
+    return max(1, MAX_URLS // len(current_provider().formats))
 
 
 def _moment(text: str) -> datetime | None:
