@@ -55,9 +55,14 @@ def test_sync_benchmark_runs() -> None:
 
 
 def test_harvest_report_benchmark_runs() -> None:
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "harvest_report.py"), "3000"],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.count("lines/s") == 3
+    """The floor and the report read three ways (JSON, table, gzip-compressed), each a rate."""
+    done = bench("harvest_report.py", "3000")
+    lines = done.stdout.splitlines()
+    assert sum(line.startswith("floor, json.loads of every line:") for line in lines) == 1
+    harvests = [line for line in lines if line.startswith("harvests (")]
+    assert [line.split(")")[0] for line in harvests] == [
+        "harvests (json",
+        "harvests (table",
+        "harvests (json, gzip-compressed log",
+    ]
+    assert all("lines/s" in line for line in harvests)
