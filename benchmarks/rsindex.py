@@ -4,7 +4,8 @@ In-process (the Flask test client, no HTTP), on a SQLite store: generates and lo
 records (generate.py, `oaipmh-server load --no-progress`) into DATABASE unless it already
 holds records, so a million records are loaded once and reused across runs. Then asks, in
 turn for `--rounds` rounds (so the machine's drift spreads over all of them): a
-ListIdentifiers first page, the resource list index, the change list index and
+ListIdentifiers first page (it counts the list for completeListSize) and its second
+page (by the first one's resumption token), the resource list index, the change list index and
 /sitemap.xml; then a few times one resource list (oai_dc, its first range) and one change
 list (the index's first). The first request of each index after the app opens is printed
 apart ("cold": it may compute what later ones reuse). Figures are printed, never asserted.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -25,7 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from lxml import etree
 
@@ -38,6 +40,7 @@ SM = {"sm": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 LIST_IDENTIFIERS = "/oai/request?verb=ListIdentifiers&metadataPrefix=oai_dc"
 INDEXES = {
     "ListIdentifiers page": LIST_IDENTIFIERS,
+    "ListIdentifiers page (by token)": "",  # the second page, by the first one's token
     "resource list index": "/resources/resourcelist.xml",
     "change list index": "/resources/changelist.xml",
     "/sitemap.xml index": "/sitemap.xml",
@@ -106,6 +109,11 @@ def main() -> None:
         assert response.status_code == 200, (path, response.status_code, response.data[:300])
         return response.data
 
+    token = re.search(rb"<resumptionToken[^>]*>([^<]+)<", get(LIST_IDENTIFIERS))
+    assert token is not None, "fewer records than a ListIdentifiers page holds"
+    INDEXES["ListIdentifiers page (by token)"] = "/oai/request?" + urlencode(
+        {"verb": "ListIdentifiers", "resumptionToken": token.group(1).decode()}
+    )
     cold = {name: timed(get, path)[0] for name, path in INDEXES.items()}
     warm: dict[str, list[float]] = {name: [] for name in INDEXES}
     bodies: dict[str, bytes] = {}
@@ -131,10 +139,12 @@ def main() -> None:
     for name, times in listed.items():
         print(f"{name:40} {'':11} {statistics.median(times):12.1f} {min(times):9.1f}  "
               f"{len(times)}")  # fmt: skip
-    ratio = statistics.median(warm["ListIdentifiers page"])
-    print("median / ListIdentifiers page's median: " + ", ".join(
-        f"{name} {statistics.median(warm[name]) / ratio:.1f}" for name in INDEXES if name != "ListIdentifiers page"
-    ))  # fmt: skip
+    for page in ("ListIdentifiers page", "ListIdentifiers page (by token)"):
+        ratio = statistics.median(warm[page])
+        print(f"median / {page}'s median: " + ", ".join(
+            f"{name} {statistics.median(warm[name]) / ratio:.1f}"
+            for name in INDEXES if not name.startswith("ListIdentifiers")
+        ))  # fmt: skip
 
 
 if __name__ == "__main__":
