@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,15 @@ def test_harvest_report_benchmark_runs() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("lines/s") == 3
+
+
+def test_resourcesync_index_benchmark_runs(tmp_path: Path) -> None:
+    database = tmp_path / "rs.sqlite3"
+    command = [sys.executable, str(ROOT / "benchmarks" / "rsindex.py"), "300", str(database),
+               "--rounds", "2", "--list-rounds", "1"]  # fmt: skip
+    for _ in range(2):  # loads, then reuses the store
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "store: " in done.stdout and "change list index" in done.stdout
+    assert "loaded" not in done.stdout
