@@ -5,8 +5,8 @@ records (generate.py, `oaipmh-server load --no-progress`) into DATABASE unless i
 holds records, so a million records are loaded once and reused across runs. Then asks, in
 turn for `--rounds` rounds (so the machine's drift spreads over all of them): a
 ListIdentifiers first page (it counts the list for completeListSize) and its second
-page (by the first one's resumption token), the resource list index, the change list index and
-/sitemap.xml; then a few times one resource list (oai_dc, its first range) and one change
+page (by the first one's resumption token), the resource list index, the change list
+index and /sitemap.xml; then a few times one resource list (oai_dc, its first range) and one change
 list (the index's first). The first request of each index after the app opens is printed
 apart ("cold": it may compute what later ones reuse). Figures are printed, never asserted.
 
@@ -35,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate import records, sets_file  # noqa: E402
+
+from oaipmh_server.web.app import create_app  # noqa: E402
 
 SM = {"sm": "http://www.sitemaps.org/schemas/sitemap/0.9"}
 LIST_IDENTIFIERS = "/oai/request?verb=ListIdentifiers&metadataPrefix=oai_dc"
@@ -98,8 +100,6 @@ def main() -> None:
     if stored(arguments.database) == 0:
         load(arguments.count, arguments.database)
     print(f"store: {arguments.database} ({stored(arguments.database):,} records)")
-
-    from oaipmh_server.web.app import create_app
 
     app = create_app({"database_url": f"sqlite:///{arguments.database}", "base_url": ""})
     client = app.test_client()

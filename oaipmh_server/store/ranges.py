@@ -2,8 +2,9 @@
 per store state and kept in the process, so an index costs a few short reads, not a walk.
 
 Finding where each range of `size` rows begins walks the whole index in OFFSET steps
-(columns.keyset_starts): about a second at a million records, too slow for every request
-for /sitemap.xml or a ResourceSync index. The starts are therefore kept, per kind and size,
+(columns.keyset_starts): 0.1 to 0.2 s a kind at a million records on SQLite, 14 to 97
+times a ListIdentifiers page (benchmarks/RESULTS.md), too slow for every request for
+/sitemap.xml or a ResourceSync index. The starts are therefore kept, per kind and size,
 with the store's write mark: the meta keys every write commits with its changes (the
 counts and the commit time, store/meta.py), read in the same transaction as the walk and
 before it. A request reads the mark (one primary key read) and walks again only when a
@@ -20,7 +21,9 @@ the walk cuts every range at `size` rows; rows written since go into the range t
 falls in; so a range holds at most `size` rows plus those written since the walk. With
 the mark in the key, that is none, unless something writes the store without keeping the
 mark (an older version of this program, hand-made SQL): its rows only make ranges bigger,
-until the next load moves the mark.
+until the next load moves the mark. (Resource and change lists read to their range's end
+whatever its size; a sitemap reads at most 50,000 records from its start, so in that case
+alone it would leave out the records of its range past the 50,000th until that load.)
 
 A change list's starts are also bounded by its cut-off (`until`), which moves every
 second, without a write. The order is (datestamp, local id), so the starts up to an
