@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,11 @@ def test_harvest_report_benchmark_runs() -> None:
         "harvests (json, gzip-compressed log",
     ]
     assert all("lines/s" in line for line in harvests)
+
+
+def test_resourcesync_index_benchmark_runs(tmp_path: Path) -> None:
+    database = tmp_path / "rs.sqlite3"
+    for _ in range(2):  # loads, then reuses the store
+        done = bench("rsindex.py", "300", str(database), "--rounds", "2", "--list-rounds", "1")
+        assert "store: " in done.stdout and "change list index" in done.stdout
+    assert "loaded" not in done.stdout

@@ -3,10 +3,11 @@
 sqlstore.py (SqlStore), engine.py (the engine and SQLite's tuning), reads.py (the protocol's
 reads), queries.py (pages' and check's queries), meta.py (meta keys: token secret, counts),
 transaction.py (the load transaction and its value types), packing.py (field packing),
-resources.py (ResourceSync's list ranges and pages),
-columns.py (what they share); schema.py, revisions.py and migrations/ (the schema and its
-migrations), writes.py (writes in progress and list cut-offs), readonly.py (serving a
-store this process cannot write), backups.py, failures.py.
+resources.py (ResourceSync's list pages), ranges.py (where the ranges of sitemaps and
+ResourceSync's lists start, kept per store state), columns.py (what they share); schema.py,
+revisions.py and migrations/ (the schema and its migrations), writes.py (writes in progress
+and list cut-offs), readonly.py (serving a store this process cannot write), backups.py,
+failures.py.
 """
 
 from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE

@@ -74,15 +74,20 @@ def keyset_starts(
     key: Sequence[Any],
     where: ColumnElement[bool] | None,
     size: int,
+    resume: Sequence[Any] | None = None,
 ) -> list[tuple[Any, ...]]:
     """The key of every `size`-th row in the order of `key` (an index's columns) among the
     rows `where` says: the first row, then one OFFSET `size` step on the index from each
-    start to the next, a few dozen short walks for a million rows, never a sort."""
-    first = select(*key).order_by(*key).limit(1)
-    if where is not None:
-        first = first.where(where)
+    start to the next, a few dozen short walks for a million rows, never a sort. With
+    `resume`, a start found before: the walk goes on from it (it is not in the answer)."""
+    if resume is None:
+        first = select(*key).order_by(*key).limit(1)
+        if where is not None:
+            first = first.where(where)
+        row: Sequence[Any] | None = conn.execute(first).first()
+    else:
+        row = resume
     starts: list[tuple[Any, ...]] = []
-    row = conn.execute(first).first()
     while row is not None:
         starts.append(tuple(row))
         at = tuple_(*(literal(value, column.type) for value, column in zip(row, key, strict=True)))
@@ -90,4 +95,4 @@ def keyset_starts(
         if where is not None:
             step = step.where(where)
         row = conn.execute(step.offset(size).limit(1)).first()
-    return starts
+    return starts if resume is None else starts[1:]

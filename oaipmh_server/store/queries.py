@@ -13,7 +13,7 @@ from sqlalchemy import (
 )
 
 from ..record_source import Field, File, Header, SetInfo
-from .columns import FIELDS, files_of, keyset_starts, row_header
+from .columns import FIELDS, files_of, row_header
 from .engine import Connected, unavailable
 from .packing import unpack_fields
 from .schema import (
@@ -123,13 +123,6 @@ class PageQueries(Connected):
         with unavailable(), self.engine.connect() as conn:
             headers = [row_header(*row) for row in conn.execute(query)]
         return [h for h in headers if not h.deleted][:limit]
-
-    def sitemap_starts(self, size: int) -> list[str]:
-        """The local id each sitemap of `size` records begins with, in local id order
-        (deleted records included, so the walk stays on the primary key's index): one
-        short index walk per sitemap, a few dozen at a million records."""
-        with unavailable(), self.engine.connect() as conn:
-            return [start for (start,) in keyset_starts(conn, (RecordRow.local_id,), None, size)]
 
     def list_ids(
         self, start: str, after: str | None, limit: int

@@ -1,5 +1,5 @@
-"""The reads of ResourceSync (resourcesync.py, web/resourcesync.py): the keyset ranges its
-resource lists and change lists are cut into, and the records and files of one range.
+"""The reads of ResourceSync (resourcesync.py, web/resourcesync.py): the records and files of
+one keyset range of its resource lists and change lists (ranges.py finds where they start).
 
 Every list is bounded by a cut-off (`list_cutoff`, as the OAI-PMH lists are): a record
 dated after it is left out of every page of the list, so the pages of one list, read one
@@ -15,31 +15,15 @@ from typing import Any
 from sqlalchemy import literal, select, tuple_
 
 from ..record_source import File, Header, Position, StoredRecord
-from .columns import FILE_COLUMNS, fragment_join, keyset_starts, row_header
+from .columns import FILE_COLUMNS, fragment_join, row_header
 from .engine import unavailable
+from .ranges import FileKey
 from .reads import ProtocolReads, _record_columns
 from .schema import FileRow, FragmentRow, RecordRow, UTCDateTime
-
-FileKey = tuple[str, int]  # (local id, sequence): the files table's primary key
 
 
 class ResourceQueries(ProtocolReads):
     """The ranges and pages of ResourceSync's lists, each read on an index's order."""
-
-    def change_starts(self, size: int, until: datetime) -> list[Position]:
-        """Where each change list of `size` changes begins, in (datestamp, local id) order
-        up to `until`: one short walk of the datestamp index per change list."""
-        key = (RecordRow.datestamp, RecordRow.local_id)
-        with unavailable(), self.engine.connect() as conn:
-            starts = keyset_starts(conn, key, RecordRow.datestamp <= until, size)
-        return [Position(stamp, local_id) for stamp, local_id in starts]
-
-    def file_starts(self, size: int) -> list[FileKey]:
-        """Where each resource list of `size` files begins, in the files' key order (files
-        of deleted or later records included, so the walk stays on the primary key)."""
-        key = (FileRow.local_id, FileRow.sequence)
-        with unavailable(), self.engine.connect() as conn:
-            return [(lid, int(seq)) for lid, seq in keyset_starts(conn, key, None, size)]
 
     def list_resources(
         self,

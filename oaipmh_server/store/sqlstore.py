@@ -20,6 +20,7 @@ from .engine import open_engine, unavailable
 from .failures import opening  # what could not be opened, and why
 from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
+from .ranges import RangeStarts
 from .readonly import why_read_only
 from .reads import ProtocolReads, _DriverStatement, _Shape
 from .resources import ResourceQueries
@@ -29,7 +30,7 @@ from .transaction import Loading
 from .writes import READERS_KEY, read_mark, serves_readers
 
 
-class SqlStore(ResourceQueries, ProtocolReads, PageQueries, Loading):
+class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading):
     """A RecordSource over SQL, plus the write side that ingest uses."""
 
     def __init__(
