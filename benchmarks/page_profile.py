@@ -4,10 +4,12 @@ client, no HTTP, no gunicorn), with the SQL it sends counted per page and a prof
 Loads N generated records into a fresh store (SQLite, or a throw-away PostgreSQL cluster
 as run.py's), or reads the store at `--url`, then harvests ListRecords and
 ListIdentifiers to their end and prints, per page: the statements SQLAlchemy sends, the
-connections checked out of the pool (each a ping on PostgreSQL: `pool_pre_ping`), the
-transactions begun and the resets (a ROLLBACK each, on PostgreSQL) when a connection goes
-back; the share of the time spent in the store's calls; and with `--profile`, cProfile's
-top functions by own time. Figures are printed, never asserted.
+connections checked out of the pool, the transactions begun and the resets when a
+connection goes back (on PostgreSQL the driver's round trips are these and the pings,
+which SQLAlchemy's events do not show: its server log does, with
+log_min_duration_statement = 0); the milliseconds of each store call, this process's CPU
+a page; with `--profile`, cProfile's top functions in CPU time (on a busy machine, wall
+time is mostly waiting for the CPU). Figures are printed, never asserted.
 
     python3 benchmarks/page_profile.py 100000 [--backend postgresql] [--url URL] [--profile]
 """
@@ -137,7 +139,7 @@ def main() -> None:
             harvest(client, verb)  # warm: the pool, prepared statements, caches
             counts.clear()
             seconds.update(dict.fromkeys(seconds, 0.0))
-            profiler = cProfile.Profile() if arguments.profile else None
+            profiler = cProfile.Profile(time.process_time) if arguments.profile else None
             if profiler:
                 profiler.enable()
             records, pages, took, cpu = harvest(client, verb)
