@@ -1,27 +1,30 @@
 """The ceiling: the least a server can do to serve the same harvest, as a WSGI app.
 
-Stored oai_dc fragments read by keyset straight from the SQLite store and joined into a
-minimal envelope; the token is the last "datestamp|id". Served by the same gunicorn and
-harvested by the same client as the real server, it bounds what the real one can reach.
+Stored oai_dc fragments read by keyset straight from the store and joined into a minimal
+envelope; the token is the last "datestamp|id". It reads the store the real server reads,
+SQLite or PostgreSQL (driver.py: the bare driver, autocommit, no SQLAlchemy). Served by
+the same gunicorn and harvested by the same client as the real server, it bounds what the
+real one can reach.
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-PATH = os.environ["OAIPMH_DATABASE_URL"].removeprefix("sqlite:///")
+from driver import connect
+
 PAGE = """SELECT r.local_id, r.datestamp, f.body FROM records r
 JOIN fragments f ON f.local_id = r.local_id AND f.prefix = 'oai_dc'
 WHERE (r.datestamp, r.local_id) > (?, ?) ORDER BY r.datestamp, r.local_id LIMIT 101"""
-connection = sqlite3.connect(f"file:{PATH}?mode=ro", uri=True, check_same_thread=False)
+connection = connect()
+# Before every datestamp, as SQLite's text and as PostgreSQL's timestamp.
+START = "1970-01-01 00:00:00|"
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    token = parse_qs(environ.get("QUERY_STRING", "")).get("resumptionToken", ["|"])[0]
+    token = parse_qs(environ.get("QUERY_STRING", "")).get("resumptionToken", [START])[0]
     after = token.split("|", 1)
     rows = connection.execute(PAGE, after).fetchall()
     parts = [

@@ -1,32 +1,32 @@
-"""The reference: the PyPI `oaipmh` package's server over the same SQLite store, wired as its
+"""The reference: the PyPI `oaipmh` package's server over the same store, wired as its
 documentation intends: an IBatchingOAIPMH implementation (cursor/batch_size, i.e. OFFSET
 paging) behind BatchingServer, oai_dc written by the package's own writer from a simple
-crosswalk done per request. Only glue is ours.
+crosswalk done per request. Only glue is ours. It reads SQLite or PostgreSQL, as the real
+server does (driver.py).
 """
 
 from __future__ import annotations
 
-import os
-import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
+from driver import connect
 from oaipmh import common, error, metadata, server
 
 from oaipmh_server.store import unpack_fields  # the store's compressed fields
 
-PATH = os.environ["OAIPMH_DATABASE_URL"].removeprefix("sqlite:///")
 DC = {"contributor", "coverage", "creator", "date", "description", "format", "identifier",
       "language", "publisher", "relation", "rights", "source", "subject", "title", "type"}  # fmt: skip
 HIDDEN = {"dc.identifier.email", "dc.description.provenance"}
 PREFIX = "oai:repository.example.org:"
-connection = sqlite3.connect(f"file:{PATH}?mode=ro", uri=True, check_same_thread=False)
+connection = connect()
 
 
-def _when(text: str) -> datetime:
-    return datetime.fromisoformat(text)
+def _when(value: str | datetime) -> datetime:
+    """SQLite's stored text, or PostgreSQL's datetime."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
 class Repository:

@@ -8,6 +8,11 @@ ratios (ours and the other server harvested in turn, so drift of the machine's s
 cancels out). Figures are printed, never asserted.
 
     python3 benchmarks/run.py 100000 [--workers 2] [--keep] [--hierarchical]
+                                     [--backend sqlite|postgresql]
+
+`--backend postgresql` runs it all on a throw-away PostgreSQL cluster (postgres.py: initdb
+in the temporary folder, durable settings, removed at the end, as the tests' is): the same
+load, harvests, ceiling and reference, each reading that database.
 
 Everything runs on 127.0.0.1; every process started is stopped, also on error.
 """
@@ -33,6 +38,7 @@ sys.path.insert(0, str(HERE))
 
 from generate import records, sets_file  # noqa: E402
 from harvest import harvest  # noqa: E402
+from postgres import Cluster, find_bindir  # noqa: E402
 
 SET = "com_10722_1"
 
@@ -80,6 +86,22 @@ def worker_peak_rss_mb(master: int) -> list[float]:
     return peaks
 
 
+def database_url(backend: str, folder: Path) -> tuple[str, Cluster | None]:
+    """The store's URL on `backend`, and the PostgreSQL cluster started for it (the
+    caller stops it)."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder}/bench.sqlite3", None
+    bindir = find_bindir()
+    if bindir is None:
+        sys.exit("--backend postgresql: PostgreSQL is not installed (initdb not found)")
+    cluster = Cluster(bindir, durable=True)
+    try:
+        return cluster.create_database("bench"), cluster
+    except BaseException:
+        cluster.stop()
+        raise
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", type=int)
@@ -87,13 +109,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--hierarchical", action="store_true",
                         help="hierarchical set specs (com_10722_1:col_10722_10)")  # fmt: skip
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite",
+                        help="the store's database (postgresql: a throw-away cluster)")  # fmt: skip
     arguments = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="oaipmh-bench-"))
-    env = {**os.environ, "OAIPMH_DATABASE_URL": f"sqlite:///{folder}/bench.sqlite3",
-           "OAIPMH_PAGE_SIZE": "100"}  # fmt: skip
     server = None
     others: list[subprocess.Popen[bytes]] = []
+    cluster = None
     try:
+        url, cluster = database_url(arguments.backend, folder)
+        env = {**os.environ, "OAIPMH_DATABASE_URL": url, "OAIPMH_PAGE_SIZE": "100"}
+        print(f"backend: {arguments.backend}")
         source = folder / "records.jsonl"
         sources = [str(source)]
         if not arguments.hierarchical:
@@ -163,6 +189,8 @@ def main() -> None:
         for process in [server, *others]:
             if process is not None:
                 stop(process)
+        if cluster is not None:
+            cluster.stop()
         if arguments.keep:
             print(f"kept {folder}")
         else:

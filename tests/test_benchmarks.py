@@ -5,9 +5,12 @@ with one gunicorn worker (a worker more shows nothing more here, and costs a sta
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -75,3 +78,40 @@ def test_resourcesync_index_benchmark_runs(tmp_path: Path) -> None:
         done = bench("rsindex.py", "300", str(database), "--rounds", "2", "--list-rounds", "1")
         assert "store: " in done.stdout and "change list index" in done.stdout
     assert "loaded" not in done.stdout
+
+
+def _wsgi_get(app: Any, query: str) -> bytes:
+    answer: list[str] = []
+    body = b"".join(app({"QUERY_STRING": query}, lambda status, headers: answer.append(status)))
+    assert answer == ["200 OK"]
+    return body
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_ceiling_and_the_reference_read_either_backend(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run.py --backend postgresql` serves both from the store it loaded (a whole run takes
+    half a minute, so here: each server, in process, over the sample store)."""
+    monkeypatch.setenv("OAIPMH_DATABASE_URL", database_url)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    monkeypatch.delitem(sys.modules, "driver", raising=False)  # it reads the URL on import
+    ceiling = runpy.run_path(str(ROOT / "benchmarks" / "ceiling.py"))
+    peer = runpy.run_path(str(ROOT / "benchmarks" / "peer.py"))
+    try:
+        connection = ceiling["connection"]
+        live = connection.execute("SELECT count(*) FROM records WHERE NOT deleted").fetchone()[0]
+        every = connection.execute("SELECT count(*) FROM records").fetchone()[0]
+        assert _wsgi_get(ceiling["app"], "").count(b"<record>") == live > 1
+        # Its token, "datestamp|id", continues after that record (a datetime's text).
+        first = connection.execute(
+            "SELECT datestamp, local_id FROM records WHERE NOT deleted"
+            " ORDER BY datestamp, local_id LIMIT 1"
+        ).fetchone()
+        after = urlencode({"resumptionToken": f"{first[0]}|{first[1]}"})
+        assert _wsgi_get(ceiling["app"], after).count(b"<record>") == live - 1
+        listed = _wsgi_get(peer["app"], "verb=ListRecords&metadataPrefix=oai_dc")
+        assert listed.count(b"<record>") == every
+    finally:
+        for server in (ceiling, peer):
+            getattr(server["connection"], "connection", server["connection"]).close()

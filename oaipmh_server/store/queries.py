@@ -35,7 +35,7 @@ class PageQueries(Connected):
         )
         overall = select(func.count(), func.min(RecordRow.datestamp), func.max(RecordRow.datestamp))
         deleted = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(True))
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             total, earliest, latest = conn.execute(overall).one()
             sets = {spec: int(n) for spec, n in conn.execute(per_set)}
             named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
@@ -64,7 +64,7 @@ class PageQueries(Connected):
             if after is not None:
                 query = query.where(RecordRow.local_id > after)
             query = query.order_by(RecordRow.local_id).limit(batch)
-            with unavailable(), self.engine.connect() as conn:
+            with unavailable(), self._reader.connect() as conn:
                 rows = conn.execute(query).all()
                 files = files_of(conn, [row[0] for row in rows]) if with_files else {}
             for local_id, packed in rows:
@@ -83,7 +83,7 @@ class PageQueries(Connected):
         query = select(SetRow.spec, SetRow.name, SetRow.description).where(
             SetRow.spec.in_(list(specs))
         )
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             found = {row[0]: SetInfo(*row) for row in conn.execute(query)}
         return [found[spec] for spec in dict.fromkeys(specs) if spec in found]
 
@@ -95,7 +95,7 @@ class PageQueries(Connected):
         children = select(*columns).where(SetRow.parent == spec)
         nested = select(*columns).where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
         depth = spec.count(":") + 1
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             found = {row[0]: SetInfo(*row) for row in conn.execute(children.limit(limit))}
             for row in conn.execute(nested.order_by(SetRow.spec)):
                 if row[0].count(":") == depth:
@@ -107,7 +107,7 @@ class PageQueries(Connected):
         if not local_ids:
             return {}
         query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(list(local_ids)))
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             return {lid: unpack_fields(packed) for lid, packed in conn.execute(query)}
 
     def latest_headers(self, limit: int, among: int = 200) -> list[Header]:
@@ -120,7 +120,7 @@ class PageQueries(Connected):
             .order_by(RecordRow.datestamp.desc(), RecordRow.local_id.desc())
             .limit(among)
         )
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             headers = [row_header(*row) for row in conn.execute(query)]
         return [h for h in headers if not h.deleted][:limit]
 
@@ -135,7 +135,7 @@ class PageQueries(Connected):
         else:
             query = query.where(RecordRow.local_id > after)
         query = query.order_by(RecordRow.local_id).limit(limit)
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             return [(lid, stamp, bool(deleted)) for lid, stamp, deleted in conn.execute(query)]
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.types import NullType
 from ..record_source import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from . import readonly
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
-from .engine import AnySelect, Connected, unavailable
+from .engine import BINARY_RESULTS, AnySelect, Connected, unavailable
 from .packing import unpack_fields
 from .schema import (
     FragmentRow,
@@ -57,7 +57,7 @@ class ProtocolReads(Connected):
         query = select(SetRow.spec, SetRow.name, SetRow.description).order_by(SetRow.spec)
         if after is not None:
             query = query.where(SetRow.spec > after)
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
         return [SetInfo(spec, name, description) for spec, name, description in rows]
 
@@ -65,7 +65,7 @@ class ProtocolReads(Connected):
         query = select(
             RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted
         ).where(RecordRow.local_id == local_id)
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else row_header(*row)
 
@@ -83,7 +83,7 @@ class ProtocolReads(Connected):
             .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
             .where(RecordRow.local_id == local_id)
         )
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             rows = conn.execute(query).all()
             records = self._with_fields(conn, rows, version, header_version, with_files)
         return records[0] if records else None
@@ -94,12 +94,12 @@ class ProtocolReads(Connected):
         return None if text is None else unpack_fields(text)
 
     def get_files(self, local_id: str) -> tuple[File, ...]:
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             return files_of(conn, [local_id]).get(local_id, ())
 
     def get_files_of(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
         """Several records' files in one query per 500 (only records that have files)."""
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             return files_of(conn, local_ids)
 
     def count_records(self, selection: Selection) -> int:
@@ -109,7 +109,7 @@ class ProtocolReads(Connected):
     def list_headers(
         self, selection: Selection, after: Position | None, limit: int, header_version: str
     ) -> list[StoredRecord]:
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             rows = self._page(conn, "headers", selection, after, {"limit": limit})
             return [
                 StoredRecord(
@@ -131,7 +131,7 @@ class ProtocolReads(Connected):
         header_version: str,
         with_files: bool = False,
     ) -> list[StoredRecord]:
-        with unavailable(), self.engine.connect() as conn:
+        with unavailable(), self._reader.connect() as conn:
             rows = self._page(conn, "records", selection, after, {"limit": limit, "prefix": prefix})
             return self._with_fields(conn, rows, version, header_version, with_files)
 
@@ -157,7 +157,7 @@ class ProtocolReads(Connected):
         for name in _DATETIME_PARAMETERS.intersection(values):
             values[name] = self._bind_datetime(values[name])
         parameters: Any = values if order is None else tuple(values[name] for name in order)
-        return conn.exec_driver_sql(sql, parameters).all()
+        return conn.exec_driver_sql(sql, parameters, _BINARY).all()
 
     def _replayed_to(self, until: datetime) -> None:
         """A continued list on a server that cannot write: its mark is at or past the
@@ -218,6 +218,10 @@ class ProtocolReads(Connected):
                 records.append(StoredRecord(header, body, None, header_xml))
         return records
 
+
+# Pages' rows in binary on PostgreSQL (engine._binary_results): their columns are text,
+# bytea, booleans and timestamps, read alike in either format.
+_BINARY = {BINARY_RESULTS: True}
 
 # The datestamp is read raw and made a datetime by `stored_datetime`: the same result as
 # the column type's processing, for a fraction of its cost on a page of a hundred rows.
