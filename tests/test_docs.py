@@ -8,8 +8,10 @@ from __future__ import annotations
 import html
 import importlib.util
 import re
+import subprocess
 import sys
 import tomllib
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -39,6 +41,20 @@ def test_readme_opens_with_serve_then_test() -> None:
 def test_ci_runs_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     assert commands()[1] in ci.splitlines()
+
+
+def test_ci_fails_when_any_step_of_the_readme_test_command_fails(tmp_path: Path) -> None:
+    """`set -e` does not stop a script at a failure inside an `a && b && c` list, only at the
+    list's last command: a failing `mypy` then skipped the tests and CI still passed. CI's
+    copy of command 2 must make any of its steps fail the run, and run nothing after it."""
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    start = ci.index("# README command 2")
+    rest = ci[start:].replace(commands()[1], "true && false && true")
+    script = tmp_path / "run"
+    script.write_text("set -euo pipefail\n" + rest.replace("mkdocs build", "echo reached; : "))
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "reached" not in done.stdout
 
 
 def test_ci_builds_the_manual_strictly_after_installing_the_test_extras() -> None:

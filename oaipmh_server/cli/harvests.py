@@ -33,7 +33,9 @@ def harvests(output: str, quiet_minutes: int, logfiles: tuple[str, ...]) -> None
     with ExitStack() as files:
         streams = [_lines(files.enter_context(_open(path))) for path in logfiles]
         if not streams:
-            streams = [_lines(click.get_text_stream("stdin", errors="replace"))]
+            # "-" is standard input, kept open (click.get_text_stream is deprecated).
+            stdin = click.open_file("-", encoding="utf-8", errors="replace")
+            streams = [_lines(files.enter_context(stdin))]
         try:
             harvesters = report(merged(streams), timedelta(minutes=quiet_minutes))
         except (OSError, EOFError, gzip.BadGzipFile) as e:
