@@ -11,6 +11,7 @@ import hashlib
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from io import BytesIO
@@ -437,11 +438,13 @@ def test_resync_keeps_a_copy_equal_to_the_store(
         stamp = max(stored_datestamps(empty_database_url).values())
         # The change list shows the load once its cut-off has passed the load's datestamp
         # (at most a second): each look is a request, as a client's poll would be.
+        deadline = time.monotonic() + WAIT
         while True:
             root = etree.fromstring(requests.get(f"{base}/resources/changelist.xml",
                                                  timeout=WAIT).content)  # fmt: skip
             if root.find("rs:md", SM).get("until") >= stamp:
                 break
+            assert time.monotonic() < deadline, f"the change list never passed {stamp}"
         resync_sync("--incremental", "--delete", mapping, cwd=tmp_path)
         copy = copied(tmp_path / "copy")
         assert copy == served_copy(empty_database_url, base)
