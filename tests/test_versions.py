@@ -4,7 +4,6 @@ an older program on a newer schema stops with one line naming the version it nee
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from oaipmh_server.store import SqlStore
 from oaipmh_server.store.revisions import WRITTEN_BY_KEY
 from oaipmh_server.store.schema import MetaRow
 
+from .cli import Ran, run_cli
 from .conftest import ROOT, SAMPLES, free_port
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
@@ -34,13 +34,10 @@ HEAD = "0006"  # the newest revision in oaipmh_server/store/migrations/versions
 FUTURE, FUTURE_VERSION = "0099", "9.9.0"
 
 
-def run(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """`oaipmh-server ARGS` in a process of its own, as an operator runs it."""
-    return subprocess.run(
-        [sys.executable, "-m", "oaipmh_server", *args],
-        env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+def run(database_url: str, *args: str) -> Ran | subprocess.CompletedProcess[str]:
+    """`oaipmh-server ARGS` as an operator runs it: in process (tests/cli.py; the same exit
+    status and output), `serve` in a process of its own."""
+    return run_cli(*args, env={"OAIPMH_DATABASE_URL": database_url})
 
 
 def installed_script() -> str:
