@@ -161,6 +161,33 @@ def test_a_read_only_server_answers_every_verb_and_lists_each_write_once_committ
         store.close()
 
 
+def test_a_write_dated_past_the_clock_is_listed_once_committed(
+    empty_database_url: str, request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
+) -> None:
+    """A write that starts within the second the previous one committed dates its changes
+    a second later (past the mark), so it may commit before the clock reaches their
+    datestamp. Its commit must still raise the mark to them: a server that cannot write
+    only moves with the mark, and nothing else may write for days. (Seen in CI: a
+    5,000-record load on a standby's primary, committed within that second, never listed.)"""
+    owner = empty_database_url
+    assert (
+        invoke("migrate", "--read-only-servers", env={"OAIPMH_DATABASE_URL": owner}).returncode == 0
+    )
+    get = oai_get(
+        make_app(read_only_url(owner, request), page_size=7, token_secret="").test_client()
+    )
+    since, _ = poll(get, None)
+    load_into(owner, write_jsonl(tmp_path / "a.jsonl", records(5)), clock=clock)
+    since, listed = poll(get, since)
+    assert set(listed.values()) == {"2026-03-01T12:00:00Z"}
+    # The clock has not moved: the next load dates its changes 12:00:01 and commits at 12:00:00.
+    load_into(owner, write_jsonl(tmp_path / "b.jsonl", records(10, "Corrected.")), clock=clock)
+    assert set(final_datestamps(owner).values()) == {"2026-03-01T12:00:01Z"}
+    clock.tick(5)  # time passes; nothing writes
+    _, listed = poll(get, since)
+    assert listed == final_datestamps(owner)
+
+
 def test_a_read_only_server_on_an_older_schema_refuses_to_start_in_one_line(
     empty_database_url: str, request: pytest.FixtureRequest
 ) -> None:

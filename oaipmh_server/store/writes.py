@@ -263,19 +263,22 @@ def finish(
     """Inside the transaction that commits the write's changes: its row goes with it, and,
     once servers that cannot write serve the store (READERS_KEY: without them a list
     raises the mark, and the dates a later load keeps stay as they were), the mark rises
-    to `clock` - 1 s, or to the `latest` datestamp it gave a record when
-    that is later (a write committing within the second it dated its changes; not past
-    `clock`), so servers that only read the mark (store/readonly.py) list the changes as
-    soon as they are committed, without waiting for a writable list. A write that follows
-    within that second dates its changes a second later. Not past another live writer's
-    `since` (with no real lease, writers overlap)."""
+    to `clock` - 1 s, or to the `latest` datestamp it gave a record when that is later, so
+    servers that only read the mark (store/readonly.py) list the changes as soon as they
+    are committed, without waiting for a writable list. `latest` may be past `clock`: a
+    write that starts within the second the mark names dates its changes a second later
+    (after the mark), and may commit before the clock gets there; a mark kept at the clock
+    would leave them unlisted by such servers until the next write, which may be days
+    away. A mark up to a second ahead of the clock is safe: the next write dates past it
+    all the same, and a list cut off there holds nothing not yet committed. Not past
+    another live writer's `since` (with no real lease, writers overlap)."""
     conn.execute(delete(WriterRow).where(WriterRow.id == write.id))
     if clock is None or not serves_readers(conn):
         return
     now = clock()
     raised = now - SECOND
     if latest is not None:
-        raised = max(raised, min(latest, now))
+        raised = max(raised, latest)
     others = conn.execute(select(func.min(WriterRow.since))).scalar()
     if others is not None:
         raised = min(raised, others - SECOND)
