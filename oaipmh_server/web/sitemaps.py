@@ -17,12 +17,12 @@ from flask import Response, request, url_for
 from lxml import etree
 
 from .. import datestamps
+from ..resourcesync import SITEMAP_NS
 from .pages import LOCAL_ID, blueprint
 from .provider import current_provider, site_url
 
 SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
 SITEMAP_CHUNK = 2_000
-SITEMAP_NS = "http://www.sitemaps.org/schemas/sitemap/0.9"
 _SITEMAP_NSMAP: Any = {None: SITEMAP_NS}
 
 
