@@ -130,7 +130,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test that takes `backend` runs on SQLite; those marked `store_behaviour` on
-    PostgreSQL too. A test that names its backends itself (parametrize) keeps them."""
+    PostgreSQL too, except those also marked `same_on_every_store` (a store_behaviour
+    module's test of parsing, rendering or argument errors, which no store can change).
+    A test that names its backends itself (parametrize) keeps them."""
     if "backend" not in metafunc.fixturenames:
         return
     for mark in metafunc.definition.iter_markers("parametrize"):
@@ -139,6 +141,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             return
     everywhere = os.environ.get("TEST_ALL_BACKENDS") == "1"
     marked = metafunc.definition.get_closest_marker("store_behaviour") is not None
+    marked &= metafunc.definition.get_closest_marker("same_on_every_store") is None
     metafunc.parametrize("backend", BACKENDS if marked or everywhere else ["sqlite"], indirect=True)
 
 
