@@ -198,7 +198,7 @@ def test_two_server_processes_polled_in_turn_lose_nothing(
 ) -> None:
     """The same race against two real server processes sharing the database, polled in
     turn with the real clock, past several seconds of a held load."""
-    servers = [LiveServer(fifty, tmp_path, OAIPMH_PAGE_SIZE="7") for _ in range(2)]
+    servers = [LiveServer(fifty, tmp_path, workers=1, OAIPMH_PAGE_SIZE="7") for _ in range(2)]
     session = requests.Session()
 
     def getter(server: LiveServer) -> Callable[[dict[str, str]], etree._Element]:

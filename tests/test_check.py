@@ -232,7 +232,7 @@ def own_live_server(
     folder = tmp_path_factory.mktemp("own")
     config = folder / "oaipmh.toml"
     config.write_text(OWN_IDENTITY_TOML)
-    server = LiveServer(url, folder, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
+    server = LiveServer(url, folder, workers=1, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
     yield server
     server.stop()
 

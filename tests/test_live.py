@@ -85,7 +85,7 @@ def test_two_servers_share_one_harvest(reading_live_server: LiveServer, tmp_path
     position and cut-off, signed; what a server then reads is a one-server harvest's,
     shown on each store by test_harvest.)"""
     database_url = reading_live_server.database_url
-    other = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="7")
+    other = LiveServer(database_url, tmp_path, workers=1, OAIPMH_PAGE_SIZE="7")
     servers = [reading_live_server, other]
     try:
         harvested: list[str] = []

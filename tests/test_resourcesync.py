@@ -421,7 +421,7 @@ def test_resync_keeps_a_copy_equal_to_the_store(empty_database_url: str, tmp_pat
     store_behaviour tests here, in process; this one shows the reference client's sync."""
     load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", records(12)),
               clock=lambda: START)  # fmt: skip
-    server = LiveServer(empty_database_url, tmp_path)
+    server = LiveServer(empty_database_url, tmp_path, workers=1)
     try:
         base = f"http://127.0.0.1:{server.port}"
         mapping = f"{base}/resources={tmp_path / 'copy'}"
