@@ -175,7 +175,7 @@ SLOW_FILES = (
     "test_check.py", "test_ingest.py", "test_read_only.py", "test_deploy.py", "test_live.py",
     "test_changes.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
     "test_browser.py", "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py",
-    "test_sync.py", "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
+    "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
 )  # fmt: skip
 
 
@@ -392,8 +392,8 @@ def reading_live_server(
 ) -> Iterator[LiveServer]:
     """`live_server` (sample store on SQLite, page size 7) started once per module, for
     tests that only read through it, as `reading_app` is to `app`: a server start costs
-    seconds, a request milliseconds."""
+    seconds, a request milliseconds. One worker: a test about several starts its own."""
     url = databases.samples("sqlite", request)
-    server = LiveServer(url, tmp_path_factory.mktemp("live"), OAIPMH_PAGE_SIZE="7")
+    server = LiveServer(url, tmp_path_factory.mktemp("live"), workers=1, OAIPMH_PAGE_SIZE="7")
     yield server
     server.stop()

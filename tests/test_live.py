@@ -1,4 +1,4 @@
-"""A real harvester (Sickle) against a real server process (gunicorn, two workers).
+"""A real harvester (Sickle) against a real server process (gunicorn).
 
 What a live server adds to the in-process tests is HTTP through gunicorn and processes of
 their own; these tests only read, so they share the module's server on SQLite. A harvest
