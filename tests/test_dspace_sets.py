@@ -18,8 +18,8 @@ from .oai import NS, error_codes, harvest, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL, except
 # those marked same_on_every_store: what a structure export or sets file is refused for,
-# which handle forms name which sets (the reading's), and which base URL a path answers
-# with (the web edge's).
+# which handle forms name which sets, where a folder's structure export is found (the
+# reading's), and which base URL a path answers with (the web edge's).
 pytestmark = pytest.mark.store_behaviour
 
 SETS = SAMPLES / "sets.json"
@@ -134,6 +134,7 @@ def test_a_dotted_handle_prefix_keeps_its_dots(empty_database_url: str, tmp_path
     }
 
 
+@pytest.mark.same_on_every_store
 def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -197,6 +198,7 @@ def test_the_structure_export_and_the_sets_file_agree(
     assert again.sets == 0
 
 
+@pytest.mark.same_on_every_store
 def test_the_structure_export_is_found_in_a_folder_before_the_items(
     empty_database_url: str, tmp_path: Path
 ) -> None:

@@ -32,8 +32,8 @@ from .oai import NS, error_codes, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL, except
 # those marked same_on_every_store: what a record is refused for, what the messages and the
-# command say, and whether a record changed (its content hash) are the reading's, whichever
-# the store. (Their refused loads fail before a batch is written; the rollback of batches
+# command say, what a record missing dc.date.accessioned is dated by, and whether a record
+# changed (its content hash) are the reading's, whichever the store. (Their refused loads fail before a batch is written; the rollback of batches
 # already written is shown on both stores by test_malformed_json_late_in_a_big_file_loads_
 # nothing and test_killed_load_leaves_the_store_as_it_was.)
 pytestmark = pytest.mark.store_behaviour
@@ -282,6 +282,7 @@ def test_keep_accessioned_keeps_it(empty_database_url: str, tmp_path: Path) -> N
     assert datestamps(empty_database_url)["2"] == "2016-01-01T00:00:00Z"
 
 
+@pytest.mark.same_on_every_store
 def test_missing_accessioned_is_an_error_unless_configured(
     empty_database_url: str, tmp_path: Path
 ) -> None:
