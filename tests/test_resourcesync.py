@@ -390,6 +390,7 @@ def resync_sync(*args: str, cwd: Path) -> None:
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=WAIT)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr, done.stderr
+    assert "FatalError" not in done.stderr, done.stderr  # which it reports with status 0
 
 
 def served_copy(url: str, base: str) -> dict[str, bytes]:
