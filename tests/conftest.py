@@ -172,8 +172,8 @@ def postgres_bindir() -> Path:
 # them started last. Only the order depends on this list; a file missing from it runs
 # after these, in the usual order.
 SLOW_FILES = (
-    "test_check.py", "test_ingest.py", "test_read_only.py", "test_deploy.py", "test_live.py",
-    "test_changes.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
+    "test_ingest.py", "test_changes.py", "test_check.py", "test_read_only.py", "test_deploy.py",
+    "test_live.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
     "test_browser.py", "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py",
     "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
 )  # fmt: skip
