@@ -130,7 +130,9 @@ BACKENDS = ["sqlite", "postgresql"]
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Each test that takes `backend` runs on SQLite; those marked `store_behaviour` on
-    PostgreSQL too. A test that names its backends itself (parametrize) keeps them."""
+    PostgreSQL too, except those also marked `same_on_every_store` (a store_behaviour
+    module's test of parsing, rendering or argument errors, which no store can change).
+    A test that names its backends itself (parametrize) keeps them."""
     if "backend" not in metafunc.fixturenames:
         return
     for mark in metafunc.definition.iter_markers("parametrize"):
@@ -139,6 +141,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             return
     everywhere = os.environ.get("TEST_ALL_BACKENDS") == "1"
     marked = metafunc.definition.get_closest_marker("store_behaviour") is not None
+    marked &= metafunc.definition.get_closest_marker("same_on_every_store") is None
     metafunc.parametrize("backend", BACKENDS if marked or everywhere else ["sqlite"], indirect=True)
 
 
@@ -169,10 +172,10 @@ def postgres_bindir() -> Path:
 # them started last. Only the order depends on this list; a file missing from it runs
 # after these, in the usual order.
 SLOW_FILES = (
-    "test_check.py", "test_ingest.py", "test_read_only.py", "test_deploy.py", "test_live.py",
-    "test_changes.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
+    "test_ingest.py", "test_changes.py", "test_check.py", "test_read_only.py", "test_deploy.py",
+    "test_live.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
     "test_browser.py", "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py",
-    "test_sync.py", "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
+    "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
 )  # fmt: skip
 
 
@@ -331,9 +334,11 @@ def free_port() -> int:
 class LiveServer:
     """`oaipmh-server serve` in a process of its own. It is ready when gunicorn says so:
     its arbiter sends `READY=1` to $NOTIFY_SOCKET (systemd's sd_notify) once it listens,
-    and a request sent from then on waits in the socket's queue for a worker."""
+    and a request sent from then on waits in the socket's queue for a worker. `workers`:
+    gunicorn's worker processes (serve's default, 2); 1 where a test is not about several
+    (each one started costs ≈0.6 CPU-s)."""
 
-    def __init__(self, database_url: str, tmp_path: Path, **env: str) -> None:
+    def __init__(self, database_url: str, tmp_path: Path, workers: int = 2, **env: str) -> None:
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/oai"
@@ -349,7 +354,7 @@ class LiveServer:
         self.log = (tmp_path / f"server-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "oaipmh_server", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "2"],
+             "--port", str(self.port), "--workers", str(workers)],
             env=environment, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         exited = os.pidfd_open(self.process.pid)  # readable once the server has ended
@@ -387,8 +392,8 @@ def reading_live_server(
 ) -> Iterator[LiveServer]:
     """`live_server` (sample store on SQLite, page size 7) started once per module, for
     tests that only read through it, as `reading_app` is to `app`: a server start costs
-    seconds, a request milliseconds."""
+    seconds, a request milliseconds. One worker: a test about several starts its own."""
     url = databases.samples("sqlite", request)
-    server = LiveServer(url, tmp_path_factory.mktemp("live"), OAIPMH_PAGE_SIZE="7")
+    server = LiveServer(url, tmp_path_factory.mktemp("live"), workers=1, OAIPMH_PAGE_SIZE="7")
     yield server
     server.stop()

@@ -29,6 +29,7 @@ from oaipmh_server import datestamps
 from oaipmh_server.errors import LoadBusy, LoadFailed
 from oaipmh_server.store import SqlStore
 
+from .cli import run_cli
 from .conftest import SECRET, LiveServer, load_into, make_app
 from .db import datestamps as stored_datestamps
 from .db import everything
@@ -198,7 +199,7 @@ def test_two_server_processes_polled_in_turn_lose_nothing(
 ) -> None:
     """The same race against two real server processes sharing the database, polled in
     turn with the real clock, past several seconds of a held load."""
-    servers = [LiveServer(fifty, tmp_path, OAIPMH_PAGE_SIZE="7") for _ in range(2)]
+    servers = [LiveServer(fifty, tmp_path, workers=1, OAIPMH_PAGE_SIZE="7") for _ in range(2)]
     session = requests.Session()
 
     def getter(server: LiveServer) -> Callable[[dict[str, str]], etree._Element]:
@@ -364,11 +365,9 @@ def test_a_second_load_says_who_is_loading_and_waits_or_stops(
     message = str(busy.value)
     assert message.startswith("another load is running (since 2026-03-01T12:00:00Z, host ")
     assert f"process {os.getpid()} " in message
-    env = {**os.environ, "OAIPMH_DATABASE_URL": fifty}
-    refused = subprocess.run(
-        [sys.executable, "-m", "oaipmh_server", "load", "--no-wait", str(other)],
-        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=WAIT,
-    )  # fmt: skip
+    # The command, in process (tests/cli.py): the lease is a lock of its own connection
+    # (PostgreSQL) or open file (SQLite's flock), held against this process's too.
+    refused = run_cli("load", "--no-wait", str(other), env={"OAIPMH_DATABASE_URL": fifty})
     assert refused.returncode == 1
     assert "Error: another load is running (since 2026-03-01T12:00:00Z" in refused.stderr
     assert "nothing was loaded" in refused.stderr

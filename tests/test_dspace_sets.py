@@ -16,7 +16,10 @@ from oaipmh_server.ingest.structure import is_structure_file
 from .conftest import SAMPLES, load_into, make_app
 from .oai import NS, error_codes, harvest, tree
 
-# What these tests show depends on the store: they run on SQLite and PostgreSQL.
+# What these tests show depends on the store: they run on SQLite and PostgreSQL, except
+# those marked same_on_every_store: what a structure export or sets file is refused for,
+# which handle forms name which sets, where a folder's structure export is found (the
+# reading's), and which base URL a path answers with (the web edge's).
 pytestmark = pytest.mark.store_behaviour
 
 SETS = SAMPLES / "sets.json"
@@ -131,6 +134,7 @@ def test_a_dotted_handle_prefix_keeps_its_dots(empty_database_url: str, tmp_path
     }
 
 
+@pytest.mark.same_on_every_store
 def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -194,6 +198,7 @@ def test_the_structure_export_and_the_sets_file_agree(
     assert again.sets == 0
 
 
+@pytest.mark.same_on_every_store
 def test_the_structure_export_is_found_in_a_folder_before_the_items(
     empty_database_url: str, tmp_path: Path
 ) -> None:
@@ -207,6 +212,7 @@ def test_the_structure_export_is_found_in_a_folder_before_the_items(
     assert is_structure_file(STRUCTURE) and not is_structure_file(tmp_path / "notes.xml")
 
 
+@pytest.mark.same_on_every_store
 @pytest.mark.parametrize(
     ("document", "line", "reason"),
     [
@@ -231,6 +237,7 @@ def test_a_bad_structure_export_names_file_and_line(
     assert reason in problem
 
 
+@pytest.mark.same_on_every_store
 def test_dspace_path_answers_with_its_own_base_url(database_url: str) -> None:
     client = make_app(database_url).test_client()
     for path in ("/oai", "/oai/request"):
@@ -329,6 +336,7 @@ def listed_sets(url: str) -> list[tuple[str | None, str | None]]:
     ]
 
 
+@pytest.mark.same_on_every_store
 @pytest.mark.parametrize(
     ("top", "sub", "collection"),
     [
@@ -355,6 +363,7 @@ def test_structure_identifiers_name_the_same_sets_in_each_form(
     assert headers_by_id(client, "") == {"1": ["com_1_2", "com_1_1", "col_1_3"]}
 
 
+@pytest.mark.same_on_every_store
 @pytest.mark.parametrize(
     "identifier",
     ["https://example.org/items/5", "urn:nbn:de:1234-5", "10722", "hdl.handle.net/1/1",
@@ -375,6 +384,7 @@ def test_a_structure_identifier_that_is_no_handle_is_refused_naming_it_and_its_l
     assert listed_sets(empty_database_url) == []
 
 
+@pytest.mark.same_on_every_store
 def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
     empty_database_url: str, tmp_path: Path
 ) -> None:

@@ -49,7 +49,7 @@ def report(
     config = tmp / "oaipmh.toml"
     config.write_text(f'[server]\nmax_concurrent_lists = 1\nplaces_folder = "{places}"\n')
     url = databases.samples("sqlite", request)
-    server = LiveServer(url, tmp, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
+    server = LiveServer(url, tmp, workers=1, OAIPMH_PAGE_SIZE="7", OAIPMH_CONFIG=str(config))
     try:
         records = list(
             Sickle(server.url, headers={"User-Agent": SICKLE}).ListRecords(metadataPrefix="oai_dc")

@@ -1,6 +1,15 @@
-"""A real harvester (Sickle) against a real server process (gunicorn, two workers)."""
+"""A real harvester (Sickle) against a real server process (gunicorn).
+
+What a live server adds to the in-process tests is HTTP through gunicorn and processes of
+their own; these tests only read, so they share the module's server on SQLite. A harvest
+of each store, every record once, is test_harvest's (in process, on SQLite and
+PostgreSQL); live servers on PostgreSQL while a load writes, test_changes' and
+test_read_only's."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,9 +20,8 @@ from .conftest import LiveServer
 from .db import oai_identifiers
 from .xsd import validate
 
-# What these tests show depends on the store: they run on SQLite and PostgreSQL.
 # Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
-pytestmark = [pytest.mark.store_behaviour, pytest.mark.live]
+pytestmark = pytest.mark.live
 
 REPO = "oai:repository.example.org:"
 
@@ -22,15 +30,13 @@ def stored(url: str) -> tuple[set[str], set[str]]:
     return oai_identifiers(url), oai_identifiers(url, deleted=True)
 
 
-def test_sickle_harvests_everything_exactly_once(
-    live_server: LiveServer, database_url: str
-) -> None:
-    sickle = Sickle(live_server.url, max_retries=0, timeout=30)
+def test_sickle_harvests_everything_exactly_once(reading_live_server: LiveServer) -> None:
+    sickle = Sickle(reading_live_server.url, max_retries=0, timeout=30)
     identify = sickle.Identify()
     assert identify.protocolVersion == "2.0"
     assert identify.deletedRecord == "persistent"
 
-    everything, deleted = stored(database_url)
+    everything, deleted = stored(reading_live_server.database_url)
     records = list(sickle.ListRecords(metadataPrefix="oai_dc", ignore_deleted=False))
     harvested = [r.header.identifier for r in records]
     assert len(harvested) == len(set(harvested)) == len(everything)  # page size 7: many pages
@@ -60,9 +66,7 @@ def test_sickle_harvests_everything_exactly_once(
 
 
 def test_live_server_http_behaviour(reading_live_server: LiveServer) -> None:
-    """HTTP through gunicorn (methods, sizes): the web edge's, the same on either store,
-    so it runs once, on the module's read-only server (the harvests above and below
-    show each store behind a live server)."""
+    """HTTP through gunicorn (methods, sizes): the web edge's, the same on either store."""
     live_server = reading_live_server
     response = requests.get(live_server.url, params={"verb": "Identify"}, timeout=10)
     assert response.status_code == 200
@@ -75,12 +79,14 @@ def test_live_server_http_behaviour(reading_live_server: LiveServer) -> None:
     assert requests.get(live_server.url, params={"verb": "Identify"}, timeout=10).status_code == 200
 
 
-def test_two_servers_share_one_harvest(database_url: str, tmp_path) -> None:
+def test_two_servers_share_one_harvest(reading_live_server: LiveServer, tmp_path: Path) -> None:
     """Stateless tokens: pages alternate between two server processes on one database,
-    and the harvest still gets every record exactly once."""
-    import re
-
-    servers = [LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="5") for _ in range(2)]
+    and the harvest still gets every record exactly once. (The token carries the list's
+    position and cut-off, signed; what a server then reads is a one-server harvest's,
+    shown on each store by test_harvest.)"""
+    database_url = reading_live_server.database_url
+    other = LiveServer(database_url, tmp_path, workers=1, OAIPMH_PAGE_SIZE="7")
+    servers = [reading_live_server, other]
     try:
         harvested: list[str] = []
         params = {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc"}
@@ -101,5 +107,4 @@ def test_two_servers_share_one_harvest(database_url: str, tmp_path) -> None:
             requests.get(servers[1].url.replace("/oai", "/healthz"), timeout=10).status_code == 200
         )
     finally:
-        for server in servers:
-            server.stop()
+        other.stop()

@@ -8,6 +8,7 @@ makes it, and the problems read the same, in the same order."""
 from __future__ import annotations
 
 import gc
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -115,10 +116,11 @@ def test_problems_found_in_the_workers_are_reported_in_the_order_read(tmp_path: 
         row(5, "Fine"),
         row(0, "Again"),
     )
+    loaded = tmp_path / "loaded.sqlite3"  # the export, as the merge finds it (one process:
+    load_into(sqlite_url(loaded), export, clock=lambda: T1, workers=0)  # the merge is tested)
     reports = []
     for count in (0, 2):
-        url = sqlite_url(tmp_path / f"w{count}.sqlite3")
-        load_into(url, export, clock=lambda: T1, workers=count)
+        url = sqlite_url(shutil.copy(loaded, tmp_path / f"w{count}.sqlite3"))
         before = everything(url)
         with pytest.raises(LoadFailed) as failure:
             load_into(url, merge, clock=lambda: T2, workers=count, max_values=8)

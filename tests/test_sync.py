@@ -5,10 +5,7 @@ records a load changed), on both backends: JSON, SAF folders, zips and CSV."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +20,7 @@ from oaipmh_server.ingest.load import Sync
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import RecordRow
 
+from .cli import Ran, invoke
 from .conftest import SECRET, load_into, make_app
 from .db import everything, fetch
 from .oai import NS, tree
@@ -226,12 +224,9 @@ def test_sync_with_only_a_csv_is_refused(empty_database_url: str, tmp_path: Path
 # --- the command ------------------------------------------------------------------------------
 
 
-def run_cli(*args: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "oaipmh_server", *args],
-        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
-        env={**os.environ, "OAIPMH_DATABASE_URL": url},
-    )  # fmt: skip
+def run_cli(*args: str, url: str) -> Ran:
+    """The command in process (tests/cli.py): the same exit status and output."""
+    return invoke(*args, env={"OAIPMH_DATABASE_URL": url})
 
 
 def test_the_load_command_writes_its_changes_and_syncs(
