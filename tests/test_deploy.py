@@ -270,8 +270,13 @@ def harvested_store(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture
-def behind_nginx(harvested_store: str, tmp_path: Path) -> Iterator[tuple[LiveServer, Nginx]]:
+@pytest.fixture(scope="module")
+def behind_nginx(
+    harvested_store: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, Nginx]]:
+    """The server behind nginx, started once for the module's tests, which only read
+    through it (a server and nginx start cost seconds, a request milliseconds)."""
+    tmp_path = tmp_path_factory.mktemp("behind-nginx")
     config = tmp_path / "oaipmh.toml"
     config.write_text(f'[server]\ntrusted_proxies = ["127.0.0.1"]\n[files]\nurl = "{FILES_URL}"\n')
     store = tmp_path / "oai.sqlite3"
