@@ -568,18 +568,19 @@ def test_entrypoint_waits_for_the_database_migrates_and_serves(
     assert "Traceback" not in said
 
 
-def test_entrypoint_gives_up_on_a_database_that_never_comes(
-    halted_cluster: Cluster, tmp_path: Path
-) -> None:
-    entrypoint = Entrypoint(tmp_path, OAIPMH_DATABASE_URL=halted_cluster.url("oai"),
-                            DATABASE_WAIT_SECONDS="1")  # fmt: skip
+def test_entrypoint_gives_up_on_a_database_that_never_comes(tmp_path: Path) -> None:
+    """A PostgreSQL address where nothing listens, as a halted server's (no cluster of its
+    own: one would only be started, and halted, for the refusal)."""
+    port = free_port("127.0.0.1")
+    nowhere = f"postgresql+psycopg://postgres@127.0.0.1:{port}/oai"
+    entrypoint = Entrypoint(tmp_path, OAIPMH_DATABASE_URL=nowhere, DATABASE_WAIT_SECONDS="1")
     try:
         assert entrypoint.wait_exit() == 1
     finally:
         entrypoint.stop()
     last = entrypoint.said().splitlines()[-1]
     assert last.startswith("entrypoint: gave up waiting for the database: ")
-    assert f"127.0.0.1:{halted_cluster.port}" in last
+    assert f"127.0.0.1:{port}" in last
     assert "Traceback" not in entrypoint.said()
 
 
