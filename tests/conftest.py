@@ -331,9 +331,10 @@ def free_port() -> int:
 class LiveServer:
     """`oaipmh-server serve` in a process of its own. It is ready when gunicorn says so:
     its arbiter sends `READY=1` to $NOTIFY_SOCKET (systemd's sd_notify) once it listens,
-    and a request sent from then on waits in the socket's queue for a worker."""
+    and a request sent from then on waits in the socket's queue for a worker. `workers`:
+    1 where a test is not about several (a worker less to start)."""
 
-    def __init__(self, database_url: str, tmp_path: Path, **env: str) -> None:
+    def __init__(self, database_url: str, tmp_path: Path, workers: int = 2, **env: str) -> None:
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/oai"
@@ -349,7 +350,7 @@ class LiveServer:
         self.log = (tmp_path / f"server-{self.port}.log").open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "oaipmh_server", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", "2"],
+             "--port", str(self.port), "--workers", str(workers)],
             env=environment, stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         exited = os.pidfd_open(self.process.pid)  # readable once the server has ended

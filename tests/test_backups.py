@@ -100,7 +100,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     before, ids = everything(database_url), oai_identifiers(database_url)
     backup = tmp_path / "backups" / "oai-2026-12-06.sqlite3"
     backup.parent.mkdir()
-    server = LiveServer(database_url, tmp_path)
+    server = LiveServer(database_url, tmp_path, workers=1)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
             # docs/backups.md: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
@@ -129,7 +129,7 @@ def test_a_postgresql_dump_taken_during_a_load_restores_the_state_before_it(
     before, ids = everything(database_url), oai_identifiers(database_url)
     dump = tmp_path / "oai-2026-12-06.dump"
     connection = ["-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
-    server = LiveServer(database_url, tmp_path)
+    server = LiveServer(database_url, tmp_path, workers=1)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
             # docs/backups.md: pg_dump -Fc -f /var/backups/oai/oai-$(date +%F).dump oai

@@ -281,7 +281,7 @@ def behind_nginx(
     config.write_text(f'[server]\ntrusted_proxies = ["127.0.0.1"]\n[files]\nurl = "{FILES_URL}"\n')
     store = tmp_path / "oai.sqlite3"
     shutil.copy(harvested_store.removeprefix("sqlite:///"), store)
-    server = LiveServer(sqlite_url(store), tmp_path, OAIPMH_CONFIG=str(config),
+    server = LiveServer(sqlite_url(store), tmp_path, workers=1, OAIPMH_CONFIG=str(config),
                         OAIPMH_PAGE_SIZE="7")  # fmt: skip
     folder = tmp_path / "nginx"
     folder.mkdir()

@@ -103,7 +103,7 @@ def server(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> It
             raise AssertionError(name)
 
     url = databases.samples("sqlite", Request())  # type: ignore[arg-type]
-    live = LiveServer(url, tmp_path_factory.mktemp("server"))
+    live = LiveServer(url, tmp_path_factory.mktemp("server"), workers=1)
     yield live
     live.stop()
 
