@@ -169,8 +169,8 @@ def test_serve_on_a_unix_socket(sample_store: str, tmp_path: Path) -> None:
     path = tmp_path / "oai.sock"
     temporary = tmp_path / "tmp"
     temporary.mkdir()
-    server = Served([], {"OAIPMH_DATABASE_URL": sample_store, "OAIPMH_SOCKET": str(path),
-                         "TMPDIR": str(temporary)})  # fmt: skip
+    server = Served(["--workers", "1"], {"OAIPMH_DATABASE_URL": sample_store,
+                    "OAIPMH_SOCKET": str(path), "TMPDIR": str(temporary)})  # fmt: skip
     try:
         assert stat.S_ISSOCK(path.stat().st_mode)
         assert stat.S_IMODE(path.stat().st_mode) == 0o660
