@@ -103,7 +103,8 @@ def test_live_access_line_behind_a_trusted_proxy(sample_sqlite: str, tmp_path: P
     config.write_text('[server]\ntrusted_proxies = ["127.0.0.1"]\n')
     port = free_port()
     server = Served(
-        ["--port", str(port)], {"OAIPMH_DATABASE_URL": sample_sqlite, "OAIPMH_CONFIG": str(config)}
+        ["--port", str(port), "--workers", "1"],
+        {"OAIPMH_DATABASE_URL": sample_sqlite, "OAIPMH_CONFIG": str(config)},
     )
     try:
         response = requests.get(

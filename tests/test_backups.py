@@ -23,6 +23,7 @@ from sqlalchemy import Engine, event
 from oaipmh_server.cli import main
 from oaipmh_server.ingest.load import BATCH
 
+from .cli import run_cli
 from .conftest import Databases, LiveServer, load_into, make_app, sqlite_url
 from .db import everything, oai_identifiers
 from .held_load import HOLDING
@@ -99,15 +100,11 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     before, ids = everything(database_url), oai_identifiers(database_url)
     backup = tmp_path / "backups" / "oai-2026-12-06.sqlite3"
     backup.parent.mkdir()
-    server = LiveServer(database_url, tmp_path)
+    server = LiveServer(database_url, tmp_path, workers=1)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
             # docs/backups.md: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
-            made = subprocess.run(
-                [sys.executable, "-m", "oaipmh_server", "backup", str(backup)],
-                env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
-                capture_output=True, text=True, timeout=WAIT,
-            )  # fmt: skip
+            made = run_cli("backup", str(backup), env={"OAIPMH_DATABASE_URL": database_url})
             assert made.returncode == 0, made.stderr
             assert f"{len(ids)} records, schema 0006" in made.stdout
             assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
@@ -132,7 +129,7 @@ def test_a_postgresql_dump_taken_during_a_load_restores_the_state_before_it(
     before, ids = everything(database_url), oai_identifiers(database_url)
     dump = tmp_path / "oai-2026-12-06.dump"
     connection = ["-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres"]
-    server = LiveServer(database_url, tmp_path)
+    server = LiveServer(database_url, tmp_path, workers=1)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
             # docs/backups.md: pg_dump -Fc -f /var/backups/oai/oai-$(date +%F).dump oai

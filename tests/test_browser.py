@@ -200,7 +200,7 @@ def test_a_visitor_follows_a_file_link(
     shutil.copytree(tmp_path / "export" / "item_000" / "chapters", served / HANDLE / "chapters")
     config = tmp_path / "oaipmh.toml"
     config.write_text(f'[files]\nurl = "{files_url}/{{handle}}/{{name}}"\n', "utf-8")
-    server = LiveServer(empty_database_url, tmp_path, OAIPMH_CONFIG=str(config))
+    server = LiveServer(empty_database_url, tmp_path, workers=1, OAIPMH_CONFIG=str(config))
     try:
         site = server.url.removesuffix("/oai")
         context = browser.new_context(viewport=DESKTOP, bypass_csp=True)
@@ -243,7 +243,7 @@ def test_the_institutions_pages_pass_their_own_content_security_policy(
         'footer = "Main Library, Pokfulam Road"\naccent_color = "#006633"\nlang = "en-GB"\n',
         "utf-8",
     )
-    server = LiveServer(database_url, tmp_path, OAIPMH_CONFIG=str(config))
+    server = LiveServer(database_url, tmp_path, workers=1, OAIPMH_CONFIG=str(config))
     try:
         site = server.url.removesuffix("/oai")
         enforced = browser.new_context(viewport=DESKTOP)

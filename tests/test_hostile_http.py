@@ -103,7 +103,7 @@ def server(databases: Databases, tmp_path_factory: pytest.TempPathFactory) -> It
             raise AssertionError(name)
 
     url = databases.samples("sqlite", Request())  # type: ignore[arg-type]
-    live = LiveServer(url, tmp_path_factory.mktemp("server"))
+    live = LiveServer(url, tmp_path_factory.mktemp("server"), workers=1)
     yield live
     live.stop()
 
@@ -354,7 +354,8 @@ def test_live_serve_answers_through_the_send_budget(databases: Databases, tmp_pa
     code = (
         "import sys; from oaipmh_server import cli\nfrom oaipmh_server.web import serving\n"
         "serving.SEND_BUDGET = 1\n"
-        f"sys.argv = ['oaipmh-server', 'serve', '--host', '127.0.0.1', '--port', '{port}']\n"
+        f"sys.argv = ['oaipmh-server', 'serve', '--host', '127.0.0.1', '--port', '{port}',\n"
+        "            '--workers', '1']\n"  # one worker: what it wraps, not how many
         "cli.main()\n"
     )
     env = {**os.environ, "OAIPMH_DATABASE_URL": url, "OAIPMH_PAGE_SIZE": "100"}

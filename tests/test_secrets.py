@@ -144,14 +144,14 @@ def test_a_harvest_goes_on_across_a_rotation(database_url: str) -> None:
 def test_a_rotation_through_files_on_the_live_server(database_url: str, tmp_path: Path) -> None:
     """The operator's procedure end to end: secrets in files, a restart between them."""
     old_file = secret_file(tmp_path, "old", OLD + "\n")
-    before = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="3",
+    before = LiveServer(database_url, tmp_path, workers=1, OAIPMH_PAGE_SIZE="3",
                         OAIPMH_TOKEN_SECRET_FILE=old_file)  # fmt: skip
     try:
         page = requests.get(f"{before.url}?verb=ListIdentifiers&metadataPrefix=oai_dc", timeout=30)
         started = token(xsd.validate(page.content)).text  # type: ignore[union-attr]
     finally:
         before.stop()
-    after = LiveServer(database_url, tmp_path, OAIPMH_PAGE_SIZE="3",
+    after = LiveServer(database_url, tmp_path, workers=1, OAIPMH_PAGE_SIZE="3",
                        OAIPMH_TOKEN_SECRET_FILE=secret_file(tmp_path, "new", NEW + "\n"),
                        OAIPMH_PREVIOUS_TOKEN_SECRETS_FILE=old_file)  # fmt: skip
     try:

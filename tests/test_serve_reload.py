@@ -98,7 +98,9 @@ def harvested(sample_sqlite: str, tmp_path: Path) -> Iterator[tuple[Served, Harv
     config.write_text(configuration("Before", "5"))
     port = free_port()
     server = Served(
-        ["--port", str(port), "--workers", "2", "--verbose"],  # "Booting worker" lines
+        # One worker: a reload hands over from the old one to the new one with no other
+        # to take the listen queue meanwhile. --verbose: the "Booting worker" lines.
+        ["--port", str(port), "--workers", "1", "--verbose"],
         {"OAIPMH_DATABASE_URL": sample_sqlite, "OAIPMH_CONFIG": str(config)},
     )
     harvester = Harvester(f"http://127.0.0.1:{port}/oai")

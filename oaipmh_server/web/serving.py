@@ -13,15 +13,26 @@ arrive within REQUEST_HEAD_SECONDS (gunicorn's gevent worker reads each head und
 byte for IDLE_SECONDS is closed. The request line and headers are limited where the
 manual (docs/serving.md) says, so a query string the app may answer is never refused
 by gunicorn first.
+
+A graceful stop (SIGTERM: systemd's stop, the old workers of a reload) stops accepting,
+closes at once the kept-alive connections waiting between requests, answers the requests
+in flight (closing each connection after its answer) and exits as soon as none is left.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
+import time
+from contextlib import suppress
+from functools import partial
 from typing import Any
 
+from gevent.event import Event
+from gevent.pool import Pool
+from gevent.server import StreamServer
 from gunicorn import systemd
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
@@ -50,7 +61,8 @@ _STOPPING = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
 
 
 class Worker(GeventWorker):  # type: ignore[misc]
-    """gunicorn's gevent worker, with a per-connection idle timeout on its sockets."""
+    """gunicorn's gevent worker, with a per-connection idle timeout on its sockets and a
+    graceful stop that closes idle connections at once and ends with the last answer."""
 
     def init_process(self) -> None:
         # Until init_signals, a new worker still has the master's handlers, which only
@@ -62,6 +74,8 @@ class Worker(GeventWorker):  # type: ignore[misc]
         super().init_process()
 
     def init_signals(self) -> None:
+        self.between_requests = set()
+        self.stopping = Event()  # set by SIGTERM, which may come before `run`
         super().init_signals()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
 
@@ -81,7 +95,90 @@ class Worker(GeventWorker):  # type: ignore[misc]
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:
         client.settimeout(IDLE_SECONDS)  # GeventWorker would make it block for ever
-        AsyncWorker.handle(self, listener, client, addr)
+        try:
+            AsyncWorker.handle(self, listener, client, addr)
+        finally:
+            self.between_requests.discard(client)
+
+    def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
+        """One request, its connection counted as busy meanwhile (see `run`); once the
+        worker is stopping, the connection ends with the answer instead of waiting for
+        another request."""
+        self.between_requests.discard(sock)
+        try:
+            kept = super().handle_request(listener_name, req, sock, addr)
+        finally:
+            self.between_requests.add(sock)
+        if not self.alive:
+            raise StopIteration  # AsyncWorker.handle closes the connection
+        return kept
+
+    # The worker's kept-alive connections waiting for their next request. A new connection
+    # is not among them: its client has connected to send a request, which may not have
+    # arrived yet, and is answered (a reload's old workers stop at any time).
+    between_requests: set[Any]
+    stopping: Event
+
+    def handle_exit(self, sig: Any, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        self.stopping.set()  # wakes `run` at once
+
+    def run(self) -> None:
+        """gunicorn's GeventWorker.run (the servers are the same), stopping as nginx does.
+        gunicorn's graceful stop polled once a second and waited for each idle kept-alive
+        connection until its keep-alive ran out (REQUEST_HEAD_SECONDS): a stop or reload
+        took 1 to 6 s with nothing to do. Here a kept-alive connection between requests has
+        its reading side shut at once (what its client already sent is still read and
+        answered, then it ends), the requests in flight are answered, and the worker
+        exits as soon as its connections have ended (or after graceful_timeout)."""
+        servers = []
+        for listener in self.sockets:
+            listener.setblocking(1)
+            server = StreamServer(
+                listener, handle=partial(self.handle, _Named(listener)),
+                spawn=Pool(self.worker_connections),
+            )  # fmt: skip
+            if self.cfg.workers > 1:
+                server.max_accept = 1
+            server.start()
+            servers.append(server)
+        while self.alive:
+            self.notify()
+            self.stopping.wait(1.0)  # the heartbeat the master watches (notify)
+        for server in servers:
+            server.close()  # accept no more
+        for client in list(self.between_requests):
+            _stop_reading(client)
+        deadline = time.monotonic() + self.cfg.graceful_timeout
+        while time.monotonic() < deadline:
+            if all(server.pool.join(timeout=1.0) for server in servers):
+                return
+            self.notify()
+        self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
+        for server in servers:
+            server.stop(timeout=1)
+
+
+class _Named:
+    """A listening socket as gunicorn's `handle` uses it: for its name. The stop closes the
+    socket, and a connection accepted just before is handled after: asked then, the closed
+    socket failed the request ("Bad file descriptor")."""
+
+    def __init__(self, listener: Any) -> None:
+        self.name = listener.getsockname()
+
+    def getsockname(self) -> Any:
+        return self.name
+
+
+def _stop_reading(client: Any) -> None:
+    """End a connection waiting for a request: reading returns what the client has already
+    sent, then the end, and gunicorn closes the connection after answering it."""
+    # Through a copy of the descriptor: gevent's own shutdown() would not let the waiting
+    # read see the end but fail it ("File descriptor was closed in another greenlet"), and
+    # gunicorn log that with a traceback. OSError: the client has gone already.
+    with suppress(OSError), socket.fromfd(client.fileno(), client.family, client.type) as copy:
+        copy.shutdown(socket.SHUT_RD)
 
 
 class SendBudget:

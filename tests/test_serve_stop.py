@@ -1,0 +1,80 @@
+"""How `oaipmh-server serve` stops on SIGTERM (systemd's stop; the old workers of a reload
+get it too): a request in flight is answered whole, a connection idle between requests
+is closed at once, and the server exits as soon as nothing is in flight."""
+
+from __future__ import annotations
+
+import http.client
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLES, free_port, load_into, sqlite_url
+from .served import Served
+from .xsd import validate
+
+# Real server processes: a slow tier (-m "not live" leaves it out of a quick run).
+pytestmark = pytest.mark.live
+
+# The server's connection timeouts (keep-alive, idle) for these tests: longer than any of
+# them runs, so that a connection closed during a test was closed by the stop.
+TIMEOUTS = 600
+
+
+def head(connection: socket.socket) -> bytes:
+    """Bytes read up to the end of one response head (or EOF)."""
+    read = b""
+    while b"\r\n\r\n" not in read and (chunk := connection.recv(1)):
+        read += chunk
+    return read
+
+
+def test_sigterm_closes_idle_connections_at_once_and_answers_the_request_in_flight(
+    tmp_path: Path,
+) -> None:
+    url = sqlite_url(tmp_path / "oai.sqlite3")
+    load_into(url, SAMPLES)
+    port = free_port()
+    server = Served(
+        ["--port", str(port), "--workers", "1"], {"OAIPMH_DATABASE_URL": url},
+        timeouts=TIMEOUTS,
+    )  # fmt: skip
+    try:
+        # In flight: a POST whose head the worker has read (it says 100 Continue when it
+        # takes the request) and whose body the app waits for.
+        busy = socket.create_connection(("127.0.0.1", port), timeout=60)
+        form = b"verb=Identify"
+        busy.sendall(
+            b"POST /oai HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(form)
+        )
+        assert head(busy).startswith(b"HTTP/1.1 100 Continue\r\n")
+        # Idle: kept alive after its whole answer, waiting for a next request.
+        idle = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        idle.request("GET", "/oai?verb=Identify")
+        response = idle.getresponse()
+        validate(response.read())
+        assert not response.will_close
+        assert idle.sock is not None
+
+        server.process.send_signal(signal.SIGTERM)
+        assert idle.sock.recv(1) == b""  # closed by the server, not by its keep-alive
+        assert server.process.poll() is None  # still busy with the request in flight
+
+        busy.sendall(form)
+        answer = b""
+        while chunk := busy.recv(65536):  # answered whole, then closed
+            answer += chunk
+        status, _, body = answer.partition(b"\r\n\r\n")
+        assert status.startswith(b"HTTP/1.1 200 ")
+        validate(body)
+        assert b"<Identify>" in body
+        assert server.process.wait(timeout=60) == 0  # nothing in flight: it exits
+        busy.close()
+        idle.close()
+    finally:
+        lines = server.stop()
+    assert not [line for line in lines if "Traceback" in line], "\n".join(lines)
