@@ -21,24 +21,32 @@ from typing import Any
 START_SECONDS = 60
 
 # `oaipmh-server serve` with its connection timeouts (serving.REQUEST_HEAD_SECONDS, the
-# keep-alive, and IDLE_SECONDS) set to argv's first argument, for a test that must tell
-# a connection the server closed from one whose timeout ran out.
+# keep-alive, and IDLE_SECONDS) set to argv's first argument and its stop's grace for idle
+# connections (serving.STOP_GRACE_SECONDS) to the second, for a test that must tell a
+# connection the server closed from one whose timeout ran out.
 WITH_TIMEOUTS = (
     "import sys; from oaipmh_server.web import serving; "
     "serving.REQUEST_HEAD_SECONDS = serving.IDLE_SECONDS = int(sys.argv.pop(1)); "
+    "serving.STOP_GRACE_SECONDS = float(sys.argv.pop(1) or serving.STOP_GRACE_SECONDS); "
     "from oaipmh_server.cli import main; main(prog_name='oaipmh-server')"
 )
 
 
 class Served:
-    def __init__(self, args: list[str], env: dict[str, str], timeouts: int | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        timeouts: int | None = None,
+        grace: float | None = None,
+    ) -> None:
         notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         address = f"oaipmh-served-{os.getpid()}-{id(self)}"
         notify.bind("\0" + address)  # abstract: nothing to clean up
         environment = {**os.environ, **env, "NOTIFY_SOCKET": "@" + address}
         command = ["-m", "oaipmh_server"]
         if timeouts is not None:
-            command = ["-c", WITH_TIMEOUTS, str(timeouts)]
+            command = ["-c", WITH_TIMEOUTS, str(timeouts), str(grace or "")]
         self.process = subprocess.Popen(
             [sys.executable, *command, "serve", *args],
             env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,

@@ -1,6 +1,7 @@
 """How `oaipmh-server serve` stops on SIGTERM (systemd's stop; the old workers of a reload
 get it too): a request in flight is answered whole, a connection idle between requests
-is closed at once, and the server exits as soon as nothing is in flight."""
+gets a second for a next request and is then closed, and the server exits as soon as
+nothing is in flight."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def head(connection: socket.socket) -> bytes:
     return read
 
 
-def test_sigterm_closes_idle_connections_at_once_and_answers_the_request_in_flight(
+def test_sigterm_closes_idle_connections_after_a_grace_and_answers_the_request_in_flight(
     tmp_path: Path,
 ) -> None:
     url = sqlite_url(tmp_path / "oai.sqlite3")
@@ -75,6 +76,51 @@ def test_sigterm_closes_idle_connections_at_once_and_answers_the_request_in_flig
         assert server.process.wait(timeout=60) == 0  # nothing in flight: it exits
         busy.close()
         idle.close()
+    finally:
+        lines = server.stop()
+    assert not [line for line in lines if "Traceback" in line], "\n".join(lines)
+
+
+def refused(port: int) -> bool:
+    """Whether nothing accepts connections at `port` any more (a stopping server's worker
+    has closed its listening socket, and the master its own)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=60).close()
+    except (ConnectionRefusedError, ConnectionResetError):  # reset: queued as it closed
+        return True
+    return False
+
+
+def test_a_kept_alive_client_asking_again_as_the_stop_begins_is_answered(
+    tmp_path: Path,
+) -> None:
+    """A harvester in the middle of a harvest sends its next request moments after the last
+    answer, on the same connection: a stop (or a reload's) that begins in between answers
+    it (and closes the connection after), instead of resetting it under the request."""
+    url = sqlite_url(tmp_path / "oai.sqlite3")
+    load_into(url, SAMPLES)
+    port = free_port()
+    server = Served(
+        ["--port", str(port), "--workers", "1"], {"OAIPMH_DATABASE_URL": url},
+        timeouts=TIMEOUTS, grace=TIMEOUTS,
+    )  # fmt: skip
+    try:
+        harvester = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        harvester.request("GET", "/oai?verb=ListIdentifiers&metadataPrefix=oai_dc")
+        first = harvester.getresponse()
+        validate(first.read())
+        assert not first.will_close
+
+        server.process.send_signal(signal.SIGTERM)
+        while not refused(port):  # the worker is stopping: it no longer accepts
+            pass
+        harvester.request("GET", "/oai?verb=Identify")
+        again = harvester.getresponse()
+        assert again.status == 200
+        validate(again.read())
+        assert again.will_close  # Connection: close, and closed
+        assert server.process.wait(timeout=60) == 0
+        harvester.close()
     finally:
         lines = server.stop()
     assert not [line for line in lines if "Traceback" in line], "\n".join(lines)

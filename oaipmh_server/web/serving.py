@@ -42,6 +42,9 @@ from gunicorn.workers.ggevent import GeventWorker
 # Seconds a client has to send a whole request head; also how long an idle kept-alive
 # connection is kept. An honest client sends its head in one packet.
 REQUEST_HEAD_SECONDS = 5
+# Seconds a stopping worker still waits for the next request on a kept-alive connection
+# before it closes the connection (see Worker.run).
+STOP_GRACE_SECONDS = 1.0
 # Seconds without a byte either way, once the head is read (a body sent or a page read).
 IDLE_SECONDS = 30
 # Connections one worker serves at once; more wait in the listen queue.
@@ -101,15 +104,17 @@ class Worker(GeventWorker):  # type: ignore[misc]
             self.between_requests.discard(client)
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> Any:
-        """One request, its connection counted as busy meanwhile (see `run`); once the
-        worker is stopping, the connection ends with the answer instead of waiting for
-        another request."""
+        """One request, its connection counted as busy meanwhile (see `run`); once a
+        stopping worker's grace is over, the connection ends with the answer instead of
+        waiting for another request. (Within the grace it waits like the others: an answer
+        begun before the stop said keep-alive, and its client may be sending its next
+        request already.)"""
         self.between_requests.discard(sock)
         try:
             kept = super().handle_request(listener_name, req, sock, addr)
         finally:
             self.between_requests.add(sock)
-        if not self.alive:
+        if self.grace_over:
             raise StopIteration  # AsyncWorker.handle closes the connection
         return kept
 
@@ -118,6 +123,7 @@ class Worker(GeventWorker):  # type: ignore[misc]
     # arrived yet, and is answered (a reload's old workers stop at any time).
     between_requests: set[Any]
     stopping: Event
+    grace_over = False
 
     def handle_exit(self, sig: Any, frame: Any) -> None:
         super().handle_exit(sig, frame)
@@ -127,10 +133,11 @@ class Worker(GeventWorker):  # type: ignore[misc]
         """gunicorn's GeventWorker.run (the servers are the same), stopping as nginx does.
         gunicorn's graceful stop polled once a second and waited for each idle kept-alive
         connection until its keep-alive ran out (REQUEST_HEAD_SECONDS): a stop or reload
-        took 1 to 6 s with nothing to do. Here a kept-alive connection between requests has
-        its reading side shut at once (what its client already sent is still read and
-        answered, then it ends), the requests in flight are answered, and the worker
-        exits as soon as its connections have ended (or after graceful_timeout)."""
+        took 1 to 6 s with nothing to do. Here a kept-alive connection between requests
+        gets STOP_GRACE_SECONDS for a next request (answered, then closed), then has its
+        reading side shut (what its client already sent is still read and answered, then
+        it ends); the requests in flight are answered, and the worker exits as soon as its
+        connections have ended (or after graceful_timeout)."""
         servers = []
         for listener in self.sockets:
             listener.setblocking(1)
@@ -147,16 +154,28 @@ class Worker(GeventWorker):  # type: ignore[misc]
             self.stopping.wait(1.0)  # the heartbeat the master watches (notify)
         for server in servers:
             server.close()  # accept no more
-        for client in list(self.between_requests):
-            _stop_reading(client)
-        deadline = time.monotonic() + self.cfg.graceful_timeout
-        while time.monotonic() < deadline:
-            if all(server.pool.join(timeout=1.0) for server in servers):
-                return
-            self.notify()
+        started = time.monotonic()
+        # A harvester in the middle of a list sends its next request moments after an
+        # answer: it is answered (Connection: close), not reset under it. Then whatever
+        # is still idle between requests is closed.
+        if not self._drained(servers, started + STOP_GRACE_SECONDS):
+            self.grace_over = True
+            for client in list(self.between_requests):
+                _stop_reading(client)
+        if self._drained(servers, started + self.cfg.graceful_timeout):
+            return
         self.log.warning("Worker graceful timeout (pid:%s)", self.pid)
         for server in servers:
             server.stop(timeout=1)
+
+    def _drained(self, servers: list[Any], deadline: float) -> bool:
+        """Whether every connection has ended before `deadline` (waiting for it, and telling
+        the master meanwhile that this worker lives)."""
+        while (left := deadline - time.monotonic()) > 0:
+            if all(server.pool.join(timeout=min(left, 1.0)) for server in servers):
+                return True
+            self.notify()
+        return all(server.pool.free_count() == server.pool.size for server in servers)
 
 
 class _Named:
