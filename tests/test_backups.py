@@ -109,7 +109,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
                 capture_output=True, text=True, timeout=WAIT,
             )  # fmt: skip
             assert made.returncode == 0, made.stderr
-            assert f"{len(ids)} records, schema 0006" in made.stdout
+            assert f"{len(ids)} records, schema 0007" in made.stdout
             assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
     finally:
         server.stop()
