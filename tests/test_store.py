@@ -16,12 +16,20 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
 
+from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.record_source import Selection
-from oaipmh_server.store import SQLITE_PAGE_SIZE, SqlStore, _page_query, _shape
+from oaipmh_server.store import (
+    SQLITE_PAGE_SIZE,
+    RecordWrite,
+    SqlStore,
+    _page_query,
+    _shape,
+    pack_fields,
+)
 from oaipmh_server.store.schema import Base, MembershipRow, RecordRow
 
 from .conftest import load_into, make_app, sqlite_url
-from .db import fetch
+from .db import everything, fetch
 from .oai import NS, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
@@ -238,6 +246,29 @@ def test_fragments_are_stored_uncompressed_on_postgresql(
     assert stored_uncompressed(url, "new")
     load_into(url, one_record(tmp_path / "changed.json", "old", title + "Changed."))
     assert stored_uncompressed(url, "old")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite does not bound a VARCHAR
+def test_a_bulk_write_the_database_refuses_leaves_the_store_as_it_was(database_url: str) -> None:
+    """A row PostgreSQL refuses in a load's bulk write (COPY there) is the store's error,
+    StoreUnavailable, never the driver's; the load's transaction is rolled back whole
+    (the records written before it in the same load too) and its writer's row goes."""
+    before = everything(database_url)
+    store = SqlStore(database_url)
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def written(local_id: str, prefix: str) -> RecordWrite:
+        return RecordWrite(local_id=local_id, datestamp=moment, deleted=False, set_specs=(),
+                           fields=pack_fields(()), content_hash="0" * 64, accessioned=None,
+                           fragments={prefix: ("1", b"<x/>")}, header=b"<header/>",
+                           header_version="1")  # fmt: skip
+
+    with pytest.raises(StoreUnavailable), store.loading(lambda: moment) as tx:
+        tx.write([written("first", "oai_dc")], replacing=())
+        tx.write([written("second", "p" * 65)], replacing=())  # prefix is VARCHAR(64)
+    assert store.writers() == []
+    store.close()
+    assert everything(database_url) == before
 
 
 def plan(database_url: str, selection: Selection, kind: str = "records") -> str:
