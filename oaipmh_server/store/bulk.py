@@ -3,9 +3,9 @@ elsewhere), records looked up by id with one array parameter (an IN list elsewhe
 
 Why COPY: a load inserts four or more rows a record (the record, its memberships, its
 fragment), and psycopg's executemany sends each row as a statement of its own, through
-Python code per row and per value. Measured on a PostgreSQL load of 100,000 records, that
-was more than half of the loading process's time, and the loading process, not the
-workers, set the load's pace (benchmarks/RESULTS.md). COPY streams the rows in one
+Python code per row and per value: more than half of the loading process's time on a
+PostgreSQL load of 100,000 records, and PostgreSQL's CPU halved once the rows came by COPY
+and the fragments uncompressed (benchmarks/RESULTS.md). COPY streams the rows in one
 statement, encoded by psycopg's C code; binary, so the fragments and packed fields (bytea)
 go as they are instead of hex. It runs on the load's own connection, inside its one
 transaction: a failed or killed load leaves the store as it was, as before.
