@@ -21,12 +21,12 @@ from oaipmh_server.ingest.drafts import Source, make_draft, normalise_language
 from oaipmh_server.ingest.load import BATCH
 from oaipmh_server.ingest.workers import PARALLEL_FROM_BYTES
 from oaipmh_server.store import unpack_fields
-from oaipmh_server.store.schema import RecordRow
+from oaipmh_server.store.schema import FileRow, MembershipRow, RecordRow
 from oaipmh_server.xml import clean_text, has_illegal_characters
 
 from .cli import run_cli, run_process
 from .conftest import load_into, make_app
-from .db import datestamps, everything, fetch, oai_identifiers
+from .db import datestamps, everything, fetch, oai_identifiers, stored_fields
 from .held_load import HOLDING
 from .oai import NS, error_codes, tree
 
@@ -488,6 +488,45 @@ def test_xml_illegal_characters_are_replaced_and_reported(
     )
     title = root.findtext(".//dc:title", namespaces=NS)
     assert title == "Tab\tnewline\nvt\ufffdnul\ufffdbell\ufffd surrogate\ufffd end\ufffd"
+
+
+# Characters a bulk write must carry exactly: COPY's text format gives tab, newline,
+# carriage return and backslash a meaning, `\N` is its NULL, `\.` its end of data; UTF-8
+# of every length, non-BMP included; U+FFFD (what XML-illegal characters become).
+AWKWARD = "tab\there back\\slash \\N \\. line\nnext\r\nend 'q' \"qq\" é€ 😀𝔘\U0010fffd \ufffd"
+
+
+def test_values_with_awkward_characters_are_stored_exactly(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Every column a load writes in bulk (records, memberships, fragments, files) keeps
+    such values exactly: the fields as stored, the file rows, the record as served."""
+    local_id = "10722/a.b_c-1"
+    given = record(local_id, sets=["com_1:col_1"])
+    given["metadata"][0]["value"] = AWKWARD + " vt\u000b"
+    given["metadata"].append({"field": "dc.description", "value": AWKWARD * 200})
+    given["files"] = [{"name": "a\tb\\c\n😀.pdf", "size": 2**40, "md5": "0" * 32,
+                       "description": AWKWARD, "permissions": "-r 'Anonymous' \\N",
+                       "uuid": "u\tu"}]  # fmt: skip
+    load_into(empty_database_url, write_jsonl(tmp_path / "r.jsonl", [given]))
+    fields = stored_fields(empty_database_url, local_id)[local_id]
+    assert [f[1] for f in fields if f[0] in ("dc.title", "dc.description")] == [
+        AWKWARD + " vt\ufffd",
+        AWKWARD * 200,
+    ]
+    files = fetch(empty_database_url, select(FileRow.local_id, FileRow.name, FileRow.size,
+                                             FileRow.description, FileRow.permissions,
+                                             FileRow.uuid, FileRow.sequence))  # fmt: skip
+    assert files == [(local_id, "a\tb\\c\n😀.pdf", 2**40, AWKWARD, "-r 'Anonymous' \\N",
+                      "u\tu", 1)]  # fmt: skip
+    sets = fetch(empty_database_url, select(MembershipRow.set_spec, MembershipRow.local_id))
+    assert sorted(sets) == [("com_1", local_id), ("com_1:col_1", local_id)]
+    client = make_app(empty_database_url).test_client()
+    identifier = "oai:repository.example.org:" + local_id
+    root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}"))
+    assert root.findtext(".//oai:header/oai:identifier", namespaces=NS) == identifier
+    assert root.findtext(".//dc:title", namespaces=NS) == AWKWARD + " vt\ufffd"
+    assert root.findtext(".//dc:description", namespaces=NS) == AWKWARD * 200
 
 
 @pytest.mark.parametrize(

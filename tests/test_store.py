@@ -3,6 +3,7 @@ on their indexes (a page deep in a harvest costs what the first one costs)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,23 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, create_engine, event, insert, select
+from sqlalchemy import MetaData, create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
 
+from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.record_source import Selection
-from oaipmh_server.store import SQLITE_PAGE_SIZE, SqlStore, _page_query, _shape
+from oaipmh_server.store import (
+    SQLITE_PAGE_SIZE,
+    RecordWrite,
+    SqlStore,
+    _page_query,
+    _shape,
+    pack_fields,
+)
 from oaipmh_server.store.schema import Base, MembershipRow, RecordRow
 
 from .conftest import load_into, make_app, sqlite_url
-from .db import fetch
+from .db import everything, fetch
 from .oai import NS, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
@@ -170,6 +179,96 @@ def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
     header = fetch(url, select(RecordRow.header))[0][0]
     assert header is not None and b"oai:repository.example.org:1" in header
     assert len(fetch(url, select(MembershipRow.local_id))) == 1
+
+
+def fragment_storage(url: str) -> str:
+    """How PostgreSQL stores `fragments.body`: 'x' compressed (EXTENDED, the default for
+    bytea), 'e' uncompressed out of line (EXTERNAL)."""
+    query = text(
+        "SELECT attstorage FROM pg_attribute"
+        " WHERE attrelid = 'fragments'::regclass AND attname = 'body'"
+    )
+    return str(fetch(url, query)[0][0])
+
+
+def stored_uncompressed(url: str, local_id: str) -> bool:
+    """Whether a record's stored fragment is kept as it is (its stored size is its length)."""
+    query = text(
+        "SELECT pg_column_size(body) >= octet_length(body) FROM fragments WHERE local_id = :id"
+    ).bindparams(id=local_id)
+    return bool(fetch(url, query)[0][0])
+
+
+def one_record(path: Path, local_id: str, title: str) -> Path:
+    record = {"id": local_id, "sets": [], "metadata": [
+        {"field": "dc.title", "value": title},
+        {"field": "dc.date.accessioned", "value": "2021-04-15T09:30:00Z"},
+    ]}  # fmt: skip
+    path.write_text(json.dumps([record]), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # a PostgreSQL column setting
+def test_fragments_are_stored_uncompressed_on_postgresql(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Revision 0007: a store at 0006 is migrated to keep its fragments uncompressed (a
+    page no longer decompresses a hundred of them); a fragment stored compressed before
+    is served as it was until a load rewrites it, and the ones a load writes are stored
+    as they are. A new store is made that way from the start."""
+    url = empty_database_url
+    title = "A title long enough for its fragment to be compressed. " * 60
+    load_into(url, one_record(tmp_path / "old.json", "old", title))
+    assert fragment_storage(url) == "e"
+    assert stored_uncompressed(url, "old")
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", "oaipmh_server.store:migrations")
+    with engine.begin() as conn:  # the store as revision 0006 left it
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0006")
+        conn.execute(text("UPDATE fragments SET body = body || ''::bytea"))  # stored anew
+    engine.dispose()
+    assert fragment_storage(url) == "x"
+    assert not stored_uncompressed(url, "old")
+
+    store = SqlStore(url)  # opening it migrates it
+    assert (store.migration.before, store.migration.after) == ("0006", "0007")
+    store.close()
+    assert fragment_storage(url) == "e"
+    assert not stored_uncompressed(url, "old")  # as it was, until a load rewrites it
+    client = make_app(url).test_client()
+    identifier = "oai:repository.example.org:old"
+    root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}"))
+    assert [e.text for e in root.iterfind(".//dc:title", NS)] == [title]
+
+    load_into(url, one_record(tmp_path / "new.json", "new", title))
+    assert stored_uncompressed(url, "new")
+    load_into(url, one_record(tmp_path / "changed.json", "old", title + "Changed."))
+    assert stored_uncompressed(url, "old")
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # SQLite does not bound a VARCHAR
+def test_a_bulk_write_the_database_refuses_leaves_the_store_as_it_was(database_url: str) -> None:
+    """A row PostgreSQL refuses in a load's bulk write (COPY there) is the store's error,
+    StoreUnavailable, never the driver's; the load's transaction is rolled back whole
+    (the records written before it in the same load too) and its writer's row goes."""
+    before = everything(database_url)
+    store = SqlStore(database_url)
+    moment = datetime(2030, 1, 1, tzinfo=UTC)
+
+    def written(local_id: str, prefix: str) -> RecordWrite:
+        return RecordWrite(local_id=local_id, datestamp=moment, deleted=False, set_specs=(),
+                           fields=pack_fields(()), content_hash="0" * 64, accessioned=None,
+                           fragments={prefix: ("1", b"<x/>")}, header=b"<header/>",
+                           header_version="1")  # fmt: skip
+
+    with pytest.raises(StoreUnavailable), store.loading(lambda: moment) as tx:
+        tx.write([written("first", "oai_dc")], replacing=())
+        tx.write([written("second", "p" * 65)], replacing=())  # prefix is VARCHAR(64)
+    assert store.writers() == []
+    store.close()
+    assert everything(database_url) == before
 
 
 def plan(database_url: str, selection: Selection, kind: str = "records") -> str:

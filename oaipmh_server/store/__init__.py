@@ -2,7 +2,8 @@
 
 sqlstore.py (SqlStore), engine.py (the engine and SQLite's tuning), reads.py (the protocol's
 reads), queries.py (pages' and check's queries), meta.py (meta keys: token secret, counts),
-transaction.py (the load transaction and its value types), packing.py (field packing),
+transaction.py (the load transaction and its value types), bulk.py (its bulk inserts and
+lookups by id: COPY on PostgreSQL), packing.py (field packing),
 resources.py (ResourceSync's list pages), ranges.py (where the ranges of sitemaps and
 ResourceSync's lists start, kept per store state), columns.py (what they share); schema.py,
 revisions.py and migrations/ (the schema and its migrations), writes.py (writes in progress

@@ -6,7 +6,8 @@ records       one row per item: datestamp, deleted flag, its sets, its fields (c
 memberships   (set, record) for the record's sets *and their ancestors*, with the record's
               datestamp copied in: a set-selective page is one range scan of the index
               (set_spec, datestamp, local_id), parent sets included, no join to find order.
-fragments     each record rendered once per format at ingest, with the crosswalk version.
+fragments     each record rendered once per format at ingest, with the crosswalk version
+              (on PostgreSQL stored uncompressed: revision 0007).
 files         a record's files (DSpace bitstreams), one row each, keyed (local_id, sequence).
 sets          spec, name, optional description, the spec of its parent set (the tree).
 meta          small key/value facts: the generated token secret, fragment versions, the
@@ -22,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
     DateTime,
     ForeignKey,
@@ -31,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    event,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -116,6 +119,16 @@ class FragmentRow(Base):
     prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
     version: Mapped[str] = mapped_column(String(64))
     body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+# On PostgreSQL the fragments are stored uncompressed, out of line (revision 0007: a page
+# no longer decompresses a hundred of them); a new store is made so too.
+UNCOMPRESSED_FRAGMENTS = "ALTER TABLE fragments ALTER COLUMN body SET STORAGE EXTERNAL"
+event.listen(
+    FragmentRow.__table__,
+    "after_create",
+    DDL(UNCOMPRESSED_FRAGMENTS).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+)
 
 
 class FileRow(Base):

@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from ..errors import LoadBusy, StoreUnavailable
 from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
+from .bulk import among, id_chunks, insert_rows
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_header
 from .engine import unavailable
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, stored_counts
@@ -213,14 +214,14 @@ class LoadTransaction:
     def existing(self, local_ids: Iterable[str]) -> dict[str, Existing]:
         ids = list(local_ids)
         found: dict[str, Existing] = {}
-        for start in range(0, len(ids), 500):
+        for chunk in id_chunks(self.conn, ids):
             query = select(
                 RecordRow.local_id,
                 RecordRow.content_hash,
                 RecordRow.datestamp,
                 RecordRow.deleted,
                 RecordRow.set_specs,
-            ).where(RecordRow.local_id.in_(ids[start : start + 500]))
+            ).where(among(self.conn, RecordRow.local_id, chunk))
             for lid, content_hash, datestamp, deleted, specs in self.conn.execute(query):
                 found[lid] = Existing(lid, datestamp, deleted, tuple(specs.split()), content_hash)
         return found
@@ -234,9 +235,10 @@ class LoadTransaction:
         them): a metadata CSV row is merged with them, by a worker process if the load
         has any, so they are handed on as they are, ready to be sent."""
         found: dict[str, str | bytes] = {}
-        for start in range(0, len(local_ids), 500):
-            chunk = list(local_ids[start : start + 500])
-            query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(chunk))
+        for chunk in id_chunks(self.conn, list(local_ids)):
+            query = select(RecordRow.local_id, FIELDS).where(
+                among(self.conn, RecordRow.local_id, chunk)
+            )
             found.update(
                 (lid, packed if isinstance(packed, str | bytes) else bytes(packed))
                 for lid, packed in self.conn.execute(query)
@@ -291,11 +293,9 @@ class LoadTransaction:
     def write(self, records: Sequence[RecordWrite], replacing: Iterable[str]) -> None:
         """Insert new records and replace the ones named in `replacing`, with their
         memberships (ancestors included) and fragments."""
-        replaced = list(replacing)
-        for start in range(0, len(replaced), 500):
-            chunk = replaced[start : start + 500]
+        for chunk in id_chunks(self.conn, list(replacing)):
             for table in (MembershipRow, FragmentRow, FileRow, RecordRow):
-                self.conn.execute(delete(table).where(table.local_id.in_(chunk)))
+                self.conn.execute(delete(table).where(among(self.conn, table.local_id, chunk)))
         if not records:
             return
         self._dated(max(r.datestamp for r in records))
@@ -340,14 +340,12 @@ class LoadTransaction:
         return sorted(found)
 
     def _insert(self, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
-        """Bulk insert straight through the driver's executemany: a load writes millions of
-        rows, and SQLAlchemy's per-row parameter handling would cost more than SQLite's
-        own work. Values arrive ready: datetimes through `_datetime`, the rest as the
-        driver takes them (str, bytes, bool, None)."""
-        mark = "?" if self.conn.dialect.paramstyle == "qmark" else "%s"
-        names = ", ".join(columns)  # this module's constants, never input
-        sql = f"INSERT INTO {table.__tablename__} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608, E501
-        self.conn.exec_driver_sql(sql, rows)
+        """Bulk insert straight through the driver (store/bulk.py: COPY on PostgreSQL,
+        executemany on SQLite): a load writes millions of rows, and SQLAlchemy's per-row
+        parameter handling would cost more than the database's own work. Values arrive
+        ready: datetimes through `_datetime`, the rest as the driver takes them (str,
+        bytes, bool, int, None)."""
+        insert_rows(self.conn, table.__table__, columns, rows)
 
     def _dated(self, latest: datetime) -> None:
         if self.latest is None or latest > self.latest:
