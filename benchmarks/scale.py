@@ -29,6 +29,7 @@ pages in turn within a round, and the medians compared: deep/first.
 
     python3 benchmarks/scale.py 10000000 [--chunk 1000000] [--workers 2] [--rounds 30]
                                          [--folder DIR] [--deadline HH:MM] [--keep]
+    python3 benchmarks/scale.py 0 --again /tmp/oaipmh-scale-… (the pages of a kept store)
 
 `--deadline` (UTC): no chunk starts that would not end by then at the previous chunk's
 pace; the pages are then timed in the store as loaded (a partial run says so).
@@ -281,7 +282,7 @@ def deadline(text: str) -> datetime:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("count", type=int)
+    parser.add_argument("count", type=int, help="records (with --again: ignored)")
     parser.add_argument("--chunk", type=int, default=1_000_000, help="records a load")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=30, help="times each page is asked for")
@@ -294,12 +295,20 @@ def main() -> None:
     parser.add_argument("--reserve", type=float, default=3.0,
                         help="GB of disk to leave free: start no chunk that might take them")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the folder and the store")
+    parser.add_argument("--again", type=Path, metavar="FOLDER",
+                        help="time the pages of a store kept by --keep, loading nothing")  # fmt: skip
     arguments = parser.parse_args()
-    if arguments.folder is not None:
-        arguments.folder.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="oaipmh-scale-", dir=arguments.folder))
+    if arguments.again is not None:
+        folder = arguments.again
+    else:
+        if arguments.folder is not None:
+            arguments.folder.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix="oaipmh-scale-", dir=arguments.folder))
+        (folder / "oaipmh.toml").write_text("[datestamps]\nkeep_accessioned = true\n", "utf-8")
     config = folder / "oaipmh.toml"
-    config.write_text("[datestamps]\nkeep_accessioned = true\n", "utf-8")
+    # Written before the first load: every datestamp a load gave (not an accessioned date
+    # kept) is after it.
+    began = datetime.fromtimestamp(int(config.stat().st_mtime), UTC)
     database = folder / "scale.sqlite3"
     env = {
         **os.environ,
@@ -309,9 +318,9 @@ def main() -> None:
         "OAIPMH_TOKEN_SECRET": SECRET,
     }
     server = None
-    began = datetime.now(UTC)
     try:
-        load_chunks(arguments, folder, env)
+        if arguments.again is None:
+            load_chunks(arguments, folder, env)
         port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
@@ -323,7 +332,7 @@ def main() -> None:
     finally:
         if server is not None:
             stop(server)
-        if arguments.keep:
+        if arguments.keep or arguments.again is not None:
             print(f"kept {folder}")
         else:
             shutil.rmtree(folder, ignore_errors=True)
