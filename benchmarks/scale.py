@@ -149,12 +149,14 @@ def load_chunks(arguments: argparse.Namespace, folder: Path, env: dict[str, str]
             for record in islice(stream, size):
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
         generating = time.perf_counter() - generating
+        system = resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime
         cpu, started = children_cpu(), time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "oaipmh_server", "load", "--no-progress", str(sets), str(source)],
             env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
         )  # fmt: skip
         wall, cpu = time.perf_counter() - started, children_cpu() - cpu
+        system = resource.getrusage(resource.RUSAGE_CHILDREN).ru_stime - system
         source_size = source.stat().st_size
         source.unlink()
         if done.returncode != 0:
@@ -167,7 +169,7 @@ def load_chunks(arguments: argparse.Namespace, folder: Path, env: dict[str, str]
         loaded += size
         print(f"chunk {len(chunks)} (records {chunk.before + 1:,}–{loaded:,}): "
               f"wall {wall:.1f} s, {size / wall:,.0f} records/s, {wall / size * 1e6:.0f} µs a record; "
-              f"CPU {cpu:.1f} s, {cpu / size * 1e6:.0f} µs a record; "
+              f"CPU {cpu:.1f} s (system {system:.1f} s), {cpu / size * 1e6:.0f} µs a record; "
               f"database {chunk.size / 1e9:.2f} GB, {chunk.size / loaded:,.0f} bytes a record "
               f"({said}); generated in {generating:.1f} s, {source_size / 1e9:.2f} GB; "
               f"at {datetime.now(UTC):%H:%M:%S} UTC", flush=True)  # fmt: skip
