@@ -106,7 +106,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
             # docs/backups.md: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
             made = run_cli("backup", str(backup), env={"OAIPMH_DATABASE_URL": database_url})
             assert made.returncode == 0, made.stderr
-            assert f"{len(ids)} records, schema 0007" in made.stdout
+            assert f"{len(ids)} records, schema 0008" in made.stdout
             assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
     finally:
         server.stop()

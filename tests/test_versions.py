@@ -30,7 +30,7 @@ from .conftest import ROOT, SAMPLES, free_port
 pytestmark = pytest.mark.store_behaviour
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]["version"]
-HEAD = "0007"  # the newest revision in oaipmh_server/store/migrations/versions
+HEAD = "0008"  # the newest revision in oaipmh_server/store/migrations/versions
 FUTURE, FUTURE_VERSION = "0099", "9.9.0"
 
 

