@@ -166,17 +166,16 @@ def postgres_bindir() -> Path:
     return bindir
 
 
-# The files whose tests take longest (processes, live servers, held loads), those with the
-# longest single tests first, as `--durations` measured them: they run first, so that
+# The files whose tests take longest (processes, live servers, held loads), slowest first,
+# as `--durations` measured them (the sum of their tests' times): they run first, so that
 # pytest-xdist hands them out at the start and the suite does not end waiting on one of
 # them started last. Only the order depends on this list; a file missing from it runs
 # after these, in the usual order.
 SLOW_FILES = (
-    "test_benchmarks.py", "test_browser.py", "test_deploy.py", "test_serve_reload.py",
-    "test_serve.py", "test_changes.py", "test_ingest.py", "test_hostile_http.py",
-    "test_resourcesync.py", "test_serve_settings.py", "test_read_only.py", "test_live.py",
-    "test_production.py", "test_hostile_exports.py", "test_check.py", "test_backups.py",
-    "test_virtual_sets.py", "test_sync.py", "test_harvest_report_live.py",
+    "test_ingest.py", "test_changes.py", "test_check.py", "test_read_only.py", "test_deploy.py",
+    "test_live.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
+    "test_browser.py", "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py",
+    "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
 )  # fmt: skip
 
 
