@@ -25,7 +25,7 @@ from oaipmh_server.store.schema import FileRow, MembershipRow, RecordRow
 from oaipmh_server.xml import clean_text, has_illegal_characters
 
 from .cli import run_cli, run_process
-from .conftest import load_into, make_app
+from .conftest import load_into, make_app, sqlite_url
 from .db import datestamps, everything, fetch, oai_identifiers, stored_fields
 from .held_load import HOLDING
 from .oai import NS, error_codes, tree
@@ -744,3 +744,29 @@ def test_cli_delete_and_stats(database_url: str) -> None:
     assert f"records: {total} ({deleted} deleted)" in stats.stdout
     assert "earliest datestamp: 2014-" in stats.stdout
     assert "set col_10722_5: " in stats.stdout
+
+
+def test_a_record_repeated_after_another_problem_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a load has found a problem it writes nothing more, only reads on to report every
+    problem; a record found twice after that is still named by its id, not `record ?`, with
+    worker processes or without."""
+    from oaipmh_server.ingest import workers
+
+    monkeypatch.setattr(workers, "CHUNK_BYTES", 600)  # many chunks from a small file
+    records: list[Any] = [record(str(n)) for n in range(30)]
+    records[20] = record("20", "the 21st of July")
+    path = write_jsonl(tmp_path / "r.jsonl", [*records, record("8")])
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    lines[4] = "{not json\n"
+    path.write_text("".join(lines), "utf-8")
+    for count in (0, 2):
+        with pytest.raises(LoadFailed) as refused:
+            url = sqlite_url(tmp_path / f"w{count}.sqlite3")
+            load_into(url, path, clock=lambda: T1, workers=count)
+        problems = [str(p) for p in refused.value.problems]
+        assert len(problems) == 3, problems
+        assert problems[2] == (
+            f"{path}:9: record 8: the same record again at {path}:31: a load holds each record once"
+        )

@@ -46,6 +46,7 @@ class Batches(LoadState):
         existing = self.tx.existing(d.local_id for d in drafts)
         if self.problems:  # nothing will be written: only parts that change no record
             for part in drafts:
+                self.not_written(part.local_id)
                 old = existing.get(part.local_id)
                 unknown = old is None or old.deleted
                 if isinstance(part, Draft) and part.partial is not None and unknown:

@@ -275,6 +275,7 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
         # `files`) and line it was read from (0: none), in arrays: a million ids as
         # strings would cost a hundred MB. See refuse_repeated_records.
         self.id_hashes = array("q")
+        self.unwritten: dict[int, str] = {}  # see not_written
         self.files: dict[str, int] = {}
         self.file_of = array("I")
         self.line_of = array("i")
@@ -318,6 +319,7 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
         self.file_of.append(self.files.setdefault(path, len(self.files)))
         self.line_of.append(line or 0)
         if item.accessioned is not None and in_the_future(item.accessioned, self.moment):
+            self.not_written(item.local_id)
             self.problem(
                 LoadError(
                     path,
@@ -328,6 +330,7 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
             )
             return
         if self.problems and (not isinstance(item, Draft) or item.partial is None):
+            self.not_written(item.local_id)
             return  # nothing will be written: keep reading only to report every problem
         if item.local_id in self.batch or any(item.local_id in f.ids for f in self.in_flight):
             # The same id twice: refused at the end, where both are named. The first is
@@ -439,7 +442,7 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
             return
         paths = list(self.files)
         seen: dict[int, int] = {}
-        names = self.tx.ids_with_hashes(repeated)
+        names = {**self.unwritten, **self.tx.ids_with_hashes(repeated)}
         for index, value in enumerate(hashes):
             if value not in repeated:
                 continue

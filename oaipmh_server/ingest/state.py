@@ -19,6 +19,10 @@ from .drafts import Draft, Limits, Prepared
 from .summary import Changes, LoadSummary
 from .workers import Workers
 
+# Ids of records a failing load read but did not write, kept to name repeats (about 30 MB
+# at most); past them a repeat is reported by its files and lines alone.
+UNWRITTEN_NAMES = 200_000
+
 
 class LoadState(ABC):
     """The state of one load inside its transaction, and what each part of the load calls
@@ -50,6 +54,7 @@ class LoadState(ABC):
     problem_count: int
     rejected: int
     id_hashes: array[int]
+    unwritten: dict[int, str]
     files: dict[str, int]
     file_of: array[int]
     line_of: array[int]
@@ -84,3 +89,10 @@ class LoadState(ABC):
 
     @abstractmethod
     def _ensure_set(self, spec: str) -> None: ...
+
+    def not_written(self, local_id: str) -> None:
+        """A record the load read but will not write (it has found a problem already):
+        its id is kept (up to UNWRITTEN_NAMES of them), so a repeat found at the end
+        is named, as the store names the ones written."""
+        if len(self.unwritten) < UNWRITTEN_NAMES:
+            self.unwritten.setdefault(hash(local_id), local_id)
