@@ -37,7 +37,7 @@ sys.path.insert(0, str(HERE))
 from dspace_export import write_csv, write_saf  # noqa: E402
 from generate import records, sets_file  # noqa: E402
 from harvest import harvest  # noqa: E402
-from run import free_port, stop, wait_for  # noqa: E402
+from run import serve, stop  # noqa: E402
 
 COLLECTION, COMMUNITY = "col_10722_10", "com_10722_1"
 
@@ -100,13 +100,7 @@ def main() -> None:
         print(f"CSV merge / JSON load: {figures['CSV merge'] / figures['JSON load']:.2f}")
         print(f"SAF load / JSON load: {figures['SAF load'] / figures['JSON load']:.2f}")
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
-             "--workers", str(arguments.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(port, server)
+        server, port = serve(env, arguments.workers)
         url = f"http://127.0.0.1:{port}/oai/request"
         for _ in range(2 * arguments.workers):  # each worker's first request opens the store
             requests.get(url, params={"verb": "ListRecords", "metadataPrefix": "oai_dc"},

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate import TREE, records, sets_file  # noqa: E402
-from run import free_port, stop, wait_for  # noqa: E402
+from run import serve, stop  # noqa: E402
 
 SET = TREE[0][0]  # a community: a quarter of the records
 PAGE = 50  # pages.SET_PAGE_SIZE
@@ -99,13 +99,7 @@ def main() -> None:
                 "SELECT count(*) FROM memberships WHERE set_spec = ?", (SET,)
             ).fetchone()[0]
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
-             "--workers", str(arguments.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(port, server)
+        server, port = serve(env, arguments.workers)
         connection = http.client.HTTPConnection("127.0.0.1", port)
         rng = random.Random(42)
 

@@ -62,6 +62,23 @@ def wait_for(port: int, process: subprocess.Popen[bytes]) -> None:
     raise RuntimeError("the server did not start")
 
 
+def serve(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """`oaipmh-server serve` with `workers` on a free port of 127.0.0.1, once it accepts
+    connections: the process and its port (stopped again if it does not start)."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
+         "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(port, server)
+    except BaseException:
+        stop(server)
+        raise
+    return server, port
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     """Stop a server at once. SIGINT is gunicorn's quick shutdown; SIGTERM, its graceful
     one, lets a gevent worker wait up to its graceful timeout (30 s) for the harvesters'
@@ -142,13 +159,7 @@ def main() -> None:
               f"{arguments.count / seconds:.0f} records/s, peak RSS {peak:.0f} MB "
               f"({loaded.stdout.decode().strip()})")  # fmt: skip
 
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
-             "--workers", str(arguments.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(port, server)
+        server, port = serve(env, arguments.workers)
         url = f"http://127.0.0.1:{port}/oai"
         figures = {}
         for label, verb, set_spec, parse, gzip in (

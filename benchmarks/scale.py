@@ -61,7 +61,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generate import records, sets_file  # noqa: E402
-from run import free_port, stop, wait_for  # noqa: E402
+from run import serve, stop  # noqa: E402
 
 from oaipmh_server.record_source import Position  # noqa: E402
 from oaipmh_server.tokens import decode_token, encode_token  # noqa: E402
@@ -323,13 +323,7 @@ def main() -> None:
     try:
         if arguments.again is None:
             load_chunks(arguments, folder, env)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "oaipmh_server", "serve", "--port", str(port),
-             "--workers", str(arguments.workers)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(port, server)
+        server, port = serve(env, arguments.workers)
         sample_pages(f"http://127.0.0.1:{port}/oai", database, arguments.rounds, began)
     finally:
         if server is not None:
