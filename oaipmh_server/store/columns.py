@@ -18,6 +18,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import NullType
 
 from ..record_source import File, Header
+from .bulk import among, id_chunks
 from .schema import (
     FileRow,
     FragmentRow,
@@ -37,13 +38,12 @@ _FILE_SELECT = tuple(getattr(FileRow, c) for c in FILE_COLUMNS)
 
 def files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
     """The files of these records, each record's in sequence order (records without files
-    are not in the answer): one query per 500 ids, on the primary key."""
+    are not in the answer): one query per chunk of ids (bulk.id_chunks), on the primary key."""
     found: dict[str, list[File]] = {}
-    ids = list(dict.fromkeys(local_ids))
-    for start in range(0, len(ids), 500):
+    for chunk in id_chunks(conn, list(dict.fromkeys(local_ids))):
         query = (
             select(*_FILE_SELECT)
-            .where(FileRow.local_id.in_(ids[start : start + 500]))
+            .where(among(conn, FileRow.local_id, chunk))
             .order_by(FileRow.local_id, FileRow.sequence)
         )
         for lid, *values in conn.execute(query):

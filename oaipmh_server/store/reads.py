@@ -98,7 +98,7 @@ class ProtocolReads(Connected):
             return files_of(conn, [local_id]).get(local_id, ())
 
     def get_files_of(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
-        """Several records' files in one query per 500 (only records that have files)."""
+        """Several records' files in one query per chunk of ids (only records that have files)."""
         with unavailable(), self._reader.connect() as conn:
             return files_of(conn, local_ids)
 

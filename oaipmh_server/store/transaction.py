@@ -335,9 +335,9 @@ class LoadTransaction:
         """The records (deleted ones too) served in any of `specs`, in id order."""
         wanted = sorted(set(specs))
         found: set[str] = set()
-        for start in range(0, len(wanted), 500):
+        for chunk in id_chunks(self.conn, wanted):
             query = select(MembershipRow.local_id).where(
-                MembershipRow.set_spec.in_(wanted[start : start + 500])
+                among(self.conn, MembershipRow.set_spec, chunk)
             )
             found.update(self.conn.execute(query).scalars())
         return sorted(found)
@@ -485,9 +485,10 @@ class LoadTransaction:
             ],
         )  # fmt: skip
         ids = [c.local_id for c in changes]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            self.conn.execute(delete(MembershipRow).where(MembershipRow.local_id.in_(chunk)))
+        for chunk in id_chunks(self.conn, ids):
+            self.conn.execute(
+                delete(MembershipRow).where(among(self.conn, MembershipRow.local_id, chunk))
+            )
         stamp = self._datetime
         served = self._served_in
         memberships = [
