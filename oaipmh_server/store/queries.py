@@ -15,6 +15,7 @@ from sqlalchemy import (
 from ..record_source import Field, File, Header, SetInfo
 from .columns import FIELDS, files_of, row_header
 from .engine import Connected, unavailable
+from .meta import deleted_count
 from .packing import unpack_fields
 from .schema import (
     MembershipRow,
@@ -34,14 +35,13 @@ class PageQueries(Connected):
             .order_by(MembershipRow.set_spec)
         )
         overall = select(func.count(), func.min(RecordRow.datestamp), func.max(RecordRow.datestamp))
-        deleted = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(True))
         with unavailable(), self._reader.connect() as conn:
             total, earliest, latest = conn.execute(overall).one()
             sets = {spec: int(n) for spec, n in conn.execute(per_set)}
             named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
             return StoreStats(
                 records=int(total),
-                deleted=int(conn.execute(deleted).scalar() or 0),
+                deleted=deleted_count(conn),
                 earliest=earliest,
                 latest=latest,
                 sets={spec: (named.get(spec, spec), sets.get(spec, 0)) for spec in sorted(named)},
