@@ -37,9 +37,6 @@ AnySelect = Select[*tuple[Any, ...]]
 # A pooled PostgreSQL connection unused this long is pinged before it is handed out; one
 # used more recently is trusted (see _ping_when_idle).
 PING_AFTER_IDLE_SECONDS = 5.0
-# The execution option that asks PostgreSQL for a statement's rows in binary (see
-# _binary_results): a page's stored fragments come as they are, not hex-encoded.
-BINARY_RESULTS = "oaipmh_binary_results"
 
 
 @contextmanager
@@ -106,7 +103,6 @@ def open_engine(url: str, password: str | None = None) -> Engine:
         engine = create_engine(url)
         if engine.dialect.name == "postgresql":
             _ping_when_idle(engine)
-            _binary_results(engine)
         return engine
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StoreUnavailable(cannot_open(url, e, password)) from e
@@ -146,8 +142,13 @@ def _tune_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         # A load takes the write lock at once, so two loads queue instead of failing midway.
-        immediate = conn.get_execution_options().get("immediate", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if conn.get_execution_options().get("immediate", False):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            # A read's BEGIN takes no lock and cannot fail on one: sent by the driver
+            # itself, without a statement's round through SQLAlchemy (a tenth of a
+            # harvest page's own time on the server).
+            conn.connection.driver_connection.execute("BEGIN")  # type: ignore[union-attr]
 
 
 def _wal(cursor: Any) -> None:
@@ -190,19 +191,32 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("the pooled connection is gone") from e
 
 
-def _binary_results(engine: Engine) -> None:
-    """A statement run with the BINARY_RESULTS execution option gets its rows from
-    PostgreSQL in binary: bytea as its bytes, where text results hex-encode it (twice the
-    bytes to send and to decode, a hundred fragments of a few kB a page). Its columns must
-    be of types psycopg reads the same either way (text, bytea, booleans, timestamps)."""
+def driver_rows(conn: Connection, sql: str, parameters: Any) -> list[Any]:
+    """A statement's rows straight from the driver's cursor, as plain tuples: a harvest's
+    page statement, run thousands of times, for which SQLAlchemy's per-execution work
+    (its statement events, result metadata, a Row per row) cost as much as SQLite's own.
+    On SQLite it runs in the connection's transaction, begun here when none is, so the
+    page and any statement after it on `conn` read one snapshot; on PostgreSQL (the
+    reader's connections are in autocommit) it runs alone, its rows sent in binary: bytea
+    as its bytes, where text results hex-encode them (twice the bytes to send and decode,
+    a hundred fragments of a few kB a page). The columns must be of types psycopg reads
+    the same either way (text, bytea, booleans, timestamps).
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _binary(
-        _conn: Any, cursor: Any, _sql: Any, _params: Any, context: Any, _many: bool
-    ) -> None:
-        if context is not None and context.execution_options.get(BINARY_RESULTS):
-            cursor.format = BINARY_FORMAT
-
-
-# psycopg's binary result format (psycopg.pq.Format.BINARY), as a plain value.
-BINARY_FORMAT = 1
+    When the driver fails, the statement is run once more through SQLAlchemy, for its
+    handling of the failure: its error (StoreUnavailable in `unavailable`) and, on a lost
+    connection, every connection of the pool opened before it replaced. A failure that
+    does not repeat was transient, and the rows read then are as good."""
+    postgresql = conn.dialect.name == "postgresql"
+    if not postgresql and not conn.in_transaction():
+        conn.begin()
+    driver: Any = conn.connection.driver_connection
+    try:
+        cursor = driver.cursor(binary=True) if postgresql else driver.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            rows: list[Any] = cursor.fetchall()
+        finally:
+            cursor.close()
+    except conn.dialect.loaded_dbapi.Error:
+        return list(conn.exec_driver_sql(sql, parameters).all())
+    return rows

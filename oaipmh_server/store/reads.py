@@ -20,7 +20,7 @@ from sqlalchemy.types import NullType
 from ..record_source import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from . import readonly
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
-from .engine import BINARY_RESULTS, AnySelect, Connected, unavailable
+from .engine import AnySelect, Connected, driver_rows, unavailable
 from .packing import unpack_fields
 from .schema import (
     FragmentRow,
@@ -111,15 +111,11 @@ class ProtocolReads(Connected):
     ) -> list[StoredRecord]:
         with unavailable(), self._reader.connect() as conn:
             rows = self._page(conn, "headers", selection, after, {"limit": limit})
-            return [
-                StoredRecord(
-                    row_header(local_id, stored_datetime(datestamp), set_specs, deleted),
-                    None,
-                    None,
-                    header if stored_version == header_version else None,
-                )
-                for local_id, datestamp, set_specs, deleted, header, stored_version in rows
-            ]
+        make = StoredRecord._make
+        return [
+            make((header, None, None, row[4] if row[5] == header_version else None, ()))
+            for header, row in zip(_headers(rows), rows, strict=True)
+        ]
 
     def list_records(
         self,
@@ -157,7 +153,7 @@ class ProtocolReads(Connected):
         for name in _DATETIME_PARAMETERS.intersection(values):
             values[name] = self._bind_datetime(values[name])
         parameters: Any = values if order is None else tuple(values[name] for name in order)
-        return conn.exec_driver_sql(sql, parameters, _BINARY).all()
+        return driver_rows(conn, sql, parameters)
 
     def _replayed_to(self, until: datetime) -> None:
         """A continued list on a server that cannot write: its mark is at or past the
@@ -205,23 +201,36 @@ class ProtocolReads(Connected):
             if with_files:
                 files = files_of(conn, stale)
         records = []
-        for local_id, datestamp, set_specs, deleted, header_xml, stored_version, _, body in rows:
-            header = row_header(local_id, stored_datetime(datestamp), set_specs, deleted)
-            if stored_version != header_version:
-                header_xml = None
-            if deleted:
-                records.append(StoredRecord(header, None, None, header_xml))
-            elif local_id in fields:
-                records.append(StoredRecord(header, None, fields[local_id], header_xml,
-                                            files.get(local_id, ())))  # fmt: skip
+        make = StoredRecord._make
+        for header, row in zip(_headers(rows), rows, strict=True):
+            header_xml = row[4] if row[5] == header_version else None
+            if header.deleted:
+                records.append(make((header, None, None, header_xml, ())))
+            elif header.local_id in fields:
+                local_id = header.local_id
+                records.append(make((header, None, fields[local_id], header_xml,
+                                     files.get(local_id, ()))))  # fmt: skip
             else:
-                records.append(StoredRecord(header, body, None, header_xml))
+                records.append(make((header, row[7], None, header_xml, ())))
         return records
 
 
-# Pages' rows in binary on PostgreSQL (engine._binary_results): their columns are text,
-# bytea, booleans and timestamps, read alike in either format.
-_BINARY = {BINARY_RESULTS: True}
+def _headers(rows: Sequence[Any]) -> list[Header]:
+    """The Headers of a page's rows (local id, raw datestamp, set specs, deleted first),
+    made in one pass for the hundred rows of every page of a harvest: each tuple made by
+    `_make` (a NamedTuple's own constructor costs as much again), the set specs of the
+    page split once per distinct value (a collection's records come together)."""
+    make = Header._make
+    split: dict[str, tuple[str, ...]] = {}
+    headers = []
+    for row in rows:
+        specs = row[2]
+        set_specs = split.get(specs)
+        if set_specs is None:
+            set_specs = split[specs] = tuple(specs.split())
+        headers.append(make((row[0], stored_datetime(row[1]), set_specs, bool(row[3]))))
+    return headers
+
 
 # The datestamp is read raw and made a datetime by `stored_datetime`: the same result as
 # the column type's processing, for a fraction of its cost on a page of a hundred rows.
