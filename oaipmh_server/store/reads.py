@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import cached_property, lru_cache
-from typing import Any
+from functools import cached_property, lru_cache, partial
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Connection,
@@ -111,7 +111,7 @@ class ProtocolReads(Connected):
     ) -> list[StoredRecord]:
         with unavailable(), self._reader.connect() as conn:
             rows = self._page(conn, "headers", selection, after, {"limit": limit})
-        make = StoredRecord._make
+        make = _maker(StoredRecord)
         return [
             make((header, None, None, row[4] if row[5] == header_version else None, ()))
             for header, row in zip(_headers(rows), rows, strict=True)
@@ -201,7 +201,7 @@ class ProtocolReads(Connected):
             if with_files:
                 files = files_of(conn, stale)
         records = []
-        make = StoredRecord._make
+        make = _maker(StoredRecord)
         for header, row in zip(_headers(rows), rows, strict=True):
             header_xml = row[4] if row[5] == header_version else None
             if header.deleted:
@@ -217,10 +217,9 @@ class ProtocolReads(Connected):
 
 def _headers(rows: Sequence[Any]) -> list[Header]:
     """The Headers of a page's rows (local id, raw datestamp, set specs, deleted first),
-    made in one pass for the hundred rows of every page of a harvest: each tuple made by
-    `_make` (a NamedTuple's own constructor costs as much again), the set specs of the
-    page split once per distinct value (a collection's records come together)."""
-    make = Header._make
+    made in one pass for the hundred rows of every page of a harvest, the set specs of
+    the page split once per distinct value (a collection's records come together)."""
+    make = _maker(Header)
     split: dict[str, tuple[str, ...]] = {}
     headers = []
     for row in rows:
@@ -230,6 +229,16 @@ def _headers(rows: Sequence[Any]) -> list[Header]:
             set_specs = split[specs] = tuple(specs.split())
         headers.append(make((row[0], stored_datetime(row[1]), set_specs, bool(row[3]))))
     return headers
+
+
+_Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
+
+
+def _maker(kind: type[_Tuple]) -> Callable[[tuple[Any, ...]], _Tuple]:
+    """A NamedTuple `kind` made from a whole tuple of its fields by the tuple's own
+    constructor: NamedTuple's `__new__` and `_make` are Python functions, which cost a
+    page's hundred records as much as the rest of making them."""
+    return partial(tuple.__new__, kind)
 
 
 # The datestamp is read raw and made a datetime by `stored_datetime`: the same result as
