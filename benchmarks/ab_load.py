@@ -4,7 +4,8 @@ Each run is `oaipmh-server load --no-progress SETS RECORDS` by that side's own e
 (its own venv: another commit's code), into a new SQLite store or a new database of one
 throw-away PostgreSQL cluster (`postgres.py`, durable settings), deleted after the run.
 Per run, whole-process figures: wall seconds, the CPU of the load and of its workers
-(`os.wait4` on the load: its own and its reaped children's), the peak RSS of the largest
+(`os.wait4` on the load: its own and its reaped children's) and of the loading process
+alone (read from /proc while it runs), the peak RSS of the largest
 of those processes, records/s, the machine's load average before and after, on PostgreSQL
 the server's CPU (every postgres process's, and the backends its postmaster reaped), and
 the store's record count by that side's `oaipmh-server stats`. One JSON line a run, printed
@@ -54,12 +55,32 @@ def postgres_cpu() -> float:
     return total / tick
 
 
-def run(executable: str, args: list[str], env: dict[str, str]) -> tuple[float, os.struct_time, int]:
+def own_cpu(pid: int) -> float | None:
+    """The CPU seconds a live process has used itself (its children not counted)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    utime, stime = (int(f) for f in stat[stat.rindex(")") + 2 :].split()[11:13])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def run(
+    executable: str, args: list[str], env: dict[str, str]
+) -> tuple[float, os.struct_time, int, float]:
+    """Wall seconds, the load's and its workers' usage, exit code, and the loading process's
+    own CPU (read every half second while it runs: up to half a second short)."""
     started = time.perf_counter()
     process = subprocess.Popen([executable, *args], env=env, stdin=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
+    own = 0.0
+    while True:
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        own = own_cpu(process.pid) or own
+        time.sleep(0.5)
     process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage, process.returncode  # type: ignore[return-value]
+    return time.perf_counter() - started, usage, process.returncode, own  # type: ignore[return-value]
 
 
 def count(executable: str, env: dict[str, str]) -> str:
@@ -96,13 +117,14 @@ def main() -> None:
             else:
                 env["OAIPMH_DATABASE_URL"] = f"sqlite:///{store.resolve()}"
             before, pg_before = loadavg(), postgres_cpu()
-            wall, usage, code = run(executable, ["load", "--no-progress", str(arguments.sets),
+            wall, usage, code, own = run(executable, ["load", "--no-progress", str(arguments.sets),
                                                  str(arguments.records)], env)  # fmt: skip
             after, pg_after = loadavg(), postgres_cpu()
             figures = {
                 "run": n, "side": name, "backend": arguments.backend, "exit": code,
                 "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
                 "user_s": round(usage.ru_utime, 1), "sys_s": round(usage.ru_stime, 1),
+                "loading_process_cpu_s": round(own, 1),
                 "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
                 "records_per_s": round(lines / wall), "loadavg_before": before,
                 "loadavg_after": after, "stats": count(executable, env),
