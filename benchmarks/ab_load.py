@@ -7,7 +7,7 @@ Per run, whole-process figures: wall seconds, the CPU of the load and of its wor
 (`os.wait4` on the load: its own and its reaped children's) and of the loading process
 alone (read from /proc while it runs), the peak RSS of the largest
 of those processes, records/s, the machine's load average before and after, on PostgreSQL
-the server's CPU (every postgres process's, and the backends its postmaster reaped), and
+the cluster's CPU (its postgres processes', and the backends its postmaster reaped), and
 the store's record count by that side's `oaipmh-server stats`. One JSON line a run, printed
 and appended to `--log`.
 
@@ -35,9 +35,12 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def postgres_cpu() -> float:
-    """Seconds of CPU of every postgres process alive, plus what the postmasters reaped."""
+def postgres_cpu(data: Path) -> float:
+    """Seconds of CPU of the cluster's postgres processes alive (its postmaster, the one
+    `data`/postmaster.pid names, and that one's children), plus what the postmaster reaped
+    (the backends that ended): other clusters on the machine are not counted."""
     tick = os.sysconf("SC_CLK_TCK")
+    postmaster = (data / "postmaster.pid").read_text().split()[0]
     total = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -46,12 +49,11 @@ def postgres_cpu() -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if name != "postgres":
-            continue
         fields = stat[stat.rindex(")") + 2 :].split()
+        if entry.name != postmaster and fields[1] != postmaster:
+            continue
         utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
-        total += utime + stime + cutime + cstime
+        total += utime + stime + (cutime + cstime if entry.name == postmaster else 0)
     return total / tick
 
 
@@ -116,10 +118,12 @@ def main() -> None:
                 env["OAIPMH_DATABASE_URL"] = cluster.create_database(f"ab{n}")
             else:
                 env["OAIPMH_DATABASE_URL"] = f"sqlite:///{store.resolve()}"
-            before, pg_before = loadavg(), postgres_cpu()
+            before = loadavg()
+            pg_before = postgres_cpu(cluster.data) if cluster is not None else 0.0
             wall, usage, code, own = run(executable, ["load", "--no-progress", str(arguments.sets),
                                                  str(arguments.records)], env)  # fmt: skip
-            after, pg_after = loadavg(), postgres_cpu()
+            after = loadavg()
+            pg_after = postgres_cpu(cluster.data) if cluster is not None else 0.0
             figures = {
                 "run": n, "side": name, "backend": arguments.backend, "exit": code,
                 "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
