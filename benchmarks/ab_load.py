@@ -1,4 +1,4 @@
-"""Time one records file loaded by two installs of the server in turn (an A/B of the load).
+"""Time one records file loaded by two (or more) installs of the server in turn: an A/B of the load.
 
 Each run is `oaipmh-server load --no-progress SETS RECORDS` by that side's own executable
 (its own venv: another commit's code), into a new SQLite store or a new database of one
@@ -95,7 +95,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("records", type=Path)
     parser.add_argument("sets", type=Path)
-    parser.add_argument("--side", action="append", required=True, help="NAME=EXECUTABLE, twice")
+    parser.add_argument(
+        "--side", action="append", required=True, help="NAME=EXECUTABLE, one a side (A, B…)"
+    )
     parser.add_argument("--order", default="ABAB")
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--folder", type=Path, default=Path("."))
