@@ -141,7 +141,7 @@ def main() -> None:
                 cluster.drop_database(f"ab{n}")
             else:
                 figures["store_bytes"] = store.stat().st_size if store.exists() else 0
-                for suffix in ("", "-wal", "-shm"):
+                for suffix in ("", "-wal", "-shm", "-writer"):
                     Path(f"{store}{suffix}").unlink(missing_ok=True)
             print(json.dumps(figures), flush=True)
             with arguments.log.open("a") as log:
