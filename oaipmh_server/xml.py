@@ -97,15 +97,15 @@ def xml_language(value: str | None) -> str | None:
         return None
 
 
-def _split(element: etree._Element) -> tuple[bytes, bytes]:
+def split_open_close(element: etree._Element) -> tuple[bytes, bytes]:
     """Serialize an element holding a marker comment; return the bytes before and after it."""
     element.append(etree.Comment(_MARK))
     head, tail = etree.tostring(element, encoding="UTF-8").split(f"<!--{_MARK}-->".encode())
     return head, tail
 
 
-RECORD_OPEN, RECORD_CLOSE = _split(etree.Element("record"))
-METADATA_OPEN, METADATA_CLOSE = _split(etree.Element("metadata"))
+RECORD_OPEN, RECORD_CLOSE = split_open_close(etree.Element("record"))
+METADATA_OPEN, METADATA_CLOSE = split_open_close(etree.Element("metadata"))
 
 
 def envelope(

@@ -5,6 +5,7 @@ with one gunicorn worker (a worker more shows nothing more here, and costs a sta
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 import subprocess
@@ -54,6 +55,20 @@ def test_dspace_benchmark_runs() -> None:
     assert "SAF load: 200 records" in done.stdout and "added 200" in done.stdout
     assert "CSV merge: 200 records" in done.stdout and "updated 200" in done.stdout
     assert "set=col_10722_10 / whole list" in done.stdout
+
+
+def test_ab_load_benchmark_runs(tmp_path: Path) -> None:
+    """Two sides (here the same install) load one generated file in turn, each into a new
+    store it deletes after; each run's figures and its store's count come back."""
+    bench("generate.py", "150", str(tmp_path / "records.jsonl"))
+    server = str(Path(sys.executable).parent / "oaipmh-server")
+    done = bench("ab_load.py", str(tmp_path / "records.jsonl"), str(tmp_path / "sets.json"),
+                 "--side", f"a={server}", "--side", f"b={server}", "--order", "AB",
+                 "--folder", str(tmp_path), "--log", str(tmp_path / "ab.jsonl"))  # fmt: skip
+    runs = [json.loads(line) for line in (tmp_path / "ab.jsonl").read_text().splitlines()]
+    assert [(r["side"], r["exit"]) for r in runs] == [("a", 0), ("b", 0)]
+    assert all(r["stats"] == "records: 150 (3 deleted)" for r in runs), done.stdout
+    assert not list(tmp_path.glob("ab-*"))
 
 
 def test_scale_benchmark_runs() -> None:
