@@ -470,3 +470,21 @@ def test_one_structured_access_line_per_request(client: FlaskClient, caplog) -> 
     assert lines[0]["verb"] == "ListRecords" and lines[0]["status"] == 200
     assert lines[0]["arguments"]["set"] == "com_10722_1" and lines[0]["records"] > 0
     assert lines[1]["errors"] == ["badVerb"] and isinstance(lines[1]["ms"], float)
+
+
+@pytest.mark.store_behaviour
+def test_a_page_the_database_refuses_midway_is_503_with_retry_after(database_url: str) -> None:
+    """A resumed page's statement runs on the driver's own cursor (store/engine.py,
+    driver_rows): a database error there is a 503 like any other, not a 500, and names
+    no driver."""
+    app = make_app(database_url, page_size=2)
+    client = app.test_client()
+    first = client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc").get_data(as_text=True)
+    token = re.search(r"<resumptionToken[^>]*>([^<]+)</resumptionToken>", first)
+    assert token is not None
+    with app.extensions["oaipmh"].store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE fragments RENAME TO fragments_gone")
+    response = client.get(f"/oai?verb=ListRecords&resumptionToken={quote(token.group(1))}")
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert b"sqlite" not in response.data.lower() and b"psycopg" not in response.data.lower()
