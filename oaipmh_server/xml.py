@@ -97,10 +97,15 @@ def xml_language(value: str | None) -> str | None:
         return None
 
 
-def split_open_close(element: etree._Element) -> tuple[bytes, bytes]:
-    """Serialize an element holding a marker comment; return the bytes before and after it."""
-    element.append(etree.Comment(_MARK))
-    head, tail = etree.tostring(element, encoding="UTF-8").split(f"<!--{_MARK}-->".encode())
+def split_open_close(
+    element: etree._Element, holder: etree._Element | None = None, declaration: bool = False
+) -> tuple[bytes, bytes]:
+    """Serialize `element` with a marker comment in `holder` (one of its descendants, or
+    the element itself); return the bytes before and after the marker, where what is made
+    apart (a page's records, a stored fragment) is joined in as bytes."""
+    (element if holder is None else holder).append(etree.Comment(_MARK))
+    document = etree.tostring(element, encoding="UTF-8", xml_declaration=declaration)
+    head, tail = document.split(f"<!--{_MARK}-->".encode())
     return head, tail
 
 
@@ -131,10 +136,7 @@ def envelope(
     for name, value in (arguments or {}).items():
         request.set(name, value)
     parent = root if container is None else etree.SubElement(root, f"{{{OAI_NS}}}{container}")
-    parent.append(etree.Comment(_MARK))
-    document = etree.tostring(root, encoding="UTF-8", xml_declaration=True)
-    head, tail = document.split(f"<!--{_MARK}-->".encode())
-    return head, tail
+    return split_open_close(root, parent, declaration=True)
 
 
 def error_elements(errors: Iterable[tuple[str, str]]) -> bytes:
@@ -207,8 +209,7 @@ def set_element(info: SetInfo, description: bytes | None) -> bytes:
     etree.SubElement(element, "setName").text = clean_text(info.name)
     if description is None:
         return etree.tostring(element, encoding="UTF-8")
-    etree.SubElement(element, "setDescription").append(etree.Comment(_MARK))
-    head, tail = etree.tostring(element, encoding="UTF-8").split(f"<!--{_MARK}-->".encode())
+    head, tail = split_open_close(element, etree.SubElement(element, "setDescription"))
     return head + description + tail
 
 
