@@ -35,9 +35,13 @@ def bench(script: str, *arguments: str, **env: str) -> subprocess.CompletedProce
 
 
 def test_benchmark_runs() -> None:
-    done = bench("run.py", "150", "--workers", "1")
+    """The whole run, the ceiling compared, the reference left out (`--no-reference`: the
+    1,000,000-record figure without the reference's hour of OFFSET pages). The reference
+    serves the same store in `test_the_ceiling_and_the_reference_read_either_backend`,
+    and run.py compares it in the same loop as the ceiling."""
+    done = bench("run.py", "150", "--workers", "1", "--no-reference")
     assert "records/s" in done.stdout and "ListIdentifiers" in done.stdout
-    assert "ours / ceiling" in done.stdout and "ours / peer" in done.stdout
+    assert "ours / ceiling" in done.stdout and "peer" not in done.stdout
 
 
 def test_poll_during_load_benchmark_runs() -> None:
