@@ -4,7 +4,7 @@ on their indexes (a page deep in a harvest costs what the first one costs)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -275,7 +275,7 @@ def test_a_bulk_write_the_database_refuses_leaves_the_store_as_it_was(database_u
 
 def plan(database_url: str, selection: Selection, kind: str = "records") -> str:
     store = SqlStore(database_url)
-    query = _page_query(kind, _shape(selection), True)
+    query = _page_query(kind, _shape(selection), kind != "count")
     compiled = query.compile(store.engine)
     # The plan does not depend on the values bound, only on the query's shape.
     unbound = (None,) * len(compiled.positiontup or ())
@@ -340,3 +340,87 @@ def test_a_write_counts_the_deleted_records_on_an_index_not_the_table(tmp_path: 
     assert deleted > 0
     assert plans and not [plan for plan in plans if "SCAN records" in plan and "INDEX" not in plan]
     assert any("ix_records_deleted" in plan for plan in plans), plans
+
+
+def listed(store: SqlStore, selection: Selection) -> int:
+    """The records a list of `selection` shows, read as one page."""
+    return len(store.list_headers(selection, None, 1_000_000, "any"))
+
+
+def statements_sent(store: SqlStore) -> list[str]:
+    sent: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *a: sent.append(a[2]))
+    return sent
+
+
+def test_a_lists_size_is_what_its_pages_show_for_every_selection(database_url: str) -> None:
+    """completeListSize (and noRecordsMatch, when it is 0) is the number of records the
+    list's pages show, whether the list is the whole store (a full harvest: the count the
+    writes keep) or any part of it (counted on its index): from the earliest datestamp or
+    later, until the latest or earlier, a set, deleted records included."""
+    store = SqlStore(database_url)
+    datestamps = sorted(row[0] for row in fetch(database_url, select(RecordRow.datestamp)))
+    earliest, middle, latest = datestamps[0], datestamps[len(datestamps) // 2], datestamps[-1]
+    assert earliest < middle < latest and fetch(database_url, select(RecordRow.deleted)).count(
+        (True,)
+    )
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    second = timedelta(seconds=1)
+    selections = [
+        Selection(None, None, far),
+        Selection(None, None, latest),
+        Selection(None, earliest, latest),
+        Selection(None, earliest - second, far),
+        Selection(None, earliest + second, far),
+        Selection(None, middle, far),
+        Selection(None, None, middle),
+        Selection(None, None, latest - second),
+        Selection(None, None, earliest - second),
+        Selection(None, latest + second, far),
+        Selection("com_10722_1", None, far),
+        Selection("com_10722_1", middle, far),
+    ]
+    sizes = [store.count_records(selection) for selection in selections]
+    assert sizes == [listed(store, selection) for selection in selections]
+    assert sizes[0] == len(datestamps) and sizes[-4:-2] == [sizes[-4], 0]
+    store.close()
+
+
+def test_a_whole_lists_size_is_the_count_the_writes_keep(database_url: str) -> None:
+    """A full harvest's first page does not count the store row by row for its
+    completeListSize (at 1,000,000 records that took 50 ms on SQLite and 150 ms to 2.6 s on
+    PostgreSQL, growing with the store): it reads the count the last write kept, with the
+    earliest and latest datestamps that show the list is the whole store."""
+    store = SqlStore(database_url)
+    sent = statements_sent(store)
+    whole = Selection(None, None, datetime(2100, 1, 1, tzinfo=UTC))
+    size = store.count_records(whole)
+    assert sent, "the statements were not seen"
+    assert [s for s in sent if "count(" in s.lower()] == []
+    assert size == listed(store, whole)
+    store.close()
+
+
+def test_a_store_without_kept_counts_counts_its_lists(database_url: str) -> None:
+    """A store last written by a version that kept no counts counts its whole list, until
+    its next write keeps them."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM meta WHERE key = 'counts'"))
+    engine.dispose()
+    store = SqlStore(database_url)
+    whole = Selection(None, None, datetime(2100, 1, 1, tzinfo=UTC))
+    assert store.count_records(whole) == listed(store, whole) > 0
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+@pytest.mark.parametrize("from_", [None, FROM])
+def test_a_sets_size_is_counted_on_the_membership_index_alone(
+    database_url: str, from_: datetime | None
+) -> None:
+    """A set's memberships carry the datestamp: its size needs no look-up of each record
+    (that made counting a set of 250,000 records 200 ms instead of 16)."""
+    text = plan(database_url, Selection("com_10722_1", from_, UNTIL), "count")
+    assert "COVERING INDEX ix_memberships_set_datestamp_id" in text
+    assert "records" not in text

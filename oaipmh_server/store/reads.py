@@ -21,10 +21,12 @@ from ..record_source import Field, File, Header, Position, Selection, SetInfo, S
 from . import readonly
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
 from .engine import AnySelect, Connected, driver_rows, unavailable
+from .meta import COUNTS_KEY
 from .packing import unpack_fields
 from .schema import (
     FragmentRow,
     MembershipRow,
+    MetaRow,
     RecordRow,
     SetRow,
     UTCDateTime,
@@ -103,6 +105,24 @@ class ProtocolReads(Connected):
             return files_of(conn, local_ids)
 
     def count_records(self, selection: Selection) -> int:
+        """A list's size (completeListSize; 0 is noRecordsMatch), asked on every list's
+        first page. A full harvest's list is the whole store: its size is the count the
+        last write kept (meta.COUNTS_KEY), read in one statement (one snapshot) with the
+        earliest and latest datestamps that show the list leaves no record out. Counting
+        it row by row grew with the store: 50 ms at 1,000,000 records on SQLite, 150 ms
+        to 2.6 s on PostgreSQL. Any other list (a set, or a from or until inside the
+        store's datestamps) is counted on its index."""
+        if selection.set_spec is None:
+            with unavailable(), self._reader.connect() as conn:
+                earliest, latest, kept = conn.execute(_WHOLE_STORE).one()
+            counts = (kept or "").split()
+            if (
+                len(counts) == 2
+                and earliest is not None
+                and (selection.from_ is None or selection.from_ <= earliest)
+                and latest <= selection.until
+            ):
+                return int(counts[0])
         query = _page_query("count", _shape(selection), False)
         return int(self._scalar(query, _page_parameters(selection, None)) or 0)
 
@@ -254,6 +274,15 @@ _HEADER_COLUMNS = (
 _RECORD_COLUMNS = (*_HEADER_COLUMNS, FragmentRow.version, FragmentRow.body)
 
 
+# The store's earliest and latest datestamps (each one step on the datestamp index) and
+# the counts the last write kept ("records deleted"), from one snapshot.
+_WHOLE_STORE = select(
+    select(func.min(RecordRow.datestamp)).scalar_subquery(),
+    select(func.max(RecordRow.datestamp)).scalar_subquery(),
+    select(MetaRow.value).where(MetaRow.key == COUNTS_KEY).scalar_subquery(),
+)
+
+
 def _record_columns() -> AnySelect:
     return select(*_RECORD_COLUMNS)
 
@@ -283,11 +312,10 @@ def _page_query(kind: str, selection_shape: _Shape, after_shape: bool) -> AnySel
     in_set, with_from = selection_shape
     if in_set:
         datestamp, local_id = MembershipRow.datestamp, MembershipRow.local_id
-        query = (
-            query.select_from(MembershipRow)
-            .join(RecordRow, RecordRow.local_id == MembershipRow.local_id)
-            .where(MembershipRow.set_spec == bindparam("set_spec"))
-        )
+        query = query.select_from(MembershipRow)
+        if kind != "count":  # a membership carries its record's datestamp: enough to count
+            query = query.join(RecordRow, RecordRow.local_id == MembershipRow.local_id)
+        query = query.where(MembershipRow.set_spec == bindparam("set_spec"))
     else:
         datestamp, local_id = RecordRow.datestamp, RecordRow.local_id
         query = query.select_from(RecordRow)
