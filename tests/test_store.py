@@ -27,7 +27,7 @@ from oaipmh_server.store import (
     pack_fields,
 )
 from oaipmh_server.store.meta import stored_counts
-from oaipmh_server.store.schema import Base, MembershipRow, RecordRow
+from oaipmh_server.store.schema import Base, MembershipRow, MetaRow, RecordRow
 
 from .conftest import SAMPLES, load_into, make_app, sqlite_url
 from .db import everything, fetch
@@ -401,12 +401,15 @@ def test_a_whole_lists_size_is_the_count_the_writes_keep(database_url: str) -> N
     store.close()
 
 
-def test_a_store_without_kept_counts_counts_its_lists(database_url: str) -> None:
-    """A store last written by a version that kept no counts counts its whole list, until
-    its next write keeps them."""
+@pytest.mark.parametrize("kept", [None, "", "many 3"])
+def test_a_store_without_kept_counts_counts_its_lists(database_url: str, kept: str | None) -> None:
+    """A store whose counts are missing (last written before 1.0.0, which began keeping
+    them) or not numbers counts its whole list, until its next write keeps them."""
     engine = create_engine(database_url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM meta WHERE key = 'counts'"))
+        if kept is not None:
+            conn.execute(insert(MetaRow).values(key="counts", value=kept))
     engine.dispose()
     store = SqlStore(database_url)
     whole = Selection(None, None, datetime(2100, 1, 1, tzinfo=UTC))

@@ -118,6 +118,7 @@ class ProtocolReads(Connected):
             counts = (kept or "").split()
             if (
                 len(counts) == 2
+                and counts[0].isdigit()
                 and earliest is not None
                 and (selection.from_ is None or selection.from_ <= earliest)
                 and latest <= selection.until
