@@ -11,8 +11,8 @@ from typing import Any, NamedTuple
 
 from ..datestamps import parse_record_date
 from ..errors import LoadError
+from ..packing import unpack_rows
 from ..record_source import Field, File
-from ..store import unpack_rows
 from ..xml import normalise_language
 from .drafts import _MAX_KNOWN, ACCESSIONED, Draft, Limits
 

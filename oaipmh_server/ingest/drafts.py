@@ -22,6 +22,7 @@ import orjson
 from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..formats import MetadataFormat
+from ..packing import pack_rows, plain_fields, unpack_fields
 from ..record_source import (
     DOT_SEGMENT,
     UNREACHABLE_ID,
@@ -33,7 +34,6 @@ from ..record_source import (
     spec_leads_elsewhere,
 )
 from ..settings import Settings
-from ..store import pack_rows, plain_fields, unpack_fields
 from ..verbs import SET_SPEC, is_uri
 from ..virtual_sets import VirtualSets
 from ..xml import clean_text, has_illegal_characters, normalise_language, stored_header

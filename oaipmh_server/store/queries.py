@@ -12,11 +12,11 @@ from sqlalchemy import (
     select,
 )
 
+from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from .columns import FIELDS, files_of, row_header
 from .engine import Connected, unavailable
 from .meta import deleted_count
-from .packing import unpack_fields
 from .schema import (
     MembershipRow,
     RecordRow,

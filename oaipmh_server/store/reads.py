@@ -17,12 +17,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import NullType
 
+from ..packing import unpack_fields
 from ..record_source import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from . import readonly
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
 from .engine import AnySelect, Connected, driver_rows, unavailable
 from .meta import COUNTS_KEY
-from .packing import unpack_fields
 from .schema import (
     FragmentRow,
     MembershipRow,

@@ -91,7 +91,7 @@ class RecordRow(Base):
     # the record's <header> as served; NULL until a load renders it.
     header_version: Mapped[str | None] = mapped_column(String(64))
     header: Mapped[bytes | None] = mapped_column(LargeBinary)
-    # The fields, packed (store.pack_fields: compressed JSON). Last: SQLite stores a
+    # The fields, packed (packing.pack_fields: compressed JSON). Last: SQLite stores a
     # row's columns in order, and reading a column after this big one (spilling onto
     # overflow pages) would mean walking through it. A TEXT column on SQLite, where a
     # column's type does not bind its values (rows written before revision 0003 hold

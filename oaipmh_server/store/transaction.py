@@ -21,13 +21,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import LoadBusy, StoreUnavailable
+from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
 from .bulk import among, id_chunks, insert_rows
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_header
 from .engine import unavailable
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, stored_counts
-from .packing import unpack_fields
 from .schema import (
     FileRow,
     FragmentRow,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from isal import isal_zlib
 
-from ..record_source import Field
+from .record_source import Field
 
 
 def plain_fields(fields: Sequence[Field]) -> list[tuple[Any, ...]]:
