@@ -68,12 +68,9 @@ if said:
 PYTHON
 
 # 2. Migrate the schema explicitly, so an upgrade's migration is logged here, before any
-# worker starts. (A version without `migrate` migrates as serve opens the store.)
-if oaipmh-server migrate --help >/dev/null 2>&1; then
-    oaipmh-server migrate
-else
-    echo "entrypoint: this oaipmh-server has no migrate command; serve migrates as it starts" >&2
-fi
+# worker starts. (This kit ships with the code it starts, which has `migrate`: no interpreter
+# is started just to ask.)
+oaipmh-server migrate
 
 # 3. Serve in the foreground, as the container's main process: signals reach gunicorn.
 exec oaipmh-server serve "$@"
