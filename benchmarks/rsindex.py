@@ -4,7 +4,7 @@ In-process (the Flask test client, no HTTP), on a SQLite store: generates and lo
 records (generate.py, `oaipmh-server load --no-progress`) into DATABASE unless it already
 holds records, so a million records are loaded once and reused across runs. Then asks, in
 turn for `--rounds` rounds (so the machine's drift spreads over all of them): a
-ListIdentifiers first page (it counts the list for completeListSize) and its second
+ListIdentifiers first page (it gives completeListSize) and its second
 page (by the first one's resumption token), the resource list index, the change list
 index and /sitemap.xml; then a few times one resource list (oai_dc, its first range) and one change
 list (the index's first). The first request of each index after the app opens is printed

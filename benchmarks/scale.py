@@ -251,7 +251,7 @@ def sample_pages(url: str, database: Path, rounds: int, began: datetime) -> None
             asked[verb, depth] = params
     times: dict[tuple[str, str], list[float]] = {key: [] for key in asked}
     for _ in range(rounds):
-        for verb in ("ListRecords", "ListIdentifiers"):  # the first page again: it counts
+        for verb in ("ListRecords", "ListIdentifiers"):  # the first page: its list's size
             started = time.perf_counter()
             session.get(url, params={"verb": verb, "metadataPrefix": "oai_dc"}, timeout=600)
             first_pages[verb].append(time.perf_counter() - started)
@@ -269,8 +269,8 @@ def sample_pages(url: str, database: Path, rounds: int, began: datetime) -> None
         )
         print(f"{verb}, medians of {rounds} rounds: {cells}", flush=True)
         print(f"{verb} deep/first: {medians['100 % (last live page)'] / base:.2f} "
-              f"(50 %: {medians['50 %'] / base:.2f}); first page without a token (it counts "
-              f"the list): first {first_pages[verb][0] * 1000:.0f} ms, then median "
+              f"(50 %: {medians['50 %'] / base:.2f}); first page without a token (it gives "
+              f"completeListSize): first {first_pages[verb][0] * 1000:.0f} ms, then median "
               f"{statistics.median(first_pages[verb][1:] or first_pages[verb]) * 1000:.1f} ms",
               flush=True)  # fmt: skip
     store.close()
