@@ -109,7 +109,7 @@ class ProtocolReads(Connected):
         first page. A full harvest's list is the whole store: its size is the count the
         last write kept (meta.COUNTS_KEY), read in one statement (one snapshot) with the
         earliest and latest datestamps that show the list leaves no record out. Counting
-        it row by row grew with the store: 50 ms at 1,000,000 records on SQLite, 150 ms
+        it row by row grew with the store: 50-100 ms at 1,000,000 records on SQLite, 150 ms
         to 2.6 s on PostgreSQL. Any other list (a set, or a from or until inside the
         store's datestamps) is counted on its index."""
         if selection.set_spec is None:
