@@ -404,7 +404,8 @@ def test_a_whole_lists_size_is_the_count_the_writes_keep(database_url: str) -> N
 @pytest.mark.parametrize("kept", [None, "", "many 3"])
 def test_a_store_without_kept_counts_counts_its_lists(database_url: str, kept: str | None) -> None:
     """A store whose counts are missing (last written before 1.0.0, which began keeping
-    them) or not numbers counts its whole list, until its next write keeps them."""
+    them) or not numbers counts its whole list, and /metrics its records, until its next
+    write keeps them."""
     engine = create_engine(database_url)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM meta WHERE key = 'counts'"))
@@ -414,6 +415,7 @@ def test_a_store_without_kept_counts_counts_its_lists(database_url: str, kept: s
     store = SqlStore(database_url)
     whole = Selection(None, None, datetime(2100, 1, 1, tzinfo=UTC))
     assert store.count_records(whole) == listed(store, whole) > 0
+    assert store.figures(datetime.now(UTC)).records == listed(store, whole)  # /metrics too
     store.close()
 
 

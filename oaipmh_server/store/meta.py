@@ -67,8 +67,7 @@ class MetaKeys(Connected):
         with unavailable(), self.engine.connect() as conn, conn.begin():
             query = select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_(keys))
             kept: dict[str, str] = {key: value for key, value in conn.execute(query)}
-            counts = kept.get(COUNTS_KEY, "").split()
-            records, deleted = (int(n) for n in counts) if len(counts) == 2 else stored_counts(conn)
+            records, deleted = kept_counts(kept.get(COUNTS_KEY)) or stored_counts(conn)
             revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
             if self.read_only is not None:
                 cutoff = readonly.cutoff(conn)
@@ -98,6 +97,16 @@ class StoreFigures:
 # Meta keys each write commits with its changes: "RECORDS DELETED", and its commit time.
 COUNTS_KEY = "counts"
 LAST_WRITE_KEY = "last_write"
+
+
+def kept_counts(value: str | None) -> tuple[int, int] | None:
+    """The records (deleted included) and deleted records a write kept (COUNTS_KEY's
+    value), or None when there are none (a store last written before 1.0.0) or they are
+    not two numbers: then they are counted."""
+    counts = (value or "").split()
+    if len(counts) != 2 or not all(n.isdigit() for n in counts):
+        return None
+    return int(counts[0]), int(counts[1])
 
 
 def stored_counts(conn: Connection) -> tuple[int, int]:

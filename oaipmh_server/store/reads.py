@@ -22,7 +22,7 @@ from ..record_source import Field, File, Header, Position, Selection, SetInfo, S
 from . import readonly
 from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
 from .engine import AnySelect, Connected, driver_rows, unavailable
-from .meta import COUNTS_KEY
+from .meta import COUNTS_KEY, kept_counts
 from .schema import (
     FragmentRow,
     MembershipRow,
@@ -115,15 +115,14 @@ class ProtocolReads(Connected):
         if selection.set_spec is None:
             with unavailable(), self._reader.connect() as conn:
                 earliest, latest, kept = conn.execute(_WHOLE_STORE).one()
-            counts = (kept or "").split()
+            counts = kept_counts(kept)
             if (
-                len(counts) == 2
-                and counts[0].isdigit()
+                counts is not None
                 and earliest is not None
                 and (selection.from_ is None or selection.from_ <= earliest)
                 and latest <= selection.until
             ):
-                return int(counts[0])
+                return counts[0]
         query = _page_query("count", _shape(selection), False)
         return int(self._scalar(query, _page_parameters(selection, None)) or 0)
 
