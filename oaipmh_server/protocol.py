@@ -291,8 +291,12 @@ def get_record(request: Request, context: Context) -> Reply:
         raise CannotDisseminateFormat(
             f"The metadata format {request.metadata_prefix} is not supported by this repository."
         )
-    if not record.header.deleted:
-        fields = context.source.get_fields(record.header.local_id) or ()
+    if not record.header.deleted and metadata_format.selective:
+        # Only a format with a place for some fields may have nothing to say of a record;
+        # one rendered on request came with the fields already.
+        fields = record.fields
+        if fields is None:
+            fields = context.source.get_fields(record.header.local_id) or ()
         if not metadata_format.disseminates(fields):
             raise CannotDisseminateFormat(
                 f"This item cannot be disseminated in {metadata_format.prefix}."

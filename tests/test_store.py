@@ -419,6 +419,32 @@ def test_a_store_without_kept_counts_counts_its_lists(database_url: str, kept: s
     store.close()
 
 
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's trace shows every statement
+@pytest.mark.parametrize(("prefix", "reads"), [("oai_dc", 1), ("qdc", 2)])
+def test_get_record_reads_a_record_once(database_url: str, prefix: str, reads: int) -> None:
+    """GetRecord in a stored format is one statement: the record with its stored
+    rendering. A format rendered on request (qdc) reads the record's fields once more,
+    for its rendering and for whether it has anything to say of the record."""
+    app = make_app(database_url)
+    sent: list[str] = []
+
+    @event.listens_for(app.extensions["oaipmh"].store.engine, "connect")
+    def _traced(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(sent.append)
+
+    app.extensions["oaipmh"].store.engine.dispose()  # connections opened from now on
+    identifier = "oai:repository.example.org:10722/212116"
+    query = {"verb": "GetRecord", "metadataPrefix": prefix, "identifier": identifier}
+    client = app.test_client()
+    client.get("/oai", query_string=query)  # the connection opened, the secret read
+    sent.clear()
+    response = client.get("/oai", query_string=query)
+    assert tree(response).find("oai:GetRecord/oai:record/oai:metadata", NS) is not None
+    selects = [s for s in sent if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == reads, selects
+    assert len([s for s in selects if "fields" in s]) == reads - 1
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 @pytest.mark.parametrize("from_", [None, FROM])
 def test_a_sets_size_is_counted_on_the_membership_index_alone(

@@ -37,7 +37,7 @@ from .schema import (
 class ProtocolReads(Connected):
     """The reads the protocol makes (RecordSource), each page one keyset query."""
 
-    _driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement]
+    _driver_statements: dict[tuple[Any, ...], _DriverStatement]
     # The highest mark a continued list found on a server that cannot write.
     _seen_mark: datetime | None = None
 
@@ -79,14 +79,9 @@ class ProtocolReads(Connected):
         header_version: str,
         with_files: bool = False,
     ) -> StoredRecord | None:
-        query = (
-            _record_columns()
-            .select_from(RecordRow)
-            .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
-            .where(RecordRow.local_id == local_id)
-        )
         with unavailable(), self._reader.connect() as conn:
-            rows = conn.execute(query).all()
+            values = {"local_id": local_id, "prefix": prefix}
+            rows = self._run(conn, ("record",), _record_query, values)
             records = self._with_fields(conn, rows, version, header_version, with_files)
         return records[0] if records else None
 
@@ -166,14 +161,11 @@ class ProtocolReads(Connected):
         per-execution work (parameter and result processing) cost as much as SQLite's."""
         if after is not None and self.read_only is not None:
             self._replayed_to(selection.until)
-        sql, order, constants = self._driver_page_statement(
-            kind, _shape(selection), after is not None
-        )
-        values = {**constants, **_page_parameters(selection, after), **extra}
+        key = (kind, _shape(selection), after is not None)
+        values = {**_page_parameters(selection, after), **extra}
         for name in _DATETIME_PARAMETERS.intersection(values):
             values[name] = self._bind_datetime(values[name])
-        parameters: Any = values if order is None else tuple(values[name] for name in order)
-        return driver_rows(conn, sql, parameters)
+        return self._run(conn, key, lambda: _page_query(*key), values)
 
     def _replayed_to(self, until: datetime) -> None:
         """A continued list on a server that cannot write: its mark is at or past the
@@ -187,19 +179,29 @@ class ProtocolReads(Connected):
     def _bind_datetime(self) -> Callable[[datetime], Any]:
         return datetime_binder(self.engine.dialect)
 
-    def _driver_page_statement(
-        self, kind: str, shape: _Shape, after_shape: bool
-    ) -> _DriverStatement:
-        """(SQL, the order of its parameters or None when the driver takes them by name,
-        the values of the parameters the compiler added, such as SQLite's OFFSET 0)."""
-        key = (kind, shape, after_shape)
+    def _run(
+        self,
+        conn: Connection,
+        key: tuple[Any, ...],
+        build: Callable[[], AnySelect],
+        values: dict[str, Any],
+    ) -> Sequence[Any]:
+        """The rows of the statement `build` makes, compiled once for this database under
+        `key` and run through the driver (engine.driver_rows) with these values: a harvest
+        sends its page statement thousands of times and GetRecord its own as often, and
+        SQLAlchemy's per-execution work (building the statement, its cache key, parameter
+        and result processing) cost as much as the database's."""
         statement = self._driver_statements.get(key)
         if statement is None:
-            compiled = _page_query(kind, shape, after_shape).compile(dialect=self.engine.dialect)
+            compiled = build().compile(dialect=self.engine.dialect)
             order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            # Parameters the compiler added, such as SQLite's OFFSET 0.
             constants = {k: v for k, v in compiled.params.items() if v is not None}
             statement = self._driver_statements[key] = (str(compiled), order, constants)
-        return statement
+        sql, order, constants = statement
+        values = {**constants, **values}
+        parameters: Any = values if order is None else tuple(values[name] for name in order)
+        return driver_rows(conn, sql, parameters)
 
     def _with_fields(
         self,
@@ -285,6 +287,16 @@ _WHOLE_STORE = select(
 
 def _record_columns() -> AnySelect:
     return select(*_RECORD_COLUMNS)
+
+
+def _record_query() -> AnySelect:
+    """One record with its stored rendering in a format (GetRecord)."""
+    return (
+        _record_columns()
+        .select_from(RecordRow)
+        .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, bindparam("prefix")))
+        .where(RecordRow.local_id == bindparam("local_id"))
+    )
 
 
 _Shape = tuple[bool, bool]  # (in a set, with a from date)

@@ -12,6 +12,7 @@ Its reads, queries, meta keys and load are the modules beside this one.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import insert, select
 
@@ -22,7 +23,7 @@ from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
 from .ranges import RangeStarts
 from .readonly import why_read_only
-from .reads import ProtocolReads, _DriverStatement, _Shape
+from .reads import ProtocolReads, _DriverStatement
 from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
 from .schema import MetaRow
@@ -38,7 +39,7 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
     ) -> None:
         self.url = url
         self.engine = open_engine(url, password)
-        self._driver_statements: dict[tuple[str, _Shape, bool], _DriverStatement] = {}
+        self._driver_statements: dict[tuple[Any, ...], _DriverStatement] = {}
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
             self.migration: Migration = migrate(self.engine)
