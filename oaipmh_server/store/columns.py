@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -24,6 +25,7 @@ from .schema import (
     FragmentRow,
     RecordRow,
     UTCDateTime,
+    stored_datetime,
 )
 
 # Read as the driver gives it (see unpack_fields): older stores hold text there.
@@ -64,9 +66,38 @@ def datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:
     return process or (lambda value: value)
 
 
+def row_headers(rows: Iterable[Sequence[Any]]) -> list[Header]:
+    """The Headers of rows that begin with a records row's local id, datestamp, set specs
+    and deleted flag. The datestamp may come raw from the driver (a page's rows: see
+    schema.stored_datetime) or through its column type. The set specs, stored
+    space-separated, are split once per distinct value: a page or a change list's rows
+    come a collection at a time. Each Header is made by the tuple's own constructor
+    (`maker`): a harvest makes a hundred a page."""
+    make = maker(Header)
+    split: dict[str, tuple[str, ...]] = {}
+    headers = []
+    for row in rows:
+        specs = row[2]
+        set_specs = split.get(specs)
+        if set_specs is None:
+            set_specs = split[specs] = tuple(specs.split())
+        headers.append(make((row[0], stored_datetime(row[1]), set_specs, bool(row[3]))))
+    return headers
+
+
 def row_header(local_id: str, datestamp: datetime, set_specs: str, deleted: bool) -> Header:
-    """A Header from a records row's columns (the set specs are stored space-separated)."""
-    return Header(local_id, datestamp, tuple(set_specs.split()), bool(deleted))
+    """The Header of one records row's columns (see row_headers)."""
+    return row_headers([(local_id, datestamp, set_specs, deleted)])[0]
+
+
+_Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
+
+
+def maker(kind: type[_Tuple]) -> Callable[[tuple[Any, ...]], _Tuple]:
+    """A NamedTuple `kind` made from a whole tuple of its fields by the tuple's own
+    constructor: NamedTuple's `__new__` and `_make` are Python functions, which cost a
+    page's hundred records as much as the rest of making them."""
+    return partial(tuple.__new__, kind)
 
 
 def keyset_starts(

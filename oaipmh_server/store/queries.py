@@ -14,7 +14,7 @@ from sqlalchemy import (
 
 from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
-from .columns import FIELDS, files_of, row_header
+from .columns import FIELDS, files_of, row_headers
 from .engine import Connected, unavailable
 from .meta import deleted_count
 from .schema import (
@@ -121,7 +121,7 @@ class PageQueries(Connected):
             .limit(among)
         )
         with unavailable(), self._reader.connect() as conn:
-            headers = [row_header(*row) for row in conn.execute(query)]
+            headers = row_headers(conn.execute(query))
         return [h for h in headers if not h.deleted][:limit]
 
     def list_ids(

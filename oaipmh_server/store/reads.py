@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import cached_property, lru_cache, partial
-from typing import Any, TypeVar
+from functools import cached_property, lru_cache
+from typing import Any
 
 from sqlalchemy import (
     Connection,
@@ -20,7 +20,15 @@ from sqlalchemy.types import NullType
 from ..packing import unpack_fields
 from ..record_source import Field, File, Header, Position, Selection, SetInfo, StoredRecord
 from . import readonly
-from .columns import FIELDS, datetime_binder, files_of, fragment_join, row_header
+from .columns import (
+    FIELDS,
+    datetime_binder,
+    files_of,
+    fragment_join,
+    maker,
+    row_header,
+    row_headers,
+)
 from .engine import AnySelect, Connected, driver_rows, unavailable
 from .meta import COUNTS_KEY, kept_counts
 from .schema import (
@@ -30,7 +38,6 @@ from .schema import (
     RecordRow,
     SetRow,
     UTCDateTime,
-    stored_datetime,
 )
 
 
@@ -126,10 +133,10 @@ class ProtocolReads(Connected):
     ) -> list[StoredRecord]:
         with unavailable(), self._reader.connect() as conn:
             rows = self._page(conn, "headers", selection, after, {"limit": limit})
-        make = _maker(StoredRecord)
+        make = maker(StoredRecord)
         return [
             make((header, None, None, row[4] if row[5] == header_version else None, ()))
-            for header, row in zip(_headers(rows), rows, strict=True)
+            for header, row in zip(row_headers(rows), rows, strict=True)
         ]
 
     def list_records(
@@ -223,8 +230,8 @@ class ProtocolReads(Connected):
             if with_files:
                 files = files_of(conn, stale)
         records = []
-        make = _maker(StoredRecord)
-        for header, row in zip(_headers(rows), rows, strict=True):
+        make = maker(StoredRecord)
+        for header, row in zip(row_headers(rows), rows, strict=True):
             header_xml = row[4] if row[5] == header_version else None
             if header.deleted:
                 records.append(make((header, None, None, header_xml, ())))
@@ -235,32 +242,6 @@ class ProtocolReads(Connected):
             else:
                 records.append(make((header, row[7], None, header_xml, ())))
         return records
-
-
-def _headers(rows: Sequence[Any]) -> list[Header]:
-    """The Headers of a page's rows (local id, raw datestamp, set specs, deleted first),
-    made in one pass for the hundred rows of every page of a harvest, the set specs of
-    the page split once per distinct value (a collection's records come together)."""
-    make = _maker(Header)
-    split: dict[str, tuple[str, ...]] = {}
-    headers = []
-    for row in rows:
-        specs = row[2]
-        set_specs = split.get(specs)
-        if set_specs is None:
-            set_specs = split[specs] = tuple(specs.split())
-        headers.append(make((row[0], stored_datetime(row[1]), set_specs, bool(row[3]))))
-    return headers
-
-
-_Tuple = TypeVar("_Tuple", bound=tuple[Any, ...])
-
-
-def _maker(kind: type[_Tuple]) -> Callable[[tuple[Any, ...]], _Tuple]:
-    """A NamedTuple `kind` made from a whole tuple of its fields by the tuple's own
-    constructor: NamedTuple's `__new__` and `_make` are Python functions, which cost a
-    page's hundred records as much as the rest of making them."""
-    return partial(tuple.__new__, kind)
 
 
 # The datestamp is read raw and made a datetime by `stored_datetime`: the same result as

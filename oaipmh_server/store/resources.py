@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import literal, select, tuple_
 
 from ..record_source import File, Header, Position, StoredRecord
-from .columns import FILE_COLUMNS, fragment_join, row_header
+from .columns import FILE_COLUMNS, fragment_join, row_headers
 from .engine import unavailable
 from .ranges import FileKey
 from .reads import ProtocolReads, _record_columns
@@ -107,7 +107,7 @@ class ResourceQueries(ProtocolReads):
             query = query.where(key < _at(last))
         query = query.order_by(RecordRow.datestamp, RecordRow.local_id).limit(limit)
         with unavailable(), self.engine.connect() as conn:
-            return [row_header(*row) for row in conn.execute(query)]
+            return row_headers(conn.execute(query))
 
 
 def _at(position: Position) -> Any:

@@ -25,7 +25,7 @@ from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
 from .bulk import among, id_chunks, insert_rows
-from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_header
+from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_headers
 from .engine import unavailable
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, stored_counts
 from .schema import (
@@ -410,7 +410,11 @@ class LoadTransaction:
             if not rows:
                 return
             self.conn.execute(
-                changed, [{"id": row[0], "xml": render_header(row_header(*row))} for row in rows]
+                changed,
+                [
+                    {"id": row[0], "xml": render_header(header)}
+                    for row, header in zip(rows, row_headers(rows), strict=True)
+                ],
             )
             after = rows[-1][0]
 
