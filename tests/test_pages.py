@@ -10,12 +10,14 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, quote_from_bytes, urlsplit
 
 import html5lib
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree, html
 
 from oaipmh_server import landing
@@ -895,3 +897,26 @@ def test_stored_characters_html_forbids_are_shown_as_replacement_characters(
         "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1/1"
     )
     assert etree.fromstring(getrecord.data).findtext(".//dc:title", namespaces=NS) == title
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=30).map(lambda text: text.encode("utf-8", "surrogatepass")),
+        st.binary(min_size=1, max_size=20),
+    )
+)
+def test_any_id_or_spec_asked_for_is_answered_by_a_page_html_parses(
+    reading_client: FlaskClient, asked: bytes
+) -> None:
+    """Whatever bytes an address asks for as a record's id or a set's spec (not UTF-8,
+    NUL, controls, markup): a page (404 mostly), never a 500, that HTML parses without an
+    error; or the redirect of a doubled slash, or the router's own 404."""
+    for path in ("/records/" + quote_from_bytes(asked, safe="/"),
+                 "/sets/" + quote_from_bytes(asked, safe="")):  # fmt: skip
+        response = reading_client.get(path)
+        if response.status_code == 308:
+            continue
+        assert response.status_code in (200, 404, 410), (path, response.status_code)
+        if response.mimetype == "text/html":  # else the router's plain 404 (a newline)
+            html5lib.HTMLParser(strict=True).parse(response.get_data(as_text=True))
