@@ -25,6 +25,7 @@ from oaipmh_server.web.serving import SMALL_ANSWER, SendBudget
 
 from .conftest import Databases, LiveServer, free_port, make_app
 from .oai import NS, error_codes, request_attributes, tree
+from .xsd import validate
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -225,6 +226,67 @@ def test_host_header_makes_the_base_url_only_when_none_is_configured(database_ur
     assert base_url(configured.get("/oai?verb=Identify", headers=headers)) == (
         "https://oai.example.org/oai"
     )
+
+
+def answer_with_host(app: Any, path: str, **environ: str) -> tuple[int, bytes]:
+    """A request whose Host (or forwarded) header is one the test client will not send (it
+    makes a URL of it first), as a client's bytes reach the app through gunicorn."""
+    path, _, query = path.partition("?")
+    wsgi = EnvironBuilder(path=path, query_string=query).get_environ()
+    wsgi.update(environ)
+    status: list[str] = []
+    body = b"".join(app(wsgi, lambda line, headers, *_: status.append(line)))
+    return int(status[0].split()[0]), body
+
+
+PAGES = ["/oai?verb=Identify", "/oai/view?verb=Identify", "/", "/records/10722/212116",
+         "/sets/com_10722_1", "/sitemap.xml", "/robots.txt", "/.well-known/resourcesync",
+         "/resources/resourcelist.xml", "/resources//capabilitylist.xml"]  # fmt: skip
+
+
+@pytest.mark.parametrize("host", ["localhost:99999", "[::1]:65536", "localhost:-1"])
+def test_a_host_header_with_a_port_out_of_range_is_not_echoed(database_url: str, host: str) -> None:
+    """No base_url configured, so the URLs a response names are made from the Host header;
+    one whose port no URL can have is not one to make them of: localhost stands in."""
+    app = make_app(database_url)
+    for path in PAGES:
+        status, body = answer_with_host(app, path, HTTP_HOST=host)
+        assert status in (200, 308), (path, status)
+        assert host.encode() not in body
+    status, body = answer_with_host(app, "/oai?verb=Identify", HTTP_HOST=host)
+    assert base_url_of(body) == "http://localhost/oai"
+
+
+def test_a_redirect_of_the_routing_says_where_by_path(reading_client: FlaskClient) -> None:
+    """An address with a doubled slash is redirected (308) to the one without: the
+    Location is the path, not a URL made of the Host header."""
+    response = reading_client.get(
+        "/", environ_overrides={"PATH_INFO": "/resources//capabilitylist.xml"},
+        headers={"Host": "evil.example"},
+    )  # fmt: skip
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/resources/capabilitylist.xml"
+
+
+def test_forwarded_values_no_url_can_have_are_not_echoed(database_url: str) -> None:
+    """A configured proxy passing on what a client said (X-Forwarded-Host: $http_host):
+    a port out of range, a scheme that is not http(s), are not made part of any URL."""
+    app = make_app(database_url, trusted_proxies=["127.0.0.1"])
+    for header, value in (("HTTP_X_FORWARDED_HOST", "oai.example.org:99999"),
+                          ("HTTP_X_FORWARDED_PORT", "99999"),
+                          ("HTTP_X_FORWARDED_PROTO", "\u00e9")):  # fmt: skip
+        for path in PAGES:
+            status, body = answer_with_host(app, path, REMOTE_ADDR="127.0.0.1", **{header: value})
+            assert status in (200, 308), (header, path, status)
+            assert value.encode() not in body
+        status, body = answer_with_host(
+            app, "/oai?verb=Identify", REMOTE_ADDR="127.0.0.1", **{header: value}
+        )
+        assert base_url_of(body) == "http://localhost/oai"
+
+
+def base_url_of(body: bytes) -> str:
+    return str(validate(body).find("oai:request", NS).text)
 
 
 @pytest.mark.parametrize("proxy", ["proxy.example.org", "192.168.1.1/24", "*", 10])

@@ -10,12 +10,14 @@ import json
 import re
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, quote_from_bytes, urlsplit
 
 import html5lib
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree, html
 
 from oaipmh_server import landing
@@ -855,3 +857,66 @@ def test_bidi_controls_are_isolated_in_link_text_and_titles(
     assert title not in home.text_content().replace(isolated, "")
     plain = page(client, "/oai/view?verb=Identify")  # text without controls is unchanged
     assert "\u2068" not in plain.text_content()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/records/a%05b", "/records/%00", "/records/a%7Fb", "/records/a%C2%85b", "/records/a%EF%BF%BFb",
+     "/sets/a%01b", "/sets/a%1Bb", "/sets/a%C2%9Bb", "/sets/a%EF%B7%90b"],
+)  # fmt: skip
+def test_not_found_pages_show_characters_html_forbids_as_replacement_characters(
+    reading_client: FlaskClient, path: str
+) -> None:
+    """An address asking for an id or a spec with a control character (C0, DEL, C1) or a
+    noncharacter in it is shown with each of them as U+FFFD: HTML forbids them in a
+    document (each one a parse error), and a terminal escape copied from a page acts."""
+    document = page(reading_client, path, 404)
+    shown = document.find(".//code").text
+    assert shown is not None and "\ufffd" in shown
+    assert not re.search("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ufffe\uffff]", shown)
+
+
+def test_stored_characters_html_forbids_are_shown_as_replacement_characters(
+    empty_database_url: str, tmp_path: Any
+) -> None:
+    """XML carries DEL, the C1 controls and the noncharacters of the astral planes (a
+    record may hold them, and GetRecord serves them unchanged); a record page shows each
+    as U+FFFD, in its title, its text and its tags alike, so the page is one HTML parses."""
+    title = "Part\x7f one\x85 two\x9b three\U0010ffff"
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "1/1", "metadata": [
+        {"field": "dc.title", "value": title},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
+    load_into(empty_database_url, path)
+    client = make_app(empty_database_url).test_client()
+    shown = "Part\ufffd one\ufffd two\ufffd three\ufffd"
+    record = page(client, "/records/1/1")
+    assert record.find(".//h1").text_content() == shown
+    assert record.xpath("string(//meta[@name='citation_title']/@content)") == shown
+    getrecord = client.get(
+        "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1/1"
+    )
+    assert etree.fromstring(getrecord.data).findtext(".//dc:title", namespaces=NS) == title
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.one_of(
+        st.text(min_size=1, max_size=30).map(lambda text: text.encode("utf-8", "surrogatepass")),
+        st.binary(min_size=1, max_size=20),
+    )
+)
+def test_any_id_or_spec_asked_for_is_answered_by_a_page_html_parses(
+    reading_client: FlaskClient, asked: bytes
+) -> None:
+    """Whatever bytes an address asks for as a record's id or a set's spec (not UTF-8,
+    NUL, controls, markup): a page (404 mostly), never a 500, that HTML parses without an
+    error; or the redirect of a doubled slash, or the router's own 404."""
+    for path in ("/records/" + quote_from_bytes(asked, safe="/"),
+                 "/sets/" + quote_from_bytes(asked, safe="")):  # fmt: skip
+        response = reading_client.get(path)
+        if response.status_code == 308:
+            continue
+        assert response.status_code in (200, 404, 410), (path, response.status_code)
+        if response.mimetype == "text/html":  # else the router's plain 404 (a newline)
+            html5lib.HTMLParser(strict=True).parse(response.get_data(as_text=True))

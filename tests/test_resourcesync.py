@@ -49,6 +49,7 @@ SM = {
     "rs": "http://www.openarchives.org/rs/terms/",
 }
 FORMATS = ("oai_dc", "dim", "oai_openaire", "qdc")
+FILES_URL = "https://dspace.example.org/bitstream/{handle}/{name}"
 WAIT = 60
 
 
@@ -129,6 +130,30 @@ def test_the_source_description_leads_to_a_capability_list_of_both_lists(
     assert capabilities.capability_info("resourcelist").uri.endswith("/resources/resourcelist.xml")
     assert capabilities.capability_info("changelist").uri.endswith("/resources/changelist.xml")
     assert capabilities.link("up")["href"] == "http://localhost/.well-known/resourcesync"
+
+
+def test_an_empty_repository_lists_no_resources_and_no_changes(empty_database_url: str) -> None:
+    """Before the first load: an index of no resource lists and a change list of no
+    changes, which the reference client reads as empty, not an error."""
+    client = make_app(empty_database_url, files_url=FILES_URL).test_client()
+    for url, container in (
+        ("http://localhost/resources/resourcelist.xml", ResourceList()),
+        ("http://localhost/resources/changelist.xml", ChangeList()),
+    ):
+        response = client.get(urlsplit(url).path)
+        assert response.status_code == 200, (url, response.data[:300])
+        assert len(parsed(client, url, container)) == 0
+
+
+def test_a_repository_without_files_lists_no_file_resources(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """[files] url set, and no record holds a file: the index lists the formats' lists
+    alone."""
+    load_into(empty_database_url, write_jsonl(tmp_path / "r.jsonl", records(3)))
+    client = make_app(empty_database_url, files_url=FILES_URL).test_client()
+    lists = locs(get_xml(client, "http://localhost/resources/resourcelist.xml"))
+    assert lists and not [url for url in lists if "/resourcelist/files.xml" in url]
 
 
 def test_the_home_page_links_the_source_description(reading_client: FlaskClient) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import quote
+from urllib.parse import quote, quote_from_bytes
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from oaipmh_server import protocol
 
@@ -415,6 +417,52 @@ def test_random_hostile_requests_never_break(reading_client: FlaskClient) -> Non
         if response.status_code == 200:
             tree(response)
     assert error_codes(reading_client.get("/oai?verb=Identify")) == []
+
+
+ARGUMENT_NAMES = ("verb", "metadataPrefix", "set", "from", "until", "identifier", "resumptionToken")
+ARGUMENT_VALUES = (
+    "Identify", "ListRecords", "ListIdentifiers", "ListSets", "GetRecord",
+    "ListMetadataFormats", "oai_dc", "qdc", "dim", "oai_openaire", "com_10722_1",
+    "com_10722_1:col_10722_5", "2015-07-21", "2015-07-21T02:23:32Z", "2016-12-31T23:59:60Z",
+    "0000-01-01", "9999-12-31T23:59:59Z", "10000-01-01", "2015-07-21T02:23:32.5Z",
+    "oai:repository.example.org:10722/212116", "oai:repository.example.org:10722/%2F",
+)  # fmt: skip
+# A name or value as bytes on the wire: a known one, any text, or any bytes (not UTF-8,
+# NUL, controls, a surrogate's three bytes).
+wire = st.one_of(
+    st.text(max_size=30).map(lambda text: text.encode("utf-8", "surrogatepass")),
+    st.binary(max_size=12),
+)
+request_arguments = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from(ARGUMENT_NAMES).map(str.encode), wire),
+        st.one_of(st.sampled_from(ARGUMENT_VALUES).map(str.encode), wire),
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(ARGUMENT_VALUES[:6]), request_arguments, st.booleans())
+def test_any_arguments_are_answered_by_a_valid_document(
+    reading_client: FlaskClient, verb: str, arguments: list[tuple[bytes, bytes]], post: bool
+) -> None:
+    """A verb and any arguments, by GET or as a POSTed form: a valid OAI-PMH document (the
+    client validates it), whose badVerb or badArgument echoes no argument."""
+    pairs = [(b"verb", verb.encode()), *arguments]
+    query = "&".join(
+        quote_from_bytes(name, safe="") + "=" + quote_from_bytes(value, safe="")
+        for name, value in pairs
+    )
+    if post:
+        response = reading_client.post(
+            "/oai", data=query, content_type="application/x-www-form-urlencoded"
+        )
+    else:
+        response = reading_client.get("/oai", environ_overrides={"QUERY_STRING": query})
+    codes = error_codes(response)
+    if {"badVerb", "badArgument"} & set(codes):
+        assert request_attributes(response) == {}
 
 
 @pytest.mark.parametrize(("accept", "coding"), [("gzip", "gzip"), ("deflate", "deflate"),

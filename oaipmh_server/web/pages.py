@@ -131,7 +131,7 @@ def _set_up(state: Any) -> None:
     app.jinja_env.trim_blocks = True
     app.jinja_env.lstrip_blocks = True
     app.jinja_env.filters["xml_language"] = xml_language
-    app.jinja_env.finalize = isolate_bidi
+    app.jinja_env.finalize = page_text
     if not settings.pages_enabled:
         app.before_request(_no_pages)
     elif settings.pages_accent_color:
@@ -151,12 +151,31 @@ BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def isolate_bidi(value: Any) -> Any:
-    """Every value a template writes (Jinja's `finalize`): text holding a bidi control is
+    """Every value a template writes (through `page_text`): text holding a bidi control is
     put between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, which end its effect
     there, in link text, headings and <title> alike (where <bdi> cannot go). Markup (made
     by the templates, `tojson`'s escaped JSON) and other text pass unchanged."""
     if isinstance(value, str) and not isinstance(value, Markup) and BIDI_CONTROLS.search(value):
         return f"\u2068{value}\u2069"
+    return value
+
+
+# What HTML forbids in a document (each one a parse error): the controls but ASCII
+# whitespace (C0, DEL, C1) and the noncharacters. A URL can carry any of them (a 404 page
+# shows the id asked for), and a record may hold those XML allows (DEL, C1, U+10FFFF).
+HTML_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ud800-\udfff"
+    + "".join(chr(plane << 16 | 0xFFFE) + chr(plane << 16 | 0xFFFF) for plane in range(17))
+    + "]"
+)
+
+
+def page_text(value: Any) -> Any:
+    """Every value a template writes (Jinja's `finalize`): each character HTML forbids
+    shown as U+FFFD, then bidi controls isolated (`isolate_bidi`). Markup (made by the
+    templates, `tojson`'s escaped JSON) and values that are not text pass unchanged."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return isolate_bidi(HTML_FORBIDDEN.sub("\ufffd", value))
     return value
 
 

@@ -57,10 +57,20 @@ def site_url() -> str:
         path = parts.path.rstrip("/")
         path = path[: path.rfind("/")] if "/" in path else ""
         return f"{parts.scheme}://{parts.netloc}{path}"
-    root = request.host_url.rstrip("/")
+    try:
+        root = request.host_url.rstrip("/")
+    except ValueError:  # a port no URL can have (Host: x:99999), which urllib refuses
+        root = ""
     if _SAFE_URL.fullmatch(root):
         return root + request.script_root
-    return f"{request.scheme}://localhost{request.script_root}"
+    return f"{web_scheme(request.scheme)}://localhost{request.script_root}"
+
+
+def web_scheme(scheme: str) -> str:
+    """The scheme of a URL made from a request that names no valid one: its own when
+    that is http or https, else http (a proxy passing on X-Forwarded-Proto as a client
+    sent it makes the scheme anything)."""
+    return scheme if scheme in ("http", "https") else "http"
 
 
 def oai_base() -> str:

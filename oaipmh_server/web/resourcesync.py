@@ -83,7 +83,10 @@ def resource_list() -> Response:
 def _ranges(list_url: str, starts: Sequence[str], stamp: str) -> list[Entry]:
     """The lists of the ranges from each start to the next, at `list_url`, their queries
     as urlencode writes {start, at, end}: each start quoted once, for an index of hundreds
-    of ranges costs more in quoting than in reading the store (benchmarks/rsindex.py)."""
+    of ranges costs more in quoting than in reading the store (benchmarks/rsindex.py). No
+    starts (a store without records): no lists."""
+    if not starts:
+        return []
     quoted = [quote_plus(start) for start in starts]
     at = "&at=" + quote_plus(stamp)
     ends = [f"&end={end}" for end in quoted[1:]] + [""]

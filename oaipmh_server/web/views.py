@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from functools import lru_cache
 from importlib import resources
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from flask import Blueprint, Response, g, request
 from flask.blueprints import BlueprintSetupState
@@ -31,6 +31,7 @@ from werkzeug.exceptions import (
     RequestEntityTooLarge,
     UnsupportedMediaType,
 )
+from werkzeug.routing import RequestRedirect
 from werkzeug.sansio.utils import get_current_url
 
 from .. import datestamps
@@ -38,7 +39,7 @@ from ..errors import StoreUnavailable
 from ..protocol import COMPRESSIONS, Context, Reply, respond
 from ..tokens import peek
 from . import metrics
-from .provider import MAX_BODY, MAX_QUERY_STRING, Provider, current_provider
+from .provider import MAX_BODY, MAX_QUERY_STRING, Provider, current_provider, web_scheme
 
 blueprint = Blueprint("oai", __name__)
 log = logging.getLogger(__name__)
@@ -229,6 +230,20 @@ def _start_clock() -> None:
     g.started = time.perf_counter()
 
 
+@blueprint.before_app_request
+def _redirect_by_path() -> Response | None:
+    """The routing's redirect (//oai → /oai, 308) says where by path alone: Werkzeug's
+    makes a URL of the Host header, and one with a port no URL can have (x:99999) failed
+    as the response was sent, a 500."""
+    redirect = request.routing_exception
+    if not isinstance(redirect, RequestRedirect):
+        return None
+    parts = urlsplit(redirect.new_url)
+    response = _plain(f"{redirect.code} {redirect.name}\n", redirect.code)
+    response.headers["Location"] = urlunsplit(("", "", parts.path, parts.query, ""))
+    return response
+
+
 @blueprint.after_app_request
 def _log_access(response: Response) -> Response:
     """One structured line per request: when, who (the client's address: X-Forwarded-For
@@ -333,10 +348,13 @@ def _url_came_to(scheme: str, host: str, root: str, path: str) -> str:
     the URL on every request, a tenth of a harvest page's time at the web edge). The Host
     header is the client's to choose: one that would not make a valid URI is not echoed;
     the cache is bounded, so a client sending many Hosts only evicts its own."""
-    url = get_current_url(scheme, host, root, path)
+    try:
+        url = get_current_url(scheme, host, root, path)
+    except ValueError:  # a port no URL can have (Host: x:99999), which urllib refuses
+        url = ""
     if SAFE_URL.fullmatch(url):
         return url
-    return f"{scheme}://localhost{root}{path}"
+    return f"{web_scheme(scheme)}://localhost{root}{path}"
 
 
 def _plain(text: str, status: int) -> Response:
