@@ -49,8 +49,16 @@ class ProtocolReads(Connected):
     _seen_mark: datetime | None = None
 
     def count_all(self) -> int:
-        """How many records (deleted included) the store holds; a health check's query."""
-        return int(self._scalar(select(func.count()).select_from(RecordRow)) or 0)
+        """How many records (deleted included) the store holds: /healthz's answer at every
+        probe of a load balancer or a monitor. The count the last write kept in `meta`,
+        one row's read, where counting the rows grew with the store (11 ms a probe at
+        1,000,000 records on SQLite, up to seconds on a cold PostgreSQL); a store whose
+        counts are not kept (last written before 1.0.0) is counted."""
+        with unavailable(), self._reader.connect() as conn:
+            counts = kept_counts(conn.execute(_KEPT_COUNTS).scalar())
+            if counts is not None:
+                return counts[0]
+            return int(conn.execute(select(func.count()).select_from(RecordRow)).scalar() or 0)
 
     def earliest_datestamp(self) -> datetime | None:
         earliest: datetime | None = self._scalar(select(func.min(RecordRow.datestamp)))
@@ -257,12 +265,14 @@ _HEADER_COLUMNS = (
 _RECORD_COLUMNS = (*_HEADER_COLUMNS, FragmentRow.version, FragmentRow.body)
 
 
+_KEPT_COUNTS = select(MetaRow.value).where(MetaRow.key == COUNTS_KEY)
+
 # The store's earliest and latest datestamps (each one step on the datestamp index) and
 # the counts the last write kept ("records deleted"), from one snapshot.
 _WHOLE_STORE = select(
     select(func.min(RecordRow.datestamp)).scalar_subquery(),
     select(func.max(RecordRow.datestamp)).scalar_subquery(),
-    select(MetaRow.value).where(MetaRow.key == COUNTS_KEY).scalar_subquery(),
+    _KEPT_COUNTS.scalar_subquery(),
 )
 
 
