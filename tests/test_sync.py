@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError, LoadFailed
@@ -56,6 +57,36 @@ def twenty(url: str, tmp_path: Path) -> list[dict[str, Any]]:
     records = [record(f"r{n:02d}") for n in range(20)]
     load_into(url, export(tmp_path / "first.jsonl", records), clock=lambda: FIRST)
     return records
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])  # SQLite's trace and query plans
+def test_a_sync_load_counts_on_indexes_only(empty_database_url: str, tmp_path: Path) -> None:
+    """A --sync load (every night, at any size) counts the records on indexes, never by
+    reading the table: its guard's count of the live records is all records less the
+    deleted ones, each counted on an index (counting `WHERE NOT deleted` read every row:
+    0.35 s at 1,000,000 records, warm)."""
+    records = twenty(empty_database_url, tmp_path)
+    sent: list[str] = []
+
+    def trace(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(sent.append)
+
+    event.listen(Engine, "connect", trace)
+    try:
+        load_into(empty_database_url, export(tmp_path / "n.jsonl", records[2:]), sync=Sync())
+    finally:
+        event.remove(Engine, "connect", trace)
+    engine = create_engine(empty_database_url)
+    with engine.connect() as conn:
+        plans = {
+            s: " ".join(str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {s}"))
+            for s in sent
+            if s.lstrip().upper().startswith("SELECT") and "?" not in s
+        }
+    engine.dispose()
+    counts = {s: plan for s, plan in plans.items() if "count(" in s.lower()}
+    assert counts, plans
+    assert {s: p for s, p in counts.items() if "SCAN records" in p and "INDEX" not in p} == {}
 
 
 @pytest.mark.parametrize("workers", [0, 2], ids=["one process", "workers"])

@@ -13,7 +13,6 @@ from sqlalchemy import (
     Connection,
     bindparam,
     delete,
-    func,
     insert,
     select,
     update,
@@ -272,9 +271,11 @@ class LoadTransaction:
 
     def count_live(self) -> int:
         """How many records are stored and not deleted (a --sync load's guard is a share
-        of them)."""
-        query = select(func.count()).select_from(RecordRow).where(RecordRow.deleted.is_(False))
-        return int(self.conn.execute(query).scalar_one())
+        of them): all of them less the deleted ones, each counted on an index, in this
+        transaction. Counting the rows not deleted read every row of the table (0.35 s at
+        1,000,000 records, warm)."""
+        total, deleted = stored_counts(self.conn)
+        return total - deleted
 
     def live_ids(self, batch: int = 10_000) -> Iterator[list[str]]:
         """The ids of the records stored and not deleted, in id order, a batch at a time
