@@ -99,6 +99,19 @@ COUNTS_KEY = "counts"
 LAST_WRITE_KEY = "last_write"
 
 
+# The value of the counts the last write kept.
+KEPT_COUNTS = select(MetaRow.value).where(MetaRow.key == COUNTS_KEY)
+# The store's earliest and latest datestamps (each one step on the datestamp index) and
+# the counts the last write kept, from one snapshot. (Counted with the rows in one
+# statement, SQLite read the whole table at 1,000,000 records, its plan chosen by the
+# index statistics: 377 ms.)
+WHOLE_STORE = select(
+    select(func.min(RecordRow.datestamp)).scalar_subquery(),
+    select(func.max(RecordRow.datestamp)).scalar_subquery(),
+    KEPT_COUNTS.scalar_subquery(),
+)
+
+
 def kept_counts(value: str | None) -> tuple[int, int] | None:
     """The records (deleted included) and deleted records a write kept (COUNTS_KEY's
     value), or None when there are none (a store last written before 1.0.0) or they are

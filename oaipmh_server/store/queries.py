@@ -16,7 +16,7 @@ from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from .columns import FIELDS, files_of, row_headers
 from .engine import Connected, unavailable
-from .meta import deleted_count
+from .meta import WHOLE_STORE, kept_counts, stored_counts
 from .schema import (
     MembershipRow,
     RecordRow,
@@ -28,20 +28,23 @@ class PageQueries(Connected):
     """The reads of the pages people read (pages.py) and of `oaipmh-server check`."""
 
     def stats(self) -> StoreStats:
-        """What an operator asks first: how many, how many deleted, which dates, per set."""
+        """What an operator asks first: how many, how many deleted, which dates, per set
+        (the home page and `oaipmh-server stats`). The counts are the ones the last write
+        kept, read with the earliest and latest datestamps in one statement (one step on
+        the datestamp index each); each set's are counted on the membership index."""
         per_set = (
             select(MembershipRow.set_spec, func.count())
             .group_by(MembershipRow.set_spec)
             .order_by(MembershipRow.set_spec)
         )
-        overall = select(func.count(), func.min(RecordRow.datestamp), func.max(RecordRow.datestamp))
         with unavailable(), self._reader.connect() as conn:
-            total, earliest, latest = conn.execute(overall).one()
+            earliest, latest, kept = conn.execute(WHOLE_STORE).one()
+            total, deleted = kept_counts(kept) or stored_counts(conn)
             sets = {spec: int(n) for spec, n in conn.execute(per_set)}
             named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
             return StoreStats(
-                records=int(total),
-                deleted=deleted_count(conn),
+                records=total,
+                deleted=deleted,
                 earliest=earliest,
                 latest=latest,
                 sets={spec: (named.get(spec, spec), sets.get(spec, 0)) for spec in sorted(named)},

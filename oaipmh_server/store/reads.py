@@ -30,11 +30,10 @@ from .columns import (
     row_headers,
 )
 from .engine import AnySelect, Connected, driver_rows, unavailable
-from .meta import COUNTS_KEY, kept_counts
+from .meta import KEPT_COUNTS, WHOLE_STORE, kept_counts
 from .schema import (
     FragmentRow,
     MembershipRow,
-    MetaRow,
     RecordRow,
     SetRow,
     UTCDateTime,
@@ -55,7 +54,7 @@ class ProtocolReads(Connected):
         1,000,000 records on SQLite, up to seconds on a cold PostgreSQL); a store whose
         counts are not kept (last written before 1.0.0) is counted."""
         with unavailable(), self._reader.connect() as conn:
-            counts = kept_counts(conn.execute(_KEPT_COUNTS).scalar())
+            counts = kept_counts(conn.execute(KEPT_COUNTS).scalar())
             if counts is not None:
                 return counts[0]
             return int(conn.execute(select(func.count()).select_from(RecordRow)).scalar() or 0)
@@ -124,7 +123,7 @@ class ProtocolReads(Connected):
         store's datestamps) is counted on its index."""
         if selection.set_spec is None:
             with unavailable(), self._reader.connect() as conn:
-                earliest, latest, kept = conn.execute(_WHOLE_STORE).one()
+                earliest, latest, kept = conn.execute(WHOLE_STORE).one()
             counts = kept_counts(kept)
             if (
                 counts is not None
@@ -263,17 +262,6 @@ _HEADER_COLUMNS = (
     RecordRow.header_version,
 )
 _RECORD_COLUMNS = (*_HEADER_COLUMNS, FragmentRow.version, FragmentRow.body)
-
-
-_KEPT_COUNTS = select(MetaRow.value).where(MetaRow.key == COUNTS_KEY)
-
-# The store's earliest and latest datestamps (each one step on the datestamp index) and
-# the counts the last write kept ("records deleted"), from one snapshot.
-_WHOLE_STORE = select(
-    select(func.min(RecordRow.datestamp)).scalar_subquery(),
-    select(func.max(RecordRow.datestamp)).scalar_subquery(),
-    _KEPT_COUNTS.scalar_subquery(),
-)
 
 
 def _record_columns() -> AnySelect:
