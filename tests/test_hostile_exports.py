@@ -15,17 +15,19 @@ from urllib.parse import quote
 import pytest
 from flask.testing import FlaskClient
 from lxml import etree
+from sqlalchemy import select
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError, LoadError, excerpt, quoted
 from oaipmh_server.ingest import load
 from oaipmh_server.ingest.json import SKIP, jsonl_lines
 from oaipmh_server.ingest.workers import Workers
+from oaipmh_server.store.schema import SetRow
 from oaipmh_server.verbs import is_uri
 
 from .cli import run_cli
 from .conftest import load_into, refused_load
-from .db import everything, stored_fields
+from .db import everything, fetch, stored_fields
 from .oai import error_codes, request_attributes
 
 
@@ -230,6 +232,59 @@ def test_a_dcvalue_with_an_entity_reference_is_refused_with_its_place(
     assert refused(empty_database_url, tmp_path / "export") == [
         f"{folder}: record 10722/900: dublin_core.xml: line 3: dcvalue dc.title: the entity "
         "reference &water; is not expanded: write its characters instead"
+    ]
+
+
+DOCTYPE = (
+    "a DOCTYPE: its declarations (entities, attribute defaults) would rewrite what the file "
+    "says, and DSpace writes none: remove it"
+)
+
+
+@pytest.mark.parametrize(
+    ("doctype", "qualifier"),
+    [
+        ('<!ATTLIST dcvalue language CDATA "en">', "none"),  # a language on every value
+        ('<!ENTITY q "abstract">', "&q;"),  # expanded in an attribute, where none is refused
+        ("", "none"),
+    ],
+)
+def test_a_dublin_core_xml_with_a_doctype_is_refused(
+    empty_database_url: str, tmp_path: Path, doctype: str, qualifier: str
+) -> None:
+    folder = saf_item(tmp_path / "export", "item")
+    dublin_core = DUBLIN_CORE.format(title="T").replace('"none"', f'"{qualifier}"')
+    (folder / "dublin_core.xml").write_text(
+        f"<!DOCTYPE dublin_core [{doctype}]>\n{dublin_core}", "utf-8"
+    )
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}: record 10722/900: dublin_core.xml: {DOCTYPE}"
+    ]
+
+
+def test_a_structure_export_with_a_doctype_is_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(
+        '<!DOCTYPE import_structure [<!ENTITY h "10722/9">]>\n<import_structure>\n'
+        '<community identifier="&h;"><name>A</name></community></import_structure>'
+    )
+    assert refused(empty_database_url, path) == [f"{path}: {DOCTYPE}"]
+
+
+def test_a_structure_name_with_markup_or_a_comment_keeps_its_whole_text(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(
+        '<import_structure><community identifier="10722/1"><name>H<sub>2</sub>O &amp; '
+        "<!-- checked -->water</name><description>Fish <i>and</i> chips</description>"
+        "</community></import_structure>"
+    )
+    load_into(empty_database_url, path)
+    assert fetch(empty_database_url, select(SetRow.name, SetRow.description)) == [
+        ("H<sub>2</sub>O & water", "Fish <i>and</i> chips")
     ]
 
 

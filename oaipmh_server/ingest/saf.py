@@ -35,7 +35,6 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
-from copy import deepcopy
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from ..record_source import File
 from ..xml import clean_text, has_illegal_characters
 from .archive import DEBRIS, is_apple_double
 from .drafts import CONFIDENCE_RANGE, Limits, Source, draft_or_error, too_big
+from .export_xml import DOCTYPE, has_doctype, parse, whole_text
 from .json import Item
 from .mime import mime_type
 from .names import not_a_file_name, segments
@@ -327,8 +327,8 @@ def _small_text(path: Path) -> str:
 def _values(path: Path) -> list[tuple[Any, ...]]:
     """(field, value, language) of one dublin_core.xml or metadata_<schema>.xml, in order;
     (field, value, language, authority, confidence) for a value with either attribute."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    root = etree.parse(str(path), parser).getroot()
+    document = parse(path)
+    root = document.getroot()
     if root.tag != "dublin_core":
         raise ValueError(f"the root element is <{root.tag}>, not <dublin_core>")
     schema = root.get("schema", "dc")
@@ -341,12 +341,15 @@ def _values(path: Path) -> list[tuple[Any, ...]]:
         field = f"{schema}.{element}"
         if qualifier and qualifier != "none":
             field += f".{qualifier}"
+        what = f"dcvalue {field}"
         authority, confidence = value.get("authority"), value.get("confidence")
         if authority is None and confidence is None:
-            values.append((field, _text(value, field), value.get("language")))
+            values.append((field, whole_text(value, what), value.get("language")))
         else:
-            values.append((field, _text(value, field), value.get("language"), authority,
+            values.append((field, whole_text(value, what), value.get("language"), authority,
                            _confidence(value, field, confidence)))  # fmt: skip
+    if has_doctype(document):  # after the values: an entity reference is named at its line
+        raise ValueError(DOCTYPE)
     return values
 
 
@@ -362,24 +365,3 @@ def _confidence(value: etree._Element, field: str, confidence: str | None) -> in
             "an integer of DSpace's scale (-1 unset, 0 no value, 100 rejected … 600 accepted)"
         )
     return number
-
-
-def _text(value: etree._Element, field: str) -> str:
-    """The whole text of a dcvalue. DSpace writes values as text (markup escaped), but a
-    hand-made export may hold a comment or inline markup (`H<sub>2</sub>O is water`):
-    comments and processing instructions are dropped, inline elements kept as the markup
-    they are (as DSpace holds such values), never cut at the first child. An entity
-    reference is refused: its text is defined elsewhere, and it is not expanded."""
-    if len(value) == 0:
-        return value.text or ""
-    for entity in value.iter(etree.Entity):
-        raise ValueError(
-            f"line {entity.sourceline}: dcvalue {field}: the entity reference {entity.text} "
-            "is not expanded: write its characters instead"
-        )
-    copy = deepcopy(value)
-    etree.strip_elements(copy, etree.Comment, etree.ProcessingInstruction, with_tail=False)
-    parts = [copy.text or ""]
-    for child in copy:
-        parts += (etree.tostring(child, encoding="unicode", with_tail=False), child.tail or "")
-    return "".join(parts)

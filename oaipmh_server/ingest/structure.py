@@ -16,7 +16,8 @@ dc.description.abstract), and its parent: the community it sits in. Parents come
 their children, so a load knows the tree before any record of it. `intro`, `copyright`,
 `sidebar`, `license` and `provenance` are DSpace's pages, not OAI-PMH's, and are not kept.
 The document that `structure-builder -f` imports has the same shape without identifiers:
-it names no set, so it is refused. Problems name the file and line.
+it names no set, so it is refused. A name or description is read whole, as a SAF
+`dcvalue` is (export_xml.py), and a DOCTYPE is refused. Problems name the file and line.
 
 An identifier is a handle as DSpace writes it (`10722/5`), or a handle URL as its own
 structure-builder tests write them (`https://hdl.handle.net/10722/5`,
@@ -36,16 +37,13 @@ from lxml import etree
 from ..errors import LoadError, quoted
 from .drafts import SetDefinition, Source, make_set
 from .dspace_csv import HANDLE, HANDLE_ID
+from .export_xml import DOCTYPE, has_doctype, parse, whole_text
 
 # The root of an export (`-x`), and of the annotated copy an import writes (`-o`).
 ROOTS = frozenset({"import_structure", "imported_structure"})
 PREFIXES = {"community": "com_", "collection": "col_"}
 # DSpace's own form, PREFIX/SUFFIX; `:` would split the spec made of it into two sets.
 PLAIN_HANDLE = re.compile(HANDLE_ID)
-
-
-def _parser() -> etree.XMLParser:
-    return etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
 def is_structure_file(path: Path) -> bool:
@@ -88,13 +86,17 @@ def read_structure_file(
 ) -> Iterator[SetDefinition | LoadError]:
     name = str(path)
     try:
-        root = etree.parse(str(path), _parser()).getroot()
+        document = parse(path)
     except etree.XMLSyntaxError as e:
         yield LoadError(name, e.lineno, None, f"not well-formed XML: {e.msg}")
         return
     except OSError as e:
         yield LoadError.unreadable(name, e)
         return
+    if has_doctype(document):
+        yield LoadError(name, None, None, DOCTYPE)
+        return
+    root = document.getroot()
     if root.tag not in ROOTS:
         yield LoadError(name, _line(root), None, f"the root element is <{root.tag}>, "
                         "not DSpace's <import_structure>")  # fmt: skip
@@ -123,20 +125,29 @@ def _children(
             yield LoadError(name, line, None, reason)
             continue
         spec = set_spec(kind, handle)
-        entry = {
-            "spec": spec,
-            "name": (child.findtext("name") or "").strip(),
-            "description": (child.findtext("description") or "").strip() or None,
-            "parent": parent,
-        }
         try:
+            entry = {
+                "spec": spec,
+                "name": _text(child, "name", f"<{kind}> {handle}"),
+                "description": _text(child, "description", f"<{kind}> {handle}") or None,
+                "parent": parent,
+            }
             definition = make_set(Source(name, line), entry)
+        except ValueError as e:
+            yield LoadError(name, line, None, str(e))
+            continue
         except LoadError as e:
             yield e
             continue
         yield definition
         if kind == "community":
             yield from _children(name, child, spec)
+
+
+def _text(element: etree._Element, tag: str, what: str) -> str:
+    """The whole text of `element`'s first `tag` child, stripped ("" for none)."""
+    found = element.find(tag)
+    return "" if found is None else whole_text(found, f"the {tag} of {what}").strip()
 
 
 def _line(element: etree._Element) -> int | None:
