@@ -296,6 +296,9 @@ BAD_FILES = [
      'files entry 1 (a.pdf): "size" must be a number of bytes, not -1'),
     ({"files": [{"name": "a.pdf", "size": True, "md5": "0" * 32}]},
      'files entry 1 (a.pdf): "size" must be a number of bytes, not True'),
+    # Over what a 64-bit integer column (SQLite's, PostgreSQL's bigint) holds: 8 EiB.
+    ({"files": [{"name": "a.pdf", "size": 2**63, "md5": "0" * 32}]},
+     'files entry 1 (a.pdf): "size" must be a number of bytes, not 9223372036854775808'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "xyz"}]},
      "files entry 1 (a.pdf): \"md5\" must be 32 hexadecimal digits, not 'xyz'"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "pdf"}]},

@@ -57,6 +57,8 @@ FILE_KEYS = frozenset({"name", "size", "md5", "mime", "bundle", "access", "permi
                        "sequence", "description", "primary", "uuid", "embargo"})  # fmt: skip
 EMBARGO = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 MD5 = re.compile(r"[0-9a-f]{32}")
+# A file's size is kept in a 64-bit integer column (SQLite's INTEGER, PostgreSQL's bigint).
+MAX_SIZE = 2**63
 # A media type and nothing else (RFC 6838 names; parameters of RFC 9110 token characters,
 # no quoted strings): it is written into the Link header of the record's page, where a
 # quote would let a record add links of its own and a line break would end the header.
@@ -304,7 +306,7 @@ def _json_file(number: int, entry: Any) -> File:
         raise ValueError(f'{where}: "name" {quoted(name)} has characters XML cannot carry')
     where = f"{where} ({name})"
     size = entry.get("size")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < MAX_SIZE:
         raise ValueError(f'{where}: "size" must be a number of bytes, not {quoted(size)}')
     md5 = entry.get("md5")
     if not isinstance(md5, str) or not MD5.fullmatch(md5.lower()):
