@@ -746,6 +746,47 @@ def test_cli_delete_and_stats(database_url: str) -> None:
     assert "set col_10722_5: " in stats.stdout
 
 
+def test_cli_delete_of_an_id_no_record_can_have_is_no_such_record(database_url: str) -> None:
+    """An argument the command line could not decode (bytes not UTF-8, which Python hands
+    on as lone surrogates) or one with a NUL is an unknown record, not a traceback."""
+    before = everything(database_url)
+    for odd in ("10722/\udcff", "\ud800", "10722/1\x00"):
+        ran = run_cli("delete", odd, env={"OAIPMH_DATABASE_URL": database_url})
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr, ran.stderr
+        assert ": no such record" in ran.stderr
+        assert "nothing was deleted, the store is unchanged" in ran.stderr
+    assert everything(database_url) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "refusal"),
+    [
+        (("",), "PATHS: an empty path names no file (an unset variable?); nothing was loaded"),
+        (("--changes", "", "records.jsonl"),
+         "--changes: an empty path names no file (an unset variable?); nothing was loaded"),
+    ],
+)  # fmt: skip
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    empty_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    refusal: str,
+) -> None:
+    """`load "$EXPORT"` with the variable unset loaded the folder it was run in (and with
+    --sync, withdrew what that folder lacks); `--changes ""` failed only once the load had
+    committed."""
+    (tmp_path / "seed").mkdir()
+    load_into(empty_database_url, write_jsonl(tmp_path / "seed" / "s.jsonl", [record("seed")]))
+    before = everything(empty_database_url)
+    monkeypatch.chdir(tmp_path)
+    write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
+    ran = run_cli("load", *args, env={"OAIPMH_DATABASE_URL": empty_database_url})
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == f"Error: {refusal}"
+    assert everything(empty_database_url) == before
+
+
 def test_a_record_repeated_after_another_problem_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

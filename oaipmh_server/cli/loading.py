@@ -63,6 +63,12 @@ def load(
 
     if sync_allow_deletes is not None and not sync:
         raise click.UsageError("--sync-allow-deletes is a limit of --sync: give --sync too")
+    # `load "$EXPORT"` with the variable unset: "" would be read as the current folder.
+    for what, given in (("PATHS", paths), ("--changes", (changes_to,))):
+        if "" in given:
+            raise click.UsageError(
+                f"{what}: an empty path names no file (an unset variable?); nothing was loaded"
+            )
     settings = read_settings()
     changes = _ChangesFile(changes_to) if changes_to is not None else None
     try:

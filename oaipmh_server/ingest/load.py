@@ -42,6 +42,7 @@ from .batches import Batches, _InFlight
 from .dating import in_the_future, keeps_date, redated
 from .drafts import (
     HASH_SCHEME,
+    LOCAL_ID,
     Draft,
     Limits,
     Prepared,
@@ -210,7 +211,9 @@ def delete_records(
     nothing changed, if any id is unknown. Already deleted records stay as they are."""
     problems, drafts = [], []
     for local_id in dict.fromkeys(local_ids):
-        header = store.get_header(local_id)
+        # An id no record can have (an argument not UTF-8, held as lone surrogates, which
+        # the database cannot be sent) is not looked for.
+        header = store.get_header(local_id) if LOCAL_ID.fullmatch(local_id) else None
         if header is None:
             problems.append(LoadError("delete", None, local_id, "no such record"))
         elif not header.deleted:
