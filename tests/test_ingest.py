@@ -451,6 +451,22 @@ def test_missing_path_and_wrong_suffix(empty_database_url: str, tmp_path: Path) 
 
 
 @pytest.mark.same_on_every_store
+def test_a_pipe_or_a_device_is_named_as_such_not_missing(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """`load <(zcat records.jsonl.gz)` names a pipe, /dev/null a device: they exist, and are
+    not read (a pipe would be waited on), said as such rather than "no such file"."""
+    fifo = tmp_path / "records.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, fifo, "/dev/null")
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}: not a file or folder but a pipe, device or socket: not read"
+        for path in (fifo, "/dev/null")
+    ]
+
+
+@pytest.mark.same_on_every_store
 def test_not_utf8(empty_database_url: str, tmp_path: Path) -> None:
     path = tmp_path / "r.jsonl"
     path.write_bytes(json.dumps(record("1")).encode() + b"\n" + b'{"id": "\xff"}\n')

@@ -28,6 +28,7 @@ SUFFIXES = (".json", ".jsonl", ".csv")
 FORMATS = ".json, .jsonl, DSpace metadata .csv or DSpace structure export .xml"
 ZIP_IN_ZIP = "a .zip inside an archive is not unpacked: unpack the archive and load the folder"
 NOTHING_HERE = f"no {FORMATS} files and no DSpace item folders in this folder"
+NOT_A_FILE = "not a file or folder but a pipe, device or socket: not read"
 
 
 def find_files(
@@ -67,6 +68,8 @@ def find_files(
             found.append(path)
         elif path.is_file():
             problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
+        elif path.exists():  # a pipe (load <(…)), a device, a socket
+            problems.append(LoadError(str(path), None, None, NOT_A_FILE))
         else:
             problems.append(LoadError(str(path), None, None, "no such file or folder"))
     return found, problems
