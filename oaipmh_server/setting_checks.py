@@ -23,6 +23,11 @@ from .vocabularies import ACCESS_RIGHTS, TERMS
 REPOSITORY_IDENTIFIER = re.compile(r"[a-zA-Z][a-zA-Z0-9\-]*(\.[a-zA-Z][a-zA-Z0-9\-]*)+", re.ASCII)
 # From OAI-PMH.xsd (emailType).
 EMAIL = re.compile(r"\S+@(\S+\.)+\S+")
+# What SQLAlchemy's make_url reads at all, the kind of database and "://" (sqlalchemy.engine
+# .url): anything else no command could open, which `config check` says before one tries.
+DATABASE_URL = re.compile(r"[\w+]+://")
+URL_EXAMPLES = "sqlite:////var/lib/oai/oai.sqlite3 or postgresql+psycopg://user@host/db"
+NOT_A_DATABASE_URL = f"the database URL is not one SQLAlchemy reads (like {URL_EXAMPLES})"
 # A path the OAI-PMH endpoint answers at: absolute, no query, no trailing slash.
 PATH = re.compile(r"(/[A-Za-z0-9._~\-]+)+", re.ASCII)
 FIELD_KEY = re.compile(
@@ -89,6 +94,8 @@ def validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     database_url = get("database_url", str).strip()
     if not database_url:
         raise fail("database_url", "must not be empty")
+    if not DATABASE_URL.match(database_url):  # not shown: it may hold a password
+        raise fail("database_url", NOT_A_DATABASE_URL)
 
     for number in INTEGER_SETTINGS:
         value, source = raw[number]

@@ -105,6 +105,22 @@ def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> N
     assert masked_url(url) == shown
 
 
+@pytest.mark.parametrize(
+    "url", ["nonsense", "sqlite:/oaipmh.sqlite3", "postgresql//oai:p4ssw0rd@db/oai", "://x"]
+)
+def test_a_database_url_no_database_reads_is_a_mistake_not_ok(url: str) -> None:
+    """Every command would refuse it (the store cannot even parse it): the check says so,
+    without showing it (it may hold a password)."""
+    result = check(OAIPMH_DATABASE_URL=url)
+    assert result.exit_code == 1, result.output
+    assert (
+        "error: environment variable OAIPMH_DATABASE_URL: database_url: the database URL is "
+        "not one SQLAlchemy reads (like sqlite:////var/lib/oai/oai.sqlite3 or "
+        "postgresql+psycopg://user@host/db)"
+    ) in result.stderr
+    assert "p4ssw0rd" not in result.output
+
+
 def test_every_mistake_is_named_not_only_the_first(tmp_path: Path) -> None:
     config = write(tmp_path, '[server]\nmode = "prod"\n[harvest]\npage_size = "100"\n')
     result = check(OAIPMH_CONFIG=config, OAIPMH_DATABASE_PASSWORD=SECRETS[1])

@@ -22,8 +22,8 @@ from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from ..errors import StoreUnavailable
+from ..setting_checks import NOT_A_DATABASE_URL
 
-URL_EXAMPLES = "sqlite:////var/lib/oai/oai.sqlite3 or postgresql+psycopg://user@host/db"
 POSTGRESQL_DRIVER = "pip install -e '.[postgresql]' (psycopg 3) and use postgresql+psycopg://"
 SUPPORTED = "sqlite, postgresql+psycopg"
 
@@ -52,7 +52,7 @@ def _sentence(url: str, error: BaseException, password: str | None) -> str:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return f"the database URL is not one SQLAlchemy reads (like {URL_EXAMPLES})"
+        return NOT_A_DATABASE_URL
     secrets = [s for s in (parsed.password, password) if s]
     where = parsed.render_as_string(hide_password=True)
     if isinstance(error, NoSuchModuleError):
