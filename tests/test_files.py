@@ -326,6 +326,13 @@ BAD_FILES = [
      "files entry 1 (a.pdf): \"primary\" must be true or false, not 'yes'"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "bundle": 3}]},
      'files entry 1 (a.pdf): "bundle" must be a non-empty string, not 3'),
+    # A lone surrogate (JSON's "\\ud800"), which no XML, hash or database can take.
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "bundle": "B\ud800"}]},
+     "files entry 1 (a.pdf): \"bundle\" 'B\\ud800' has characters XML cannot carry"),
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "uuid": "\x01"}]},
+     "files entry 1 (a.pdf): \"uuid\" '\\x01' has characters XML cannot carry"),
+    ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "permissions": "-r '\udfff'"}]},
+     "files entry 1 (a.pdf): \"permissions\" \"-r '\\udfff'\" has characters XML cannot carry"),
 ]  # fmt: skip
 
 

@@ -316,6 +316,9 @@ def _json_file(number: int, entry: Any) -> File:
         found = entry.get(key, default)
         if found is not None and (not isinstance(found, str) or not found.strip()):
             raise ValueError(f'{where}: "{key}" must be a non-empty string, not {quoted(found)}')
+        if key != "description" and found is not None and has_illegal_characters(found):
+            # (a description is text, cleaned as values are; these are names and codes)
+            raise ValueError(f'{where}: "{key}" {quoted(found)} has characters XML cannot carry')
         return found.strip() if found is not None else None
 
     mime = text("mime")
