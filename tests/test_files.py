@@ -226,6 +226,27 @@ def test_bitstream_names_with_any_character_dspace_allows_load(
     ]
 
 
+def test_a_contents_line_ends_only_where_dspace_ends_it(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """DSpace reads `contents` with Java's readLine, which ends a line at LF, CR or CRLF
+    only: a name holding U+2028, U+2029 or U+0085 (Python's splitlines ends lines there
+    too) is one bitstream, and the lines after it keep their numbers."""
+    folder = item_with_files(tmp_path / "export")
+    names = ["a\u2028b.pdf", "c\u2029d.pdf", "e\x85f.pdf"]
+    for name in names:
+        (folder / name).write_bytes(b"x")
+    (folder / "contents").write_text(CONTENTS + "".join(f"{n}\r\n" for n in names), "utf-8")
+    load_into(empty_database_url, tmp_path / "export")
+    assert [f.name for f in files_in(empty_database_url)[len(EXPECTED) :]] == names
+    (folder / "contents").write_text(CONTENTS + "".join(f"{n}\n" for n in names) + "gone.pdf\n")
+    first = len(CONTENTS.splitlines()) + len(names) + 1
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}/contents:{first}: record {HANDLE}: bitstream 'gone.pdf': no such file in "
+        "the item folder"
+    ]
+
+
 def test_a_bitstream_linked_outside_the_item_is_not_read(
     empty_database_url: str, tmp_path: Path
 ) -> None:

@@ -63,6 +63,9 @@ LICENSE_NAME = "license.txt"  # DSpace puts it in the LICENSE bundle when none i
 # Files DSpace's import expects beside the metadata without a `contents` file.
 METADATA_FILES = frozenset({DUBLIN_CORE, "handle", "collections", "relationships"})
 CHUNK = 1024 * 1024
+# Where Java's readLine, which DSpace reads `contents` with, ends a line (str.splitlines
+# ends one at U+2028, U+0085 … too, which a bitstream's name may hold).
+LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def is_item_folder(folder: Path) -> bool:
@@ -193,7 +196,7 @@ def read_contents(
     except UnicodeDecodeError as e:
         return LoadError(where, data[: e.start].count(b"\n") + 1, local_id, "not UTF-8 text")
     files: list[File] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(LINE_BREAK.split(text), start=1):
         if not line.strip():
             continue
         if len(files) >= limits.max_values:
