@@ -705,6 +705,29 @@ def test_a_saf_handle_or_csv_id_with_a_dot_segment_is_refused(
     ]
 
 
+def test_a_collection_that_is_no_handle_makes_no_nested_set(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A handle URL or a `:` in a SAF `collections` line or a CSV `collection` cell made a
+    spec with a `:` in it (col_https:__hdl.handle.net_10722_5): the record was served in a
+    set `col_https` and one nested in it."""
+    folder = saf_item(tmp_path / "export", "item_1")
+    (folder / "collections").write_text("10722/5\nhttps://hdl.handle.net/10722/6\n", "utf-8")
+    url = NOT_A_HANDLE.format("'https://hdl.handle.net/10722/6'")
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}: record 10722/900: collections: {url}"
+    ]
+    csv = tmp_path / "export.csv"
+    csv.write_text(CSV_HEADER + csv_row("x1").replace("10722/5", "10722/5||10722/a:b"), "utf-8")
+    colon = NOT_A_HANDLE.format("'10722/a:b'")
+    assert refused(empty_database_url, csv) == [f"{csv}:2: record x1: collection {colon}"]
+
+
+NOT_A_HANDLE = (
+    "{} is not a handle such as 10722/5: its ':' would make the set's spec nest it in another"
+)
+
+
 @pytest.mark.parametrize("spec", [".", "..", "com_1:..", ".:x"])
 def test_a_set_spec_that_is_a_dot_segment_is_refused(
     empty_database_url: str, tmp_path: Path, spec: str

@@ -241,7 +241,10 @@ def _row(
         if size > limits.max_record_bytes:
             return LoadError(name, line, local_id, too_big(size, limits))
     collections = row[where["collection"]] if "collection" in where else ""
-    sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
+    try:
+        sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
+    except ValueError as e:
+        return LoadError(name, line, local_id, f"collection {e}")
     return draft_or_error(
         Source(name, line),
         local_id,

@@ -91,7 +91,14 @@ def without_dublin_core(folder: Path, found: str) -> LoadError:
 
 def collection_spec(handle: str) -> str:
     """DSpace names a collection's set after its handle, only "/" replaced (a setSpec may
-    hold "."): `10722/5` → `col_10722_5`, `20.500.12801/3` → `col_20.500.12801_3`."""
+    hold "."): `10722/5` → `col_10722_5`, `20.500.12801/3` → `col_20.500.12801_3`.
+    ValueError for one with a ":" (a handle URL, say): the spec made of it would nest the
+    set in another (`col_https` : `__hdl.handle.net_10722_5`)."""
+    if ":" in handle:
+        raise ValueError(
+            f"{quoted(handle.strip())} is not a handle such as 10722/5: its ':' would make the "
+            "set's spec nest it in another"
+        )
     return "col_" + handle.strip().replace("/", "_")
 
 
