@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -14,11 +15,13 @@ from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy import select
 
 from oaipmh_server.config import load_settings
-from oaipmh_server.errors import ConfigError, LoadError, excerpt, quoted
+from oaipmh_server.errors import ConfigError, LoadError, LoadFailed, excerpt, quoted
 from oaipmh_server.ingest import load
 from oaipmh_server.ingest.json import SKIP, jsonl_lines
 from oaipmh_server.ingest.workers import Workers
@@ -26,7 +29,7 @@ from oaipmh_server.store.schema import SetRow
 from oaipmh_server.verbs import is_uri
 
 from .cli import run_cli
-from .conftest import load_into, refused_load
+from .conftest import load_into, make_app, refused_load
 from .db import everything, fetch, stored_fields
 from .oai import error_codes, request_attributes
 
@@ -741,3 +744,77 @@ def test_a_set_spec_that_is_a_dot_segment_is_refused(
     assert refused(empty_database_url, sets) == [
         f"{sets}:1: record set {spec}: spec {quoted(spec)} {DOT_SEGMENT}"
     ]
+
+
+# --- any record: refused in one line naming its place, or stored and served valid -----------
+
+ODD_TEXT = st.one_of(
+    st.text(max_size=6),
+    st.sampled_from(["\ud800", "\udfff", "\x01", "\x00", "\u2028", "\x85", "\ufffe", "]]>", "<&>"]),
+)
+ENTRY = st.fixed_dictionaries(
+    {"field": st.sampled_from(["dc.title", "dc.identifier.uri", "dc.date.issued", "dc.type",
+                               "dc.rights.uri", "dc.language.iso", "dc.contributor.author"]),
+     "value": ODD_TEXT},
+    optional={"lang": st.sampled_from(["en", "en_US", "*", ""]), "authority": ODD_TEXT,
+              "confidence": st.sampled_from([-1, 600])},
+)  # fmt: skip
+BITSTREAM = st.fixed_dictionaries(
+    {"name": st.sampled_from(["a.pdf", "b c.pdf", "d\u2028.txt"]),
+     "size": st.sampled_from([2**63 - 1, 2**63, 0]), "md5": st.just("0" * 32)},
+    optional={key: st.one_of(*[st.sampled_from(["ORIGINAL", "-r 'Anonymous'", "é"])] * 4,
+                             ODD_TEXT)
+              for key in ("bundle", "uuid", "permissions", "description")},
+)  # fmt: skip
+ANY_RECORD = st.fixed_dictionaries(
+    {"id": st.sampled_from(["10722/1", "10722/2", "a:b;c", "a%2F"]),
+     "metadata": st.lists(ENTRY, max_size=4).map(
+         lambda m: [{"field": "dc.date.accessioned", "value": "2020-01-01T00:00:00Z"}, *m])},
+    optional={"sets": st.lists(st.sampled_from(["col_1", "com_1:col_2", "col_1", "a::b"]),
+                               max_size=2),
+              "files": st.lists(BITSTREAM, max_size=2, unique_by=lambda f: f["name"]),
+              "deleted": st.booleans()},
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def template_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store holding one record, copied for each example."""
+    folder = tmp_path_factory.mktemp("template")
+    load_into(f"sqlite:///{folder / 'oai.sqlite3'}", write_jsonl(folder / "seed.jsonl", [record("seed")]))  # fmt: skip
+    return folder / "oai.sqlite3"
+
+
+@settings(max_examples=25, deadline=None)
+@given(records=st.lists(ANY_RECORD, min_size=1, max_size=3))
+def test_any_json_record_is_refused_naming_its_line_or_served_valid(
+    template_store: Path, tmp_path_factory: pytest.TempPathFactory, records: list[Any]
+) -> None:
+    """Whatever a record holds (lone surrogates, controls, huge sizes, odd ids and sets in
+    any place): the load fails, naming file and line, and leaves the store as it was, or
+    every record it stored is served valid (the client validates) in every format that
+    can carry it, and has its page."""
+    folder = tmp_path_factory.mktemp("any")
+    shutil.copy(template_store, folder / "oai.sqlite3")
+    url = f"sqlite:///{folder / 'oai.sqlite3'}"
+    path = write_jsonl(folder / "records.jsonl", records)
+    before = everything(url)
+    try:
+        load_into(url, path)
+    except LoadFailed as failure:
+        assert everything(url) == before
+        assert all(str(p).startswith(f"{path}:") for p in failure.problems)
+        return
+    client = make_app(url).test_client()
+    formats = etree.fromstring(client.get("/oai?verb=ListMetadataFormats").data)
+    prefixes = [e.text for e in formats.iter("{*}metadataPrefix")]
+    for local_id in {r["id"] for r in records if not r.get("deleted")}:
+        identifier = quote(f"oai:repository.example.org:{local_id}", safe="")
+        for prefix in prefixes:
+            answer = client.get(
+                f"/oai?verb=GetRecord&identifier={identifier}&metadataPrefix={prefix}"
+            )
+            # (a format may need what the record lacks: a title, a type)
+            assert answer.status_code == 200
+            assert set(error_codes(answer)) <= {"cannotDisseminateFormat"}
+        assert client.get(f"/records/{quote(local_id)}").status_code == 200
