@@ -31,7 +31,7 @@ def invoke(*args: str, env: dict[str, str] | None = None) -> Ran:
     only where the command itself ends with one clear line."""
     result = CliRunner().invoke(main, list(args), env=env, prog_name="oaipmh-server")
     stderr = result.stderr
-    if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+    if result.exc_info is not None and not isinstance(result.exc_info[1], SystemExit):
         stderr += "".join(traceback.format_exception(*result.exc_info))
     return Ran(result.exit_code, result.stdout, stderr)
 
