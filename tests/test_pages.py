@@ -835,18 +835,23 @@ def test_not_found_pages_show_the_url_only_as_code(client: FlaskClient, path: st
     assert [e.tag for e in shown] == ["code"]
 
 
+def _one_record_titled(title: str, url: str, tmp_path: Any) -> FlaskClient:
+    """A client of a store holding one record, 1/1, with this title."""
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps({"id": "1/1", "metadata": [
+        {"field": "dc.title", "value": title},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
+    load_into(url, path)
+    return make_app(url).test_client()
+
+
 def test_bidi_controls_are_isolated_in_link_text_and_titles(
     empty_database_url: str, tmp_path: Any
 ) -> None:
     """A title with RIGHT-TO-LEFT OVERRIDE (U+202E) reverses what follows it on the line
     unless it is isolated: first strong isolate (U+2068) … pop directional isolate (U+2069)."""
     title = "Thesis \u202efdp.exe"
-    path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps({"id": "1/1", "metadata": [
-        {"field": "dc.title", "value": title},
-        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
-    load_into(empty_database_url, path)
-    client = make_app(empty_database_url).test_client()
+    client = _one_record_titled(title, empty_database_url, tmp_path)
     isolated = f"\u2068{title}\u2069"
     record = page(client, "/records/1/1")
     assert record.findtext(".//title").startswith(isolated)
@@ -883,12 +888,7 @@ def test_stored_characters_html_forbids_are_shown_as_replacement_characters(
     record may hold them, and GetRecord serves them unchanged); a record page shows each
     as U+FFFD, in its title, its text and its tags alike, so the page is one HTML parses."""
     title = "Part\x7f one\x85 two\x9b three\U0010ffff"
-    path = tmp_path / "r.jsonl"
-    path.write_text(json.dumps({"id": "1/1", "metadata": [
-        {"field": "dc.title", "value": title},
-        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
-    load_into(empty_database_url, path)
-    client = make_app(empty_database_url).test_client()
+    client = _one_record_titled(title, empty_database_url, tmp_path)
     shown = "Part\ufffd one\ufffd two\ufffd three\ufffd"
     record = page(client, "/records/1/1")
     assert record.find(".//h1").text_content() == shown
