@@ -803,6 +803,57 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(
     assert everything(empty_database_url) == before
 
 
+@pytest.mark.parametrize("named", ["records.jsonl", "./records.jsonl", "{tmp}/records.jsonl"])
+def test_changes_written_over_a_file_being_loaded_are_refused(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str
+) -> None:
+    """`--changes FILE` naming one of the files being loaded (a slip of the hand, however
+    spelt) would overwrite the export with the list of changes once the load commits: it
+    is refused before anything is read, and the export and the store stay as they were."""
+    (tmp_path / "seed").mkdir()
+    load_into(empty_database_url, write_jsonl(tmp_path / "seed" / "s.jsonl", [record("seed")]))
+    monkeypatch.chdir(tmp_path)
+    export = write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
+    held = export.read_bytes()
+    before = everything(empty_database_url)
+    changes = named.format(tmp=tmp_path)
+    ran = run_cli(
+        "load", "--changes", changes, "records.jsonl",
+        env={"OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"Error: --changes {changes}: is a file being loaded, which it would overwrite; "
+        "nothing was loaded"
+    )
+    assert export.read_bytes() == held
+    assert everything(empty_database_url) == before
+
+
+def test_changes_written_into_a_folder_being_loaded_are_refused(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Nor may the list of changes go into a folder being loaded: it would overwrite an
+    export there, or be found there by the next load of that folder."""
+    (tmp_path / "seed").mkdir()
+    load_into(empty_database_url, write_jsonl(tmp_path / "seed" / "s.jsonl", [record("seed")]))
+    (tmp_path / "export").mkdir()
+    write_jsonl(tmp_path / "export" / "records.jsonl", [record("10722/1")])
+    before = everything(empty_database_url)
+    changes = str(tmp_path / "export" / "changes.txt")
+    ran = run_cli(
+        "load", "--changes", changes, str(tmp_path / "export"),
+        env={"OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    assert ran.stderr.strip().splitlines()[-1] == (
+        f"Error: --changes {changes}: is inside {tmp_path / 'export'}, a folder being loaded; "
+        "nothing was loaded"
+    )
+    assert not (tmp_path / "export" / "changes.txt").exists()
+    assert everything(empty_database_url) == before
+
+
 def test_a_record_repeated_after_another_problem_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -69,6 +70,8 @@ def load(
             raise click.UsageError(
                 f"{what}: an empty path names no file (an unset variable?); nothing was loaded"
             )
+    if changes_to is not None and changes_to != "-":
+        _refuse_changes_over_input(changes_to, paths)
     settings = read_settings()
     changes = _ChangesFile(changes_to) if changes_to is not None else None
     try:
@@ -136,6 +139,25 @@ def load(
     _say_reevaluated(summary, "their definitions changed", err=to_stderr)
 
 
+def _refuse_changes_over_input(changes_to: str, paths: tuple[str, ...]) -> None:
+    """`--changes FILE` must not be a file being loaded (it would be overwritten with the
+    list of changes once the load commits) nor lie in a folder being loaded (the next
+    load of that folder would find it there): refused, however the paths are spelt."""
+    target = Path(changes_to).resolve()
+    for path in paths:
+        source = Path(path).resolve()
+        if target == source:
+            raise click.UsageError(
+                f"--changes {changes_to}: is a file being loaded, which it would overwrite; "
+                "nothing was loaded"
+            )
+        if source in target.parents:
+            raise click.UsageError(
+                f"--changes {changes_to}: is inside {path}, a folder being loaded; "
+                "nothing was loaded"
+            )
+
+
 class _ChangesFile:
     """Where `load --changes FILE` writes: a temporary file beside FILE (made before the
     load, so a folder that cannot take it stops the load before it starts), moved onto FILE
@@ -144,7 +166,6 @@ class _ChangesFile:
 
     def __init__(self, target: str) -> None:
         import tempfile
-        from pathlib import Path
 
         self.target = target
         self.handle: IO[str]
