@@ -774,6 +774,13 @@ def test_cli_delete_of_an_id_no_record_can_have_is_no_such_record(database_url: 
     assert everything(database_url) == before
 
 
+def refused_usage(url: str, *args: str) -> str:
+    """The last line of a `load` refused as a usage error: exit status 2, no traceback."""
+    ran = run_cli("load", *args, env={"OAIPMH_DATABASE_URL": url})
+    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
+    return ran.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize(
     ("args", "refusal"),
     [
@@ -797,9 +804,7 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(
     before = everything(empty_database_url)
     monkeypatch.chdir(tmp_path)
     write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
-    ran = run_cli("load", *args, env={"OAIPMH_DATABASE_URL": empty_database_url})
-    assert ran.returncode == 2 and "Traceback" not in ran.stderr
-    assert ran.stderr.strip().splitlines()[-1] == f"Error: {refusal}"
+    assert refused_usage(empty_database_url, *args) == f"Error: {refusal}"
     assert everything(empty_database_url) == before
 
 
@@ -817,12 +822,7 @@ def test_changes_written_over_a_file_being_loaded_are_refused(
     held = export.read_bytes()
     before = everything(empty_database_url)
     changes = named.format(tmp=tmp_path)
-    ran = run_cli(
-        "load", "--changes", changes, "records.jsonl",
-        env={"OAIPMH_DATABASE_URL": empty_database_url},
-    )  # fmt: skip
-    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
-    assert ran.stderr.strip().splitlines()[-1] == (
+    assert refused_usage(empty_database_url, "--changes", changes, "records.jsonl") == (
         f"Error: --changes {changes}: is a file being loaded, which it would overwrite; "
         "nothing was loaded"
     )
@@ -841,12 +841,7 @@ def test_changes_written_into_a_folder_being_loaded_are_refused(
     write_jsonl(tmp_path / "export" / "records.jsonl", [record("10722/1")])
     before = everything(empty_database_url)
     changes = str(tmp_path / "export" / "changes.txt")
-    ran = run_cli(
-        "load", "--changes", changes, str(tmp_path / "export"),
-        env={"OAIPMH_DATABASE_URL": empty_database_url},
-    )  # fmt: skip
-    assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
-    assert ran.stderr.strip().splitlines()[-1] == (
+    assert refused_usage(empty_database_url, "--changes", changes, str(tmp_path / "export")) == (
         f"Error: --changes {changes}: is inside {tmp_path / 'export'}, a folder being loaded; "
         "nothing was loaded"
     )
