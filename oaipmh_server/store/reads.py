@@ -30,7 +30,7 @@ from .columns import (
     row_headers,
 )
 from .engine import AnySelect, Connected, driver_rows, unavailable
-from .meta import KEPT_COUNTS, WHOLE_STORE, kept_counts
+from .meta import KEPT_COUNTS, WHOLE_STORE, kept_counts, stored_counts
 from .schema import (
     FragmentRow,
     MembershipRow,
@@ -54,10 +54,8 @@ class ProtocolReads(Connected):
         1,000,000 records on SQLite, up to seconds on a cold PostgreSQL); a store whose
         counts are not kept (last written before 1.0.0) is counted."""
         with unavailable(), self._reader.connect() as conn:
-            counts = kept_counts(conn.execute(KEPT_COUNTS).scalar())
-            if counts is not None:
-                return counts[0]
-            return int(conn.execute(select(func.count()).select_from(RecordRow)).scalar() or 0)
+            kept = kept_counts(conn.execute(KEPT_COUNTS).scalar())
+            return (kept or stored_counts(conn))[0]
 
     def earliest_datestamp(self) -> datetime | None:
         earliest: datetime | None = self._scalar(select(func.min(RecordRow.datestamp)))
