@@ -150,14 +150,13 @@ def _set_up(state: Any) -> None:
 BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
-def isolate_bidi(value: Any) -> Any:
-    """Every value a template writes (through `page_text`): text holding a bidi control is
-    put between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE, which end its effect
-    there, in link text, headings and <title> alike (where <bdi> cannot go). Markup (made
-    by the templates, `tojson`'s escaped JSON) and other text pass unchanged."""
-    if isinstance(value, str) and not isinstance(value, Markup) and BIDI_CONTROLS.search(value):
-        return f"\u2068{value}\u2069"
-    return value
+def isolate_bidi(text: str) -> str:
+    """Text a template writes (through `page_text`), put between FIRST STRONG ISOLATE and
+    POP DIRECTIONAL ISOLATE when it holds a bidi control, which ends the control's effect
+    there, in link text, headings and <title> alike (where <bdi> cannot go)."""
+    if BIDI_CONTROLS.search(text):
+        return f"\u2068{text}\u2069"
+    return text
 
 
 # What HTML forbids in a document (each one a parse error): the controls but ASCII
