@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, select, type_coerce
+from sqlalchemy import create_engine, func, select, type_coerce
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import NullType
 
 from oaipmh_server.datestamps import format_datestamp
 from oaipmh_server.store import plain_fields, unpack_fields
-from oaipmh_server.store.schema import FileRow, FragmentRow, MembershipRow, RecordRow, SetRow
+from oaipmh_server.store.meta import kept_set_counts
+from oaipmh_server.store.schema import (
+    FileRow,
+    FragmentRow,
+    MembershipRow,
+    MetaRow,
+    RecordRow,
+    SetRow,
+)
 
 REPO = "oai:repository.example.org:"
 
@@ -31,6 +39,18 @@ def everything(url: str) -> list[tuple[Any, ...]]:
         columns = list(table.__table__.columns)
         rows += [tuple(r) for r in fetch(url, select(*columns).order_by(*columns[:2]))]
     return rows
+
+
+def set_sizes(url: str) -> dict[str, int]:
+    """Each set's records (deleted ones included), counted on the memberships."""
+    query = select(MembershipRow.set_spec, func.count()).group_by(MembershipRow.set_spec)
+    return {spec: int(n) for spec, n in fetch(url, query)}
+
+
+def assert_set_sizes_kept(url: str) -> None:
+    """The sizes of the sets the last write kept are the sets' sizes (and it kept them)."""
+    kept = kept_set_counts(dict(fetch(url, select(MetaRow.key, MetaRow.value))))
+    assert kept == set_sizes(url)
 
 
 def datestamps(url: str) -> dict[str, str]:

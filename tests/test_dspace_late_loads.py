@@ -15,7 +15,7 @@ import pytest
 from oaipmh_server.store import SqlStore
 
 from .conftest import SAMPLES, SECRET, load_into, make_app
-from .db import stored_fields
+from .db import assert_set_sizes_kept, stored_fields
 from .oai import NS, harvest, tree
 from .test_dspace_csv_merge import EDIT, NOT_EXPORTED, default_csv, edited
 from .test_dspace_sets import SERVED_SPECS, headers_by_id
@@ -142,6 +142,7 @@ def test_a_collection_moved_to_another_community_leaves_the_old_one(
     assert headers_by_id(client, "")["10722/310001"] == ["com_10722_3", "col_10722_5"]
     assert "10722/310001" not in headers_by_id(client, "&set=com_10722_1")
     assert "10722/310001" in headers_by_id(client, "&set=com_10722_3")
+    assert_set_sizes_kept(empty_database_url)  # through the records placed again
 
 
 # --- a .zip of an export inside a folder given to load ----------------------------------------

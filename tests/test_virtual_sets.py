@@ -23,6 +23,7 @@ from oaipmh_server.store import SqlStore
 from oaipmh_server.virtual_sets import VirtualSets
 
 from .conftest import SECRET, load_into, make_app
+from .db import assert_set_sizes_kept
 from .oai import NS, harvest, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL, except
@@ -373,6 +374,7 @@ def test_changed_definitions_are_evaluated_again_re_dating_exactly_what_moves(
     clock.tick()
     assert summary.reevaluated and summary.redated == 2
     assert summary.virtual_moves == {"openaire": [2, 0]}
+    assert_set_sizes_kept(empty_database_url)  # through the records re-evaluated
     moved = headers(client, f"metadataPrefix=oai_dc&from={last}")
     assert sorted(moved) == ["v/1", "v/2", "v/5"]
     assert moved["v/2"][1] == ["col_10722_5", "openaire"] and moved["v/2"][0] >= last
@@ -396,6 +398,7 @@ def test_changed_definitions_are_evaluated_again_re_dating_exactly_what_moves(
         store.close()
     clock.tick()
     assert (summary.redated, summary.virtual_moves) == (1, {"driver": [0, 1], "openaire": [0, 1]})
+    assert_set_sizes_kept(empty_database_url)
     client = make_app(empty_database_url, virtual_set_definitions=funded,
                       virtual_sets_served=["openaire"]).test_client()  # fmt: skip
     assert headers(client, f"metadataPrefix=oai_dc&from={last}").keys() == {"v/1"}
@@ -423,6 +426,7 @@ def test_turning_virtual_sets_off_takes_them_away(
     # The load's own records left the sets as they were loaded (updated, re-dated).
     assert (summary.updated, summary.unchanged) == (2, 2)
     assert summary.virtual_moves == {"driver": [0, 1], "openaire": [0, 2]}
+    assert_set_sizes_kept(empty_database_url)
     client = make_app(empty_database_url).test_client()
     assert all(specs == ["col_10722_5"]
                for _, specs, _ in headers(client, "metadataPrefix=oai_dc").values())  # fmt: skip

@@ -4,12 +4,15 @@ and time that /metrics reports)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Connection,
+    bindparam,
     func,
     insert,
     select,
@@ -20,6 +23,7 @@ from . import readonly, writes
 from .engine import Connected, unavailable
 from .schema import (
     DELETED_ROWS,
+    MembershipRow,
     MetaRow,
     RecordRow,
 )
@@ -94,9 +98,11 @@ class StoreFigures:
     cutoff: datetime  # of a list starting now
 
 
-# Meta keys each write commits with its changes: "RECORDS DELETED", and its commit time.
+# Meta keys each write commits with its changes: "RECORDS DELETED", its commit time, and
+# each set's size as "COMMIT-TIME {JSON: spec → records}" (`kept_set_counts`).
 COUNTS_KEY = "counts"
 LAST_WRITE_KEY = "last_write"
+SET_COUNTS_KEY = "set_counts"
 
 
 # The value of the counts the last write kept.
@@ -110,6 +116,61 @@ WHOLE_STORE = select(
     select(func.max(RecordRow.datestamp)).scalar_subquery(),
     KEPT_COUNTS.scalar_subquery(),
 )
+
+
+# The sets' sizes the last write kept, with that write's time to check them by.
+KEPT_SET_COUNTS = select(MetaRow.key, MetaRow.value).where(
+    MetaRow.key.in_((SET_COUNTS_KEY, LAST_WRITE_KEY))
+)
+
+
+# A set's earliest and latest datestamps (each one step on the membership index) and the
+# sets' sizes the last write kept, with its time, from one snapshot.
+WHOLE_SET = select(
+    select(func.min(MembershipRow.datestamp))
+    .where(MembershipRow.set_spec == bindparam("set_spec"))
+    .scalar_subquery(),
+    select(func.max(MembershipRow.datestamp))
+    .where(MembershipRow.set_spec == bindparam("set_spec"))
+    .scalar_subquery(),
+    select(MetaRow.value).where(MetaRow.key == SET_COUNTS_KEY).scalar_subquery(),
+    select(MetaRow.value).where(MetaRow.key == LAST_WRITE_KEY).scalar_subquery(),
+)
+
+
+def kept_set_counts(kept: Mapping[str, str | None]) -> dict[str, int] | None:
+    """Each set's records (deleted ones included: a set's list shows its tombstones) as
+    the last write kept them, from the meta values `kept` (SET_COUNTS_KEY's and
+    LAST_WRITE_KEY's); None when they must be counted instead: none kept (a store last
+    written before 1.1), not readable, or kept by an earlier write than the last. A
+    version that does not keep them still changes the write time, so sizes it left stale
+    (an operator back on it for a while) are never read."""
+    value, last_write = kept.get(SET_COUNTS_KEY), kept.get(LAST_WRITE_KEY)
+    if not value or not last_write:
+        return None
+    written, _, counts = value.partition(" ")
+    if written != last_write:
+        return None
+    try:
+        sizes = orjson.loads(counts)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(sizes, dict) or not all(type(n) is int and n > 0 for n in sizes.values()):
+        return None
+    return sizes
+
+
+def counted_set_counts(conn: Connection) -> dict[str, int]:
+    """Each set's records (deleted ones included), counted on the membership index: what
+    the writes keep, for a store whose sizes are not kept."""
+    per_set = select(MembershipRow.set_spec, func.count()).group_by(MembershipRow.set_spec)
+    return {spec: int(n) for spec, n in conn.execute(per_set)}
+
+
+def set_counts_value(written: str, sizes: Mapping[str, int]) -> str:
+    """SET_COUNTS_KEY's value for the sets' `sizes`, kept by the write committed at
+    `written` (LAST_WRITE_KEY's value)."""
+    return written + " " + orjson.dumps(dict(sorted(sizes.items()))).decode()
 
 
 def kept_counts(value: str | None) -> tuple[int, int] | None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import (
-    func,
     select,
 )
 
@@ -16,9 +15,15 @@ from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from .columns import FIELDS, files_of, row_headers
 from .engine import Connected, unavailable
-from .meta import WHOLE_STORE, kept_counts, stored_counts
+from .meta import (
+    KEPT_SET_COUNTS,
+    WHOLE_STORE,
+    counted_set_counts,
+    kept_counts,
+    kept_set_counts,
+    stored_counts,
+)
 from .schema import (
-    MembershipRow,
     RecordRow,
     SetRow,
 )
@@ -31,16 +36,14 @@ class PageQueries(Connected):
         """What an operator asks first: how many, how many deleted, which dates, per set
         (the home page and `oaipmh-server stats`). The counts are the ones the last write
         kept, read with the earliest and latest datestamps in one statement (one step on
-        the datestamp index each); each set's are counted on the membership index."""
-        per_set = (
-            select(MembershipRow.set_spec, func.count())
-            .group_by(MembershipRow.set_spec)
-            .order_by(MembershipRow.set_spec)
-        )
+        the datestamp index each), and so are each set's (counting them on the membership
+        index took 115 ms at 1,000,000 records, about 1.2 s at 10,000,000)."""
         with unavailable(), self._reader.connect() as conn:
             earliest, latest, kept = conn.execute(WHOLE_STORE).one()
             total, deleted = kept_counts(kept) or stored_counts(conn)
-            sets = {spec: int(n) for spec, n in conn.execute(per_set)}
+            sets = kept_set_counts({key: value for key, value in conn.execute(KEPT_SET_COUNTS)})
+            if sets is None:
+                sets = counted_set_counts(conn)
             named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
             return StoreStats(
                 records=total,

@@ -3,6 +3,7 @@ types it reads and writes."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -26,7 +27,17 @@ from . import readonly, writes
 from .bulk import among, id_chunks, insert_rows
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_headers
 from .engine import unavailable
-from .meta import COUNTS_KEY, LAST_WRITE_KEY, MetaKeys, stored_counts
+from .meta import (
+    COUNTS_KEY,
+    KEPT_SET_COUNTS,
+    LAST_WRITE_KEY,
+    SET_COUNTS_KEY,
+    MetaKeys,
+    counted_set_counts,
+    kept_set_counts,
+    set_counts_value,
+    stored_counts,
+)
 from .schema import (
     FileRow,
     FragmentRow,
@@ -140,10 +151,15 @@ class Loading(MetaKeys):
 
 def _keep_figures(tx: LoadTransaction) -> None:
     """In the transaction that commits a write: the counts /metrics reports, so a scrape
-    reads them instead of counting a million rows (one pass here, per write)."""
+    reads them instead of counting a million rows (one pass here, per write), and each
+    set's size, for the home page and a set's list (the last write's, changed by what
+    this one added and removed)."""
     records, deleted = stored_counts(tx.conn)
+    sizes = tx.set_sizes()
+    written = datetime.now(UTC).isoformat()
     tx.set_meta(COUNTS_KEY, f"{records} {deleted}")
-    tx.set_meta(LAST_WRITE_KEY, datetime.now(UTC).isoformat())
+    tx.set_meta(LAST_WRITE_KEY, written)
+    tx.set_meta(SET_COUNTS_KEY, set_counts_value(written, sizes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +225,8 @@ class LoadTransaction:
         # commit (writes.finish), so servers that only read the mark list it at once.
         self.latest: datetime | None = None
         self._served: dict[tuple[str, ...], tuple[str, ...]] = {}
+        # The memberships this write added less those it removed, per set.
+        self._members: Counter[str] = Counter()
 
     def is_empty(self) -> bool:
         return self.conn.execute(select(RecordRow.local_id).limit(1)).first() is None
@@ -298,7 +316,8 @@ class LoadTransaction:
         """Insert new records and replace the ones named in `replacing`, with their
         memberships (ancestors included) and fragments."""
         for chunk in id_chunks(self.conn, list(replacing)):
-            for table in (MembershipRow, FragmentRow, FileRow, RecordRow):
+            self._leave_sets(chunk)
+            for table in (FragmentRow, FileRow, RecordRow):
                 self.conn.execute(delete(table).where(among(self.conn, table.local_id, chunk)))
         if not records:
             return
@@ -319,8 +338,7 @@ class LoadTransaction:
         memberships = [
             (spec, r.local_id, stamp(r.datestamp)) for r in records for spec in served(r.set_specs)
         ]
-        if memberships:
-            self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
+        self._join_sets(memberships)
         fragments = [
             (r.local_id, prefix, version, body)
             for r in records
@@ -342,6 +360,31 @@ class LoadTransaction:
             )
             found.update(self.conn.execute(query).scalars())
         return sorted(found)
+
+    def _leave_sets(self, local_ids: Sequence[str]) -> None:
+        """Take these records out of every set (to be written again), counted per set."""
+        gone = delete(MembershipRow).where(among(self.conn, MembershipRow.local_id, local_ids))
+        self._members.subtract(self.conn.execute(gone.returning(MembershipRow.set_spec)).scalars())
+
+    def _join_sets(self, memberships: list[tuple[str, str, Any]]) -> None:
+        """Insert memberships (set, record, datestamp), counted per set."""
+        if memberships:
+            self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
+            self._members.update(spec for spec, _, _ in memberships)
+
+    def set_sizes(self) -> dict[str, int]:
+        """Each set's records once this write commits: the sizes the last write kept,
+        changed by the memberships this one added and removed. Counted on the membership
+        index instead when none were kept (a store last written before 1.1, or by a
+        version that does not keep them), or if they do not add up."""
+        kept = kept_set_counts({key: value for key, value in self.conn.execute(KEPT_SET_COUNTS)})
+        if kept is None:
+            return counted_set_counts(self.conn)
+        sizes = Counter(kept)
+        sizes.update(self._members)
+        if any(n < 0 for n in sizes.values()):
+            return counted_set_counts(self.conn)
+        return {spec: n for spec, n in sizes.items() if n}
 
     def _insert(self, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         """Bulk insert straight through the driver (store/bulk.py: COPY on PostgreSQL,
@@ -491,16 +534,13 @@ class LoadTransaction:
         )  # fmt: skip
         ids = [c.local_id for c in changes]
         for chunk in id_chunks(self.conn, ids):
-            self.conn.execute(
-                delete(MembershipRow).where(among(self.conn, MembershipRow.local_id, chunk))
-            )
+            self._leave_sets(chunk)
         stamp = self._datetime
         served = self._served_in
         memberships = [
             (spec, c.local_id, stamp(c.datestamp)) for c in changes for spec in served(c.set_specs)
         ]
-        if memberships:
-            self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
+        self._join_sets(memberships)
 
     def forget_meta(self, key: str) -> None:
         self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
