@@ -507,8 +507,10 @@ _stats_lock = threading.Lock()
 
 
 def _stats() -> StoreStats:
-    """The store's counts, counted at most every five minutes (per process): they scan the
-    membership index, which at a million records is not a cost for every visit of `/`."""
+    """The store's counts, read at most every five minutes (per process). Every write keeps
+    them, so reading them is a few rows; but a store last written by a version that kept
+    no set sizes has them counted on the membership index (123 ms at a million records),
+    not a cost for every visit of `/`."""
     cache = current_app.extensions.setdefault("oaipmh_pages", {})
     with _stats_lock:
         counted = cache.get("stats")
