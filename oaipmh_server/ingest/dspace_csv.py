@@ -48,7 +48,10 @@ HANDLE_ID = r"(?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+"  # PREFIX/
 HANDLE = re.compile(rf"(?:hdl\.handle\.net/|/handle/)({HANDLE_ID})/?$")
 NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
-BOOKKEEPING = frozenset({"rowName", "action"})
+BOOKKEEPING = frozenset({"rowName"})
+# The columns a row's item is read from, one value each: the same one twice would leave
+# which of them is the item's to chance, so a header holding one twice is refused.
+ITEM_COLUMNS = ("id", "collection", "action")
 
 
 def controlled(name: str, value: str, lang: str | None) -> tuple[Any, ...]:
@@ -158,8 +161,13 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         yield LoadError(name, 1, None, "no header row")
         return
     columns: list[tuple[str, str | None] | None] = []
-    for title in header:
-        if title in ("id", "collection") or title in BOOKKEEPING:
+    for number, title in enumerate(header, start=1):
+        if title in ITEM_COLUMNS and header.index(title) + 1 < number:
+            first = header.index(title) + 1
+            yield LoadError(name, 1, None, f"two {quoted(title)} columns (columns {first} and "
+                            f"{number}): a row has one of each")  # fmt: skip
+            return
+        if title in ITEM_COLUMNS or title in BOOKKEEPING:
             columns.append(None)
             continue
         m = COLUMN.fullmatch(title)
@@ -172,7 +180,7 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
     if "id" not in header:
         yield LoadError(name, 1, None, "no id column")
         return
-    where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
+    where: dict[str, int] = {t: header.index(t) for t in ITEM_COLUMNS if t in header}
     # Each row changes only its columns of the stored record, as DSpace's metadata-import
     # does; an export with dc.date.accessioned (-a) has more columns, nothing else. Without
     # that column (the default export) a row cannot be a new record unless the load may
