@@ -250,9 +250,8 @@ def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
     # character XML cannot carry, as JSON's "bundle" and "permissions" are (json._json_file).
     for option, found in (("bundle", bundle), ("permissions", permissions)):
         if found and has_illegal_characters(found):
-            raise ValueError(
-                f"bitstream {quoted(name)}: {option} {quoted(found)} has characters XML cannot carry"
-            )
+            reason = f"{option} {quoted(found)} has characters XML cannot carry"
+            raise ValueError(f"bitstream {quoted(name)}: {reason}")
     size, md5 = _size_and_md5(path)
     description = clean_text((options.get("description") or "").strip()) or None
     return File(
