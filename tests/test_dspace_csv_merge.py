@@ -54,6 +54,14 @@ def default_csv(
     return path
 
 
+# A row of an item the store does not hold (or holds as a tombstone) without its date.
+NO_DATE = (
+    "no dc.date.accessioned (the datestamp comes from it), and no such record in the store "
+    "for this row to change: export with `dspace metadata-export -a` (all metadata, "
+    'dc.date.accessioned included), or set [datestamps] missing_accessioned = "ingest_time" '
+    "to date new records by the time of the load"
+)
+
 # An edit of the seed as an export carries it: a cell changed, a cell emptied (its values
 # removed), two columns not exported (their values kept).
 EDIT = {"dc.identifier.citation": "Cell Transplant. 22(12)", "dc.subject": ""}
@@ -159,13 +167,7 @@ def test_a_new_record_needs_a_datestamp_source(empty_database_url: str, tmp_path
     export = default_csv(tmp_path / "export.csv")
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, export)
-    assert [str(p) for p in failure.value.problems] == [
-        f"{export}:2: record {SEED}: no dc.date.accessioned (the datestamp comes from it), "
-        "and no such record in the store for this row to change: export with "
-        "`dspace metadata-export -a` (all metadata, dc.date.accessioned included), or set "
-        '[datestamps] missing_accessioned = "ingest_time" to date new records by the time '
-        "of the load"
-    ]
+    assert [str(p) for p in failure.value.problems] == [f"{export}:2: record {SEED}: {NO_DATE}"]
     assert oai_identifiers(empty_database_url) == set()
     summary = load_into(empty_database_url, export, missing_accessioned="ingest_time")
     assert summary.added == 1
@@ -331,13 +333,7 @@ def test_a_row_reinstating_its_item_is_a_row_like_any_other(seeded: str, tmp_pat
     cut = default_csv(tmp_path / "cut.csv", {"action": "reinstate"})
     with pytest.raises(LoadFailed) as failure:
         load_into(seeded, cut)
-    assert [str(p) for p in failure.value.problems] == [
-        f"{cut}:2: record {SEED}: no dc.date.accessioned (the datestamp comes from it), "
-        "and no such record in the store for this row to change: export with "
-        "`dspace metadata-export -a` (all metadata, dc.date.accessioned included), or set "
-        '[datestamps] missing_accessioned = "ingest_time" to date new records by the time '
-        "of the load"
-    ]
+    assert [str(p) for p in failure.value.problems] == [f"{cut}:2: record {SEED}: {NO_DATE}"]
     whole = default_csv(tmp_path / "all.csv", {"action": "reinstate"}, all_metadata=True)
     assert load_into(seeded, whole).updated == 1
     assert oai_identifiers(seeded, deleted=False) == {f"oai:repository.example.org:{SEED}"}
