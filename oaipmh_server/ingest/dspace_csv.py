@@ -171,8 +171,8 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         return
     columns: list[tuple[str, str | None] | None] = []
     for number, title in enumerate(header, start=1):
-        if title in ITEM_COLUMNS and header.index(title) + 1 < number:
-            first = header.index(title) + 1
+        first = header.index(title) + 1 if title in ITEM_COLUMNS else number
+        if first < number:
             yield LoadError(name, 1, None, f"two {quoted(title)} columns (columns {first} and "
                             f"{number}): a row has one of each")  # fmt: skip
             return
