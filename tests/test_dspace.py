@@ -234,3 +234,28 @@ def test_a_csv_separated_otherwise_than_with_commas_is_refused_naming_the_separa
         "metadata-import reads only that"
     ]
     assert everything(empty_database_url) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        ("id,collection,dc.title,id", "two 'id' columns (columns 1 and 4)"),
+        ("id,collection,collection,dc.title", "two 'collection' columns (columns 2 and 3)"),
+        ("action,id,collection,dc.title,action", "two 'action' columns (columns 1 and 5)"),
+    ],
+    ids=["id", "collection", "action"],
+)
+def test_a_csv_with_a_column_of_the_item_twice_is_refused_naming_it(
+    empty_database_url: str, tmp_path: Path, header: str, named: str
+) -> None:
+    """Which of two `id` (or `collection`, `action`) columns says the item's? Neither: the
+    file is refused at its header, before any row is read."""
+    path = tmp_path / "export.csv"
+    cells = {"id": "u-1", "collection": "10722/5", "dc.title": "T", "action": ""}
+    path.write_text(header + "\n" + ",".join(cells[t] for t in header.split(",")) + "\n")
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path, missing_accessioned="ingest_time")
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}:1: record ?: {named}: a row has one of each"
+    ]
+    assert everything(empty_database_url) == []

@@ -1,6 +1,6 @@
 """A default `dspace metadata-export` CSV (without -a: no dc.date.accessioned, available or
 provenance) changes only its columns of the stored records, as DSpace's metadata-import
-does; `+` rows; handles of any prefix."""
+does; `+` rows; handles of any prefix; the `action` column (withdraw, expunge, reinstate)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from oaipmh_server.config import load_settings
 from oaipmh_server.errors import LoadFailed
+from oaipmh_server.formats import build_formats
+from oaipmh_server.ingest.load import Sync, delete_records
+from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import RecordRow
 
-from .conftest import SAMPLES, load_into
+from .conftest import SAMPLES, SECRET, load_into
 from .db import datestamps, fetch, oai_identifiers, stored_fields
 
 SEED_EXPORTS = Path(__file__).parent / "fixtures" / "dspace-seed"
@@ -49,6 +53,14 @@ def default_csv(
         writer.writerow(cells.values())
     return path
 
+
+# A row of an item the store does not hold (or holds as a tombstone) without its date.
+NO_DATE = (
+    "no dc.date.accessioned (the datestamp comes from it), and no such record in the store "
+    "for this row to change: export with `dspace metadata-export -a` (all metadata, "
+    'dc.date.accessioned included), or set [datestamps] missing_accessioned = "ingest_time" '
+    "to date new records by the time of the load"
+)
 
 # An edit of the seed as an export carries it: a cell changed, a cell emptied (its values
 # removed), two columns not exported (their values kept).
@@ -155,13 +167,7 @@ def test_a_new_record_needs_a_datestamp_source(empty_database_url: str, tmp_path
     export = default_csv(tmp_path / "export.csv")
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, export)
-    assert [str(p) for p in failure.value.problems] == [
-        f"{export}:2: record {SEED}: no dc.date.accessioned (the datestamp comes from it), "
-        "and no such record in the store for this row to change: export with "
-        "`dspace metadata-export -a` (all metadata, dc.date.accessioned included), or set "
-        '[datestamps] missing_accessioned = "ingest_time" to date new records by the time '
-        "of the load"
-    ]
+    assert [str(p) for p in failure.value.problems] == [f"{export}:2: record {SEED}: {NO_DATE}"]
     assert oai_identifiers(empty_database_url) == set()
     summary = load_into(empty_database_url, export, missing_accessioned="ingest_time")
     assert summary.added == 1
@@ -247,3 +253,117 @@ def test_every_row_without_a_record_is_reported(seeded: str, tmp_path: Path) -> 
     assert problems[1].startswith(f"{export}:4: record u-3: no dc.date.accessioned")
     assert not any(SEED in p for p in problems)
     assert stored_fields(seeded, SEED) == before
+
+
+# -- the action column (DSpace's metadata-import: expunge, withdraw, reinstate) ------------------
+
+
+@pytest.mark.parametrize("action", ["withdraw", "expunge"])
+def test_a_row_withdrawing_its_item_makes_it_a_tombstone(
+    seeded: str, tmp_path: Path, action: str
+) -> None:
+    """DSpace's OAI serves a withdrawn (or expunged) item as a deleted record: so does a
+    load of the row that withdraws it, kept in its sets, dated by the load, whatever the
+    row's other cells; the same row again changes nothing."""
+    stamp = datestamps(seeded)[SEED]
+    sets = fetch(seeded, select(RecordRow.set_specs))
+    told: list[str] = []
+    export = default_csv(tmp_path / "export.csv", {"action": action, **EDIT})
+    summary = load_into(seeded, export, changes=lambda kind, i: told.append(f"{kind} {i}"))
+    assert (summary.deleted, summary.updated, summary.unchanged) == (1, 0, 0)
+    assert told == [f"deleted {SEED}"]
+    assert oai_identifiers(seeded, deleted=True) == {f"oai:repository.example.org:{SEED}"}
+    assert datestamps(seeded)[SEED] > stamp
+    assert fetch(seeded, select(RecordRow.set_specs)) == sets
+    again = load_into(seeded, export)
+    assert (again.deleted, again.unchanged) == (0, 1)
+
+
+def test_a_withdrawn_item_is_the_tombstone_delete_makes(seeded: str, tmp_path: Path) -> None:
+    """Withdrawn by a row, then deleted by `delete` (or the other way round): one
+    tombstone, unchanged the second time."""
+    withdraw = default_csv(tmp_path / "export.csv", {"action": "withdraw"})
+    assert load_into(seeded, withdraw).deleted == 1
+    settings = load_settings({"database_url": seeded}, environ={})
+    store = SqlStore(seeded, token_secret=SECRET)
+    try:
+        assert delete_records([SEED], store, settings, build_formats(settings)).deleted == 0
+    finally:
+        store.close()
+    assert load_into(seeded, withdraw).unchanged == 1
+
+
+def test_a_row_withdrawing_an_item_not_stored_needs_no_date(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A withdrawn item the store never held is a tombstone, as a JSON record with
+    "deleted": true is: it needs no dc.date.accessioned (a tombstone is dated by the load)."""
+    export = default_csv(tmp_path / "export.csv", {"action": "withdraw"})
+    assert load_into(empty_database_url, export).deleted == 1
+    assert oai_identifiers(empty_database_url, deleted=True) == {
+        f"oai:repository.example.org:{SEED}"
+    }
+
+
+def test_a_withdrawing_row_is_not_reported_missing_a_date_beside_a_bad_row(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """After a first problem, rows are still checked against the store: a row withdrawing
+    an item not stored is no problem (it needs no date), a new item without one is."""
+    export = write_csv(
+        tmp_path / "export.csv", "id,collection,dc.title,dc.identifier.uri,action",
+        "u-1,10722/5,T",  # three cells: refused by the reader
+        "u-2,10722/5,Gone,http://hdl.handle.net/10722/2,withdraw",
+        "u-3,10722/5,New,http://hdl.handle.net/10722/3,",
+    )  # fmt: skip
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, export)
+    problems = [str(p) for p in failure.value.problems]
+    assert problems[0] == f"{export}:2: record ?: 3 cells for 5 columns"
+    assert problems[1].startswith(f"{export}:4: record 10722/3: no dc.date.accessioned")
+    assert len(problems) == 2
+    assert oai_identifiers(empty_database_url) == set()
+
+
+def test_a_row_reinstating_its_item_is_a_row_like_any_other(seeded: str, tmp_path: Path) -> None:
+    """DSpace's `reinstate` publishes a withdrawn item again: here a row already does (for a
+    tombstone it is the whole record, dated by its dc.date.accessioned: an `-a` export);
+    of an item not withdrawn it changes the columns, as a row without an action does."""
+    assert load_into(seeded, default_csv(tmp_path / "w.csv", {"action": "withdraw"})).deleted == 1
+    cut = default_csv(tmp_path / "cut.csv", {"action": "reinstate"})
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, cut)
+    assert [str(p) for p in failure.value.problems] == [f"{cut}:2: record {SEED}: {NO_DATE}"]
+    whole = default_csv(tmp_path / "all.csv", {"action": "reinstate"}, all_metadata=True)
+    assert load_into(seeded, whole).updated == 1
+    assert oai_identifiers(seeded, deleted=False) == {f"oai:repository.example.org:{SEED}"}
+    edit = default_csv(tmp_path / "edit.csv", {"action": "reinstate", **EDIT})
+    before = stored_fields(seeded, SEED)[SEED]
+    assert load_into(seeded, edit).updated == 1
+    assert stored_fields(seeded, SEED)[SEED] == edited(before)
+
+
+@pytest.mark.parametrize("action", ["Withdraw", "delete", "withdraw||reinstate"])
+def test_an_unknown_action_is_refused_naming_the_row(
+    seeded: str, tmp_path: Path, action: str
+) -> None:
+    """As DSpace's metadata-import refuses it ("Unknown action"), naming file, line and
+    record; the store is left as it was."""
+    before = (stored_fields(seeded, SEED), datestamps(seeded))
+    export = default_csv(tmp_path / "export.csv", {"action": action})
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, export)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{export}:2: record {SEED}: action {action!r} is not one of DSpace's metadata-import "
+        "actions: expunge, withdraw or reinstate (an empty cell: none)"
+    ]
+    assert (stored_fields(seeded, SEED), datestamps(seeded)) == before
+
+
+def test_sync_with_only_csv_rows_withdrawing_items_is_refused(seeded: str, tmp_path: Path) -> None:
+    """Rows that withdraw items are rows of a CSV all the same: not the whole repository."""
+    export = default_csv(tmp_path / "export.csv", {"action": "withdraw"})
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, export, sync=Sync())
+    assert str(failure.value.problems[0]).startswith("--sync: only metadata CSV rows")
+    assert oai_identifiers(seeded, deleted=True) == set()

@@ -196,6 +196,31 @@ def test_a_contents_line_naming_no_file_of_the_item_is_refused(
     ]
 
 
+@pytest.mark.parametrize(
+    ("options", "reason"),
+    [
+        ("bundle:ORIG\x01INAL", "bundle 'ORIG\\x01INAL' has characters XML cannot carry"),
+        ("bundle:\ufffe", "bundle '\\ufffe' has characters XML cannot carry"),
+        ("permissions:-r 'Staff\x1b[31m'",
+         "permissions \"-r 'Staff\\x1b[31m'\" has characters XML cannot carry"),
+        ("bundle:ORIGINAL\tpermissions:-r '\x0bAnonymous'",
+         "permissions \"-r '\\x0bAnonymous'\" has characters XML cannot carry"),
+    ],
+    ids=["bundle-control", "bundle-noncharacter", "permissions-escape", "permissions-vertical-tab"],
+)  # fmt: skip
+def test_a_bundle_or_permissions_xml_cannot_carry_is_refused_as_in_json(
+    empty_database_url: str, tmp_path: Path, options: str, reason: str
+) -> None:
+    """A bundle's name and a file's permissions are names and codes, not text: with a
+    character XML cannot carry (a control character, a terminal escape, U+FFFE) they are
+    refused, as JSON's "bundle" and "permissions" are, never stored to break a page."""
+    folder = item_with_files(tmp_path / "export")
+    (folder / "contents").write_text(CONTENTS + f"unlisted.pdf\t{options}\n", "utf-8")
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}/contents:6: record {HANDLE}: bitstream 'unlisted.pdf': {reason}"
+    ]
+
+
 # Names a real thesis had, as DSpace writes and imports them: a colon is a character of a
 # name (only `C:\\` or `C:/` at the start is a drive), and so is everything else DSpace allows.
 ORDINARY_NAMES = (

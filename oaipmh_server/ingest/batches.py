@@ -92,11 +92,15 @@ class Batches(LoadState):
     ) -> list[Unfinished | Prepared]:
         """What finishing the batch needs from the store: for a row of a metadata CSV, the
         stored record it changes (with its files: DSpace's metadata-import never touches
-        bitstreams); a part of no stored record stands alone, if it may (`_whole`)."""
+        bitstreams); a part of no stored record, or one withdrawing its item, stands alone,
+        if it may (`_whole`)."""
         parts = [
             d.local_id
             for d in drafts
-            if isinstance(d, Draft) and d.partial is not None and d.local_id in existing
+            if isinstance(d, Draft)
+            and d.partial is not None
+            and not d.deleted
+            and d.local_id in existing
         ]
         stored = self.tx.packed_fields(parts) if parts else {}
         keeping = [
@@ -151,7 +155,11 @@ class Batches(LoadState):
     def _whole(self, part: Draft) -> Draft | None:
         """A row of a metadata CSV for a record not stored (or deleted): the whole record,
         if it has its dc.date.accessioned (`-a`) or the load may date it by the time of
-        the load, else a problem saying how to give it a datestamp."""
+        the load, else a problem saying how to give it a datestamp. A row withdrawing
+        its item (`dspace_csv.WITHDRAWING`) is a tombstone whatever is stored: dated by
+        the load, it needs no dc.date.accessioned."""
+        if part.deleted:
+            return replace(part, partial=None, keeps_sets=False)
         if part.accessioned is None and self.settings.missing_accessioned == "reject":
             self.problem(
                 LoadError(

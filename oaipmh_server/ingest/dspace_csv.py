@@ -14,6 +14,10 @@ A row is a part of a record: the loader merges it with the stored record
 (`csv_merge.merge_fields`), as DSpace's metadata-import changes only the columns present,
 with or without a dc.date.accessioned column (`-a`). A row for a record not yet stored is
 the whole record, which needs its dc.date.accessioned (an `-a` export) to be dated.
+An `action` column is read as DSpace's metadata-import reads it: `withdraw` or `expunge`
+makes the row's item a tombstone (DSpace's OAI serves a withdrawn item as deleted), no
+date needed; `reinstate` or an empty cell is a row like any other (one for a tombstone is
+the whole record, published again); any other value is refused, as DSpace refuses it.
 
 Columns are separated with `,`, as DSpace writes and reads them; a header separated with
 `;` or a tab (a spreadsheet's "CSV" in a European locale) is refused in one line saying so.
@@ -48,7 +52,15 @@ HANDLE_ID = r"(?:[0-9]+(?:\.[0-9]+)*|[A-Za-z][A-Za-z0-9]*)/[^/?#\s]+"  # PREFIX/
 HANDLE = re.compile(rf"(?:hdl\.handle\.net/|/handle/)({HANDLE_ID})/?$")
 NEW_ITEM = "+"  # metadata-import's id for an item it is to create
 LONE_CR = re.compile(rb"(?<=\r)(?!\n|$)")  # between a CR that ends a line and the next
-BOOKKEEPING = frozenset({"rowName", "action"})
+BOOKKEEPING = frozenset({"rowName"})
+# The columns a row's item is read from, one value each: the same one twice would leave
+# which of them is the item's to chance, so a header holding one twice is refused.
+ITEM_COLUMNS = ("id", "collection", "action")
+# The `action` column's values (DSpace's metadata-import), an empty cell being none: an
+# item withdrawn (or expunged: deleted from DSpace) is a deleted record in DSpace's OAI, so
+# here a tombstone; one reinstated is published again, as any row's item is.
+WITHDRAWING = frozenset({"withdraw", "expunge"})
+ACTIONS = frozenset({"", "reinstate", *WITHDRAWING})
 
 
 def controlled(name: str, value: str, lang: str | None) -> tuple[Any, ...]:
@@ -158,8 +170,13 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         yield LoadError(name, 1, None, "no header row")
         return
     columns: list[tuple[str, str | None] | None] = []
-    for title in header:
-        if title in ("id", "collection") or title in BOOKKEEPING:
+    for number, title in enumerate(header, start=1):
+        first = header.index(title) + 1 if title in ITEM_COLUMNS else number
+        if first < number:
+            yield LoadError(name, 1, None, f"two {quoted(title)} columns (columns {first} and "
+                            f"{number}): a row has one of each")  # fmt: skip
+            return
+        if title in ITEM_COLUMNS or title in BOOKKEEPING:
             columns.append(None)
             continue
         m = COLUMN.fullmatch(title)
@@ -172,7 +189,7 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
     if "id" not in header:
         yield LoadError(name, 1, None, "no id column")
         return
-    where: dict[str, int] = {t: header.index(t) for t in ("id", "collection") if t in header}
+    where: dict[str, int] = {t: header.index(t) for t in ITEM_COLUMNS if t in header}
     # Each row changes only its columns of the stored record, as DSpace's metadata-import
     # does; an export with dc.date.accessioned (-a) has more columns, nothing else. Without
     # that column (the default export) a row cannot be a new record unless the load may
@@ -245,6 +262,20 @@ def _row(
         sets = [collection_spec(h) for h in collections.split(SEPARATOR) if h.strip()]
     except ValueError as e:
         return LoadError(name, line, local_id, f"collection {e}")
+    action = row[where["action"]].strip() if "action" in where else ""
+    if action not in ACTIONS:
+        return LoadError(
+            name, line, local_id,
+            f"action {quoted(action)} is not one of DSpace's metadata-import actions: "
+            "expunge, withdraw or reinstate (an empty cell: none)",
+        )  # fmt: skip
+    if action in WITHDRAWING:
+        # A tombstone, whatever its other cells say (a tombstone has no metadata), in the
+        # row's collections if it names any, else where the item is; still a row of a
+        # CSV (`partial`), which no --sync takes for the whole repository.
+        return draft_or_error(Source(name, line), local_id, sets, True, (),
+                              require_accessioned=False, limits=limits, partial=partial,
+                              keeps_sets=not sets)  # fmt: skip
     return draft_or_error(
         Source(name, line),
         local_id,

@@ -14,6 +14,12 @@ integer, unique in the record; default: the file's place in the list), "descript
 "primary" (true/false) and "uuid" (DSpace 7's bitstream id). Every item yielded carries
 its file and line; a problem is yielded as a LoadError, so one bad record does not hide
 the next ones.
+
+A key given twice in one object is not refused: the last is kept, as orjson (and the
+standard parser) keep it. Telling would take a scan of every line's bytes (counting its
+`":`, 5.6 µs for a seed-shaped 4.7 kB line, against about 61 µs for all of jsonl_item):
+a JSON Lines load a tenth slower (measured 1.10 to 1.23, best of 7), for a mistake no
+exporter makes. docs/loading.md says so and how to check a file before loading it.
 """
 
 from __future__ import annotations

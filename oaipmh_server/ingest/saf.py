@@ -21,8 +21,9 @@ read past). A name with `/` is a file in a sub-folder (`chapters/one.pdf`): such
 sub-folders are the item's, never searched for records or items (inputs.py's walk stops at
 an item folder). Each file's size, MD5 (DSpace's checksum) and MIME type (mime.py) are
 kept with the record; its sequence number is its place among the lines. A file listed but
-missing, or leading outside the item folder, is an error naming CONTENTS:LINE, the item
-and what is wrong (names.py: any character DSpace allows is a name's, `:` included); a
+missing, or leading outside the item folder, or with a bundle or permissions holding a
+character XML cannot carry (refused as JSON's are), is an error naming CONTENTS:LINE, the
+item and what is wrong (names.py: any character DSpace allows is a name's, `:` included); a
 file present but not listed is ignored, as DSpace ignores it; an item folder with files
 beside its metadata but no `contents` is refused, as DSpace refuses it ("No contents file
 found"). A `-r -s N -f PATH` line (a bitstream DSpace registers from its own
@@ -240,12 +241,18 @@ def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
     if not path.is_file():
         missing = "not a file" if os.path.lexists(path) else "no such file in the item folder"
         raise ValueError(f"bitstream {quoted(name)}: {missing}")
-    size, md5 = _size_and_md5(path)
     bundle = options.get("bundle", "").strip()
     if not bundle:
         bundle = "LICENSE" if name == LICENSE_NAME else ORIGINAL
     permissions = options.get("permissions")
     permissions = permissions.strip() if permissions is not None else None
+    # Names and codes, not text (a description is cleaned as values are): refused with a
+    # character XML cannot carry, as JSON's "bundle" and "permissions" are (json._json_file).
+    for option, found in (("bundle", bundle), ("permissions", permissions)):
+        if found and has_illegal_characters(found):
+            reason = f"{option} {quoted(found)} has characters XML cannot carry"
+            raise ValueError(f"bitstream {quoted(name)}: {reason}")
+    size, md5 = _size_and_md5(path)
     description = clean_text((options.get("description") or "").strip()) or None
     return File(
         name=name,
