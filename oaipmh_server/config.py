@@ -186,6 +186,12 @@ def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
     return CheckedSettings(settings, sources, tuple(dict.fromkeys(problems)), frozenset(defaulted))
 
 
+def setting_source(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where the value of the setting `name` comes from (a file, a variable, the built-in
+    default), for a message about a value found wrong after it was read."""
+    return _read(None, environ, [])[name][1]
+
+
 MASK = "********"
 
 
