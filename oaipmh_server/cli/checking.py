@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import StoreUnavailable
 from .opening import open_store, read_settings, vanishing_database
 
 
@@ -104,15 +104,10 @@ def config_check() -> None:
     systemd credentials); print each setting and where it came from, secrets masked; exit 1
     naming every mistake. Nothing is started, and the database is not opened."""
     from ..config import BUILT_IN, check_settings, describe_settings
-    from ..formats import build_formats
 
     checked = check_settings()
     problems = list(checked.problems)
     if checked.settings is not None:
-        try:
-            build_formats(checked.settings)  # [formats] names formats the registry must have
-        except ConfigError as e:
-            problems.extend(e.problems)
         url = checked.settings.database_url
         vanishing = vanishing_database(url, checked.sources.get("database_url", BUILT_IN))
         problems.extend([vanishing] if vanishing is not None else [])

@@ -11,14 +11,11 @@ from ..errors import ConfigError, StoreUnavailable
 
 
 def read_settings(*, lasting: bool = False) -> Any:
-    """The settings a command runs with, its formats built once to find a [formats] mistake
-    before anything is opened; a mistake is one line, not a traceback. `lasting`: the
-    command writes or serves the store, so a database that vanishes with it is refused."""
-    from ..formats import build_formats
-
+    """The settings a command runs with, checked before anything is opened (`[formats]
+    stored` among them); a mistake is one line, not a traceback. `lasting`: the command
+    writes or serves the store, so a database that vanishes with it is refused."""
     try:
         settings = load_settings()
-        build_formats(settings)  # [formats] names formats the registry must have
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     if lasting:
