@@ -16,7 +16,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from oaipmh_server.web.app import create_app
 
 from .conftest import SECRET, Databases
-from .xsd import validate
+from .xsd import validate, validate_sitemap
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,32 @@ def test_behind_a_trusted_proxy(
     apps: dict[str, Flask], headers: dict[str, str], base: str, site: str
 ) -> None:
     assert urls(apps["proxied"], "127.0.0.1:5000", **headers) == (base, site)
+
+
+SITEMAPS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+
+
+@pytest.mark.parametrize(
+    ("app", "headers", "site"),
+    [
+        pytest.param("direct", {}, "http://oai.example.org/prefix", id="script-root"),
+        pytest.param("proxied", {"X-Forwarded-Host": "oai.example.org",
+                                 "X-Forwarded-Prefix": "/prefix"},
+                     "http://oai.example.org/prefix", id="forwarded-prefix"),
+    ],
+)  # fmt: skip
+def test_links_to_the_sites_own_documents_name_the_script_root_once(
+    apps: dict[str, Flask], app: str, headers: dict[str, str], site: str
+) -> None:
+    """The sitemap index's sitemaps and ResourceSync's documents: the site's root (which
+    holds the script root) and the document's path, not the script root a second time."""
+    root = "/prefix" if app == "direct" else ""
+    index = get(apps[app], "/sitemap.xml", "oai.example.org", root, **headers)
+    locations = [str(e.text) for e in validate_sitemap(index).iter(f"{SITEMAPS}loc")]
+    assert locations and all(
+        loc.startswith(f"{site}/sitemaps/records.xml?start=") for loc in locations
+    ), locations
+    description = get(apps[app], "/.well-known/resourcesync", "oai.example.org", root, **headers)
+    assert [e.text for e in validate_sitemap(description).iter(f"{SITEMAPS}loc")] == [
+        f"{site}/resources/capabilitylist.xml"
+    ]

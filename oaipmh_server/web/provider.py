@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 
 from ..formats import MetadataFormat
 from ..settings import Settings
@@ -66,6 +67,13 @@ def site_url() -> str:
         path = path[: path.rfind("/")] if "/" in path else ""
         return f"{parts.scheme}://{parts.netloc}{path}"
     return request_url()
+
+
+def site_link(endpoint: str, **values: Any) -> str:
+    """An absolute link to one of the site's documents (a sitemap, a ResourceSync list):
+    the site's root, which holds the script root, and the endpoint's path without the
+    copy of the script root url_for puts before it (else /prefix/prefix/…)."""
+    return site_url() + url_for(endpoint, **values).removeprefix(request.script_root)
 
 
 def request_url(path: str = "") -> str:
