@@ -182,11 +182,15 @@ def test_secret_files_that_cannot_be_read(tmp_path: Path) -> None:
 
 
 def test_a_format_that_does_not_exist(tmp_path: Path) -> None:
-    """What serve checks beyond the settings themselves: the formats named exist."""
+    """The formats `[formats] stored` names exist, checked with the other settings: the
+    mistake names the file, and the setting is put back to its default to go on."""
     config = write(tmp_path, '[formats]\nstored = ["oai_dc", "marc21"]\n')
     result = check(OAIPMH_CONFIG=config)
     assert result.exit_code == 1
     assert f"error: {config}: formats.stored: no metadata format marc21" in result.stderr
+    assert settings_lines(result)["formats.stored"] == (
+        '["oai_dc"]  # built-in default, in place of the mistake reported below'
+    )
 
 
 def test_check_opens_no_database(tmp_path: Path) -> None:
