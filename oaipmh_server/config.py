@@ -89,6 +89,8 @@ _TABLES = frozenset(
     }
 )  # fmt: skip
 BUILT_IN = "built-in config/oaipmh.toml"
+# Settings field → `table.key`, as the file writes it and every message names it.
+KEYS = {name: f"{table}.{key}" for (table, key), name in _TOML_KEYS.items()}
 
 ENVIRONMENT = {
     "OAIPMH_DATABASE_URL": "database_url",
@@ -147,7 +149,7 @@ def load_settings(
     overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read the settings in order of precedence; raise ConfigError naming key and source."""
-    return validate(_read(overrides, environ))
+    return validate(_read(overrides, environ), KEYS)
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
     settings = None
     while True:
         try:
-            settings = validate(dict(raw))
+            settings = validate(dict(raw), KEYS)
             break
         except ConfigError as e:
             problems.extend(e.problems)
@@ -186,6 +188,12 @@ def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
     return CheckedSettings(settings, sources, tuple(dict.fromkeys(problems)), frozenset(defaulted))
 
 
+def setting_source(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """Where the value of the setting `name` comes from (a file, a variable, the built-in
+    default), for a message about a value found wrong after it was read."""
+    return _read(None, environ, [])[name][1]
+
+
 MASK = "********"
 
 
@@ -194,7 +202,6 @@ def describe_settings(checked: CheckedSettings) -> list[str]:
     what `oaipmh-server config check` prints. Every field of Settings, whoever added it."""
     if checked.settings is None:
         return []
-    keys = {name: f"{table}.{key}" for (table, key), name in _TOML_KEYS.items()}
     lines = []
     for field in fields(Settings):
         value = getattr(checked.settings, field.name)
@@ -202,7 +209,7 @@ def describe_settings(checked: CheckedSettings) -> list[str]:
         where = "built-in default" if source == BUILT_IN else source
         if field.name in checked.defaulted:
             where = "built-in default, in place of the mistake reported below"
-        key = keys.get(field.name, field.name)
+        key = KEYS.get(field.name, field.name)
         lines.append(f"{key} = {_displayed(field.name, value)}  # {where}")
     return sorted(lines)  # by table.key: a table's keys together
 
@@ -296,7 +303,7 @@ def _read(
         try:
             if plain in environ:
                 raise ConfigError(
-                    f"{plain} and {variable} are both set: give the {name} one way", (name,)
+                    f"{plain} and {variable} are both set: give {KEYS[name]} one way", (name,)
                 )
             path = environ[variable]
             text = _read_secret_file(path, variable)

@@ -8,12 +8,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 from .errors import ConfigError
 from .files import pattern_problem
+from .formats import unknown_formats
 from .placeholders import placeholder_identity
 from .settings import DC_ELEMENTS, Settings
 from .virtual_set_definitions import BadDefinition, parse_definition
@@ -61,16 +62,24 @@ INTEGER = re.compile(r"[0-9]{1,18}", re.ASCII)
 INTEGER_SETTINGS = ("page_size", "max_page_bytes", "max_concurrent_lists", "retry_after")
 
 
-def validate(raw: dict[str, tuple[Any, str]]) -> Settings:
+def validate(raw: dict[str, tuple[Any, str]], keys: Mapping[str, str] | None = None) -> Settings:
+    """`keys`: each setting's key as the file writes it, `table.key` (config.py's), which
+    every message names: `stored` alone, or the code's `stored_formats`, leaves the
+    operator to guess the table."""
+    keys = keys or {}
+
     def get(name: str, kind: type | tuple[type, ...]) -> Any:
         value, source = raw[name]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             got = f"a value of type {type(value).__name__}" if name in SECRETS else shown(value)
-            raise ConfigError(f"{source}: {name}: expected {_kind_name(kind)}, got {got}", (name,))
+            raise ConfigError(
+                f"{source}: {keys.get(name, name)}: expected {_kind_name(kind)}, got {got}",
+                (name,),
+            )
         return value
 
     def fail(name: str, message: str) -> ConfigError:
-        return ConfigError(f"{raw[name][1]}: {name}: {message}", (name,))
+        return ConfigError(f"{raw[name][1]}: {keys.get(name, name)}: {message}", (name,))
 
     name = get("repository_name", str).strip()
     if not name:
@@ -159,6 +168,8 @@ def validate(raw: dict[str, tuple[Any, str]]) -> Settings:
     stored = get("stored_formats", (list, tuple))
     if not all(isinstance(prefix, str) for prefix in stored):
         raise fail("stored_formats", f"expected a list of metadata prefixes: {stored!r}")
+    if (unknown := unknown_formats(stored)) is not None:
+        raise fail("stored_formats", unknown)
 
     description = get("repository_description", str).strip()
     citation = get("citation_map", dict)

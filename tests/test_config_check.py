@@ -114,7 +114,7 @@ def test_a_database_url_no_database_reads_is_a_mistake_not_ok(url: str) -> None:
     result = check(OAIPMH_DATABASE_URL=url)
     assert result.exit_code == 1, result.output
     assert (
-        "error: environment variable OAIPMH_DATABASE_URL: database_url: the database URL is "
+        "error: environment variable OAIPMH_DATABASE_URL: store.database_url: the database URL is "
         "not one SQLAlchemy reads (like sqlite:////var/lib/oai/oai.sqlite3 or "
         "postgresql+psycopg://user@host/db)"
     ) in result.stderr
@@ -126,8 +126,8 @@ def test_every_mistake_is_named_not_only_the_first(tmp_path: Path) -> None:
     result = check(OAIPMH_CONFIG=config, OAIPMH_DATABASE_PASSWORD=SECRETS[1])
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [
-        f"error: {config}: page_size: expected an integer, got '100'",
-        f"error: {config}: mode: must be 'development' or 'production', got 'prod'",
+        f"error: {config}: harvest.page_size: expected an integer, got '100'",
+        f"error: {config}: server.mode: must be 'development' or 'production', got 'prod'",
         "2 mistake(s); serve would refuse to start",
     ]
     lines = settings_lines(result)  # the rest is still shown, the mistakes at their defaults
@@ -142,7 +142,7 @@ def test_an_unknown_key_and_a_mistake_after_it(tmp_path: Path) -> None:
     assert f"error: {config}: unknown key harvest.page_sise (did you mean harvest.page_size?)" in (
         result.stderr
     )
-    assert f"error: {config}: retry_after: must be between 1 and 86400 seconds, got 0" in (
+    assert f"error: {config}: server.retry_after: must be between 1 and 86400 seconds, got 0" in (
         result.stderr
     )
 
@@ -155,7 +155,7 @@ def test_a_file_that_is_not_toml(tmp_path: Path) -> None:
     assert errors[0].startswith(f"error: {config}: not valid TOML: ")
     # The environment is still checked, over the defaults.
     assert errors[1] == (
-        "error: environment variable OAIPMH_PAGE_SIZE: page_size: must be between 1 and 10000, got 0"
+        "error: environment variable OAIPMH_PAGE_SIZE: harvest.page_size: must be between 1 and 10000, got 0"
     )
     assert "Traceback" not in result.output
 
@@ -165,8 +165,9 @@ def test_production_mistakes_are_named_together_with_the_others(tmp_path: Path) 
     result = check(OAIPMH_CONFIG=config, OAIPMH_TOKEN_SECRET="short")
     assert result.exit_code == 1
     named = {line.split(": ")[2] for line in result.stderr.splitlines()[:-1]}
-    assert named == {"page_size", "token_secret", "base_url", "repository_name",
-                     "repository_identifier", "admin_emails"}  # fmt: skip
+    assert named == {"harvest.page_size", "harvest.token_secret", "repository.base_url",
+                     "repository.name", "repository.identifier",
+                     "repository.admin_emails"}  # fmt: skip
     assert "short" not in result.output
 
 
@@ -181,11 +182,15 @@ def test_secret_files_that_cannot_be_read(tmp_path: Path) -> None:
 
 
 def test_a_format_that_does_not_exist(tmp_path: Path) -> None:
-    """What serve checks beyond the settings themselves: the formats named exist."""
+    """The formats `[formats] stored` names exist, checked with the other settings: the
+    mistake names the file, and the setting is put back to its default to go on."""
     config = write(tmp_path, '[formats]\nstored = ["oai_dc", "marc21"]\n')
     result = check(OAIPMH_CONFIG=config)
     assert result.exit_code == 1
-    assert "error: formats.stored: no metadata format marc21" in result.stderr
+    assert f"error: {config}: formats.stored: no metadata format marc21" in result.stderr
+    assert settings_lines(result)["formats.stored"] == (
+        '["oai_dc"]  # built-in default, in place of the mistake reported below'
+    )
 
 
 def test_check_opens_no_database(tmp_path: Path) -> None:
@@ -205,5 +210,5 @@ def test_the_installed_command_exits_1_without_a_traceback(tmp_path: Path) -> No
     )  # fmt: skip
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert f"error: {config}: page_size: expected an integer, got '100'" in done.stderr
+    assert f"error: {config}: harvest.page_size: expected an integer, got '100'" in done.stderr
     assert "harvest.page_size = 100  # built-in default, in place of" in done.stdout

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ def test_page_size_from_the_environment_must_be_ascii_digits(value: str, message
     """In process, each form; test_every_command_refuses… shows the CLI's exit."""
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={"OAIPMH_PAGE_SIZE": value})
-    assert str(caught.value).startswith("environment variable OAIPMH_PAGE_SIZE: page_size: ")
+    assert str(caught.value).startswith(
+        "environment variable OAIPMH_PAGE_SIZE: harvest.page_size: "
+    )
     assert message in str(caught.value)
     assert len(str(caught.value)) < 200  # the 5000 digits are not printed back
 
@@ -81,11 +84,15 @@ def test_plain_digits_are_accepted() -> None:
         (
             "OAIPMH_MODE",
             "Production",
-            "mode: must be 'development' or 'production', got 'Production'",
+            ": server.mode: must be 'development' or 'production', got 'Production'",
         ),
         ("OAIPMH_MODE", "production\x1b[2J", r"got 'production\x1b[2J'"),  # escaped, not run
-        ("OAIPMH_BASE_URL", "example.org/oai", "base_url: 'example.org/oai' is not an absolute"),
-        ("OAIPMH_DATABASE_URL", " ", "database_url: must not be empty"),
+        (
+            "OAIPMH_BASE_URL",
+            "example.org/oai",
+            ": repository.base_url: 'example.org/oai' is not an absolute",
+        ),
+        ("OAIPMH_DATABASE_URL", " ", ": store.database_url: must not be empty"),
         ("OAIPMH_CONFIG", "/no/such/file.toml", "cannot read /no/such/file.toml"),
     ],
 )
@@ -100,29 +107,41 @@ def test_other_environment_values_name_the_variable(
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ("[harvest]\npage_size = '10'\n", "page_size: expected an integer, got '10'"),
-        ("[harvest]\npage_size = 1.5\n", "page_size: expected an integer, got 1.5"),
-        ("[harvest]\npage_size = true\n", "page_size: expected an integer, got True"),
-        ("[server]\nretry_after = 0\n", "retry_after: must be between 1 and 86400"),
-        ("[harvest]\nmax_page_bytes = 1000\n", "max_page_bytes: must be between 1024 and"),
-        ("[harvest]\nmax_page_bytes = '8 MB'\n", "max_page_bytes: expected an integer"),
-        ("[server]\nmax_concurrent_lists = -1\n", "max_concurrent_lists: must be 0"),
-        ("[server]\nmax_concurrent_lists = 100000000000000000000\n", "max_concurrent_lists"),
-        ("[server]\nmode = 3\n", "mode: expected a string, got 3"),
-        ("[repository]\nname = ' '\n", "repository_name: must not be empty"),
-        ("[repository]\nadmin_emails = 'x'\n", "admin_emails: expected one or more e-mail"),
+        ("[harvest]\npage_size = '10'\n", ": harvest.page_size: expected an integer, got '10'"),
+        ("[harvest]\npage_size = 1.5\n", ": harvest.page_size: expected an integer, got 1.5"),
+        ("[harvest]\npage_size = true\n", ": harvest.page_size: expected an integer, got True"),
+        ("[server]\nretry_after = 0\n", ": server.retry_after: must be between 1 and 86400"),
+        (
+            "[harvest]\nmax_page_bytes = 1000\n",
+            ": harvest.max_page_bytes: must be between 1024 and",
+        ),
+        ("[harvest]\nmax_page_bytes = '8 MB'\n", ": harvest.max_page_bytes: expected an integer"),
+        ("[server]\nmax_concurrent_lists = -1\n", ": server.max_concurrent_lists: must be 0"),
+        (
+            "[server]\nmax_concurrent_lists = 100000000000000000000\n",
+            ": server.max_concurrent_lists: ",
+        ),
+        ("[server]\nmode = 3\n", ": server.mode: expected a string, got 3"),
+        ("[repository]\nname = ' '\n", ": repository.name: must not be empty"),
+        (
+            "[repository]\nadmin_emails = 'x'\n",
+            ": repository.admin_emails: expected one or more e-mail",
+        ),
         (
             "[store]\ndatabase_password = 1234\n",
-            "database_password: expected a string, got a value of type int",
+            ": store.database_password: expected a string, got a value of type int",
         ),
         (
             "[harvest]\ntoken_secret = 1234\n",
-            "token_secret: expected a string, got a value of type int",
+            ": harvest.token_secret: expected a string, got a value of type int",
         ),
-        ("[datestamps]\nkeep_accessioned = 'no'\n", "keep_accessioned: expected true or false"),
-        ("[oai_dc]\nhidden_fields = 'dc.title'\n", "hidden_fields: expected a list"),
+        (
+            "[datestamps]\nkeep_accessioned = 'no'\n",
+            ": datestamps.keep_accessioned: expected true or false",
+        ),
+        ("[oai_dc]\nhidden_fields = 'dc.title'\n", ": oai_dc.hidden_fields: expected a list"),
         ("[oai_dc]\nmap = 1\n", "oai_dc.map must be a table"),
-        ("[formats]\nstored = [1]\n", "stored_formats: expected a list of metadata prefixes"),
+        ("[formats]\nstored = [1]\n", ": formats.stored: expected a list of metadata prefixes"),
         ("harvest = 1\n", "[harvest] must be a table"),
         ("[harvest]\npage_size = 5 # caf\xe9\n", ":2: not valid TOML: not UTF-8 text"),
         ("[harvest\n", "not valid TOML"),
@@ -339,4 +358,60 @@ def test_what_postgresql_answered(driver_message: str, reason: str) -> None:
     sentence = cannot_open("postgresql+psycopg://oai@db.example.org/oai", error, "pw-Secret-1")
     assert sentence == (
         f"cannot connect to PostgreSQL at db.example.org:5432 (database oai, user oai): {reason}"
+    )
+
+
+# Every key of the built-in file, as [table] key: a wrong value of each is named by its
+# table and key (formats.stored), never by its bare key (stored) or the setting's name in
+# the code (stored_formats), which leave the operator to guess the table.
+BUILT_IN = tomllib.loads((Path(__file__).parents[1] / "config" / "oaipmh.toml").read_text())
+FILE_KEYS = [(table, key) for table, body in BUILT_IN.items() for key in body]
+
+
+@pytest.mark.parametrize(("table", "key"), FILE_KEYS, ids=[f"{t}.{k}" for t, k in FILE_KEYS])
+def test_a_wrong_value_of_each_key_names_its_table_and_the_file(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    config = tmp_path / "site.toml"
+    is_table = isinstance(BUILT_IN[table][key], dict)
+    config.write_text(f"[{table}]\n{key} = {'1' if is_table else '{ wrong = 1 }'}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    said = f"{config}: {table}.{key} must be a table" if is_table else f"{config}: {table}.{key}: "
+    assert str(caught.value).startswith(said)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key"),
+    [("OAIPMH_PAGE_SIZE", "x", "harvest.page_size"), ("OAIPMH_PORT", "0", "server.port"),
+     ("OAIPMH_MODE", "x", "server.mode"), ("OAIPMH_BASE_URL", "x", "repository.base_url"),
+     ("OAIPMH_DATABASE_URL", "x", "store.database_url"), ("OAIPMH_WORKERS", "x", "server.workers"),
+     ("OAIPMH_HOST", " ", "server.host")],
+)  # fmt: skip
+def test_a_wrong_variable_names_the_key_it_sets(variable: str, value: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={variable: value})
+    assert str(caught.value).startswith(f"environment variable {variable}: {key}: ")
+
+
+def test_an_unknown_stored_format_names_the_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "site.toml"
+    config.write_text('[formats]\nstored = ["oai_dc", "marc21"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+    assert str(caught.value) == (
+        f"{config}: formats.stored: no metadata format marc21 (there are oai_dc, dim, "
+        "oai_openaire, qdc)"
+    )
+
+
+def test_a_secret_given_two_ways_names_its_key(tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s" * 40)
+    environ = {"OAIPMH_TOKEN_SECRET": "t" * 40, "OAIPMH_TOKEN_SECRET_FILE": str(secret)}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ=environ)
+    assert str(caught.value) == (
+        "OAIPMH_TOKEN_SECRET and OAIPMH_TOKEN_SECRET_FILE are both set: give "
+        "harvest.token_secret one way"
     )

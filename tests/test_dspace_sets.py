@@ -401,3 +401,72 @@ def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
         "as com_10722_1, of a set with a flat spec: 'com_https:__hdl.handle.net_1_1' holds ':', "
         "which nests a spec in another"
     )
+
+
+# DSpace's export (StructBuilder.exportStructure) writes each community under the one it
+# is in and each collection's name and pages, nothing inside a collection; and DSpace
+# gives a handle to one community or collection. A collection or community inside a
+# collection, or a handle given twice, is a broken export (or a collection DSpace maps into
+# two communities, which a set here, of one parent, cannot show): refused, never a set
+# silently moved or duplicated.
+TWICE = """<import_structure>
+  <community identifier="1/1">
+    <name>A</name>
+    <collection identifier="1/3"><name>C</name></collection>
+  </community>
+  <community identifier="1/2">
+    <name>B</name>
+    <{kind} identifier="{again}"><name>C again</name></{kind}>
+  </community>
+</import_structure>
+"""
+
+
+@pytest.mark.same_on_every_store
+@pytest.mark.parametrize(
+    ("kind", "again", "reason"),
+    [
+        ("collection", "1/3", "<collection> 1/3 is given twice (first at line 4): a "
+         "collection in two communities (DSpace can map it into several), which a set here, "
+         "of one parent, cannot show: keep it in one"),
+        ("collection", "https://hdl.handle.net/1/3", "<collection> 1/3 is given twice (first "
+         "at line 4): a collection in two communities"),
+        ("community", "1/3", "<community> 1/3 is given twice (first at line 4, a <collection>):"
+         " DSpace gives a handle to one community or collection; a broken export"),
+        ("community", "1/1", "<community> 1/1 is given twice (first at line 2, a <community>):"
+         " DSpace gives a handle to one community or collection; a broken export"),
+    ],
+    ids=["collection-in-two-communities", "in-another-form", "community-and-collection",
+         "a-community-twice"],
+)  # fmt: skip
+def test_a_handle_given_twice_in_a_structure_export_is_refused_naming_it_and_both_lines(
+    empty_database_url: str, tmp_path: Path, kind: str, again: str, reason: str
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(TWICE.format(kind=kind, again=again))
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    (problem,) = [str(p) for p in failure.value.problems]
+    assert problem.startswith(f"{path}:8: record ?: {reason}")
+    assert listed_sets(empty_database_url) == []
+
+
+@pytest.mark.same_on_every_store
+@pytest.mark.parametrize("kind", ["community", "collection"])
+def test_a_community_or_collection_inside_a_collection_is_refused_naming_it_and_its_line(
+    empty_database_url: str, tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "structure.xml"
+    path.write_text(
+        '<import_structure>\n<community identifier="1/1"><name>A</name>\n'
+        '<collection identifier="1/2"><name>B</name>\n'
+        f'<{kind} identifier="1/3"><name>C</name></{kind}>\n'
+        "</collection></community></import_structure>\n"
+    )
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}:4: record ?: <{kind}> 1/3 is inside <collection> 1/2 (line 3): a collection "
+        "holds items, never a community or collection; a broken export"
+    ]
+    assert listed_sets(empty_database_url) == []

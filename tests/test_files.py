@@ -531,7 +531,7 @@ def test_dspace_7_links_need_the_uuid() -> None:
     ],
 )
 def test_a_bad_link_pattern_is_a_config_error(pattern: str, message: str) -> None:
-    with pytest.raises(ConfigError, match="files_url") as error:
+    with pytest.raises(ConfigError, match=r"^overrides: files\.url: ") as error:
         load_settings({"files_url": pattern}, environ={})
     assert message in str(error.value)
 

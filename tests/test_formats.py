@@ -180,7 +180,7 @@ def test_an_unknown_stored_format_is_a_clear_error(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert failed.returncode != 0
-    assert "formats.stored: no metadata format marc21" in failed.stderr
+    assert f"{config}: formats.stored: no metadata format marc21" in failed.stderr
     assert "Traceback" not in failed.stderr
 
 

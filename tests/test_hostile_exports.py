@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 from concurrent.futures.process import BrokenProcessPool
@@ -531,7 +532,9 @@ def test_limits_are_settings(tmp_path: Path, key: str) -> None:
     }[key]  # fmt: skip
     config = tmp_path / "site.toml"
     config.write_text(f"[limits]\n{key} = 0\n")
-    with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{config}: limits.{key}: must be 1 or more, got 0")
+    ):
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
 
 

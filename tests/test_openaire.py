@@ -245,7 +245,7 @@ def test_a_mapping_to_no_coar_term_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('[oai_openaire.resource_types]\n"article" = "paper"\n')
     with pytest.raises(
-        ConfigError, match=r"c\.toml: openaire_resource_types: 'article' maps to 'paper'"
+        ConfigError, match=r"c\.toml: oai_openaire\.resource_types: 'article' maps to 'paper'"
     ):
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
 

@@ -604,9 +604,9 @@ def test_page_tables_in_a_config_file_add_to_the_defaults(tmp_path: Any) -> None
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ('[pages.citation]\ntitle = "dc.title"\n', "citation_map"),
-        ('[pages.citation]\ncitation_title = "dc title!"\n', "citation_map"),
-        ('[pages.schema_types]\n"Article" = "not a type"\n', "schema_types"),
+        ('[pages.citation]\ntitle = "dc.title"\n', r": pages\.citation: "),
+        ('[pages.citation]\ncitation_title = "dc title!"\n', r": pages\.citation: "),
+        ('[pages.schema_types]\n"Article" = "not a type"\n', r": pages\.schema_types: "),
     ],
 )
 def test_bad_page_tables_are_refused_naming_the_key(
@@ -750,18 +750,18 @@ def test_a_template_folder_overrides_templates_of_its_names(
 @pytest.mark.parametrize(
     ("text", "key", "message"),
     [
-        ('enabled = "no"', "pages_enabled", "expected true or false, got 'no'"),
-        ("name = 3", "pages_name", "expected a string, got 3"),
-        ('logo_url = "javascript:alert(1)"', "pages_logo_url", "is not an http(s) URL"),
-        ('logo_url = "logo.png"', "pages_logo_url", "is not an http(s) URL or a path"),
-        ('logo_url = "/a\\" onerror=\\"x"', "pages_logo_url", "is not an http(s) URL"),
-        ('accent_color = "red"', "pages_accent_color", "'red' is not a colour like #0a5"),
-        ('accent_color = "#00aa5"', "pages_accent_color", "is not a colour"),
-        ('accent_color = "#0a5; } body { display: none"', "pages_accent_color", "not a colour"),
-        ('template_folder = "/no/such/folder"', "pages_template_folder", "is not a folder"),
-        ('lang = ""', "pages_lang", "'' is not a language tag"),
-        ('lang = "en_US"', "pages_lang", "is not a language tag"),
-        ('lang = "en\\" x=\\"y"', "pages_lang", "is not a language tag"),
+        ('enabled = "no"', "pages.enabled", "expected true or false, got 'no'"),
+        ("name = 3", "pages.name", "expected a string, got 3"),
+        ('logo_url = "javascript:alert(1)"', "pages.logo_url", "is not an http(s) URL"),
+        ('logo_url = "logo.png"', "pages.logo_url", "is not an http(s) URL or a path"),
+        ('logo_url = "/a\\" onerror=\\"x"', "pages.logo_url", "is not an http(s) URL"),
+        ('accent_color = "red"', "pages.accent_color", "'red' is not a colour like #0a5"),
+        ('accent_color = "#00aa5"', "pages.accent_color", "is not a colour"),
+        ('accent_color = "#0a5; } body { display: none"', "pages.accent_color", "not a colour"),
+        ('template_folder = "/no/such/folder"', "pages.template_folder", "is not a folder"),
+        ('lang = ""', "pages.lang", "'' is not a language tag"),
+        ('lang = "en_US"', "pages.lang", "is not a language tag"),
+        ('lang = "en\\" x=\\"y"', "pages.lang", "is not a language tag"),
         ('logo = "/logo.png"', "pages.logo", "unknown key pages.logo (did you mean pages.logo_url?)"),
     ],
 )  # fmt: skip

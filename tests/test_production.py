@@ -181,15 +181,20 @@ def test_production_mode_refuses_placeholder_identities() -> None:
     with pytest.raises(ConfigError) as refused:
         load_settings(environ=environ)
     message = str(refused.value)
-    for key in ("repository_name", "repository_identifier", "admin_emails", "base_url"):
+    for key in (
+        "repository.name",
+        "repository.identifier",
+        "repository.admin_emails",
+        "repository.base_url",
+    ):
         assert f": {key}: " in message, key
     assert "'Sample DSpace Repository'" in message and "'repository.example.org'" in message
     # One placeholder left among own values is still refused, and only it is named.
     with pytest.raises(ConfigError) as refused:
         load_settings({**OWN_IDENTITY, "admin_emails": ["me@www.example.com"]}, environ={
             **environ, "OAIPMH_BASE_URL": "https://oai.muster-university.de/oai"})  # fmt: skip
-    assert ": admin_emails: " in str(refused.value)
-    assert ": repository_identifier: " not in str(refused.value)
+    assert ": repository.admin_emails: " in str(refused.value)
+    assert ": repository.identifier: " not in str(refused.value)
     # Development mode keeps the sample identity, for a first run without edits.
     assert load_settings(environ={}).repository_identifier == "repository.example.org"
 
@@ -199,7 +204,9 @@ def test_production_mode_needs_strong_previous_secrets_too() -> None:
     environ = {"OAIPMH_MODE": "production", "OAIPMH_TOKEN_SECRET": "s" * 40,
                "OAIPMH_BASE_URL": "https://oai.muster-university.de/oai",
                "OAIPMH_PREVIOUS_TOKEN_SECRETS": "p" * 32 + ",short"}  # fmt: skip
-    with pytest.raises(ConfigError, match="previous_token_secrets: production mode needs each"):
+    with pytest.raises(
+        ConfigError, match=r"harvest\.previous_token_secrets: production mode needs each"
+    ):
         load_settings(OWN_IDENTITY, environ=environ)
     environ["OAIPMH_PREVIOUS_TOKEN_SECRETS"] = "p" * 32
     assert load_settings(OWN_IDENTITY, environ=environ).previous_token_secrets == ("p" * 32,)

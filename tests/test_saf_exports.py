@@ -4,6 +4,7 @@ item, macOS debris, items that lost their dublin_core.xml, and the export as a .
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import stat
 import struct
@@ -360,7 +361,9 @@ def test_archive_limits_are_settings(tmp_path: Path, key: str, default: int) -> 
     assert getattr(load_settings(environ={}), key) == default
     config = tmp_path / "site.toml"
     config.write_text(f"[limits]\n{key} = 0\n")
-    with pytest.raises(ConfigError, match=f"{config}: {key}: must be 1 or more, got 0"):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{config}: limits.{key}: must be 1 or more, got 0")
+    ):
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
 
 

@@ -113,7 +113,9 @@ def test_previous_secrets_are_never_shown_in_errors(tmp_path: Path) -> None:
     config = secret_file(tmp_path, "c.toml", '[harvest]\nprevious_token_secrets = "hunter2"\n')
     with pytest.raises(ConfigError) as refused:
         load_settings(environ={"OAIPMH_CONFIG": config})
-    assert "previous_token_secrets: expected a list, got a value of type str" in str(refused.value)
+    assert "harvest.previous_token_secrets: expected a list, got a value of type str" in str(
+        refused.value
+    )
     assert "hunter2" not in str(refused.value)
 
 

@@ -121,13 +121,29 @@ def test_where_serve_listens(
 @pytest.mark.parametrize(
     ("file", "env", "message"),
     [
-        ('[server]\nport = "80"\n', {}, "oaipmh.toml: port: expected an integer, got '80'"),
-        ("[server]\nport = 70000\n", {}, "port: must be between 1 and 65535, got 70000"),
-        ("[server]\nworkers = 0\n", {}, "workers: must be between 1 and 64, got 0"),
-        ("", {"OAIPMH_PORT": "http"}, "environment variable OAIPMH_PORT: port: expected a whole"),
-        ("", {"OAIPMH_WORKERS": "+2"}, "environment variable OAIPMH_WORKERS: workers: expected"),
-        ("", {"OAIPMH_HOST": " "}, "environment variable OAIPMH_HOST: host: expected an address"),
-        ('[server]\nmetrics_allow = ["everyone"]\n', {}, "metrics_allow: 'everyone' is not an IP"),
+        ('[server]\nport = "80"\n', {}, "oaipmh.toml: server.port: expected an integer, got '80'"),
+        ("[server]\nport = 70000\n", {}, ": server.port: must be between 1 and 65535, got 70000"),
+        ("[server]\nworkers = 0\n", {}, ": server.workers: must be between 1 and 64, got 0"),
+        (
+            "",
+            {"OAIPMH_PORT": "http"},
+            "environment variable OAIPMH_PORT: server.port: expected a whole",
+        ),
+        (
+            "",
+            {"OAIPMH_WORKERS": "+2"},
+            "environment variable OAIPMH_WORKERS: server.workers: expected",
+        ),
+        (
+            "",
+            {"OAIPMH_HOST": " "},
+            "environment variable OAIPMH_HOST: server.host: expected an address",
+        ),
+        (
+            '[server]\nmetrics_allow = ["everyone"]\n',
+            {},
+            "server.metrics_allow: 'everyone' is not an IP",
+        ),
         ('[server]\nsocket = "' + "s" * 200 + '"\n', {}, "socket: "),
         (
             '[server]\nsockets = "/x"\n',
@@ -152,7 +168,9 @@ def test_serve_settings_defaults() -> None:
         "127.0.0.1", 5000, 2, None,
     )  # fmt: skip
     assert settings.metrics_allow == ("127.0.0.1", "::1")
-    with pytest.raises(ConfigError, match="OAIPMH_PORT: port: must be between 1 and 65535"):
+    with pytest.raises(
+        ConfigError, match=r"OAIPMH_PORT: server\.port: must be between 1 and 65535"
+    ):
         load_settings(environ={"OAIPMH_PORT": "0"})
 
 

@@ -180,7 +180,9 @@ def test_the_guard_is_a_setting(empty_database_url: str, tmp_path: Path) -> None
     config.write_text("[load]\nsync_max_deleted = 2.5\n")
     assert load_settings(environ={"OAIPMH_CONFIG": str(config)}).sync_max_deleted == 2.5
     config.write_text("[load]\nsync_max_deleted = 101\n")
-    with pytest.raises(ConfigError, match=r"sync_max_deleted: must be a percentage, 0 to 100"):
+    with pytest.raises(
+        ConfigError, match=r"load\.sync_max_deleted: must be a percentage, 0 to 100"
+    ):
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
 
 

@@ -217,7 +217,7 @@ def _toml(value: Any) -> str:
 
 
 def test_a_served_set_must_be_defined_and_specs_must_be_flat(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"virtual_sets_served: 'drivr' is not a set of "
+    with pytest.raises(ConfigError, match=r"virtual_sets\.served: 'drivr' is not a set of "
                        r"\[virtual_sets.define\] \(defined: driver, openaire\)"):  # fmt: skip
         load_settings({"virtual_sets_served": ["drivr"]}, environ={})
     config = tmp_path / "oaipmh.toml"

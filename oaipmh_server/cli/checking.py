@@ -6,8 +6,8 @@ import sys
 
 import click
 
-from ..errors import ConfigError, StoreUnavailable
-from .opening import open_store, read_settings
+from ..errors import StoreUnavailable
+from .opening import open_store, read_settings, vanishing_database
 
 
 @click.command()
@@ -103,16 +103,14 @@ def config_check() -> None:
     """Read the configuration as `serve` will (OAIPMH_CONFIG, the environment, secret files,
     systemd credentials); print each setting and where it came from, secrets masked; exit 1
     naming every mistake. Nothing is started, and the database is not opened."""
-    from ..config import check_settings, describe_settings
-    from ..formats import build_formats
+    from ..config import BUILT_IN, check_settings, describe_settings
 
     checked = check_settings()
     problems = list(checked.problems)
     if checked.settings is not None:
-        try:
-            build_formats(checked.settings)  # [formats] names formats the registry must have
-        except ConfigError as e:
-            problems.extend(e.problems)
+        url = checked.settings.database_url
+        vanishing = vanishing_database(url, checked.sources.get("database_url", BUILT_IN))
+        problems.extend([vanishing] if vanishing is not None else [])
     for line in describe_settings(checked):
         click.echo(line)
     for problem in problems:

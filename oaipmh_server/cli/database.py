@@ -48,7 +48,7 @@ def migrate(readers: bool) -> None:
     """Bring the database's schema up to this version's (serve and load also do it)."""
     from .. import __version__, datestamps
 
-    settings = read_settings()
+    settings = read_settings(lasting=True)
     store = open_store(settings)  # opening the store migrates it, or says why it cannot
     try:
         if readers:

@@ -72,7 +72,7 @@ def load(
             )
     if changes_to is not None and changes_to != "-":
         _refuse_changes_over_input(changes_to, paths)
-    settings = read_settings()
+    settings = read_settings(lasting=True)
     changes = _ChangesFile(changes_to) if changes_to is not None else None
     try:
         store = open_store(settings)
@@ -227,7 +227,7 @@ def refresh_sets(wait: bool | None) -> None:
     from ..formats import build_formats
     from ..ingest.load import refresh_sets as refresh
 
-    settings = read_settings()
+    settings = read_settings(lasting=True)
     store = open_store(settings)
     with _one_write(store, "changed", " (--wait waits for it)"):
         summary = refresh(
@@ -265,7 +265,7 @@ def delete(ids: tuple[str, ...]) -> None:
     from ..formats import build_formats
     from ..ingest.load import delete_records
 
-    settings = read_settings()
+    settings = read_settings(lasting=True)
     ids = tuple(_local_id(i, settings.repository_identifier) for i in ids)
     store = open_store(settings)
     with _one_write(store, "deleted"):

@@ -6,21 +6,43 @@ from typing import Any
 
 import click
 
-from ..config import load_settings
+from ..config import load_settings, masked_url, setting_source
 from ..errors import ConfigError, StoreUnavailable
 
 
-def read_settings() -> Any:
-    """The settings a command runs with, its formats built once to find a [formats] mistake
-    before anything is opened; a mistake is one line, not a traceback."""
-    from ..formats import build_formats
-
+def read_settings(*, lasting: bool = False) -> Any:
+    """The settings a command runs with, checked before anything is opened (`[formats]
+    stored` among them); a mistake is one line, not a traceback. `lasting`: the command
+    writes or serves the store, so a database that vanishes with it is refused."""
     try:
         settings = load_settings()
-        build_formats(settings)  # [formats] names formats the registry must have
-        return settings
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
+    if lasting:
+        refuse_vanishing_database(settings)
+    return settings
+
+
+def refuse_vanishing_database(settings: Any) -> None:
+    """A ClickException if the settings name a database that is gone when the process
+    ends (store.engine.vanishes): load, delete, refresh-sets and migrate would say they
+    wrote what nobody can read, and serve would serve an empty store, each worker its own."""
+    problem = vanishing_database(settings.database_url, setting_source("database_url"))
+    if problem is not None:
+        raise click.ClickException(problem)
+
+
+def vanishing_database(url: str, source: str) -> str | None:
+    """The mistake of naming a database that vanishes, as `config check` and the commands
+    that refuse it say it, or None for a database that lasts."""
+    from ..store.engine import vanishes
+
+    if not vanishes(url):
+        return None
+    return (f"{source}: store.database_url: {masked_url(url)!r} is an SQLite database in "
+            "memory, gone when the command ends: what load, delete, refresh-sets and migrate "
+            "write would be lost, and serve would serve an empty store; name a file "
+            "(sqlite:////var/lib/oai/oai.sqlite3) or a PostgreSQL database")  # fmt: skip
 
 
 def open_store(settings: Any) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from ..errors import ConfigError, StoreUnavailable
+from .opening import refuse_vanishing_database
 
 
 @click.command()
@@ -76,6 +77,7 @@ def _serve(
     except (ConfigError, StoreUnavailable) as e:
         raise click.ClickException(str(e)) from None
     settings = app.extensions["oaipmh"].settings
+    refuse_vanishing_database(settings)
     if not settings.base_url and not settings.socket and not _is_loopback(settings.host):
         click.echo(
             f"warning: serving on {settings.host} without [server] base_url (development "
@@ -123,6 +125,7 @@ def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:
 
         provider = create_app(given).extensions["oaipmh"]
         provider.store.close()
+        refuse_vanishing_database(provider.settings)
         checked[0] = provider.settings
 
     run(gunicorn_options(settings, verbose), load, check)

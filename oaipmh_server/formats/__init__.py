@@ -173,14 +173,22 @@ def build_formats(settings: Settings) -> dict[str, MetadataFormat]:
     the others by prefix; ConfigError if `[formats] stored` names a format there is not."""
     formats = [_module(name).metadata_format(settings) for name in _module_names()]
     formats.sort(key=lambda f: (f.prefix != "oai_dc", f.prefix))
-    unknown = sorted(set(settings.stored_formats) - {f.prefix for f in formats})
-    if unknown:
-        raise ConfigError(
-            f"formats.stored: no metadata format {', '.join(unknown)} "
-            f"(there are {', '.join(f.prefix for f in formats)})"
-        )
+    if (unknown := unknown_formats(settings.stored_formats)) is not None:
+        raise ConfigError(f"formats.stored: {unknown}", ("stored_formats",))
     stored = {"oai_dc", *settings.stored_formats}
     return {f.prefix: replace(f, stored=f.prefix in stored) for f in formats}
+
+
+def unknown_formats(stored: Iterable[str]) -> str | None:
+    """What is wrong with `[formats] stored` naming a format there is not, or None: the
+    settings' check says it (naming the file), and build_formats for settings made
+    without that check."""
+    prefixes = sorted((_module(name).PREFIX for name in _module_names()),
+                      key=lambda p: (p != "oai_dc", p))  # fmt: skip
+    unknown = sorted(set(stored) - set(prefixes))
+    if not unknown:
+        return None
+    return f"no metadata format {', '.join(unknown)} (there are {', '.join(prefixes)})"
 
 
 def _module_names() -> Iterable[str]:

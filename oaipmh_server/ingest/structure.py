@@ -15,6 +15,12 @@ col_<handle>, "/" → "_"), with its name and its description (DSpace's short de
 dc.description.abstract), and its parent: the community it sits in. Parents come before
 their children, so a load knows the tree before any record of it. `intro`, `copyright`,
 `sidebar`, `license` and `provenance` are DSpace's pages, not OAI-PMH's, and are not kept.
+DSpace's export (StructBuilder.exportStructure) writes each community and collection once,
+under the community it is in, and nothing inside a collection but its name and pages; so a
+handle given twice, or a community or collection inside a collection, is refused naming
+both places: a set silently moved to the second place, or a nesting skipped, would serve
+records where DSpace does not. (DSpace can map one collection into two communities, and
+would then write it twice; a set here has one parent, so that too is refused, saying so.)
 The document that `structure-builder -f` imports has the same shape without identifiers:
 it names no set, so it is refused. A name or description is read whole, as a SAF
 `dcvalue` is (export_xml.py), and a DOCTYPE is refused. Problems name the file and line.
@@ -101,16 +107,26 @@ def read_structure_file(
         yield LoadError(name, _line(root), None, f"the root element is <{root.tag}>, "
                         "not DSpace's <import_structure>")  # fmt: skip
         return
-    yield from _children(name, root, None)
+    yield from _children(name, root, None, {})
+
+
+# A handle's first place in the export: its kind, line and parent's spec.
+Seen = dict[str, tuple[str, int | None, str | None]]
 
 
 def _children(
-    name: str, element: etree._Element, parent: str | None
+    name: str, element: etree._Element, parent: str | None, seen: Seen
 ) -> Iterator[SetDefinition | LoadError]:
     for child in element:
         if child.tag not in PREFIXES:
             continue
         kind, line = str(child.tag), _line(child)
+        if element.tag == "collection":
+            reason = (f"<{kind}> {_named(child)} is inside <collection> {_named(element)} (line "
+                      f"{_line(element)}): a collection holds items, never a community or "
+                      "collection; a broken export")  # fmt: skip
+            yield LoadError(name, line, None, reason)
+            continue
         identifier = (child.get("identifier") or "").strip()
         if not identifier:
             reason = (f"a <{kind}> without an identifier (its handle): load the export "
@@ -124,6 +140,10 @@ def _children(
                       "(https://hdl.handle.net/10722/5, …/handle/10722/5)")  # fmt: skip
             yield LoadError(name, line, None, reason)
             continue
+        if handle in seen:
+            yield LoadError(name, line, None, _twice(kind, handle, parent, seen[handle]))
+            continue
+        seen[handle] = (kind, line, parent)
         spec = set_spec(kind, handle)
         try:
             entry = {
@@ -140,8 +160,32 @@ def _children(
             yield e
             continue
         yield definition
-        if kind == "community":
-            yield from _children(name, child, spec)
+        yield from _children(name, child, spec, seen)
+
+
+def _twice(
+    kind: str, handle: str, parent: str | None, first: tuple[str, int | None, str | None]
+) -> str:
+    """Why a handle given a second time is refused: a collection mapped into a second
+    community (which DSpace allows and a set of one parent cannot show), or an export
+    DSpace would not write."""
+    first_kind, first_line, first_parent = first
+    said = f"<{kind}> {handle} is given twice (first at line {first_line}"
+    if kind == first_kind == "collection" and parent != first_parent:
+        return (f"{said}): a collection in two communities (DSpace can map it into several), "
+                "which a set here, of one parent, cannot show: keep it in one")  # fmt: skip
+    return (f"{said}, a <{first_kind}>): DSpace gives a handle to one community or "
+            "collection; a broken export")  # fmt: skip
+
+
+def _named(element: etree._Element) -> str:
+    """An element's handle as a message names it: the handle, else its identifier as
+    given (quoted), else that it has none."""
+    identifier = (element.get("identifier") or "").strip()
+    handle = handle_in(identifier)
+    if handle is not None:
+        return handle
+    return quoted(identifier) if identifier else "(no identifier)"
 
 
 def _text(element: etree._Element, tag: str, what: str) -> str:

@@ -19,8 +19,9 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlalchemy.util import asbool
 
 from ..errors import StoreUnavailable
 from . import writes
@@ -106,6 +107,41 @@ def open_engine(url: str, password: str | None = None) -> Engine:
         return engine
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StoreUnavailable(cannot_open(url, e, password)) from e
+
+
+def vanishes(url: str) -> bool:
+    """Whether `url` names an SQLite database that lives only as long as the process
+    holding it: in memory (`sqlite://`, `sqlite:///:memory:`, an SQLite URI with
+    `mode=memory`, `vfs=memdb` or the name `:memory:`) or SQLite's nameless temporary
+    file (`file:` with no path). What is written to it is gone when the command ends, so
+    the commands that write or serve refuse it (cli/opening.py); the tests' own stores use
+    it, and the store takes it. Read as pysqlite reads the URL: its `file:` name is a URI
+    only with `uri=true`, else the name of a file on disk."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return False  # no command can open it: config check says so
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    if database in ("", ":memory:"):
+        return True
+    try:
+        uri = asbool(parsed.query.get("uri", False))
+    except ValueError:
+        return False  # pysqlite refuses it
+    if not uri or not database.startswith("file:"):
+        return False
+    path = database.removeprefix("file:")
+    if path.startswith("//"):  # file://host/path
+        path = path[2:].partition("/")[2]
+    modes = parsed.query.get("mode", ())
+    vfs = parsed.query.get("vfs", ())
+    return (
+        path in ("", ":memory:")
+        or "memory" in ((modes,) if isinstance(modes, str) else modes)
+        or "memdb" in ((vfs,) if isinstance(vfs, str) else vfs)
+    )
 
 
 def _create_private_file(url: str) -> None:

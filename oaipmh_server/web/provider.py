@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, urlsplit
 
-from flask import current_app, request
+from flask import current_app, request, url_for
 
 from ..formats import MetadataFormat
 from ..settings import Settings
@@ -43,27 +45,58 @@ def current_provider() -> Provider:
     return provider
 
 
-_SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?")
+# A Host header a URL is made of: a name or an IPv4 address, and a port. Anything else
+# (an IPv6 address's brackets, '_', quotes, spaces, a port no URL can have) is the
+# client's choice and is not echoed: localhost stands in.
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(?::([0-9]{1,5}))?", re.ASCII)
+# What a path keeps as it is: werkzeug's get_current_url's set, a URL path segment's
+# characters and '%' (an escape the proxy already made); a '%' that starts no escape is one.
+_PATH_SAFE = "!$&'()*+,/:;=@%"
+_LONE_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def site_url() -> str:
     """The site's root, without a trailing slash, for absolute links (Signposting, the
     sitemap, citation_abstract_html_url): the configured base_url without its last path
-    segment (`https://repo.example.org/oai` → `https://repo.example.org`), else the host
-    this request came to, when it makes a valid URL."""
+    segment (`https://repo.example.org/oai` → `https://repo.example.org`), else the URL
+    this request came to up to its script root (request_url)."""
     base = current_provider().settings.base_url
     if base:
         parts = urlsplit(base)
         path = parts.path.rstrip("/")
         path = path[: path.rfind("/")] if "/" in path else ""
         return f"{parts.scheme}://{parts.netloc}{path}"
-    try:
-        root = request.host_url.rstrip("/")
-    except ValueError:  # a port no URL can have (Host: x:99999), which urllib refuses
-        root = ""
-    if _SAFE_URL.fullmatch(root):
-        return root + request.script_root
-    return f"{web_scheme(request.scheme)}://localhost{request.script_root}"
+    return request_url()
+
+
+def site_link(endpoint: str, **values: Any) -> str:
+    """An absolute link to one of the site's documents (a sitemap, a ResourceSync list):
+    the site's root, which holds the script root, and the endpoint's path without the
+    copy of the script root url_for puts before it (else /prefix/prefix/…)."""
+    return site_url() + url_for(endpoint, **values).removeprefix(request.script_root)
+
+
+def request_url(path: str = "") -> str:
+    """The URL this request came to, its script root and then `path` (none: the site's
+    root): the baseURL when none is configured, and the root of the site's links. The
+    one place a URL is made of the request's Host, so a fix to it is made once."""
+    return _url_came_to(request.scheme, request.host, request.root_path, path)
+
+
+@lru_cache(maxsize=64)
+def _url_came_to(scheme: str, host: str, root: str, path: str) -> str:
+    """Worked out once per host and path (werkzeug's request.base_url makes an IRI of the
+    URL on every request, a tenth of a harvest page's time at the web edge); the cache is
+    bounded, so a client sending many Hosts only evicts its own. A Host (or a scheme a
+    proxy passed on) that would not make a valid URI is not echoed; the script root and
+    the path are percent-encoded as UTF-8, so the URL is always an ASCII URI."""
+    found = _HOST.fullmatch(host)
+    if scheme not in ("http", "https") or found is None or int(found[1] or 0) > 65_535:
+        scheme, host = web_scheme(scheme), "localhost"
+    url = f"{scheme}://{host.lower()}{quote(root.rstrip('/'), safe=_PATH_SAFE)}"
+    if path:
+        url += "/" + quote(path.lstrip("/"), safe=_PATH_SAFE)
+    return _LONE_PERCENT.sub("%25", url)
 
 
 def web_scheme(scheme: str) -> str:

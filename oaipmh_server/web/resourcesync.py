@@ -16,7 +16,7 @@ from datetime import datetime
 from itertools import chain
 from urllib.parse import quote, quote_plus, urlencode
 
-from flask import Blueprint, Response, request, stream_with_context, url_for
+from flask import Blueprint, Response, request, stream_with_context
 
 from .. import datestamps, resourcesync
 from ..errors import StoreUnavailable
@@ -26,7 +26,7 @@ from ..protocol import metadata_document
 from ..record_source import Header, Position, leads_elsewhere
 from ..resourcesync import MAX_URLS, XML_TYPE, Entry, change_md, described
 from .pages import LOCAL_ID
-from .provider import current_provider, oai_base, site_url
+from .provider import current_provider, oai_base, site_link, site_url
 
 blueprint = Blueprint("resourcesync", __name__)
 # Records read from the store at a time, for a list (fragments are a few kilobytes each).
@@ -266,7 +266,7 @@ def resource(prefix: str, name: str) -> Response:
 
 
 def _url(endpoint: str, **values: str) -> str:
-    return site_url() + url_for(f"resourcesync.{endpoint}", **values)  # type: ignore[arg-type]
+    return site_link(f"resourcesync.{endpoint}", **values)
 
 
 def _resource_url(site: str, prefix: str, local_id: str) -> str:

@@ -13,13 +13,13 @@ from io import BytesIO
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from flask import Response, request, url_for
+from flask import Response, request
 from lxml import etree
 
 from .. import datestamps
 from ..resourcesync import SITEMAP_NS
 from .pages import LOCAL_ID, blueprint
-from .provider import current_provider, site_url
+from .provider import current_provider, site_link, site_url
 
 SITEMAP_SIZE = 50_000  # sitemaps.org: at most 50,000 URLs per sitemap
 SITEMAP_CHUNK = 2_000
@@ -41,7 +41,7 @@ def sitemap_index() -> Response:
     """A sitemap index: one sitemap per 50,000 records in local id order, each named by
     the id it starts at, so serving any of them is a keyset read, never an offset."""
     starts = current_provider().store.sitemap_starts(SITEMAP_SIZE)
-    base = site_url() + url_for("pages.sitemap")
+    base = site_link("pages.sitemap")
     buffer = BytesIO()
     with etree.xmlfile(buffer, encoding="UTF-8") as xf:
         xf.write_declaration()

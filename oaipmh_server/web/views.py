@@ -13,13 +13,11 @@ import gzip
 import ipaddress
 import json
 import logging
-import re
 import time
 import zlib
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
-from functools import lru_cache
 from importlib import resources
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -32,14 +30,13 @@ from werkzeug.exceptions import (
     UnsupportedMediaType,
 )
 from werkzeug.routing import RequestRedirect
-from werkzeug.sansio.utils import get_current_url
 
 from .. import datestamps
 from ..errors import StoreUnavailable
 from ..protocol import COMPRESSIONS, Context, Reply, respond
 from ..tokens import peek
 from . import metrics
-from .provider import MAX_BODY, MAX_QUERY_STRING, Provider, current_provider, web_scheme
+from .provider import MAX_BODY, MAX_QUERY_STRING, Provider, current_provider, request_url
 
 blueprint = Blueprint("oai", __name__)
 log = logging.getLogger(__name__)
@@ -48,7 +45,6 @@ access_log = logging.getLogger("oaipmh_server.access")
 XML_TYPE = "text/xml; charset=utf-8"
 SCHEMAS = frozenset({"dim.xsd", "qualifieddc.xsd"})
 FORM_TYPE = "application/x-www-form-urlencoded"
-SAFE_URL = re.compile(r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~!$&'()*+,;=:@%/\-]*)?")
 
 
 def oai() -> Response:
@@ -161,7 +157,7 @@ def _base_url(configured: str | None, paths: tuple[str, ...]) -> str:
     """The baseURL echoing the path asked: the configured one with its ending path (one
     of `paths`) replaced by this request's, else the URL the request came to."""
     if configured is None:
-        return _request_base_url()
+        return request_url(request.path)
     asked = request.url_rule.rule if request.url_rule is not None else request.path
     for path in sorted(paths, key=len, reverse=True):
         if configured.endswith(path):
@@ -335,26 +331,6 @@ def unexpected(error: Exception) -> Response:
     """A bug: logged with its traceback here, never shown to the client."""
     log.exception("unexpected error", exc_info=error)
     return _plain("Internal error.\n", 500)
-
-
-def _request_base_url() -> str:
-    """The URL this request came to, as the baseURL when none is configured."""
-    return _url_came_to(request.scheme, request.host, request.root_path, request.path)
-
-
-@lru_cache(maxsize=64)
-def _url_came_to(scheme: str, host: str, root: str, path: str) -> str:
-    """`request.base_url`, worked out once per host and path (werkzeug's makes an IRI of
-    the URL on every request, a tenth of a harvest page's time at the web edge). The Host
-    header is the client's to choose: one that would not make a valid URI is not echoed;
-    the cache is bounded, so a client sending many Hosts only evicts its own."""
-    try:
-        url = get_current_url(scheme, host, root, path)
-    except ValueError:  # a port no URL can have (Host: x:99999), which urllib refuses
-        url = ""
-    if SAFE_URL.fullmatch(url):
-        return url
-    return f"{web_scheme(scheme)}://localhost{root}{path}"
 
 
 def _plain(text: str, status: int) -> Response:

@@ -1,0 +1,190 @@
+"""The URLs made of the request when no base_url is configured: the OAI-PMH baseURL (the
+URL the request came to) and the site's root (robots.txt's Sitemap, the sitemaps, page
+links), from the Host header and the script root (a proxy's X-Forwarded-Prefix, or
+SCRIPT_NAME). The client chooses the Host: one that would not make a valid URL is never
+echoed, localhost stands in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from oaipmh_server.web.app import create_app
+
+from .conftest import SECRET, Databases
+from .xsd import validate, validate_sitemap
+
+
+@pytest.fixture(scope="module")
+def apps(databases: Databases, request: pytest.FixtureRequest) -> Iterator[dict[str, Flask]]:
+    """The sample store served directly, and behind a proxy at 127.0.0.1 (trusted)."""
+    url = databases.samples("sqlite", request)
+    made = {
+        "direct": create_app({"database_url": url, "token_secret": SECRET}),
+        "proxied": create_app(
+            {"database_url": url, "token_secret": SECRET, "trusted_proxies": ["127.0.0.1"]}
+        ),
+    }
+    yield made
+    for app in made.values():
+        app.extensions["oaipmh"].store.close()
+
+
+def get(app: Flask, path: str, host: str, root: str = "", **headers: str) -> bytes:
+    """The body of GET `path` with this Host header and script root, sent as a WSGI server
+    passes them on (the test client itself refuses a Host whose port no URL can have)."""
+    environ = EnvironBuilder(path=path, headers=headers).get_environ()
+    # WSGI's strings are bytes as Latin-1: a UTF-8 script root arrives so.
+    environ.update(HTTP_HOST=host, SCRIPT_NAME=root.encode().decode("latin-1"))
+    environ["REMOTE_ADDR"] = "127.0.0.1"
+    body, status, _ = run_wsgi_app(app.wsgi_app, environ, buffered=True)
+    assert status.startswith("200"), status
+    return b"".join(body)
+
+
+def urls(app: Flask, host: str, root: str = "", **headers: str) -> tuple[str, str]:
+    """The baseURL an Identify at /oai/request names, and the site's root robots.txt names."""
+    identify = validate(get(app, "/oai/request?verb=Identify", host, root, **headers))
+    base = identify.findtext("{http://www.openarchives.org/OAI/2.0/}request")
+    robots = get(app, "/robots.txt", host, root, **headers).decode()
+    (sitemap,) = re.findall(r"^Sitemap: (.*)$", robots, re.MULTILINE)
+    return str(base), sitemap.removesuffix("/sitemap.xml")
+
+
+@pytest.mark.parametrize(
+    ("host", "root", "base", "site"),
+    [
+        pytest.param("oai.example.org", "", "http://oai.example.org/oai/request",
+                     "http://oai.example.org", id="host"),
+        pytest.param("oai.example.org:8080", "", "http://oai.example.org:8080/oai/request",
+                     "http://oai.example.org:8080", id="host-and-port"),
+        pytest.param("x:65535", "", "http://x:65535/oai/request", "http://x:65535",
+                     id="highest-port"),
+        pytest.param("Oai.Example.ORG", "", "http://oai.example.org/oai/request",
+                     "http://oai.example.org", id="host-in-capitals"),
+        pytest.param("oai.example.org", "/prefix", "http://oai.example.org/prefix/oai/request",
+                     "http://oai.example.org/prefix", id="script-root"),
+        pytest.param("oai.example.org", "/a/b/", "http://oai.example.org/a/b/oai/request",
+                     "http://oai.example.org/a/b", id="script-root-with-a-slash"),
+        pytest.param("oai.example.org", "/a%20b", "http://oai.example.org/a%20b/oai/request",
+                     "http://oai.example.org/a%20b", id="script-root-quoted"),
+    ],
+)  # fmt: skip
+def test_urls_made_of_the_request(
+    apps: dict[str, Flask], host: str, root: str, base: str, site: str
+) -> None:
+    assert urls(apps["direct"], host, root) == (base, site)
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["[::1]", "[::1]:8080", "x:99999", "[::1]:65536", "x:", "a_b.example", 'evil"x',
+     "localhost:-1"],
+)  # fmt: skip
+def test_a_host_that_makes_no_valid_url_is_not_echoed(apps: dict[str, Flask], host: str) -> None:
+    """An IPv6 address too: the pattern a Host must match has no brackets."""
+    assert urls(apps["direct"], host) == ("http://localhost/oai/request", "http://localhost")
+    assert urls(apps["direct"], host, "/prefix") == (
+        "http://localhost/prefix/oai/request",
+        "http://localhost/prefix",
+    )
+
+
+# Until the two builders were one (web/provider.request_url), the site's root kept these
+# roots as they came (a space, '?', 'ü', '<' in a URL), and a baseURL with a non-ASCII or
+# '<' character in its root fell back to localhost, the good host lost and the root left
+# unencoded; a lone '%' made a baseURL the schema refuses. Now each is percent-encoded.
+@pytest.mark.parametrize(
+    ("host", "root", "base", "site"),
+    [
+        pytest.param("oai.example.org", "/my app", "http://oai.example.org/my%20app/oai/request",
+                     "http://oai.example.org/my%20app", id="space"),
+        pytest.param("oai.example.org", "/50%", "http://oai.example.org/50%25/oai/request",
+                     "http://oai.example.org/50%25", id="lone-percent"),
+        pytest.param("oai.example.org", "/a?b", "http://oai.example.org/a%3Fb/oai/request",
+                     "http://oai.example.org/a%3Fb", id="question-mark"),
+        pytest.param("oai.example.org", "/a#b", "http://oai.example.org/a%23b/oai/request",
+                     "http://oai.example.org/a%23b", id="hash"),
+        pytest.param("oai.example.org", "/ü", "http://oai.example.org/%C3%BC/oai/request",
+                     "http://oai.example.org/%C3%BC", id="unicode"),
+        pytest.param("oai.example.org", "/<x>", "http://oai.example.org/%3Cx%3E/oai/request",
+                     "http://oai.example.org/%3Cx%3E", id="angle-brackets"),
+        pytest.param("x:99999", "/my app", "http://localhost/my%20app/oai/request",
+                     "http://localhost/my%20app", id="bad-port-and-space"),
+        pytest.param("x:99999", "/ü", "http://localhost/%C3%BC/oai/request",
+                     "http://localhost/%C3%BC", id="bad-port-and-unicode"),
+    ],
+)  # fmt: skip
+def test_odd_script_roots_are_percent_encoded(
+    apps: dict[str, Flask], host: str, root: str, base: str, site: str
+) -> None:
+    assert urls(apps["direct"], host, root) == (base, site)
+
+
+# A header's UTF-8 bytes, as a WSGI server hands them on (a Latin-1 string).
+AS_SENT = "/ü".encode().decode("latin-1")
+
+
+@pytest.mark.parametrize(
+    ("headers", "base", "site"),
+    [
+        pytest.param({"X-Forwarded-Proto": "https", "X-Forwarded-Host": "oai.example.org"},
+                     "https://oai.example.org/oai/request", "https://oai.example.org",
+                     id="proto-and-host"),
+        pytest.param({"X-Forwarded-Proto": "https", "X-Forwarded-Host": "oai.example.org",
+                      "X-Forwarded-Port": "8443", "X-Forwarded-Prefix": "/repo"},
+                     "https://oai.example.org:8443/repo/oai/request",
+                     "https://oai.example.org:8443/repo", id="port-and-prefix"),
+        pytest.param({"X-Forwarded-Proto": "javascript", "X-Forwarded-Host": "oai.example.org"},
+                     "http://localhost/oai/request", "http://localhost", id="not-a-web-scheme"),
+        pytest.param({"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Prefix": "/my repo"},
+                     "http://oai.example.org/my%20repo/oai/request",
+                     "http://oai.example.org/my%20repo", id="prefix-with-a-space"),
+        pytest.param({"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Prefix": AS_SENT},
+                     "http://oai.example.org/%C3%BC/oai/request",
+                     "http://oai.example.org/%C3%BC", id="prefix-in-unicode"),
+        pytest.param({"X-Forwarded-Host": "oai.example.org:99999"},
+                     "http://localhost/oai/request", "http://localhost", id="bad-port"),
+        pytest.param({"X-Forwarded-Host": "[2001:db8::1]", "X-Forwarded-Port": "8080"},
+                     "http://localhost/oai/request", "http://localhost", id="ipv6"),
+        pytest.param({"X-Forwarded-Host": "evil example"},
+                     "http://localhost/oai/request", "http://localhost", id="space-in-host"),
+    ],
+)  # fmt: skip
+def test_behind_a_trusted_proxy(
+    apps: dict[str, Flask], headers: dict[str, str], base: str, site: str
+) -> None:
+    assert urls(apps["proxied"], "127.0.0.1:5000", **headers) == (base, site)
+
+
+SITEMAPS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+
+
+@pytest.mark.parametrize(
+    ("app", "headers", "site"),
+    [
+        pytest.param("direct", {}, "http://oai.example.org/prefix", id="script-root"),
+        pytest.param("proxied", {"X-Forwarded-Host": "oai.example.org",
+                                 "X-Forwarded-Prefix": "/prefix"},
+                     "http://oai.example.org/prefix", id="forwarded-prefix"),
+    ],
+)  # fmt: skip
+def test_links_to_the_sites_own_documents_name_the_script_root_once(
+    apps: dict[str, Flask], app: str, headers: dict[str, str], site: str
+) -> None:
+    """The sitemap index's sitemaps and ResourceSync's documents: the site's root (which
+    holds the script root) and the document's path, not the script root a second time."""
+    root = "/prefix" if app == "direct" else ""
+    index = get(apps[app], "/sitemap.xml", "oai.example.org", root, **headers)
+    locations = [str(e.text) for e in validate_sitemap(index).iter(f"{SITEMAPS}loc")]
+    assert locations and all(
+        loc.startswith(f"{site}/sitemaps/records.xml?start=") for loc in locations
+    ), locations
+    description = get(apps[app], "/.well-known/resourcesync", "oai.example.org", root, **headers)
+    assert [e.text for e in validate_sitemap(description).iter(f"{SITEMAPS}loc")] == [
+        f"{site}/resources/capabilitylist.xml"
+    ]
