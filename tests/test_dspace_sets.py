@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from sqlalchemy import select
 
 from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.structure import is_structure_file
+from oaipmh_server.store.schema import SetRow
 
 from .conftest import SAMPLES, load_into, make_app
+from .db import fetch
 from .oai import NS, error_codes, harvest, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL, except
@@ -406,8 +409,8 @@ def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
 # DSpace's export (StructBuilder.exportStructure) writes each community under the one it
 # is in and each collection's name and pages, nothing inside a collection; and DSpace
 # gives a handle to one community or collection. A collection or community inside a
-# collection, or a handle given twice, is a broken export (or a collection DSpace maps into
-# two communities, which a set here, of one parent, cannot show): refused, never a set
+# collection, or a handle given twice otherwise than as a collection DSpace maps into
+# two communities (written the same in both), is a broken export: refused, never a set
 # silently moved or duplicated.
 TWICE = """<import_structure>
   <community identifier="1/1">
@@ -416,34 +419,53 @@ TWICE = """<import_structure>
   </community>
   <community identifier="1/2">
     <name>B</name>
-    <{kind} identifier="{again}"><name>C again</name></{kind}>
+    <{kind} identifier="{again}"><name>{name}</name></{kind}>
   </community>
 </import_structure>
 """
 
 
 @pytest.mark.same_on_every_store
+@pytest.mark.parametrize("again", ["1/3", "https://hdl.handle.net/1/3"])
+def test_a_collection_dspace_maps_into_two_communities_is_placed_in_the_first(
+    empty_database_url: str, tmp_path: Path, again: str
+) -> None:
+    """DSpace can map a collection into a second community, and its export then writes
+    the collection under both. A set here has one parent: the collection stays in the
+    first, and the load says so, naming both places (a set moved to the second, or a
+    load refused, would each serve a DSpace site's records where it does not expect)."""
+    path = tmp_path / "structure.xml"
+    path.write_text(TWICE.format(kind="collection", again=again, name="C"))
+    summary = load_into(empty_database_url, path)
+    assert summary.warnings == [
+        f"{path}:8: <collection> 1/3 is in two communities, com_1_1 (line 4) and com_1_2: "
+        "a set here has one parent, so its records are served in com_1_1 and not in com_1_2"
+    ]
+    assert listed_sets(empty_database_url) == [("col_1_3", "C"), ("com_1_1", "A"),
+                                               ("com_1_2", "B")]  # fmt: skip
+    parents = dict(fetch(empty_database_url, select(SetRow.spec, SetRow.parent)))
+    assert parents == {"com_1_1": None, "col_1_3": "com_1_1", "com_1_2": None}
+
+
+@pytest.mark.same_on_every_store
 @pytest.mark.parametrize(
     ("kind", "again", "reason"),
     [
-        ("collection", "1/3", "<collection> 1/3 is given twice (first at line 4): a "
-         "collection in two communities (DSpace can map it into several), which a set here, "
-         "of one parent, cannot show: keep it in one"),
-        ("collection", "https://hdl.handle.net/1/3", "<collection> 1/3 is given twice (first "
-         "at line 4): a collection in two communities"),
+        ("collection", "1/3", "<collection> 1/3 is given twice (first at line 4, named 'C'), "
+         "here named 'C again': DSpace writes a collection in two communities the same in "
+         "both; a broken export"),
         ("community", "1/3", "<community> 1/3 is given twice (first at line 4, a <collection>):"
          " DSpace gives a handle to one community or collection; a broken export"),
         ("community", "1/1", "<community> 1/1 is given twice (first at line 2, a <community>):"
          " DSpace gives a handle to one community or collection; a broken export"),
     ],
-    ids=["collection-in-two-communities", "in-another-form", "community-and-collection",
-         "a-community-twice"],
+    ids=["a-collection-named-otherwise", "community-and-collection", "a-community-twice"],
 )  # fmt: skip
 def test_a_handle_given_twice_in_a_structure_export_is_refused_naming_it_and_both_lines(
     empty_database_url: str, tmp_path: Path, kind: str, again: str, reason: str
 ) -> None:
     path = tmp_path / "structure.xml"
-    path.write_text(TWICE.format(kind=kind, again=again))
+    path.write_text(TWICE.format(kind=kind, again=again, name="C again"))
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, path)
     (problem,) = [str(p) for p in failure.value.problems]

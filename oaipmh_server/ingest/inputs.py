@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from ..errors import LoadError, escaped
@@ -152,7 +153,9 @@ def read_items(
                 warnings=warnings,
             )
             continue
-        reader = read_saf_item if path.is_dir() else readers.get(path.suffix, read_structure_file)
+        reader = read_saf_item if path.is_dir() else readers.get(path.suffix)
+        if reader is None:  # a structure export, which may have something to say
+            reader = partial(read_structure_file, warnings=warnings)
         empty = True
         for item in reader(path, require_accessioned=require_accessioned, limits=limits):
             empty = False

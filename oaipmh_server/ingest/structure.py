@@ -19,8 +19,10 @@ DSpace's export (StructBuilder.exportStructure) writes each community and collec
 under the community it is in, and nothing inside a collection but its name and pages; so a
 handle given twice, or a community or collection inside a collection, is refused naming
 both places: a set silently moved to the second place, or a nesting skipped, would serve
-records where DSpace does not. (DSpace can map one collection into two communities, and
-would then write it twice; a set here has one parent, so that too is refused, saying so.)
+records where DSpace does not. One repeat is DSpace's own: a collection it maps into a
+second community, written the same under both. A set here has one parent, so the
+collection stays in the first, and the load warns, naming both (refusing it would refuse a
+DSpace site's export as it is).
 The document that `structure-builder -f` imports has the same shape without identifiers:
 it names no set, so it is refused. A name or description is read whole, as a SAF
 `dcvalue` is (export_xml.py), and a DOCTYPE is refused. Problems name the file and line.
@@ -37,10 +39,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 from lxml import etree
 
-from ..errors import LoadError, quoted
+from ..errors import LoadError, escaped, quoted
 from .drafts import SetDefinition, Source, make_set
 from .dspace_csv import HANDLE, HANDLE_ID
 from .export_xml import DOCTYPE, has_doctype, parse, whole_text
@@ -88,8 +91,14 @@ def handle_in(identifier: str) -> str | None:
 
 
 def read_structure_file(
-    path: Path, *, require_accessioned: bool = True, limits: object = None
+    path: Path,
+    *,
+    require_accessioned: bool = True,
+    limits: object = None,
+    warnings: list[str] | None = None,
 ) -> Iterator[SetDefinition | LoadError]:
+    """The export's sets, parents first, and its problems; what the load should be told
+    (a collection in two communities) is added to `warnings`."""
     name = str(path)
     try:
         document = parse(path)
@@ -107,16 +116,22 @@ def read_structure_file(
         yield LoadError(name, _line(root), None, f"the root element is <{root.tag}>, "
                         "not DSpace's <import_structure>")  # fmt: skip
         return
-    yield from _children(name, root, None, {})
+    yield from _children(name, root, None, {}, [] if warnings is None else warnings)
 
 
-# A handle's first place in the export: its kind, line and parent's spec.
-Seen = dict[str, tuple[str, int | None, str | None]]
+class _First(NamedTuple):
+    """A handle's first place in the export."""
+
+    kind: str
+    line: int | None
+    parent: str | None  # its parent's spec
+    name: str
 
 
 def _children(
-    name: str, element: etree._Element, parent: str | None, seen: Seen
-) -> Iterator[SetDefinition | LoadError]:
+    name: str, element: etree._Element, parent: str | None, seen: dict[str, _First],
+    warnings: list[str],
+) -> Iterator[SetDefinition | LoadError]:  # fmt: skip
     for child in element:
         if child.tag not in PREFIXES:
             continue
@@ -140,15 +155,25 @@ def _children(
                       "(https://hdl.handle.net/10722/5, …/handle/10722/5)")  # fmt: skip
             yield LoadError(name, line, None, reason)
             continue
-        if handle in seen:
-            yield LoadError(name, line, None, _twice(kind, handle, parent, seen[handle]))
+        try:
+            title = _text(child, "name", f"<{kind}> {handle}")
+        except ValueError as e:
+            yield LoadError(name, line, None, str(e))
             continue
-        seen[handle] = (kind, line, parent)
+        first = seen.get(handle)
+        if first is not None:
+            mapped = kind == first.kind == "collection" and parent != first.parent
+            if mapped and title == first.name:
+                warnings.append(_mapped(name, line, handle, parent, first))
+            else:
+                yield LoadError(name, line, None, _twice(kind, handle, parent, title, first))
+            continue
+        seen[handle] = _First(kind, line, parent, title)
         spec = set_spec(kind, handle)
         try:
             entry = {
                 "spec": spec,
-                "name": _text(child, "name", f"<{kind}> {handle}"),
+                "name": title,
                 "description": _text(child, "description", f"<{kind}> {handle}") or None,
                 "parent": parent,
             }
@@ -160,21 +185,24 @@ def _children(
             yield e
             continue
         yield definition
-        yield from _children(name, child, spec, seen)
+        yield from _children(name, child, spec, seen, warnings)
 
 
-def _twice(
-    kind: str, handle: str, parent: str | None, first: tuple[str, int | None, str | None]
-) -> str:
-    """Why a handle given a second time is refused: a collection mapped into a second
-    community (which DSpace allows and a set of one parent cannot show), or an export
-    DSpace would not write."""
-    first_kind, first_line, first_parent = first
-    said = f"<{kind}> {handle} is given twice (first at line {first_line}"
-    if kind == first_kind == "collection" and parent != first_parent:
-        return (f"{said}): a collection in two communities (DSpace can map it into several), "
-                "which a set here, of one parent, cannot show: keep it in one")  # fmt: skip
-    return (f"{said}, a <{first_kind}>): DSpace gives a handle to one community or "
+def _mapped(name: str, line: int | None, handle: str, parent: str | None, first: _First) -> str:
+    """The warning for a collection DSpace maps into a second community."""
+    return (f"{escaped(name)}:{line}: <collection> {handle} is in two communities, "
+            f"{first.parent} (line {first.line}) and {parent}: a set here has one parent, so "
+            f"its records are served in {first.parent} and not in {parent}")  # fmt: skip
+
+
+def _twice(kind: str, handle: str, parent: str | None, title: str, first: _First) -> str:
+    """Why a handle given a second time is refused: an export DSpace would not write."""
+    said = f"<{kind}> {handle} is given twice (first at line {first.line}"
+    if kind == first.kind == "collection" and parent != first.parent:
+        return (f"{said}, named {quoted(first.name)}), here named {quoted(title)}: "
+                "DSpace writes a collection in two communities the same in both; a broken "
+                "export")  # fmt: skip
+    return (f"{said}, a <{first.kind}>): DSpace gives a handle to one community or "
             "collection; a broken export")  # fmt: skip
 
 
