@@ -19,6 +19,7 @@ from flask.testing import FlaskClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree, html
+from sqlalchemy import create_engine, text
 
 from oaipmh_server import landing
 from oaipmh_server.config import load_settings
@@ -29,7 +30,7 @@ from oaipmh_server.record_source import Field, Header
 from oaipmh_server.web import pages, sitemaps
 from oaipmh_server.xml import xml_language
 
-from .conftest import LOADED, load_into, make_app
+from .conftest import LOADED, SAMPLES, load_into, make_app
 from .oai import NS, harvest
 
 SEED = "10722/212116"
@@ -66,6 +67,53 @@ def public(fields: tuple[Field, ...], name: str) -> list[str]:
 def listed_headers(client: FlaskClient, **arguments: str) -> list[Any]:
     roots, _ = harvest(client, "ListIdentifiers", metadataPrefix="oai_dc", **arguments)
     return [h for root in roots for h in root.iterfind(".//oai:header", NS)]
+
+
+def test_the_home_page_counts_a_load_at_once(database_url: str, tmp_path: Any) -> None:
+    """The home page's counts are the ones every write keeps, read at each visit: after a
+    load they agree with the latest records it lists beside them. Only a store whose
+    counts are not kept (last written by an older version) is counted, at most every
+    five minutes, as reading it at every visit would cost a scan of its memberships."""
+    client = make_app(database_url).test_client()
+
+    def counts() -> str:
+        return str(page(client, "/").find(".//p[@class='counts']").text_content())
+
+    before = counts()
+    seed = json.loads((SAMPLES / "10722_212116.json").read_text("utf-8"))
+    added = tmp_path / "added.json"
+    added.write_text(json.dumps({**seed, "id": "10722/999001"}), "utf-8")
+    load_into(database_url, added)
+    after = counts()
+    assert after != before
+    stats = make_app(database_url).extensions["oaipmh"].store.stats()
+    assert f"{stats.records - stats.deleted} records" in after
+
+
+def test_a_store_whose_counts_are_not_kept_is_counted_at_most_every_five_minutes(
+    database_url: str,
+) -> None:
+    """Counting a store's sets scans its memberships (1.2 s at 10,000,000 records): a store
+    whose counts no write kept is counted once for the home page's visits of five minutes."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM meta WHERE key IN ('counts', 'set_counts')"))
+    engine.dispose()
+    app = make_app(database_url)
+    store = app.extensions["oaipmh"].store
+    counted: list[bool] = []
+    stats = store.stats
+
+    def counting() -> Any:
+        figures = stats()
+        counted.append(figures.counted)
+        return figures
+
+    store.stats = counting
+    client = app.test_client()
+    first, second = (page(client, "/").find(".//p[@class='counts']").text_content()
+                     for _ in range(2))  # fmt: skip
+    assert counted == [True] and first == second
 
 
 def test_home_shows_the_repository(client: FlaskClient, app: Flask) -> None:

@@ -40,8 +40,10 @@ class PageQueries(Connected):
         index took 115 ms at 1,000,000 records, about 1.2 s at 10,000,000)."""
         with unavailable(), self._reader.connect() as conn:
             earliest, latest, kept = conn.execute(WHOLE_STORE).one()
-            total, deleted = kept_counts(kept) or stored_counts(conn)
+            counts = kept_counts(kept)
+            total, deleted = counts or stored_counts(conn)
             sets = kept_set_counts({key: value for key, value in conn.execute(KEPT_SET_COUNTS)})
+            counted = counts is None or sets is None
             if sets is None:
                 sets = counted_set_counts(conn)
             named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
@@ -51,6 +53,7 @@ class PageQueries(Connected):
                 earliest=earliest,
                 latest=latest,
                 sets={spec: (named.get(spec, spec), sets.get(spec, 0)) for spec in sorted(named)},
+                counted=counted,
             )
 
     def iter_fields(self, batch: int = 2000) -> Iterator[tuple[str, tuple[Field, ...]]]:
@@ -152,3 +155,6 @@ class StoreStats:
     earliest: datetime | None
     latest: datetime | None
     sets: dict[str, tuple[str, int]]  # spec → (name, records in it or below it)
+    # Whether any count was counted, not read as the last write kept it (a store last
+    # written by a version that kept none): a read that grows with the store.
+    counted: bool = False

@@ -67,7 +67,7 @@ SET_PAGE_SIZE = 50
 LATEST = 10
 SETS_ON_HOME = 200
 SUBSETS_SHOWN = 200
-STATS_SECONDS = 300  # the home page's counts are counted at most every five minutes
+STATS_SECONDS = 300  # a store's counts not kept are counted at most every five minutes
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 VIEW_PREFIX = "view_prefix"
 # What a local id can be: the local part of an OAI identifier is printable ASCII
@@ -507,17 +507,20 @@ _stats_lock = threading.Lock()
 
 
 def _stats() -> StoreStats:
-    """The store's counts, read at most every five minutes (per process). Every write keeps
-    them, so reading them is a few rows; but a store last written by a version that kept
-    no set sizes has them counted on the membership index (123 ms at a million records),
-    not a cost for every visit of `/`."""
+    """The store's counts, as the last write kept them: a few rows, read at every visit, so
+    they agree with the latest records listed beside them. A store last written by a
+    version that kept none has them counted (its memberships scanned: 123 ms at a million
+    records), at most every five minutes per process, not at every visit of `/`."""
     cache = current_app.extensions.setdefault("oaipmh_pages", {})
     with _stats_lock:
         counted = cache.get("stats")
         if counted is None or time.monotonic() - counted[0] > STATS_SECONDS:
-            counted = cache["stats"] = (time.monotonic(), current_provider().store.stats())
-    stats: StoreStats = counted[1]
-    return stats
+            stats = current_provider().store.stats()
+            if not stats.counted:
+                return stats
+            counted = cache["stats"] = (time.monotonic(), stats)
+    cached: StoreStats = counted[1]
+    return cached
 
 
 __all__ = ["SetInfo", "blueprint"]
