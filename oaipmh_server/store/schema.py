@@ -112,6 +112,9 @@ class RecordRow(Base):
 
 
 class MembershipRow(Base):
+    # Each write keeps every set's size, its count of these rows (meta.SET_COUNTS_KEY, by
+    # LoadTransaction's _leave_sets and _join_sets): anything else that adds or removes
+    # memberships (a migration) deletes that key, and the next write counts them again.
     __tablename__ = "memberships"
 
     set_spec: Mapped[str] = mapped_column(primary_key=True)
