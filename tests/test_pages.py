@@ -32,6 +32,7 @@ from oaipmh_server.xml import xml_language
 
 from .conftest import LOADED, SAMPLES, load_into, make_app
 from .oai import NS, harvest
+from .xsd import validate_sitemap
 
 SEED = "10722/212116"
 DELETED = "10722/212125"
@@ -515,23 +516,49 @@ def test_oai_answers_xml_whatever_the_accept_header(
     assert etree.fromstring(response.data).tag == "{http://www.openarchives.org/OAI/2.0/}OAI-PMH"
 
 
+def sitemap_locations(client: FlaskClient, path: str) -> list[str]:
+    """The locations a sitemap or sitemap index lists, the document valid by sitemaps.org's
+    schema (which wants at least one of them)."""
+    response = client.get(path)
+    assert response.status_code == 200 and response.mimetype == "application/xml"
+    root = validate_sitemap(response.get_data())
+    return [str(loc) for loc in root.xpath("s:*/s:loc/text()", namespaces=SITEMAP)]
+
+
+def test_an_empty_repositorys_sitemap_lists_its_home_page(empty_database_url: str) -> None:
+    """Before the first load the sitemap index still lists a sitemap, and that sitemap a
+    page: sitemaps.org's schema wants at least one of each, and a crawler reads the home
+    page. (An index of no sitemaps was invalid.)"""
+    client = make_app(empty_database_url).test_client()
+    assert sitemap_locations(client, "/sitemap.xml") == ["http://localhost/sitemaps/pages.xml"]
+    assert sitemap_locations(client, "/sitemaps/pages.xml") == ["http://localhost/"]
+
+
 @pytest.mark.store_behaviour
 def test_sitemap_lists_every_live_record_with_its_datestamp(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The index lists the sitemap of the site's own pages (the home page and each set's
+    page), then one sitemap per SITEMAP_SIZE records, each record's page once, with its
+    datestamp."""
     monkeypatch.setattr(sitemaps, "SITEMAP_SIZE", 10)
     monkeypatch.setattr(sitemaps, "SITEMAP_CHUNK", 3)
-    index = client.get("/sitemap.xml")
-    assert index.status_code == 200 and index.mimetype == "application/xml"
-    locations = etree.fromstring(index.data).xpath("//s:sitemap/s:loc/text()", namespaces=SITEMAP)
+    pages_map, *locations = sitemap_locations(client, "/sitemap.xml")
     stats = app.extensions["oaipmh"].store.stats()
+    assert pages_map == "http://localhost/sitemaps/pages.xml"
+    # A sitemap holds at most SITEMAP_SIZE URLs: the home page and the first sets' pages.
+    assert len(stats.sets) > 9
+    assert sitemap_locations(client, "/sitemaps/pages.xml") == [
+        "http://localhost/",
+        *(f"http://localhost/sets/{spec}" for spec in sorted(stats.sets)[:9]),
+    ]
     assert len(locations) == -(-stats.records // 10)
     listed: dict[str, str] = {}
     for location in locations:
         parts = urlsplit(location)
         response = client.get(f"{parts.path}?{parts.query}")
         assert response.status_code == 200 and response.is_streamed
-        urls = etree.fromstring(response.get_data()).findall("s:url", SITEMAP)
+        urls = validate_sitemap(response.get_data()).findall("s:url", SITEMAP)
         assert len(urls) <= 10
         for url in urls:
             local_id = url.findtext("s:loc", namespaces=SITEMAP).removeprefix(
@@ -687,7 +714,7 @@ def test_landing_imports_neither_flask_nor_sqlalchemy() -> None:
 
 PAGES = [
     "/", f"/records/{SEED}", f"/records/{DELETED}", "/records/no/such", "/sets/com_10722_1",
-    "/sitemap.xml", "/sitemaps/records.xml", "/oai/view?verb=Identify", "/static/style.css",
+    "/sitemap.xml", "/sitemaps/records.xml", "/sitemaps/pages.xml", "/oai/view?verb=Identify", "/static/style.css",
 ]  # fmt: skip
 
 

@@ -180,10 +180,16 @@ def test_links_to_the_sites_own_documents_name_the_script_root_once(
     holds the script root) and the document's path, not the script root a second time."""
     root = "/prefix" if app == "direct" else ""
     index = get(apps[app], "/sitemap.xml", "oai.example.org", root, **headers)
-    locations = [str(e.text) for e in validate_sitemap(index).iter(f"{SITEMAPS}loc")]
+    pages, *locations = [str(e.text) for e in validate_sitemap(index).iter(f"{SITEMAPS}loc")]
+    assert pages == f"{site}/sitemaps/pages.xml"
     assert locations and all(
         loc.startswith(f"{site}/sitemaps/records.xml?start=") for loc in locations
     ), locations
+    listed = get(apps[app], "/sitemaps/pages.xml", "oai.example.org", root, **headers)
+    assert [e.text for e in validate_sitemap(listed).iter(f"{SITEMAPS}loc")][:2] == [
+        f"{site}/",
+        f"{site}/sets/col_10722_20",
+    ]
     description = get(apps[app], "/.well-known/resourcesync", "oai.example.org", root, **headers)
     assert [e.text for e in validate_sitemap(description).iter(f"{SITEMAPS}loc")] == [
         f"{site}/resources/capabilitylist.xml"

@@ -1,4 +1,5 @@
-"""The pages for crawlers: `/robots.txt`, `/sitemap.xml` and `/sitemaps/records.xml?start=…`.
+"""The pages for crawlers: `/robots.txt`, `/sitemap.xml`, `/sitemaps/pages.xml` and
+`/sitemaps/records.xml?start=…`.
 
 They are routes of the pages' blueprint (`pages.robots`, `pages.sitemap`: [pages] enabled =
 false turns the sitemaps off with the pages, robots.txt stays), added to it when
@@ -38,19 +39,38 @@ def robots() -> Response:
 
 @blueprint.route("/sitemap.xml")
 def sitemap_index() -> Response:
-    """A sitemap index: one sitemap per 50,000 records in local id order, each named by
-    the id it starts at, so serving any of them is a keyset read, never an offset."""
+    """A sitemap index: the sitemap of the site's own pages first, then one sitemap per
+    50,000 records in local id order, each named by the id it starts at, so serving any
+    of them is a keyset read, never an offset. The pages' sitemap is always there, so
+    even an empty repository's index lists one (sitemaps.org's schema wants one)."""
     starts = current_provider().store.sitemap_starts(SITEMAP_SIZE)
     base = site_link("pages.sitemap")
+    locations = [site_link("pages.pages_sitemap")]
+    locations += [f"{base}?{urlencode({'start': start})}" for start in starts]
+    return _sitemap_document("sitemapindex", "sitemap", locations)
+
+
+@blueprint.route("/sitemaps/pages.xml")
+def pages_sitemap() -> Response:
+    """The site's pages for people other than the records': the home page and each set's
+    page (up to the 50,000 URLs a sitemap may hold; a repository has far fewer sets)."""
+    sets = current_provider().store.list_sets(None, SITEMAP_SIZE - 1)
+    locations = [site_url() + "/"]
+    locations += [site_link("pages.set_page", spec=info.spec) for info in sets]
+    return _sitemap_document("urlset", "url", locations)
+
+
+def _sitemap_document(root: str, entry: str, locations: list[str]) -> Response:
+    """A sitemap index (`sitemapindex` of `sitemap`s) or sitemap (`urlset` of `url`s) of
+    these locations."""
     buffer = BytesIO()
     with etree.xmlfile(buffer, encoding="UTF-8") as xf:
         xf.write_declaration()
-        with xf.element(f"{{{SITEMAP_NS}}}sitemapindex", nsmap=_SITEMAP_NSMAP):
-            for start in starts:
-                sitemap = etree.Element(f"{{{SITEMAP_NS}}}sitemap", nsmap=_SITEMAP_NSMAP)
-                loc = etree.SubElement(sitemap, f"{{{SITEMAP_NS}}}loc")
-                loc.text = f"{base}?{urlencode({'start': start})}"
-                xf.write(sitemap)
+        with xf.element(f"{{{SITEMAP_NS}}}{root}", nsmap=_SITEMAP_NSMAP):
+            for location in locations:
+                element = etree.Element(f"{{{SITEMAP_NS}}}{entry}", nsmap=_SITEMAP_NSMAP)
+                etree.SubElement(element, f"{{{SITEMAP_NS}}}loc").text = location
+                xf.write(element)
     return Response(buffer.getvalue(), 200, content_type="application/xml; charset=utf-8")
 
 
