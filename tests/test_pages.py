@@ -714,7 +714,8 @@ def test_landing_imports_neither_flask_nor_sqlalchemy() -> None:
 
 PAGES = [
     "/", f"/records/{SEED}", f"/records/{DELETED}", "/records/no/such", "/sets/com_10722_1",
-    "/sitemap.xml", "/sitemaps/records.xml", "/sitemaps/pages.xml", "/oai/view?verb=Identify", "/static/style.css",
+    "/sitemap.xml", "/sitemaps/records.xml", "/sitemaps/pages.xml", "/oai/view?verb=Identify",
+    "/static/style.css",
 ]  # fmt: skip
 
 
