@@ -13,6 +13,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import MetaData, create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
 
@@ -496,6 +498,36 @@ def test_every_write_keeps_the_sets_sizes(database_url: str, tmp_path: Path) -> 
     store.close()
     assert_set_sizes_kept(database_url)
     assert set_sizes(database_url)["col_10722_20"] == after["col_10722_20"]
+
+
+# Loads of a few records, each in some of these sets (a community and its collection, or
+# others), live or a tombstone: any sequence of them moves records between sets.
+SIZED_SETS = st.lists(st.sampled_from(["col_1_1", "col_1_2", "com_1_9", "col_2_1"]),
+                      max_size=2, unique=True)  # fmt: skip
+SIZED_LOAD = st.lists(st.tuples(st.integers(0, 5), SIZED_SETS, st.booleans()),
+                      min_size=1, max_size=6, unique_by=lambda r: r[0])  # fmt: skip
+
+
+@settings(max_examples=15, deadline=None)
+@given(loads=st.lists(SIZED_LOAD, min_size=1, max_size=4))
+def test_the_sizes_kept_follow_any_sequence_of_loads(
+    tmp_path_factory: pytest.TempPathFactory, loads: list[list[tuple[int, list[str], bool]]]
+) -> None:
+    """Whatever a sequence of loads does to the records' sets (moved, added, taken out,
+    made tombstones and back), the sizes the last write kept are the sets' sizes."""
+    folder = tmp_path_factory.mktemp("sizes")
+    url = sqlite_url(folder / "oai.sqlite3")
+    for number, load in enumerate(loads):
+        path = folder / f"load{number}.jsonl"
+        lines = []
+        for n, specs, deleted in load:
+            metadata = [{"field": "dc.title", "value": f"Record {n}"},
+                        {"field": "dc.date.accessioned", "value": "2020-01-01T00:00:00Z"}]  # fmt: skip
+            record = {"id": f"10722/{n}", "sets": specs, "deleted": deleted}
+            lines.append(json.dumps({**record, "metadata": [] if deleted else metadata}))
+        path.write_text("\n".join(lines) + "\n", "utf-8")
+        load_into(url, path)
+        assert_set_sizes_kept(url)
 
 
 def test_set_sizes_kept_before_another_versions_write_are_counted_again(
