@@ -67,9 +67,13 @@ def harvest(
     seconds = time.perf_counter() - started
     tail = max(1, len(latencies) // 20)
     first, last = statistics.median(latencies[:tail]), statistics.median(latencies[-tail:])
+    pairs = _paired(session, url, asked[1 : tail + 1], asked[-tail:]) if paired else (None, 0)
     return {
         "records": count,
         "pages": len(latencies),
+        # Every request sent, the deep/first pages asked again included (a server's CPU
+        # over the harvest is shared among these).
+        "requests": len(latencies) + pairs[1],
         "seconds": round(seconds, 2),
         "records_per_s": round(count / seconds),
         "first_page_ms": round(latencies[0] * 1000, 1),
@@ -77,9 +81,7 @@ def harvest(
         "p95_page_ms": round(sorted(latencies)[int(len(latencies) * 0.95)] * 1000, 1),
         "last_page_ms": round(latencies[-1] * 1000, 1),
         "deep_over_first": round(last / first, 2),
-        "deep_over_first_paired": (
-            _paired(session, url, asked[1 : tail + 1], asked[-tail:]) if paired else None
-        ),
+        "deep_over_first_paired": pairs[0],
     }
 
 
@@ -88,9 +90,9 @@ def _paired(
     url: str,
     firsts: list[dict[str, str]],
     deeps: list[dict[str, str]],
-) -> float | None:
-    """Median latency of deep pages over first pages, asked for alternately (see above);
-    None for a list too short to have both."""
+) -> tuple[float | None, int]:
+    """Median latency of deep pages over first pages, asked for alternately (see above),
+    and how many were asked; None for a list too short to have both."""
     step = max(1, len(firsts) // 50)
     firsts, deeps = firsts[::step][:50], deeps[::step][:50]
     times: dict[str, list[float]] = {"first": [], "deep": []}
@@ -100,9 +102,11 @@ def _paired(
                 before = time.perf_counter()
                 session.get(url, params=params, timeout=120).content  # noqa: B018
                 times[end].append(time.perf_counter() - before)
+    asked = len(times["first"]) + len(times["deep"])
     if not times["first"]:
-        return None
-    return round(statistics.median(times["deep"]) / statistics.median(times["first"]), 2)
+        return None, asked
+    ratio = round(statistics.median(times["deep"]) / statistics.median(times["first"]), 2)
+    return ratio, asked
 
 
 def main() -> None:

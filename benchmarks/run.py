@@ -5,7 +5,9 @@ harvest (ListRecords light and parsing client, ListIdentifiers, one set, ListRec
 gzip) records/s, page latencies and the deep/first page ratio, and the server workers'
 peak RSS; then the ceiling and the reference server, harvested the same way, and the
 ratios (ours and the other server harvested in turn, so drift of the machine's speed
-cancels out). Figures are printed, never asserted.
+cancels out): in records/s, as a harvester sees them, and in the servers' own CPU a
+request (gunicorn's master and workers, the client's share of the machine left out; the
+database's processes too, on PostgreSQL). Figures are printed, never asserted.
 
     python3 benchmarks/run.py 100000 [--workers 2] [--keep] [--hierarchical]
                                      [--backend sqlite|postgresql] [--no-reference]
@@ -94,6 +96,19 @@ def stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def server_cpu_seconds(master: int) -> float:
+    """The CPU time a gunicorn server has used so far: its master's and its workers' (the
+    master's children), every thread of each, in nanoseconds as the scheduler counts it
+    (/proc/PID/task/TID/schedstat; /proc/PID/stat's ticks of 10 ms are too coarse for the
+    few pages of a small run)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    used = 0
+    for pid in [str(master), *children]:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            used += int((task / "schedstat").read_text().split()[0])
+    return used / 1e9
 
 
 def worker_peak_rss_mb(master: int) -> list[float]:
@@ -194,17 +209,30 @@ def main() -> None:
             others.append(other)
             wait_for(port, other)
             mine, theirs = [], []
+            my_cpu, their_cpu = [], []  # ms of the server's CPU a request
             for _ in range(rounds):
-                mine.append(harvest(url, "ListRecords", None, False)["records_per_s"])
+                before = server_cpu_seconds(server.pid)
+                figures = harvest(url, "ListRecords", None, False)
+                my_cpu.append(
+                    (server_cpu_seconds(server.pid) - before) * 1000 / figures["requests"]
+                )
+                mine.append(figures["records_per_s"])
                 # The reference's deep pages are OFFSET pages: not asked for again.
+                before = server_cpu_seconds(other.pid)
                 figures = harvest(
                     f"http://127.0.0.1:{port}/oai", "ListRecords", None, False,
                     paired=name != "peer",
                 )  # fmt: skip
+                their_cpu.append(
+                    (server_cpu_seconds(other.pid) - before) * 1000 / figures["requests"]
+                )
                 theirs.append(figures["records_per_s"])
                 print(f"{name} ListRecords (light client): {json.dumps(figures)}")
             ratio = statistics.median(mine) / statistics.median(theirs)
             print(f"ours / {name}: {ratio:.2f} (ours {mine}, {name} {theirs} records/s)")
+            cpu = statistics.median(my_cpu), statistics.median(their_cpu)
+            print(f"{name} / ours, server CPU a request: {cpu[1] / cpu[0]:.2f} (ours "
+                  f"{cpu[0]:.3f} ms, {name} {cpu[1]:.3f} ms, medians of {rounds})")  # fmt: skip
             stop(other)
     finally:
         for process in [server, *others]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import runpy
 import subprocess
 import sys
@@ -42,6 +43,11 @@ def test_benchmark_runs() -> None:
     done = bench("run.py", "150", "--workers", "1", "--no-reference")
     assert "records/s" in done.stdout and "ListIdentifiers" in done.stdout
     assert "ours / ceiling" in done.stdout and "peer" not in done.stdout
+    # The same rounds judged by the servers' own CPU a request (the client's left out).
+    cpu = re.search(r"^ceiling / ours, server CPU a request: ([0-9.]+) \(ours ([0-9.]+) ms, "
+                    r"ceiling ([0-9.]+) ms", done.stdout, re.MULTILINE)  # fmt: skip
+    assert cpu is not None, done.stdout
+    assert all(float(figure) > 0 for figure in cpu.groups())
 
 
 def test_poll_during_load_benchmark_runs() -> None:
