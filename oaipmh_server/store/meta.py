@@ -160,6 +160,12 @@ def kept_set_counts(kept: Mapping[str, str | None]) -> dict[str, int] | None:
     return sizes
 
 
+def read_kept_set_counts(conn: Connection) -> dict[str, int] | None:
+    """The sets' sizes the last write kept, read in one statement with that write's time
+    (`kept_set_counts`); None when they must be counted."""
+    return kept_set_counts({key: value for key, value in conn.execute(KEPT_SET_COUNTS)})
+
+
 def counted_set_counts(conn: Connection) -> dict[str, int]:
     """Each set's records (deleted ones included), counted on the membership index: what
     the writes keep, for a store whose sizes are not kept."""

@@ -16,11 +16,10 @@ from ..record_source import Field, File, Header, SetInfo
 from .columns import FIELDS, files_of, row_headers
 from .engine import Connected, unavailable
 from .meta import (
-    KEPT_SET_COUNTS,
     WHOLE_STORE,
     counted_set_counts,
     kept_counts,
-    kept_set_counts,
+    read_kept_set_counts,
     stored_counts,
 )
 from .schema import (
@@ -42,7 +41,7 @@ class PageQueries(Connected):
             earliest, latest, kept = conn.execute(WHOLE_STORE).one()
             counts = kept_counts(kept)
             total, deleted = counts or stored_counts(conn)
-            sets = kept_set_counts({key: value for key, value in conn.execute(KEPT_SET_COUNTS)})
+            sets = read_kept_set_counts(conn)
             counted = counts is None or sets is None
             if sets is None:
                 sets = counted_set_counts(conn)

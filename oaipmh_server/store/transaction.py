@@ -29,12 +29,11 @@ from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_j
 from .engine import unavailable
 from .meta import (
     COUNTS_KEY,
-    KEPT_SET_COUNTS,
     LAST_WRITE_KEY,
     SET_COUNTS_KEY,
     MetaKeys,
     counted_set_counts,
-    kept_set_counts,
+    read_kept_set_counts,
     set_counts_value,
     stored_counts,
 )
@@ -377,7 +376,7 @@ class LoadTransaction:
         changed by the memberships this one added and removed. Counted on the membership
         index instead when none were kept (a store last written before 1.1, or by a
         version that does not keep them), or if they do not add up."""
-        kept = kept_set_counts({key: value for key, value in self.conn.execute(KEPT_SET_COUNTS)})
+        kept = read_kept_set_counts(self.conn)
         if kept is None:
             return counted_set_counts(self.conn)
         sizes = Counter(kept)
