@@ -26,10 +26,13 @@ def read_settings(*, lasting: bool = False) -> Any:
 def refuse_vanishing_database(settings: Any) -> None:
     """A ClickException if the settings name a database that is gone when the process
     ends (store.engine.vanishes): load, delete, refresh-sets and migrate would say they
-    wrote what nobody can read, and serve would serve an empty store, each worker its own."""
-    problem = vanishing_database(settings.database_url, setting_source("database_url"))
-    if problem is not None:
-        raise click.ClickException(problem)
+    wrote what nobody can read, and serve would serve an empty store, each worker its own.
+    Where the URL came from is read again (the configuration's sources) only to say so."""
+    from ..store.engine import vanishes
+
+    url = settings.database_url
+    if vanishes(url):
+        raise click.ClickException(_vanishing(url, setting_source("database_url")))
 
 
 def vanishing_database(url: str, source: str) -> str | None:
@@ -37,8 +40,10 @@ def vanishing_database(url: str, source: str) -> str | None:
     that refuse it say it, or None for a database that lasts."""
     from ..store.engine import vanishes
 
-    if not vanishes(url):
-        return None
+    return _vanishing(url, source) if vanishes(url) else None
+
+
+def _vanishing(url: str, source: str) -> str:
     return (f"{source}: store.database_url: {masked_url(url)!r} is an SQLite database in "
             "memory, gone when the command ends: what load, delete, refresh-sets and migrate "
             "write would be lost, and serve would serve an empty store; name a file "
