@@ -259,3 +259,48 @@ def test_a_csv_with_a_column_of_the_item_twice_is_refused_naming_it(
         f"{path}:1: record ?: {named}: a row has one of each"
     ]
     assert everything(empty_database_url) == []
+
+
+@pytest.mark.parametrize(
+    ("header", "named"),
+    [
+        ("id,collection,dc.title[en],dc.date.accessioned,dc.title[en]",
+         "two 'dc.title[en]' columns (columns 3 and 5)"),
+        ("dc.subject,id,collection,dc.date.accessioned,dc.title,dc.subject",
+         "two 'dc.subject' columns (columns 1 and 6)"),
+    ],
+    ids=["with-language", "without"],
+)  # fmt: skip
+def test_a_csv_with_a_field_column_twice_is_refused_naming_both(
+    empty_database_url: str, tmp_path: Path, header: str, named: str
+) -> None:
+    """DSpace's CSV reader refuses a heading given twice ("Duplicate heading found"), so
+    an export never holds one: a file that does was put together by hand, and joining the
+    two columns' values would guess. Refused at its header, before any row is read."""
+    path = tmp_path / "export.csv"
+    cells = {"id": "u-1", "collection": "10722/5", "dc.date.accessioned": "2020-01-01T00:00:00Z"}
+    row = ",".join(cells.get(t, "A value") for t in header.split(","))
+    path.write_text(header + "\n" + row + "\n")
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}:1: record ?: {named}: DSpace's metadata-import refuses a heading given "
+        "twice; give the field's values in one column, separated by ||"
+    ]
+    assert everything(empty_database_url) == []
+
+
+def test_a_field_under_two_spellings_of_its_language_is_two_columns(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """DSpace's reader tells headings apart by their text, so `dc.title[en_US]` and
+    `dc.title[en-US]` are two columns (each replacing its own language's values): both
+    loaded, each value with its language as written."""
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "id,collection,dc.date.accessioned,dc.title[en_US],dc.title[en-US]\n"
+        "u-1,10722/5,2020-01-01T00:00:00Z,One,Two\n"
+    )
+    load_into(empty_database_url, path)
+    titles = [f for f in stored_fields(empty_database_url, "u-1")["u-1"] if f[0] == "dc.title"]
+    assert titles == [["dc.title", "One", "en_US"], ["dc.title", "Two", "en-US"]]

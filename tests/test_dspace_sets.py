@@ -222,8 +222,9 @@ def test_the_structure_export_is_found_in_a_folder_before_the_items(
         ("<import_structure>\n<community>\n<name>X</name></community></import_structure>", 2,
          "a <community> without an identifier (its handle): load the export "
          "(structure-builder -x), not an import document"),
-        ('<import_structure>\n\n<collection identifier="1/2"><name> </name></collection>'
-         "</import_structure>", 3, 'set col_1_2: a set needs a non-empty "name"'),
+        ('<import_structure><community identifier="1/1"><name>A</name>\n\n'
+         '<collection identifier="1/2"><name> </name></collection>'
+         "</community></import_structure>", 3, 'set col_1_2: a set needs a non-empty "name"'),
         ('<import_structure>\n<community identifier="1/1"><name>A</name>\n', 3,
          "not well-formed XML: "),
     ],
@@ -490,5 +491,36 @@ def test_a_community_or_collection_inside_a_collection_is_refused_naming_it_and_
     assert [str(p) for p in failure.value.problems] == [
         f"{path}:4: record ?: <{kind}> 1/3 is inside <collection> 1/2 (line 3): a collection "
         "holds items, never a community or collection; a broken export"
+    ]
+    assert listed_sets(empty_database_url) == []
+
+
+@pytest.mark.same_on_every_store
+@pytest.mark.parametrize(
+    ("collection", "named"),
+    [
+        ('<collection identifier="1/2"><name>B</name></collection>', "1/2"),
+        ("<collection><name>B</name></collection>", "(no identifier, named 'B')"),
+    ],
+    ids=["with-handle", "without"],
+)
+@pytest.mark.parametrize("root", ["import_structure", "imported_structure"])
+def test_a_collection_directly_under_the_root_is_refused_naming_it_and_its_line(
+    empty_database_url: str, tmp_path: Path, root: str, collection: str, named: str
+) -> None:
+    """DSpace puts every collection in a community: its structure-builder writes only
+    communities under the root, and its import reads only those (a collection there is
+    not created). So such a collection is refused, never a set served at the top."""
+    path = tmp_path / "structure.xml"
+    path.write_text(
+        f'<{root}>\n<community identifier="1/1"><name>A</name></community>\n'
+        f"{collection}\n</{root}>\n"
+    )
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}:3: record ?: <collection> {named} is directly under <{root}>, in no "
+        "community: DSpace puts every collection in one, and its structure export writes "
+        "only communities there; a broken export"
     ]
     assert listed_sets(empty_database_url) == []

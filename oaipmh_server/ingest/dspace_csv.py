@@ -16,8 +16,14 @@ with or without a dc.date.accessioned column (`-a`). A row for a record not yet 
 the whole record, which needs its dc.date.accessioned (an `-a` export) to be dated.
 An `action` column is read as DSpace's metadata-import reads it: `withdraw` or `expunge`
 makes the row's item a tombstone (DSpace's OAI serves a withdrawn item as deleted), no
-date needed; `reinstate` or an empty cell is a row like any other (one for a tombstone is
-the whole record, published again); any other value is refused, as DSpace refuses it.
+date needed; `reinstate` publishes a tombstone again (the row is then the whole record),
+and of a live item changes the columns as any row does; an empty cell (or no column) is
+no action: a row's item that is a tombstone here stays one, as metadata-import keeps a
+withdrawn item withdrawn (`Batches._tasks`); any other value is refused, as DSpace
+refuses it.
+
+A column given twice in the header (`id`, or a field's: `dc.title[en]`) is refused, as
+DSpace's reader refuses a repeated heading.
 
 Columns are separated with `,`, as DSpace writes and reads them; a header separated with
 `;` or a tab (a spreadsheet's "CSV" in a European locale) is refused in one line saying so.
@@ -29,12 +35,13 @@ import csv
 import itertools
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import LoadError, quoted
 from .csv_merge import column_key
-from .drafts import ACCESSIONED, Limits, Source, draft_or_error, too_big
+from .drafts import ACCESSIONED, Draft, Limits, Source, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 
@@ -56,6 +63,15 @@ BOOKKEEPING = frozenset({"rowName"})
 # The columns a row's item is read from, one value each: the same one twice would leave
 # which of them is the item's to chance, so a header holding one twice is refused.
 ITEM_COLUMNS = ("id", "collection", "action")
+ONE_OF_EACH = "a row has one of each"
+# A field's column twice: DSpace's CSV reader refuses the file ("Duplicate heading found"),
+# so no export holds one, and joining the two columns' values would be a guess. Headings
+# are told apart by their text, as there: `dc.title[en_US]` beside `dc.title[en-US]` is not
+# refused (the values of both are loaded).
+DUPLICATE_HEADING = (
+    "DSpace's metadata-import refuses a heading given twice; give the field's values in "
+    "one column, separated by ||"
+)
 # The `action` column's values (DSpace's metadata-import), an empty cell being none: an
 # item withdrawn (or expunged: deleted from DSpace) is a deleted record in DSpace's OAI, so
 # here a tombstone; one reinstated is published again, as any row's item is.
@@ -170,11 +186,13 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         yield LoadError(name, 1, None, "no header row")
         return
     columns: list[tuple[str, str | None] | None] = []
+    firsts: dict[str, int] = {}
     for number, title in enumerate(header, start=1):
-        first = header.index(title) + 1 if title in ITEM_COLUMNS else number
+        first = number if title in BOOKKEEPING else firsts.setdefault(title, number)
         if first < number:
+            why = ONE_OF_EACH if title in ITEM_COLUMNS else DUPLICATE_HEADING
             yield LoadError(name, 1, None, f"two {quoted(title)} columns (columns {first} and "
-                            f"{number}): a row has one of each")  # fmt: skip
+                            f"{number}): {why}")  # fmt: skip
             return
         if title in ITEM_COLUMNS or title in BOOKKEEPING:
             columns.append(None)
@@ -276,7 +294,7 @@ def _row(
         return draft_or_error(Source(name, line), local_id, sets, True, (),
                               require_accessioned=False, limits=limits, partial=partial,
                               keeps_sets=not sets)  # fmt: skip
-    return draft_or_error(
+    draft = draft_or_error(
         Source(name, line),
         local_id,
         sets,
@@ -290,3 +308,6 @@ def _row(
         # DSpace's items never leave their owning collection for none.
         keeps_sets=not sets,
     )
+    if action == "reinstate" and isinstance(draft, Draft):
+        return replace(draft, reinstates=True)  # publishes a stored tombstone again
+    return draft

@@ -19,10 +19,12 @@ DSpace's export (StructBuilder.exportStructure) writes each community and collec
 under the community it is in, and nothing inside a collection but its name and pages; so a
 handle given twice, or a community or collection inside a collection, is refused naming
 both places: a set silently moved to the second place, or a nesting skipped, would serve
-records where DSpace does not. One repeat is DSpace's own: a collection it maps into a
-second community, written the same under both. A set here has one parent, so the
-collection stays in the first, and the load warns, naming both (refusing it would refuse a
-DSpace site's export as it is).
+records where DSpace does not. Every DSpace collection is in a community, so the export
+holds only communities directly under its root (and DSpace's import reads only those: a
+collection there is not created): a collection there is refused too. One repeat is
+DSpace's own: a collection it maps into a second community, written the same under both.
+A set here has one parent, so the collection stays in the first, and the load warns,
+naming both (refusing it would refuse a DSpace site's export as it is).
 The document that `structure-builder -f` imports has the same shape without identifiers:
 it names no set, so it is refused. A name or description is read whole, as a SAF
 `dcvalue` is (export_xml.py), and a DOCTYPE is refused. Problems name the file and line.
@@ -142,6 +144,12 @@ def _children(
                       "collection; a broken export")  # fmt: skip
             yield LoadError(name, line, None, reason)
             continue
+        if kind == "collection" and parent is None:
+            reason = (f"<collection> {_named(child)} is directly under <{element.tag}>, in no "
+                      "community: DSpace puts every collection in one, and its structure "
+                      "export writes only communities there; a broken export")  # fmt: skip
+            yield LoadError(name, line, None, reason)
+            continue
         identifier = (child.get("identifier") or "").strip()
         if not identifier:
             reason = (f"a <{kind}> without an identifier (its handle): load the export "
@@ -208,12 +216,18 @@ def _twice(kind: str, handle: str, parent: str | None, title: str, first: _First
 
 def _named(element: etree._Element) -> str:
     """An element's handle as a message names it: the handle, else its identifier as
-    given (quoted), else that it has none."""
+    given (quoted), else that it has none, with its name if it has one."""
     identifier = (element.get("identifier") or "").strip()
     handle = handle_in(identifier)
     if handle is not None:
         return handle
-    return quoted(identifier) if identifier else "(no identifier)"
+    if identifier:
+        return quoted(identifier)
+    try:
+        title = _text(element, "name", "it")
+    except ValueError:  # a name that cannot be read (an entity): refused where it is read
+        title = ""
+    return f"(no identifier, named {quoted(title)})" if title else "(no identifier)"
 
 
 def _text(element: etree._Element, tag: str, what: str) -> str:
