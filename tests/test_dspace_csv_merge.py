@@ -5,7 +5,6 @@ does; `+` rows; handles of any prefix; the `action` column (withdraw, expunge, r
 from __future__ import annotations
 
 import csv
-import json
 import shutil
 from pathlib import Path
 
@@ -19,9 +18,8 @@ from oaipmh_server.ingest.load import Sync, delete_records
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import RecordRow
 
-from .conftest import SAMPLES, SECRET, load_into, make_app
+from .conftest import SAMPLES, SECRET, load_into
 from .db import datestamps, fetch, oai_identifiers, stored_fields
-from .oai import NS, tree
 
 SEED_EXPORTS = Path(__file__).parent / "fixtures" / "dspace-seed"
 SEED_SAF = SEED_EXPORTS / "saf"
@@ -177,19 +175,23 @@ def test_a_new_record_needs_a_datestamp_source(empty_database_url: str, tmp_path
 
 
 def test_a_default_csv_does_not_revive_a_deleted_record(seeded: str, tmp_path: Path) -> None:
-    """A record `delete`d is a tombstone a row without `reinstate` leaves as it is: it
-    needs no date, and a harvester sees nothing change (see test_a_row_without_action_...)."""
+    from oaipmh_server.config import load_settings
+    from oaipmh_server.formats import build_formats
+    from oaipmh_server.ingest.load import delete_records
+    from oaipmh_server.store import SqlStore
+
+    from .conftest import SECRET
+
     settings = load_settings({"database_url": seeded}, environ={})
     store = SqlStore(seeded, token_secret=SECRET)
     try:
         delete_records([SEED], store, settings, build_formats(settings))
     finally:
         store.close()
-    before = (stored_fields(seeded, SEED), datestamps(seeded))
-    summary = load_into(seeded, default_csv(tmp_path / "export.csv"))
-    assert (summary.unchanged, summary.updated, summary.deleted) == (1, 0, 0)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(seeded, default_csv(tmp_path / "export.csv"))
+    assert "no such record in the store" in str(failure.value.problems[0])
     assert oai_identifiers(seeded, deleted=True) == {f"oai:repository.example.org:{SEED}"}
-    assert (stored_fields(seeded, SEED), datestamps(seeded)) == before
 
 
 @pytest.mark.parametrize("accessioned_column", [False, True], ids=["default", "all"])
@@ -324,10 +326,9 @@ def test_a_withdrawing_row_is_not_reported_missing_a_date_beside_a_bad_row(
 
 
 def test_a_row_reinstating_its_item_is_a_row_like_any_other(seeded: str, tmp_path: Path) -> None:
-    """DSpace's `reinstate` publishes a withdrawn item again, and so does it here (for a
-    tombstone the row is the whole record, dated by its dc.date.accessioned: an `-a`
-    export); of an item not withdrawn it changes the columns, as a row without an action
-    does."""
+    """DSpace's `reinstate` publishes a withdrawn item again: here a row already does (for a
+    tombstone it is the whole record, dated by its dc.date.accessioned: an `-a` export);
+    of an item not withdrawn it changes the columns, as a row without an action does."""
     assert load_into(seeded, default_csv(tmp_path / "w.csv", {"action": "withdraw"})).deleted == 1
     cut = default_csv(tmp_path / "cut.csv", {"action": "reinstate"})
     with pytest.raises(LoadFailed) as failure:
@@ -340,111 +341,6 @@ def test_a_row_reinstating_its_item_is_a_row_like_any_other(seeded: str, tmp_pat
     before = stored_fields(seeded, SEED)[SEED]
     assert load_into(seeded, edit).updated == 1
     assert stored_fields(seeded, SEED)[SEED] == edited(before)
-
-
-# The warning for a row without `reinstate` for a record the store holds as a tombstone.
-KEPT = (
-    f"record {SEED}: deleted here, and the row does not reinstate it: it stays deleted, as "
-    "DSpace's metadata-import keeps a withdrawn item withdrawn (the row's metadata is not "
-    "kept; give action reinstate, with an -a export, to publish it again)"
-)
-
-
-@pytest.mark.parametrize(
-    ("changes", "all_metadata"),
-    [({}, False), ({"action": ""}, False), ({"action": "", **EDIT}, True)],
-    ids=["no-action-column", "empty-action", "edited-all-metadata"],
-)
-def test_a_row_without_action_for_a_tombstone_keeps_it_one(
-    seeded: str, tmp_path: Path, changes: dict[str, str], all_metadata: bool
-) -> None:
-    """DSpace's metadata-import edits a withdrawn item without reinstating it (only
-    `reinstate` does): its OAI record stays deleted. Here the tombstone stays as it is,
-    datestamp included, as nothing a harvester sees of it (its header) has changed, even
-    for a row that would otherwise be a whole record (-a); the load says so, naming the
-    row."""
-    assert load_into(seeded, default_csv(tmp_path / "w.csv", {"action": "withdraw"})).deleted == 1
-    stored = select(RecordRow.set_specs, RecordRow.header)
-    before = (stored_fields(seeded, SEED), datestamps(seeded), fetch(seeded, stored))
-    told: list[str] = []
-    export = default_csv(tmp_path / "export.csv", changes, all_metadata=all_metadata)
-    summary = load_into(seeded, export, changes=lambda kind, i: told.append(f"{kind} {i}"))
-    assert (summary.unchanged, summary.updated, summary.deleted, summary.added) == (1, 0, 0, 0)
-    assert (told, summary.warnings) == ([], [f"{export}:2: {KEPT}"])
-    assert oai_identifiers(seeded, deleted=True) == {f"oai:repository.example.org:{SEED}"}
-    assert (stored_fields(seeded, SEED), datestamps(seeded), fetch(seeded, stored)) == before
-
-
-def test_a_row_without_action_moves_a_tombstone_to_its_collection(
-    seeded: str, tmp_path: Path
-) -> None:
-    """As DSpace's metadata-import moves a withdrawn item to the row's collection, the
-    tombstone is served there (with its communities): its header changed, so it is dated
-    by the load, for incremental harvesters to see; the same row again changes nothing."""
-    assert load_into(seeded, default_csv(tmp_path / "w.csv", {"action": "withdraw"})).deleted == 1
-    stamp = datestamps(seeded)[SEED]
-    told: list[str] = []
-    export = default_csv(tmp_path / "moved.csv", {"collection": "10722/6", **EDIT})
-    summary = load_into(seeded, export, changes=lambda kind, i: told.append(f"{kind} {i}"))
-    assert (summary.deleted, summary.unchanged, summary.updated) == (1, 0, 0)
-    assert told == [f"deleted {SEED}"]
-    assert fetch(seeded, select(RecordRow.set_specs)) == [("com_10722_4 com_10722_1 col_10722_6",)]
-    assert datestamps(seeded)[SEED] > stamp
-    client = make_app(seeded).test_client()
-    identifier = f"oai:repository.example.org:{SEED}"
-    root = tree(client.get(f"/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier={identifier}"))
-    header = root.find(".//oai:header", NS)
-    assert header.get("status") == "deleted"
-    assert [s.text for s in header.iterfind("oai:setSpec", NS)] == [
-        "com_10722_4", "com_10722_1", "col_10722_6"
-    ]  # fmt: skip
-    assert root.find(".//oai:metadata", NS) is None
-    moved = datestamps(seeded)[SEED]
-    assert load_into(seeded, export).unchanged == 1
-    assert datestamps(seeded)[SEED] == moved
-
-
-def test_a_row_without_action_keeps_what_a_json_tombstone_holds(
-    seeded: str, tmp_path: Path
-) -> None:
-    """A JSON tombstone may carry metadata, which the store keeps with it: a row without
-    an action keeps none of its own, and leaves the stored ones (and the datestamp)."""
-    record = {"id": SEED, "sets": ["col_10722_5"], "deleted": True,
-              "metadata": [{"field": "dc.title", "value": "Kept with the tombstone"}]}  # fmt: skip
-    path = tmp_path / "tombstone.json"
-    path.write_text(json.dumps(record), "utf-8")
-    assert load_into(seeded, path).deleted == 1
-    before = (stored_fields(seeded, SEED), datestamps(seeded))
-    assert before[0][SEED] == [["dc.title", "Kept with the tombstone", None]]
-    assert load_into(seeded, default_csv(tmp_path / "export.csv", EDIT)).unchanged == 1
-    assert (stored_fields(seeded, SEED), datestamps(seeded)) == before
-
-
-def test_a_row_for_a_tombstone_is_reported_missing_a_date_only_if_it_reinstates(
-    empty_database_url: str, tmp_path: Path
-) -> None:
-    """After a first problem, rows are still checked against the store: a row without an
-    action for a tombstone needs no date (it stays a tombstone); one reinstating a
-    tombstone is the whole record, and without a dc.date.accessioned is a problem."""
-    header = "id,collection,dc.title,dc.identifier.uri,action"
-    gone = write_csv(tmp_path / "gone.csv", header,
-                     "u-2,10722/5,Gone,http://hdl.handle.net/10722/2,withdraw",
-                     "u-3,10722/5,Gone,http://hdl.handle.net/10722/3,withdraw")  # fmt: skip
-    assert load_into(empty_database_url, gone).deleted == 2
-    export = write_csv(
-        tmp_path / "export.csv", header,
-        "u-1,10722/5,T",  # three cells: refused by the reader
-        "u-2,10722/5,Still gone,http://hdl.handle.net/10722/2,",
-        "u-3,10722/5,Back,http://hdl.handle.net/10722/3,reinstate",
-    )  # fmt: skip
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, export)
-    problems = [str(p) for p in failure.value.problems]
-    assert problems == [
-        f"{export}:2: record ?: 3 cells for 5 columns",
-        f"{export}:4: record 10722/3: {NO_DATE}",
-    ]
-    assert oai_identifiers(empty_database_url, deleted=False) == set()
 
 
 @pytest.mark.parametrize("action", ["Withdraw", "delete", "withdraw||reinstate"])

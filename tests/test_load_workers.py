@@ -185,31 +185,3 @@ def test_a_load_gives_the_garbage_collector_back_as_it_was(tmp_path: Path) -> No
         load_into(url, write_csv(tmp_path / "bad.csv", "u-1,10722/5"), clock=lambda: T2)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
-
-
-def test_rows_for_tombstones_in_the_workers_are_what_one_process_makes(tmp_path: Path) -> None:
-    """A row without an action for a tombstone leaves it one (moved, if the row names
-    another collection), a `reinstate` row publishes it again: the same with workers."""
-    export = saf_export(tmp_path)
-    header = HEADER + ",action"
-    withdraw = tmp_path / "withdraw.csv"
-    withdraw.write_text("\n".join((header, *(row(n, "Gone") + ",withdraw" for n in range(6)))))
-    edit = tmp_path / "edit.csv"
-    edit.write_text(
-        "\n".join((header,
-                   *(row(n, f"Item {n}, revised") + "," for n in (0, 1, 3)),  # kept tombstones
-                   row(2, "Item 2", collection="10722/6") + ",",  # a tombstone moved
-                   *(row(n, f"Item {n}, back") + ",reinstate" for n in (4, 5)),  # published
-                   row(6, "Item 6, revised") + ","))  # a live record merged
-    )  # fmt: skip
-    stores = []
-    for count in (0, 2):
-        url = sqlite_url(tmp_path / f"w{count}.sqlite3")
-        load_into(url, export, clock=lambda: T1, workers=count)
-        assert load_into(url, withdraw, clock=lambda: T1, workers=count).deleted == 6
-        summary = load_into(url, edit, clock=lambda: T2, workers=count,
-                            missing_accessioned="ingest_time")  # fmt: skip
-        assert (summary.unchanged, summary.deleted, summary.updated) == (3, 1, 3)
-        assert len(summary.warnings) == 4
-        stores.append(everything(url))
-    assert stores[0] == stores[1]

@@ -48,11 +48,8 @@ class Batches(LoadState):
             for part in drafts:
                 self.not_written(part.local_id)
                 old = existing.get(part.local_id)
-                if (
-                    isinstance(part, Draft)
-                    and part.partial is not None
-                    and (old is None or (old.deleted and part.reinstates))
-                ):
+                unknown = old is None or old.deleted
+                if isinstance(part, Draft) and part.partial is not None and unknown:
                     self._whole(part)
             return
         tasks = self._tasks(drafts, existing)
@@ -95,9 +92,8 @@ class Batches(LoadState):
     ) -> list[Unfinished | Prepared]:
         """What finishing the batch needs from the store: for a row of a metadata CSV, the
         stored record it changes (with its files: DSpace's metadata-import never touches
-        bitstreams), or the tombstone it leaves one (`_still_deleted`); a part of no stored
-        record, one withdrawing its item, or one reinstating a tombstone, stands alone, if
-        it may (`_whole`)."""
+        bitstreams); a part of no stored record, or one withdrawing its item, stands alone,
+        if it may (`_whole`)."""
         parts = [
             d.local_id
             for d in drafts
@@ -122,14 +118,6 @@ class Batches(LoadState):
             old = existing.get(draft.local_id)
             if draft.partial is None:
                 whole: Draft | None = draft
-            elif (
-                old is not None
-                and old.deleted
-                and not draft.reinstates
-                and draft.local_id in stored
-            ):
-                tasks.append(self._still_deleted(draft, stored[draft.local_id]))
-                continue
             elif old is not None and not old.deleted and draft.local_id in stored:
                 # Its header is rendered with it, for the datestamp it gets if it changed.
                 own = self._own(old.set_specs)
@@ -164,33 +152,12 @@ class Batches(LoadState):
         self.written.extend(hash(w.local_id) for w in writes)
         self.tx.write(writes, replacing=[w.local_id for w in writes if w.local_id in existing])
 
-    def _still_deleted(self, part: Draft, stored: str | bytes) -> Unfinished:
-        """A row without `reinstate` for a record stored as a tombstone: a tombstone still,
-        as DSpace's metadata-import keeps a withdrawn item withdrawn whatever else the row
-        changes. A harvester sees a tombstone's header only, so the row changes what is in
-        it: its collection moves the tombstone (dated by the load), as DSpace moves the
-        item; none keeps it where it is. Its metadata is not kept (the tombstone keeps the
-        fields it was stored with, if any: a JSON record's); so a row naming no other
-        collection changes nothing, datestamp included. The load warns, naming the row: an
-        item DSpace has reinstated is published again here by a `reinstate` row."""
-        source = part.source
-        self.summary.warnings.append(
-            f"{source.path}:{source.line}: record {part.local_id}: deleted here, and the row "
-            "does not reinstate it: it stays deleted, as DSpace's metadata-import keeps a "
-            "withdrawn item withdrawn (the row's metadata is not kept; give action "
-            "reinstate, with an -a export, to publish it again)"
-        )
-        # No columns: every stored field stays (`merge_fields`); no sets: the stored ones
-        # stay, as a tombstone's (`_decide`), the way a withdrawing row keeps them.
-        tombstone = replace(part, deleted=True, fields=(), partial=frozenset())
-        return Unfinished(tombstone, stored)
-
     def _whole(self, part: Draft) -> Draft | None:
-        """A row of a metadata CSV for a record not stored (or deleted, and the row
-        reinstates it): the whole record, if it has its dc.date.accessioned (`-a`) or the
-        load may date it by the time of the load, else a problem saying how to give it a
-        datestamp. A row withdrawing its item (`dspace_csv.WITHDRAWING`) is a tombstone
-        whatever is stored: dated by the load, it needs no dc.date.accessioned."""
+        """A row of a metadata CSV for a record not stored (or deleted): the whole record,
+        if it has its dc.date.accessioned (`-a`) or the load may date it by the time of
+        the load, else a problem saying how to give it a datestamp. A row withdrawing
+        its item (`dspace_csv.WITHDRAWING`) is a tombstone whatever is stored: dated by
+        the load, it needs no dc.date.accessioned."""
         if part.deleted:
             return replace(part, partial=None, keeps_sets=False)
         if part.accessioned is None and self.settings.missing_accessioned == "reject":

@@ -115,10 +115,6 @@ class Draft:
     # The record's files (SAF `contents`, JSON "files"); None: the stored record's stay
     # (a metadata CSV, which, like DSpace's metadata-import, never touches bitstreams).
     files: tuple[File, ...] | None = ()
-    # A part whose row says `reinstate` (DSpace's metadata-import action): only such a row
-    # publishes a stored tombstone again; without it a tombstone stays one, as DSpace
-    # keeps a withdrawn item withdrawn whatever else a row changes (`Batches._tasks`).
-    reinstates: bool = False
 
     @property
     def fields_digest(self) -> str:
@@ -132,7 +128,7 @@ class Draft:
         fields = orjson.dumps(plain_fields(self.fields))
         return _unpickled_draft, (self.source, self.local_id, self.set_specs, self.deleted,
                                   fields, self.accessioned, self.cleaned, self.partial,
-                                  self.keeps_sets, self.files, self.reinstates)  # fmt: skip
+                                  self.keeps_sets, self.files)  # fmt: skip
 
     @property
     def legacy_content_hash(self) -> str:

@@ -16,11 +16,8 @@ with or without a dc.date.accessioned column (`-a`). A row for a record not yet 
 the whole record, which needs its dc.date.accessioned (an `-a` export) to be dated.
 An `action` column is read as DSpace's metadata-import reads it: `withdraw` or `expunge`
 makes the row's item a tombstone (DSpace's OAI serves a withdrawn item as deleted), no
-date needed; `reinstate` publishes a tombstone again (the row is then the whole record),
-and of a live item changes the columns as any row does; an empty cell (or no column) is
-no action: a row's item that is a tombstone here stays one, as metadata-import keeps a
-withdrawn item withdrawn (`Batches._tasks`); any other value is refused, as DSpace
-refuses it.
+date needed; `reinstate` or an empty cell is a row like any other (one for a tombstone is
+the whole record, published again); any other value is refused, as DSpace refuses it.
 
 A column given twice in the header (`id`, or a field's: `dc.title[en]`) is refused, as
 DSpace's reader refuses a repeated heading.
@@ -35,13 +32,12 @@ import csv
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import LoadError, quoted
 from .csv_merge import column_key
-from .drafts import ACCESSIONED, Draft, Limits, Source, draft_or_error, too_big
+from .drafts import ACCESSIONED, Limits, Source, draft_or_error, too_big
 from .json import Item
 from .saf import collection_spec
 
@@ -294,7 +290,7 @@ def _row(
         return draft_or_error(Source(name, line), local_id, sets, True, (),
                               require_accessioned=False, limits=limits, partial=partial,
                               keeps_sets=not sets)  # fmt: skip
-    draft = draft_or_error(
+    return draft_or_error(
         Source(name, line),
         local_id,
         sets,
@@ -308,6 +304,3 @@ def _row(
         # DSpace's items never leave their owning collection for none.
         keeps_sets=not sets,
     )
-    if action == "reinstate" and isinstance(draft, Draft):
-        return replace(draft, reinstates=True)  # publishes a stored tombstone again
-    return draft
