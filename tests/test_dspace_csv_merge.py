@@ -343,6 +343,19 @@ def test_a_row_reinstating_its_item_is_a_row_like_any_other(seeded: str, tmp_pat
     assert stored_fields(seeded, SEED)[SEED] == edited(before)
 
 
+def test_an_item_an_export_lists_again_is_published_again(seeded: str, tmp_path: Path) -> None:
+    """DSpace's metadata-export of a collection, a community or the whole repository writes
+    archived items only (its item queries leave withdrawn ones out): a row with no action
+    for an item deleted here says DSpace holds it live, reinstated since, so it is
+    published again, as the whole record it is in an `-a` export. (metadata-import keeps a
+    withdrawn item withdrawn without `reinstate`, but no such export holds one: keeping the
+    tombstone would keep a live item out of every harvest.)"""
+    assert load_into(seeded, default_csv(tmp_path / "w.csv", {"action": "withdraw"})).deleted == 1
+    again = default_csv(tmp_path / "again.csv", all_metadata=True)
+    assert load_into(seeded, again).updated == 1
+    assert oai_identifiers(seeded, deleted=False) == {f"oai:repository.example.org:{SEED}"}
+
+
 @pytest.mark.parametrize("action", ["Withdraw", "delete", "withdraw||reinstate"])
 def test_an_unknown_action_is_refused_naming_the_row(
     seeded: str, tmp_path: Path, action: str
