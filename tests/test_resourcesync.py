@@ -31,7 +31,11 @@ from sqlalchemy import select
 
 import oaipmh_server.resourcesync
 from oaipmh_server import datestamps
-from oaipmh_server.check.resourcesync import check_resourcesync, resourcesync_schema
+from oaipmh_server.check.resourcesync import (
+    check_resourcesync,
+    head_problems,
+    resourcesync_schema,
+)
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import RecordRow
 from oaipmh_server.web import resourcesync as web_resourcesync
@@ -55,12 +59,15 @@ WAIT = 60
 
 
 def get_xml(client: FlaskClient, url: str) -> etree._Element:
-    """A ResourceSync document by its absolute URL, checked against the sitemap schema."""
+    """A ResourceSync document by its absolute URL, checked against the sitemap schema,
+    and its own rs:md and rs:ln by ResourceSync's rules."""
     parts = urlsplit(url)
     response = client.get(parts.path, query_string=parts.query)
     assert response.status_code == 200, (url, response.data[:300])
     assert response.mimetype == "application/xml"
-    return validate_sitemap(response.data)
+    root = validate_sitemap(response.data)
+    assert head_problems(root) == [], response.data[:2000]
+    return root
 
 
 def parsed(client: FlaskClient, url: str, container: Any) -> Any:
