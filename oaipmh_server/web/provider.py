@@ -76,11 +76,14 @@ def site_link(endpoint: str, **values: Any) -> str:
     return site_url() + url_for(endpoint, **values).removeprefix(link_root(request.root_path))
 
 
+@lru_cache(maxsize=64)
 def link_root(root: str) -> str:
     """The script root as every link writes it, without a trailing slash: url_for puts it
     before each path the pages link to (web/app.py gives Flask's URL adapter this one,
     not the root as the request brought it, which a URL cannot carry when it holds a
-    space, '#', '?' or 'ü'), and request_url before the site's absolute ones."""
+    space, '#', '?' or 'ü'), and request_url before the site's absolute ones. Worked
+    out once per root (every request, /oai's too, makes an adapter); a site has one or
+    two, and only a trusted proxy's X-Forwarded-Prefix chooses another."""
     return quote_path(root.rstrip("/"))
 
 
