@@ -4,7 +4,9 @@ mistake, and the store itself still takes it (the tests' own stores are in memor
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import click
@@ -13,12 +15,15 @@ from click.testing import CliRunner
 from flask import Flask
 
 from oaipmh_server.cli import main
-from oaipmh_server.store import SqlStore
+from oaipmh_server.config import load_settings
+from oaipmh_server.formats import build_formats
+from oaipmh_server.ingest.load import load_paths
+from oaipmh_server.store import SqlStore, readonly
 from oaipmh_server.store.engine import vanishes
 from oaipmh_server.web import serving
 
 from .cli import invoke
-from .conftest import SAMPLES, sqlite_url
+from .conftest import SAMPLES, SECRET, sqlite_url
 
 IN_MEMORY = [
     "sqlite://",
@@ -133,5 +138,56 @@ def test_the_store_itself_takes_an_in_memory_database() -> None:
     store = SqlStore("sqlite://")
     try:
         assert store.count_all() == 0
+    finally:
+        store.close()
+
+
+def load_open(url: str) -> SqlStore:
+    """A store on `url` with the samples loaded into it, left open: a database that
+    vanishes is gone once its store closes, so load_into (which closes its own) cannot."""
+    store = SqlStore(url, token_secret=SECRET)
+    settings = load_settings({"database_url": url}, environ={})
+    load_paths([SAMPLES], store, settings, build_formats(settings), wait=True)
+    return store
+
+
+@pytest.mark.parametrize("url", IN_MEMORY)
+def test_every_connection_to_an_in_memory_store_finds_its_records(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each form `vanishes` names is opened as `sqlite://` is: one connection the store's
+    reads and writes share (StaticPool), and no writer lease file. Before, only
+    `sqlite://` and `sqlite:///:memory:` were: a read while a connection was held (a
+    transaction open) found another, empty database ("no such table") for
+    `file::memory:`, `vfs=memdb` and the nameless temporary file, and a load left a
+    lease file named after the URL (`oai-writer`, `:memory:-writer`, `-writer`) in the
+    working folder."""
+    monkeypatch.chdir(tmp_path)
+    store = load_open(url)
+    try:
+        loaded = store.count_all()
+        assert loaded > 0
+        with store.engine.connect():
+            assert store.count_all() == loaded
+    finally:
+        store.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_in_memory_store_is_never_taken_for_a_file_it_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`file:oai?mode=memory` names no file: a file `oai` this user may not write beside
+    it does not make the store read-only (it was taken for that file, and the store
+    refused to open: "this user may not write oai, so it cannot be migrated")."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "oai").write_bytes(b"")
+    # As if this user may write no file (root may write any): for the store's read-only
+    # check alone, not for what opening the store reads (alembic's scripts).
+    denied = SimpleNamespace(path=os.path, W_OK=os.W_OK, access=lambda path, mode: False)
+    monkeypatch.setattr(readonly, "os", denied)
+    store = SqlStore(IN_MEMORY[3], token_secret=SECRET)
+    try:
+        assert store.read_only is None
     finally:
         store.close()

@@ -534,6 +534,19 @@ def test_an_empty_repositorys_sitemap_lists_its_home_page(empty_database_url: st
     assert sitemap_locations(client, "/sitemaps/pages.xml") == ["http://localhost/"]
 
 
+@pytest.mark.parametrize("start", [DELETED, "~"], ids=["deleted-records-only", "past-the-last"])
+def test_a_records_sitemap_with_no_live_record_lists_the_home_page(
+    reading_client: FlaskClient, monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    """A range the index listed whose records have all been deleted since (or were: the
+    ranges count tombstones) is still a sitemap sitemaps.org's schema takes, which wants
+    a URL: the home page's, as the empty repository's pages' sitemap lists it. These are
+    sitemaps for crawlers, not ResourceSync lists (which may list nothing)."""
+    monkeypatch.setattr(sitemaps, "SITEMAP_SIZE", 1)
+    path = f"/sitemaps/records.xml?start={quote(start, safe='')}"
+    assert sitemap_locations(reading_client, path) == ["http://localhost/"]
+
+
 @pytest.mark.store_behaviour
 def test_sitemap_lists_every_live_record_with_its_datestamp(
     client: FlaskClient, app: Flask, monkeypatch: pytest.MonkeyPatch

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from flask import Flask
+from lxml import html
+from rfc3986_validator import validate_rfc3986
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from oaipmh_server.web.app import create_app
 
 from .conftest import SECRET, Databases
+from .test_pages import DELETED, SEED
 from .xsd import validate, validate_sitemap
 
 
@@ -165,20 +169,24 @@ SITEMAPS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
 
 @pytest.mark.parametrize(
-    ("app", "headers", "site"),
+    ("app", "root", "headers", "site"),
     [
-        pytest.param("direct", {}, "http://oai.example.org/prefix", id="script-root"),
-        pytest.param("proxied", {"X-Forwarded-Host": "oai.example.org",
-                                 "X-Forwarded-Prefix": "/prefix"},
+        pytest.param("direct", "/prefix", {}, "http://oai.example.org/prefix", id="script-root"),
+        pytest.param("proxied", "", {"X-Forwarded-Host": "oai.example.org",
+                                     "X-Forwarded-Prefix": "/prefix"},
                      "http://oai.example.org/prefix", id="forwarded-prefix"),
+        pytest.param("direct", "/my repo", {}, "http://oai.example.org/my%20repo",
+                     id="script-root-with-a-space"),
+        pytest.param("proxied", "", {"X-Forwarded-Host": "oai.example.org",
+                                     "X-Forwarded-Prefix": AS_SENT},
+                     "http://oai.example.org/%C3%BC", id="forwarded-prefix-in-unicode"),
     ],
 )  # fmt: skip
 def test_links_to_the_sites_own_documents_name_the_script_root_once(
-    apps: dict[str, Flask], app: str, headers: dict[str, str], site: str
+    apps: dict[str, Flask], app: str, root: str, headers: dict[str, str], site: str
 ) -> None:
     """The sitemap index's sitemaps and ResourceSync's documents: the site's root (which
     holds the script root) and the document's path, not the script root a second time."""
-    root = "/prefix" if app == "direct" else ""
     index = get(apps[app], "/sitemap.xml", "oai.example.org", root, **headers)
     pages, *locations = [str(e.text) for e in validate_sitemap(index).iter(f"{SITEMAPS}loc")]
     assert pages == f"{site}/sitemaps/pages.xml"
@@ -194,3 +202,99 @@ def test_links_to_the_sites_own_documents_name_the_script_root_once(
     assert [e.text for e in validate_sitemap(description).iter(f"{SITEMAPS}loc")] == [
         f"{site}/resources/capabilitylist.xml"
     ]
+
+
+# The pages under each odd script root: every link and form they write. Until page links
+# were built as the absolute ones are (web/app.py quotes the root url_for puts before a
+# path), they kept the root as it came: a raw space, '#', '?', '%', 'ü' or '<' in an href.
+PAGE_ROOTS = [
+    pytest.param("", "", id="no-root"),
+    pytest.param("/prefix", "/prefix", id="plain"),
+    pytest.param("/my repo", "/my%20repo", id="space"),
+    pytest.param("/50%", "/50%25", id="lone-percent"),
+    pytest.param("/a?b", "/a%3Fb", id="question-mark"),
+    pytest.param("/a#b", "/a%23b", id="hash"),
+    pytest.param("/ü", "/%C3%BC", id="unicode"),
+    pytest.param("/<x>", "/%3Cx%3E", id="angle-brackets"),
+    pytest.param("/a%20b", "/a%20b", id="quoted"),
+]
+PAGES = {
+    "/": 200,
+    f"/records/{SEED}": 200,
+    f"/records/{DELETED}": 410,
+    "/records/no/such/record": 404,
+    "/sets/col_10722_20": 200,
+    "/sets/col_10722_20?after=2000-01-01T00:00:00Z&id=10722/1": 200,
+    "/oai/view?verb=ListRecords&metadataPrefix=oai_dc&set=col_10722_5": 200,
+}
+
+
+def answer(app: Flask, link: str, root: str) -> tuple[str, bytes]:
+    """The status and body of a request to `link` (a path and query as a browser sends
+    them, percent-encoded) at the script root `root`."""
+    environ = EnvironBuilder(path=link).get_environ()
+    environ.update(HTTP_HOST="oai.example.org", SCRIPT_NAME=root.encode().decode("latin-1"))
+    body, status, _ = run_wsgi_app(app.wsgi_app, environ, buffered=True)
+    return status, b"".join(body)
+
+
+def page_links(app: Flask, path: str, root: str, status: int) -> list[str]:
+    """Every link and form action of the page at `path`: href, src and action."""
+    got, body = answer(app, path, root)
+    assert got.startswith(str(status)), got
+    return [link for _, _, link, _ in html.document_fromstring(body).iterlinks()]
+
+
+@pytest.mark.parametrize(("root", "encoded"), PAGE_ROOTS)
+@pytest.mark.parametrize(("path", "status"), PAGES.items(), ids=list(PAGES))
+def test_every_link_a_page_writes_is_a_valid_url_to_where_it_should_go(
+    apps: dict[str, Flask], root: str, encoded: str, path: str, status: int
+) -> None:
+    """Each link is a URI reference (RFC 3986, so every character a URL cannot carry is
+    percent-encoded), and one to the site names the root once, encoded, and then a page
+    this app answers: followed as a browser follows it, it is found (a deleted record is
+    gone, 410), never 404."""
+    site = f"http://oai.example.org{encoded}"
+    links = page_links(apps["direct"], path, root, status)
+    assert links
+    for link in dict.fromkeys(links):
+        assert validate_rfc3986(link, rule="URI_reference"), link
+        if link.startswith("#"):
+            continue  # a place in the page itself
+        target = urlsplit(urljoin(f"{site}{path}", link))
+        if target.netloc != "oai.example.org" or target.scheme == "":
+            continue  # a file's or a logo's own host
+        assert target.path.startswith(f"{encoded}/"), link
+        if target.path.startswith(f"{encoded}/oai/request") or target.path == f"{encoded}/oai":
+            continue  # the OAI-PMH endpoint, whose links test_urls_made_of_the_request pins
+        followed = target.path.removeprefix(encoded) + (f"?{target.query}" if target.query else "")
+        got, _ = answer(apps["direct"], followed, root)
+        assert got[:3] in ("200", "410"), (link, got)
+
+
+@pytest.mark.parametrize(("root", "encoded"), PAGE_ROOTS)
+def test_the_pages_link_their_stylesheet_home_sets_and_records_under_the_root(
+    apps: dict[str, Flask], root: str, encoded: str
+) -> None:
+    home = page_links(apps["direct"], "/", root, 200)
+    assert {
+        f"{encoded}/static/style.css",
+        f"{encoded}/",
+        f"{encoded}/.well-known/resourcesync",
+        f"{encoded}/sets/col_10722_20",
+        f"{encoded}/oai/view?verb=Identify",
+    } <= set(home), home
+    record = page_links(apps["direct"], f"/records/{SEED}", root, 200)
+    assert f"{encoded}/sets/col_10722_5" in record
+    listed = page_links(apps["direct"], "/sets/col_10722_5", root, 200)
+    assert f"{encoded}/records/{SEED}" in listed
+
+
+def test_pages_behind_a_proxy_link_under_its_prefix_encoded(apps: dict[str, Flask]) -> None:
+    """X-Forwarded-Prefix is the script root the links are made under, as SCRIPT_NAME is."""
+    headers = {"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Prefix": "/my repo"}
+    body = get(apps["proxied"], "/", "127.0.0.1:5000", **headers)
+    links = [link for _, _, link, _ in html.document_fromstring(body).iterlinks()]
+    assert "/my%20repo/static/style.css" in links
+    assert "/my%20repo/sets/col_10722_20" in links
+    assert not [link for link in links if not validate_rfc3986(link, rule="URI_reference")]

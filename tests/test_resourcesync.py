@@ -31,7 +31,11 @@ from sqlalchemy import select
 
 import oaipmh_server.resourcesync
 from oaipmh_server import datestamps
-from oaipmh_server.check.resourcesync import check_resourcesync
+from oaipmh_server.check.resourcesync import (
+    check_resourcesync,
+    head_problems,
+    resourcesync_schema,
+)
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import RecordRow
 from oaipmh_server.web import resourcesync as web_resourcesync
@@ -42,7 +46,8 @@ from .db import fetch
 from .oai import NS
 from .test_changes import START, Clock, HeldLoad, records, write_jsonl
 from .test_check import fetch_from
-from .xsd import validate_sitemap
+from .test_pages import DELETED
+from .xsd import validate_resourcesync, validate_sitemap
 
 SM = {
     "sm": "http://www.sitemaps.org/schemas/sitemap/0.9",
@@ -54,12 +59,15 @@ WAIT = 60
 
 
 def get_xml(client: FlaskClient, url: str) -> etree._Element:
-    """A ResourceSync document by its absolute URL, checked against the sitemap schema."""
+    """A ResourceSync document by its absolute URL, checked against the sitemap schema,
+    and its own rs:md and rs:ln by ResourceSync's rules."""
     parts = urlsplit(url)
     response = client.get(parts.path, query_string=parts.query)
     assert response.status_code == 200, (url, response.data[:300])
     assert response.mimetype == "application/xml"
-    return validate_sitemap(response.data)
+    root = validate_sitemap(response.data)
+    assert head_problems(root) == [], response.data[:2000]
+    return root
 
 
 def parsed(client: FlaskClient, url: str, container: Any) -> Any:
@@ -134,7 +142,10 @@ def test_the_source_description_leads_to_a_capability_list_of_both_lists(
 
 def test_an_empty_repository_lists_no_resources_and_no_changes(empty_database_url: str) -> None:
     """Before the first load: an index of no resource lists and a change list of no
-    changes, which the reference client reads as empty, not an error."""
+    changes, which the reference client reads as empty, not an error. Each is valid as
+    ResourceSync reads sitemaps.org's schema (zero or more entries, section 7), with the
+    time and the link up ResourceSync wants; sitemaps.org's own schema, which wants one
+    entry or more, refuses them, and does not apply."""
     client = make_app(empty_database_url, files_url=FILES_URL).test_client()
     for url, container in (
         ("http://localhost/resources/resourcelist.xml", ResourceList()),
@@ -142,7 +153,63 @@ def test_an_empty_repository_lists_no_resources_and_no_changes(empty_database_ur
     ):
         response = client.get(urlsplit(url).path)
         assert response.status_code == 200, (url, response.data[:300])
+        root = validate_resourcesync(response.data)
+        assert not root.findall("sm:*", SM)
+        with pytest.raises(AssertionError, match="sitemap-invalid"):
+            validate_sitemap(response.data)
         assert len(parsed(client, url, container)) == 0
+
+
+def test_check_passes_an_empty_repositorys_resourcesync(empty_database_url: str) -> None:
+    """`check URL` reads an empty list as ResourceSync does: valid, not a failure until
+    the first load (it used sitemaps.org's schema, which wants an entry)."""
+    results = checked(make_app(empty_database_url))
+    assert all(status.startswith("pass") for status in results.values()), results
+
+
+def test_a_range_or_time_with_nothing_in_it_is_a_valid_list_of_nothing(
+    reading_client: FlaskClient,
+) -> None:
+    """A resource list of a range whose records are all deleted (since its index was
+    read, or since before: the ranges count tombstones, to stay on the primary key), and
+    a change list of a time with no changes: each a valid ResourceSync list with no <url>."""
+    ids = sorted(all_headers(reading_client))
+    after = ids[ids.index(DELETED) + 1]
+    at = datestamps.format_datestamp(datestamps.now())
+    before = "1990-01-01T00:00:00Z"
+    for path, query, capability in (
+        ("/resources/resourcelist/oai_dc.xml", {"start": DELETED, "end": after, "at": at},
+         "resourcelist"),
+        ("/resources/changelist/page.xml", {"from": before, "from_id": "", "until": before},
+         "changelist"),
+    ):  # fmt: skip
+        response = reading_client.get(path, query_string=query)
+        assert response.status_code == 200, response.data[:300]
+        root = validate_resourcesync(response.data)
+        assert root.find("rs:md", SM).get("capability") == capability
+        assert not root.findall("sm:url", SM)
+
+
+@pytest.mark.parametrize(
+    ("document", "valid"),
+    [
+        pytest.param(b"<urlset xmlns='%s'/>", True, id="urlset-of-no-url"),
+        pytest.param(b"<sitemapindex xmlns='%s'/>", True, id="sitemapindex-of-no-sitemap"),
+        pytest.param(b"<urlset xmlns='%s'><url/></urlset>", False, id="url-without-loc"),
+        pytest.param(b"<urlset xmlns='%s'><url><loc>x</loc><lastmod>soon</lastmod></url>"
+                     b"</urlset>", False, id="lastmod-not-a-date"),
+        pytest.param(b"<sitemapindex xmlns='%s'><url><loc>x</loc></url></sitemapindex>", False,
+                     id="url-in-an-index"),
+        pytest.param(b"<urlset xmlns='%s'><loc>x</loc></urlset>", False, id="loc-outside-url"),
+    ],
+)  # fmt: skip
+def test_resourcesyncs_reading_of_the_sitemap_schema_changes_only_how_many_entries(
+    document: bytes, valid: bool
+) -> None:
+    """ResourceSync 1.1, section 7: a <urlset> has zero or more <url>, a <sitemapindex>
+    zero or more <sitemap>. Everything else sitemaps.org's schema says still holds."""
+    root = etree.fromstring(document % SM["sm"].encode())
+    assert resourcesync_schema(etree.QName(root).localname).validate(root) is valid
 
 
 def test_a_repository_without_files_lists_no_file_resources(
@@ -525,6 +592,14 @@ def test_check_does_not_fail_an_endpoint_without_resourcesync(reading_app: Any) 
      "resourcesync-capability-list", "advertises changelist, y"),
     ("changelist.xml", lambda b: b[:-20], "resourcesync-changelist", "not well-formed XML"),
     ("resourcelist.xml", lambda b: b"", "resourcesync-resourcelist", "not well-formed XML"),
+    ("resourcelist.xml", lambda b: re.sub(rb' at="[^"]*"', b"", b, count=1),
+     "resourcesync-resourcelist", "a resourcelist's rs:md has no at"),
+    ("resourcelist.xml", lambda b: re.sub(rb' at="[^"]*"', b' at="yesterday"', b, count=1),
+     "resourcesync-resourcelist", "rs:md at='yesterday' is not a W3C Datetime"),
+    ("changelist.xml", lambda b: re.sub(rb'<rs:ln rel="up"[^>]*/>', b"", b),
+     "resourcesync-changelist", 'a changelist has no rs:ln rel="up"'),
+    ("changelist.xml", lambda b: re.sub(rb' from="[^"]*"', b"", b, count=1),
+     "resourcesync-changelist", "a changelist's rs:md has no from"),
 ])  # fmt: skip
 def test_check_fails_a_broken_capability_list_or_list(
     reading_app: Any, path: str, rewrite: Callable[[bytes], bytes], rule: str, says: str

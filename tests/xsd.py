@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
 import oaipmh_server
+from oaipmh_server.check.resourcesync import head_problems, resourcesync_schema
 
 SCHEMAS = Path(__file__).parent / "schemas"
 PACKAGE_SCHEMAS = Path(oaipmh_server.__file__).parent / "schemas"
@@ -112,11 +114,27 @@ def validate_sitemap(document: bytes) -> etree._Element:
     stand in the schema's strict `##other` slots, and ResourceSync's own schema could not
     be vendored (tests/schemas/SOURCES.md): they are taken out of a copy for the check,
     and the tests read them through the reference client's parser instead."""
+    return _valid(document, sitemap_schema, "sitemap-invalid")
+
+
+def _valid(document: bytes, schema_of: Any, says: str) -> etree._Element:
+    """The document's root, its copy without `rs:` elements valid by schema_of(root's name)."""
     root = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True))
     copy = etree.fromstring(document, etree.XMLParser(resolve_entities=False, no_network=True))
     for element in list(copy.iter(f"{{{RS}}}*")):
         element.getparent().remove(element)
-    xsd = sitemap_schema(etree.QName(root).localname)
+    xsd = schema_of(etree.QName(root).localname)
     if not xsd.validate(copy):
-        raise AssertionError(f"sitemap-invalid document: {xsd.error_log}\n{document[:2000]!r}")
+        raise AssertionError(f"{says} document: {xsd.error_log}\n{document[:2000]!r}")
+    return root
+
+
+def validate_resourcesync(document: bytes) -> etree._Element:
+    """A ResourceSync document that may list nothing, validated as `validate_sitemap` does
+    but against sitemaps.org's schema as ResourceSync 1.1 reads it (section 7: zero or
+    more `<url>` or `<sitemap>`; `check URL` compiles it so, from the same unchanged
+    files), and its own `rs:md` and `rs:ln` by ResourceSync's rules (at or from, a W3C
+    Datetime; a link up); the root returned whole."""
+    root = _valid(document, resourcesync_schema, "ResourceSync-invalid")
+    assert head_problems(root) == [], document[:2000]
     return root

@@ -2,14 +2,18 @@
 endpoint's host (`/.well-known/resourcesync`), the Capability List it names, and the
 resource list and change list that one advertises, each there and a valid sitemap.
 
-Documents are validated against sitemaps.org's schemas (shipped, schemas/SOURCES.md) with
-their `rs:` elements taken out (ResourceSync's own schema is not shipped: they sit in the
-schemas' strict `##other` slots), and their `rs:md capability` checked. An endpoint that
-has no Source Description is "not checked": ResourceSync is optional beside OAI-PMH.
+Documents are validated against sitemaps.org's schemas (shipped, schemas/SOURCES.md) as
+ResourceSync reads them (`resourcesync_schema`: a list may have no entries), with their
+`rs:` elements taken out (ResourceSync's own schema is not shipped: they sit in the
+schemas' strict `##other` slots), and their own `rs:md` and `rs:ln` checked by
+ResourceSync's rules (`HEADS`). An endpoint that has no Source Description is "not
+checked": ResourceSync is optional beside OAI-PMH.
 """
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from functools import cache
 from urllib.parse import urljoin
 
@@ -22,6 +26,24 @@ from .endpoint import Result, Status
 
 NS = {"sm": SITEMAP_NS, "rs": RS_NS}
 WELL_KNOWN = "/.well-known/resourcesync"
+XSD = {"xsd": "http://www.w3.org/2001/XMLSchema"}
+# What a document's own <rs:md> and <rs:ln> must hold, by its capability (ResourceSync 1.1,
+# sections 8 to 12 and Appendix A): the time attributes its rs:md must have, each a W3C
+# Datetime, and whether an <rs:ln rel="up"> must point to the document above it. A
+# resource list and its index have `at`; a change list and its index `from`.
+# The W3C's profile of ISO 8601 (https://www.w3.org/TR/NOTE-datetime): YYYY, YYYY-MM,
+# YYYY-MM-DD, or a day with hh:mm, hh:mm:ss or hh:mm:ss.s and a time zone (Z or ±hh:mm).
+W3C_DATETIME = re.compile(
+    r"[0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2}))?)?)?",
+    re.ASCII,
+)
+HEADS: dict[str, tuple[tuple[str, ...], bool]] = {
+    "description": ((), False),
+    "capabilitylist": ((), True),
+    "resourcelist": (("at",), True),
+    "changelist": (("from",), True),
+}
 
 
 class _Missing(Exception):
@@ -107,7 +129,7 @@ def _document(url: str, status: int, body: bytes, capability: str) -> etree._Ele
         parent = element.getparent()
         if parent is not None:
             parent.remove(element)
-    schema = _schema(kind)
+    schema = resourcesync_schema(kind)
     if not schema.validate(copy):
         errors = list(schema.error_log)  # type: ignore[call-overload]
         raise _Missing(f"{url}: invalid sitemap: line {errors[-1].line}: {errors[-1].message}")
@@ -115,7 +137,47 @@ def _document(url: str, status: int, body: bytes, capability: str) -> etree._Ele
     said = md.get("capability") if md is not None else None
     if said != capability:
         raise _Missing(f"{url}: rs:md capability {said!r}, expected {capability!r}")
+    problems = head_problems(root)
+    if problems:
+        raise _Missing(f"{url}: {problems[0]}")
     return root
+
+
+def head_problems(root: etree._Element) -> list[str]:
+    """What the document's own `rs:md` and `rs:ln` lack by ResourceSync's rules (HEADS,
+    for the capability its rs:md names): none for a document that keeps them."""
+    md = root.find("rs:md", NS)
+    if md is None:
+        return ["no rs:md of the document itself"]
+    capability = md.get("capability") or ""
+    if capability not in HEADS:
+        return [f"rs:md capability {capability!r} is none ResourceSync defines here"]
+    times, up = HEADS[capability]
+    problems = []
+    for name in times:
+        value = md.get(name)
+        if value is None:
+            problems.append(f"a {capability}'s rs:md has no {name}")
+        elif not _w3c_datetime(value):
+            problems.append(f"rs:md {name}={value!r} is not a W3C Datetime")
+    if up and not [
+        ln for ln in root.iterfind("rs:ln", NS) if ln.get("rel") == "up" and ln.get("href")
+    ]:
+        problems.append(f'a {capability} has no rs:ln rel="up" to the document above it')
+    return problems
+
+
+def _w3c_datetime(text: str) -> bool:
+    """A W3C Datetime (the profile of ISO 8601 that ResourceSync's times are written in:
+    a year, a month, a day, or a day and time with its time zone) of a real date."""
+    if not W3C_DATETIME.fullmatch(text):
+        return False
+    year, month, day = ([*text[:10].split("-"), "01", "01"])[:3]
+    try:
+        date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
 
 
 def _urls(root: etree._Element, capability: str) -> list[str]:
@@ -127,6 +189,16 @@ def _urls(root: etree._Element, capability: str) -> list[str]:
 
 
 @cache
-def _schema(kind: str) -> etree.XMLSchema:
-    name = "siteindex.xsd" if kind == "sitemapindex" else "sitemap.xsd"
-    return etree.XMLSchema(etree.parse(str(_FOLDER / name)))
+def resourcesync_schema(kind: str) -> etree.XMLSchema:
+    """sitemaps.org's schema of a `urlset` or `sitemapindex` as ResourceSync reads it:
+    the shipped file, unchanged, with the one rule ResourceSync changes changed in the
+    copy compiled here. ResourceSync 1.1 (section 7) gives a `urlset` zero or more `<url>`
+    and a `sitemapindex` zero or more `<sitemap>`: a resource list of a repository with
+    no records, or a change list of a time with no changes, says so by having none, where
+    sitemaps.org's schema wants at least one. Everything else it says still holds."""
+    name, entry = ("siteindex.xsd", "sitemap") if kind == "sitemapindex" else ("sitemap.xsd", "url")
+    tree = etree.parse(str(_FOLDER / name))
+    element = tree.getroot().find(f"xsd:element[@name='{kind}']//xsd:element[@name='{entry}']", XSD)
+    assert element is not None, f"{name} declares no {entry} in {kind}"
+    element.set("minOccurs", "0")
+    return etree.XMLSchema(tree)

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
+    URL,
     Connection,
     Engine,
     Select,
@@ -81,7 +82,8 @@ class Connected:
         return self._new_lease()
 
     def _new_lease(self) -> writes.Lease:
-        return writes.lease_for(self.engine.dialect.name, self.engine.url.database)
+        url = self.engine.url
+        return writes.lease_for(self.engine.dialect.name, url.database, vanishes(url))
 
 
 def open_engine(url: str, password: str | None = None) -> Engine:
@@ -91,7 +93,12 @@ def open_engine(url: str, password: str | None = None) -> Engine:
         if password is not None:
             url = make_url(url).set(password=password).render_as_string(hide_password=False)
         if url.startswith("sqlite"):
-            memory = url in ("sqlite://", "sqlite:///:memory:")
+            # A database that vanishes with its connection is reached through one, which
+            # every read and write shares: each new connection to a private in-memory
+            # database (`file::memory:`, `vfs=memdb`, SQLite's nameless temporary file)
+            # would open another, empty one, and a shared one (`mode=memory&cache=shared`)
+            # is gone when a pool closes its last connection.
+            memory = vanishes(url)
             if not memory:
                 _create_private_file(url)
             engine = create_engine(
@@ -109,7 +116,7 @@ def open_engine(url: str, password: str | None = None) -> Engine:
         raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 
-def vanishes(url: str) -> bool:
+def vanishes(url: str | URL) -> bool:
     """Whether `url` names an SQLite database that lives only as long as the process
     holding it: in memory (`sqlite://`, `sqlite:///:memory:`, an SQLite URI with
     `mode=memory`, `vfs=memdb` or the name `:memory:`) or SQLite's nameless temporary

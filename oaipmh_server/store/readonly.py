@@ -36,7 +36,7 @@ from sqlalchemy import URL, Connection, Engine, inspect
 from ..datestamps import EPOCH
 from ..errors import StoreUnavailable
 from . import writes
-from .engine import open_engine
+from .engine import open_engine, vanishes
 from .failures import opening
 from .schema import Base
 
@@ -76,8 +76,10 @@ def why_read_only(conn: Connection) -> str | None:
 
 
 def _sqlite(url: URL) -> str | None:
+    """A database that vanishes is this process's memory, its to write, whatever file
+    its name would name (`file:oai?mode=memory&uri=true` is not the file `oai`)."""
     database = url.database
-    if not database or database == ":memory:":
+    if not database or vanishes(url):
         return None
     if url.query.get("mode") == "ro" or url.query.get("immutable") == "1":
         return "it is opened read-only (mode=ro)"

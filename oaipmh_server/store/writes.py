@@ -202,10 +202,13 @@ class NoLease:
         return True
 
 
-def lease_for(dialect: str, database: str | None) -> Lease:
+def lease_for(dialect: str, database: str | None, vanishing: bool) -> Lease:
+    """The lease of a database; `vanishing`: one that lives in this process alone
+    (store.engine.vanishes), whose writers are all this process's, so it has no file
+    beside it to lock (a `file:` URI in memory names none: its path is no file's)."""
     if dialect == "postgresql":
         return AdvisoryLease()
-    if dialect == "sqlite" and database and database != ":memory:":
+    if dialect == "sqlite" and database and not vanishing:
         # A `file:` URI (uri=true) names the same file as its path: the same lease.
         return FileLease(database.removeprefix("file:") + "-writer")
     return NoLease()

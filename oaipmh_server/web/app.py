@@ -7,8 +7,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from flask import Flask, Request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import MapAdapter
 
 from ..config import load_settings
 from ..errors import StoreUnavailable
@@ -18,7 +19,7 @@ from ..store import SqlStore
 from ..virtual_sets import META_KEY, stale_warning
 from . import pages, resourcesync, sitemaps, views  # noqa: F401 (sitemaps adds its routes to pages.blueprint)
 from .admission import HarvestLimit
-from .provider import MAX_BODY, Provider
+from .provider import MAX_BODY, Provider, link_root
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -43,7 +44,7 @@ def create_app(
     )
     _serving_read_only(store)
     _warn_of_stale_virtual_sets(settings, store)
-    app = Flask(__name__)
+    app = _App(__name__)
     app.config.update(
         # views._body counts a body's bytes; Werkzeug's stream refuses any read at its
         # limit, so at MAX_BODY a body of exactly MAX_BODY bytes without Content-Length
@@ -63,6 +64,21 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(resourcesync.blueprint)
     return app
+
+
+class _App(Flask):
+    """Flask, its links made under the script root as a URL writes it (link_root): url_for
+    (in the pages' templates, an operator's too, and in provider.site_link) puts the
+    root before each path as the request brought it, decoded, so under `/my repo` every
+    page linked `/my repo/records/…`, a raw space, and under `/a#b` a link whose path
+    ended at the '#'. Only building reads the adapter's script name: routing reads the
+    path after it (PATH_INFO), and a redirect Werkzeug makes is now encoded too."""
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        adapter = super().create_url_adapter(request)
+        if adapter is not None and request is not None:
+            adapter.script_name = link_root(request.root_path) + "/"
+        return adapter
 
 
 def _serving_read_only(store: SqlStore) -> None:

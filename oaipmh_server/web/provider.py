@@ -73,7 +73,25 @@ def site_link(endpoint: str, **values: Any) -> str:
     """An absolute link to one of the site's documents (a sitemap, a ResourceSync list):
     the site's root, which holds the script root, and the endpoint's path without the
     copy of the script root url_for puts before it (else /prefix/prefix/…)."""
-    return site_url() + url_for(endpoint, **values).removeprefix(request.script_root)
+    return site_url() + url_for(endpoint, **values).removeprefix(link_root(request.root_path))
+
+
+@lru_cache(maxsize=64)
+def link_root(root: str) -> str:
+    """The script root as every link writes it, without a trailing slash: url_for puts it
+    before each path the pages link to (web/app.py gives Flask's URL adapter this one,
+    not the root as the request brought it, which a URL cannot carry when it holds a
+    space, '#', '?' or 'ü'), and request_url before the site's absolute ones. Worked
+    out once per root (every request, /oai's too, makes an adapter); a site has one or
+    two, and only a trusted proxy's X-Forwarded-Prefix chooses another."""
+    return quote_path(root.rstrip("/"))
+
+
+def quote_path(path: str) -> str:
+    """A URL's path as it is written: percent-encoded as UTF-8, so always ASCII, with
+    what a path keeps as it is (_PATH_SAFE) and each escape the proxy already made
+    kept; a '%' that starts no escape is one itself."""
+    return _LONE_PERCENT.sub("%25", quote(path, safe=_PATH_SAFE))
 
 
 def request_url(path: str = "") -> str:
@@ -93,10 +111,10 @@ def _url_came_to(scheme: str, host: str, root: str, path: str) -> str:
     found = _HOST.fullmatch(host)
     if scheme not in ("http", "https") or found is None or int(found[1] or 0) > 65_535:
         scheme, host = web_scheme(scheme), "localhost"
-    url = f"{scheme}://{host.lower()}{quote(root.rstrip('/'), safe=_PATH_SAFE)}"
+    url = f"{scheme}://{host.lower()}{link_root(root)}"
     if path:
-        url += "/" + quote(path.lstrip("/"), safe=_PATH_SAFE)
-    return _LONE_PERCENT.sub("%25", url)
+        url += "/" + quote_path(path.lstrip("/"))
+    return url
 
 
 def web_scheme(scheme: str) -> str:

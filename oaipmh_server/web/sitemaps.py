@@ -68,16 +68,17 @@ def _sitemap_document(root: str, entry: str, locations: list[str]) -> Response:
         xf.write_declaration()
         with xf.element(f"{{{SITEMAP_NS}}}{root}", nsmap=_SITEMAP_NSMAP):
             for location in locations:
-                element = etree.Element(f"{{{SITEMAP_NS}}}{entry}", nsmap=_SITEMAP_NSMAP)
-                etree.SubElement(element, f"{{{SITEMAP_NS}}}loc").text = location
-                xf.write(element)
+                xf.write(_url_element(location, entry))
     return Response(buffer.getvalue(), 200, content_type="application/xml; charset=utf-8")
 
 
 @blueprint.route("/sitemaps/records.xml")
 def sitemap() -> Response:
     """The live records of one sitemap (up to 50,000 records from `start`), streamed in
-    chunks of a keyset read, each with its datestamp as lastmod."""
+    chunks of a keyset read, each with its datestamp as lastmod. A range with no live
+    record (all deleted since the index was read, or before: the ranges count deleted
+    records) lists the home page instead: sitemaps.org's schema wants one URL or more,
+    and a sitemap the index names is there, not 404 (docs/pages.md)."""
     start = request.args.get("start", "")
     if start and not LOCAL_ID.fullmatch(start):
         return Response("Not a sitemap of this site.\n", 404, content_type="text/plain")
@@ -88,7 +89,7 @@ def sitemap() -> Response:
     def body() -> Iterator[bytes]:
         buffer = BytesIO()
         rows = first
-        seen = 0
+        seen = written = 0
         with etree.xmlfile(buffer, encoding="UTF-8") as xf:
             xf.write_declaration()
             with xf.element(f"{{{SITEMAP_NS}}}urlset", nsmap=_SITEMAP_NSMAP):
@@ -96,23 +97,30 @@ def sitemap() -> Response:
                     for local_id, stamp, deleted in rows[: SITEMAP_SIZE - seen]:
                         if deleted:
                             continue
-                        url = etree.Element(f"{{{SITEMAP_NS}}}url", nsmap=_SITEMAP_NSMAP)
-                        etree.SubElement(url, f"{{{SITEMAP_NS}}}loc").text = (
-                            site + "/records/" + quote(local_id, safe="/")
-                        )
+                        url = _url_element(site + "/records/" + quote(local_id, safe="/"))
                         etree.SubElement(
                             url, f"{{{SITEMAP_NS}}}lastmod"
                         ).text = datestamps.format_datestamp(_aware(stamp))
                         xf.write(url)
+                        written += 1
                     seen += len(rows)
                     xf.flush()
                     yield _drain(buffer)
                     if seen >= SITEMAP_SIZE or len(rows) < SITEMAP_CHUNK:
                         break
                     rows = store.list_ids(start, rows[-1][0], SITEMAP_CHUNK)
+                if not written:
+                    xf.write(_url_element(site + "/"))
         yield _drain(buffer)
 
     return Response(body(), 200, content_type="application/xml; charset=utf-8")
+
+
+def _url_element(location: str, entry: str = "url") -> etree._Element:
+    """A sitemap's `<url>` (or an index's `<sitemap>`) of one location."""
+    element = etree.Element(f"{{{SITEMAP_NS}}}{entry}", nsmap=_SITEMAP_NSMAP)
+    etree.SubElement(element, f"{{{SITEMAP_NS}}}loc").text = location
+    return element
 
 
 def _drain(buffer: BytesIO) -> bytes:
