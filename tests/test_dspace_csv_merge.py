@@ -5,6 +5,7 @@ does; `+` rows; handles of any prefix; the `action` column (withdraw, expunge, r
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -277,6 +278,30 @@ def test_a_row_withdrawing_its_item_makes_it_a_tombstone(
     assert fetch(seeded, select(RecordRow.set_specs)) == sets
     again = load_into(seeded, export)
     assert (again.deleted, again.unchanged) == (0, 1)
+
+
+def test_withdrawing_a_tombstone_that_holds_metadata_changes_nothing(
+    seeded: str, tmp_path: Path
+) -> None:
+    """A JSON tombstone may carry its metadata, which the store keeps with it (for the
+    day it is published again): a row withdrawing it again leaves it as it is, metadata
+    and datestamp, as withdrawing any tombstone again does."""
+    record = {"id": SEED, "sets": ["col_10722_5"], "deleted": True,
+              "metadata": [{"field": "dc.title", "value": "Kept with the tombstone"}]}  # fmt: skip
+    path = tmp_path / "tombstone.json"
+    path.write_text(json.dumps(record), "utf-8")
+    assert load_into(seeded, path).deleted == 1
+    before = (stored_fields(seeded, SEED), datestamps(seeded))
+    assert before[0][SEED] == [["dc.title", "Kept with the tombstone", None]]
+    withdraw = default_csv(tmp_path / "export.csv", {"action": "withdraw"})
+    assert load_into(seeded, withdraw).unchanged == 1
+    assert (stored_fields(seeded, SEED), datestamps(seeded)) == before
+    moved = default_csv(tmp_path / "moved.csv", {"action": "withdraw", "collection": "10722/6"})
+    assert load_into(seeded, moved).deleted == 1
+    assert stored_fields(seeded, SEED) == before[0]
+    assert datestamps(seeded)[SEED] > before[1][SEED]
+    [(specs,)] = fetch(seeded, select(RecordRow.set_specs))
+    assert "col_10722_6" in specs.split() and "col_10722_5" not in specs.split()
 
 
 def test_a_withdrawn_item_is_the_tombstone_delete_makes(seeded: str, tmp_path: Path) -> None:

@@ -99,8 +99,8 @@ class Batches(LoadState):
             for d in drafts
             if isinstance(d, Draft)
             and d.partial is not None
-            and not d.deleted
             and d.local_id in existing
+            and (not d.deleted or existing[d.local_id].deleted)
         ]
         stored = self.tx.packed_fields(parts) if parts else {}
         keeping = [
@@ -118,6 +118,12 @@ class Batches(LoadState):
             old = existing.get(draft.local_id)
             if draft.partial is None:
                 whole: Draft | None = draft
+            elif draft.deleted and old is not None and old.deleted and draft.local_id in stored:
+                # Withdrawing a tombstone again: it stays as stored, the fields it may hold
+                # (a JSON tombstone's metadata) too; moved only to a collection the row names.
+                no_columns = replace(draft, partial=frozenset())
+                tasks.append(Unfinished(no_columns, stored[draft.local_id]))
+                continue
             elif old is not None and not old.deleted and draft.local_id in stored:
                 # Its header is rendered with it, for the datestamp it gets if it changed.
                 own = self._own(old.set_specs)
