@@ -20,8 +20,10 @@ from .serving import serve
 def main() -> None:
     """An OAI-PMH 2.0 data provider for DSpace-style Dublin Core records.
 
-    Configuration: OAIPMH_CONFIG (a TOML file like config/oaipmh.toml), OAIPMH_DATABASE_URL,
-    OAIPMH_BASE_URL; the environment wins over the file.
+    Configuration: OAIPMH_CONFIG (a TOML file like config/oaipmh.toml), and OAIPMH_*
+    variables for some of its settings (OAIPMH_DATABASE_URL, OAIPMH_BASE_URL,
+    OAIPMH_TOKEN_SECRET, OAIPMH_MODE, …: `config check` lists the ones in use); the
+    environment wins over the file.
     """
     from ..config import unknown_variables
 

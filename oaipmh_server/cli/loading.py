@@ -56,7 +56,8 @@ def load(
     sync_allow_deletes: int | None,
     changes_to: str | None,
 ) -> None:
-    """Load record files (.json, .jsonl) or folders of them, all or nothing."""
+    """Load record files or folders of them, all or nothing: JSON and JSON Lines, DSpace
+    Simple Archive Format folders and zips, metadata CSV and structure exports (.xml)."""
     from tqdm import tqdm
 
     from ..formats import build_formats
