@@ -1,7 +1,8 @@
 """The SQL record store's names, handed on from the modules that hold them.
 
-sqlstore.py (SqlStore), engine.py (the engine and SQLite's tuning), reads.py (the protocol's
-reads), queries.py (pages' and check's queries), meta.py (meta keys: token secret, counts),
+sqlstore.py (SqlStore), engine.py (the engine, SQLite's tuning, the file a URL names),
+reads.py (the protocol's reads), queries.py (pages' and check's queries), meta.py (meta
+keys: token secret, counts),
 transaction.py (the load transaction and its value types), bulk.py (its bulk inserts and
 lookups by id: COPY on PostgreSQL), ../packing.py (field packing, outside the package so
 load workers never import SQLAlchemy),
@@ -13,7 +14,7 @@ failures.py.
 """
 
 from ..packing import pack_fields, pack_rows, plain_fields, unpack_fields, unpack_rows
-from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE
+from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE, database_file
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, TOKEN_SECRET_KEY, StoreFigures
 from .queries import StoreStats
 from .reads import _page_query, _shape
@@ -48,6 +49,7 @@ __all__ = [
     "_page_query",
     "_shape",
     "ancestors",
+    "database_file",
     "pack_fields",
     "pack_rows",
     "plain_fields",

@@ -4,12 +4,15 @@ errors made StoreUnavailable at this edge."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from functools import cached_property
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from sqlalchemy import (
     URL,
@@ -20,7 +23,13 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    DisconnectionError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlalchemy.util import asbool
 
@@ -149,6 +158,48 @@ def vanishes(url: str | URL) -> bool:
         or "memory" in ((modes,) if isinstance(modes, str) else modes)
         or "memdb" in ((vfs,) if isinstance(vfs, str) else vfs)
     )
+
+
+def database_file(url: str | URL) -> Path | None:
+    """The file on disk that the SQLite database at `url` is, as an absolute path; None
+    when `url` names none: a database that vanishes, one not SQLite's, or a URL that
+    cannot be opened. The one answer for what is kept beside the database or said about
+    it (the backup's source, a new file made private, the writer's lease, the places of
+    flow control, the folder of a full disk), so every spelling of one database's URL
+    (`sqlite:////var/lib/oai/oai.sqlite3`, `sqlite:///file:/var/lib/oai/oai.sqlite3?uri=true`,
+    `sqlite:///file:oai.sqlite3?mode=rwc&uri=true` in /var/lib/oai) names the same file.
+
+    The name is taken as pysqlite is handed it (SQLAlchemy's own reading of the URL), then
+    read as SQLite reads it (https://www.sqlite.org/uri.html): with `uri=true`, a name
+    starting `file:` is a URI, its path ending at `?` or `#`, after an authority that is
+    empty or `localhost`, its %-escapes decoded, relative to the working folder unless it
+    starts with `/`; any other name is the file's own."""
+    if vanishes(url):
+        return None
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite":
+            return None
+        uri = asbool(parsed.query.get("uri", False))
+        # Without uri=true the query is no part of the name (SQLAlchemy warns it ignores it).
+        connect = parsed if uri else parsed.set(query={})
+        (name, *_), _options = parsed.get_dialect()().create_connect_args(connect)
+    except (ArgumentError, NoSuchModuleError, ValueError, TypeError):
+        return None
+    if not isinstance(name, str) or "\0" in name:
+        return None  # nothing the sqlite3 module opens
+    if uri and name.startswith("file:"):
+        path = re.split("[?#]", name.removeprefix("file:"), maxsplit=1)[0]
+        if path.startswith("//"):
+            authority, slash, path = path[2:].partition("/")
+            if authority not in ("", "localhost"):
+                return None  # SQLite refuses it: "invalid uri authority"
+            path = slash + path
+        # %00 ends the path for SQLite; the bytes are the file system's.
+        name = os.fsdecode(unquote_to_bytes(path).partition(b"\0")[0])
+        if name in ("", ":memory:"):  # spelt with escapes: SQLite's memory, or temporary
+            return None
+    return Path(os.path.abspath(name))
 
 
 def _create_private_file(url: str) -> None:

@@ -1,0 +1,121 @@
+"""The file an SQLite URL names, asked one way (store.engine.database_file), checked against
+the file sqlite3 actually opens through SQLAlchemy, and each thing kept beside the
+database or said about it when its URL is an SQLite URI filename (`file:`, uri=true)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+from oaipmh_server.store.engine import database_file
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working folder: relative names are SQLite's relative to it."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def files_under(folder: Path) -> set[Path]:
+    return {Path(root, name) for root, _, names in os.walk(folder) for name in names}
+
+
+def opened(url: str) -> set[Path]:
+    """The files that appear when SQLAlchemy and sqlite3 open `url` and write to it."""
+    folder = Path.cwd()
+    before = files_under(folder)
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x)"))
+    finally:
+        engine.dispose()
+    return files_under(folder) - before
+
+
+# (URL, the file under the working folder it names); {here} is the folder, absolute.
+NAMED = [
+    pytest.param("sqlite:///{here}/plain.sqlite3", "plain.sqlite3", id="absolute"),
+    pytest.param("sqlite:///relative.sqlite3", "relative.sqlite3", id="relative"),
+    pytest.param("sqlite:///gone/../dots.sqlite3", "dots.sqlite3", id="relative-dots"),
+    pytest.param("sqlite:///with%20space.sqlite3", "with space.sqlite3", id="plain-escaped"),
+    pytest.param("sqlite:///file:{here}/a.sqlite3?uri=true", "a.sqlite3", id="uri-absolute"),
+    pytest.param("sqlite:///file:b.sqlite3?mode=rwc&uri=true", "b.sqlite3", id="uri-relative"),
+    pytest.param("sqlite:///file://{here}/c.sqlite3?uri=true", "c.sqlite3", id="uri-empty-host"),
+    pytest.param(
+        "sqlite:///file://localhost{here}/d.sqlite3?uri=1", "d.sqlite3", id="uri-localhost"
+    ),
+    # SQLAlchemy decodes the URL's escapes once, SQLite the URI's once more.
+    pytest.param("sqlite:///file:e%2520f.sqlite3?uri=true", "e f.sqlite3", id="uri-escaped"),
+    pytest.param("sqlite:///file:q%253F.sqlite3?uri=true", "q?.sqlite3", id="uri-escaped-?"),
+    pytest.param("sqlite:///file:g.sqlite3%23part?uri=true", "g.sqlite3", id="uri-fragment"),
+    pytest.param(
+        "sqlite:///file:h.sqlite3?cache=private&psow=1&timeout=5&uri=true",
+        "h.sqlite3",
+        id="uri-parameters",
+    ),
+    pytest.param("sqlite+pysqlite:///file:i.sqlite3?uri=on", "i.sqlite3", id="uri-driver"),
+    # Without uri=true a `file:` name is a file's own name.
+    pytest.param("sqlite:///file:j.sqlite3", "file:j.sqlite3", id="file-named-file:"),
+    # With uri=true a name not starting `file:` is a file's, SQLite's parameters and all.
+    pytest.param("sqlite:///k.sqlite3?mode=rwc&uri=true", "k.sqlite3?mode=rwc", id="not-a-uri"),
+]
+
+
+@pytest.mark.parametrize(("url", "name"), NAMED)
+def test_the_file_named_is_the_file_sqlite_opens(here: Path, url: str, name: str) -> None:
+    url = url.format(here=here)
+    assert database_file(url) == here / name
+    assert opened(url) == {here / name}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///file:oai.sqlite3?mode=memory&uri=true",
+        "sqlite:///file:oai.sqlite3?vfs=memdb&uri=true",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:%253Amemory%253A?uri=true",  # :memory:, escaped for SQLite
+        "sqlite:///file:?uri=true",  # SQLite's nameless temporary file
+    ],
+)
+def test_a_database_that_vanishes_names_no_file(here: Path, url: str) -> None:
+    assert database_file(url) is None
+    assert opened(url) == set()
+
+
+def test_a_uri_with_another_host_names_no_file(here: Path) -> None:
+    url = "sqlite:///file://elsewhere/oai.sqlite3?uri=true"
+    assert database_file(url) is None
+    with pytest.raises(Exception, match="invalid uri authority"):
+        opened(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://oai@db.example.org/oai",
+        "not a URL",
+        "sqlite:///oai.sqlite3?uri=perhaps",
+        "sqlite+nodriver:///oai.sqlite3",
+        "sqlite:///oai%00.sqlite3",
+    ],
+)
+def test_other_urls_name_no_file(url: str) -> None:
+    assert database_file(url) is None
+
+
+@pytest.fixture
+def usual_umask() -> Iterator[None]:
+    """The umask most systems give a service: new files 0644, folders 0755."""
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
