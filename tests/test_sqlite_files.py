@@ -9,10 +9,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from oaipmh_server.cli import main
+from oaipmh_server.store import SqlStore
 from oaipmh_server.store.engine import database_file
+
+from .conftest import SAMPLES, load_into, sqlite_url
+
+# One database, spelt as an SQLite URI filename: absolute, and relative to the working
+# folder with SQLite's mode=rwc (what sqlite3 and SQLAlchemy accept and open as the file).
+URI_SPELLINGS = [
+    pytest.param("sqlite:///file:{path}?uri=true", id="absolute"),
+    pytest.param("sqlite:///file:{name}?mode=rwc&uri=true", id="relative"),
+]
+
+
+def spelt(url: str, path: Path) -> str:
+    return url.format(path=path, name=path.name)
 
 
 @pytest.fixture
@@ -119,3 +135,23 @@ def usual_umask() -> Iterator[None]:
     old = os.umask(0o022)
     yield
     os.umask(old)
+
+
+@pytest.mark.parametrize("url", URI_SPELLINGS)
+def test_backup_copies_a_database_named_by_a_uri(here: Path, url: str) -> None:
+    """`backup` refused it: "copies a SQLite database file, not this URL's"."""
+    path = here / "oai.sqlite3"
+    load_into(sqlite_url(path), SAMPLES / "items.jsonl")
+    url = spelt(url, path)
+    result = CliRunner().invoke(main, ["backup", "copy.sqlite3"], env={"OAIPMH_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Backed up {path} to copy.sqlite3: ")
+    assert records(sqlite_url(here / "copy.sqlite3")) == records(url) > 0
+
+
+def records(url: str) -> int:
+    store = SqlStore(url)
+    try:
+        return store.count_all()
+    finally:
+        store.close()
