@@ -5,6 +5,7 @@ database or said about it when its URL is an SQLite URI filename (`file:`, uri=t
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,8 +15,10 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from oaipmh_server.cli import main
+from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.store import SqlStore
-from oaipmh_server.store.engine import database_file
+from oaipmh_server.store.failures import disk_full
+from oaipmh_server.store.sqlite_urls import database_file
 
 from .conftest import SAMPLES, load_into, sqlite_url
 
@@ -23,12 +26,12 @@ from .conftest import SAMPLES, load_into, sqlite_url
 # folder with SQLite's mode=rwc (what sqlite3 and SQLAlchemy accept and open as the file).
 URI_SPELLINGS = [
     pytest.param("sqlite:///file:{path}?uri=true", id="absolute"),
-    pytest.param("sqlite:///file:{name}?mode=rwc&uri=true", id="relative"),
+    pytest.param("sqlite:///file:{relative}?mode=rwc&uri=true", id="relative"),
 ]
 
 
 def spelt(url: str, path: Path) -> str:
-    return url.format(path=path, name=path.name)
+    return url.format(path=path, relative=os.path.relpath(path))
 
 
 @pytest.fixture
@@ -113,6 +116,12 @@ def test_a_uri_with_another_host_names_no_file(here: Path) -> None:
     assert database_file(url) is None
     with pytest.raises(Exception, match="invalid uri authority"):
         opened(url)
+    with pytest.raises(StoreUnavailable) as refused:
+        SqlStore(url)
+    assert str(refused.value) == (
+        "cannot open the SQLite database file://elsewhere/oai.sqlite3: "
+        "invalid uri authority: elsewhere"
+    )
 
 
 @pytest.mark.parametrize(
@@ -140,7 +149,8 @@ def usual_umask() -> Iterator[None]:
 @pytest.mark.parametrize("url", URI_SPELLINGS)
 def test_backup_copies_a_database_named_by_a_uri(here: Path, url: str) -> None:
     """`backup` refused it: "copies a SQLite database file, not this URL's"."""
-    path = here / "oai.sqlite3"
+    path = here / "data" / "oai.sqlite3"
+    path.parent.mkdir()
     load_into(sqlite_url(path), SAMPLES / "items.jsonl")
     url = spelt(url, path)
     result = CliRunner().invoke(main, ["backup", "copy.sqlite3"], env={"OAIPMH_DATABASE_URL": url})
@@ -155,3 +165,24 @@ def records(url: str) -> int:
         return store.count_all()
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("url", URI_SPELLINGS)
+def test_a_full_disk_names_the_folder_of_a_database_named_by_a_uri(here: Path, url: str) -> None:
+    """It named a folder `file:…` under the working one."""
+    path = here / "data" / "oai.sqlite3"
+    path.parent.mkdir()
+    said = disk_full(spelt(url, path), sqlite3.OperationalError("database or disk is full"))
+    assert said is not None
+    assert said.startswith(f"the disk holding {path.parent} is full ("), said
+
+
+@pytest.mark.parametrize("url", URI_SPELLINGS)
+def test_a_database_that_cannot_be_opened_is_named_by_its_file(here: Path, url: str) -> None:
+    """It was named `<working folder>/file:…`, and its folder was never found."""
+    path = here / "no" / "such" / "oai.sqlite3"
+    with pytest.raises(StoreUnavailable) as refused:
+        SqlStore(spelt(url, path))
+    assert str(refused.value) == (
+        f"cannot open the SQLite database {path}: the folder {path.parent} does not exist"
+    )

@@ -20,7 +20,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..errors import BackupFailed
-from .engine import database_file
+from .sqlite_urls import database_file
 
 LOCK_WAIT_SECONDS = 30
 

@@ -36,9 +36,10 @@ from sqlalchemy import URL, Connection, Engine, inspect
 from ..datestamps import EPOCH
 from ..errors import StoreUnavailable
 from . import writes
-from .engine import open_engine, vanishes
+from .engine import open_engine
 from .failures import opening
 from .schema import Base
+from .sqlite_urls import vanishes
 
 # How long a page continued on a lagging standby waits for its replay to reach the
 # token's cut-off before it answers 503 (a standby a second behind is usual).
