@@ -19,6 +19,7 @@ from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.failures import disk_full
 from oaipmh_server.store.sqlite_urls import database_file
+from oaipmh_server.web.admission import HarvestLimit
 
 from .conftest import SAMPLES, load_into, sqlite_url
 
@@ -186,3 +187,20 @@ def test_a_database_that_cannot_be_opened_is_named_by_its_file(here: Path, url: 
     assert str(refused.value) == (
         f"cannot open the SQLite database {path}: the folder {path.parent} does not exist"
     )
+
+
+def test_every_spelling_of_a_database_url_shares_the_places_beside_it(here: Path) -> None:
+    """A `file:` URI (or a URL with a query) was keyed by its text, its places in the user's
+    cache: two servers of one repository, its URL spelt two ways, would each admit
+    max_concurrent_lists harvests, and a harvest resumed on the other could be turned away."""
+    path = here / "data" / "oai.sqlite3"
+    path.parent.mkdir()
+    environ = {"XDG_CACHE_HOME": str(here / "cache")}
+    urls = [
+        sqlite_url(path),
+        f"sqlite:///{os.path.relpath(path)}?timeout=5",
+        *(spelt(url.values[0], path) for url in URI_SPELLINGS),
+        f"sqlite:///file://localhost{path}?mode=ro&uri=true",
+    ]
+    folders = {url: HarvestLimit.for_database(2, url, environ=environ).folder for url in urls}
+    assert folders == {url: Path(f"{path}-places") for url in urls}
