@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -204,3 +205,31 @@ def test_every_spelling_of_a_database_url_shares_the_places_beside_it(here: Path
     ]
     folders = {url: HarvestLimit.for_database(2, url, environ=environ).folder for url in urls}
     assert folders == {url: Path(f"{path}-places") for url in urls}
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+@pytest.mark.parametrize("url", URI_SPELLINGS)
+def test_a_new_database_named_by_a_uri_is_its_owners_alone(
+    here: Path, usual_umask: None, url: str
+) -> None:
+    """It holds the token secret: it was made as the umask said (0644, anyone may read)."""
+    path = here / "data" / "oai.sqlite3"
+    path.parent.mkdir()
+    store = SqlStore(spelt(url, path))
+    try:
+        assert store.token_secret()
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("access", ["ro", "rw"])
+def test_a_uri_that_opens_only_an_existing_database_creates_none(here: Path, access: str) -> None:
+    """mode=ro and mode=rw tell SQLite not to create the file: nor does the store."""
+    with pytest.raises(StoreUnavailable, match="unable to open database file"):
+        SqlStore(f"sqlite:///file:oai.sqlite3?mode={access}&uri=true")
+    assert list(here.iterdir()) == []

@@ -25,7 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from ..errors import StoreUnavailable
 from . import writes
 from .failures import cannot_open
-from .sqlite_urls import vanishes
+from .sqlite_urls import file_to_create, vanishes
 
 # The page size of a new SQLite store (an existing one keeps its own). A record's row and
 # its fragment take a few kB each: on 16 KiB pages they rarely spill onto overflow pages,
@@ -119,9 +119,9 @@ def _create_private_file(url: str) -> None:
     """Create a new SQLite database file readable and writable by its owner only (0600),
     before SQLite creates it as the umask says (usually 0644): it holds the token secret
     and private fields. SQLite gives the -wal and -shm files the database file's mode.
-    An existing file keeps its mode; a `file:` URI is SQLite's to open."""
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    An existing file keeps its mode; a URI that opens only an existing one creates none."""
+    database = file_to_create(url)
+    if database is None:
         return
     with suppress(OSError):  # it exists, or SQLite will say why it cannot be opened
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

@@ -90,3 +90,15 @@ def database_file(url: str | URL) -> Path | None:
         if name in ("", ":memory:"):  # spelt with escapes: SQLite's memory, or temporary
             return None
     return Path(os.path.abspath(name))
+
+
+def file_to_create(url: str | URL) -> Path | None:
+    """The file SQLite creates when it opens `url` and finds none there: database_file's,
+    unless the URL is a `file:` URI whose `mode` (ro, rw) lets SQLite open only an
+    existing one; creating it first would open an empty store where SQLite refuses."""
+    file = database_file(url)
+    if file is None:
+        return None
+    parsed = make_url(url)  # database_file read it: it parses, its uri is a boolean
+    uri = asbool(parsed.query.get("uri", False)) and (parsed.database or "").startswith("file:")
+    return file if not uri or parsed.query.get("mode", "rwc") == "rwc" else None
