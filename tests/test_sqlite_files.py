@@ -9,6 +9,8 @@ import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -17,7 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from oaipmh_server.cli import main
 from oaipmh_server.errors import StoreUnavailable
-from oaipmh_server.store import SqlStore
+from oaipmh_server.store import SqlStore, readonly
 from oaipmh_server.store.failures import disk_full
 from oaipmh_server.store.sqlite_urls import database_file
 from oaipmh_server.web.admission import HarvestLimit
@@ -233,3 +235,56 @@ def test_a_uri_that_opens_only_an_existing_database_creates_none(here: Path, acc
     with pytest.raises(StoreUnavailable, match="unable to open database file"):
         SqlStore(f"sqlite:///file:oai.sqlite3?mode={access}&uri=true")
     assert list(here.iterdir()) == []
+
+
+# Spellings whose `file:` prefix alone, cut off, is not the file's path.
+ODD_SPELLINGS = [
+    pytest.param("sqlite:///file://localhost{path}?uri=true", id="localhost"),
+    pytest.param("sqlite:///file:{escaped}?uri=true", id="escaped"),
+]
+
+
+def odd(url: str, path: Path) -> str:
+    return url.format(path=path, escaped=quote(quote(str(path))))
+
+
+@pytest.mark.parametrize("url", ODD_SPELLINGS)
+def test_a_writer_holds_one_lease_whatever_the_spelling(here: Path, url: str) -> None:
+    """The lease beside the database says a writer lives; spelt `file://localhost/…` it
+    was looked for in a folder that does not exist, and spelt with escapes beside another
+    file: a live writer's row taken for a dead one's, and its changes cut off."""
+    path = here / "a folder" / "oai.sqlite3"
+    path.parent.mkdir()
+    plain, spelt_oddly = SqlStore(sqlite_url(path)), SqlStore(odd(url, path))
+    try:
+        held, seen = plain._new_lease(), spelt_oddly._new_lease()
+        with plain.engine.connect() as conn:
+            assert held.acquire(conn, wait=False)
+            try:
+                assert seen.alive(conn)
+                assert not seen.acquire(conn, wait=False)
+            finally:
+                held.release(conn)
+    finally:
+        plain.close()
+        spelt_oddly.close()
+
+
+@pytest.mark.parametrize("url", ODD_SPELLINGS)
+def test_a_database_this_user_may_not_write_is_served_read_only_whatever_the_spelling(
+    here: Path, url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = here / "a folder" / "oai.sqlite3"
+    path.parent.mkdir()
+    SqlStore(sqlite_url(path)).close()
+    # As if this user may not write the database (root may write any): for the store's
+    # read-only check alone, as tests/test_memory_database.py does.
+    denied = SimpleNamespace(
+        path=os.path, W_OK=os.W_OK, access=lambda name, _: os.path.abspath(name) != str(path)
+    )
+    monkeypatch.setattr(readonly, "os", denied)
+    store = SqlStore(odd(url, path))
+    try:
+        assert store.read_only == f"this user may not write {path}"
+    finally:
+        store.close()

@@ -25,7 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from ..errors import StoreUnavailable
 from . import writes
 from .failures import cannot_open
-from .sqlite_urls import file_to_create, vanishes
+from .sqlite_urls import database_file, file_to_create, vanishes
 
 # The page size of a new SQLite store (an existing one keeps its own). A record's row and
 # its fragment take a few kB each: on 16 KiB pages they rarely spill onto overflow pages,
@@ -81,8 +81,7 @@ class Connected:
         return self._new_lease()
 
     def _new_lease(self) -> writes.Lease:
-        url = self.engine.url
-        return writes.lease_for(self.engine.dialect.name, url.database, vanishes(url))
+        return writes.lease_for(self.engine.dialect.name, database_file(self.engine.url))
 
 
 def open_engine(url: str, password: str | None = None) -> Engine:
