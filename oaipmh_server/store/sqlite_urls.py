@@ -38,9 +38,7 @@ def vanishes(url: str | URL) -> bool:
         return False  # pysqlite refuses it
     if not uri or not database.startswith("file:"):
         return False
-    path = database.removeprefix("file:")
-    if path.startswith("//"):  # file://host/path
-        path = path[2:].partition("/")[2]
+    path = _uri_path(database)
     modes = parsed.query.get("mode", ())
     vfs = parsed.query.get("vfs", ())
     return (
@@ -79,17 +77,25 @@ def database_file(url: str | URL) -> Path | None:
     if not isinstance(name, str) or "\0" in name:
         return None  # nothing the sqlite3 module opens
     if uri and name.startswith("file:"):
-        path = re.split("[?#]", name.removeprefix("file:"), maxsplit=1)[0]
-        if path.startswith("//"):
-            authority, slash, path = path[2:].partition("/")
-            if authority not in ("", "localhost"):
-                return None  # SQLite refuses it: "invalid uri authority"
-            path = slash + path
-        # %00 ends the path for SQLite; the bytes are the file system's.
-        name = os.fsdecode(unquote_to_bytes(path).partition(b"\0")[0])
-        if name in ("", ":memory:"):  # spelt with escapes: SQLite's memory, or temporary
+        path = _uri_path(name)
+        if path is None:
             return None
+        name = path
     return Path(os.path.abspath(name))
+
+
+def _uri_path(uri: str) -> str | None:
+    """The path of an SQLite URI filename (`file:…`) as SQLite reads it: up to `?` or `#`,
+    after an authority that must be empty or `localhost` (None: SQLite refuses another,
+    "invalid uri authority"), its %-escapes decoded into the file system's bytes, `%00`
+    ending it. "" is SQLite's nameless temporary file, ":memory:" its memory."""
+    path = re.split("[?#]", uri.removeprefix("file:"), maxsplit=1)[0]
+    if path.startswith("//"):
+        authority, slash, path = path[2:].partition("/")
+        if authority not in ("", "localhost"):
+            return None
+        path = slash + path
+    return os.fsdecode(unquote_to_bytes(path).partition(b"\0")[0])
 
 
 def file_to_create(url: str | URL) -> Path | None:
