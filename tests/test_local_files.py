@@ -53,6 +53,26 @@ def test_a_new_sqlite_store_and_its_wal_are_readable_by_their_owner_only(
         store.close()
 
 
+@pytest.mark.parametrize(
+    "url", ["sqlite:///file:{path}?uri=true", "sqlite:///file:data/oai.sqlite3?mode=rwc&uri=true"]
+)
+def test_a_new_sqlite_store_named_by_a_uri_is_its_owners_alone(
+    tmp_path: Path, usual_umask: None, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """An SQLite URI filename names the same file (store.sqlite_urls): it was left to
+    SQLite, which made it, token secret and all, as the umask said (0644)."""
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "data" / "oai.sqlite3"
+    path.parent.mkdir()
+    store = SqlStore(url.format(path=path))
+    try:
+        assert store.token_secret()
+        files = [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+        assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+    finally:
+        store.close()
+
+
 def test_an_existing_sqlite_store_keeps_its_mode(tmp_path: Path, usual_umask: None) -> None:
     path = tmp_path / "oai.sqlite3"
     SqlStore(sqlite_url(path)).close()

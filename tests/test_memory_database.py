@@ -19,7 +19,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import load_paths
 from oaipmh_server.store import SqlStore, readonly
-from oaipmh_server.store.engine import vanishes
+from oaipmh_server.store.sqlite_urls import vanishes
 from oaipmh_server.web import serving
 
 from .cli import invoke

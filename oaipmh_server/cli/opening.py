@@ -28,7 +28,7 @@ def refuse_vanishing_database(settings: Any) -> None:
     ends (store.engine.vanishes): load, delete, refresh-sets and migrate would say they
     wrote what nobody can read, and serve would serve an empty store, each worker its own.
     Where the URL came from is read again (the configuration's sources) only to say so."""
-    from ..store.engine import vanishes
+    from ..store.sqlite_urls import vanishes
 
     url = settings.database_url
     if vanishes(url):
@@ -38,7 +38,7 @@ def refuse_vanishing_database(settings: Any) -> None:
 def vanishing_database(url: str, source: str) -> str | None:
     """The mistake of naming a database that vanishes, as `config check` and the commands
     that refuse it say it, or None for a database that lasts."""
-    from ..store.engine import vanishes
+    from ..store.sqlite_urls import vanishes
 
     return _vanishing(url, source) if vanishes(url) else None
 

@@ -9,7 +9,7 @@ resources.py (ResourceSync's list pages), ranges.py (where the ranges of sitemap
 ResourceSync's lists start, kept per store state), columns.py (what they share); schema.py,
 revisions.py and migrations/ (the schema and its migrations), writes.py (writes in progress
 and list cut-offs), readonly.py (serving a store this process cannot write), backups.py,
-failures.py.
+failures.py, sqlite_urls.py (the file an SQLite URL names, or that it vanishes).
 """
 
 from ..packing import pack_fields, pack_rows, plain_fields, unpack_fields, unpack_rows
@@ -17,6 +17,7 @@ from .engine import LOCK_WAIT_SECONDS, SQLITE_PAGE_SIZE
 from .meta import COUNTS_KEY, LAST_WRITE_KEY, TOKEN_SECRET_KEY, StoreFigures
 from .queries import StoreStats
 from .reads import _page_query, _shape
+from .sqlite_urls import database_file
 from .sqlstore import SqlStore
 from .transaction import (
     LOAD_CACHE_SIZE,
@@ -48,6 +49,7 @@ __all__ = [
     "_page_query",
     "_shape",
     "ancestors",
+    "database_file",
     "pack_fields",
     "pack_rows",
     "plain_fields",

@@ -20,6 +20,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError
 
 from ..errors import BackupFailed
+from .sqlite_urls import database_file
 
 LOCK_WAIT_SECONDS = 30
 
@@ -83,10 +84,10 @@ def _sqlite_path(url: str) -> Path:
             f"`backup` copies a SQLite database; for {parsed.get_backend_name()} use its "
             "own tools (PostgreSQL: pg_dump -Fc, see docs/backups.md)"
         )
-    database = parsed.database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    source = database_file(parsed)
+    if source is None:  # in memory, or a URI SQLite refuses
         raise BackupFailed("`backup` copies a SQLite database file, not this URL's")
-    return Path(database)
+    return source
 
 
 def _contents(copy: sqlite3.Connection) -> tuple[int, str | None]:

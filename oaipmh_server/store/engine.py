@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
-    URL,
     Connection,
     Engine,
     Select,
@@ -20,13 +19,13 @@ from sqlalchemy import (
     event,
     make_url,
 )
-from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, SQLAlchemyError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
-from sqlalchemy.util import asbool
 
 from ..errors import StoreUnavailable
 from . import writes
 from .failures import cannot_open
+from .sqlite_urls import database_file, file_to_create, vanishes
 
 # The page size of a new SQLite store (an existing one keeps its own). A record's row and
 # its fragment take a few kB each: on 16 KiB pages they rarely spill onto overflow pages,
@@ -82,8 +81,7 @@ class Connected:
         return self._new_lease()
 
     def _new_lease(self) -> writes.Lease:
-        url = self.engine.url
-        return writes.lease_for(self.engine.dialect.name, url.database, vanishes(url))
+        return writes.lease_for(self.engine.dialect.name, database_file(self.engine.url))
 
 
 def open_engine(url: str, password: str | None = None) -> Engine:
@@ -116,48 +114,13 @@ def open_engine(url: str, password: str | None = None) -> Engine:
         raise StoreUnavailable(cannot_open(url, e, password)) from e
 
 
-def vanishes(url: str | URL) -> bool:
-    """Whether `url` names an SQLite database that lives only as long as the process
-    holding it: in memory (`sqlite://`, `sqlite:///:memory:`, an SQLite URI with
-    `mode=memory`, `vfs=memdb` or the name `:memory:`) or SQLite's nameless temporary
-    file (`file:` with no path). What is written to it is gone when the command ends, so
-    the commands that write or serve refuse it (cli/opening.py); the tests' own stores use
-    it, and the store takes it. Read as pysqlite reads the URL: its `file:` name is a URI
-    only with `uri=true`, else the name of a file on disk."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        return False  # no command can open it: config check says so
-    if parsed.get_backend_name() != "sqlite":
-        return False
-    database = parsed.database or ""
-    if database in ("", ":memory:"):
-        return True
-    try:
-        uri = asbool(parsed.query.get("uri", False))
-    except ValueError:
-        return False  # pysqlite refuses it
-    if not uri or not database.startswith("file:"):
-        return False
-    path = database.removeprefix("file:")
-    if path.startswith("//"):  # file://host/path
-        path = path[2:].partition("/")[2]
-    modes = parsed.query.get("mode", ())
-    vfs = parsed.query.get("vfs", ())
-    return (
-        path in ("", ":memory:")
-        or "memory" in ((modes,) if isinstance(modes, str) else modes)
-        or "memdb" in ((vfs,) if isinstance(vfs, str) else vfs)
-    )
-
-
 def _create_private_file(url: str) -> None:
     """Create a new SQLite database file readable and writable by its owner only (0600),
     before SQLite creates it as the umask says (usually 0644): it holds the token secret
     and private fields. SQLite gives the -wal and -shm files the database file's mode.
-    An existing file keeps its mode; a `file:` URI is SQLite's to open."""
-    database = make_url(url).database
-    if not database or database == ":memory:" or database.startswith("file:"):
+    An existing file keeps its mode; a URI that opens only an existing one creates none."""
+    database = file_to_create(url)
+    if database is None:
         return
     with suppress(OSError):  # it exists, or SQLite will say why it cannot be opened
         os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

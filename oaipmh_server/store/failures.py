@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlch
 
 from ..errors import StoreUnavailable
 from ..setting_checks import NOT_A_DATABASE_URL
+from .sqlite_urls import database_file
 
 POSTGRESQL_DRIVER = "pip install -e '.[postgresql]' (psycopg 3) and use postgresql+psycopg://"
 SUPPORTED = "sqlite, postgresql+psycopg"
@@ -85,7 +86,11 @@ def _sentence(url: str, error: BaseException, password: str | None) -> str:
 
 
 def _sqlite(url: URL, message: str) -> str:
-    path = os.path.abspath(url.database or "")
+    file = database_file(url)
+    if file is None:  # in memory, or a URI SQLite refuses: its own words
+        where = url.database or ":memory:"
+        return f"cannot open the SQLite database {where}: {_shortened(message)}"
+    path = str(file)
     folder = os.path.dirname(path)
     what = f"cannot open the SQLite database {path}"
     if "file is not a database" in message:
@@ -165,11 +170,12 @@ def disk_full(url: str, error: BaseException | None) -> str | None:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
         return "the database's disk is full; free space on it and load again"
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    file = database_file(parsed)
+    if file is None:
         first = text.strip().splitlines()[0] if text.strip() else type(cause).__name__
         host = parsed.render_as_string(hide_password=True)
         return f"the disk of the database server of {host} is full ({first}); free space on it"
-    folder = Path(str(parsed.database)).resolve().parent
+    folder = file.resolve().parent
     said = f"the disk holding {folder} is full ({_free(folder)} free)"
     temporary = Path(tempfile.gettempdir())
     try:

@@ -36,9 +36,10 @@ from sqlalchemy import URL, Connection, Engine, inspect
 from ..datestamps import EPOCH
 from ..errors import StoreUnavailable
 from . import writes
-from .engine import open_engine, vanishes
+from .engine import open_engine
 from .failures import opening
 from .schema import Base
+from .sqlite_urls import database_file
 
 # How long a page continued on a lagging standby waits for its replay to reach the
 # token's cut-off before it answers 503 (a standby a second behind is usual).
@@ -76,14 +77,14 @@ def why_read_only(conn: Connection) -> str | None:
 
 
 def _sqlite(url: URL) -> str | None:
-    """A database that vanishes is this process's memory, its to write, whatever file
-    its name would name (`file:oai?mode=memory&uri=true` is not the file `oai`)."""
-    database = url.database
-    if not database or vanishes(url):
+    """The file as SQLite opens it, however the URL spells it (store/sqlite_urls.py). A
+    database that vanishes names none: it is this process's memory, its to write,
+    whatever file its name would name (`file:oai?mode=memory&uri=true` is not `oai`)."""
+    path = database_file(url)
+    if path is None:
         return None
     if url.query.get("mode") == "ro" or url.query.get("immutable") == "1":
         return "it is opened read-only (mode=ro)"
-    path = database.removeprefix("file:")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         return f"this user may not write {path}"
     return None

@@ -67,6 +67,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -202,15 +203,15 @@ class NoLease:
         return True
 
 
-def lease_for(dialect: str, database: str | None, vanishing: bool) -> Lease:
-    """The lease of a database; `vanishing`: one that lives in this process alone
-    (store.engine.vanishes), whose writers are all this process's, so it has no file
-    beside it to lock (a `file:` URI in memory names none: its path is no file's)."""
+def lease_for(dialect: str, file: Path | None) -> Lease:
+    """The lease of a database; `file`: the SQLite database's file (store.sqlite_urls.
+    database_file), the same for every spelling of its URL, so all its writers lock one
+    file beside it. None: one that lives in this process alone, whose writers are all
+    this process's, so it has no file beside it to lock."""
     if dialect == "postgresql":
         return AdvisoryLease()
-    if dialect == "sqlite" and database and not vanishing:
-        # A `file:` URI (uri=true) names the same file as its path: the same lease.
-        return FileLease(database.removeprefix("file:") + "-writer")
+    if dialect == "sqlite" and file is not None:
+        return FileLease(f"{file}-writer")
     return NoLease()
 
 

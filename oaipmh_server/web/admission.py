@@ -17,16 +17,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import ConfigError
-
-# The file of an SQLite URL (sqlite:///relative or sqlite:////absolute, any driver).
-_SQLITE_FILE = re.compile(r"sqlite(\+\w+)?:///(?!file:)([^?]+)")
+from ..store import database_file
 
 
 class HarvestLimit:
@@ -52,9 +49,11 @@ class HarvestLimit:
         server user's own (systemd's RuntimeDirectory, $XDG_RUNTIME_DIR, ~/.cache)."""
         if folder:
             return cls(count, Path(folder))
-        sqlite = _SQLITE_FILE.fullmatch(database_url)
-        if sqlite and sqlite.group(2) != ":memory:":
-            return cls(count, Path(f"{sqlite.group(2)}-places"))
+        # Beside the file, not keyed by the URL's text: servers that spell one database's
+        # URL differently (a `file:` URI, a relative path) share its places.
+        database = database_file(database_url)
+        if database is not None:
+            return cls(count, Path(f"{database}-places"))
         environ = os.environ if environ is None else environ
         key = hashlib.sha256(database_url.encode()).hexdigest()[:16]
         if environ.get("RUNTIME_DIRECTORY"):  # systemd's, for this service alone
