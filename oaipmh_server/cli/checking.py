@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -26,7 +27,7 @@ from .opening import open_store, read_settings, vanishing_database
 )
 @click.option("--schema", "schemas", multiple=True, metavar="URL=FILE",
               help="URL: use FILE for the schema at URL (schemas not known offline).")  # fmt: skip
-@click.option("--sample", default=200, show_default=True,
+@click.option("--sample", type=click.IntRange(min=1), default=200, show_default=True,
               help="URL: records of each format validated.")  # fmt: skip
 def check(
     url: str | None,
@@ -82,6 +83,8 @@ def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int
         schema_url, equals, path = pair.partition("=")
         if not equals or not path:
             raise click.ClickException(f"--schema {pair!r}: expected URL=FILE")
+        if not os.path.isfile(path):  # libxml2 would skip the import, then fail every record
+            raise click.ClickException(f"--schema {pair}: no such file")
         given[schema_url] = path
     fetch = http_fetch()
     results = check_endpoint(url, fetch, given, sample=sample) + check_resourcesync(url, fetch)
