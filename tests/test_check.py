@@ -532,6 +532,29 @@ def test_a_sample_of_no_records_is_refused(sample: str) -> None:
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "option", [["--profile", "openaire"], ["--progress"], ["--no-progress"]], ids=str
+)
+def test_an_option_of_the_store_check_is_refused_with_url(option: list[str]) -> None:
+    """`check --profile openaire URL` ran the endpoint's rules, which no profile changes,
+    as if it had checked OpenAIRE's: an option of the stored records' check given with
+    URL is a usage mistake, said before anything is fetched."""
+    done = run_check("sqlite://", *option, "http://127.0.0.1:1/oai")
+    assert done.returncode == 2
+    assert f"{option[0]} applies to the stored records' check, not to URL" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("option", [["--sample", "5"], ["--schema", "u=f"]], ids=str)
+def test_an_option_of_the_endpoint_check_is_refused_without_url(option: list[str]) -> None:
+    """The other way round: `--sample` and `--schema` say how to check URL; without one
+    they were ignored while the stored records were checked."""
+    done = run_check("sqlite://", *option)
+    assert done.returncode == 2
+    assert f"{option[0]} applies to the check of URL, and no URL is given" in done.stderr
+    assert done.stdout == ""
+
+
 def test_a_rules_level_comes_from_the_profile_that_asks_for_it() -> None:
     """CORE's full-text rule is mandatory with --profile core only: a metadata-only record
     that meets every other rule passes a plain check (exit 0) and fails CORE's."""

@@ -6,6 +6,7 @@ import os
 import sys
 
 import click
+from click.core import ParameterSource
 
 from ..errors import StoreUnavailable
 from .opening import open_store, read_settings, vanishing_database
@@ -44,6 +45,7 @@ def check(
     With URL: the endpoint against the protocol and its advertised schemas, one line per
     rule; exit status 1 if any rule fails.
     """
+    _refuse_options_of_the_other_check(url, profile, progress, schemas)
     if url is not None:
         _check_endpoint(url, output, schemas, sample)
         return
@@ -68,6 +70,24 @@ def check(
         render(report, click.echo)
     if report.failed:
         sys.exit(1)
+
+
+def _refuse_options_of_the_other_check(
+    url: str | None, profile: str | None, progress: bool | None, schemas: tuple[str, ...]
+) -> None:
+    """An option one check reads, given to the other, would be ignored without a word:
+    `check --profile openaire URL` would seem to have checked OpenAIRE's rules."""
+    if url is not None:
+        progress_option = "--progress" if progress else "--no-progress"
+        given = [("--profile", profile is not None), (progress_option, progress is not None)]
+        why = "applies to the stored records' check, not to URL"
+    else:
+        sample = click.get_current_context().get_parameter_source("sample")
+        given = [("--sample", sample is not ParameterSource.DEFAULT), ("--schema", bool(schemas))]
+        why = "applies to the check of URL, and no URL is given"
+    for option, present in given:
+        if present:
+            raise click.UsageError(f"{option} {why}")
 
 
 def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int) -> None:
