@@ -264,6 +264,10 @@ class Report:
                 self.chains[harvest_id] = chain
             self._page(chain, line, page)
             return
+        if page is None and not older:
+            # A token this version could not even read (it logs every token it can, even
+            # one it refuses): never one it handed out, so no harvest of it; only an error.
+            return
         chain = self._chain(harvest_id, key, verb, now, tracked=page is not None)
         chain.last = now
         if served:
@@ -414,7 +418,8 @@ def as_table(harvesters: list[Harvester]) -> Iterator[str]:
             for h in harvests:
                 size = f" of {h.size:,}" if h.size is not None else ""
                 pages = f"{h.pages:,} page{'' if h.pages == 1 else 's'}"
-                records = f"{h.records:,} records{size if label == 'incomplete' else ''}"
+                noun = ("set" if h.verb == "ListSets" else "record") + "s" * (h.records != 1)
+                records = f"{h.records:,} {noun}{size if label == 'incomplete' else ''}"
                 when = f"{h.first} for {_duration(seconds_between(h.first, h.last))}"
                 yield f"  {label:<10} {_what(h.verb, h.format, h.set, h.from_, h.until)}: " + (
                     f"{pages}, {records}, {when}"
@@ -440,7 +445,7 @@ def as_table(harvesters: list[Harvester]) -> Iterator[str]:
 def _what(
     verb: str, prefix: str | None, spec: str | None, from_: str | None, until: str | None
 ) -> str:
-    parts = [verb, prefix or "?"]
+    parts = [verb] if verb == "ListSets" else [verb, prefix or "?"]  # sets have no format
     parts += [
         f"{name}={value}"
         for name, value in (("set", spec), ("from", from_), ("until", until))

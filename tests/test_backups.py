@@ -182,6 +182,22 @@ def test_a_failed_backup_keeps_the_earlier_one(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backup.sqlite3", "oai.sqlite3"]
 
 
+def test_backup_into_a_folder_that_does_not_exist_names_the_folder(tmp_path: Path) -> None:
+    """`backup /var/backups/oai/oai-$(date +%F).sqlite3`, as docs/backups.md gives it, on a
+    host where that folder is not made yet: the message names the folder to make, not the
+    `.partial` file the copy is first written to."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    destination = tmp_path / "backups" / "oai" / "oai.sqlite3"
+    result = CliRunner().invoke(main, ["backup", str(destination)], env=env)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: cannot back up {tmp_path / 'oai.sqlite3'} to {destination}: the folder "
+        f"{destination.parent} does not exist (make it first, e.g. mkdir -p -m 0700)\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3"]
+
+
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "none.sqlite3")}
     result = CliRunner().invoke(main, ["backup", str(tmp_path / "b.sqlite3")], env=env)

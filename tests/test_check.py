@@ -508,6 +508,53 @@ def test_an_endpoint_that_does_not_answer_fails_cleanly() -> None:
     assert refused.returncode != 0 and "is not an http(s) URL" in refused.stderr
 
 
+def test_a_schema_file_that_cannot_be_read_is_refused_before_checking(tmp_path: Path) -> None:
+    """`--schema URL=FILE` with a FILE that is not there (a typo): libxml2 takes a failed
+    import for a warning, so the format's records were reported invalid against a schema
+    that had never been read. The command says which file, and checks nothing."""
+    missing = tmp_path / "dc.xsd"
+    url = "http://dublincore.org/schemas/xmls/qdc/2008/02/11/dc.xsd"
+    done = run_check("sqlite://", "--schema", f"{url}={missing}", "http://127.0.0.1:1/oai")
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == f"Error: --schema {url}={missing}: no such file\n"
+    folder = run_check("sqlite://", "--schema", f"{url}={tmp_path}", "http://127.0.0.1:1/oai")
+    assert folder.stderr == f"Error: --schema {url}={tmp_path}: no such file\n"
+
+
+@pytest.mark.parametrize("sample", ["0", "-3"])
+def test_a_sample_of_no_records_is_refused(sample: str) -> None:
+    """`--sample 0` (or less) validated no record and said `SKIP … no records` for every
+    format of an endpoint that has records: refused as the usage mistake it is."""
+    done = run_check("sqlite://", "--sample", sample, "http://127.0.0.1:1/oai")
+    assert done.returncode == 2
+    assert "Invalid value for '--sample'" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    "option", [["--profile", "openaire"], ["--progress"], ["--no-progress"]], ids=str
+)
+def test_an_option_of_the_store_check_is_refused_with_url(option: list[str]) -> None:
+    """`check --profile openaire URL` ran the endpoint's rules, which no profile changes,
+    as if it had checked OpenAIRE's: an option of the stored records' check given with
+    URL is a usage mistake, said before anything is fetched."""
+    done = run_check("sqlite://", *option, "http://127.0.0.1:1/oai")
+    assert done.returncode == 2
+    assert f"{option[0]} applies to the stored records' check, not to URL" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("option", [["--sample", "5"], ["--schema", "u=f"]], ids=str)
+def test_an_option_of_the_endpoint_check_is_refused_without_url(option: list[str]) -> None:
+    """The other way round: `--sample` and `--schema` say how to check URL; without one
+    they were ignored while the stored records were checked."""
+    done = run_check("sqlite://", *option)
+    assert done.returncode == 2
+    assert f"{option[0]} applies to the check of URL, and no URL is given" in done.stderr
+    assert done.stdout == ""
+
+
 def test_a_rules_level_comes_from_the_profile_that_asks_for_it() -> None:
     """CORE's full-text rule is mandatory with --profile core only: a metadata-only record
     that meets every other rule passes a plain check (exit 0) and fails CORE's."""

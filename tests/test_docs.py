@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from oaipmh_server.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, SAMPLES, sqlite_url
 
 README = (ROOT / "README.md").read_text("utf-8")
 MANUAL = ROOT / "docs"
@@ -59,7 +59,7 @@ def test_ci_fails_when_any_step_of_the_readme_test_command_fails(tmp_path: Path)
 
 def test_ci_builds_the_manual_strictly_after_installing_the_test_extras() -> None:
     """`--strict` turns every broken link, missing anchor and page left out of the nav into
-    a failure; MkDocs comes with the test extras that command 2 installs."""
+    a failure; MkDocs comes with the dev dependency group that command 2 installs."""
     ci = (ROOT / ".ci" / "run").read_text("utf-8")
     build = ci.index("mkdocs build --strict")
     assert ci.index(commands()[1]) < build
@@ -73,6 +73,38 @@ def test_the_manual_starts_with_the_readme_commands() -> None:
         for block in commands(page.read_text("utf-8")):
             if block.startswith("python3 -m venv .venv"):
                 assert block in commands()[:2], page.name
+
+
+def test_the_manual_explains_the_readme_commands_in_the_readme_words() -> None:
+    """The paragraph after the two commands says what they do (where the database goes,
+    how many pytest workers): Getting started says it as the README does, word for word
+    (it said "two processes" where the command and the README give four workers)."""
+
+    def explained(text: str) -> str:
+        start = text.index("Both start by")
+        return " ".join(text[start : text.index("\n\n", start)].split())
+
+    assert explained((MANUAL / "getting-started.md").read_text("utf-8")) == explained(README)
+    assert commands()[1].endswith("pytest -n 4")
+    assert "in four pytest-xdist workers" in explained(README)
+
+
+def test_getting_started_says_what_loading_the_samples_prints(tmp_path: Path) -> None:
+    """Command 1's load, as Getting started describes it: the summary it quotes, after the
+    one warning it explains (a sample abstract's control characters, replaced)."""
+    page = " ".join((MANUAL / "getting-started.md").read_text("utf-8").split())
+    said = re.search(r"The load says (.+?), after one warning", page)
+    assert said, "Getting started no longer quotes the load's summary"
+    quoted = re.findall(r"`([^`]+)`", said.group(1))
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oaipmh.sqlite3")}
+    result = CliRunner().invoke(main, ["load", str(SAMPLES)], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(quoted) == 2
+    for line, quote in zip(lines, quoted, strict=True):
+        assert re.fullmatch(re.escape(quote).replace("…", ".*"), line), (quote, line)
+    (warning,) = result.stderr.splitlines()
+    assert "2 character(s) XML cannot carry replaced by U+FFFD" in warning
 
 
 def test_every_cli_command_is_documented_in_the_manual() -> None:

@@ -15,6 +15,7 @@ from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.structure import is_structure_file
 from oaipmh_server.store.schema import SetRow
 
+from .cli import invoke
 from .conftest import SAMPLES, load_into, make_app
 from .db import fetch
 from .oai import NS, error_codes, harvest, tree
@@ -199,6 +200,20 @@ def test_the_structure_export_and_the_sets_file_agree(
     assert first.sets == 10
     again = load_into(empty_database_url, SAMPLES / "sets.json")
     assert again.sets == 0
+
+
+@pytest.mark.same_on_every_store
+def test_a_load_says_how_many_sets_it_added_or_changed(empty_database_url: str) -> None:
+    """A structure export holds sets and no record: its load said only `Loaded 0 records:
+    added 0, …`, as if nothing had been read. It says how many sets it added or changed; a
+    load of the same tree again changes none, and says nothing of sets."""
+    env = {"OAIPMH_DATABASE_URL": empty_database_url}
+    summary = "Loaded 0 records: added 0, updated 0, unchanged 0, deleted 0, clamped 0, rejected 0."
+    first = invoke("load", str(STRUCTURE), env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [summary, "10 set(s) added or changed."]
+    again = invoke("load", str(STRUCTURE), env=env)
+    assert again.stdout.splitlines() == [summary]
 
 
 @pytest.mark.same_on_every_store

@@ -135,6 +135,27 @@ def test_a_refused_token_stops_the_chain() -> None:
     assert who["errors"] == {"badResumptionToken": 1}
 
 
+@pytest.mark.parametrize(
+    ("status", "errors"), [(200, ("badResumptionToken",)), (503, ())], ids=["refused", "503"]
+)
+def test_a_token_that_is_none_of_ours_is_an_error_not_a_harvest(
+    status: int, errors: tuple[str, ...]
+) -> None:
+    """`check URL` (or a scanner, or a harvester that garbled its token) resumes with a
+    token this server never handed out: its line names no harvest (`"harvest": null`, as
+    this version logs an unreadable token). It is counted as the error it is, not reported
+    as an incomplete harvest "logged without harvest ids (an older version)"."""
+    resumed = {"verb": "ListIdentifiers", "resumptionToken": "not-a-token-0000"}
+    garbage = line("08:00:05.000", None, token=True, status=status, errors=errors,
+                   arguments=resumed, logged=UNSET)  # fmt: skip
+    entry = json.loads(garbage)
+    entry["harvest"] = None
+    (who,) = run(line("08:00:00.000", 0, count=30), json.dumps(entry))
+    assert [h["pages"] for h in who["complete"]] == [1]
+    assert who["incomplete"] == []
+    assert who["errors"] == ({"badResumptionToken": 1} if errors else {"HTTP 503": 1})
+
+
 def test_a_page_missing_from_the_log_makes_the_harvest_incomplete() -> None:
     (who,) = run(line("08:00:00.000", 0), line("08:00:02.000", 20))
     (gap,) = who["incomplete"]
@@ -282,6 +303,19 @@ def test_table_for_a_repository_manager() -> None:
     assert "incomplete ListRecords oai_dc set=openaire: 1 page, 10 records of 30" in table
     assert "stopped at position 10 of 30: turned away with 503" in table
     assert "errors     HTTP 503 1" in table
+
+
+def test_table_names_a_list_of_sets_without_a_format() -> None:
+    """ListSets takes no metadataPrefix: its line names no format (no "?", which reads as
+    one unknown) and counts sets, not records; a list whose first page is not in the log
+    still shows "?" for the format it was asked in. One is one record, not "1 records"."""
+    sets = line("08:00:00.000", 0, count=10, size=10, arguments={"verb": "ListSets"})
+    one = line("08:30:00.000", 0, harvest="h3", count=1, size=1)
+    later = line("09:00:01.000", 10, harvest="h2")
+    table = "\n".join(as_table(report(merged([[sets, one, later]]))))
+    assert "  complete   ListSets: 1 page, 10 sets, " in table
+    assert "  complete   ListRecords oai_dc set=openaire: 1 page, 1 record, " in table
+    assert "  incomplete ListRecords ?: 1 page, 10 records" in table
 
 
 def test_command_reads_standard_input_and_says_so_when_empty(tmp_path: Path) -> None:

@@ -103,6 +103,34 @@ def test_grants_name_every_table_and_nothing_to_write(empty_database_url: str) -
     ]
 
 
+@pytest.mark.parametrize("configured", [False, True], ids=["kept-secret", "configured-secret"])
+def test_migrate_for_read_only_servers_says_what_it_prepared(
+    empty_database_url: str, configured: bool
+) -> None:
+    """`migrate --read-only-servers` says it prepared the store, and where the servers' token
+    secret comes from; it printed only plain `migrate`'s schema line, so an operator could
+    not tell that the option had done anything."""
+    env = {"OAIPMH_DATABASE_URL": empty_database_url}
+    if configured:
+        env["OAIPMH_TOKEN_SECRET"] = "s" * 40
+    for _ in range(2):  # preparing it again says the same
+        prepared = invoke("migrate", "--read-only-servers", env=env)
+        assert prepared.returncode == 0, prepared.stderr
+        schema, said = prepared.stdout.splitlines()
+        assert schema.startswith("schema: ")
+        assert said.startswith(
+            "prepared for servers that cannot write: every write now raises the list "
+            "cut-off mark as it commits; "
+        )
+        assert said.endswith(
+            "the token secret is the configured one: give the servers the same"
+            if configured
+            else "the token secret is kept in the database, for the servers to read"
+        )
+    plain = invoke("migrate", env=env)
+    assert len(plain.stdout.splitlines()) == 1
+
+
 def test_a_read_only_server_answers_every_verb_and_lists_each_write_once_committed(
     empty_database_url: str, request: pytest.FixtureRequest, tmp_path: Path, clock: Clock
 ) -> None:

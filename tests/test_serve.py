@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import re
 import selectors
 import socket
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -23,7 +25,7 @@ from oaipmh_server.cli import main
 from oaipmh_server.cli import serving as serve_command
 from oaipmh_server.web.serving import REQUEST_HEAD_SECONDS
 
-from .conftest import LiveServer, sqlite_url
+from .conftest import ROOT, LiveServer, sqlite_url
 from .postgres import Cluster
 from .xsd import validate
 
@@ -233,3 +235,19 @@ def test_serve_beyond_loopback_without_base_url_warns_of_the_host_header(
     assert started == ["werkzeug" if dev else "gunicorn"]
     said = "the Host header each client sends decides every URL the server advertises"
     assert (said in result.output) is warned, result.output
+
+
+def test_the_host_header_warning_names_the_key_that_silences_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The warning tells the operator which key to set: one config/oaipmh.toml has, in the
+    table it is in (it named `[server] base_url`, a key no file can set)."""
+    monkeypatch.setattr(serve_command, "_run_gunicorn", lambda *a, **k: None)
+    environ = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    result = CliRunner().invoke(main, ["serve", "--host", "0.0.0.0"], env=environ)
+    assert result.exit_code == 0, result.output
+    named = re.search(r"without \[(\w+)\] (\w+)", result.output)
+    assert named, result.output
+    table, key = named.groups()
+    shipped = tomllib.loads((ROOT / "config" / "oaipmh.toml").read_text("utf-8"))
+    assert key in shipped.get(table, {}), f"[{table}] {key}"

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
+from click.core import ParameterSource
 
 from ..errors import StoreUnavailable
 from .opening import open_store, read_settings, vanishing_database
@@ -26,7 +28,7 @@ from .opening import open_store, read_settings, vanishing_database
 )
 @click.option("--schema", "schemas", multiple=True, metavar="URL=FILE",
               help="URL: use FILE for the schema at URL (schemas not known offline).")  # fmt: skip
-@click.option("--sample", default=200, show_default=True,
+@click.option("--sample", type=click.IntRange(min=1), default=200, show_default=True,
               help="URL: records of each format validated.")  # fmt: skip
 def check(
     url: str | None,
@@ -43,6 +45,7 @@ def check(
     With URL: the endpoint against the protocol and its advertised schemas, one line per
     rule; exit status 1 if any rule fails.
     """
+    _refuse_options_of_the_other_check(url, profile, progress, schemas)
     if url is not None:
         _check_endpoint(url, output, schemas, sample)
         return
@@ -69,6 +72,24 @@ def check(
         sys.exit(1)
 
 
+def _refuse_options_of_the_other_check(
+    url: str | None, profile: str | None, progress: bool | None, schemas: tuple[str, ...]
+) -> None:
+    """An option one check reads, given to the other, would be ignored without a word:
+    `check --profile openaire URL` would seem to have checked OpenAIRE's rules."""
+    if url is not None:
+        progress_option = "--progress" if progress else "--no-progress"
+        given = [("--profile", profile is not None), (progress_option, progress is not None)]
+        why = "applies to the stored records' check, not to URL"
+    else:
+        sample = click.get_current_context().get_parameter_source("sample")
+        given = [("--sample", sample is not ParameterSource.DEFAULT), ("--schema", bool(schemas))]
+        why = "applies to the check of URL, and no URL is given"
+    for option, present in given:
+        if present:
+            raise click.UsageError(f"{option} {why}")
+
+
 def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int) -> None:
     import json
 
@@ -82,6 +103,8 @@ def _check_endpoint(url: str, output: str, schemas: tuple[str, ...], sample: int
         schema_url, equals, path = pair.partition("=")
         if not equals or not path:
             raise click.ClickException(f"--schema {pair!r}: expected URL=FILE")
+        if not os.path.isfile(path):  # libxml2 would skip the import, then fail every record
+            raise click.ClickException(f"--schema {pair}: no such file")
         given[schema_url] = path
     fetch = http_fetch()
     results = check_endpoint(url, fetch, given, sample=sample) + check_resourcesync(url, fetch)

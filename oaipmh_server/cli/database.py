@@ -64,6 +64,16 @@ def migrate(readers: bool) -> None:
         )
     else:
         click.echo(f"schema: {change.after}, up to date ({_written_by(change.written_by)})")
+    if readers:  # what the option did, which the schema line does not show
+        secret = (
+            "the token secret is the configured one: give the servers the same"
+            if settings.token_secret
+            else "the token secret is kept in the database, for the servers to read"
+        )
+        click.echo(
+            "prepared for servers that cannot write: every write now raises the list "
+            f"cut-off mark as it commits; {secret}"
+        )
 
 
 @click.command()

@@ -131,6 +131,8 @@ def load(
     for warning in summary.warnings:
         click.echo(f"warning: {warning}", err=True)
     click.echo(f"Loaded {summary.records} records: {summary.line()}.", err=to_stderr)
+    if summary.sets:  # a structure export or sets file alone loads no record
+        click.echo(f"{summary.sets} set(s) added or changed.", err=to_stderr)
     if summary.clamped:
         click.echo(
             f"{summary.clamped} new record(s) dated at load time instead of their "

@@ -80,7 +80,7 @@ def _serve(
     refuse_vanishing_database(settings)
     if not settings.base_url and not settings.socket and not _is_loopback(settings.host):
         click.echo(
-            f"warning: serving on {settings.host} without [server] base_url (development "
+            f"warning: serving on {settings.host} without [repository] base_url (development "
             "mode): the Host header each client sends decides every URL the server "
             "advertises (baseURL, page links, Signposting, sitemaps); set base_url to "
             "serve others",

@@ -50,6 +50,11 @@ def back_up(url: str, destination: Path) -> Backup:
         raise BackupFailed(f"{destination} is the database itself")
     if destination.is_dir():
         raise BackupFailed(f"{destination} is a folder; give the backup's file name")
+    if not destination.parent.is_dir():  # else OSError names the .partial file, not this
+        raise BackupFailed(
+            f"cannot back up {source} to {destination}: the folder {destination.parent} "
+            "does not exist (make it first, e.g. mkdir -p -m 0700)"
+        )
     partial = destination.with_name(destination.name + ".partial")
     try:
         _remove(partial)
