@@ -103,7 +103,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     server = LiveServer(database_url, tmp_path, workers=1)
     try:
         with held_load(database_url, new_records(tmp_path / "new.jsonl", 1200)):
-            # docs/backups.md: oaipmh-server backup /var/backups/oai/oai-$(date +%F).sqlite3
+            # docs/backups.md: oaipmh-server backup /var/backups/oaipmh-server/oaipmh-$(date +%F).sqlite3
             made = run_cli("backup", str(backup), env={"OAIPMH_DATABASE_URL": database_url})
             assert made.returncode == 0, made.stderr
             assert f"{len(ids)} records, schema 0008" in made.stdout
@@ -114,7 +114,7 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     assert oct(backup.stat().st_mode & 0o777) == "0o600"
     assert not list(backup.parent.glob("*.partial*"))
     assert not Path(f"{backup}-wal").exists()
-    # docs/backups.md: systemctl stop …; rm -f DB-wal DB-shm; cp BACKUP DB; oaipmh-server migrate
+    # docs/backups.md: systemctl stop …; rm -f DB-wal DB-shm; cp BACKUP DB; systemctl start …
     for stale in (f"{live}-wal", f"{live}-shm"):
         subprocess.run(["rm", "-f", stale], check=True)
     subprocess.run(["cp", str(backup), str(live)], check=True)
@@ -183,9 +183,9 @@ def test_a_failed_backup_keeps_the_earlier_one(tmp_path: Path) -> None:
 
 
 def test_backup_into_a_folder_that_does_not_exist_names_the_folder(tmp_path: Path) -> None:
-    """`backup /var/backups/oai/oai-$(date +%F).sqlite3`, as docs/backups.md gives it, on a
-    host where that folder is not made yet: the message names the folder to make, not the
-    `.partial` file the copy is first written to."""
+    """`backup /var/backups/oaipmh-server/oaipmh-$(date +%F).sqlite3`, as docs/backups.md
+    gives it, on a host where that folder is not made yet: the message names the folder to
+    make, not the `.partial` file the copy is first written to."""
     env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
     assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
     destination = tmp_path / "backups" / "oai" / "oai.sqlite3"
