@@ -415,3 +415,25 @@ def test_a_secret_given_two_ways_names_its_key(tmp_path: Path) -> None:
         "OAIPMH_TOKEN_SECRET and OAIPMH_TOKEN_SECRET_FILE are both set: give "
         "harvest.token_secret one way"
     )
+
+
+@pytest.mark.parametrize("command", [["stats"], ["check"]])
+def test_a_command_that_only_reads_refuses_a_database_file_that_is_not_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """`stats` and `check` read the store. Run in a folder holding none (the default URL,
+    `sqlite:///oaipmh.sqlite3`, is relative to it) or with a mistyped path, they made an
+    empty store there and reported its 0 records, as if the repository were empty."""
+    named = run_cli(*command, env=memory(tmp_path))
+    refused(
+        named,
+        f"no database at {tmp_path / 'oai.sqlite3'}",
+        "environment variable OAIPMH_DATABASE_URL: store.database_url",
+        "oaipmh-server load",
+    )
+    monkeypatch.chdir(tmp_path)
+    for variable in ("OAIPMH_DATABASE_URL", "OAIPMH_CONFIG"):
+        monkeypatch.delenv(variable, raising=False)
+    default = run_cli(*command, env={})
+    refused(default, f"no database at {tmp_path / 'oaipmh.sqlite3'}", "store.database_url")
+    assert list(tmp_path.iterdir()) == []

@@ -54,7 +54,7 @@ def check(
     from ..check.store import check_records, render_json, render_text
 
     settings = read_settings()
-    store = open_store(settings)
+    store = open_store(settings, existing=True)
     shown = sys.stderr.isatty() if progress is None else progress
     try:
         total = store.count_all() if shown else None

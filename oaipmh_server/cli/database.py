@@ -14,7 +14,7 @@ def stats() -> None:
     from ..datestamps import format_datestamp
 
     settings = read_settings()
-    store = open_store(settings)
+    store = open_store(settings, existing=True)
     from ..virtual_sets import META_KEY, stale_warning
 
     try:

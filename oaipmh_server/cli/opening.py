@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from ..config import load_settings, masked_url, setting_source
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable, escaped
 
 
 def read_settings(*, lasting: bool = False) -> Any:
@@ -50,10 +50,23 @@ def _vanishing(url: str, source: str) -> str:
             "(sqlite:////var/lib/oai/oai.sqlite3) or a PostgreSQL database")  # fmt: skip
 
 
-def open_store(settings: Any) -> Any:
-    """The store `settings` name, migrated; what could not be opened is one line."""
-    from ..store import SqlStore
+def open_store(settings: Any, *, existing: bool = False) -> Any:
+    """The store `settings` name, migrated; what could not be opened is one line.
+    `existing`: the command only reads the store (stats, check), so an SQLite file that is
+    not there is refused, not made: in a folder without one (the default URL is relative)
+    it would report the 0 records of an empty store it had just created."""
+    from ..store import SqlStore, database_file
 
+    file = database_file(settings.database_url)
+    # A folder that is not there (or a file where one should be) the store's own opening
+    # names more exactly (store.failures), and makes nothing.
+    if existing and file is not None and file.parent.is_dir() and not file.exists():
+        source = setting_source("database_url")
+        raise click.ClickException(
+            f"no database at {escaped(str(file))} ({source}: store.database_url): load "
+            "records into it first (oaipmh-server load PATH…), or name the repository's "
+            "database with OAIPMH_DATABASE_URL or the file OAIPMH_CONFIG names"
+        )
     try:
         return SqlStore(
             settings.database_url,
