@@ -177,7 +177,8 @@ def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
             settings = validate(dict(raw), KEYS)
             break
         except ConfigError as e:
-            problems.extend(e.problems)
+            if not _caused_by_defaults(e.settings, defaulted):
+                problems.extend(e.problems)
             fresh = [s for s in e.settings if s not in defaulted and s in defaults]
             if not fresh:
                 break
@@ -186,6 +187,16 @@ def check_settings(environ: Mapping[str, str] | None = None) -> CheckedSettings:
             defaulted.update(fresh)
     sources = {name: source for name, (_, source) in raw.items()}
     return CheckedSettings(settings, sources, tuple(dict.fromkeys(problems)), frozenset(defaulted))
+
+
+# A setting checked against another one: once that one is put back to its default, a
+# mistake found in this one is the default's doing (`served` naming a set the file defines,
+# in a definition with a mistake, and the built-in definitions do not), not the file's.
+CHECKED_AGAINST = {"virtual_sets_served": "virtual_set_definitions"}
+
+
+def _caused_by_defaults(settings: tuple[str, ...], defaulted: set[str]) -> bool:
+    return bool(settings) and all(CHECKED_AGAINST.get(s) in defaulted for s in settings)
 
 
 def setting_source(name: str, environ: Mapping[str, str] | None = None) -> str:

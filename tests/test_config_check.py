@@ -135,6 +135,31 @@ def test_every_mistake_is_named_not_only_the_first(tmp_path: Path) -> None:
     assert SECRETS[1] not in result.output
 
 
+def test_a_mistaken_virtual_set_is_one_mistake_not_two(tmp_path: Path) -> None:
+    """A definition in [virtual_sets.define] with a mistake is put back to the built-in
+    definitions to check the rest, which do not define the set `served` names: that is the
+    putting back's doing, not a second mistake of the file. A set `served` names that the
+    file defines nowhere is still one."""
+    config = write(
+        tmp_path,
+        '[virtual_sets]\nserved = ["theses"]\n[virtual_sets.define.theses]\n'
+        'name = "Theses"\nall = [{ field = "dc.type", is = "Thesis" }]\n',
+    )
+    result = check(OAIPMH_CONFIG=config)
+    assert result.exit_code == 1
+    [mistake, summary] = result.stderr.splitlines()
+    assert mistake.startswith(f"error: {config}: virtual_sets.define.theses: all[1]: ")
+    assert summary == "1 mistake(s); serve would refuse to start"
+    lines = settings_lines(result)
+    assert lines["virtual_sets.served"].startswith("[]  # built-in default, in place of")
+    unknown = write(tmp_path, '[virtual_sets]\nserved = ["theses"]\n', "unknown.toml")
+    result = check(OAIPMH_CONFIG=unknown)
+    assert result.stderr.splitlines()[0] == (
+        f"error: {unknown}: virtual_sets.served: 'theses' is not a set of "
+        "[virtual_sets.define] (defined: driver, openaire)"
+    )
+
+
 def test_an_unknown_key_and_a_mistake_after_it(tmp_path: Path) -> None:
     config = write(tmp_path, "[harvest]\npage_sise = 10\n[server]\nretry_after = 0\n")
     result = check(OAIPMH_CONFIG=config)
