@@ -105,6 +105,12 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or is locked: a 503 with Retry-After, not an OAI error."""
 
 
+class CannotWrite(StoreUnavailable):
+    """This process may not write the store (a read-only role, a hot standby, SQLite opened
+    with mode=ro): a write asked of it cannot run here at all. Said as that, and where to
+    run it, not as a database failure to try again."""
+
+
 class SchemaTooNew(StoreUnavailable):
     """The database's schema is at a revision this program's migrations do not know: a
     newer oaipmh-server migrated it. Raised when the store is opened, before anything is

@@ -29,7 +29,7 @@ from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.store import SqlStore, readonly
 
 from .cli import invoke
-from .conftest import load_into, make_app, postgres_bindir
+from .conftest import SAMPLES, load_into, make_app, postgres_bindir
 from .oai import NS, tree
 from .postgres import Cluster
 from .test_changes import (
@@ -260,6 +260,38 @@ def test_a_writable_server_on_a_file_uri_watches_the_loads_lease(tmp_path: Path)
         assert getattr(store._lease, "path", None) == f"{path}-writer"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("command", "undone"),
+    [
+        (["load", "--no-progress", "SAMPLES"], "loaded"),
+        (["delete", "10722/212116"], "deleted"),
+        (["refresh-sets"], "changed"),
+    ],
+)
+def test_a_write_through_a_store_it_cannot_write_says_so_in_one_line(
+    tmp_path: Path, command: list[str], undone: str
+) -> None:
+    """A load, delete or refresh-sets pointed at a store opened read-only (a reader's URL,
+    a standby) cannot run there: said as that, and where to run it, not as "the database
+    failed", which reads as a fault to retry."""
+    path = tmp_path / "oai.sqlite3"
+    load_into(f"sqlite:///{path}", SAMPLES)
+    assert (
+        invoke(
+            "migrate", "--read-only-servers", env={"OAIPMH_DATABASE_URL": f"sqlite:///{path}"}
+        ).returncode
+        == 0
+    )
+    reader = f"sqlite:///file:{path}?mode=ro&uri=true"
+    args = [str(SAMPLES) if a == "SAMPLES" else a for a in command]
+    refused = invoke(*args, env={"OAIPMH_DATABASE_URL": reader})
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: cannot write the store: it is opened read-only (mode=ro); run this where "
+        f"the store can be written (the primary, a role that can write); nothing was {undone}\n"
+    )
 
 
 # -- a real primary and a hot standby ---------------------------------------------------

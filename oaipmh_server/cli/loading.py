@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import click
 
-from ..errors import LoadBusy, LoadFailed, StoreUnavailable
+from ..errors import CannotWrite, LoadBusy, LoadFailed, StoreUnavailable
 from .opening import open_store, read_settings
 
 
@@ -113,6 +113,9 @@ def load(
         raise click.ClickException(
             f"{failure.total} problem(s) found; nothing was loaded, the store is unchanged."
         ) from None
+    except CannotWrite as e:
+        bar.close()
+        raise click.ClickException(f"{e}; nothing was loaded") from None
     except StoreUnavailable as e:
         bar.close()
         from ..store.failures import disk_full
@@ -321,6 +324,8 @@ def _one_write(store: Any, undone: str, busy_hint: str = "") -> Iterator[None]:
         for problem in failure.problems:
             click.echo(str(problem), err=True)
         raise click.ClickException(f"nothing was {undone}, the store is unchanged") from None
+    except CannotWrite as e:
+        raise click.ClickException(f"{e}; nothing was {undone}") from None
     except StoreUnavailable as e:
         raise click.ClickException(f"the database failed ({e}); nothing was {undone}") from None
     finally:

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ..errors import LoadBusy, StoreUnavailable
+from ..errors import CannotWrite, LoadBusy
 from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
@@ -97,9 +97,9 @@ class Loading(MetaKeys):
         progress before it writes (store/writes.py), which dates its changes: `tx.dating`.
         """
         if self.read_only is not None:
-            raise StoreUnavailable(
-                f"cannot write the store: {self.read_only}; load on the primary, with a role "
-                "that can write"
+            raise CannotWrite(
+                f"cannot write the store: {self.read_only}; run this where the store can be "
+                "written (the primary, a role that can write)"
             )
         with unavailable(), self.engine.connect() as conn:
             lease = self._new_lease()  # this load's own: it holds state while held
