@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import zipfile
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -394,6 +395,30 @@ def test_saf_handle_or_collections_not_utf8_names_the_item(
     assert refused(empty_database_url, export) == [
         f"{first}: handle: line 1: not UTF-8 text",
         f"{second}: record 10722/2: collections: line 2: not UTF-8 text",
+    ]
+
+
+def test_xml_of_an_export_not_utf8_names_its_line(empty_database_url: str, tmp_path: Path) -> None:
+    """A byte its encoding cannot carry, in a file an export holds or in the archive of
+    one: the problem names the file and line (not the folder the archive was unpacked
+    into, gone when the message is read), as for a syntax error."""
+    export = tmp_path / "export"
+    item = saf_item(export, "a")
+    (item / "dublin_core.xml").write_bytes(DUBLIN_CORE.format(title="\nCaf\xe9").encode("latin-1"))
+    structure = tmp_path / "structure.xml"
+    structure.write_bytes(
+        b'<import_structure>\n<community identifier="10722/1">\n<name>Caf\xe9</name>'
+        b"</community></import_structure>"
+    )
+    bad_byte = "Invalid bytes in character encoding, line 2, column"
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(item / "dublin_core.xml", "a/dublin_core.xml")
+        zipped.write(item / "handle", "a/handle")
+    assert refused(empty_database_url, export, structure, archive) == [
+        f"{item}: record 10722/900: dublin_core.xml:2: {bad_byte} 4",
+        f"{structure}:3: record ?: not well-formed XML: Invalid bytes in character encoding, line 3, column 10",
+        f"{archive}!a: record 10722/900: dublin_core.xml:2: {bad_byte} 4",
     ]
 
 

@@ -145,10 +145,17 @@ def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) ->
     for path in files[2:]:
         try:
             fields += _values(path)
-        except (etree.XMLSyntaxError, ValueError, OSError) as e:
-            line = getattr(e, "lineno", None)
-            where = f"{path.name}:{line}" if line else path.name
-            yield LoadError(name, None, local_id, f"{where}: {e}")
+        except etree.XMLSyntaxError as e:  # its msg: str(e) names the parser's input again
+            where = f"{path.name}:{e.lineno}" if e.lineno else path.name
+            yield LoadError(name, None, local_id, f"{where}: {e.msg}")
+            return
+        except ValueError as e:
+            yield LoadError(name, None, local_id, f"{path.name}: {e}")
+            return
+        except OSError as e:
+            yield LoadError(
+                name, None, local_id, f"{path.name}: cannot read the file: {e.strerror}"
+            )
             return
     collections = folder / "collections"
     sets = []
