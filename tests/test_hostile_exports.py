@@ -422,6 +422,26 @@ def test_xml_of_an_export_not_utf8_names_its_line(empty_database_url: str, tmp_p
     ]
 
 
+def test_a_name_too_long_for_the_file_system_is_a_problem_not_a_crash(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A path given, or a bitstream `contents` names, longer than a file name can be:
+    the file system answers with an error, not "no such file", and it is a problem
+    naming it like any other, not a traceback."""
+    long_name = "a" * 300
+    export = tmp_path / "export"
+    item = saf_item(export, "item")
+    (item / "contents").write_text(f"{long_name}.pdf\tbundle:ORIGINAL\n", "utf-8")
+    given = tmp_path / f"{long_name}.jsonl"
+    assert refused(empty_database_url, given, export) == [
+        f"{given}: cannot read the file: File name too long"
+    ]
+    assert refused(empty_database_url, export) == [
+        f"{item / 'contents'}:1: record 10722/900: bitstream {quoted(long_name + '.pdf')}: "
+        "cannot read it: File name too long"
+    ]
+
+
 class KilledWorkers(Workers):
     """Worker processes one of which is killed (SIGKILL, as the kernel's out-of-memory
     killer does) as soon as they start."""

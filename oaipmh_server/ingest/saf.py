@@ -245,7 +245,11 @@ def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
     if leads_outside(path, root):
         what = "a symbolic link leading" if _is_link(folder, name) else "leads"
         raise ValueError(f"bitstream {quoted(name)}: {what} outside the item folder: not read")
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as e:  # not "no such file": a name too long, say, which is_file raises
+        raise ValueError(f"bitstream {quoted(name)}: cannot read it: {e.strerror}") from None
+    if not is_file:
         missing = "not a file" if os.path.lexists(path) else "no such file in the item folder"
         raise ValueError(f"bitstream {quoted(name)}: {missing}")
     bundle = options.get("bundle", "").strip()
