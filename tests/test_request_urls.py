@@ -12,6 +12,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import html
 from rfc3986_validator import validate_rfc3986
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -324,3 +326,24 @@ def test_a_prefix_not_one_slash_then_a_path_still_links_on_this_site(
     assert f"{root}/sets/col_10722_20" in links
     site = f"http://oai.example.org{root}/"
     assert [link for link in links if not urljoin(site, link).startswith((site, "https://"))] == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(prefix=st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12))
+def test_any_prefix_of_a_trusted_proxy_makes_urls_of_this_site(
+    apps: dict[str, Flask], prefix: str
+) -> None:
+    """Whatever X-Forwarded-Prefix a trusted proxy passes on (as it arrives: UTF-8 bytes
+    as Latin-1), the baseURL and robots.txt's site root are URIs on the forwarded host,
+    the baseURL the OAI-PMH schema accepts (the client validates it)."""
+    sent = prefix.encode().decode("latin-1")
+    base, site = urls(
+        apps["proxied"], "127.0.0.1:5000", **{"X-Forwarded-Host": "oai.example.org",
+                                              "X-Forwarded-Prefix": sent}
+    )  # fmt: skip
+    for url in (base, site):
+        assert validate_rfc3986(url, rule="URI"), url
+        assert urlsplit(url).netloc == "oai.example.org", url
+    assert base == f"{site}/oai/request"
