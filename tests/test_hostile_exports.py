@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy import select
@@ -866,3 +866,65 @@ def test_any_json_record_is_refused_naming_its_line_or_served_valid(
             assert answer.status_code == 200
             assert set(error_codes(answer)) <= {"cannotDisseminateFormat"}
         assert client.get(f"/records/{quote(local_id)}").status_code == 200
+
+
+# Each file of a SAF item folder, as a valid export writes it; the test spoils one.
+SAF_FILES = {
+    "dublin_core.xml": DUBLIN_CORE.format(title="T").encode(),
+    "handle": b"10722/900\n",
+    "collections": b"10722/5\n",
+    "contents": b"a.pdf\tbundle:ORIGINAL\tdescription:Full text\n",
+}
+# What is put into a file: any bytes, or what broke a load once (Latin-1, a NUL, markup,
+# a line break, a name longer than a file system's).
+INSERTED = st.one_of(
+    st.sampled_from([b"\xe9", b"\xff\xfe", b"\x00", b"<", b"&", b"]]>", b"\r", b"\t", b"x" * 300]),
+    st.binary(max_size=8),
+)
+SPOILED = st.one_of(st.binary(max_size=40), st.tuples(st.integers(0, 200), INSERTED))
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(sorted(SAF_FILES)), spoil=SPOILED, zipped=st.booleans())
+@example(name="dublin_core.xml", spoil=(130, b"\xe9"), zipped=True)  # what the campaign found
+@example(name="contents", spoil=(0, b"x" * 300), zipped=False)
+def test_any_bytes_in_a_saf_items_file_are_refused_naming_the_item_or_loaded(
+    template_store: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    spoil: bytes | tuple[int, bytes],
+    zipped: bool,
+) -> None:
+    """One file of an item folder replaced by any bytes, or bytes put anywhere in it, in
+    a folder or a zipped export: the load succeeds, or fails naming the item's place
+    (in the archive: `ARCHIVE.zip!item`, never the folder it was unpacked into) and
+    leaves the store as it was. Never another exception."""
+    folder = tmp_path_factory.mktemp("saf")
+    shutil.copy(template_store, folder / "oai.sqlite3")
+    url = f"sqlite:///{folder / 'oai.sqlite3'}"
+    item = folder / "export" / "item"
+    item.mkdir(parents=True)
+    (item / "a.pdf").write_bytes(b"%PDF-1.4")
+    for file, data in SAF_FILES.items():
+        (item / file).write_bytes(data)
+    if isinstance(spoil, tuple):
+        at, inserted = spoil
+        data = SAF_FILES[name]
+        spoil = data[:at] + inserted + data[at:]
+    (item / name).write_bytes(spoil)
+    given, place = folder / "export", str(item)
+    if zipped:
+        given = folder / "export.zip"
+        with zipfile.ZipFile(given, "w") as archive:
+            for path in sorted(item.iterdir()):
+                archive.write(path, f"item/{path.name}")
+        place = f"{given}!item"
+    before = everything(url)
+    try:
+        load_into(url, given)
+    except LoadFailed as failure:
+        assert everything(url) == before
+        assert all(str(p).startswith(place) for p in failure.problems), failure.problems
+        # Every file is there and readable: none is said not to be.
+        assert not [p for p in failure.problems if "cannot read the file" in str(p)]
+        assert not [p for p in failure.problems if "oaipmh-load-" in str(p)]
