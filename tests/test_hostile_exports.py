@@ -100,6 +100,20 @@ def test_values_quoted_in_messages_are_escaped_and_short(
     ]
 
 
+def test_a_record_that_is_no_object_is_named_in_jsons_words(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Whoever wrote the export knows JSON's null, numbers and arrays, not Python's
+    NoneType, int and list."""
+    path = tmp_path / "records.json"
+    path.write_text('[\nnull,\n1,\n2.5,\n"x",\n[],\ntrue\n]\n', "utf-8")
+    kinds = ("null", "a number", "a number", "a string", "an array", "a boolean")
+    assert refused(empty_database_url, path) == [
+        f"{path}:{line}: record ?: a record must be a JSON object, not {kind}"
+        for line, kind in enumerate(kinds, start=2)
+    ]
+
+
 def test_every_part_of_a_message_is_escaped() -> None:
     error = LoadError("export/\x1b[2Jitem", 3, "a\nb", "reason " + "\x07" * 2000)
     text = str(error)
