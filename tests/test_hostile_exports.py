@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import zipfile
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from urllib.parse import quote
 
 import pytest
 from flask.testing import FlaskClient
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 from sqlalchemy import select
@@ -96,6 +97,20 @@ def test_values_quoted_in_messages_are_escaped_and_short(
         f"{path}:1: record 1: set spec '\\x1b[31m' is not valid (letters, digits, -_.!~*'() and ':')",
         f"{path}:2: record 2: metadata entry 1 (dc.title): value must be a string, "
         "not [[['deep', 'deep', 'deep', 'deep', 'deep', 'deep', ...]]]",
+    ]
+
+
+def test_a_record_that_is_no_object_is_named_in_jsons_words(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Whoever wrote the export knows JSON's null, numbers and arrays, not Python's
+    NoneType, int and list."""
+    path = tmp_path / "records.json"
+    path.write_text('[\nnull,\n1,\n2.5,\n"x",\n[],\ntrue\n]\n', "utf-8")
+    kinds = ("null", "a number", "a number", "a string", "an array", "a boolean")
+    assert refused(empty_database_url, path) == [
+        f"{path}:{line}: record ?: a record must be a JSON object, not {kind}"
+        for line, kind in enumerate(kinds, start=2)
     ]
 
 
@@ -394,6 +409,50 @@ def test_saf_handle_or_collections_not_utf8_names_the_item(
     assert refused(empty_database_url, export) == [
         f"{first}: handle: line 1: not UTF-8 text",
         f"{second}: record 10722/2: collections: line 2: not UTF-8 text",
+    ]
+
+
+def test_xml_of_an_export_not_utf8_names_its_line(empty_database_url: str, tmp_path: Path) -> None:
+    """A byte its encoding cannot carry, in a file an export holds or in the archive of
+    one: the problem names the file and line (not the folder the archive was unpacked
+    into, gone when the message is read), as for a syntax error."""
+    export = tmp_path / "export"
+    item = saf_item(export, "a")
+    (item / "dublin_core.xml").write_bytes(DUBLIN_CORE.format(title="\nCaf\xe9").encode("latin-1"))
+    structure = tmp_path / "structure.xml"
+    structure.write_bytes(
+        b'<import_structure>\n<community identifier="10722/1">\n<name>Caf\xe9</name>'
+        b"</community></import_structure>"
+    )
+    bad_byte = "Invalid bytes in character encoding, line 2, column"
+    archive = tmp_path / "export.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(item / "dublin_core.xml", "a/dublin_core.xml")
+        zipped.write(item / "handle", "a/handle")
+    assert refused(empty_database_url, export, structure, archive) == [
+        f"{item}: record 10722/900: dublin_core.xml:2: {bad_byte} 4",
+        f"{structure}:3: record ?: not well-formed XML: Invalid bytes in character encoding, line 3, column 10",
+        f"{archive}!a: record 10722/900: dublin_core.xml:2: {bad_byte} 4",
+    ]
+
+
+def test_a_name_too_long_for_the_file_system_is_a_problem_not_a_crash(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A path given, or a bitstream `contents` names, longer than a file name can be:
+    the file system answers with an error, not "no such file", and it is a problem
+    naming it like any other, not a traceback."""
+    long_name = "a" * 300
+    export = tmp_path / "export"
+    item = saf_item(export, "item")
+    (item / "contents").write_text(f"{long_name}.pdf\tbundle:ORIGINAL\n", "utf-8")
+    given = tmp_path / f"{long_name}.jsonl"
+    assert refused(empty_database_url, given, export) == [
+        f"{given}: cannot read the file: File name too long"
+    ]
+    assert refused(empty_database_url, export) == [
+        f"{item / 'contents'}:1: record 10722/900: bitstream {quoted(long_name + '.pdf')}: "
+        "cannot read it: File name too long"
     ]
 
 
@@ -821,3 +880,65 @@ def test_any_json_record_is_refused_naming_its_line_or_served_valid(
             assert answer.status_code == 200
             assert set(error_codes(answer)) <= {"cannotDisseminateFormat"}
         assert client.get(f"/records/{quote(local_id)}").status_code == 200
+
+
+# Each file of a SAF item folder, as a valid export writes it; the test spoils one.
+SAF_FILES = {
+    "dublin_core.xml": DUBLIN_CORE.format(title="T").encode(),
+    "handle": b"10722/900\n",
+    "collections": b"10722/5\n",
+    "contents": b"a.pdf\tbundle:ORIGINAL\tdescription:Full text\n",
+}
+# What is put into a file: any bytes, or what broke a load once (Latin-1, a NUL, markup,
+# a line break, a name longer than a file system's).
+INSERTED = st.one_of(
+    st.sampled_from([b"\xe9", b"\xff\xfe", b"\x00", b"<", b"&", b"]]>", b"\r", b"\t", b"x" * 300]),
+    st.binary(max_size=8),
+)
+SPOILED = st.one_of(st.binary(max_size=40), st.tuples(st.integers(0, 200), INSERTED))
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(sorted(SAF_FILES)), spoil=SPOILED, zipped=st.booleans())
+@example(name="dublin_core.xml", spoil=(130, b"\xe9"), zipped=True)  # what the campaign found
+@example(name="contents", spoil=(0, b"x" * 300), zipped=False)
+def test_any_bytes_in_a_saf_items_file_are_refused_naming_the_item_or_loaded(
+    template_store: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    spoil: bytes | tuple[int, bytes],
+    zipped: bool,
+) -> None:
+    """One file of an item folder replaced by any bytes, or bytes put anywhere in it, in
+    a folder or a zipped export: the load succeeds, or fails naming the item's place
+    (in the archive: `ARCHIVE.zip!item`, never the folder it was unpacked into) and
+    leaves the store as it was. Never another exception."""
+    folder = tmp_path_factory.mktemp("saf")
+    shutil.copy(template_store, folder / "oai.sqlite3")
+    url = f"sqlite:///{folder / 'oai.sqlite3'}"
+    item = folder / "export" / "item"
+    item.mkdir(parents=True)
+    (item / "a.pdf").write_bytes(b"%PDF-1.4")
+    for file, data in SAF_FILES.items():
+        (item / file).write_bytes(data)
+    if isinstance(spoil, tuple):
+        at, inserted = spoil
+        data = SAF_FILES[name]
+        spoil = data[:at] + inserted + data[at:]
+    (item / name).write_bytes(spoil)
+    given, place = folder / "export", str(item)
+    if zipped:
+        given = folder / "export.zip"
+        with zipfile.ZipFile(given, "w") as archive:
+            for path in sorted(item.iterdir()):
+                archive.write(path, f"item/{path.name}")
+        place = f"{given}!item"
+    before = everything(url)
+    try:
+        load_into(url, given)
+    except LoadFailed as failure:
+        assert everything(url) == before
+        assert all(str(p).startswith(place) for p in failure.problems), failure.problems
+        # Every file is there and readable: none is said not to be.
+        assert not [p for p in failure.problems if "cannot read the file" in str(p)]
+        assert not [p for p in failure.problems if "oaipmh-load-" in str(p)]

@@ -83,6 +83,28 @@ def test_query_string_bytes_that_are_not_utf8_are_bad_argument(client: FlaskClie
     assert request_attributes(response) == {}
 
 
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/sitemaps/records.xml", "start={}"),
+        ("/resources/resourcelist/oai_dc.xml", "at={}"),
+        ("/resources/changelist/page.xml", "until={}"),
+        ("/sets/col_10722_5", "after={}"),
+        ("/oai/view", "verb=GetRecord&metadataPrefix=oai_dc&identifier={}"),
+    ],
+)
+def test_a_raw_byte_not_utf8_in_a_pages_query_is_read_as_its_escape(
+    reading_client: FlaskClient, path: str, query: str
+) -> None:
+    """A server hands a query's bytes on as they came (latin-1 in the environ): a byte
+    that is not UTF-8 is read as Werkzeug reads an escape that is none (%E9 stays %E9),
+    so the page answers as it does to the escape, never with a 500."""
+    raw = reading_client.get(path, environ_overrides={"QUERY_STRING": query.format("\xe9")})
+    escaped = reading_client.get(path, environ_overrides={"QUERY_STRING": query.format("%E9")})
+    assert raw.status_code == escaped.status_code < 500
+    assert raw.data == escaped.data
+
+
 def test_bad_byte_in_the_verb_is_still_bad_verb(client: FlaskClient) -> None:
     response = client.post("/oai", data=b"verb=Identify\xff", content_type=FORM)
     assert error_codes(response) == ["badVerb"]

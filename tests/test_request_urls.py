@@ -12,6 +12,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import html
 from rfc3986_validator import validate_rfc3986
 from werkzeug.test import EnvironBuilder, run_wsgi_app
@@ -157,6 +159,16 @@ AS_SENT = "/ü".encode().decode("latin-1")
                      "http://localhost/oai/request", "http://localhost", id="ipv6"),
         pytest.param({"X-Forwarded-Host": "evil example"},
                      "http://localhost/oai/request", "http://localhost", id="space-in-host"),
+        pytest.param({"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Prefix": "repo"},
+                     "http://oai.example.org/repo/oai/request", "http://oai.example.org/repo",
+                     id="prefix-without-a-slash"),
+        pytest.param({"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Port": "0",
+                      "X-Forwarded-Prefix": "p"},
+                     "http://oai.example.org:0/p/oai/request", "http://oai.example.org:0/p",
+                     id="port-then-prefix-without-a-slash"),
+        pytest.param({"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Prefix": "//evil.example"},
+                     "http://oai.example.org/evil.example/oai/request",
+                     "http://oai.example.org/evil.example", id="prefix-of-two-slashes"),
     ],
 )  # fmt: skip
 def test_behind_a_trusted_proxy(
@@ -298,3 +310,40 @@ def test_pages_behind_a_proxy_link_under_its_prefix_encoded(apps: dict[str, Flas
     assert "/my%20repo/static/style.css" in links
     assert "/my%20repo/sets/col_10722_20" in links
     assert not [link for link in links if not validate_rfc3986(link, rule="URI_reference")]
+
+
+@pytest.mark.parametrize("prefix", ["repo", "//evil.example"])
+def test_a_prefix_not_one_slash_then_a_path_still_links_on_this_site(
+    apps: dict[str, Flask], prefix: str
+) -> None:
+    """A script root must begin with one '/' (WSGI's SCRIPT_NAME does): a proxy's prefix
+    without one would make its links relative to the page (`repo/sets/...`), or name
+    another host (`//evil.example/sets/...`); it is the path it names, from the root."""
+    headers = {"X-Forwarded-Host": "oai.example.org", "X-Forwarded-Prefix": prefix}
+    body = get(apps["proxied"], "/", "127.0.0.1:5000", **headers)
+    links = [link for _, _, link, _ in html.document_fromstring(body).iterlinks()]
+    root = "/" + prefix.strip("/")
+    assert f"{root}/sets/col_10722_20" in links
+    site = f"http://oai.example.org{root}/"
+    assert [link for link in links if not urljoin(site, link).startswith((site, "https://"))] == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(prefix=st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=12))
+def test_any_prefix_of_a_trusted_proxy_makes_urls_of_this_site(
+    apps: dict[str, Flask], prefix: str
+) -> None:
+    """Whatever X-Forwarded-Prefix a trusted proxy passes on (as it arrives: UTF-8 bytes
+    as Latin-1), the baseURL and robots.txt's site root are URIs on the forwarded host,
+    the baseURL the OAI-PMH schema accepts (the client validates it)."""
+    sent = prefix.encode().decode("latin-1")
+    base, site = urls(
+        apps["proxied"], "127.0.0.1:5000", **{"X-Forwarded-Host": "oai.example.org",
+                                              "X-Forwarded-Prefix": sent}
+    )  # fmt: skip
+    for url in (base, site):
+        assert validate_rfc3986(url, rule="URI"), url
+        assert urlsplit(url).netloc == "oai.example.org", url
+    assert base == f"{site}/oai/request"

@@ -19,13 +19,22 @@ DOCTYPE = (
     "a DOCTYPE: its declarations (entities, attribute defaults) would rewrite what the file "
     "says, and DSpace writes none: remove it"
 )
+CHUNK = 64 * 1024  # what `parse` feeds the parser at a time
 
 
 def parse(path: Path) -> etree._ElementTree:
     """The document, read without network, entities or a huge tree (etree.XMLSyntaxError
-    or OSError if it cannot be); `has_doctype` says whether it may be used."""
+    or OSError if it cannot be); `has_doctype` says whether it may be used.
+
+    The bytes are fed to the parser, not its file name: libxml2 reports a byte its
+    encoding cannot carry (Latin-1 in a UTF-8 file) in a file it reads itself as an
+    OSError without a line, naming the path it was given (for an archive, the temporary
+    folder, gone when the message is read); fed, it is an XMLSyntaxError with its line."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    return etree.parse(str(path), parser)
+    with path.open("rb") as stream:
+        while chunk := stream.read(CHUNK):
+            parser.feed(chunk)
+    return parser.close().getroottree()
 
 
 def has_doctype(document: etree._ElementTree) -> bool:

@@ -53,6 +53,9 @@ def find_files(
     problems: list[LoadError] = []
     for given in paths:
         path = Path(given)
+        if (error := _stat_error(path)) is not None:
+            problems.append(LoadError.unreadable(str(path), error))
+            continue
         if path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
             problems.append(without_dublin_core(path, item_file))
         elif path.is_dir() and not is_item_folder(path):
@@ -74,6 +77,19 @@ def find_files(
         else:
             problems.append(LoadError(str(path), None, None, "no such file or folder"))
     return found, problems
+
+
+def _stat_error(path: Path) -> OSError | None:
+    """Why `path` cannot be looked at, if it exists and cannot (a name too long, a folder
+    on the way not searchable): pathlib's is_dir and is_file raise such errors, and say
+    False only for one that does not exist (or is a loop of links)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # "no such file or folder", said where it is looked for
+    except OSError as error:
+        return error
+    return None
 
 
 def _walk(folder: Path, in_archive: bool = False) -> tuple[list[Path], list[LoadError]]:

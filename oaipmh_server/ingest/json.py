@@ -219,6 +219,17 @@ def _sized_record(
     return _record(value, source, require_accessioned, limits)
 
 
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (the export's writer knows no Python type)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # before int: a bool is one in Python
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
+
+
 def _record(
     value: Any, source: Source, require_accessioned: bool, limits: Limits
 ) -> Draft | LoadError:
@@ -229,7 +240,7 @@ def _record(
         return LoadError(source.path, source.line, record_id, reason)
 
     if not isinstance(value, dict):
-        return fail(f"a record must be a JSON object, not {type(value).__name__}")
+        return fail(f"a record must be a JSON object, not {_json_kind(value)}")
     if not RECORD_KEYS.issuperset(value):
         unknown = sorted(set(value) - RECORD_KEYS)
         return fail(f"unknown key(s) {', '.join(map(quoted, unknown[:10]))}")

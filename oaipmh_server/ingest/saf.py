@@ -145,10 +145,17 @@ def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) ->
     for path in files[2:]:
         try:
             fields += _values(path)
-        except (etree.XMLSyntaxError, ValueError, OSError) as e:
-            line = getattr(e, "lineno", None)
-            where = f"{path.name}:{line}" if line else path.name
-            yield LoadError(name, None, local_id, f"{where}: {e}")
+        except etree.XMLSyntaxError as e:  # its msg: str(e) names the parser's input again
+            where = f"{path.name}:{e.lineno}" if e.lineno else path.name
+            yield LoadError(name, None, local_id, f"{where}: {e.msg}")
+            return
+        except ValueError as e:
+            yield LoadError(name, None, local_id, f"{path.name}: {e}")
+            return
+        except OSError as e:
+            yield LoadError(
+                name, None, local_id, f"{path.name}: cannot read the file: {e.strerror}"
+            )
             return
     collections = folder / "collections"
     sets = []
@@ -238,7 +245,11 @@ def _bitstream(folder: Path, root: Path, line: str, sequence: int) -> File:
     if leads_outside(path, root):
         what = "a symbolic link leading" if _is_link(folder, name) else "leads"
         raise ValueError(f"bitstream {quoted(name)}: {what} outside the item folder: not read")
-    if not path.is_file():
+    try:
+        is_file = path.is_file()
+    except OSError as e:  # not "no such file": a name too long, say, which is_file raises
+        raise ValueError(f"bitstream {quoted(name)}: cannot read it: {e.strerror}") from None
+    if not is_file:
         missing = "not a file" if os.path.lexists(path) else "no such file in the item folder"
         raise ValueError(f"bitstream {quoted(name)}: {missing}")
     bundle = options.get("bundle", "").strip()

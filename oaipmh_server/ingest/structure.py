@@ -59,13 +59,16 @@ PLAIN_HANDLE = re.compile(HANDLE_ID)
 
 def is_structure_file(path: Path) -> bool:
     """Whether `path` is a structure export: an .xml file whose root element is
-    DSpace's (read up to the root's start tag, not further)."""
+    DSpace's (read up to the root's start tag, not further). The parser recovers from
+    what is wrong after that tag but in the piece of the file it read with it (a byte
+    not UTF-8 in a name): read_structure_file names that at its line, rather than the
+    file being "not a structure export"."""
     if path.suffix != ".xml" or not path.is_file():
         return False
     try:
         with path.open("rb") as stream:
             for _, element in etree.iterparse(
-                stream, events=("start",), resolve_entities=False, no_network=True
+                stream, events=("start",), resolve_entities=False, no_network=True, recover=True
             ):
                 return bool(element.tag in ROOTS)
     except (etree.XMLSyntaxError, OSError):

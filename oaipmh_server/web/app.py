@@ -6,10 +6,13 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl
 
 from flask import Flask, Request
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import MapAdapter
+from werkzeug.utils import cached_property
 
 from ..config import load_settings
 from ..errors import StoreUnavailable
@@ -20,6 +23,10 @@ from ..virtual_sets import META_KEY, stale_warning
 from . import pages, resourcesync, sitemaps, views  # noqa: F401 (sitemaps adds its routes to pages.blueprint)
 from .admission import HarvestLimit
 from .provider import MAX_BODY, Provider, link_root
+
+# Werkzeug's codec error handler (registered by werkzeug.urls, which Flask imports): a
+# byte that is not UTF-8 is written as its %-escape, as Request.args does for escapes.
+QUOTED = "werkzeug.url_quote"
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -66,6 +73,24 @@ def create_app(
     return app
 
 
+class _Request(Request):
+    """Flask's request, its query string's arguments read whatever bytes it holds."""
+
+    @cached_property
+    def args(self) -> ImmutableMultiDict[str, str]:
+        """The query's arguments as Werkzeug reads them (an escape that is not UTF-8, %E9,
+        stays %E9), a raw byte that is not UTF-8 too: a server hands the bytes on as they
+        came, and Werkzeug's own decoding of them raised (a 500 on every page reading an
+        argument). /oai reads the bytes itself (views._arguments)."""
+        return ImmutableMultiDict(
+            parse_qsl(
+                self.query_string.decode("utf-8", QUOTED),
+                keep_blank_values=True,
+                errors=QUOTED,
+            )
+        )
+
+
 class _App(Flask):
     """Flask, its links made under the script root as a URL writes it (link_root): url_for
     (in the pages' templates, an operator's too, and in provider.site_link) puts the
@@ -73,6 +98,8 @@ class _App(Flask):
     page linked `/my repo/records/…`, a raw space, and under `/a#b` a link whose path
     ended at the '#'. Only building reads the adapter's script name: routing reads the
     path after it (PATH_INFO), and a redirect Werkzeug makes is now encoded too."""
+
+    request_class = _Request
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         adapter = super().create_url_adapter(request)

@@ -83,8 +83,13 @@ def link_root(root: str) -> str:
     not the root as the request brought it, which a URL cannot carry when it holds a
     space, '#', '?' or 'ü'), and request_url before the site's absolute ones. Worked
     out once per root (every request, /oai's too, makes an adapter); a site has one or
-    two, and only a trusted proxy's X-Forwarded-Prefix chooses another."""
-    return quote_path(root.rstrip("/"))
+    two, and only a trusted proxy's X-Forwarded-Prefix chooses another.
+
+    It begins with one '/', as WSGI's SCRIPT_NAME must, whatever the prefix: without,
+    `repo` would join the host (`http://oai.example.orgrepo/oai`) and make the pages'
+    links relative; with two, `//evil.example` makes every link name another host."""
+    path = root.strip("/")
+    return quote_path("/" + path) if path else ""
 
 
 def quote_path(path: str) -> str:
