@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import ipaddress
 import logging
 from collections.abc import Iterable, Mapping
@@ -24,9 +25,19 @@ from . import pages, resourcesync, sitemaps, views  # noqa: F401 (sitemaps adds 
 from .admission import HarvestLimit
 from .provider import MAX_BODY, Provider, link_root
 
-# Werkzeug's codec error handler (registered by werkzeug.urls, which Flask imports): a
-# byte that is not UTF-8 is written as its %-escape, as Request.args does for escapes.
-QUOTED = "werkzeug.url_quote"
+
+def _as_escapes(error: UnicodeError) -> tuple[str, int]:
+    """A codec error handler: the bytes that are not UTF-8 written as their %-escapes."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    return "".join(f"%{byte:02X}" for byte in bad), error.end
+
+
+# A byte that is not UTF-8 is read as its %-escape, as Werkzeug reads an escape that is
+# not UTF-8 (%E9 stays %E9); registered here, not Werkzeug's own handler of that name.
+QUOTED = "oaipmh_server.percent_escapes"
+codecs.register_error(QUOTED, _as_escapes)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
