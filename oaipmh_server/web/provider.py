@@ -114,7 +114,8 @@ def _url_came_to(scheme: str, host: str, root: str, path: str) -> str:
     proxy passed on) that would not make a valid URI is not echoed; the script root and
     the path are percent-encoded as UTF-8, so the URL is always an ASCII URI."""
     found = _HOST.fullmatch(host)
-    if scheme not in ("http", "https") or found is None or int(found[1] or 0) > 65_535:
+    # A port is 1 to 65535: 0 names none (Werkzeug 3.1.9 reads no host in `x:0`; 3.1.8 did).
+    if scheme not in ("http", "https") or found is None or not 0 < int(found[1] or 80) <= 65_535:
         scheme, host = web_scheme(scheme), "localhost"
     url = f"{scheme}://{host.lower()}{link_root(root)}"
     if path:
