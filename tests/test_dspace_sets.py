@@ -416,8 +416,8 @@ def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
         load_into(empty_database_url, path)
     (problem,) = failure.value.problems
     assert str(problem).endswith(
-        "set com_https:__hdl.handle.net_1_1: parent 'com_https' is not valid: a flat spec such "
-        "as com_10722_1, of a set with a flat spec: 'com_https:__hdl.handle.net_1_1' holds ':', "
+        'set com_https:__hdl.handle.net_1_1: parent "com_https" is not valid: a flat spec such '
+        "as com_10722_1, of a set with a flat spec: \"com_https:__hdl.handle.net_1_1\" holds ':', "
         "which nests a spec in another"
     )
 
