@@ -7,9 +7,11 @@ writes `<error>`.
 
 from __future__ import annotations
 
+import json
 import reprlib
 from datetime import datetime
-from typing import ClassVar
+from itertools import islice
+from typing import Any, ClassVar
 
 # Characters of a value (an id, a field's value, a file's text) that a message shows: enough
 # to find it, never a whole file's content or a screenful.
@@ -172,7 +174,8 @@ _REPR.maxlevel = 3
 def quoted(value: object, limit: int = MAX_SHOWN) -> str:
     """A value as a message shows it, quoted as Python would (`'soon'`); long strings cut
     after `limit` characters (`'aaaa…'`), other values (a list, a number of 5,000 digits)
-    shortened at every level. Every value a load message quotes goes through here."""
+    shortened at every level. Every value a load message quotes goes through here, or,
+    read from a JSON file, through `json_quoted`."""
     if isinstance(value, str):
         if len(value) <= limit:
             return repr(value)
@@ -182,6 +185,77 @@ def quoted(value: object, limit: int = MAX_SHOWN) -> str:
         return _REPR.repr(value)
     except ValueError:  # an int too long to turn into digits
         return f"<{type(value).__name__}>"
+
+
+def _json_escape(character: str) -> str:
+    """A character JSON may hold unescaped but a terminal would act on, as JSON escapes it
+    (`\\u202e`; beyond U+FFFF as a surrogate pair, the one way JSON can)."""
+    code = ord(character)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _json_string(text: str) -> str:
+    """`text` as JSON writes it, with every character a terminal would act on escaped."""
+    written = json.dumps(text, ensure_ascii=False)
+    if written.isprintable():
+        return written
+    return "".join(c if c.isprintable() else _json_escape(c) for c in written)
+
+
+class _JsonRepr(reprlib.Repr):
+    """reprlib's shortening at every level, in JSON's words: null, true, "text", [1, 2],
+    keys in the order the file gave them."""
+
+    def repr_str(self, x: str, level: int) -> str:
+        if len(x) <= self.maxstring:
+            return _json_string(x)
+        written = _json_string(x[: self.maxstring])
+        return f"{written[:-1]}…{written[-1]}"
+
+    def repr_NoneType(self, x: None, level: int) -> str:
+        return "null"
+
+    def repr_bool(self, x: bool, level: int) -> str:
+        return "true" if x else "false"
+
+    def repr_float(self, x: float, level: int) -> str:
+        return json.dumps(x)  # Infinity, as Python's json reads 1e400
+
+    def repr_int(self, x: int, level: int) -> str:
+        try:
+            return super().repr_int(x, level)
+        except ValueError:  # too long to turn into digits
+            return "a number too long to show"
+
+    def repr_list(self, x: list[Any], level: int) -> str:
+        if not x or level <= 0:
+            return "[...]" if x else "[]"
+        pieces = [self.repr1(item, level - 1) for item in islice(x, self.maxlist)]
+        return "[" + ", ".join(pieces + ["..."] * (len(x) > self.maxlist)) + "]"
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x or level <= 0:
+            return "{...}" if x else "{}"
+        pieces = [
+            f"{self.repr1(key, level - 1)}: {self.repr1(value, level - 1)}"
+            for key, value in islice(x.items(), self.maxdict)
+        ]
+        return "{" + ", ".join(pieces + ["..."] * (len(x) > self.maxdict)) + "}"
+
+
+_JSON_REPR = _JsonRepr()
+_JSON_REPR.maxstring = _JSON_REPR.maxother = MAX_SHOWN
+_JSON_REPR.maxlevel = 3
+
+
+def json_quoted(value: object) -> str:
+    """A value read from a JSON file as a message shows it: as JSON writes it (`null`,
+    `true`, `"soon"`, `[1, "a"]`), since whoever wrote the file knows no Python; shortened
+    and escaped as `quoted` does, so it can neither flood nor drive the terminal."""
+    return _JSON_REPR.repr(value)
 
 
 class LoadError(Exception):

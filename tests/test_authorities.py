@@ -288,9 +288,9 @@ def test_json_authority_and_confidence(empty_database_url: str, tmp_path: Path) 
     [
         ({"authority": 42}, "authority must be a string, not 42"),
         ({"authority": "a", "confidence": "600"}, "confidence must be an integer of DSpace's "
-         "scale (-1 unset, 0 no value, 100 rejected … 600 accepted), not '600'"),
+         "scale (-1 unset, 0 no value, 100 rejected … 600 accepted), not \"600\""),
         ({"authority": "a", "confidence": True}, "confidence must be an integer of DSpace's "
-         "scale (-1 unset, 0 no value, 100 rejected … 600 accepted), not True"),
+         "scale (-1 unset, 0 no value, 100 rejected … 600 accepted), not true"),
         ({"authority": "a", "confidence": 700}, "confidence must be an integer of DSpace's "
          "scale (-1 unset, 0 no value, 100 rejected … 600 accepted), not 700"),
         ({"confidence": 6.5}, "confidence must be an integer of DSpace's "
@@ -318,7 +318,7 @@ def test_json_unknown_entry_key_is_still_refused(empty_database_url: str, tmp_pa
     with pytest.raises(LoadFailed) as failure:
         load_into(empty_database_url, path)
     assert [str(p) for p in failure.value.problems] == [
-        f"{path}:1: record {ITEM}: metadata entry 3: unknown key(s) 'authorty'"
+        f'{path}:1: record {ITEM}: metadata entry 3: unknown key(s) "authorty"'
     ]
 
 

@@ -256,6 +256,47 @@ def test_a_bad_structure_export_names_file_and_line(
     assert reason in problem
 
 
+@pytest.mark.parametrize(
+    ("document", "line", "error"),
+    [
+        ('<?|ml version="1.0"?>\n<import_structure>\n</import_structure>\n', 1,
+         "xmlParsePI : no target name, line 1, column 3"),
+        ('<?xml version="1.0"?>\n<import_struc', 2,
+         "Couldn't find end of Start Tag import_struc, line 2, column 14"),
+        ('<?xml version="1.0" encoding="UTF-8"?>\n<!-- DSpace -->\n<', 3,
+         "StartTag: invalid element name, line 3, column 2"),
+        ("import_structure\n", 1, "Start tag expected, '<' not found, line 1, column 1"),
+        ("", None, "no element found"),
+    ],
+)  # fmt: skip
+def test_an_xml_file_whose_root_cannot_be_read_is_named_at_its_line(
+    empty_database_url: str, tmp_path: Path, document: str, line: int | None, error: str
+) -> None:
+    """An .xml file given to a load is meant to be a structure export: broken before its
+    root element could be read, it is not well-formed XML at a line, as one broken further
+    on is, not "not a .json, … file", which leaves the operator looking for their mistake."""
+    path = tmp_path / "structure.xml"
+    path.write_text(document)
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    where = str(path) if line is None else f"{path}:{line}: record ?"
+    assert [str(p) for p in failure.value.problems] == [f"{where}: not well-formed XML: {error}"]
+
+
+def test_a_well_formed_xml_file_of_another_kind_is_not_read(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A SAF item's dublin_core.xml given alone is XML, just not a file a load reads."""
+    path = tmp_path / "dublin_core.xml"
+    path.write_text('<?xml version="1.0"?>\n<dublin_core schema="dc">'
+                    '<dcvalue element="title" qualifier="none">T</dcvalue></dublin_core>\n')  # fmt: skip
+    with pytest.raises(LoadFailed) as failure:
+        load_into(empty_database_url, path)
+    assert [str(p) for p in failure.value.problems] == [
+        f"{path}: not a .json, .jsonl, DSpace metadata .csv or DSpace structure export .xml file"
+    ]
+
+
 @pytest.mark.same_on_every_store
 def test_dspace_path_answers_with_its_own_base_url(database_url: str) -> None:
     client = make_app(database_url).test_client()
@@ -416,8 +457,8 @@ def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
         load_into(empty_database_url, path)
     (problem,) = failure.value.problems
     assert str(problem).endswith(
-        "set com_https:__hdl.handle.net_1_1: parent 'com_https' is not valid: a flat spec such "
-        "as com_10722_1, of a set with a flat spec: 'com_https:__hdl.handle.net_1_1' holds ':', "
+        'set com_https:__hdl.handle.net_1_1: parent "com_https" is not valid: a flat spec such '
+        "as com_10722_1, of a set with a flat spec: \"com_https:__hdl.handle.net_1_1\" holds ':', "
         "which nests a spec in another"
     )
 

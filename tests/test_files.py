@@ -333,50 +333,50 @@ BAD_FILES = [
     ({"files": {}}, '"files" must be a list of {"name", "size", "md5"} objects'),
     ({"files": ["a.pdf"]}, 'files entry 1 must be an object with "name", "size" and "md5"'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "url": "x"}]},
-     "files entry 1: unknown key(s) 'url'"),
+     'files entry 1: unknown key(s) "url"'),
     ({"files": [{"name": "", "size": 1, "md5": "0" * 32}]},
-     'files entry 1: "name" must be a non-empty string, not \'\''),
+     'files entry 1: "name" must be a non-empty string, not ""'),
     ({"files": [{"name": "a\x01.pdf", "size": 1, "md5": "0" * 32}]},
-     "files entry 1: \"name\" 'a\\x01.pdf' has characters XML cannot carry"),
+     'files entry 1: "name" "a\\u0001.pdf" has characters XML cannot carry'),
     ({"files": [{"name": "a.pdf", "size": -1, "md5": "0" * 32}]},
      'files entry 1 (a.pdf): "size" must be a number of bytes, not -1'),
     ({"files": [{"name": "a.pdf", "size": True, "md5": "0" * 32}]},
-     'files entry 1 (a.pdf): "size" must be a number of bytes, not True'),
+     'files entry 1 (a.pdf): "size" must be a number of bytes, not true'),
     # Over what a 64-bit integer column (SQLite's, PostgreSQL's bigint) holds: 8 EiB.
     ({"files": [{"name": "a.pdf", "size": 2**63, "md5": "0" * 32}]},
      'files entry 1 (a.pdf): "size" must be a number of bytes, not 9223372036854775808'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "xyz"}]},
-     "files entry 1 (a.pdf): \"md5\" must be 32 hexadecimal digits, not 'xyz'"),
+     'files entry 1 (a.pdf): "md5" must be 32 hexadecimal digits, not "xyz"'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "pdf"}]},
-     "files entry 1 (a.pdf): \"mime\" 'pdf' is not a MIME type like application/pdf"),
+     'files entry 1 (a.pdf): "mime" "pdf" is not a MIME type like application/pdf'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32,
                  "mime": 'application/pdf; rel="cite-as"'}]},
-     "files entry 1 (a.pdf): \"mime\" 'application/pdf; rel=\"cite-as\"' is not a MIME type "
+     'files entry 1 (a.pdf): "mime" "application/pdf; rel=\\"cite-as\\"" is not a MIME type '
      "like application/pdf"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "application/pdf\r\nX: 1"}]},
-     "files entry 1 (a.pdf): \"mime\" 'application/pdf\\r\\nX: 1' is not a MIME type like "
+     'files entry 1 (a.pdf): "mime" "application/pdf\\r\\nX: 1" is not a MIME type like '
      "application/pdf"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "text/plain; a=b; c"}]},
-     "files entry 1 (a.pdf): \"mime\" 'text/plain; a=b; c' is not a MIME type like "
+     'files entry 1 (a.pdf): "mime" "text/plain; a=b; c" is not a MIME type like '
      "application/pdf"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "mime": "text/pl ain"}]},
-     "files entry 1 (a.pdf): \"mime\" 'text/pl ain' is not a MIME type like application/pdf"),
+     'files entry 1 (a.pdf): "mime" "text/pl ain" is not a MIME type like application/pdf'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "access": "embargoed"}]},
-     "files entry 1 (a.pdf): \"access\" must be \"open\" or \"restricted\", not 'embargoed'"),
+     'files entry 1 (a.pdf): "access" must be "open" or "restricted", not "embargoed"'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "sequence": 0}]},
      'files entry 1 (a.pdf): "sequence" must be a positive integer, not 0'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32},
                 {"name": "b.pdf", "size": 1, "md5": "0" * 32, "sequence": 1}]},
      "files entry 2: sequence 1 is given twice"),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "primary": "yes"}]},
-     "files entry 1 (a.pdf): \"primary\" must be true or false, not 'yes'"),
+     'files entry 1 (a.pdf): "primary" must be true or false, not "yes"'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "bundle": 3}]},
      'files entry 1 (a.pdf): "bundle" must be a non-empty string, not 3'),
     # A lone surrogate (JSON's "\\ud800"), which no XML, hash or database can take.
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "bundle": "B\ud800"}]},
-     "files entry 1 (a.pdf): \"bundle\" 'B\\ud800' has characters XML cannot carry"),
+     'files entry 1 (a.pdf): "bundle" "B\\ud800" has characters XML cannot carry'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "uuid": "\x01"}]},
-     "files entry 1 (a.pdf): \"uuid\" '\\x01' has characters XML cannot carry"),
+     'files entry 1 (a.pdf): "uuid" "\\u0001" has characters XML cannot carry'),
     ({"files": [{"name": "a.pdf", "size": 1, "md5": "0" * 32, "permissions": "-r '\udfff'"}]},
      "files entry 1 (a.pdf): \"permissions\" \"-r '\\udfff'\" has characters XML cannot carry"),
 ]  # fmt: skip
@@ -815,7 +815,7 @@ def test_json_embargo_is_a_date_given_once(empty_database_url: str, tmp_path: Pa
     fields = [{"field": "dc.title", "value": "T"},
               {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]  # fmt: skip
     for entry, reason in (
-        ({"embargo": "soon"}, '"embargo" must be a date like 2027-01-31, not \'soon\''),
+        ({"embargo": "soon"}, '"embargo" must be a date like 2027-01-31, not "soon"'),
         ({"embargo": FUTURE, "permissions": "-r 'Staff'"},
          "\"embargo\" and \"permissions\": give the embargo as one or the other (-r "
          "'Anonymous' 2027-01-31)"),

@@ -23,7 +23,14 @@ from lxml import etree
 from sqlalchemy import select
 
 from oaipmh_server.config import load_settings
-from oaipmh_server.errors import ConfigError, LoadError, LoadFailed, excerpt, quoted
+from oaipmh_server.errors import (
+    ConfigError,
+    LoadError,
+    LoadFailed,
+    excerpt,
+    json_quoted,
+    quoted,
+)
 from oaipmh_server.ingest import load
 from oaipmh_server.ingest.json import SKIP, jsonl_lines
 from oaipmh_server.ingest.workers import Workers
@@ -68,7 +75,7 @@ def test_an_id_with_terminal_escapes_cannot_drive_the_terminal(
     clear_screen = "\x1b[2J\x1b[H"
     path = write_jsonl(tmp_path / "r.jsonl", [record(f"{clear_screen}hidden\u202eevil")])
     assert refused(empty_database_url, path) == [
-        f"{path}:1: record \\x1b[2J\\x1b[Hhidden\\u202eevil: id '\\x1b[2J\\x1b[Hhidden\\u202eevil'"
+        f'{path}:1: record \\x1b[2J\\x1b[Hhidden\\u202eevil: id "\\u001b[2J\\u001b[Hhidden\\u202eevil"'
         " has characters an OAI identifier cannot carry (or is too long)"
     ]
 
@@ -79,7 +86,7 @@ def test_a_million_character_id_makes_a_short_message(
     path = write_jsonl(tmp_path / "r.jsonl", [record("x" * 1_000_000)])
     (message,) = refused(empty_database_url, path)
     assert message == (
-        f"{path}:1: record {'x' * 80}…: id '{'x' * 80}…'"
+        f'{path}:1: record {"x" * 80}…: id "{"x" * 80}…"'
         " has characters an OAI identifier cannot carry (or is too long)"
     )
 
@@ -94,9 +101,9 @@ def test_values_quoted_in_messages_are_escaped_and_short(
     other["metadata"][0]["value"] = [[["deep"] * 10_000]]
     path = write_jsonl(tmp_path / "r.jsonl", [bad, other])
     assert refused(empty_database_url, path) == [
-        f"{path}:1: record 1: set spec '\\x1b[31m' is not valid (letters, digits, -_.!~*'() and ':')",
+        f"{path}:1: record 1: set spec \"\\u001b[31m\" is not valid (letters, digits, -_.!~*'() and ':')",
         f"{path}:2: record 2: metadata entry 1 (dc.title): value must be a string, "
-        "not [[['deep', 'deep', 'deep', 'deep', 'deep', 'deep', ...]]]",
+        'not [[["deep", "deep", "deep", "deep", "deep", "deep", ...]]]',
     ]
 
 
@@ -112,6 +119,81 @@ def test_a_record_that_is_no_object_is_named_in_jsons_words(
         f"{path}:{line}: record ?: a record must be a JSON object, not {kind}"
         for line, kind in enumerate(kinds, start=2)
     ]
+
+
+def entry(**given: Any) -> dict[str, Any]:
+    """A record whose first metadata entry is `given` over a well-formed one."""
+    value = record("1")
+    value["metadata"][0].update(given)
+    return value
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (record("1", deleted=None), '"deleted" must be true or false, not null'),
+        (record("1", deleted="yes"), '"deleted" must be true or false, not "yes"'),
+        (entry(field=None), "metadata entry 1: field null is not like 'dc.contributor.author'"),
+        (entry(value=True), "metadata entry 1 (dc.title): value must be a string, not true"),
+        (entry(value=[1, 2.5, "a", False, None, {"k": None}]),
+         'metadata entry 1 (dc.title): value must be a string, not '
+         '[1, 2.5, "a", false, null, {"k": null}]'),
+        (entry(lang=False), "metadata entry 1 (dc.title): lang must be a string, not false"),
+        (entry(authority=None, confidence="600"),
+         "metadata entry 1 (dc.title): confidence must be an integer of DSpace's scale (-1 unset, "
+         '0 no value, 100 rejected … 600 accepted), not "600"'),
+        (record("1", files=[{"name": "a.pdf", "size": None, "md5": "0" * 32}]),
+         'files entry 1 (a.pdf): "size" must be a number of bytes, not null'),
+        (record("1", files=[{"name": "a.pdf", "size": 1, "md5": "0" * 32, "primary": "no"}]),
+         'files entry 1 (a.pdf): "primary" must be true or false, not "no"'),
+        (record("100%"), 'id "100%" would make an OAI identifier that is not a URI: '
+         "a % must begin an escape such as %2F"),
+    ],
+)  # fmt: skip
+def test_a_json_value_in_a_message_is_written_as_json_writes_it(
+    empty_database_url: str, tmp_path: Path, value: dict[str, Any], message: str
+) -> None:
+    """Whoever wrote the export wrote null, true and "text", not Python's None, True and
+    'text': a message shows the value as it is in their file."""
+    path = write_jsonl(tmp_path / "r.jsonl", [value])
+    assert refused(empty_database_url, path) == [f"{path}:1: record {value['id']}: {message}"]
+
+
+FLAT = "is not valid: a flat spec such as com_10722_1, of a set with a flat spec"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"spec": None, "name": "A"},
+         "set ?: spec null is not valid (letters, digits, -_.!~*'() and ':')"),
+        ({"spec": "col_1", "name": "A", "parent": True}, f"set col_1: parent true {FLAT}"),
+        ({"spec": "col_1", "name": "A", "parent": "a:b"},
+         f'set col_1: parent "a:b" {FLAT}: "a:b" holds \':\', which nests a spec in another'),
+        ({"spec": "col_1", "name": "A", "colour": 1}, 'set col_1: unknown key(s) "colour"'),
+    ],
+)  # fmt: skip
+def test_a_json_value_in_a_sets_file_message_is_written_as_json_writes_it(
+    empty_database_url: str, tmp_path: Path, given: dict[str, Any], message: str
+) -> None:
+    path = tmp_path / "sets.json"
+    path.write_text(json.dumps({"sets": [given]}), "utf-8")
+    assert refused(empty_database_url, path) == [f"{path}:1: record {message}"]
+
+
+def test_a_json_value_in_a_message_is_escaped_and_short() -> None:
+    """As `quoted` does: nothing that drives a terminal, nothing that floods it."""
+    assert json_quoted('\x1b[2J\u202e\x7f\U000e0001\ud800"\\') == (
+        '"\\u001b[2J\\u202e\\u007f\\udb40\\udc01\\ud800\\"\\\\"'
+    )
+    assert json_quoted("é" * 100) == '"' + "é" * 80 + '…"'
+    assert (
+        json_quoted([[["deep"] * 10]])
+        == '[[["deep", "deep", "deep", "deep", "deep", "deep", ...]]]'
+    )
+    assert json_quoted([[[[1]]]]) == "[[[[...]]]]"
+    assert json_quoted(float("inf")) == "Infinity"
+    assert json_quoted(10**5000) == "a number too long to show"
 
 
 def test_every_part_of_a_message_is_escaped() -> None:
@@ -337,8 +419,8 @@ def test_an_id_whose_oai_identifier_is_no_uri_is_refused(
     path = write_jsonl(tmp_path / "r.jsonl", [record("100%"), record("%zz"), record("50%25")])
     message = "would make an OAI identifier that is not a URI: a % must begin an escape such as %2F"
     assert refused(empty_database_url, path) == [
-        f"{path}:1: record 100%: id '100%' {message}",
-        f"{path}:2: record %zz: id '%zz' {message}",
+        f'{path}:1: record 100%: id "100%" {message}',
+        f'{path}:2: record %zz: id "%zz" {message}',
     ]
 
 
@@ -746,7 +828,7 @@ def test_an_id_with_a_dot_or_empty_segment_is_refused(
 ) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", [record(local_id)])
     assert refused(empty_database_url, path) == [
-        f"{path}:1: record {local_id}: id {quoted(local_id)} {UNREACHABLE}"
+        f"{path}:1: record {local_id}: id {json_quoted(local_id)} {UNREACHABLE}"
     ]
 
 
@@ -799,12 +881,12 @@ def test_a_set_spec_that_is_a_dot_segment_is_refused(
 ) -> None:
     path = write_jsonl(tmp_path / "r.jsonl", [record("1", sets=[spec])])
     assert refused(empty_database_url, path) == [
-        f"{path}:1: record 1: set spec {quoted(spec)} {DOT_SEGMENT}"
+        f"{path}:1: record 1: set spec {json_quoted(spec)} {DOT_SEGMENT}"
     ]
     sets = tmp_path / "sets.json"
     sets.write_text(json.dumps({"sets": [{"spec": spec, "name": "S"}]}))
     assert refused(empty_database_url, sets) == [
-        f"{sets}:1: record set {spec}: spec {quoted(spec)} {DOT_SEGMENT}"
+        f"{sets}:1: record set {spec}: spec {json_quoted(spec)} {DOT_SEGMENT}"
     ]
 
 

@@ -311,7 +311,7 @@ BAD_RECORDS = [
     pytest.param({"sets": []}, "record ?: no id", id="no-id"),
     pytest.param({"id": ""}, "record ?: no id", id="empty-id"),
     pytest.param({"id": 5}, "record ?: no id", id="id-not-a-string"),
-    pytest.param({"id": "a b"}, "record a b: id 'a b' has characters", id="id-with-space"),
+    pytest.param({"id": "a b"}, 'record a b: id "a b" has characters', id="id-with-space"),
     pytest.param(
         record("x", "2015-02-30"),
         "record x: dc.date.accessioned: '2015-02-30' is not",
@@ -335,7 +335,7 @@ BAD_RECORDS = [
     ),
     pytest.param(
         record("x", sets=["bad set"]),
-        "record x: set spec 'bad set' is not valid",
+        'record x: set spec "bad set" is not valid',
         id="bad-set-spec",
     ),
     pytest.param(
@@ -345,7 +345,7 @@ BAD_RECORDS = [
     ),
     pytest.param(
         record("x", metadata=[{"field": "title", "value": "x"}]),
-        "record x: metadata entry 1: field 'title'",
+        'record x: metadata entry 1: field "title"',
         id="unqualified-field",
     ),
     pytest.param(
@@ -364,7 +364,7 @@ BAD_RECORDS = [
         id="bad-language",
     ),
     pytest.param(
-        record("x", handle="10722/1"), "record x: unknown key(s) 'handle'", id="unknown-key"
+        record("x", handle="10722/1"), 'record x: unknown key(s) "handle"', id="unknown-key"
     ),
     pytest.param([1, 2], "record ?: a record must be a JSON object", id="not-an-object"),
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter, itemgetter
@@ -338,11 +338,14 @@ def make_draft(
     files: tuple[File, ...] | None = (),
     partial: frozenset[tuple[str, str | None]] | None = None,
     keeps_sets: bool = False,
+    quote: Callable[[object], str] = quoted,
 ) -> Draft:
     """Check one record; LoadError naming the record and the first rule it breaks.
     `fields`: (name, value, lang) or (name, value, lang, authority, confidence) each.
     `files`: its files, already checked by the reader (None: the stored ones stay).
-    `limits`: what the record may cost (None: no limits, for records made by the server)."""
+    `limits`: what the record may cost (None: no limits, for records made by the server).
+    `quote`: how a message shows a value, in the words of the file it came from
+    (`errors.json_quoted` for JSON's null and true; text from CSV, SAF or XML as `quoted`)."""
     record_id = local_id if isinstance(local_id, str) and local_id else None
 
     def fail(reason: str) -> LoadError:
@@ -352,24 +355,24 @@ def make_draft(
         raise fail('no id: every record needs an "id", such as "10722/212116"')
     if len(local_id) > MAX_ID_LENGTH or not LOCAL_ID.fullmatch(local_id):
         raise fail(
-            f"id {quoted(local_id)} has characters an OAI identifier cannot carry (or is too long)"
+            f"id {quote(local_id)} has characters an OAI identifier cannot carry (or is too long)"
         )
     if not is_uri(f"oai:{ANY_REPOSITORY}:{local_id}"):
         raise fail(
-            f"id {quoted(local_id)} would make an OAI identifier that is not a URI: "
+            f"id {quote(local_id)} would make an OAI identifier that is not a URI: "
             "a % must begin an escape such as %2F"
         )
     if leads_elsewhere(local_id):
-        raise fail(f"id {quoted(local_id)} {UNREACHABLE_ID}")
+        raise fail(f"id {quote(local_id)} {UNREACHABLE_ID}")
     if not isinstance(deleted, bool):
-        raise fail(f'"deleted" must be true or false, not {quoted(deleted)}')
+        raise fail(f'"deleted" must be true or false, not {quote(deleted)}')
     if not isinstance(set_specs, list) or not all(isinstance(s, str) for s in set_specs):
         raise fail('"sets" must be a list of set specs')
     for spec in set_specs:
         if not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
-            raise fail(f"set spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
+            raise fail(f"set spec {quote(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
         if spec_leads_elsewhere(spec):
-            raise fail(f"set spec {quoted(spec)} {DOT_SEGMENT}")
+            raise fail(f"set spec {quote(spec)} {DOT_SEGMENT}")
 
     if limits is not None and len(fields) > limits.max_values:
         raise fail(
@@ -382,26 +385,26 @@ def make_draft(
         for number, (name, value, lang, *controlled) in enumerate(fields, start=1):
             if not isinstance(name, str) or not _is_field_name(name):
                 raise fail(
-                    f"metadata entry {number}: field {quoted(name)} "
+                    f"metadata entry {number}: field {quote(name)} "
                     "is not like 'dc.contributor.author'"
                 )
             if not isinstance(value, str):
                 raise fail(
-                    f"metadata entry {number} ({name}): value must be a string, not {quoted(value)}"
+                    f"metadata entry {number} ({name}): value must be a string, not {quote(value)}"
                 )
             language = None
             if lang is not None:
                 if not isinstance(lang, str):
                     raise fail(
                         f"metadata entry {number} ({name}): "
-                        f"lang must be a string, not {quoted(lang)}"
+                        f"lang must be a string, not {quote(lang)}"
                     )
                 try:
                     language = _language(lang)
                 except ValueError as e:
                     raise fail(f"metadata entry {number} ({name}): {e}") from None
             try:
-                authority, confidence = _controlled(controlled)
+                authority, confidence = _controlled(controlled, quote)
             except ValueError as e:
                 raise fail(f"metadata entry {number} ({name}): {e}") from None
             checked.append(Field(name, value, language, authority, confidence))
@@ -456,7 +459,7 @@ def make_draft(
     )
 
 
-def _controlled(given: list[Any]) -> tuple[str | None, int | None]:
+def _controlled(given: list[Any], quote: Callable[[object], str]) -> tuple[str | None, int | None]:
     """A value's (authority, confidence), from what follows its language: nothing, or
     both (either None). ValueError for an authority that is not a string or a confidence
     that is not an integer of DSpace's scale. An empty (or blank) authority is none, as
@@ -464,16 +467,16 @@ def _controlled(given: list[Any]) -> tuple[str | None, int | None]:
     if not given:
         return None, None
     if len(given) != 2:
-        raise ValueError(f"expected authority and confidence, not {quoted(given)}")
+        raise ValueError(f"expected authority and confidence, not {quote(given)}")
     authority, confidence = given
     if authority is not None and not isinstance(authority, str):
-        raise ValueError(f"authority must be a string, not {quoted(authority)}")
+        raise ValueError(f"authority must be a string, not {quote(authority)}")
     if confidence is not None and (
         confidence.__class__ is not int or confidence not in CONFIDENCE_RANGE
     ):
         raise ValueError(
             f"confidence must be an integer of DSpace's scale (-1 unset, 0 no value, "
-            f"100 rejected … 600 accepted), not {quoted(confidence)}"
+            f"100 rejected … 600 accepted), not {quote(confidence)}"
         )
     return (authority if authority and not authority.isspace() else None), confidence
 
@@ -490,6 +493,7 @@ def draft_or_error(
     files: tuple[File, ...] | None = (),
     partial: frozenset[tuple[str, str | None]] | None = None,
     keeps_sets: bool = False,
+    quote: Callable[[object], str] = quoted,
 ) -> Draft | LoadError:
     """`make_draft` for readers, which hand problems on instead of stopping at the first."""
     try:
@@ -504,14 +508,16 @@ def draft_or_error(
             files=files,
             partial=partial,
             keeps_sets=keeps_sets,
+            quote=quote,
         )
     except LoadError as e:
         return e
 
 
-def make_set(source: Source, entry: Any) -> SetDefinition:
+def make_set(source: Source, entry: Any, quote: Callable[[object], str] = quoted) -> SetDefinition:
     """One entry of a sets file: {"spec": ..., "name": ..., "description": ..., "parent": ...};
-    `parent` is the spec of the set containing it (a community), defined before it."""
+    `parent` is the spec of the set containing it (a community), defined before it;
+    `quote` shows a value as the file wrote it (see `make_draft`)."""
     spec = entry.get("spec") if isinstance(entry, dict) else None
 
     def fail(reason: str) -> LoadError:
@@ -526,11 +532,11 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
         raise fail("a set must be an object with spec and name")
     unknown = sorted(set(entry) - {"spec", "name", "description", "parent"})
     if unknown:
-        raise fail(f"unknown key(s) {', '.join(map(repr, unknown))}")
+        raise fail(f"unknown key(s) {', '.join(map(quote, unknown))}")
     if not isinstance(spec, str) or not SET_SPEC.fullmatch(spec) or len(spec) > MAX_ID_LENGTH:
-        raise fail(f"spec {quoted(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
+        raise fail(f"spec {quote(spec)} is not valid (letters, digits, -_.!~*'() and ':')")
     if spec_leads_elsewhere(spec):
-        raise fail(f"spec {quoted(spec)} {DOT_SEGMENT}")
+        raise fail(f"spec {quote(spec)} {DOT_SEGMENT}")
     name, description = entry.get("name"), entry.get("description")
     if not isinstance(name, str) or not name.strip():
         raise fail('a set needs a non-empty "name"')
@@ -540,9 +546,9 @@ def make_set(source: Source, entry: Any) -> SetDefinition:
     if parent is not None and (
         not isinstance(parent, str) or not SET_SPEC.fullmatch(parent) or ":" in parent + spec
     ):
-        cause = next((f": {quoted(s)} holds ':', which nests a spec in another"
+        cause = next((f": {quote(s)} holds ':', which nests a spec in another"
                       for s in (parent, spec) if isinstance(s, str) and ":" in s), "")  # fmt: skip
-        raise fail(f"parent {parent!r} is not valid: a flat spec such as com_10722_1, "
+        raise fail(f"parent {quote(parent)} is not valid: a flat spec such as com_10722_1, "
                    f"of a set with a flat spec{cause}")  # fmt: skip
     if parent == spec:
         raise fail("a set cannot be its own parent")

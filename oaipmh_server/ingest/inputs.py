@@ -22,7 +22,7 @@ from .saf import (
     read_saf_item,
     without_dublin_core,
 )
-from .structure import is_structure_file, read_structure_file
+from .structure import is_structure_file, read_structure_file, unreadable_root
 from .workers import Workers
 
 SUFFIXES = (".json", ".jsonl", ".csv")
@@ -71,7 +71,8 @@ def find_files(
         ):
             found.append(path)
         elif path.is_file():
-            problems.append(LoadError(str(path), None, None, f"not a {FORMATS} file"))
+            not_read = LoadError(str(path), None, None, f"not a {FORMATS} file")
+            problems.append(unreadable_root(path) or not_read)
         elif path.exists():  # a pipe (load <(…)), a device, a socket
             problems.append(LoadError(str(path), None, None, NOT_A_FILE))
         else:

@@ -36,7 +36,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from ..errors import LoadError, quoted
+from ..errors import LoadError, json_quoted
 from ..files import ACCESS, ORIGINAL, access_of, embargo_of
 from ..record_source import File
 from ..xml import clean_text, has_illegal_characters
@@ -243,7 +243,7 @@ def _record(
         return fail(f"a record must be a JSON object, not {_json_kind(value)}")
     if not RECORD_KEYS.issuperset(value):
         unknown = sorted(set(value) - RECORD_KEYS)
-        return fail(f"unknown key(s) {', '.join(map(quoted, unknown[:10]))}")
+        return fail(f"unknown key(s) {', '.join(map(json_quoted, unknown[:10]))}")
     metadata = value.get("metadata", [])
     if not isinstance(metadata, list):
         return fail('"metadata" must be a list of {"field", "value", "lang"} objects')
@@ -262,10 +262,8 @@ def _record(
             if not isinstance(entry, dict) or "field" not in entry or "value" not in entry:
                 return fail(f'metadata entry {number} must be an object with "field" and "value"')
             if not ENTRY_KEYS.issuperset(entry):
-                extra = sorted(set(entry) - ENTRY_KEYS)
-                return fail(
-                    f"metadata entry {number}: unknown key(s) {', '.join(map(quoted, extra[:10]))}"
-                )
+                extra = ", ".join(map(json_quoted, sorted(set(entry) - ENTRY_KEYS)[:10]))
+                return fail(f"metadata entry {number}: unknown key(s) {extra}")
         # Some entries carry an authority or a confidence (checked by make_draft).
         entries = [
             (e["field"], e["value"], e.get("lang"), e.get("authority"), e.get("confidence"))
@@ -292,6 +290,7 @@ def _record(
         require_accessioned=require_accessioned,
         limits=limits,
         files=files,
+        quote=json_quoted,
     )
 
 
@@ -315,39 +314,45 @@ def _json_file(number: int, entry: Any) -> File:
         raise ValueError(f'{where} must be an object with "name", "size" and "md5"')
     unknown = sorted(set(entry) - FILE_KEYS)
     if unknown:
-        raise ValueError(f"{where}: unknown key(s) {', '.join(map(quoted, unknown[:10]))}")
+        raise ValueError(f"{where}: unknown key(s) {', '.join(map(json_quoted, unknown[:10]))}")
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f'{where}: "name" must be a non-empty string, not {quoted(name)}')
+        raise ValueError(f'{where}: "name" must be a non-empty string, not {json_quoted(name)}')
     if has_illegal_characters(name):
-        raise ValueError(f'{where}: "name" {quoted(name)} has characters XML cannot carry')
+        raise ValueError(f'{where}: "name" {json_quoted(name)} has characters XML cannot carry')
     where = f"{where} ({name})"
     size = entry.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < MAX_SIZE:
-        raise ValueError(f'{where}: "size" must be a number of bytes, not {quoted(size)}')
+        raise ValueError(f'{where}: "size" must be a number of bytes, not {json_quoted(size)}')
     md5 = entry.get("md5")
     if not isinstance(md5, str) or not MD5.fullmatch(md5.lower()):
-        raise ValueError(f'{where}: "md5" must be 32 hexadecimal digits, not {quoted(md5)}')
+        raise ValueError(f'{where}: "md5" must be 32 hexadecimal digits, not {json_quoted(md5)}')
 
     def text(key: str, default: str | None = None) -> str | None:
         found = entry.get(key, default)
         if found is not None and (not isinstance(found, str) or not found.strip()):
-            raise ValueError(f'{where}: "{key}" must be a non-empty string, not {quoted(found)}')
+            raise ValueError(
+                f'{where}: "{key}" must be a non-empty string, not {json_quoted(found)}'
+            )
         if key != "description" and found is not None and has_illegal_characters(found):
             # (a description is text, cleaned as values are; these are names and codes)
-            raise ValueError(f'{where}: "{key}" {quoted(found)} has characters XML cannot carry')
+            raise ValueError(
+                f'{where}: "{key}" {json_quoted(found)} has characters XML cannot carry'
+            )
         return found.strip() if found is not None else None
 
     mime = text("mime")
     if mime is not None and not MIME.fullmatch(mime):
-        raise ValueError(f'{where}: "mime" {quoted(mime)} is not a MIME type like application/pdf')
+        raise ValueError(
+            f'{where}: "mime" {json_quoted(mime)} is not a MIME type like application/pdf'
+        )
     permissions = text("permissions")
     embargo = text("embargo")
     if embargo is not None:
         # DSpace's embargo: the anonymous READ policy starts at its end (files.embargo_of).
         if not EMBARGO.fullmatch(embargo) or embargo_of(f"-r 'Anonymous' {embargo}") is None:
             raise ValueError(
-                f'{where}: "embargo" must be a date like 2027-01-31, not {quoted(embargo)}'
+                f'{where}: "embargo" must be a date like 2027-01-31, not {json_quoted(embargo)}'
             )
         if permissions is not None:
             raise ValueError(f'{where}: "embargo" and "permissions": give the embargo as one or '
@@ -355,13 +360,17 @@ def _json_file(number: int, entry: Any) -> File:
         permissions = f"-r 'Anonymous' {embargo}"
     access = text("access") or access_of(permissions)
     if access not in ACCESS:
-        raise ValueError(f'{where}: "access" must be "open" or "restricted", not {quoted(access)}')
+        raise ValueError(
+            f'{where}: "access" must be "open" or "restricted", not {json_quoted(access)}'
+        )
     sequence = entry.get("sequence", number)
     if not isinstance(sequence, int) or isinstance(sequence, bool) or not 0 < sequence < 2**31:
-        raise ValueError(f'{where}: "sequence" must be a positive integer, not {quoted(sequence)}')
+        raise ValueError(
+            f'{where}: "sequence" must be a positive integer, not {json_quoted(sequence)}'
+        )
     primary = entry.get("primary", False)
     if not isinstance(primary, bool):
-        raise ValueError(f'{where}: "primary" must be true or false, not {quoted(primary)}')
+        raise ValueError(f'{where}: "primary" must be true or false, not {json_quoted(primary)}')
     return File(
         name=name,
         bundle=text("bundle") or ORIGINAL,
@@ -435,7 +444,7 @@ def _sets_file(value: dict[str, Any], name: str, line: int) -> Iterator[Item]:
         return
     for entry in sets:
         try:
-            yield make_set(Source(name, line), entry)
+            yield make_set(Source(name, line), entry, json_quoted)
         except LoadError as e:
             yield e
 

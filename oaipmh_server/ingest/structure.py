@@ -66,14 +66,38 @@ def is_structure_file(path: Path) -> bool:
     if path.suffix != ".xml" or not path.is_file():
         return False
     try:
-        with path.open("rb") as stream:
-            for _, element in etree.iterparse(
-                stream, events=("start",), resolve_entities=False, no_network=True, recover=True
-            ):
-                return bool(element.tag in ROOTS)
+        return _root_tag(path, recover=True) in ROOTS
     except (etree.XMLSyntaxError, OSError):
         return False
-    return False
+
+
+def unreadable_root(path: Path) -> LoadError | None:
+    """For an .xml file that is not a structure export (`is_structure_file`): the problem
+    if its root element cannot be read (a broken declaration, a start tag cut short, which
+    the recovering parser would make an element of, no XML at all), not well-formed XML at
+    its line and in lxml's words, as read_structure_file names a syntax error further on.
+    An .xml given to a load is meant to be a structure export: "not a … file" would leave
+    the operator looking for their mistake. None for a file whose root can be read (another
+    document, such as a SAF item's dublin_core.xml: not a file a load reads)."""
+    if path.suffix != ".xml" or not path.is_file():
+        return None
+    try:
+        _root_tag(path, recover=False)
+    except etree.XMLSyntaxError as e:
+        return LoadError(str(path), e.lineno or None, None, f"not well-formed XML: {e.msg}")
+    except OSError:
+        return None  # said where the file is read
+    return None
+
+
+def _root_tag(path: Path, *, recover: bool) -> str | None:
+    """The tag of the file's root element, reading no further than its start tag."""
+    with path.open("rb") as stream:
+        for _, element in etree.iterparse(
+            stream, events=("start",), resolve_entities=False, no_network=True, recover=recover
+        ):
+            return str(element.tag)
+    return None
 
 
 def set_spec(kind: str, handle: str) -> str:
