@@ -198,6 +198,21 @@ def test_backup_into_a_folder_that_does_not_exist_names_the_folder(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3"]
 
 
+def test_backup_to_a_name_too_long_for_the_file_system_is_one_line(tmp_path: Path) -> None:
+    """Found by fuzzing the command line: a destination whose name is longer than the file
+    system takes (ENAMETOOLONG) was a traceback from the checks before the copy."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    destination = tmp_path / ("x" * 300)
+    result = CliRunner().invoke(main, ["backup", str(destination)], env=env)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: cannot back up {tmp_path / 'oai.sqlite3'} to {destination}: "
+        "File name too long\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3"]
+
+
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "none.sqlite3")}
     result = CliRunner().invoke(main, ["backup", str(tmp_path / "b.sqlite3")], env=env)
