@@ -207,10 +207,23 @@ def test_backup_to_a_name_too_long_for_the_file_system_is_one_line(tmp_path: Pat
     result = CliRunner().invoke(main, ["backup", str(destination)], env=env)
     assert (result.exit_code, result.output) == (
         1,
-        f"Error: cannot back up {tmp_path / 'oai.sqlite3'} to {destination}: "
-        "File name too long\n",
+        f"Error: cannot back up {tmp_path / 'oai.sqlite3'} to {destination}: File name too long\n",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3"]
+
+
+def test_backup_to_a_link_that_leads_to_itself_replaces_the_link(tmp_path: Path) -> None:
+    """Found by fuzzing the command line: a destination that is a symbolic link loop was
+    a traceback (Python 3.11's Path.resolve raises RuntimeError for it). The backup is
+    renamed over the link, as over any link given as the destination."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    destination = tmp_path / "loop"
+    destination.symlink_to(destination)
+    result = CliRunner().invoke(main, ["backup", str(destination)], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Backed up {tmp_path / 'oai.sqlite3'} to {destination}: ")
+    assert destination.is_file() and not destination.is_symlink()
 
 
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:

@@ -77,7 +77,9 @@ def back_up(url: str, destination: Path) -> Backup:
 def _check_destination(source: Path, destination: Path) -> None:
     """Refuse a destination that is the database, a folder, or in no folder; OSError if
     the file system refuses even to look at it."""
-    if destination.resolve() == source.resolve():
+    # realpath, not Path.resolve: a link loop is then a name like any other (resolve
+    # raises RuntimeError for one in Python 3.11, OSError later).
+    if os.path.realpath(destination) == os.path.realpath(source):
         raise BackupFailed(f"{destination} is the database itself")
     if destination.is_dir():
         raise BackupFailed(f"{destination} is a folder; give the backup's file name")
