@@ -849,6 +849,25 @@ def test_changes_written_into_a_folder_being_loaded_are_refused(
     assert everything(empty_database_url) == before
 
 
+def test_changes_beside_a_path_that_is_a_link_loop_is_the_load_s_problem(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Found by fuzzing the command line: a path to load that is a symbolic link loop made
+    the check of --changes against the paths a traceback (Python 3.11's Path.resolve raises
+    RuntimeError for a loop); the load names it as it does without --changes."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    changes = tmp_path / "changes.txt"
+    result = run_cli(
+        "load", "--changes", str(changes), str(loop),
+        env={"OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"{loop}: cannot read the file: Too many levels of symbolic links" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not changes.exists()
+
+
 def test_a_record_repeated_after_another_problem_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
