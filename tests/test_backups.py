@@ -226,6 +226,23 @@ def test_backup_to_a_link_that_leads_to_itself_replaces_the_link(tmp_path: Path)
     assert destination.is_file() and not destination.is_symlink()
 
 
+def test_backup_over_a_pipe_or_device_is_refused(tmp_path: Path) -> None:
+    """Found by fuzzing the command line: `backup /dev/null` renamed the copy over the
+    device (run as root, /dev/null became a regular file), and a named pipe was replaced
+    the same way. Only a file, or a name not taken, is a backup's destination."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    result = CliRunner().invoke(main, ["backup", str(pipe)], env=env)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: {pipe} is not a file but a pipe, device or socket; give the backup's file name\n",
+    )
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3", "pipe"]
+
+
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "none.sqlite3")}
     result = CliRunner().invoke(main, ["backup", str(tmp_path / "b.sqlite3")], env=env)

@@ -83,6 +83,10 @@ def _check_destination(source: Path, destination: Path) -> None:
         raise BackupFailed(f"{destination} is the database itself")
     if destination.is_dir():
         raise BackupFailed(f"{destination} is a folder; give the backup's file name")
+    if destination.exists() and not destination.is_file():  # os.replace would take its name
+        raise BackupFailed(
+            f"{destination} is not a file but a pipe, device or socket; give the backup's file name"
+        )
     if not destination.parent.is_dir():  # else OSError names the .partial file, not this
         raise BackupFailed(
             f"cannot back up {source} to {destination}: the folder {destination.parent} "
