@@ -179,12 +179,18 @@ class _ChangesFile:
         self.target = target
         self.handle: IO[str]
         self.name: str | None = None
+        # Renamed over a pipe or device, the list would take its name (/dev/null, as root).
+        if target != "-" and os.path.exists(target) and not os.path.isfile(target):
+            raise click.ClickException(
+                f"--changes {target}: not a file but a pipe, device or socket "
+                "(- writes to standard output); nothing was loaded"
+            )
         # The file outlives this method (a context manager's block): `finish` closes it.
         try:
             if target == "-":
                 self.handle = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
             else:
-                folder = Path(target).resolve().parent
+                folder = Path(os.path.realpath(target)).parent
                 self.handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
                     "w", encoding="utf-8", dir=folder, prefix=".changes-", delete=False
                 )
