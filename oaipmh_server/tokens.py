@@ -85,24 +85,22 @@ def decode_token(
     try:
         if payload["v"] != verb:
             raise BadResumptionToken(f"This resumptionToken continues {payload['v']}, not {verb}.")
-        position = payload.get("p")
+        position = payload["p"]
+        list_sets = verb == "ListSets"
         return ResumptionState(
             verb=verb,
             metadata_prefix=_optional(payload, "m", str),
             set_spec=_optional(payload, "s", str),
             from_=_time(payload.get("f")),
             until=_time(payload.get("u")),
-            position=(
-                Position(_required_time(position[0]), str(position[1]))
-                if isinstance(position, list)
-                else None
-            ),
-            set_position=position if isinstance(position, str) else None,
+            position=None if list_sets else _position(position),
+            set_position=_kind(position, str) if list_sets else None,
             cursor=_non_negative(payload["c"]),
-            complete_list_size=_non_negative(payload["n"]),
+            complete_list_size=_positive(payload["n"]),
             harvest=_optional(payload, "h", str),
         )
-    except (KeyError, TypeError, IndexError, ValueError, OverflowError):
+    # OSError: a time past what the platform's clock holds (fromtimestamp, EOVERFLOW).
+    except (KeyError, TypeError, IndexError, ValueError, OverflowError, OSError):
         # Signed by us but not of a shape we wrote: a token from an incompatible version.
         raise BadResumptionToken("The resumptionToken is not valid (unknown format).") from None
 
@@ -158,11 +156,36 @@ def _required_time(value: Any) -> datetime:
     return datetime.fromtimestamp(value, UTC)
 
 
+def _position(value: Any) -> Position:
+    """A records list's keyset position, [seconds, local id], as encode_token writes it:
+    every token we hand out continues after the last record of a page, so a token with
+    no position, or one of another shape, is not ours (it would restart the list from
+    its first record, under the cursor of a later page)."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise TypeError("position is not [seconds, local id]")
+    return Position(_required_time(value[0]), _kind(value[1], str))
+
+
+def _kind(value: Any, kind: type) -> Any:
+    if not isinstance(value, kind):
+        raise TypeError(kind.__name__)
+    return value
+
+
 def _optional(payload: dict[str, Any], key: str, kind: type) -> Any:
     value = payload.get(key)
     if value is not None and not isinstance(value, kind):
         raise TypeError(key)
     return value
+
+
+def _positive(value: Any) -> int:
+    """A completeListSize: a list with a next page holds at least one item (and the
+    schema's positiveInteger refuses 0)."""
+    count = _non_negative(value)
+    if count == 0:
+        raise ValueError("an empty list has no token")
+    return count
 
 
 def _non_negative(value: Any) -> int:

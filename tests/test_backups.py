@@ -198,6 +198,51 @@ def test_backup_into_a_folder_that_does_not_exist_names_the_folder(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3"]
 
 
+def test_backup_to_a_name_too_long_for_the_file_system_is_one_line(tmp_path: Path) -> None:
+    """Found by fuzzing the command line: a destination whose name is longer than the file
+    system takes (ENAMETOOLONG) was a traceback from the checks before the copy."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    destination = tmp_path / ("x" * 300)
+    result = CliRunner().invoke(main, ["backup", str(destination)], env=env)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: cannot back up {tmp_path / 'oai.sqlite3'} to {destination}: File name too long\n",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3"]
+
+
+def test_backup_to_a_link_that_leads_to_itself_replaces_the_link(tmp_path: Path) -> None:
+    """Found by fuzzing the command line: a destination that is a symbolic link loop was
+    a traceback (Python 3.11's Path.resolve raises RuntimeError for it). The backup is
+    renamed over the link, as over any link given as the destination."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    destination = tmp_path / "loop"
+    destination.symlink_to(destination)
+    result = CliRunner().invoke(main, ["backup", str(destination)], env=env)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"Backed up {tmp_path / 'oai.sqlite3'} to {destination}: ")
+    assert destination.is_file() and not destination.is_symlink()
+
+
+def test_backup_over_a_pipe_or_device_is_refused(tmp_path: Path) -> None:
+    """Found by fuzzing the command line: `backup /dev/null` renamed the copy over the
+    device (run as root, /dev/null became a regular file), and a named pipe was replaced
+    the same way. Only a file, or a name not taken, is a backup's destination."""
+    env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "oai.sqlite3")}
+    assert CliRunner().invoke(main, ["migrate"], env=env).exit_code == 0
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    result = CliRunner().invoke(main, ["backup", str(pipe)], env=env)
+    assert (result.exit_code, result.output) == (
+        1,
+        f"Error: {pipe} is not a file but a pipe, device or socket; give the backup's file name\n",
+    )
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["oai.sqlite3", "pipe"]
+
+
 def test_backup_of_a_missing_database_creates_nothing(tmp_path: Path) -> None:
     env = {"OAIPMH_DATABASE_URL": sqlite_url(tmp_path / "none.sqlite3")}
     result = CliRunner().invoke(main, ["backup", str(tmp_path / "b.sqlite3")], env=env)

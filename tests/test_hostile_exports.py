@@ -287,6 +287,22 @@ def test_folders_and_files_linked_outside_the_export_are_not_read(
     ]
 
 
+def test_a_link_the_file_system_cannot_follow_is_named_not_a_traceback(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Found by fuzzing the command line (`load /` reached /proc/1/cwd, EACCES): a link
+    whose target cannot even be looked at (here a name too long, ENAMETOOLONG) was a
+    traceback from the folder's walk; it is a problem of the load, named, like a folder
+    that cannot be read."""
+    export = tmp_path / "export"
+    export.mkdir()
+    write_jsonl(export / "records.jsonl", [record("1")])
+    (export / "long").symlink_to("x" * 300)
+    assert refused(empty_database_url, export) == [
+        f"{export}/long: cannot read: File name too long"
+    ]
+
+
 def test_links_inside_the_export_are_read_once_where_they_lead(
     empty_database_url: str, tmp_path: Path
 ) -> None:

@@ -849,6 +849,63 @@ def test_changes_written_into_a_folder_being_loaded_are_refused(
     assert everything(empty_database_url) == before
 
 
+def test_changes_beside_a_path_that_is_a_link_loop_is_the_load_s_problem(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Found by fuzzing the command line: a path to load that is a symbolic link loop made
+    the check of --changes against the paths a traceback (Python 3.11's Path.resolve raises
+    RuntimeError for a loop); the load names it as it does without --changes."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    changes = tmp_path / "changes.txt"
+    result = run_cli(
+        "load", "--changes", str(changes), str(loop),
+        env={"OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"{loop}: cannot read the file: Too many levels of symbolic links" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not changes.exists()
+
+
+def test_changes_to_a_pipe_are_refused_before_the_load(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """Found by fuzzing the command line: `--changes` naming a pipe or device had the list
+    renamed over it once the load committed (`--changes /dev/null`, run as root, made
+    /dev/null a regular file). It is refused before anything is loaded; `-` writes the
+    list to standard output."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    export = write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
+    result = run_cli(
+        "load", "--changes", str(pipe), str(export),
+        env={"OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert (result.returncode, result.stderr) == (
+        1,
+        f"Error: --changes {pipe}: not a file but a pipe, device or socket "
+        "(- writes to standard output); nothing was loaded\n",
+    )
+    assert pipe.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe", "records.jsonl"]
+
+
+def test_changes_to_a_link_loop_replace_the_link(empty_database_url: str, tmp_path: Path) -> None:
+    """Found by fuzzing the command line: `--changes` naming a symbolic link loop was a
+    traceback (Path.resolve's RuntimeError on Python 3.11); the list is renamed over the
+    link, as over any link named."""
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    export = write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
+    result = run_cli(
+        "load", "--changes", str(loop), str(export),
+        env={"OAIPMH_DATABASE_URL": empty_database_url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert loop.read_text("utf-8") == "added 10722/1\n"
+
+
 def test_a_record_repeated_after_another_problem_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

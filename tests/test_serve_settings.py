@@ -145,6 +145,13 @@ def test_where_serve_listens(
             "server.metrics_allow: 'everyone' is not an IP",
         ),
         ('[server]\nsocket = "' + "s" * 200 + '"\n', {}, "socket: "),
+        # Found by fuzzing: a folder there was gunicorn's traceback.
+        ('[server]\nsocket = "/"\n', {}, "oaipmh.toml: server.socket: / is there and is not a"),
+        (
+            "",
+            {"OAIPMH_SOCKET": "/tmp"},
+            "environment variable OAIPMH_SOCKET: server.socket: /tmp is there and is not a",
+        ),
         (
             '[server]\nsockets = "/x"\n',
             {},

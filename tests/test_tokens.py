@@ -136,3 +136,43 @@ def test_harvest_id_of_the_wrong_type_is_refused() -> None:
     )
     with pytest.raises(BadResumptionToken):
         decode_token(forged, "secret", "ListRecords")
+
+
+FORGER = URLSafeSerializer("secret", salt="oaipmh-server resumption token v1")
+SIGNED = {"v": "ListRecords", "c": 3, "n": 50, "m": "oai_dc", "u": 1767323044,
+          "p": [1437445412, "10722/212116"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        pytest.param({"u": 2**63}, id="until-past-the-platform-clock"),
+        pytest.param({"u": -(2**63)}, id="until-before-the-platform-clock"),
+        pytest.param({"f": 10**17}, id="from-past-the-platform-clock"),
+        pytest.param({"p": [-(2**63), "10722/212116"]}, id="position-before-the-clock"),
+        pytest.param({"n": 0}, id="an-empty-list-goes-on"),
+        pytest.param({"p": None}, id="no-position"),
+        pytest.param({"p": 1e308}, id="position-a-number"),
+        pytest.param({"p": "col_10722_5"}, id="position-a-set-spec"),
+        pytest.param({"p": [1437445412, ["10722/212116"]]}, id="local-id-not-a-string"),
+        pytest.param({"p": [1437445412, "10722/212116", 1]}, id="position-too-long"),
+    ],
+)
+def test_a_signed_token_of_a_shape_never_written_is_refused(changes: dict[str, object]) -> None:
+    """Found by fuzzing tokens re-signed with the secret: a time past what the platform's
+    clock holds was a 500 (OSError from fromtimestamp); a completeListSize of 0 made the
+    page schema-invalid; a token without a position of its verb's kind restarted the list
+    from its first record with the cursor of a later page. None of these is a token we
+    write (every token continues after the last item of a page), so each is refused."""
+    payload = {k: v for k, v in {**SIGNED, **changes}.items() if v is not None}
+    with pytest.raises(BadResumptionToken):
+        decode_token(FORGER.dumps(payload), "secret", "ListRecords")
+
+
+def test_a_list_sets_token_needs_a_set_position() -> None:
+    for position in ([1437445412, "10722/212116"], None, 7):
+        payload = {"v": "ListSets", "c": 3, "n": 10, "p": position}
+        with pytest.raises(BadResumptionToken):
+            decode_token(FORGER.dumps(payload), "secret", "ListSets")
+    ours = FORGER.dumps({"v": "ListSets", "c": 3, "n": 10, "p": "col_10722_5"})
+    assert decode_token(ours, "secret", "ListSets").set_position == "col_10722_5"

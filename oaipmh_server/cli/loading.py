@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -149,9 +150,11 @@ def _refuse_changes_over_input(changes_to: str, paths: tuple[str, ...]) -> None:
     """`--changes FILE` must not be a file being loaded (it would be overwritten with the
     list of changes once the load commits) nor lie in a folder being loaded (the next
     load of that folder would find it there): refused, however the paths are spelt."""
-    target = Path(changes_to).resolve()
+    # realpath, not Path.resolve: a link loop is then a name like any other, which the load
+    # names (resolve raises RuntimeError for one in Python 3.11).
+    target = Path(os.path.realpath(changes_to))
     for path in paths:
-        source = Path(path).resolve()
+        source = Path(os.path.realpath(path))
         if target == source:
             raise click.UsageError(
                 f"--changes {changes_to}: is a file being loaded, which it would overwrite; "
@@ -176,12 +179,18 @@ class _ChangesFile:
         self.target = target
         self.handle: IO[str]
         self.name: str | None = None
+        # Renamed over a pipe or device, the list would take its name (/dev/null, as root).
+        if target != "-" and os.path.exists(target) and not os.path.isfile(target):
+            raise click.ClickException(
+                f"--changes {target}: not a file but a pipe, device or socket "
+                "(- writes to standard output); nothing was loaded"
+            )
         # The file outlives this method (a context manager's block): `finish` closes it.
         try:
             if target == "-":
                 self.handle = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
             else:
-                folder = Path(target).resolve().parent
+                folder = Path(os.path.realpath(target)).parent
                 self.handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
                     "w", encoding="utf-8", dir=folder, prefix=".changes-", delete=False
                 )

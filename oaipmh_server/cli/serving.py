@@ -78,6 +78,8 @@ def _serve(
         raise click.ClickException(str(e)) from None
     settings = app.extensions["oaipmh"].settings
     refuse_vanishing_database(settings)
+    if settings.socket:
+        _refuse_unusable_socket(settings.socket, unix_socket is not None)
     if not settings.base_url and not settings.socket and not _is_loopback(settings.host):
         click.echo(
             f"warning: serving on {settings.host} without [repository] base_url (development "
@@ -102,6 +104,21 @@ def _serve(
         return
     app.extensions["oaipmh"].store.close()
     _run_gunicorn(settings, given, verbose)
+
+
+def _refuse_unusable_socket(path: str, from_command_line: bool) -> None:
+    """A socket path taken by something else, refused in one line before gunicorn starts:
+    found by fuzzing, a folder there was gunicorn's traceback (ValueError: not a socket).
+    A folder that does not exist yet is left to gunicorn (systemd's RuntimeDirectory= may
+    make it; gunicorn's own lines say so if not)."""
+    import os
+    import stat
+
+    from ..config import setting_source
+
+    if os.path.exists(path) and not stat.S_ISSOCK(os.stat(path).st_mode):
+        source = "--socket" if from_command_line else setting_source("socket")
+        raise click.ClickException(f"{source}: server.socket: {path} is there and is not a socket")
 
 
 def _run_gunicorn(settings: Any, given: dict[str, Any], verbose: bool) -> None:

@@ -113,36 +113,56 @@ def _walk(folder: Path, in_archive: bool = False) -> tuple[list[Path], list[Load
             if entry in DEBRIS:
                 not_searched.add(entry)
                 continue
-            if path.is_symlink():
-                if (
-                    path.is_dir() or path.suffix in (*SUFFIXES, ".xml") or is_zip(path)
-                ) and leads_outside(path, root):
-                    reason = f"a symbolic link leading outside {folder}: not read"
-                    problems.append(LoadError(str(path), None, None, reason))
-                continue
-            if path.is_file() and is_apple_double(path):
-                continue
-            if path.is_dir() and is_item_folder(path):
-                found.append(path)
-                not_searched.add(entry)
-            elif path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
-                problems.append(without_dublin_core(path, item_file))
-                not_searched.add(entry)
-            elif path.is_file() and is_zip(path) and not is_item_folder(here):
-                if in_archive:
-                    problems.append(LoadError(str(path), None, None, ZIP_IN_ZIP))
-                else:
-                    found.append(path)
-            elif (
-                path.is_file()
-                and not is_item_folder(here)
-                and (path.suffix in SUFFIXES or is_structure_file(path))
-            ):
-                found.append(path)
+            try:
+                if _take(path, here, folder, root, in_archive, found, problems):
+                    not_searched.add(entry)
+            except OSError as error:  # a link the file system cannot follow (EACCES, …)
+                problems.append(LoadError(str(path), None, None, f"cannot read: {error.strerror}"))
         # Not into item folders (their files are the item's) nor debris; os.walk follows
         # no links.
         folders[:] = [f for f in folders if f not in not_searched]
     return found, problems
+
+
+def _take(
+    path: Path,
+    here: Path,
+    folder: Path,
+    root: Path,
+    in_archive: bool,
+    found: list[Path],
+    problems: list[LoadError],
+) -> bool:
+    """Add `path` to what is found or to the problems; True if the walk is not to go into
+    it (an item folder, or a folder refused). OSError if the file system cannot even look
+    at it."""
+    if path.is_symlink():
+        if (path.is_dir() or path.suffix in (*SUFFIXES, ".xml") or is_zip(path)) and leads_outside(
+            path, root
+        ):
+            reason = f"a symbolic link leading outside {folder}: not read"
+            problems.append(LoadError(str(path), None, None, reason))
+        return False
+    if path.is_file() and is_apple_double(path):
+        return False
+    if path.is_dir() and is_item_folder(path):
+        found.append(path)
+        return True
+    elif path.is_dir() and (item_file := lacks_dublin_core(path)) is not None:
+        problems.append(without_dublin_core(path, item_file))
+        return True
+    elif path.is_file() and is_zip(path) and not is_item_folder(here):
+        if in_archive:
+            problems.append(LoadError(str(path), None, None, ZIP_IN_ZIP))
+        else:
+            found.append(path)
+    elif (
+        path.is_file()
+        and not is_item_folder(here)
+        and (path.suffix in SUFFIXES or is_structure_file(path))
+    ):
+        found.append(path)
+    return False
 
 
 def read_items(

@@ -46,15 +46,10 @@ def back_up(url: str, destination: Path) -> Backup:
     source = _sqlite_path(url)
     if not source.is_file():  # sqlite3.connect would create an empty database there
         raise BackupFailed(f"no SQLite database at {source}")
-    if destination.resolve() == source.resolve():
-        raise BackupFailed(f"{destination} is the database itself")
-    if destination.is_dir():
-        raise BackupFailed(f"{destination} is a folder; give the backup's file name")
-    if not destination.parent.is_dir():  # else OSError names the .partial file, not this
-        raise BackupFailed(
-            f"cannot back up {source} to {destination}: the folder {destination.parent} "
-            "does not exist (make it first, e.g. mkdir -p -m 0700)"
-        )
+    try:
+        _check_destination(source, destination)
+    except OSError as e:  # a name the file system refuses (too long, …): not a traceback
+        raise BackupFailed(f"cannot back up {source} to {destination}: {e.strerror}") from e
     partial = destination.with_name(destination.name + ".partial")
     try:
         _remove(partial)
@@ -77,6 +72,26 @@ def back_up(url: str, destination: Path) -> Backup:
         _remove(partial)
         raise
     return Backup(str(source), destination, records, revision, destination.stat().st_size)
+
+
+def _check_destination(source: Path, destination: Path) -> None:
+    """Refuse a destination that is the database, a folder, or in no folder; OSError if
+    the file system refuses even to look at it."""
+    # realpath, not Path.resolve: a link loop is then a name like any other (resolve
+    # raises RuntimeError for one in Python 3.11, OSError later).
+    if os.path.realpath(destination) == os.path.realpath(source):
+        raise BackupFailed(f"{destination} is the database itself")
+    if destination.is_dir():
+        raise BackupFailed(f"{destination} is a folder; give the backup's file name")
+    if destination.exists() and not destination.is_file():  # os.replace would take its name
+        raise BackupFailed(
+            f"{destination} is not a file but a pipe, device or socket; give the backup's file name"
+        )
+    if not destination.parent.is_dir():  # else OSError names the .partial file, not this
+        raise BackupFailed(
+            f"cannot back up {source} to {destination}: the folder {destination.parent} "
+            "does not exist (make it first, e.g. mkdir -p -m 0700)"
+        )
 
 
 def _sqlite_path(url: str) -> Path:
