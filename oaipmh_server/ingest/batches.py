@@ -92,7 +92,8 @@ class Batches(LoadState):
     ) -> list[Unfinished | Prepared]:
         """What finishing the batch needs from the store: for a row of a metadata CSV, the
         stored record it changes (with its files: DSpace's metadata-import never touches
-        bitstreams); a part of no stored record, or one withdrawing its item, stands alone,
+        bitstreams); a row withdrawing a record stored as a tombstone, that tombstone, kept
+        as stored; a part of no stored record, or one withdrawing a live one, stands alone,
         if it may (`_whole`)."""
         parts = [
             d.local_id

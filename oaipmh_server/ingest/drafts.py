@@ -108,8 +108,9 @@ class Draft:
     cleaned: int  # characters XML cannot carry, replaced by U+FFFD
     # A part of a record (a row of a metadata CSV without dc.date.accessioned): the columns
     # (field, language) it gives, to be merged with the stored record (`merge_fields`);
-    # None: the whole record. A deleted part (a row withdrawing its item) is not merged:
-    # it is a tombstone, whatever is stored.
+    # None: the whole record. A deleted part (a row withdrawing its item) replaces a live
+    # record with a tombstone; a stored tombstone it leaves as it is, fields and all
+    # (Batches._tasks).
     partial: frozenset[tuple[str, str | None]] | None = None
     keeps_sets: bool = False  # a part without sets: the stored record's stay
     # The record's files (SAF `contents`, JSON "files"); None: the stored record's stay
