@@ -116,6 +116,29 @@ def load_into(
         store.close()
 
 
+def refusal(url: str, *paths: Path | str, **options: Any) -> LoadFailed:
+    """Load as `load_into` does, a load that must be refused: the test fails, as under
+    `pytest.raises`, if it succeeds or raises anything but LoadFailed. The failure, whose
+    `problems` and `total` a test reads."""
+    with pytest.raises(LoadFailed) as failure:
+        load_into(url, *paths, **options)
+    return failure.value
+
+
+def refused_problems(url: str, *paths: Path | str, **options: Any) -> list[str]:
+    """The problems of a load that must be refused (as `refusal`), as the CLI prints them."""
+    return [str(p) for p in refusal(url, *paths, **options).problems]
+
+
+def refused_unchanged(url: str, *paths: Path | str, **options: Any) -> list[str]:
+    """The problems of a load that must be refused and leave the store, which exists
+    already, as it was: every row of every table (`everything`)."""
+    before = everything(url)
+    problems = refused_problems(url, *paths, **options)
+    assert everything(url) == before
+    return problems
+
+
 def refused_load(
     url: str, seed: dict[str, Any], folder: Path, *paths: Path | str, **overrides: Any
 ) -> list[str]:
@@ -127,11 +150,7 @@ def refused_load(
         seeded.parent.mkdir()
         seeded.write_text(json.dumps(seed) + "\n", "utf-8")
         load_into(url, seeded)
-    before = everything(url)
-    with pytest.raises(LoadFailed) as failure:
-        load_into(url, *paths, **overrides)
-    assert everything(url) == before
-    return [str(p) for p in failure.value.problems]
+    return refused_unchanged(url, *paths, **overrides)
 
 
 BACKENDS = ["sqlite", "postgresql"]

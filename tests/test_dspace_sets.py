@@ -11,12 +11,11 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from oaipmh_server.errors import LoadFailed
 from oaipmh_server.ingest.structure import is_structure_file
 from oaipmh_server.store.schema import SetRow
 
 from .cli import invoke
-from .conftest import SAMPLES, load_into, make_app
+from .conftest import SAMPLES, load_into, make_app, refused_problems
 from .db import fetch
 from .oai import NS, error_codes, harvest, tree
 
@@ -144,9 +143,7 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
 ) -> None:
     sets = tmp_path / "sets.json"
     sets.write_text(json.dumps({"sets": [{"spec": "col_1", "name": "C", "parent": "com_9"}]}))
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, sets)
-    assert str(failure.value.problems[0]) == (
+    assert refused_problems(empty_database_url, sets)[0] == (
         f"{sets}:1: record set col_1: parent com_9 is not defined before it"
     )
     sets.write_text(json.dumps({"sets": [
@@ -154,9 +151,7 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
         {"spec": "com_2", "name": "B", "parent": "com_1"},
         {"spec": "com_1", "name": "A", "parent": "com_2"},
     ]}))  # fmt: skip
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, sets)
-    assert str(failure.value.problems[0]) == (
+    assert refused_problems(empty_database_url, sets)[0] == (
         f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
     )
     assert make_app(empty_database_url).test_client().get("/oai?verb=ListSets").status_code == 200
@@ -249,9 +244,7 @@ def test_a_bad_structure_export_names_file_and_line(
 ) -> None:
     path = tmp_path / "structure.xml"
     path.write_text(document)
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    problem = str(failure.value.problems[0])
+    problem = refused_problems(empty_database_url, path)[0]
     assert problem.startswith(f"{path}:{line}: ")
     assert reason in problem
 
@@ -277,10 +270,8 @@ def test_an_xml_file_whose_root_cannot_be_read_is_named_at_its_line(
     on is, not "not a .json, … file", which leaves the operator looking for their mistake."""
     path = tmp_path / "structure.xml"
     path.write_text(document)
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
     where = str(path) if line is None else f"{path}:{line}: record ?"
-    assert [str(p) for p in failure.value.problems] == [f"{where}: not well-formed XML: {error}"]
+    assert refused_problems(empty_database_url, path) == [f"{where}: not well-formed XML: {error}"]
 
 
 def test_a_well_formed_xml_file_of_another_kind_is_not_read(
@@ -290,9 +281,7 @@ def test_a_well_formed_xml_file_of_another_kind_is_not_read(
     path = tmp_path / "dublin_core.xml"
     path.write_text('<?xml version="1.0"?>\n<dublin_core schema="dc">'
                     '<dcvalue element="title" qualifier="none">T</dcvalue></dublin_core>\n')  # fmt: skip
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    assert [str(p) for p in failure.value.problems] == [
+    assert refused_problems(empty_database_url, path) == [
         f"{path}: not a .json, .jsonl, DSpace metadata .csv or DSpace structure export .xml file"
     ]
 
@@ -434,9 +423,7 @@ def test_a_structure_identifier_that_is_no_handle_is_refused_naming_it_and_its_l
 ) -> None:
     path = tmp_path / "structure.xml"
     path.write_text(STRUCTURE_BY_URLS.format(top="1/1", sub=identifier, collection="1/3"))
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    assert [str(p) for p in failure.value.problems] == [
+    assert refused_problems(empty_database_url, path) == [
         f"{path}:6: record ?: <community> identifier {identifier!r} is not a handle: DSpace writes "
         "PREFIX/SUFFIX (10722/5) or a handle URL (https://hdl.handle.net/10722/5, "
         "…/handle/10722/5)"
@@ -453,10 +440,8 @@ def test_a_sets_file_nesting_a_hierarchical_spec_names_the_colon(
         {"spec": "com_https", "name": "A"},
         {"spec": "com_https:__hdl.handle.net_1_1", "name": "B", "parent": "com_https"},
     ]}))  # fmt: skip
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    (problem,) = failure.value.problems
-    assert str(problem).endswith(
+    (problem,) = refused_problems(empty_database_url, path)
+    assert problem.endswith(
         'set com_https:__hdl.handle.net_1_1: parent "com_https" is not valid: a flat spec such '
         "as com_10722_1, of a set with a flat spec: \"com_https:__hdl.handle.net_1_1\" holds ':', "
         "which nests a spec in another"
@@ -523,9 +508,7 @@ def test_a_handle_given_twice_in_a_structure_export_is_refused_naming_it_and_bot
 ) -> None:
     path = tmp_path / "structure.xml"
     path.write_text(TWICE.format(kind=kind, again=again, name="C again"))
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    (problem,) = [str(p) for p in failure.value.problems]
+    (problem,) = refused_problems(empty_database_url, path)
     assert problem.startswith(f"{path}:8: record ?: {reason}")
     assert listed_sets(empty_database_url) == []
 
@@ -542,9 +525,7 @@ def test_a_community_or_collection_inside_a_collection_is_refused_naming_it_and_
         f'<{kind} identifier="1/3"><name>C</name></{kind}>\n'
         "</collection></community></import_structure>\n"
     )
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    assert [str(p) for p in failure.value.problems] == [
+    assert refused_problems(empty_database_url, path) == [
         f"{path}:4: record ?: <{kind}> 1/3 is inside <collection> 1/2 (line 3): a collection "
         "holds items, never a community or collection; a broken export"
     ]
@@ -572,9 +553,7 @@ def test_a_collection_directly_under_the_root_is_refused_naming_it_and_its_line(
         f'<{root}>\n<community identifier="1/1"><name>A</name></community>\n'
         f"{collection}\n</{root}>\n"
     )
-    with pytest.raises(LoadFailed) as failure:
-        load_into(empty_database_url, path)
-    assert [str(p) for p in failure.value.problems] == [
+    assert refused_problems(empty_database_url, path) == [
         f"{path}:3: record ?: <collection> {named} is directly under <{root}>, in no "
         "community: DSpace puts every collection in one, and its structure export writes "
         "only communities there; a broken export"
