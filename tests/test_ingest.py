@@ -23,7 +23,7 @@ from oaipmh_server.store import unpack_fields
 from oaipmh_server.store.schema import FileRow, MembershipRow, RecordRow
 from oaipmh_server.xml import clean_text, has_illegal_characters
 
-from .cli import run_cli, run_process
+from .cli import Ran, invoke, run_cli, run_process
 from .conftest import (
     load_into,
     make_app,
@@ -758,9 +758,14 @@ def test_cli_delete_of_an_id_no_record_can_have_is_no_such_record(database_url: 
     assert everything(database_url) == before
 
 
+def load_command(url: str, *args: str) -> Ran:
+    """`oaipmh-server load ARGS` into the store at `url`, in process (as run_cli runs it)."""
+    return invoke("load", *args, env={"OAIPMH_DATABASE_URL": url})
+
+
 def refused_usage(url: str, *args: str) -> str:
     """The last line of a `load` refused as a usage error: exit status 2, no traceback."""
-    ran = run_cli("load", *args, env={"OAIPMH_DATABASE_URL": url})
+    ran = load_command(url, *args)
     assert ran.returncode == 2 and "Traceback" not in ran.stderr, ran.stderr
     return ran.stderr.strip().splitlines()[-1]
 
@@ -842,10 +847,7 @@ def test_changes_beside_a_path_that_is_a_link_loop_is_the_load_s_problem(
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     changes = tmp_path / "changes.txt"
-    result = run_cli(
-        "load", "--changes", str(changes), str(loop),
-        env={"OAIPMH_DATABASE_URL": empty_database_url},
-    )  # fmt: skip
+    result = load_command(empty_database_url, "--changes", str(changes), str(loop))
     assert result.returncode == 1
     assert f"{loop}: cannot read the file: Too many levels of symbolic links" in result.stderr
     assert "Traceback" not in result.stderr
@@ -862,10 +864,7 @@ def test_changes_to_a_pipe_are_refused_before_the_load(
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)
     export = write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
-    result = run_cli(
-        "load", "--changes", str(pipe), str(export),
-        env={"OAIPMH_DATABASE_URL": empty_database_url},
-    )  # fmt: skip
+    result = load_command(empty_database_url, "--changes", str(pipe), str(export))
     assert (result.returncode, result.stderr) == (
         1,
         f"Error: --changes {pipe}: not a file but a pipe, device or socket "
@@ -882,10 +881,7 @@ def test_changes_to_a_link_loop_replace_the_link(empty_database_url: str, tmp_pa
     loop = tmp_path / "loop"
     loop.symlink_to(loop)
     export = write_jsonl(tmp_path / "records.jsonl", [record("10722/1")])
-    result = run_cli(
-        "load", "--changes", str(loop), str(export),
-        env={"OAIPMH_DATABASE_URL": empty_database_url},
-    )  # fmt: skip
+    result = load_command(empty_database_url, "--changes", str(loop), str(export))
     assert result.returncode == 0, result.stderr
     assert loop.read_text("utf-8") == "added 10722/1\n"
 
