@@ -18,6 +18,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import refresh_sets
+from oaipmh_server.ingest.summary import LoadSummary
 from oaipmh_server.record_source import Field, File
 from oaipmh_server.store import SqlStore
 from oaipmh_server.virtual_sets import VirtualSets
@@ -70,6 +71,21 @@ def record(local_id: str, *extra: dict[str, str], author: bool = True) -> dict[s
     if author:
         metadata.append({"field": "dc.contributor.author", "value": "Wang, D"})
     return {"id": local_id, "sets": ["col_10722_5"], "metadata": metadata + list(extra)}
+
+
+def refreshed(
+    url: str, definitions: dict[str, Any], served: list[str], **options: Any
+) -> LoadSummary:
+    """`oaipmh-server refresh-sets` with these [virtual_sets] definitions, `served` served:
+    every stored record's virtual sets evaluated again. `options` as refresh_sets takes them."""
+    settings = load_settings(
+        {"database_url": url, "virtual_set_definitions": definitions,
+         "virtual_sets_served": served}, environ={})  # fmt: skip
+    store = SqlStore(url, token_secret=SECRET)
+    try:
+        return refresh_sets(store, settings, build_formats(settings), **options)
+    finally:
+        store.close()
 
 
 def write(path: Path, records: list[dict[str, Any]]) -> Path:
@@ -384,15 +400,8 @@ def test_changed_definitions_are_evaluated_again_re_dating_exactly_what_moves(
     last = response_date(client, "metadataPrefix=oai_dc")
     funded = {"openaire": {"name": "OpenAIRE", "field": "dc.relation.*",
                            "matches": "^info:eu-repo/grantAgreement/"}}  # fmt: skip
-    narrower = load_settings(
-        {"database_url": empty_database_url, "virtual_set_definitions": funded,
-         "virtual_sets_served": ["openaire"]}, environ={})  # fmt: skip
-    store = SqlStore(empty_database_url, token_secret=SECRET)
     clock.tick()
-    try:
-        summary = refresh_sets(store, narrower, build_formats(narrower), clock=clock)
-    finally:
-        store.close()
+    summary = refreshed(empty_database_url, funded, ["openaire"], clock=clock)
     clock.tick()
     assert (summary.redated, summary.virtual_moves) == (1, {"driver": [0, 1], "openaire": [0, 1]})
     assert_set_sizes_kept(empty_database_url)
@@ -404,11 +413,7 @@ def test_changed_definitions_are_evaluated_again_re_dating_exactly_what_moves(
             for s in tree(client.get("/oai?verb=ListSets")).iterfind(".//oai:set", NS)]  # fmt: skip
     assert sets == ["col_10722_5", "openaire"]
     # Evaluating again with nothing changed changes nothing.
-    store = SqlStore(empty_database_url, token_secret=SECRET)
-    try:
-        again = refresh_sets(store, narrower, build_formats(narrower))
-    finally:
-        store.close()
+    again = refreshed(empty_database_url, funded, ["openaire"])
     assert (again.redated, again.virtual_moves) == (0, {})
 
 
@@ -474,15 +479,8 @@ def test_a_set_of_records_with_an_open_file_reads_their_files(
     # The set defined anew (a title matching "f/1"): evaluated over the stored files.
     narrower = {"fulltext": {"name": "Open full text", "all": [
         {"field": "dc.title", "matches": "f/1$"}, {"has_open_file": True}]}}  # fmt: skip
-    changed = load_settings(
-        {"database_url": empty_database_url, "virtual_set_definitions": narrower,
-         "virtual_sets_served": ["fulltext"]}, environ={})  # fmt: skip
-    store = SqlStore(empty_database_url, token_secret=SECRET)
     clock.tick()
-    try:
-        summary = refresh_sets(store, changed, build_formats(changed), clock=clock)
-    finally:
-        store.close()
+    summary = refreshed(empty_database_url, narrower, ["fulltext"], clock=clock)
     assert (summary.redated, summary.virtual_moves) == (1, {"fulltext": [0, 1]})
     client = make_app(empty_database_url, virtual_set_definitions=narrower,
                       virtual_sets_served=["fulltext"]).test_client()  # fmt: skip
