@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -52,6 +53,16 @@ QDC_ELEMENTS = {
 
 def rendered(client, prefix: str) -> etree._Element:  # type: ignore[no-untyped-def]
     query = f"/oai/request?verb=GetRecord&metadataPrefix={prefix}&identifier={IDENTIFIER}"
+    return tree(client.get(query)).find(".//oai:metadata", NS)[0]
+
+
+def served_alone(url: str, folder: Path, record: dict[str, Any], prefix: str) -> etree._Element:
+    """`record` (id 1/1) loaded alone into the store at `url`, served by GetRecord in
+    `prefix`: the root element of its metadata."""
+    (folder / "r.json").write_text(json.dumps(record), "utf-8")
+    load_into(url, folder / "r.json")
+    client = make_app(url).test_client()
+    query = f"/oai?verb=GetRecord&metadataPrefix={prefix}&identifier=oai:repository.example.org:1/1"
     return tree(client.get(query)).find(".//oai:metadata", NS)[0]
 
 
@@ -160,11 +171,7 @@ def test_dates_of_the_work_are_dc_date_as_in_dspace(
     record = {"id": "1/1", "metadata": [
         {"field": f, "value": f"20{n:02}-01-02T00:00:00Z"} for n, f in enumerate(dates)
     ]}  # fmt: skip
-    (tmp_path / "r.json").write_text(json.dumps(record), "utf-8")
-    load_into(empty_database_url, tmp_path / "r.json")
-    client = make_app(empty_database_url).test_client()
-    query = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:1/1"
-    root = tree(client.get(query)).find(".//oai:metadata", NS)[0]
+    root = served_alone(empty_database_url, tmp_path, record, "oai_dc")
     assert elements(root) == [("dc:date", f"20{n:02}-01-02T00:00:00Z") for n in range(5)]
 
 
@@ -179,11 +186,7 @@ def test_what_dspace_hides_by_default_is_never_served(
         {"field": "dc.description.provenance", "value": "Submitted by staff@example.org"},
         {"field": "person.email", "value": "someone@example.org"},
     ]}  # fmt: skip
-    (tmp_path / "r.json").write_text(json.dumps(record), "utf-8")
-    load_into(empty_database_url, tmp_path / "r.json")
-    client = make_app(empty_database_url).test_client()
-    query = "/oai?verb=GetRecord&metadataPrefix=dim&identifier=oai:repository.example.org:1/1"
-    root = tree(client.get(query)).find(".//oai:metadata", NS)[0]
+    root = served_alone(empty_database_url, tmp_path, record, "dim")
     assert [(f.get("mdschema"), f.get("element")) for f in root] == [
         ("dc", "title"),
         ("dc", "date"),
