@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,6 +152,15 @@ def refused_load(
         seeded.write_text(json.dumps(seed) + "\n", "utf-8")
         load_into(url, seeded)
     return refused_unchanged(url, *paths, **overrides)
+
+
+@pytest.fixture
+def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the load unpacks archives: it must be empty again after every load."""
+    folder = tmp_path / "temp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 BACKENDS = ["sqlite", "postgresql"]

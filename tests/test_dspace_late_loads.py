@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -146,15 +145,6 @@ def test_a_collection_moved_to_another_community_leaves_the_old_one(
 
 
 # --- a .zip of an export inside a folder given to load ----------------------------------------
-
-
-@pytest.fixture
-def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the load unpacks archives: it must be empty again after every load."""
-    folder = tmp_path / "temp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 @pytest.mark.same_on_every_store

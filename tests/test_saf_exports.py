@@ -8,7 +8,6 @@ import re
 import shutil
 import stat
 import struct
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -189,15 +188,6 @@ def zip_folder(folder: Path, archive: Path, top: str = "") -> Path:
         for path in sorted(folder.rglob("*")):
             zipped.write(path, top + path.relative_to(folder).as_posix())
     return archive
-
-
-@pytest.fixture
-def private_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the load unpacks archives: it must be empty again after every load."""
-    folder = tmp_path / "temp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 @pytest.mark.parametrize(
