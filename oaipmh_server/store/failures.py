@@ -132,11 +132,60 @@ def _postgresql(url: URL, message: str) -> str:
     if missing:
         name = missing.group(1)
         return f'{what}: the database "{name}" does not exist (create it: createdb {name})'
+    timeout = _timeout_setting(message)
+    if timeout is not None:  # connected, then cut short: not "cannot connect"
+        return (
+            f"cannot open the store on PostgreSQL at {place} ({what.split(' (', 1)[1]}: {timeout}"
+        )
     if "timeout" in message or "timed out" in message:
         return f"{what}: no answer (timed out)"
     if "No such file or directory" in message:
         return f"{what}: no server listens on that socket"
     return f"{what}: {_shortened(message)}"
+
+
+# PostgreSQL's words when one of its settings ends a statement or a session, and the
+# setting: it may be set on the role or the database (ALTER ROLE … SET), unseen by the
+# operator of a load, who heard only "the server did not answer" or "InternalError".
+_TIMEOUTS = {
+    "statement timeout": "statement_timeout",
+    "idle-in-transaction timeout": "idle_in_transaction_session_timeout",
+    "lock timeout": "lock_timeout",
+}
+
+
+def _timeout_setting(message: str) -> str | None:
+    for words, setting in _TIMEOUTS.items():
+        if f"due to {words}" in message:
+            return (
+                f"PostgreSQL ended it after its {setting} (SHOW {setting}; set on the role "
+                "or the database? ALTER ROLE … RESET " + setting + ")"
+            )
+    return None
+
+
+def cut_short(url: str, error: BaseException | None) -> str | None:
+    """Why a load failed, when its cause (`error`, a StoreUnavailable's) says: a full disk
+    (disk_full), another session's or process's lock it waited for in vain, or a server
+    setting that ended its statement or session; None when the cause says nothing more."""
+    full = disk_full(url, error)
+    if full is not None:
+        return full
+    cause = getattr(error, "orig", None) or error
+    if cause is None:
+        return None
+    text = " ".join(str(cause).split())
+    if getattr(cause, "sqlstate", None) == "55P03" or "due to lock timeout" in text:
+        return (
+            "another session holds a lock on the records (a LOCK TABLE, a VACUUM FULL, "
+            "another program's migration? see pg_locks); load again once it is given up"
+        )
+    if "database is locked" in text:
+        return (
+            "another process holds the database's write lock (the sqlite3 shell, a backup "
+            "tool?); load again once it is given up"
+        )
+    return _timeout_setting(text)
 
 
 def _masked(text: str, secrets: list[str]) -> str:
