@@ -96,7 +96,11 @@ def _sqlite(url: URL, message: str) -> str:
     if "file is not a database" in message:
         return f"{what}: the file is not an SQLite database"
     if "locked" in message:
-        return f"{what}: another process holds its lock (a load?); try again when it is done"
+        return (
+            f"{what}: another process holds its lock (a load; or a server still running on "
+            "a file replaced under it, to be stopped first, as docs/backups.md restores); "
+            "try again when it is done"
+        )
     if "unable to open" in message or "readonly" in message:
         if not os.path.exists(folder):
             return f"{what}: the folder {folder} does not exist"
