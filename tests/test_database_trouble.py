@@ -2,31 +2,36 @@
 session or process holding a lock on the records, a statement timeout set on the database. A request answers within seconds (503 and Retry-After when the store
 cannot), a load fails whole in one line naming the cause, or finishes whole.
 
-The cluster restarted or stopped under a live server is tests/test_pg_connections.py's
-(a dropped connection costs at most one 503); SQLite's write lock held by another process
-is test_changes.py's for lists; for a load, here."""
+A dropped connection costs at most one 503 (tests/test_pg_connections.py); here the
+cluster is restarted and stopped under a live server. SQLite's write lock held by another
+process is test_changes.py's for lists; for a load, here."""
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+import requests
 
 from oaipmh_server.store import engine, transaction
 
 from .cli import invoke
-from .conftest import SAMPLES, make_app
-from .db import everything
+from .conftest import SAMPLES, LiveServer, make_app
+from .db import everything, oai_identifiers
 from .postgres import Cluster
 
 pytestmark = pytest.mark.store_behaviour
 ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"])
 
+TOKEN = re.compile(r"<resumptionToken[^>]*>([^<]+)</resumptionToken>")
 FIRST = "/oai?verb=ListRecords&metadataPrefix=oai_dc"
 ONE = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:10722/212116"
 
@@ -115,6 +120,56 @@ def test_a_statement_timeout_set_on_the_database_is_named_not_taken_for_no_answe
     assert "Traceback" not in ran.stderr
     assert "statement_timeout" in ran.stderr
     assert "no answer" not in ran.stderr and "cannot connect" not in ran.stderr
+
+
+def _fetch(url: str, **params: str) -> requests.Response:
+    return requests.get(url, params=params, timeout=30)
+
+
+@ON_POSTGRESQL
+@pytest.mark.live
+def test_a_harvest_goes_on_with_its_token_across_a_restart_and_a_stop_of_postgresql(
+    database_url: str, postgres: Cluster, tmp_path: Path
+) -> None:
+    """`pg_ctl restart -m fast` under a harvest: at most one answer is a 503 with
+    Retry-After, the harvest goes on with its token. PostgreSQL stopped: every page says
+    503 at once, none waits; started again: the same server answers, not restarted."""
+    server = LiveServer(database_url, tmp_path, workers=1, OAIPMH_PAGE_SIZE="7",
+                        OAIPMH_SERVER_METRICS_ALLOW="127.0.0.1")  # fmt: skip
+    root = server.url.removesuffix("/oai")
+    try:
+        first = _fetch(server.url, verb="ListIdentifiers", metadataPrefix="oai_dc")
+        assert first.status_code == 200
+        harvested = re.findall(r"<identifier>([^<]+)</identifier>", first.text)
+        next_token = TOKEN.search(first.text)
+        postgres.restart()
+        unavailable = 0
+        while next_token is not None:
+            page = _fetch(server.url, verb="ListIdentifiers", resumptionToken=next_token.group(1))
+            if page.status_code == 503:
+                assert "Retry-After" in page.headers
+                unavailable += 1
+                assert unavailable == 1, "more than one answer lost to the restart"
+                continue
+            assert page.status_code == 200
+            harvested += re.findall(r"<identifier>([^<]+)</identifier>", page.text)
+            next_token = TOKEN.search(page.text)
+        assert sorted(harvested) == sorted(set(harvested))
+        assert set(harvested) == oai_identifiers(database_url, deleted=None)
+
+        postgres.halt()
+        try:
+            for path in ("/oai?verb=Identify", "/", "/healthz", "/metrics"):
+                started = time.monotonic()
+                answer = requests.get(root + path, timeout=30)
+                assert answer.status_code == 503 and "Retry-After" in answer.headers, path
+                assert time.monotonic() - started < 5, path
+        finally:
+            postgres.start()
+        for path in ("/oai?verb=Identify", "/", "/healthz", "/metrics"):
+            assert requests.get(root + path, timeout=30).status_code == 200, path
+    finally:
+        server.stop()
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
