@@ -8,8 +8,11 @@ process is test_changes.py's for lists; for a load, here."""
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,11 +29,14 @@ from oaipmh_server.store import engine, transaction
 from .cli import invoke
 from .conftest import SAMPLES, LiveServer, make_app
 from .db import everything, oai_identifiers
+from .held_load import HOLDING
 from .postgres import Cluster
+from .served import end
 
 pytestmark = pytest.mark.store_behaviour
 ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"])
 
+HELD_LOAD = Path(__file__).parent / "held_load.py"
 TOKEN = re.compile(r"<resumptionToken[^>]*>([^<]+)</resumptionToken>")
 FIRST = "/oai?verb=ListRecords&metadataPrefix=oai_dc"
 ONE = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:10722/212116"
@@ -170,6 +176,33 @@ def test_a_harvest_goes_on_with_its_token_across_a_restart_and_a_stop_of_postgre
             assert requests.get(root + path, timeout=30).status_code == 200, path
     finally:
         server.stop()
+
+
+@ON_POSTGRESQL
+def test_a_load_under_way_when_postgresql_restarts_fails_whole_saying_the_connection_was_lost(
+    database_url: str, postgres: Cluster
+) -> None:
+    before = everything(database_url)
+    load = subprocess.Popen(
+        [sys.executable, str(HELD_LOAD), "20", "load", str(SAMPLES)],
+        env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert load.stdout is not None and load.stdin is not None and load.stderr is not None
+    try:
+        assert load.stdout.readline().strip() == HOLDING
+        postgres.restart()
+        load.stdin.close()  # the load goes on, on a connection the restart ended
+        assert load.wait(120) == 1
+        said = load.stderr.read()
+    finally:
+        end(load)
+        for stream in (load.stdout, load.stderr):
+            stream.close()
+    assert "Traceback" not in said and said.count("\n") == 1, said
+    assert "the connection to PostgreSQL was lost" in said
+    assert "nothing was loaded" in said
+    assert everything(database_url) == before
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

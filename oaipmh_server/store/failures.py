@@ -170,8 +170,9 @@ def _timeout_setting(message: str) -> str | None:
 
 def cut_short(url: str, error: BaseException | None) -> str | None:
     """Why a load failed, when its cause (`error`, a StoreUnavailable's) says: a full disk
-    (disk_full), another session's or process's lock it waited for in vain, or a server
-    setting that ended its statement or session; None when the cause says nothing more."""
+    (disk_full), another session's or process's lock it waited for in vain, a server
+    setting that ended its statement or session, or a PostgreSQL connection lost (a
+    restart); None when the cause says nothing more."""
     full = disk_full(url, error)
     if full is not None:
         return full
@@ -189,7 +190,20 @@ def cut_short(url: str, error: BaseException | None) -> str | None:
             "another process holds the database's write lock (the sqlite3 shell, a backup "
             "tool?); load again once it is given up"
         )
-    return _timeout_setting(text)
+    timeout = _timeout_setting(text)
+    if timeout is not None:
+        return timeout
+    lost = getattr(error, "connection_invalidated", False) or getattr(cause, "sqlstate", None) in (
+        "57P01",
+        "57P02",
+        "57P03",
+    )  # admin_shutdown, crash_shutdown, cannot_connect_now
+    if lost and make_url(url).get_backend_name() == "postgresql":
+        return (
+            "the connection to PostgreSQL was lost (the server restarted or stopped, or the "
+            "session was ended); load again once it answers"
+        )
+    return None
 
 
 def _masked(text: str, secrets: list[str]) -> str:
