@@ -161,9 +161,10 @@ _TIMEOUTS = {
 def _timeout_setting(message: str) -> str | None:
     for words, setting in _TIMEOUTS.items():
         if f"due to {words}" in message:
+            ended = "the session" if setting.startswith("idle") else "a statement"
             return (
-                f"PostgreSQL ended it after its {setting} (SHOW {setting}; set on the role "
-                "or the database? ALTER ROLE … RESET " + setting + ")"
+                f"PostgreSQL's {setting} ended {ended} (SHOW {setting}; set on the role or "
+                f"the database? ALTER ROLE … RESET {setting})"
             )
     return None
 
