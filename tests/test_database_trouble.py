@@ -24,7 +24,7 @@ import psycopg
 import pytest
 import requests
 
-from oaipmh_server.store import engine, transaction
+from oaipmh_server.store import engine
 
 from .cli import invoke
 from .conftest import SAMPLES, LiveServer, make_app
@@ -89,7 +89,7 @@ def test_a_list_waits_seconds_not_for_ever_for_a_lock_another_session_holds(
 def test_a_load_fails_whole_naming_the_lock_another_session_holds_on_the_records(
     database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(transaction, "LOAD_LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(engine, "LOAD_LOCK_WAIT_SECONDS", 0.3)
     before = everything(database_url)
     with records_locked(postgres, database_url, "ACCESS EXCLUSIVE"):
         ran = within(60, lambda: invoke("load", str(SAMPLES / "more.json"),
@@ -108,7 +108,7 @@ def test_a_load_waits_for_a_lock_that_only_keeps_others_from_writing(
 ) -> None:
     """pg_dump's ACCESS SHARE (docs/backups.md: loads go on while it runs) does not stop a
     load, however short the load's wait for locks."""
-    monkeypatch.setattr(transaction, "LOAD_LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(engine, "LOAD_LOCK_WAIT_SECONDS", 0.3)
     with records_locked(postgres, database_url, "ACCESS SHARE"):
         ran = invoke("load", str(SAMPLES / "more.json"), env={"OAIPMH_DATABASE_URL": database_url})
     assert ran.returncode == 0, ran.stderr

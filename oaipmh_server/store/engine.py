@@ -40,6 +40,9 @@ LOCK_WAIT_SECONDS = 30
 # long as a SQLite list waits for the write lock (writes.MARK_WAIT_MS × MARK_ATTEMPTS).
 # Without it a harvest's request waited as long as the lock was held, minutes or hours.
 SERVING_LOCK_WAIT_SECONDS = 5.0
+# How long a PostgreSQL load waits for another session's lock before it fails whole: as
+# long as a SQLite load waits for another process's write lock.
+LOAD_LOCK_WAIT_SECONDS: float = LOCK_WAIT_SECONDS
 AnySelect = Select[*tuple[Any, ...]]
 # A pooled PostgreSQL connection unused this long is pinged before it is handed out; one
 # used more recently is trusted (see _ping_when_idle).
@@ -217,6 +220,25 @@ def _bound_lock_waits(engine: Engine) -> None:
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = {milliseconds}")
         dbapi_connection.commit()  # psycopg began a transaction for the SET
+
+
+def bound_load_lock_waits(conn: Connection) -> None:
+    """PostgreSQL: from here on (a load holds its lease: another load is no longer waited
+    for) the load's statements wait LOAD_LOCK_WAIT_SECONDS at most for another session's
+    lock on what they touch (a LOCK TABLE, a VACUUM FULL, another program's ALTER), then
+    the load fails whole saying so. It waited as long as the lock was held, silently, and
+    held the list cut-off mark's row meanwhile (writes.register), so lists waited too."""
+    if conn.dialect.name == "postgresql":
+        with conn.begin():
+            milliseconds = max(1, round(LOAD_LOCK_WAIT_SECONDS * 1000))
+            conn.exec_driver_sql(f"SET lock_timeout = {milliseconds}")
+
+
+def unbound_lock_waits(conn: Connection) -> None:
+    """The pooled session's lock_timeout back to the role's."""
+    if conn.dialect.name == "postgresql":
+        with suppress(DBAPIError, SQLAlchemyError), conn.begin():
+            conn.exec_driver_sql("RESET lock_timeout")
 
 
 def driver_rows(conn: Connection, sql: str, parameters: Any) -> list[Any]:

@@ -26,7 +26,7 @@ from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
 from .bulk import among, id_chunks, insert_rows
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_headers
-from .engine import LOCK_WAIT_SECONDS, unavailable
+from .engine import bound_load_lock_waits, unavailable, unbound_lock_waits
 from .meta import (
     COUNTS_KEY,
     LAST_WRITE_KEY,
@@ -53,9 +53,6 @@ LOAD_CACHE_SIZE = -65536
 # Rows of each index SQLite's ANALYZE reads after a load (PRAGMA analysis_limit): enough
 # for the planner's choices, and the same cost at any size of store.
 ANALYSIS_LIMIT = 1000
-# How long a PostgreSQL load waits for another session's lock on the records table before
-# it fails whole: as long as a SQLite load waits for another process's write lock.
-LOAD_LOCK_WAIT_SECONDS: float = LOCK_WAIT_SECONDS
 
 
 def ancestors(spec: str) -> list[str]:
@@ -121,7 +118,7 @@ class Loading(MetaKeys):
             # instead of failing midway.
             conn = conn.execution_options(immediate=True)
             try:
-                _bound_lock_waits(conn)
+                bound_load_lock_waits(conn)
                 write = writes.register(
                     conn, clock, keep_dates, exclusive=not isinstance(lease, writes.NoLease)
                 )
@@ -132,7 +129,7 @@ class Loading(MetaKeys):
                         writes.abandon(conn, write)
                     raise
             finally:
-                _unbound_lock_waits(conn)
+                unbound_lock_waits(conn)
                 lease.release(conn)
 
     def _load_transaction(
@@ -151,26 +148,6 @@ class Loading(MetaKeys):
             writes.finish(conn, write, clock, tx.latest)
         if sqlite:
             conn.connection.driver_connection.execute("PRAGMA cache_size=-2000")  # type: ignore[union-attr]  # SQLite's default
-
-
-def _bound_lock_waits(conn: Connection) -> None:
-    """PostgreSQL: from here on (the lease is held: another load is no longer waited for)
-    the load's statements wait LOAD_LOCK_WAIT_SECONDS at most for another session's lock
-    on what they touch (a LOCK TABLE, a VACUUM FULL, another program's ALTER), then the
-    load fails whole saying so. It waited as long as the lock was held, silently, and
-    held the list cut-off mark's row meanwhile, so that lists waited with it."""
-    if conn.dialect.name == "postgresql":
-        with conn.begin():
-            conn.exec_driver_sql(
-                f"SET lock_timeout = {max(1, round(LOAD_LOCK_WAIT_SECONDS * 1000))}"
-            )
-
-
-def _unbound_lock_waits(conn: Connection) -> None:
-    """The pooled session's lock_timeout back to the role's."""
-    if conn.dialect.name == "postgresql":
-        with suppress(DBAPIError, SQLAlchemyError), conn.begin():
-            conn.exec_driver_sql("RESET lock_timeout")
 
 
 def _keep_figures(tx: LoadTransaction) -> None:
