@@ -96,6 +96,13 @@ class Cluster:
         """Stop PostgreSQL, keeping the cluster: nothing listens on its port until `start`."""
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
+    def restart(self) -> None:
+        """`pg_ctl restart -m fast`, as an operator restarts PostgreSQL: every session is
+        ended, and the server accepts connections again before this returns. (-l: the
+        server's output goes to its log, not to pipes this process would wait on.)"""
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.folder / "log"), "-m", "fast",
+                  "-w", "restart")  # fmt: skip
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")

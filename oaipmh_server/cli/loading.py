@@ -119,10 +119,10 @@ def load(
         raise click.ClickException(f"{e}; nothing was loaded") from None
     except StoreUnavailable as e:
         bar.close()
-        from ..store.failures import disk_full
+        from ..store.failures import cut_short
 
-        full = disk_full(settings.database_url, e.__cause__)
-        why = f": {full}" if full else f" ({e})"
+        cause = cut_short(settings.database_url, e.__cause__)
+        why = f": {cause}" if cause else f" ({e})"
         raise click.ClickException(
             f"the database failed during the load{why}; nothing was loaded"
         ) from None

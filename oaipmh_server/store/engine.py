@@ -34,6 +34,15 @@ from .sqlite_urls import database_file, file_to_create, vanishes
 SQLITE_PAGE_SIZE = 16384
 # How long a SQLite connection waits for another's lock before "database is locked".
 LOCK_WAIT_SECONDS = 30
+# How long a server's PostgreSQL statement waits for a lock another session holds on what
+# it reads (only ACCESS EXCLUSIVE stops a read: an operator's LOCK TABLE, a VACUUM FULL,
+# another program's ALTER) before its request is answered 503 with Retry-After: about as
+# long as a SQLite list waits for the write lock (writes.MARK_WAIT_MS × MARK_ATTEMPTS).
+# Without it a harvest's request waited as long as the lock was held, minutes or hours.
+SERVING_LOCK_WAIT_SECONDS = 5.0
+# How long a PostgreSQL load waits for another session's lock before it fails whole: as
+# long as a SQLite load waits for another process's write lock.
+LOAD_LOCK_WAIT_SECONDS: float = LOCK_WAIT_SECONDS
 AnySelect = Select[*tuple[Any, ...]]
 # A pooled PostgreSQL connection unused this long is pinged before it is handed out; one
 # used more recently is trusted (see _ping_when_idle).
@@ -84,9 +93,10 @@ class Connected:
         return writes.lease_for(self.engine.dialect.name, database_file(self.engine.url))
 
 
-def open_engine(url: str, password: str | None = None) -> Engine:
+def open_engine(url: str, password: str | None = None, serving: bool = False) -> Engine:
     """The engine for a store URL (SQLite tuned, a new file private); what cannot be
-    opened is a StoreUnavailable saying why (store/failures.py)."""
+    opened is a StoreUnavailable saying why (store/failures.py). `serving`: a server's,
+    whose PostgreSQL statements wait for a lock SERVING_LOCK_WAIT_SECONDS at most."""
     try:
         if password is not None:
             url = make_url(url).set(password=password).render_as_string(hide_password=False)
@@ -109,6 +119,8 @@ def open_engine(url: str, password: str | None = None) -> Engine:
         engine = create_engine(url)
         if engine.dialect.name == "postgresql":
             _ping_when_idle(engine)
+            if serving:
+                _bound_lock_waits(engine)
         return engine
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StoreUnavailable(cannot_open(url, e, password)) from e
@@ -195,6 +207,38 @@ def _ping_when_idle(engine: Engine) -> None:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as e:
             raise DisconnectionError("the pooled connection is gone") from e
+
+
+def _bound_lock_waits(engine: Engine) -> None:
+    """Each new connection's lock_timeout, for the whole session: a statement kept waiting
+    longer fails (LockNotAvailable), and its request is answered 503. A migration, which
+    waits for pg_dump as docs/backups.md says, lifts it for its own transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        milliseconds = max(1, round(SERVING_LOCK_WAIT_SECONDS * 1000))
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET lock_timeout = {milliseconds}")
+        dbapi_connection.commit()  # psycopg began a transaction for the SET
+
+
+def bound_load_lock_waits(conn: Connection) -> None:
+    """PostgreSQL: from here on (a load holds its lease: another load is no longer waited
+    for) the load's statements wait LOAD_LOCK_WAIT_SECONDS at most for another session's
+    lock on what they touch (a LOCK TABLE, a VACUUM FULL, another program's ALTER), then
+    the load fails whole saying so. It waited as long as the lock was held, silently, and
+    held the list cut-off mark's row meanwhile (writes.register), so lists waited too."""
+    if conn.dialect.name == "postgresql":
+        with conn.begin():
+            milliseconds = max(1, round(LOAD_LOCK_WAIT_SECONDS * 1000))
+            conn.exec_driver_sql(f"SET lock_timeout = {milliseconds}")
+
+
+def unbound_lock_waits(conn: Connection) -> None:
+    """The pooled session's lock_timeout back to the role's."""
+    if conn.dialect.name == "postgresql":
+        with suppress(DBAPIError, SQLAlchemyError), conn.begin():
+            conn.exec_driver_sql("RESET lock_timeout")
 
 
 def driver_rows(conn: Connection, sql: str, parameters: Any) -> list[Any]:

@@ -96,7 +96,11 @@ def _sqlite(url: URL, message: str) -> str:
     if "file is not a database" in message:
         return f"{what}: the file is not an SQLite database"
     if "locked" in message:
-        return f"{what}: another process holds its lock (a load?); try again when it is done"
+        return (
+            f"{what}: another process holds its lock (a load; or a server still running on "
+            "a file replaced under it, to be stopped first, as docs/backups.md restores); "
+            "try again when it is done"
+        )
     if "unable to open" in message or "readonly" in message:
         if not os.path.exists(folder):
             return f"{what}: the folder {folder} does not exist"
@@ -132,11 +136,75 @@ def _postgresql(url: URL, message: str) -> str:
     if missing:
         name = missing.group(1)
         return f'{what}: the database "{name}" does not exist (create it: createdb {name})'
+    timeout = _timeout_setting(message)
+    if timeout is not None:  # connected, then cut short: not "cannot connect"
+        return (
+            f"cannot open the store on PostgreSQL at {place} ({what.split(' (', 1)[1]}: {timeout}"
+        )
     if "timeout" in message or "timed out" in message:
         return f"{what}: no answer (timed out)"
     if "No such file or directory" in message:
         return f"{what}: no server listens on that socket"
     return f"{what}: {_shortened(message)}"
+
+
+# PostgreSQL's words when one of its settings ends a statement or a session, and the
+# setting: it may be set on the role or the database (ALTER ROLE … SET), unseen by the
+# operator of a load, who heard only "the server did not answer" or "InternalError".
+_TIMEOUTS = {
+    "statement timeout": "statement_timeout",
+    "idle-in-transaction timeout": "idle_in_transaction_session_timeout",
+    "lock timeout": "lock_timeout",
+}
+
+
+def _timeout_setting(message: str) -> str | None:
+    for words, setting in _TIMEOUTS.items():
+        if f"due to {words}" in message:
+            ended = "the session" if setting.startswith("idle") else "a statement"
+            return (
+                f"PostgreSQL's {setting} ended {ended} (SHOW {setting}; set on the role or "
+                f"the database? ALTER ROLE … RESET {setting})"
+            )
+    return None
+
+
+def cut_short(url: str, error: BaseException | None) -> str | None:
+    """Why a load failed, when its cause (`error`, a StoreUnavailable's) says: a full disk
+    (disk_full), another session's or process's lock it waited for in vain, a server
+    setting that ended its statement or session, or a PostgreSQL connection lost (a
+    restart); None when the cause says nothing more."""
+    full = disk_full(url, error)
+    if full is not None:
+        return full
+    cause = getattr(error, "orig", None) or error
+    if cause is None:
+        return None
+    text = " ".join(str(cause).split())
+    if getattr(cause, "sqlstate", None) == "55P03" or "due to lock timeout" in text:
+        return (
+            "another session holds a lock on the records (a LOCK TABLE, a VACUUM FULL, "
+            "another program's migration? see pg_locks); load again once it is given up"
+        )
+    if "database is locked" in text:
+        return (
+            "another process holds the database's write lock (the sqlite3 shell, a backup "
+            "tool?); load again once it is given up"
+        )
+    timeout = _timeout_setting(text)
+    if timeout is not None:
+        return timeout
+    lost = getattr(error, "connection_invalidated", False) or getattr(cause, "sqlstate", None) in (
+        "57P01",
+        "57P02",
+        "57P03",
+    )  # admin_shutdown, crash_shutdown, cannot_connect_now
+    if lost and make_url(url).get_backend_name() == "postgresql":
+        return (
+            "the connection to PostgreSQL was lost (the server restarted or stopped, or the "
+            "session was ended); load again once it answers"
+        )
+    return None
 
 
 def _masked(text: str, secrets: list[str]) -> str:

@@ -74,6 +74,9 @@ def migrate(engine: Engine) -> Migration:
         _refuse_read_only(engine, conn, found, head)
     with engine.connect() as conn, conn.execution_options(immediate=True).begin():
         if conn.dialect.name == "postgresql":
+            # A server's session bounds its lock waits (engine._bound_lock_waits); its
+            # migration waits, as any other's, for pg_dump and for another migration.
+            conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         found = read_schema(conn)  # another process may have migrated it meanwhile
         if found.revision == head:

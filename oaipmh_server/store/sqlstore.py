@@ -35,10 +35,17 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
     """A RecordSource over SQL, plus the write side that ingest uses."""
 
     def __init__(
-        self, url: str, *, token_secret: str | None = None, password: str | None = None
+        self,
+        url: str,
+        *,
+        token_secret: str | None = None,
+        password: str | None = None,
+        serving: bool = False,
     ) -> None:
+        """`serving`: the store a server reads, whose requests wait for another session's
+        lock only seconds (engine.SERVING_LOCK_WAIT_SECONDS)."""
         self.url = url
-        self.engine = open_engine(url, password)
+        self.engine = open_engine(url, password, serving=serving)
         self._driver_statements: dict[tuple[Any, ...], _DriverStatement] = {}
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).

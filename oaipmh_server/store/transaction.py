@@ -26,7 +26,7 @@ from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
 from .bulk import among, id_chunks, insert_rows
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_headers
-from .engine import unavailable
+from .engine import bound_load_lock_waits, unavailable, unbound_lock_waits
 from .meta import (
     COUNTS_KEY,
     LAST_WRITE_KEY,
@@ -118,6 +118,7 @@ class Loading(MetaKeys):
             # instead of failing midway.
             conn = conn.execution_options(immediate=True)
             try:
+                bound_load_lock_waits(conn)
                 write = writes.register(
                     conn, clock, keep_dates, exclusive=not isinstance(lease, writes.NoLease)
                 )
@@ -128,6 +129,7 @@ class Loading(MetaKeys):
                         writes.abandon(conn, write)
                     raise
             finally:
+                unbound_lock_waits(conn)
                 lease.release(conn)
 
     def _load_transaction(

@@ -59,6 +59,7 @@ def create_app(
         settings.database_url,
         token_secret=settings.token_secret,
         password=settings.database_password,
+        serving=True,
     )
     _serving_read_only(store)
     _warn_of_stale_virtual_sets(settings, store)

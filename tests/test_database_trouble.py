@@ -1,0 +1,226 @@
+"""What harvesters and operators see when the database's surroundings misbehave: another
+session or process holding a lock on the records, a statement timeout set on the database. A request answers within seconds (503 and Retry-After when the store
+cannot), a load fails whole in one line naming the cause, or finishes whole.
+
+A dropped connection costs at most one 503 (tests/test_pg_connections.py); here the
+cluster is restarted and stopped under a live server. SQLite's write lock held by another
+process is test_changes.py's for lists; for a load, here."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from oaipmh_server.store import engine
+
+from .cli import invoke
+from .conftest import SAMPLES, LiveServer, make_app
+from .db import everything, oai_identifiers
+from .held_load import HOLDING
+from .postgres import Cluster
+from .served import end
+
+pytestmark = pytest.mark.store_behaviour
+ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"])
+
+HELD_LOAD = Path(__file__).parent / "held_load.py"
+TOKEN = re.compile(r"<resumptionToken[^>]*>([^<]+)</resumptionToken>")
+FIRST = "/oai?verb=ListRecords&metadataPrefix=oai_dc"
+ONE = "/oai?verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:10722/212116"
+
+
+def _session(postgres: Cluster, database_url: str) -> psycopg.Connection[Any]:
+    name = database_url.rsplit("/", 1)[1]
+    return psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname={name}")
+
+
+@contextmanager
+def records_locked(postgres: Cluster, database_url: str, mode: str) -> Iterator[None]:
+    """Another session holds a lock on `records` in `mode` (an operator's LOCK TABLE, a
+    VACUUM FULL, another program's migration) until the block ends."""
+    with _session(postgres, database_url) as other:
+        other.execute(f"LOCK TABLE records IN {mode} MODE")  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            other.rollback()
+
+
+def within(seconds: float, call: Any) -> Any:
+    """`call()`'s result, or AssertionError if it has not returned within `seconds` (it is
+    left to finish in its thread once the lock it waits for is given up)."""
+    result: list[Any] = []
+    worker = threading.Thread(target=lambda: result.append(call()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert result, f"no answer within {seconds} s"
+    return result[0]
+
+
+@ON_POSTGRESQL
+def test_a_list_waits_seconds_not_for_ever_for_a_lock_another_session_holds(
+    database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "SERVING_LOCK_WAIT_SECONDS", 0.3)
+    client = make_app(database_url, page_size=10).test_client()
+    assert client.get(FIRST).status_code == 200  # the pool's connection is made
+    with records_locked(postgres, database_url, "ACCESS EXCLUSIVE"):
+        for url in (FIRST, ONE):
+            answer = within(20, lambda url=url: client.get(url))
+            assert answer.status_code == 503 and "Retry-After" in answer.headers
+    assert client.get(FIRST).status_code == 200
+    assert client.get(ONE).status_code == 200
+
+
+@ON_POSTGRESQL
+def test_a_load_fails_whole_naming_the_lock_another_session_holds_on_the_records(
+    database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "LOAD_LOCK_WAIT_SECONDS", 0.3)
+    before = everything(database_url)
+    with records_locked(postgres, database_url, "ACCESS EXCLUSIVE"):
+        ran = within(60, lambda: invoke("load", str(SAMPLES / "more.json"),
+                                        env={"OAIPMH_DATABASE_URL": database_url}))  # fmt: skip
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.count("\n") == 1
+    assert "another session holds a lock on the records" in ran.stderr
+    assert "nothing was loaded" in ran.stderr
+    assert everything(database_url) == before
+
+
+@ON_POSTGRESQL
+def test_a_load_waits_for_a_lock_that_only_keeps_others_from_writing(
+    database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pg_dump's ACCESS SHARE (docs/backups.md: loads go on while it runs) does not stop a
+    load, however short the load's wait for locks."""
+    monkeypatch.setattr(engine, "LOAD_LOCK_WAIT_SECONDS", 0.3)
+    with records_locked(postgres, database_url, "ACCESS SHARE"):
+        ran = invoke("load", str(SAMPLES / "more.json"), env={"OAIPMH_DATABASE_URL": database_url})
+    assert ran.returncode == 0, ran.stderr
+
+
+@ON_POSTGRESQL
+def test_a_statement_timeout_set_on_the_database_is_named_not_taken_for_no_answer(
+    database_url: str, postgres: Cluster
+) -> None:
+    name = database_url.rsplit("/", 1)[1]
+    postgres.execute(f"ALTER DATABASE {name} SET statement_timeout = '1ms'")
+    postgres.execute(f"ALTER DATABASE {name} SET lock_timeout = 0")
+    ran = invoke("load", str(SAMPLES), env={"OAIPMH_DATABASE_URL": database_url})
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr
+    assert "statement_timeout" in ran.stderr
+    assert "no answer" not in ran.stderr and "cannot connect" not in ran.stderr
+
+
+def _fetch(url: str, **params: str) -> requests.Response:
+    return requests.get(url, params=params, timeout=30)
+
+
+@ON_POSTGRESQL
+@pytest.mark.live
+def test_a_harvest_goes_on_with_its_token_across_a_restart_and_a_stop_of_postgresql(
+    database_url: str, postgres: Cluster, tmp_path: Path
+) -> None:
+    """`pg_ctl restart -m fast` under a harvest: at most one answer is a 503 with
+    Retry-After, the harvest goes on with its token. PostgreSQL stopped: every page says
+    503 at once, none waits; started again: the same server answers, not restarted."""
+    server = LiveServer(database_url, tmp_path, workers=1, OAIPMH_PAGE_SIZE="7",
+                        OAIPMH_SERVER_METRICS_ALLOW="127.0.0.1")  # fmt: skip
+    root = server.url.removesuffix("/oai")
+    try:
+        first = _fetch(server.url, verb="ListIdentifiers", metadataPrefix="oai_dc")
+        assert first.status_code == 200
+        harvested = re.findall(r"<identifier>([^<]+)</identifier>", first.text)
+        next_token = TOKEN.search(first.text)
+        postgres.restart()
+        unavailable = 0
+        while next_token is not None:
+            page = _fetch(server.url, verb="ListIdentifiers", resumptionToken=next_token.group(1))
+            if page.status_code == 503:
+                assert "Retry-After" in page.headers
+                unavailable += 1
+                assert unavailable == 1, "more than one answer lost to the restart"
+                continue
+            assert page.status_code == 200
+            harvested += re.findall(r"<identifier>([^<]+)</identifier>", page.text)
+            next_token = TOKEN.search(page.text)
+        assert sorted(harvested) == sorted(set(harvested))
+        assert set(harvested) == oai_identifiers(database_url, deleted=None)
+
+        postgres.halt()
+        try:
+            for path in ("/oai?verb=Identify", "/", "/healthz", "/metrics"):
+                started = time.monotonic()
+                answer = requests.get(root + path, timeout=30)
+                assert answer.status_code == 503 and "Retry-After" in answer.headers, path
+                assert time.monotonic() - started < 5, path
+        finally:
+            postgres.start()
+        for path in ("/oai?verb=Identify", "/", "/healthz", "/metrics"):
+            assert requests.get(root + path, timeout=30).status_code == 200, path
+    finally:
+        server.stop()
+
+
+@ON_POSTGRESQL
+def test_a_load_under_way_when_postgresql_restarts_fails_whole_saying_the_connection_was_lost(
+    database_url: str, postgres: Cluster
+) -> None:
+    before = everything(database_url)
+    load = subprocess.Popen(
+        [sys.executable, str(HELD_LOAD), "20", "load", str(SAMPLES)],
+        env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert load.stdout is not None and load.stdin is not None and load.stderr is not None
+    try:
+        assert load.stdout.readline().strip() == HOLDING
+        postgres.restart()
+        load.stdin.close()  # the load goes on, on a connection the restart ended
+        assert load.wait(120) == 1
+        said = load.stderr.read()
+    finally:
+        end(load)
+        for stream in (load.stdout, load.stderr):
+            stream.close()
+    assert "Traceback" not in said and said.count("\n") == 1, said
+    assert "the connection to PostgreSQL was lost" in said
+    assert "nothing was loaded" in said
+    assert everything(database_url) == before
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_a_load_fails_whole_naming_the_write_lock_another_process_holds(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sqlite3 shell, or any program, in a write transaction (BEGIN IMMEDIATE) on the
+    store: a load waits engine.LOCK_WAIT_SECONDS for it, then fails whole saying so (it
+    said "OperationalError")."""
+    monkeypatch.setattr(engine, "LOCK_WAIT_SECONDS", 0.3)
+    before = everything(database_url)
+    with closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as other:
+        other.execute("BEGIN IMMEDIATE")
+        ran = invoke("load", str(SAMPLES / "more.json"), env={"OAIPMH_DATABASE_URL": database_url})
+        other.rollback()
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.count("\n") == 1
+    assert "another process holds the database's write lock" in ran.stderr
+    assert "nothing was loaded" in ran.stderr
+    assert everything(database_url) == before
