@@ -69,6 +69,7 @@ from oaipmh_server.store.schema import MembershipRow, RecordRow, SetRow
 
 from .conftest import SECRET, load_into, make_app, sqlite_url
 from .oai import NS, tree
+from .test_changes import HeldLoad
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
 pytestmark = pytest.mark.store_behaviour
@@ -80,7 +81,8 @@ SETS = ["col_1_1", "col_1_2", "col_2_1", "com_1_9"]
 THESES = {"virtual_set_definitions": {"theses": {"name": "Theses", "field": "dc.type",
                                                  "matches": "(?i)thesis$"}},
           "virtual_sets_served": ["theses"]}  # fmt: skip
-HARVESTED_SETS = [*SETS, "theses"]
+COMMUNITIES = ["com_1_9", "com_2_8"]  # a collection may be moved into either
+HARVESTED_SETS = [*SETS, "com_2_8", "theses"]
 
 State = tuple[
     str, bool, frozenset[str]
@@ -172,6 +174,8 @@ class HarvestPromises(RuleBasedStateMachine):
         self.client = self.new_client()
         self.stored: dict[str, State] = {}
         self.has_sets = False
+        self.held: HeldLoad | None = None  # a load held just before its commit
+        self.held_records: list[tuple[str, bool, list[str], int, bool]] = []
         self.titles: dict[str, str] = {}  # a live record's title, as its last load gave it
         self.harvests: list[Harvest] = []
         self.chain: dict[str, State] = {}  # what the incremental chain has seen, last first
@@ -185,6 +189,16 @@ class HarvestPromises(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
+            if self.held is not None:
+                held, self.held = self.held, None
+                if self.broken:
+                    held.released.set()
+                    held.thread.join(60)
+                else:
+                    before = self.stored
+                    held.commit()
+                    self.after_write(before)
+                    self.loaded(self.held_records)
             if not self.broken:
                 self.writes_stop_and_the_chain_catches_up()
         finally:
@@ -223,12 +237,7 @@ class HarvestPromises(RuleBasedStateMachine):
 
     # Writes.
 
-    @rule(records=LOAD, sync=st.booleans(), report=st.booleans())
-    @guarded
-    def load(self, records: list[tuple[str, bool, list[str], int, bool]], sync: bool,
-             report: bool) -> None:  # fmt: skip
-        """A load of records new, changed, unchanged, deleted or brought back; with --sync
-        every record it does not hold is withdrawn; with --changes it tells each change."""
+    def write_load(self, records: list[tuple[str, bool, list[str], int, bool]]) -> Path:
         lines = []
         for local_id, deleted, specs, title, thesis in records:
             n = int(local_id.rsplit("/", 1)[1])
@@ -242,6 +251,23 @@ class HarvestPromises(RuleBasedStateMachine):
             lines.append(json.dumps(record))
         path = self.folder / f"load{next(self.files)}.jsonl"
         path.write_text("\n".join(lines) + "\n", "utf-8")
+        return path
+
+    def loaded(self, records: list[tuple[str, bool, list[str], int, bool]]) -> None:
+        for local_id, deleted, _, title, _ in records:
+            if not deleted:
+                self.titles[REPO + local_id] = (
+                    f"Record {local_id.rsplit('/', 1)[1]}, version {title}"
+                )
+
+    @precondition(lambda self: self.held is None)
+    @rule(records=LOAD, sync=st.booleans(), report=st.booleans())
+    @guarded
+    def load(self, records: list[tuple[str, bool, list[str], int, bool]], sync: bool,
+             report: bool) -> None:  # fmt: skip
+        """A load of records new, changed, unchanged, deleted or brought back; with --sync
+        every record it does not hold is withdrawn; with --changes it tells each change."""
+        path = self.write_load(records)
         told: list[tuple[str, str]] = []
         before = self.stored
         try:
@@ -253,11 +279,7 @@ class HarvestPromises(RuleBasedStateMachine):
             assert self.read_store() == before, "a failed load changed the store"
             raise
         self.after_write(before)
-        for local_id, deleted, _, title, _ in records:
-            if not deleted:
-                self.titles[REPO + local_id] = (
-                    f"Record {local_id.rsplit('/', 1)[1]}, version {title}"
-                )
+        self.loaded(records)
         if report:
             changed = {i for i in self.stored if before.get(i) != self.stored[i]}
             assert {REPO + lid for _, lid in told} == changed, told
@@ -267,7 +289,44 @@ class HarvestPromises(RuleBasedStateMachine):
                     ("added", "deleted") if new else ("updated", "deleted", "withdrawn")
                 )
 
-    @precondition(lambda self: bool(self.stored))
+    @precondition(lambda self: self.held is None)
+    @rule(records=LOAD)
+    @guarded
+    def load_held_before_its_commit(
+        self, records: list[tuple[str, bool, list[str], int, bool]]
+    ) -> None:
+        """A load that has written and dated everything, held just before its commit, while
+        harvests go on and the clock moves (tests/test_changes.py holds one the same way)."""
+        self.held = HeldLoad(self.url, self.write_load(records), self.clock, workers=0,
+                             **self.virtual)  # fmt: skip
+        self.held_records = records
+
+    @precondition(lambda self: self.held is not None)
+    @rule()
+    @guarded
+    def held_load_commits(self) -> None:
+        assert self.held is not None
+        held, self.held = self.held, None
+        before = self.stored
+        held.commit()
+        self.after_write(before)
+        self.loaded(self.held_records)
+
+    @precondition(lambda self: self.held is None)
+    @rule(collection=st.sampled_from(SETS[:3]), community=st.sampled_from(COMMUNITIES))
+    @guarded
+    def move_collection(self, collection: str, community: str) -> None:
+        """A sets file giving a collection its community, or moving it to another: its
+        records are served in their new communities, re-dated by the load."""
+        tree = [{"spec": c, "name": f"Community {c}"} for c in COMMUNITIES]
+        tree.append({"spec": collection, "name": f"Collection {collection}", "parent": community})
+        path = self.folder / f"sets{next(self.files)}.json"
+        path.write_text(json.dumps({"sets": tree}), "utf-8")
+        before = self.stored
+        load_into(self.url, path, clock=self.clock, workers=0, **self.virtual)
+        self.after_write(before)
+
+    @precondition(lambda self: self.held is None and bool(self.stored))
     @rule(data=st.data())
     @guarded
     def delete(self, data: st.DataObject) -> None:
@@ -286,7 +345,7 @@ class HarvestPromises(RuleBasedStateMachine):
         for identifier in chosen:
             assert self.stored[identifier][1], identifier
 
-    @precondition(lambda self: not self.virtual)
+    @precondition(lambda self: not self.virtual and self.held is None)
     @rule()
     @guarded
     def turn_on_virtual_sets(self) -> None:
@@ -550,14 +609,15 @@ def run_model(backend: str, request: pytest.FixtureRequest,
 
     folder = tmp_path_factory.mktemp("loads")
     # Looking for new cases (docs/development.md): TEST_PROMISES_SHRINK=0 reports the first
-    # failure as found, without the minutes shrinking a long sequence takes.
+    # failure as found, without the minutes shrinking a long sequence takes;
+    # TEST_PROMISES_STEPS=N makes sequences of up to N steps.
     shrink = os.environ.get("TEST_PROMISES_SHRINK") != "0"
     phases = [p for p in Phase if shrink or p is not Phase.shrink]
     run_state_machine_as_test(
         lambda: HarvestPromises(new_store, dispose, folder),
         settings=settings(
             max_examples=examples,
-            stateful_step_count=30,
+            stateful_step_count=int(os.environ.get("TEST_PROMISES_STEPS", "30")),
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
             phases=phases,
