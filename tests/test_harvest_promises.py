@@ -488,6 +488,7 @@ class HarvestPromises(RuleBasedStateMachine):
         if harvest.changed & set(harvest.held):
             event("a list ended whose records changed during it")
         assert len(seen) == len(set(seen)), f"repeated within one list: {seen}"
+        assert set(seen) <= set(harvest.held), f"not in the list: {set(seen) - set(harvest.held)}"
         unchanged = {i for i in harvest.held if i not in harvest.changed}
         assert unchanged <= set(seen), f"skipped: {unchanged - set(seen)}"
         assert harvest.size is None or len(seen) <= harvest.size, (seen, harvest.size)
