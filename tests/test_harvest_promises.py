@@ -37,6 +37,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -45,10 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -76,7 +78,7 @@ pytestmark = pytest.mark.store_behaviour
 
 REPO = "oai:repository.example.org:"
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
-IDS = [f"10722/{n}" for n in range(8)]
+IDS = [f"10722/{n}" for n in range(10)]
 SETS = ["col_1_1", "col_1_2", "col_2_1", "com_1_9"]
 THESES = {"virtual_set_definitions": {"theses": {"name": "Theses", "field": "dc.type",
                                                  "matches": "(?i)thesis$"}},
@@ -87,6 +89,10 @@ HARVESTED_SETS = [*SETS, "com_2_8", "theses"]
 State = tuple[
     str, bool, frozenset[str]
 ]  # a record as a harvester sees it: datestamp, deleted, sets
+
+
+# What the runs did (printed after them, shown by `pytest -s`): how often each case came up.
+TALLY: Counter[str] = Counter()
 
 
 class Clock:
@@ -137,6 +143,7 @@ RECORD = st.tuples(
     st.booleans(),  # a thesis (the virtual set's filter)
 )
 LOAD = st.lists(RECORD, min_size=1, max_size=5, unique_by=lambda r: r[0])
+FIRST_LOAD = st.lists(RECORD, min_size=4, max_size=len(IDS), unique_by=lambda r: r[0])
 NEAR = st.tuples(st.integers(0, 30), st.sampled_from([-1, 0, 1]))  # a datestamp stored, ± 1 s
 
 
@@ -146,6 +153,7 @@ def guarded(step: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(step)
     def run(self: HarvestPromises, *arguments: Any, **named: Any) -> None:
+        TALLY[step.__name__] += 1
         self.broken = True
         step(self, *arguments, **named)
         self.broken = False
@@ -169,7 +177,7 @@ class HarvestPromises(RuleBasedStateMachine):
         datestamps.now = self.clock
         self.engine = create_engine(self.url, poolclass=NullPool)
         self.virtual: dict[str, Any] = {}
-        self.page_size = 3
+        self.page_size = 2
         self.apps: list[Any] = []
         self.client = self.new_client()
         self.stored: dict[str, State] = {}
@@ -260,6 +268,11 @@ class HarvestPromises(RuleBasedStateMachine):
                     f"Record {local_id.rsplit('/', 1)[1]}, version {title}"
                 )
 
+    @initialize(records=FIRST_LOAD)
+    def first_load(self, records: list[tuple[str, bool, list[str], int, bool]]) -> None:
+        """The repository's first load (its records keep their dc.date.accessioned)."""
+        self.load(records, sync=False, report=True)
+
     @precondition(lambda self: self.held is None)
     @rule(records=LOAD, sync=st.booleans(), report=st.booleans())
     @guarded
@@ -300,6 +313,7 @@ class HarvestPromises(RuleBasedStateMachine):
         self.held = HeldLoad(self.url, self.write_load(records), self.clock, workers=0,
                              **self.virtual)  # fmt: skip
         self.held_records = records
+        TALLY["harvests open when a load was held"] += bool(self.harvests)
 
     @precondition(lambda self: self.held is not None)
     @rule()
@@ -484,9 +498,15 @@ class HarvestPromises(RuleBasedStateMachine):
         """Nothing repeated, nothing unchanged skipped, no more than completeListSize."""
         harvest.done = True
         seen = harvest.seen()
-        event(f"a list of {len(harvest.pages)} pages ended")
-        if harvest.changed & set(harvest.held):
-            event("a list ended whose records changed during it")
+        TALLY["lists"] += 1
+        TALLY["lists of several pages"] += len(harvest.pages) > 1
+        TALLY["lists whose records changed during them"] += bool(
+            harvest.changed & set(harvest.held)
+        )
+        TALLY["lists that returned fewer than completeListSize"] += len(seen) < (harvest.size or 0)
+        TALLY["lists ended by noRecordsMatch after a token"] += (
+            len(harvest.pages) > 1 and not harvest.pages[-1]
+        )
         assert len(seen) == len(set(seen)), f"repeated within one list: {seen}"
         assert set(seen) <= set(harvest.held), f"not in the list: {set(seen) - set(harvest.held)}"
         unchanged = {i for i in harvest.held if i not in harvest.changed}
@@ -614,6 +634,7 @@ def run_model(backend: str, request: pytest.FixtureRequest,
     # TEST_PROMISES_STEPS=N makes sequences of up to N steps.
     shrink = os.environ.get("TEST_PROMISES_SHRINK") != "0"
     phases = [p for p in Phase if shrink or p is not Phase.shrink]
+    TALLY.clear()
     run_state_machine_as_test(
         lambda: HarvestPromises(new_store, dispose, folder),
         settings=settings(
@@ -624,6 +645,7 @@ def run_model(backend: str, request: pytest.FixtureRequest,
             phases=phases,
         ),
     )
+    print(backend, dict(sorted(TALLY.items())))
 
 
 def test_harvests_keep_their_promises_through_any_sequence_of_writes(
