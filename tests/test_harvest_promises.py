@@ -135,6 +135,11 @@ def state_of(header: etree._Element) -> tuple[str, State]:
     return identifier, (datestamp, header.get("status") == "deleted", sets)
 
 
+def title_of(local_id: str, version: int) -> str:
+    """A record's title in each version; the third is long (a page of 1 KiB holds one)."""
+    return f"Record {local_id}, version {version}" + " and more" * 100 * (version == 2)
+
+
 RECORD = st.tuples(
     st.sampled_from(IDS),
     st.booleans(),  # deleted
@@ -177,7 +182,7 @@ class HarvestPromises(RuleBasedStateMachine):
         datestamps.now = self.clock
         self.engine = create_engine(self.url, poolclass=NullPool)
         self.virtual: dict[str, Any] = {}
-        self.page_size = 2
+        self.page_size, self.max_page_bytes = 2, 8 << 20
         self.apps: list[Any] = []
         self.client = self.new_client()
         self.stored: dict[str, State] = {}
@@ -191,7 +196,8 @@ class HarvestPromises(RuleBasedStateMachine):
         self.chain_from: str | None = None
 
     def new_client(self) -> Any:
-        app = make_app(self.url, page_size=self.page_size, **self.virtual)
+        app = make_app(self.url, page_size=self.page_size, max_page_bytes=self.max_page_bytes,
+                       **self.virtual)  # fmt: skip
         self.apps.append(app)
         return app.test_client()
 
@@ -250,7 +256,7 @@ class HarvestPromises(RuleBasedStateMachine):
         for local_id, deleted, specs, title, thesis in records:
             n = int(local_id.rsplit("/", 1)[1])
             metadata = [
-                {"field": "dc.title", "value": f"Record {n}, version {title}"},
+                {"field": "dc.title", "value": title_of(local_id, title)},
                 {"field": "dc.date.accessioned", "value": f"2020-01-{1 + n:02d}T00:00:00Z"},
                 {"field": "dc.type", "value": "Thesis" if thesis else "Article"},
             ]
@@ -264,13 +270,15 @@ class HarvestPromises(RuleBasedStateMachine):
     def loaded(self, records: list[tuple[str, bool, list[str], int, bool]]) -> None:
         for local_id, deleted, _, title, _ in records:
             if not deleted:
-                self.titles[REPO + local_id] = (
-                    f"Record {local_id.rsplit('/', 1)[1]}, version {title}"
-                )
+                self.titles[REPO + local_id] = title_of(local_id, title)
 
-    @initialize(records=FIRST_LOAD)
-    def first_load(self, records: list[tuple[str, bool, list[str], int, bool]]) -> None:
-        """The repository's first load (its records keep their dc.date.accessioned)."""
+    @initialize(records=FIRST_LOAD, page_size=st.integers(1, 3), small_pages=st.booleans())
+    def first_load(self, records: list[tuple[str, bool, list[str], int, bool]], page_size: int,
+                   small_pages: bool) -> None:  # fmt: skip
+        """The repository's first load (its records keep their dc.date.accessioned), served
+        in pages of a few records, or of fewer where a long record fills a page's bytes."""
+        self.page_size, self.max_page_bytes = page_size, 1024 if small_pages else 8 << 20
+        self.client = self.new_client()
         self.load(records, sync=False, report=True)
 
     @precondition(lambda self: self.held is None)
