@@ -291,14 +291,20 @@ class HarvestPromises(RuleBasedStateMachine):
             if not deleted:
                 self.titles[REPO + local_id] = title_of(local_id, title)
 
-    @initialize(records=FIRST_LOAD, page_size=st.integers(1, 3), small_pages=st.booleans())
+    @initialize(records=FIRST_LOAD, page_size=st.integers(1, 3), small_pages=st.booleans(),
+                start=st.sampled_from(["load", "load", "harvest, then load", "empty"]))  # fmt: skip
     def first_load(self, records: list[tuple[str, bool, list[str], int, bool]], page_size: int,
-                   small_pages: bool) -> None:  # fmt: skip
-        """The repository's first load (its records keep their dc.date.accessioned), served
-        in pages of a few records, or of fewer where a long record fills a page's bytes."""
+                   small_pages: bool, start: str) -> None:  # fmt: skip
+        """The repository's first load (its records keep their dc.date.accessioned, unless
+        a harvest of the empty repository was handed a cut-off after them), served in pages
+        of a few records, or of fewer where a long record fills a page's bytes; or an empty
+        repository, whose first load is one of the steps (a held one, maybe)."""
         self.page_size, self.max_page_bytes = page_size, 1024 if small_pages else 8 << 20
         self.client = self.new_client()
-        self.load(records, sync=False, report=True)
+        if start == "harvest, then load":
+            self.incremental_harvest("ListIdentifiers", 0)
+        if start != "empty":
+            self.load(records, sync=False, report=True)
 
     @precondition(lambda self: self.held is None)
     @rule(records=LOAD, sync=st.booleans(), report=st.booleans())
