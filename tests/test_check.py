@@ -446,14 +446,43 @@ EXPECTED = {
 }
 
 
+class Remembered:
+    """A WSGI app that answers each request (path and query: all a `fetch_from` request
+    varies) as `app` first answered it. The check asks the same questions for every fault,
+    and a server over a store nothing writes to answers them the same way (the check reads
+    no responseDate), so each is answered by the server once per module; the fault is then
+    made of that answer, as of a fresh one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.answers: dict[tuple[str, str], tuple[str, list[tuple[str, str]], bytes]] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        asked = (environ["PATH_INFO"], environ.get("QUERY_STRING", ""))
+        if asked not in self.answers:
+            captured: dict[str, Any] = {}
+
+            def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+                captured["status"], captured["headers"] = status, headers
+                return lambda data: None
+
+            body = b"".join(self.app(environ, start))
+            self.answers[asked] = (captured["status"], captured["headers"], body)
+        status, headers, body = self.answers[asked]
+        start_response(status, list(headers))
+        return [body]
+
+
 @pytest.fixture(scope="module")
 def sample_app(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The sample store served (page_size 7, an identity of its own), each answer made once
+    per module (`Remembered`): the tests that take it only read."""
     from .conftest import LOADED, load_into, sqlite_url
 
     url = sqlite_url(tmp_path_factory.mktemp("check") / "oai.sqlite3")
     load_into(url, SAMPLES, clock=lambda: LOADED)
     app = make_app(url, page_size=7, **OWN_IDENTITY)
-    yield app
+    yield Remembered(app)
     app.extensions["oaipmh"].store.close()
 
 

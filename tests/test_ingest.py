@@ -65,10 +65,17 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
     return path
 
 
-def write_many(path: Path, count: int) -> Path:
-    """write_jsonl of records n0, n1, … n`count-1`, each made from one record's line: for
-    60,000, dumping as many dicts cost the test more than the load it is for."""
-    line = json.dumps(record("n-ID"), ensure_ascii=False) + "\n"
+def write_big(path: Path, size: int) -> Path:
+    """write_jsonl of records n0, n1, … enough to make the file `size` bytes or more, each
+    with a title of about a thousand characters: the workers read the file in chunks of
+    CHUNK_BYTES, so a chunk holds under a thousand records, not the 5,700 of short ones,
+    and a load held early (and killed) has so many fewer records prepared ahead for it.
+    Each line is made from one record's line (dumping as many dicts cost the test more
+    than the load it is for)."""
+    long = record("n-ID")
+    long["metadata"][0]["value"] += " of many words" * 70
+    line = json.dumps(long, ensure_ascii=False) + "\n"
+    count = -(-size // len(line)) + 1
     path.write_text("".join(line.replace("n-ID", f"n{n}") for n in range(count)), "utf-8")
     return path
 
@@ -613,7 +620,7 @@ def test_killed_load_leaves_the_store_as_it_was(empty_database_url: str, tmp_pat
     The load is held at that moment (tests/held_load.py), so it is killed there."""
     load_into(empty_database_url, write_jsonl(tmp_path / "first.jsonl", [record("first")]))
     before = everything(empty_database_url)
-    big = write_many(tmp_path / "big.jsonl", 60_000)
+    big = write_big(tmp_path / "big.jsonl", PARALLEL_FROM_BYTES)
     assert big.stat().st_size >= PARALLEL_FROM_BYTES  # read by worker processes
     with subprocess.Popen(
         [sys.executable, str(HELD_LOAD), str(3 * BATCH), "load", str(big)],

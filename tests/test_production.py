@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,13 +20,17 @@ from flask.testing import FlaskClient
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.ingest.batches import BATCH
 from oaipmh_server.placeholders import SAMPLE_REPOSITORY_NAME, is_example_domain
 from oaipmh_server.web.admission import HarvestLimit
 
 from .conftest import LiveServer, make_app
 from .db import oai_identifiers
+from .held_load import HOLDING
 from .oai import error_codes, token, tree
 from .xsd import validate
+
+HELD_LOAD = Path(__file__).parent / "held_load.py"
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
 pytestmark = pytest.mark.store_behaviour
@@ -244,22 +249,43 @@ def test_database_password_from_the_environment(backend: str, request) -> None:
 
 
 def test_concurrent_loads_queue_and_both_land(empty_database_url: str, tmp_path: Path) -> None:
+    """Two `load` processes at once: the second, started while the first has a batch
+    written in its transaction (held there, tests/held_load.py), says it waits for it and
+    does; once the first goes on, both land. More than a batch each (BATCH)."""
+    count = BATCH + 100
     files = []
     for name in ("a", "b"):
         path = tmp_path / f"{name}.jsonl"
         path.write_text("".join(json.dumps({
             "id": f"{name}{i}", "sets": ["s"],
             "metadata": [{"field": "dc.date.accessioned", "value": "2020-01-01T00:00:00Z"},
-                         {"field": "dc.title", "value": f"{name} {i}"}]}) + "\n" for i in range(3000)))  # fmt: skip
+                         {"field": "dc.title", "value": f"{name} {i}"}]}) + "\n" for i in range(count)))  # fmt: skip
         files.append(path)
     env = {**os.environ, "OAIPMH_DATABASE_URL": empty_database_url}
-    loads = [subprocess.Popen([sys.executable, "-m", "oaipmh_server", "load", str(f)], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
-             for f in files]  # fmt: skip
-    for process in loads:
-        _, stderr = process.communicate(timeout=300)
-        assert process.returncode == 0, stderr
-    assert len(oai_identifiers(empty_database_url)) == 6000
+    first = subprocess.Popen([sys.executable, str(HELD_LOAD), str(BATCH + 1), "load", str(files[0])],
+                             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    second = None
+    try:
+        assert first.stdout is not None and first.stdin is not None
+        assert select.select([first.stdout], [], [], 120)[0], "the first load never held"
+        assert first.stdout.readline().strip() == HOLDING, "the first load ended before it held"
+        second = subprocess.Popen([sys.executable, "-m", "oaipmh_server", "load", str(files[1])],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  stdin=subprocess.DEVNULL, text=True)  # fmt: skip
+        assert second.stderr is not None
+        assert select.select([second.stderr], [], [], 120)[0], "the second load never spoke"
+        said = second.stderr.readline()
+        assert said.startswith("another load is running") and "waiting for it" in said, said
+        for process in (first, second):  # communicate closes stdin: the first load goes on
+            _, stderr = process.communicate(timeout=300)
+            assert process.returncode == 0, stderr
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert len(oai_identifiers(empty_database_url)) == 2 * count
 
 
 @pytest.mark.parametrize(
