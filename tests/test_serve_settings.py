@@ -220,8 +220,9 @@ def test_serve_on_a_unix_socket(sample_store: str, tmp_path: Path) -> None:
 def test_start_up_says_where_it_listens_and_nothing_else(
     sample_store: str, tmp_path: Path, verbose: bool
 ) -> None:
-    """By default: one line of its own, then the access lines; Alembic's "Context impl"
-    (once per worker) and gunicorn's information lines only with --verbose."""
+    """By default: one line of its own, then the access lines; gunicorn's information
+    lines ("Booting worker", once per worker) only with --verbose. (Alembic, loaded only
+    to create or migrate a schema, says nothing on this store, which is up to date.)"""
     import requests
 
     port = free_port()
@@ -239,10 +240,10 @@ def test_start_up_says_where_it_listens_and_nothing_else(
     ours = [line for line in lines if line.startswith("oaipmh-server: ")]
     assert len(ours) == 1
     assert ours[0].startswith(f"oaipmh-server: listening at http://127.0.0.1:{port} (2 workers")
-    chatter = [line for line in lines if "Context impl" in line or "Booting worker" in line]
+    chatter = [line for line in lines if "Booting worker" in line]
+    assert not [line for line in lines if "Context impl" in line]
     if verbose:
-        assert any("Context impl" in line for line in chatter)
-        assert any("Booting worker" in line for line in chatter)
+        assert chatter
     else:
         assert lines[0] == ours[0]
         others = [line for line in lines[1:] if not line.startswith("{")]
@@ -267,12 +268,17 @@ def test_metrics_folder_removed_when_serve_fails_to_start(tmp_path: Path) -> Non
 def test_ctrl_c_stops_it_without_a_traceback(sample_store: str, tmp_path: Path) -> None:
     """Ctrl-C reaches the master and the worker at once (the worker also gets the
     master's SIGQUIT): it stops, status 0, and prints no traceback."""
+    import requests
+
+    port = free_port()
     server = Served(
-        ["--port", str(free_port()), "--workers", "1", "--verbose"],
+        ["--port", str(port), "--workers", "1", "--verbose"],
         {"OAIPMH_DATABASE_URL": sample_store},
     )
     try:
-        server.expect("Will assume non-transactional DDL")  # its signals set, its app built
+        # An answered request: the worker has set its signals and built its app.
+        answered = requests.get(f"http://127.0.0.1:{port}/oai?verb=Identify", timeout=30)
+        assert answered.status_code == 200
         server.interrupt()
         assert server.process.wait(timeout=30) == 0
     finally:

@@ -193,8 +193,8 @@ def _remove_shared_metrics() -> None:
 
 def _log_to_stderr(verbose: bool = False) -> None:
     """The server's own lines (one JSON access line per request, warnings) on stderr;
-    the libraries' information lines (Alembic's "Context impl …", once per worker) only
-    when asked (--verbose), their warnings always."""
+    the libraries' information lines (gunicorn's "Booting worker …", Alembic's when a
+    schema is created or migrated) only when asked (--verbose), their warnings always."""
     import logging
 
     logging.basicConfig(

@@ -10,11 +10,13 @@ the database needs, before it serves or writes anything.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib import resources
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, Engine, delete, insert, inspect, select
+from sqlalchemy import Connection, Engine, column, delete, insert, inspect, select, table
 
 from .. import __version__
 from ..errors import SchemaOutdated, SchemaTooNew
@@ -25,6 +27,10 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 WRITTEN_BY_KEY = "schema_written_by"
+# Where Alembic keeps the revision (its default table, which env.py keeps).
+VERSION_TABLE = table("alembic_version", column("version_num"))
+# A migration's file is named by its revision: `0008_deleted_index.py` is revision 0008.
+REVISION_FILE = re.compile(r"^(\d{4})_\w+\.py$")
 # Held by the one process that migrates a PostgreSQL database; the others wait, then find
 # it done.
 MIGRATION_LOCK = 4242424242
@@ -62,6 +68,12 @@ def migrate(engine: Engine) -> Migration:
     (SQLite's write lock, PostgreSQL's advisory lock) and the others find it done. A
     revision newer than this program's raises SchemaTooNew before any lock is taken.
     """
+    with engine.connect() as conn:
+        found = read_schema(conn)
+    if found.revision is not None and found.revision == _newest():
+        return Migration(found.revision, found.revision, found.written_by)
+    # Only now is Alembic loaded: importing it is a tenth of a second of CPU, which every
+    # command (and every server) opening a store already up to date would pay for nothing.
     from alembic import command
 
     config = _config()
@@ -94,10 +106,11 @@ def migrate(engine: Engine) -> Migration:
 
 
 def read_schema(conn: Connection) -> Schema:
-    """The revision Alembic recorded and the version that wrote it, as they are."""
-    from alembic.migration import MigrationContext
-
-    heads = MigrationContext.configure(conn).get_current_heads()
+    """The revision Alembic recorded and the version that wrote it, as they are. Read
+    from Alembic's table as Alembic reads it (every row a head), without loading Alembic."""
+    heads: list[str] = []
+    if inspect(conn).has_table(VERSION_TABLE.name):
+        heads = list(conn.execute(select(VERSION_TABLE.c.version_num)).scalars())
     revision = " ".join(heads) if heads else None
     written_by: str | None = None
     # Looked for first: a failed statement would end a PostgreSQL transaction.
@@ -142,6 +155,17 @@ def _config() -> Config:
     config = Config()
     config.set_main_option("script_location", "oaipmh_server.store:migrations")
     return config
+
+
+@lru_cache(maxsize=1)
+def _newest() -> str | None:
+    """The newest revision this program's migrations know, by their files' names (no
+    Alembic loaded): what a store opened is found at, almost always. Alembic's head
+    (`_head`) decides everything else; test_the_newest_migration_file_is_alembics_head
+    shows the two agree."""
+    versions = resources.files("oaipmh_server.store.migrations").joinpath("versions")
+    found = [m[1] for f in versions.iterdir() if (m := REVISION_FILE.match(f.name))]
+    return max(found, default=None)
 
 
 @lru_cache(maxsize=1)
