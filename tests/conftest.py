@@ -214,7 +214,7 @@ SLOW_FILES = (
     "test_live.py", "test_benchmarks.py", "test_production.py", "test_versions.py",
     "test_browser.py", "test_backups.py", "test_hostile_exports.py", "test_virtual_sets.py",
     "test_secrets.py", "test_resourcesync.py", "test_harvest_report_live.py",
-    "test_harvest_promises.py",
+    "test_harvest_promises.py", "test_database_trouble.py",
 )  # fmt: skip
 
 
