@@ -123,7 +123,8 @@ def _sqlite(url: URL, message: str) -> str:
 def _postgresql(url: URL, message: str) -> str:
     socket = url.query.get("host")
     place = f"{url.host or 'localhost'}:{url.port or 5432}" if not socket else f"socket {socket}"
-    what = f"cannot connect to PostgreSQL at {place} (database {url.database}, user {url.username})"
+    who = f"(database {url.database}, user {url.username})"
+    what = f"cannot connect to PostgreSQL at {place} {who}"
     if "Connection refused" in message:
         return f"{what}: connection refused (is PostgreSQL running there, accepting TCP/IP?)"
     if "resolve host" in message or "translate host name" in message:
@@ -138,9 +139,7 @@ def _postgresql(url: URL, message: str) -> str:
         return f'{what}: the database "{name}" does not exist (create it: createdb {name})'
     timeout = _timeout_setting(message)
     if timeout is not None:  # connected, then cut short: not "cannot connect"
-        return (
-            f"cannot open the store on PostgreSQL at {place} ({what.split(' (', 1)[1]}: {timeout}"
-        )
+        return f"cannot open the store on PostgreSQL at {place} {who}: {timeout}"
     if "timeout" in message or "timed out" in message:
         return f"{what}: no answer (timed out)"
     if "No such file or directory" in message:
