@@ -70,20 +70,19 @@ def migrate(engine: Engine) -> Migration:
     """
     with engine.connect() as conn:
         found = read_schema(conn)
-    if found.revision is not None and found.revision == _newest():
-        return Migration(found.revision, found.revision, found.written_by)
-    # Only now is Alembic loaded: importing it is a tenth of a second of CPU, which every
-    # command (and every server) opening a store already up to date would pay for nothing.
-    from alembic import command
-
-    config = _config()
-    head = _head()
-    with engine.connect() as conn:
-        found = read_schema(conn)
+        if found.revision is not None and found.revision == _newest():
+            return Migration(found.revision, found.revision, found.written_by)
+        # Only now is Alembic loaded (`_head`): importing it is a tenth of a second of CPU,
+        # which every command (and every server) opening a store already up to date would
+        # pay for nothing.
+        head = _head()
         if found.revision == head:
             return Migration(head, head, found.written_by)
         _refuse_unknown(engine, found)
         _refuse_read_only(engine, conn, found, head)
+    from alembic import command
+
+    config = _config()
     with engine.connect() as conn, conn.execution_options(immediate=True).begin():
         if conn.dialect.name == "postgresql":
             # A server's session bounds its lock waits (engine._bound_lock_waits); its
