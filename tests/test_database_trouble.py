@@ -1,6 +1,7 @@
 """What harvesters and operators see when the database's surroundings misbehave: another
-session or process holding a lock on the records, a statement timeout set on the database. A request answers within seconds (503 and Retry-After when the store
-cannot), a load fails whole in one line naming the cause, or finishes whole.
+session or process holding a lock on the records, a statement timeout set on the database.
+A request answers within seconds (503 and Retry-After when the store cannot), a load fails
+whole in one line naming the cause, or finishes whole.
 
 A dropped connection costs at most one 503 (tests/test_pg_connections.py); here the
 cluster is restarted and stopped under a live server. SQLite's write lock held by another
@@ -70,6 +71,16 @@ def within(seconds: float, call: Any) -> Any:
     return result[0]
 
 
+def assert_load_failed_whole(ran: Any, naming: str) -> None:
+    """A refused load as an operator's script sees it: status 1 and one line, no traceback,
+    naming the cause and saying that nothing was loaded."""
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.count("\n") == 1
+    assert naming in ran.stderr
+    assert "nothing was loaded" in ran.stderr
+
+
 @ON_POSTGRESQL
 def test_a_list_waits_seconds_not_for_ever_for_a_lock_another_session_holds(
     database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch
@@ -94,11 +105,7 @@ def test_a_load_fails_whole_naming_the_lock_another_session_holds_on_the_records
     with records_locked(postgres, database_url, "ACCESS EXCLUSIVE"):
         ran = within(60, lambda: invoke("load", str(SAMPLES / "more.json"),
                                         env={"OAIPMH_DATABASE_URL": database_url}))  # fmt: skip
-    assert ran.returncode == 1
-    assert "Traceback" not in ran.stderr
-    assert ran.stderr.count("\n") == 1
-    assert "another session holds a lock on the records" in ran.stderr
-    assert "nothing was loaded" in ran.stderr
+    assert_load_failed_whole(ran, naming="another session holds a lock on the records")
     assert everything(database_url) == before
 
 
@@ -218,9 +225,5 @@ def test_a_load_fails_whole_naming_the_write_lock_another_process_holds(
         other.execute("BEGIN IMMEDIATE")
         ran = invoke("load", str(SAMPLES / "more.json"), env={"OAIPMH_DATABASE_URL": database_url})
         other.rollback()
-    assert ran.returncode == 1
-    assert "Traceback" not in ran.stderr
-    assert ran.stderr.count("\n") == 1
-    assert "another process holds the database's write lock" in ran.stderr
-    assert "nothing was loaded" in ran.stderr
+    assert_load_failed_whole(ran, naming="another process holds the database's write lock")
     assert everything(database_url) == before
