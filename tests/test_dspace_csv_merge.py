@@ -16,7 +16,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import Sync, delete_records
 from oaipmh_server.store import SqlStore
-from oaipmh_server.store.schema import RecordRow
+from oaipmh_server.store.schema import records_table
 
 from .conftest import SAMPLES, SECRET, load_into, refusal, refused_problems
 from .db import datestamps, fetch, oai_identifiers, stored_fields
@@ -85,7 +85,7 @@ def write_csv(path: Path, *rows: str) -> Path:
 
 
 def accessioned(url: str) -> dict[str, object]:
-    return dict(fetch(url, select(RecordRow.local_id, RecordRow.accessioned)))
+    return dict(fetch(url, select(records_table.c.local_id, records_table.c.accessioned)))
 
 
 @pytest.fixture
@@ -150,17 +150,19 @@ def test_languages_are_separate_columns(seeded: str, tmp_path: Path) -> None:
 
 
 def test_a_default_csv_without_collection_keeps_the_sets(seeded: str, tmp_path: Path) -> None:
-    before = fetch(seeded, select(RecordRow.set_specs))
+    before = fetch(seeded, select(records_table.c.set_specs))
     export = default_csv(tmp_path / "export.csv", {"dc.type": "Journal article"}, ("collection",))
     assert load_into(seeded, export).updated == 1
-    assert fetch(seeded, select(RecordRow.set_specs)) == before == [("com_10722_1 col_10722_5",)]
+    assert (
+        fetch(seeded, select(records_table.c.set_specs)) == before == [("com_10722_1 col_10722_5",)]
+    )
     export = default_csv(tmp_path / "empty.csv", {"dc.type": "Article", "collection": ""})
     assert load_into(seeded, export).updated == 1
-    assert fetch(seeded, select(RecordRow.set_specs)) == before
+    assert fetch(seeded, select(records_table.c.set_specs)) == before
     export = default_csv(tmp_path / "moved.csv", {"collection": "10722/6"})
     assert load_into(seeded, export).updated == 1
     moved = [("com_10722_4 com_10722_1 col_10722_6",)]  # with its communities (sets.json)
-    assert fetch(seeded, select(RecordRow.set_specs)) == moved
+    assert fetch(seeded, select(records_table.c.set_specs)) == moved
 
 
 def test_a_new_record_needs_a_datestamp_source(empty_database_url: str, tmp_path: Path) -> None:
@@ -260,7 +262,7 @@ def test_a_row_withdrawing_its_item_makes_it_a_tombstone(
     load of the row that withdraws it, kept in its sets, dated by the load, whatever the
     row's other cells; the same row again changes nothing."""
     stamp = datestamps(seeded)[SEED]
-    sets = fetch(seeded, select(RecordRow.set_specs))
+    sets = fetch(seeded, select(records_table.c.set_specs))
     told: list[str] = []
     export = default_csv(tmp_path / "export.csv", {"action": action, **EDIT})
     summary = load_into(seeded, export, changes=lambda kind, i: told.append(f"{kind} {i}"))
@@ -268,7 +270,7 @@ def test_a_row_withdrawing_its_item_makes_it_a_tombstone(
     assert told == [f"deleted {SEED}"]
     assert oai_identifiers(seeded, deleted=True) == {f"oai:repository.example.org:{SEED}"}
     assert datestamps(seeded)[SEED] > stamp
-    assert fetch(seeded, select(RecordRow.set_specs)) == sets
+    assert fetch(seeded, select(records_table.c.set_specs)) == sets
     again = load_into(seeded, export)
     assert (again.deleted, again.unchanged) == (0, 1)
 
@@ -293,7 +295,7 @@ def test_withdrawing_a_tombstone_that_holds_metadata_changes_nothing(
     assert load_into(seeded, moved).deleted == 1
     assert stored_fields(seeded, SEED) == before[0]
     assert datestamps(seeded)[SEED] > before[1][SEED]
-    [(specs,)] = fetch(seeded, select(RecordRow.set_specs))
+    [(specs,)] = fetch(seeded, select(records_table.c.set_specs))
     assert "col_10722_6" in specs.split() and "col_10722_5" not in specs.split()
 
 

@@ -12,7 +12,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from oaipmh_server.ingest.structure import is_structure_file
-from oaipmh_server.store.schema import SetRow
+from oaipmh_server.store.schema import sets_table
 
 from .cli import invoke
 from .conftest import SAMPLES, load_into, make_app, refused_problems
@@ -485,7 +485,7 @@ def test_a_collection_dspace_maps_into_two_communities_is_placed_in_the_first(
     ]
     assert listed_sets(empty_database_url) == [("col_1_3", "C"), ("com_1_1", "A"),
                                                ("com_1_2", "B")]  # fmt: skip
-    parents = dict(fetch(empty_database_url, select(SetRow.spec, SetRow.parent)))
+    parents = dict(fetch(empty_database_url, select(sets_table.c.spec, sets_table.c.parent)))
     assert parents == {"com_1_1": None, "col_1_3": "com_1_1", "com_1_2": None}
 
 

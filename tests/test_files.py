@@ -30,7 +30,7 @@ from oaipmh_server.ingest.load import delete_records
 from oaipmh_server.ingest.mime import mime_type
 from oaipmh_server.record_source import File
 from oaipmh_server.store import SqlStore
-from oaipmh_server.store.schema import FileRow
+from oaipmh_server.store.schema import files_table
 
 from .conftest import SECRET, load_into, make_app, refused_unchanged
 from .db import fetch
@@ -413,7 +413,7 @@ def test_a_deleted_record_loses_its_files(empty_database_url: str, tmp_path: Pat
             conn.exec_driver_sql("DELETE FROM records")
     finally:
         store.close()
-    assert fetch(empty_database_url, select(func.count()).select_from(FileRow)) == [(0,)]
+    assert fetch(empty_database_url, select(func.count()).select_from(files_table)) == [(0,)]
 
 
 # -- formats ------------------------------------------------------------------------------------
@@ -837,7 +837,7 @@ def test_a_stored_mime_is_checked_again_where_the_link_header_is_written(
     store = SqlStore(empty_database_url, token_secret=SECRET)
     try:
         with store.engine.begin() as conn:
-            conn.execute(update(FileRow).values(mime=mime))
+            conn.execute(update(files_table).values(mime=mime))
     finally:
         store.close()
     response = files_client.get(f"/records/{HANDLE}")

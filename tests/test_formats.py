@@ -18,7 +18,7 @@ from sqlalchemy import select
 import oaipmh_server.formats
 from oaipmh_server.config import load_settings
 from oaipmh_server.formats import build_formats
-from oaipmh_server.store.schema import FragmentRow
+from oaipmh_server.store.schema import fragments_table
 
 from . import xsd
 from .conftest import LOADED, SAMPLES, load_into, make_app
@@ -129,7 +129,7 @@ def test_formats_of_an_item(empty_database_url: str, tmp_path: Path) -> None:
 
 
 def stored_prefixes(url: str) -> set[str]:
-    return {prefix for (prefix,) in fetch(url, select(FragmentRow.prefix).distinct())}
+    return {prefix for (prefix,) in fetch(url, select(fragments_table.c.prefix).distinct())}
 
 
 def records_of(client: FlaskClient, prefix: str) -> list[bytes]:
@@ -157,7 +157,7 @@ def test_formats_stored_or_rendered_on_request_serve_the_same(
     assert records_of(client, "qdc") == live["qdc"]
 
     def rendered(prefix: str) -> set[str]:
-        query = select(FragmentRow.local_id).where(FragmentRow.prefix == prefix)
+        query = select(fragments_table.c.local_id).where(fragments_table.c.prefix == prefix)
         return {local_id for (local_id,) in fetch(url, query)}
 
     # The seed changes while dim is rendered on request: its dim fragment goes…

@@ -67,7 +67,7 @@ from oaipmh_server.formats import build_formats
 from oaipmh_server.ingest.load import delete_records, refresh_sets
 from oaipmh_server.ingest.sync import Sync
 from oaipmh_server.store import SqlStore
-from oaipmh_server.store.schema import MembershipRow, RecordRow, SetRow
+from oaipmh_server.store.schema import memberships_table, records_table, sets_table
 
 from .conftest import SECRET, load_into, make_app, sqlite_url
 from .oai import NS, tree
@@ -245,10 +245,12 @@ class HarvestPromises(RuleBasedStateMachine):
 
     def read_store(self) -> dict[str, State]:
         with self.engine.connect() as conn:
-            rows = list(conn.execute(select(RecordRow.local_id, RecordRow.datestamp,
-                                            RecordRow.deleted)))  # fmt: skip
-            members = list(conn.execute(select(MembershipRow.local_id, MembershipRow.set_spec)))
-            self.has_sets = conn.execute(select(SetRow.spec).limit(1)).first() is not None
+            rows = list(conn.execute(select(records_table.c.local_id, records_table.c.datestamp,
+                                            records_table.c.deleted)))  # fmt: skip
+            members = list(
+                conn.execute(select(memberships_table.c.local_id, memberships_table.c.set_spec))
+            )
+            self.has_sets = conn.execute(select(sets_table.c.spec).limit(1)).first() is not None
         sets: dict[str, set[str]] = {}
         for local_id, spec in members:
             sets.setdefault(local_id, set()).add(spec)

@@ -34,7 +34,7 @@ from oaipmh_server.errors import (
 from oaipmh_server.ingest import load
 from oaipmh_server.ingest.json import SKIP, jsonl_lines
 from oaipmh_server.ingest.workers import Workers
-from oaipmh_server.store.schema import SetRow
+from oaipmh_server.store.schema import sets_table
 from oaipmh_server.verbs import is_uri
 
 from .cli import run_cli
@@ -400,7 +400,7 @@ def test_a_structure_name_with_markup_or_a_comment_keeps_its_whole_text(
         "</community></import_structure>"
     )
     load_into(empty_database_url, path)
-    assert fetch(empty_database_url, select(SetRow.name, SetRow.description)) == [
+    assert fetch(empty_database_url, select(sets_table.c.name, sets_table.c.description)) == [
         ("H<sub>2</sub>O & water", "Fish <i>and</i> chips")
     ]
 

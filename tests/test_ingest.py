@@ -20,7 +20,7 @@ from oaipmh_server.ingest.drafts import Source, make_draft, normalise_language
 from oaipmh_server.ingest.load import BATCH
 from oaipmh_server.ingest.workers import PARALLEL_FROM_BYTES
 from oaipmh_server.store import unpack_fields
-from oaipmh_server.store.schema import FileRow, MembershipRow, RecordRow
+from oaipmh_server.store.schema import files_table, memberships_table, records_table
 from oaipmh_server.xml import clean_text, has_illegal_characters
 
 from .cli import Ran, invoke, run_cli, run_process
@@ -113,7 +113,7 @@ def test_hashes_of_the_first_scheme_still_recognise_identical_content(
     load_into(empty_database_url, files, clock=lambda: T1)
     engine = create_engine(empty_database_url, poolclass=NullPool)
     with engine.begin() as conn:
-        packed = select(RecordRow.local_id, type_coerce(RecordRow.fields, NullType()))
+        packed = select(records_table.c.local_id, type_coerce(records_table.c.fields, NullType()))
         for local_id, fields in conn.execute(packed).all():
             draft = make_draft(
                 Source("-", 1), local_id, ["com_1:col_1"], local_id == "2",
@@ -121,8 +121,8 @@ def test_hashes_of_the_first_scheme_still_recognise_identical_content(
             )  # fmt: skip
             assert len(draft.legacy_content_hash) == 64
             conn.execute(
-                update(RecordRow)
-                .where(RecordRow.local_id == local_id)
+                update(records_table)
+                .where(records_table.c.local_id == local_id)
                 .values(content_hash=draft.legacy_content_hash)
             )
     engine.dispose()
@@ -205,7 +205,7 @@ def test_worker_processes_report_the_same_problems(
 
 
 def stored_headers(url: str) -> dict[str, bytes]:
-    return dict(fetch(url, select(RecordRow.local_id, RecordRow.header)))
+    return dict(fetch(url, select(records_table.c.local_id, records_table.c.header)))
 
 
 def test_headers_are_stored_as_served_and_follow_the_repository_identifier(
@@ -521,12 +521,14 @@ def test_values_with_awkward_characters_are_stored_exactly(
         AWKWARD + " vt\ufffd",
         AWKWARD * 200,
     ]
-    files = fetch(empty_database_url, select(FileRow.local_id, FileRow.name, FileRow.size,
-                                             FileRow.description, FileRow.permissions,
-                                             FileRow.uuid, FileRow.sequence))  # fmt: skip
+    files = fetch(empty_database_url, select(files_table.c.local_id, files_table.c.name, files_table.c.size,
+                                             files_table.c.description, files_table.c.permissions,
+                                             files_table.c.uuid, files_table.c.sequence))  # fmt: skip
     assert files == [(local_id, "a\tb\\c\n😀.pdf", 2**40, AWKWARD, "-r 'Anonymous' \\N",
                       "u\tu", 1)]  # fmt: skip
-    sets = fetch(empty_database_url, select(MembershipRow.set_spec, MembershipRow.local_id))
+    sets = fetch(
+        empty_database_url, select(memberships_table.c.set_spec, memberships_table.c.local_id)
+    )
     assert sorted(sets) == [("com_1", local_id), ("com_1:col_1", local_id)]
     client = make_app(empty_database_url).test_client()
     identifier = "oai:repository.example.org:" + local_id

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, delete
 
 from oaipmh_server.cli import main
 from oaipmh_server.store import COUNTS_KEY
-from oaipmh_server.store.schema import MetaRow
+from oaipmh_server.store.schema import meta_table
 
 from .conftest import SAMPLES, load_into, make_app
 from .db import oai_identifiers
@@ -71,7 +71,7 @@ def test_counts_of_a_store_written_before_they_were_kept(database_url: str) -> N
     """A store last written by an older version has no counts kept: they are counted."""
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(delete(MetaRow).where(MetaRow.key == COUNTS_KEY))
+        conn.execute(delete(meta_table).where(meta_table.c.key == COUNTS_KEY))
     engine.dispose()
     metrics = scrape(database_url)
     assert metrics["oaipmh_store_records"] == len(oai_identifiers(database_url))

@@ -16,7 +16,7 @@ from lxml import etree
 
 from oaipmh_server.store import SqlStore, ranges
 from oaipmh_server.store.columns import keyset_starts
-from oaipmh_server.store.schema import RecordRow
+from oaipmh_server.store.schema import records_table
 from oaipmh_server.web import resourcesync as web_resourcesync
 from oaipmh_server.web import sitemaps
 
@@ -137,11 +137,11 @@ def test_change_list_ranges_follow_the_cut_off_as_a_fresh_walk_would(
     load_into(empty_database_url, write_jsonl(tmp_path / "r.jsonl", records(40)),
               clock=lambda: START - timedelta(days=30))  # fmt: skip
     store = SqlStore(empty_database_url, token_secret=SECRET)
-    key = (RecordRow.datestamp, RecordRow.local_id)
+    key = (records_table.c.datestamp, records_table.c.local_id)
 
     def fresh(until: datetime) -> list[tuple[Any, ...]]:
         with store.engine.connect() as conn:
-            return keyset_starts(conn, key, RecordRow.datestamp <= until, 4)
+            return keyset_starts(conn, key, records_table.c.datestamp <= until, 4)
 
     def starts(until: datetime) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         walks.clear()

@@ -37,7 +37,7 @@ from oaipmh_server.check.resourcesync import (
     resourcesync_schema,
 )
 from oaipmh_server.store import SqlStore
-from oaipmh_server.store.schema import RecordRow
+from oaipmh_server.store.schema import records_table
 from oaipmh_server.web import resourcesync as web_resourcesync
 
 from .conftest import SECRET, LiveServer, load_into, make_app
@@ -489,7 +489,7 @@ def served_copy(url: str, base: str) -> dict[str, bytes]:
     """What a copy of the store must hold: each live record's document in each format
     it is disseminated in (GetRecord's <metadata> child, from the live server), by path."""
     want = {}
-    for local_id, deleted in fetch(url, select(RecordRow.local_id, RecordRow.deleted)):
+    for local_id, deleted in fetch(url, select(records_table.c.local_id, records_table.c.deleted)):
         if deleted:
             continue
         for prefix in FORMATS:

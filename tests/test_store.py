@@ -33,7 +33,7 @@ from oaipmh_server.store import (
     pack_fields,
 )
 from oaipmh_server.store.meta import stored_counts
-from oaipmh_server.store.schema import Base, MembershipRow, MetaRow, RecordRow
+from oaipmh_server.store.schema import memberships_table, meta_table, metadata, records_table
 
 from .conftest import SAMPLES, load_into, make_app, sqlite_url
 from .db import assert_set_sizes_kept, everything, fetch, set_sizes
@@ -51,7 +51,7 @@ def test_migrations_build_the_schema_of_the_models(empty_database_url: str) -> N
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
-        differences = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert differences == []
 
@@ -176,7 +176,7 @@ def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
     assert [e.text for e in root.iterfind(".//oai:identifier", NS)] == [
         "oai:repository.example.org:1"
     ]
-    assert fetch(url, select(RecordRow.header)) == [(None,)]
+    assert fetch(url, select(records_table.c.header)) == [(None,)]
     qdc = tree(
         client.get("/oai?verb=GetRecord&metadataPrefix=qdc&identifier=oai:repository.example.org:1")
     )
@@ -184,9 +184,9 @@ def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
 
     (tmp_path / "sets.json").write_text('{"sets": [{"spec": "com_1", "name": "One"}]}')
     load_into(url, tmp_path / "sets.json")
-    header = fetch(url, select(RecordRow.header))[0][0]
+    header = fetch(url, select(records_table.c.header))[0][0]
     assert header is not None and b"oai:repository.example.org:1" in header
-    assert len(fetch(url, select(MembershipRow.local_id))) == 1
+    assert len(fetch(url, select(memberships_table.c.local_id))) == 1
 
 
 def fragment_storage(url: str) -> str:
@@ -339,7 +339,9 @@ def test_a_write_counts_the_deleted_records_on_an_index_not_the_table(tmp_path: 
             for s, p in statements
         ]
         counted = conn.execute(
-            select(RecordRow.local_id, RecordRow.deleted).order_by(RecordRow.local_id)
+            select(records_table.c.local_id, records_table.c.deleted).order_by(
+                records_table.c.local_id
+            )
         ).all()
     engine.dispose()
     assert (total, deleted) == (len(counted), sum(bool(d) for _, d in counted))
@@ -365,11 +367,11 @@ def test_a_lists_size_is_what_its_pages_show_for_every_selection(database_url: s
     writes keep) or any part of it (counted on its index): from the earliest datestamp or
     later, until the latest or earlier, a set, deleted records included."""
     store = SqlStore(database_url)
-    datestamps = sorted(row[0] for row in fetch(database_url, select(RecordRow.datestamp)))
+    datestamps = sorted(row[0] for row in fetch(database_url, select(records_table.c.datestamp)))
     earliest, middle, latest = datestamps[0], datestamps[len(datestamps) // 2], datestamps[-1]
-    assert earliest < middle < latest and fetch(database_url, select(RecordRow.deleted)).count(
-        (True,)
-    )
+    assert earliest < middle < latest and fetch(
+        database_url, select(records_table.c.deleted)
+    ).count((True,))
     far = datetime(2100, 1, 1, tzinfo=UTC)
     second = timedelta(seconds=1)
     selections = [
@@ -430,7 +432,7 @@ def test_the_stores_figures_count_no_records(database_url: str) -> None:
     sent = statements_sent(store)
     stats = store.stats()
     counted = [sql for sql in sent if "count(" in sql.lower() and "FROM records" in sql]
-    rows = fetch(database_url, select(RecordRow.datestamp, RecordRow.deleted))
+    rows = fetch(database_url, select(records_table.c.datestamp, records_table.c.deleted))
     store.close()
     assert counted == []
     assert (stats.records, stats.deleted) == (len(rows), sum(bool(d) for _, d in rows))
@@ -562,7 +564,7 @@ def test_a_store_without_kept_counts_counts_its_lists(database_url: str, kept: s
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM meta WHERE key = 'counts'"))
         if kept is not None:
-            conn.execute(insert(MetaRow).values(key="counts", value=kept))
+            conn.execute(insert(meta_table).values(key="counts", value=kept))
     engine.dispose()
     store = SqlStore(database_url)
     whole = Selection(None, None, datetime(2100, 1, 1, tzinfo=UTC))

@@ -19,7 +19,7 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
 from oaipmh_server.ingest.load import Sync
 from oaipmh_server.store import SqlStore
-from oaipmh_server.store.schema import RecordRow
+from oaipmh_server.store.schema import records_table
 
 from .cli import Ran, invoke
 from .conftest import SECRET, load_into, make_app, refused_unchanged
@@ -48,7 +48,9 @@ def export(path: Path, records: list[dict[str, Any]]) -> Path:
 
 def states(url: str) -> dict[str, tuple[bool, datetime]]:
     """Each stored record: (deleted, datestamp)."""
-    rows = fetch(url, select(RecordRow.local_id, RecordRow.deleted, RecordRow.datestamp))
+    rows = fetch(
+        url, select(records_table.c.local_id, records_table.c.deleted, records_table.c.datestamp)
+    )
     return {lid: (bool(deleted), stamp.replace(tzinfo=UTC)) for lid, deleted, stamp in rows}
 
 

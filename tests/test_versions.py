@@ -21,7 +21,7 @@ import oaipmh_server
 from oaipmh_server.cli import main
 from oaipmh_server.store import SqlStore, revisions
 from oaipmh_server.store.revisions import WRITTEN_BY_KEY
-from oaipmh_server.store.schema import MetaRow
+from oaipmh_server.store.schema import meta_table
 
 from .cli import Ran, run_cli
 from .conftest import ROOT, SAMPLES, free_port
@@ -103,7 +103,7 @@ def test_migrate_upgrades_an_older_schema_and_records_who_did(empty_database_url
     with engine.begin() as conn:  # a store as oaipmh-server before 1.0.0 left it
         config.attributes["connection"] = conn
         command.downgrade(config, "0005")
-        conn.execute(delete(MetaRow).where(MetaRow.key == WRITTEN_BY_KEY))
+        conn.execute(delete(meta_table).where(meta_table.c.key == WRITTEN_BY_KEY))
     engine.dispose()
     runner = CliRunner()
     env = {"OAIPMH_DATABASE_URL": empty_database_url}
@@ -120,7 +120,7 @@ def test_stats_says_when_the_schema_was_written_before_versions_were_recorded(
 ) -> None:
     engine = create_engine(database_url, poolclass=NullPool)
     with engine.begin() as conn:
-        conn.execute(delete(MetaRow).where(MetaRow.key == WRITTEN_BY_KEY))
+        conn.execute(delete(meta_table).where(meta_table.c.key == WRITTEN_BY_KEY))
     engine.dispose()
     result = CliRunner().invoke(main, ["stats"], env={"OAIPMH_DATABASE_URL": database_url})
     assert result.exit_code == 0
@@ -133,9 +133,9 @@ def stamp_future(database_url: str, written_by: str | None = FUTURE_VERSION) -> 
     engine = create_engine(database_url, poolclass=NullPool)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"UPDATE alembic_version SET version_num = '{FUTURE}'")
-        conn.execute(delete(MetaRow).where(MetaRow.key == WRITTEN_BY_KEY))
+        conn.execute(delete(meta_table).where(meta_table.c.key == WRITTEN_BY_KEY))
         if written_by is not None:
-            conn.execute(insert(MetaRow).values(key=WRITTEN_BY_KEY, value=written_by))
+            conn.execute(insert(meta_table).values(key=WRITTEN_BY_KEY, value=written_by))
     engine.dispose()
 
 
@@ -190,6 +190,8 @@ def test_the_store_is_left_as_it_was_by_a_refused_program(empty_database_url: st
     engine = create_engine(empty_database_url, poolclass=NullPool)
     with engine.connect() as conn:
         revisions = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
-        written_by = conn.execute(select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY))
+        written_by = conn.execute(
+            select(meta_table.c.value).where(meta_table.c.key == WRITTEN_BY_KEY)
+        )
         assert (revisions, written_by.all()) == ([(FUTURE,)], [(FUTURE_VERSION,)])
     engine.dispose()

@@ -21,21 +21,21 @@ from sqlalchemy.types import NullType
 from ..record_source import File, Header
 from .bulk import among, id_chunks
 from .schema import (
-    FileRow,
-    FragmentRow,
-    RecordRow,
     UTCDateTime,
+    files_table,
+    fragments_table,
+    records_table,
     stored_datetime,
 )
 
 # Read as the driver gives it (see unpack_fields): older stores hold text there.
-FIELDS: Any = type_coerce(RecordRow.fields, NullType())
+FIELDS: Any = type_coerce(records_table.c.fields, NullType())
 
 
 # The files table's columns in records.File's order, after the record's id.
 FILE_COLUMNS = ("local_id", "name", "bundle", "size", "md5", "mime", "sequence",
                 "description", "is_primary", "access", "permissions", "uuid")  # fmt: skip
-_FILE_SELECT = tuple(getattr(FileRow, c) for c in FILE_COLUMNS)
+_FILE_SELECT = tuple(files_table.c[c] for c in FILE_COLUMNS)
 
 
 def files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
@@ -45,8 +45,8 @@ def files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File
     for chunk in id_chunks(conn, list(dict.fromkeys(local_ids))):
         query = (
             select(*_FILE_SELECT)
-            .where(among(conn, FileRow.local_id, chunk))
-            .order_by(FileRow.local_id, FileRow.sequence)
+            .where(among(conn, files_table.c.local_id, chunk))
+            .order_by(files_table.c.local_id, files_table.c.sequence)
         )
         for lid, *values in conn.execute(query):
             values[7] = bool(values[7])
@@ -56,7 +56,7 @@ def files_of(conn: Connection, local_ids: Sequence[str]) -> dict[str, tuple[File
 
 def fragment_join(local_id: Any, prefix: Any) -> Any:
     """The join of a record to its stored rendering in one format (`prefix`)."""
-    return (FragmentRow.local_id == local_id) & (FragmentRow.prefix == prefix)
+    return (fragments_table.c.local_id == local_id) & (fragments_table.c.prefix == prefix)
 
 
 def datetime_binder(dialect: Dialect) -> Callable[[datetime], Any]:

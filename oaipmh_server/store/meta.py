@@ -23,9 +23,9 @@ from . import readonly, writes
 from .engine import Connected, unavailable
 from .schema import (
     DELETED_ROWS,
-    MembershipRow,
-    MetaRow,
-    RecordRow,
+    memberships_table,
+    meta_table,
+    records_table,
 )
 
 TOKEN_SECRET_KEY = "token_secret"  # noqa: S105  # the meta key, not a secret
@@ -46,20 +46,22 @@ class MetaKeys(Connected):
 
     def get_meta(self, key: str) -> str | None:
         """A fact the loads keep in the meta table (what virtual sets were evaluated with)."""
-        value: str | None = self._scalar(select(MetaRow.value).where(MetaRow.key == key))
+        value: str | None = self._scalar(select(meta_table.c.value).where(meta_table.c.key == key))
         return value
 
     def _stored_secret(self) -> str:
         """The token secret kept in the database, made on first use and shared by every
         process that serves this database, so tokens outlive restarts and move between
         workers."""
-        query = select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
+        query = select(meta_table.c.value).where(meta_table.c.key == TOKEN_SECRET_KEY)
         with self.engine.connect() as conn:
             stored = conn.execute(query).scalar()
         if stored is not None:
             return str(stored)  # the usual case: no write, so no wait behind a running load
         with self.engine.begin() as conn:
-            _insert_ignore(conn, MetaRow, {"key": TOKEN_SECRET_KEY, "value": secrets.token_hex(32)})
+            _insert_ignore(
+                conn, meta_table, {"key": TOKEN_SECRET_KEY, "value": secrets.token_hex(32)}
+            )
             return str(conn.execute(query).scalar_one())
 
     def figures(self, now: datetime) -> StoreFigures:
@@ -69,7 +71,7 @@ class MetaKeys(Connected):
         are counted (a full scan) until its next write."""
         keys = (COUNTS_KEY, LAST_WRITE_KEY)
         with unavailable(), self.engine.connect() as conn, conn.begin():
-            query = select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_(keys))
+            query = select(meta_table.c.key, meta_table.c.value).where(meta_table.c.key.in_(keys))
             kept: dict[str, str] = {key: value for key, value in conn.execute(query)}
             records, deleted = kept_counts(kept.get(COUNTS_KEY)) or stored_counts(conn)
             revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
@@ -106,35 +108,35 @@ SET_COUNTS_KEY = "set_counts"
 
 
 # The value of the counts the last write kept.
-KEPT_COUNTS = select(MetaRow.value).where(MetaRow.key == COUNTS_KEY)
+KEPT_COUNTS = select(meta_table.c.value).where(meta_table.c.key == COUNTS_KEY)
 # The store's earliest and latest datestamps (each one step on the datestamp index) and
 # the counts the last write kept, from one snapshot. (Counted with the rows in one
 # statement, SQLite read the whole table at 1,000,000 records, its plan chosen by the
 # index statistics: 377 ms.)
 WHOLE_STORE = select(
-    select(func.min(RecordRow.datestamp)).scalar_subquery(),
-    select(func.max(RecordRow.datestamp)).scalar_subquery(),
+    select(func.min(records_table.c.datestamp)).scalar_subquery(),
+    select(func.max(records_table.c.datestamp)).scalar_subquery(),
     KEPT_COUNTS.scalar_subquery(),
 )
 
 
 # The sets' sizes the last write kept, with that write's time to check them by.
-KEPT_SET_COUNTS = select(MetaRow.key, MetaRow.value).where(
-    MetaRow.key.in_((SET_COUNTS_KEY, LAST_WRITE_KEY))
+KEPT_SET_COUNTS = select(meta_table.c.key, meta_table.c.value).where(
+    meta_table.c.key.in_((SET_COUNTS_KEY, LAST_WRITE_KEY))
 )
 
 
 # A set's earliest and latest datestamps (each one step on the membership index) and the
 # sets' sizes the last write kept, with its time, from one snapshot.
 WHOLE_SET = select(
-    select(func.min(MembershipRow.datestamp))
-    .where(MembershipRow.set_spec == bindparam("set_spec"))
+    select(func.min(memberships_table.c.datestamp))
+    .where(memberships_table.c.set_spec == bindparam("set_spec"))
     .scalar_subquery(),
-    select(func.max(MembershipRow.datestamp))
-    .where(MembershipRow.set_spec == bindparam("set_spec"))
+    select(func.max(memberships_table.c.datestamp))
+    .where(memberships_table.c.set_spec == bindparam("set_spec"))
     .scalar_subquery(),
-    select(MetaRow.value).where(MetaRow.key == SET_COUNTS_KEY).scalar_subquery(),
-    select(MetaRow.value).where(MetaRow.key == LAST_WRITE_KEY).scalar_subquery(),
+    select(meta_table.c.value).where(meta_table.c.key == SET_COUNTS_KEY).scalar_subquery(),
+    select(meta_table.c.value).where(meta_table.c.key == LAST_WRITE_KEY).scalar_subquery(),
 )
 
 
@@ -169,7 +171,9 @@ def read_kept_set_counts(conn: Connection) -> dict[str, int] | None:
 def counted_set_counts(conn: Connection) -> dict[str, int]:
     """Each set's records (deleted ones included), counted on the membership index: what
     the writes keep, for a store whose sizes are not kept."""
-    per_set = select(MembershipRow.set_spec, func.count()).group_by(MembershipRow.set_spec)
+    per_set = select(memberships_table.c.set_spec, func.count()).group_by(
+        memberships_table.c.set_spec
+    )
     return {spec: int(n) for spec, n in conn.execute(per_set)}
 
 
@@ -191,7 +195,7 @@ def kept_counts(value: str | None) -> tuple[int, int] | None:
 
 def stored_counts(conn: Connection) -> tuple[int, int]:
     """Records (deleted included, on the smallest index) and deleted records."""
-    total = conn.execute(select(func.count()).select_from(RecordRow)).scalar_one()
+    total = conn.execute(select(func.count()).select_from(records_table)).scalar_one()
     return int(total), deleted_count(conn)
 
 
@@ -200,8 +204,10 @@ def deleted_count(conn: Connection) -> int:
     predicate the query repeats so the database uses it): one pass over the rows
     themselves took 41 s at 8,000,000 records, in every write's transaction."""
     predicate = DELETED_ROWS.get(conn.dialect.name)
-    where = text(predicate) if predicate else RecordRow.deleted.is_(True)
-    return int(conn.execute(select(func.count()).select_from(RecordRow).where(where)).scalar_one())
+    where = text(predicate) if predicate else records_table.c.deleted.is_(True)
+    return int(
+        conn.execute(select(func.count()).select_from(records_table).where(where)).scalar_one()
+    )
 
 
 def _insert_ignore(conn: Connection, table: Any, values: dict[str, Any]) -> None:

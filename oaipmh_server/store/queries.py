@@ -23,8 +23,8 @@ from .meta import (
     stored_counts,
 )
 from .schema import (
-    RecordRow,
-    SetRow,
+    records_table,
+    sets_table,
 )
 
 
@@ -45,7 +45,7 @@ class PageQueries(Connected):
             counted = counts is None or sets is None
             if sets is None:
                 sets = counted_set_counts(conn)
-            named = dict(conn.execute(select(SetRow.spec, SetRow.name)).all())
+            named = dict(conn.execute(select(sets_table.c.spec, sets_table.c.name)).all())
             return StoreStats(
                 records=total,
                 deleted=deleted,
@@ -68,10 +68,12 @@ class PageQueries(Connected):
         """`iter_fields` with each record's files (read a batch at a time too)."""
         after: str | None = None
         while True:
-            query = select(RecordRow.local_id, FIELDS).where(RecordRow.deleted.is_(False))
+            query = select(records_table.c.local_id, FIELDS).where(
+                records_table.c.deleted.is_(False)
+            )
             if after is not None:
-                query = query.where(RecordRow.local_id > after)
-            query = query.order_by(RecordRow.local_id).limit(batch)
+                query = query.where(records_table.c.local_id > after)
+            query = query.order_by(records_table.c.local_id).limit(batch)
             with unavailable(), self._reader.connect() as conn:
                 rows = conn.execute(query).all()
                 files = files_of(conn, [row[0] for row in rows]) if with_files else {}
@@ -88,8 +90,8 @@ class PageQueries(Connected):
         header's: its communities, nearest first, then its collections)."""
         if not specs:
             return []
-        query = select(SetRow.spec, SetRow.name, SetRow.description).where(
-            SetRow.spec.in_(list(specs))
+        query = select(sets_table.c.spec, sets_table.c.name, sets_table.c.description).where(
+            sets_table.c.spec.in_(list(specs))
         )
         with unavailable(), self._reader.connect() as conn:
             found = {row[0]: SetInfo(*row) for row in conn.execute(query)}
@@ -99,13 +101,15 @@ class PageQueries(Connected):
         """The sets just below `spec`, in spec order: those whose parent it is (DSpace's
         flat specs, with the tree kept in `parent`), and in the hierarchical style `a:b`
         below `a` (not `a:b:c`), a range of the primary key, `a:` up to `a;`."""
-        columns = (SetRow.spec, SetRow.name, SetRow.description)
-        children = select(*columns).where(SetRow.parent == spec)
-        nested = select(*columns).where(SetRow.spec > f"{spec}:", SetRow.spec < f"{spec};")
+        columns = (sets_table.c.spec, sets_table.c.name, sets_table.c.description)
+        children = select(*columns).where(sets_table.c.parent == spec)
+        nested = select(*columns).where(
+            sets_table.c.spec > f"{spec}:", sets_table.c.spec < f"{spec};"
+        )
         depth = spec.count(":") + 1
         with unavailable(), self._reader.connect() as conn:
             found = {row[0]: SetInfo(*row) for row in conn.execute(children.limit(limit))}
-            for row in conn.execute(nested.order_by(SetRow.spec)):
+            for row in conn.execute(nested.order_by(sets_table.c.spec)):
                 if row[0].count(":") == depth:
                     found.setdefault(row[0], SetInfo(*row))
         return [found[key] for key in sorted(found)][:limit]
@@ -114,7 +118,9 @@ class PageQueries(Connected):
         """Several records' fields in one query (a page listing records shows their titles)."""
         if not local_ids:
             return {}
-        query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(list(local_ids)))
+        query = select(records_table.c.local_id, FIELDS).where(
+            records_table.c.local_id.in_(list(local_ids))
+        )
         with unavailable(), self._reader.connect() as conn:
             return {lid: unpack_fields(packed) for lid, packed in conn.execute(query)}
 
@@ -124,8 +130,13 @@ class PageQueries(Connected):
         costs the same at any size, even when a mass deletion put thousands of tombstones
         at the top (skipping them in SQL would read every one)."""
         query = (
-            select(RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted)
-            .order_by(RecordRow.datestamp.desc(), RecordRow.local_id.desc())
+            select(
+                records_table.c.local_id,
+                records_table.c.datestamp,
+                records_table.c.set_specs,
+                records_table.c.deleted,
+            )
+            .order_by(records_table.c.datestamp.desc(), records_table.c.local_id.desc())
             .limit(among)
         )
         with unavailable(), self._reader.connect() as conn:
@@ -137,12 +148,12 @@ class PageQueries(Connected):
     ) -> list[tuple[str, datetime, bool]]:
         """(local id, datestamp, deleted) from `start` on (after `after`, when continuing),
         in local id order: one sitemap read in keyset chunks."""
-        query = select(RecordRow.local_id, RecordRow.datestamp, RecordRow.deleted)
+        query = select(records_table.c.local_id, records_table.c.datestamp, records_table.c.deleted)
         if after is None:
-            query = query.where(RecordRow.local_id >= start)
+            query = query.where(records_table.c.local_id >= start)
         else:
-            query = query.where(RecordRow.local_id > after)
-        query = query.order_by(RecordRow.local_id).limit(limit)
+            query = query.where(records_table.c.local_id > after)
+        query = query.order_by(records_table.c.local_id).limit(limit)
         with unavailable(), self._reader.connect() as conn:
             return [(lid, stamp, bool(deleted)) for lid, stamp, deleted in conn.execute(query)]
 

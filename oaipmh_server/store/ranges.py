@@ -49,13 +49,13 @@ from ..record_source import Position
 from .columns import keyset_starts
 from .engine import Connected, unavailable
 from .meta import COUNTS_KEY, LAST_WRITE_KEY
-from .schema import FileRow, MetaRow, RecordRow
+from .schema import files_table, meta_table, records_table
 
 FileKey = tuple[str, int]  # (local id, sequence): the files table's primary key
 Starts = tuple[tuple[Any, ...], ...]
-_RECORD_KEY = (RecordRow.local_id,)
-_FILE_KEY = (FileRow.local_id, FileRow.sequence)
-_CHANGE_KEY = (RecordRow.datestamp, RecordRow.local_id)
+_RECORD_KEY = (records_table.c.local_id,)
+_FILE_KEY = (files_table.c.local_id, files_table.c.sequence)
+_CHANGE_KEY = (records_table.c.datestamp, records_table.c.local_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ class RangeStarts(Connected):
     def change_starts(self, size: int, until: datetime) -> list[Position]:
         """Where each change list of `size` changes begins, in (datestamp, local id) order
         up to `until` (the module's docstring says how a cut-off reuses another's starts)."""
-        within = RecordRow.datestamp <= until
+        within = records_table.c.datestamp <= until
         with self._reading() as conn:
             mark = _mark(conn)
             kept = self._kept.get(("changes", size))
@@ -103,7 +103,9 @@ class RangeStarts(Connected):
             ):
                 kept = _Kept(mark, tuple(keyset_starts(conn, _CHANGE_KEY, within, size)), until)
             elif until > kept.until:
-                entered = select(RecordRow.local_id).where(RecordRow.datestamp > kept.until)
+                entered = select(records_table.c.local_id).where(
+                    records_table.c.datestamp > kept.until
+                )
                 if conn.execute(entered.where(within).limit(1)).first() is None:
                     kept = _Kept(mark, kept.starts, until)  # the same rows up to `until`
                 else:
@@ -142,7 +144,9 @@ class RangeStarts(Connected):
 
 def _mark(conn: Connection) -> tuple[tuple[str, str], ...]:
     """The meta keys every write commits with its changes: they change with each write."""
-    query = select(MetaRow.key, MetaRow.value).where(MetaRow.key.in_((COUNTS_KEY, LAST_WRITE_KEY)))
+    query = select(meta_table.c.key, meta_table.c.value).where(
+        meta_table.c.key.in_((COUNTS_KEY, LAST_WRITE_KEY))
+    )
     return tuple(sorted((str(k), str(v)) for k, v in conn.execute(query)))
 
 

@@ -38,7 +38,7 @@ from ..errors import StoreUnavailable
 from . import writes
 from .engine import open_engine
 from .failures import opening
-from .schema import Base
+from .schema import metadata
 from .sqlite_urls import database_file
 
 # How long a page continued on a lagging standby waits for its replay to reach the
@@ -124,7 +124,7 @@ def grant_statements(url: str, password: str | None, role: str) -> list[str]:
         database, schema = conn.exec_driver_sql("SELECT current_database(), current_schema()").one()
         present = set(inspect(conn).get_table_names(schema=schema))
     engine.dispose()
-    ours = sorted({*Base.metadata.tables, "alembic_version"} & present)
+    ours = sorted({*metadata.tables, "alembic_version"} & present)
     if "records" not in ours:
         raise StoreUnavailable(
             f"the database {database} has no oaipmh-server schema yet: run "

@@ -41,11 +41,11 @@ from .meta import (
     stored_counts,
 )
 from .schema import (
-    FragmentRow,
-    MembershipRow,
-    RecordRow,
-    SetRow,
     UTCDateTime,
+    fragments_table,
+    memberships_table,
+    records_table,
+    sets_table,
 )
 
 
@@ -67,27 +67,32 @@ class ProtocolReads(Connected):
             return (kept or stored_counts(conn))[0]
 
     def earliest_datestamp(self) -> datetime | None:
-        earliest: datetime | None = self._scalar(select(func.min(RecordRow.datestamp)))
+        earliest: datetime | None = self._scalar(select(func.min(records_table.c.datestamp)))
         return earliest
 
     def has_sets(self) -> bool:
-        return self._scalar(select(SetRow.spec).limit(1)) is not None
+        return self._scalar(select(sets_table.c.spec).limit(1)) is not None
 
     def count_sets(self) -> int:
-        return int(self._scalar(select(func.count()).select_from(SetRow)) or 0)
+        return int(self._scalar(select(func.count()).select_from(sets_table)) or 0)
 
     def list_sets(self, after: str | None, limit: int) -> list[SetInfo]:
-        query = select(SetRow.spec, SetRow.name, SetRow.description).order_by(SetRow.spec)
+        query = select(sets_table.c.spec, sets_table.c.name, sets_table.c.description).order_by(
+            sets_table.c.spec
+        )
         if after is not None:
-            query = query.where(SetRow.spec > after)
+            query = query.where(sets_table.c.spec > after)
         with unavailable(), self._reader.connect() as conn:
             rows = conn.execute(query.limit(limit)).all()
         return [SetInfo(spec, name, description) for spec, name, description in rows]
 
     def get_header(self, local_id: str) -> Header | None:
         query = select(
-            RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted
-        ).where(RecordRow.local_id == local_id)
+            records_table.c.local_id,
+            records_table.c.datestamp,
+            records_table.c.set_specs,
+            records_table.c.deleted,
+        ).where(records_table.c.local_id == local_id)
         with unavailable(), self._reader.connect() as conn:
             row = conn.execute(query).first()
         return None if row is None else row_header(*row)
@@ -107,7 +112,7 @@ class ProtocolReads(Connected):
         return records[0] if records else None
 
     def get_fields(self, local_id: str) -> tuple[Field, ...] | None:
-        query = select(FIELDS).where(RecordRow.local_id == local_id)
+        query = select(FIELDS).where(records_table.c.local_id == local_id)
         text = self._scalar(query)
         return None if text is None else unpack_fields(text)
 
@@ -249,7 +254,9 @@ class ProtocolReads(Connected):
         fields: dict[str, tuple[Field, ...]] = {}
         files: dict[str, tuple[File, ...]] = {}
         if stale:
-            query = select(RecordRow.local_id, FIELDS).where(RecordRow.local_id.in_(stale))
+            query = select(records_table.c.local_id, FIELDS).where(
+                records_table.c.local_id.in_(stale)
+            )
             fields = {lid: unpack_fields(text) for lid, text in conn.execute(query)}
             if with_files:
                 files = files_of(conn, stale)
@@ -271,14 +278,14 @@ class ProtocolReads(Connected):
 # The datestamp is read raw and made a datetime by `stored_datetime`: the same result as
 # the column type's processing, for a fraction of its cost on a page of a hundred rows.
 _HEADER_COLUMNS = (
-    RecordRow.local_id,
-    type_coerce(RecordRow.datestamp, NullType()).label("datestamp"),
-    RecordRow.set_specs,
-    RecordRow.deleted,
-    RecordRow.header,
-    RecordRow.header_version,
+    records_table.c.local_id,
+    type_coerce(records_table.c.datestamp, NullType()).label("datestamp"),
+    records_table.c.set_specs,
+    records_table.c.deleted,
+    records_table.c.header,
+    records_table.c.header_version,
 )
-_RECORD_COLUMNS = (*_HEADER_COLUMNS, FragmentRow.version, FragmentRow.body)
+_RECORD_COLUMNS = (*_HEADER_COLUMNS, fragments_table.c.version, fragments_table.c.body)
 
 
 def _record_columns() -> AnySelect:
@@ -289,9 +296,9 @@ def _record_query() -> AnySelect:
     """One record with its stored rendering in a format (GetRecord)."""
     return (
         _record_columns()
-        .select_from(RecordRow)
-        .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, bindparam("prefix")))
-        .where(RecordRow.local_id == bindparam("local_id"))
+        .select_from(records_table)
+        .outerjoin(fragments_table, fragment_join(records_table.c.local_id, bindparam("prefix")))
+        .where(records_table.c.local_id == bindparam("local_id"))
     )
 
 
@@ -319,16 +326,20 @@ def _page_query(kind: str, selection_shape: _Shape, after_shape: bool) -> AnySel
     query = select(*columns)
     in_set, with_from = selection_shape
     if in_set:
-        datestamp, local_id = MembershipRow.datestamp, MembershipRow.local_id
-        query = query.select_from(MembershipRow)
+        datestamp, local_id = memberships_table.c.datestamp, memberships_table.c.local_id
+        query = query.select_from(memberships_table)
         if kind != "count":  # a membership carries its record's datestamp: enough to count
-            query = query.join(RecordRow, RecordRow.local_id == MembershipRow.local_id)
-        query = query.where(MembershipRow.set_spec == bindparam("set_spec"))
+            query = query.join(
+                records_table, records_table.c.local_id == memberships_table.c.local_id
+            )
+        query = query.where(memberships_table.c.set_spec == bindparam("set_spec"))
     else:
-        datestamp, local_id = RecordRow.datestamp, RecordRow.local_id
-        query = query.select_from(RecordRow)
+        datestamp, local_id = records_table.c.datestamp, records_table.c.local_id
+        query = query.select_from(records_table)
     if kind == "records":
-        query = query.outerjoin(FragmentRow, fragment_join(RecordRow.local_id, bindparam("prefix")))
+        query = query.outerjoin(
+            fragments_table, fragment_join(records_table.c.local_id, bindparam("prefix"))
+        )
     if with_from:
         query = query.where(datestamp >= bindparam("from_", type_=UTCDateTime()))
     query = query.where(datestamp <= bindparam("until", type_=UTCDateTime()))

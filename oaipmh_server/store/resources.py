@@ -19,7 +19,7 @@ from .columns import FILE_COLUMNS, fragment_join, row_headers
 from .engine import unavailable
 from .ranges import FileKey
 from .reads import ProtocolReads, _record_columns
-from .schema import FileRow, FragmentRow, RecordRow, UTCDateTime
+from .schema import UTCDateTime, files_table, fragments_table, records_table
 
 
 class ResourceQueries(ProtocolReads):
@@ -42,17 +42,17 @@ class ResourceQueries(ProtocolReads):
         `with_files`) to render it from: one keyset read of a resource list's chunk."""
         query = (
             _record_columns()
-            .select_from(RecordRow)
-            .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
-            .where(RecordRow.deleted.is_(False), RecordRow.datestamp <= until)
+            .select_from(records_table)
+            .outerjoin(fragments_table, fragment_join(records_table.c.local_id, prefix))
+            .where(records_table.c.deleted.is_(False), records_table.c.datestamp <= until)
         )
         if after is None:
-            query = query.where(RecordRow.local_id >= start)
+            query = query.where(records_table.c.local_id >= start)
         else:
-            query = query.where(RecordRow.local_id > after)
+            query = query.where(records_table.c.local_id > after)
         if end is not None:
-            query = query.where(RecordRow.local_id < end)
-        query = query.order_by(RecordRow.local_id).limit(limit)
+            query = query.where(records_table.c.local_id < end)
+        query = query.order_by(records_table.c.local_id).limit(limit)
         with unavailable(), self.engine.connect() as conn:
             rows = conn.execute(query).all()
             return self._with_fields(conn, rows, version, "", with_files)
@@ -68,17 +68,17 @@ class ResourceQueries(ProtocolReads):
         """(local id, its record's datestamp, file) of the live records dated up to
         `until`, in the files' key order from `start` (after `after`) to before `end`: a
         chunk of a files list."""
-        key = tuple_(FileRow.local_id, FileRow.sequence)
-        columns = tuple(getattr(FileRow, c) for c in FILE_COLUMNS)
+        key = tuple_(files_table.c.local_id, files_table.c.sequence)
+        columns = tuple(files_table.c[c] for c in FILE_COLUMNS)
         query = (
-            select(*columns, RecordRow.datestamp)
-            .join(RecordRow, RecordRow.local_id == FileRow.local_id)
-            .where(RecordRow.deleted.is_(False), RecordRow.datestamp <= until)
+            select(*columns, records_table.c.datestamp)
+            .join(records_table, records_table.c.local_id == files_table.c.local_id)
+            .where(records_table.c.deleted.is_(False), records_table.c.datestamp <= until)
         )
         query = query.where(key >= tuple_(*start) if after is None else key > tuple_(*after))
         if end is not None:
             query = query.where(key < tuple_(*end))
-        query = query.order_by(FileRow.local_id, FileRow.sequence).limit(limit)
+        query = query.order_by(files_table.c.local_id, files_table.c.sequence).limit(limit)
         with unavailable(), self.engine.connect() as conn:
             rows = conn.execute(query).all()
         found = []
@@ -98,14 +98,17 @@ class ResourceQueries(ProtocolReads):
         """The records (deleted ones too) from `first` (after `after`, when continuing) to
         before `last`, dated up to `until`, in (datestamp, local id) order: a chunk of a
         change list, one range of the datestamp index."""
-        key = tuple_(RecordRow.datestamp, RecordRow.local_id)
+        key = tuple_(records_table.c.datestamp, records_table.c.local_id)
         query = select(
-            RecordRow.local_id, RecordRow.datestamp, RecordRow.set_specs, RecordRow.deleted
-        ).where(RecordRow.datestamp <= until)
+            records_table.c.local_id,
+            records_table.c.datestamp,
+            records_table.c.set_specs,
+            records_table.c.deleted,
+        ).where(records_table.c.datestamp <= until)
         query = query.where(key >= _at(first) if after is None else key > _at(after))
         if last is not None:
             query = query.where(key < _at(last))
-        query = query.order_by(RecordRow.datestamp, RecordRow.local_id).limit(limit)
+        query = query.order_by(records_table.c.datestamp, records_table.c.local_id).limit(limit)
         with unavailable(), self.engine.connect() as conn:
             return row_headers(conn.execute(query))
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine, column, delete, insert, inspect, sele
 from .. import __version__
 from ..errors import SchemaOutdated, SchemaTooNew
 from .readonly import why_read_only
-from .schema import Base, MetaRow
+from .schema import meta_table, metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -95,12 +95,12 @@ def migrate(engine: Engine) -> Migration:
         _refuse_unknown(engine, found)
         config.attributes["connection"] = conn
         if not inspect(conn).has_table("records"):
-            Base.metadata.create_all(conn)
+            metadata.create_all(conn)
             command.stamp(config, "head")
         else:
             command.upgrade(config, "head")
-        conn.execute(delete(MetaRow).where(MetaRow.key == WRITTEN_BY_KEY))
-        conn.execute(insert(MetaRow).values(key=WRITTEN_BY_KEY, value=__version__))
+        conn.execute(delete(meta_table).where(meta_table.c.key == WRITTEN_BY_KEY))
+        conn.execute(insert(meta_table).values(key=WRITTEN_BY_KEY, value=__version__))
     return Migration(found.revision, head, __version__)
 
 
@@ -113,9 +113,9 @@ def read_schema(conn: Connection) -> Schema:
     revision = " ".join(heads) if heads else None
     written_by: str | None = None
     # Looked for first: a failed statement would end a PostgreSQL transaction.
-    if revision is not None and inspect(conn).has_table(MetaRow.__tablename__):
+    if revision is not None and inspect(conn).has_table(meta_table.name):
         written_by = conn.execute(
-            select(MetaRow.value).where(MetaRow.key == WRITTEN_BY_KEY)
+            select(meta_table.c.value).where(meta_table.c.key == WRITTEN_BY_KEY)
         ).scalar()
     return Schema(revision, written_by)
 

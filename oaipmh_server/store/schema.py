@@ -1,4 +1,4 @@
-"""The tables, as typed SQLAlchemy models. Only the store package imports SQLAlchemy.
+"""The tables, as SQLAlchemy Core tables. Only the store package imports SQLAlchemy.
 
 records       one row per item: datestamp, deleted flag, its sets, its fields (compressed
               JSON, in order), a content hash so re-loading identical content changes nothing, and
@@ -25,19 +25,22 @@ from typing import Any
 from sqlalchemy import (
     DDL,
     BigInteger,
+    Boolean,
+    Column,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     event,
     text,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -73,139 +76,141 @@ def stored_datetime(value: Any) -> datetime:
 DELETED_ROWS = {"sqlite": "deleted = 1", "postgresql": "deleted"}
 
 
-class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime(), str: String(255)}  # noqa: RUF012
+# Core tables, not ORM classes: the store reads and writes through Connections and never
+# through a Session, and SQLAlchemy's ORM (its import and the declarative mapping of these
+# classes) cost every process 0.2-0.25 CPU-s, a third of a short command such as `stats`.
+metadata = MetaData()
 
 
-class RecordRow(Base):
-    __tablename__ = "records"
-
-    local_id: Mapped[str] = mapped_column(primary_key=True)
-    datestamp: Mapped[datetime]
-    deleted: Mapped[bool]
+records_table = Table(
+    "records",
+    metadata,
+    Column("local_id", String(255), primary_key=True),
+    Column("datestamp", UTCDateTime(), nullable=False),
+    Column("deleted", Boolean(), nullable=False),
     # The record's own set specs, space-separated (a setSpec cannot contain a space).
-    set_specs: Mapped[str] = mapped_column(Text)
-    content_hash: Mapped[str] = mapped_column(String(64))
-    accessioned: Mapped[datetime | None]
-    # Which repository identifier `header` was rendered for (see xml.header_version), and
-    # the record's <header> as served; NULL until a load renders it.
-    header_version: Mapped[str | None] = mapped_column(String(64))
-    header: Mapped[bytes | None] = mapped_column(LargeBinary)
+    Column("set_specs", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("accessioned", UTCDateTime()),
+    # Which repository identifier `header` was rendered for (see xml.header_version),
+    # and the record's <header> as served; NULL until a load renders it.
+    Column("header_version", String(64)),
+    Column("header", LargeBinary),
     # The fields, packed (packing.pack_fields: compressed JSON). Last: SQLite stores a
     # row's columns in order, and reading a column after this big one (spilling onto
     # overflow pages) would mean walking through it. A TEXT column on SQLite, where a
     # column's type does not bind its values (rows written before revision 0003 hold
     # JSON text there), bytea on PostgreSQL (revision 0003).
-    fields: Mapped[bytes] = mapped_column(Text().with_variant(LargeBinary(), "postgresql"))
+    Column("fields", Text().with_variant(LargeBinary(), "postgresql"), nullable=False),
+    Index("ix_records_datestamp_id", "datestamp", "local_id"),
+    # The deleted records alone (a few in a hundred): each write counts them for
+    # /metrics (meta.stored_counts) on this index instead of reading every row.
+    Index(
+        "ix_records_deleted",
+        "local_id",
+        sqlite_where=text(DELETED_ROWS["sqlite"]),
+        postgresql_where=text(DELETED_ROWS["postgresql"]),
+    ),
+)
 
-    __table_args__ = (
-        Index("ix_records_datestamp_id", "datestamp", "local_id"),
-        # The deleted records alone (a few in a hundred): each write counts them for
-        # /metrics (meta.stored_counts) on this index instead of reading every row.
-        Index(
-            "ix_records_deleted",
-            "local_id",
-            sqlite_where=text(DELETED_ROWS["sqlite"]),
-            postgresql_where=text(DELETED_ROWS["postgresql"]),
-        ),
-    )
+# Each write keeps every set's size, its count of these rows (meta.SET_COUNTS_KEY, by
+# LoadTransaction's _leave_sets and _join_sets): anything else that adds or removes
+# memberships (a migration) deletes that key, and the next write counts them again.
+memberships_table = Table(
+    "memberships",
+    metadata,
+    Column("set_spec", String(255), primary_key=True),
+    Column(
+        "local_id",
+        String(255),
+        ForeignKey("records.local_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("datestamp", UTCDateTime(), nullable=False),
+    Index("ix_memberships_set_datestamp_id", "set_spec", "datestamp", "local_id"),
+    Index("ix_memberships_local_id", "local_id"),
+)
 
-
-class MembershipRow(Base):
-    # Each write keeps every set's size, its count of these rows (meta.SET_COUNTS_KEY, by
-    # LoadTransaction's _leave_sets and _join_sets): anything else that adds or removes
-    # memberships (a migration) deletes that key, and the next write counts them again.
-    __tablename__ = "memberships"
-
-    set_spec: Mapped[str] = mapped_column(primary_key=True)
-    local_id: Mapped[str] = mapped_column(
-        ForeignKey("records.local_id", ondelete="CASCADE"), primary_key=True
-    )
-    datestamp: Mapped[datetime]
-
-    __table_args__ = (
-        Index("ix_memberships_set_datestamp_id", "set_spec", "datestamp", "local_id"),
-        Index("ix_memberships_local_id", "local_id"),
-    )
-
-
-class FragmentRow(Base):
-    __tablename__ = "fragments"
-
-    local_id: Mapped[str] = mapped_column(
-        ForeignKey("records.local_id", ondelete="CASCADE"), primary_key=True
-    )
-    prefix: Mapped[str] = mapped_column(String(64), primary_key=True)
-    version: Mapped[str] = mapped_column(String(64))
-    body: Mapped[bytes] = mapped_column(LargeBinary)
-
+fragments_table = Table(
+    "fragments",
+    metadata,
+    Column(
+        "local_id",
+        String(255),
+        ForeignKey("records.local_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("prefix", String(64), primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+)
 
 # On PostgreSQL the fragments are stored uncompressed, out of line (revision 0007: a page
 # no longer decompresses a hundred of them); a new store is made so too.
 UNCOMPRESSED_FRAGMENTS = "ALTER TABLE fragments ALTER COLUMN body SET STORAGE EXTERNAL"
 event.listen(
-    FragmentRow.__table__,
+    fragments_table,
     "after_create",
     DDL(UNCOMPRESSED_FRAGMENTS).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
 )
 
+# A record's file (records.File), revision 0006.
+#
+# A table of its own rather than a packed column of `records`: a record without files
+# (most records of a metadata-only repository) costs no byte and no statement; a harvest
+# of a format that carries no files (dim, qdc, oai_dc from its stored fragment) never
+# reads it; on SQLite a column added to `records` would land after the big `fields`
+# column, and reading it would walk through that one's overflow pages; the formats and
+# pages that need files read a page's in one query on the primary key's range; vsets'
+# "has an open file" can be asked in SQL. A load writes a record's files with one bulk
+# insert per batch, and deletes them with the record: by the loads' own deletes (as the
+# other tables) and by the foreign key's ON DELETE CASCADE for anything else.
+files_table = Table(
+    "files",
+    metadata,
+    Column(
+        "local_id",
+        String(255),
+        ForeignKey("records.local_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("sequence", Integer, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("bundle", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("md5", String(32), nullable=False),
+    Column("mime", Text, nullable=False),
+    Column("description", Text),
+    Column("is_primary", Boolean(), nullable=False),
+    Column("access", String(16), nullable=False),
+    Column("permissions", Text),
+    Column("uuid", Text),
+)
 
-class FileRow(Base):
-    """A record's file (records.File), revision 0006.
-
-    A table of its own rather than a packed column of `records`: a record without files
-    (most records of a metadata-only repository) costs no byte and no statement; a harvest
-    of a format that carries no files (dim, qdc, oai_dc from its stored fragment) never
-    reads it; on SQLite a column added to `records` would land after the big `fields`
-    column, and reading it would walk through that one's overflow pages; the formats and
-    pages that need files read a page's in one query on the primary key's range; vsets'
-    "has an open file" can be asked in SQL. A load writes a record's files with one bulk
-    insert per batch, and deletes them with the record: by the loads' own deletes (as the
-    other tables) and by the foreign key's ON DELETE CASCADE for anything else.
-    """
-
-    __tablename__ = "files"
-
-    local_id: Mapped[str] = mapped_column(
-        ForeignKey("records.local_id", ondelete="CASCADE"), primary_key=True
-    )
-    sequence: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    bundle: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(BigInteger)
-    md5: Mapped[str] = mapped_column(String(32))
-    mime: Mapped[str] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
-    is_primary: Mapped[bool]
-    access: Mapped[str] = mapped_column(String(16))
-    permissions: Mapped[str | None] = mapped_column(Text)
-    uuid: Mapped[str | None] = mapped_column(Text)
-
-
-class SetRow(Base):
-    __tablename__ = "sets"
-
-    spec: Mapped[str] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(Text)
-    description: Mapped[str | None] = mapped_column(Text)
+sets_table = Table(
+    "sets",
+    metadata,
+    Column("spec", String(255), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
     # The spec of the set containing this one (a community), or NULL (revision 0005).
-    parent: Mapped[str | None]
+    Column("parent", String(255)),
+)
 
+meta_table = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
 
-class MetaRow(Base):
-    __tablename__ = "meta"
-
-    key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    value: Mapped[str] = mapped_column(Text)
-
-
-class WriterRow(Base):
-    """A write in progress, committed before it writes anything (store/writes.py)."""
-
-    __tablename__ = "writers"
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+# A write in progress, committed before it writes anything (store/writes.py).
+writers_table = Table(
+    "writers",
+    metadata,
+    Column("id", String(32), primary_key=True),
     # Every change the write makes is dated at or after this; lists stop one second before.
-    since: Mapped[datetime]
+    Column("since", UTCDateTime(), nullable=False),
     # Who writes (host, process, command), for "another load is running" messages.
-    holder: Mapped[str] = mapped_column(Text)
+    Column("holder", Text, nullable=False),
+)

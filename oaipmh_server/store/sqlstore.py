@@ -26,7 +26,7 @@ from .readonly import why_read_only
 from .reads import ProtocolReads, _DriverStatement
 from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
-from .schema import MetaRow
+from .schema import meta_table
 from .transaction import Loading
 from .writes import READERS_KEY, read_mark, serves_readers
 
@@ -69,7 +69,7 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
             )
         with unavailable(), self.engine.begin() as conn:
             if not serves_readers(conn):
-                conn.execute(insert(MetaRow).values(key=READERS_KEY, value="1"))
+                conn.execute(insert(meta_table).values(key=READERS_KEY, value="1"))
         self.token_secret()
         self.list_cutoff(now)
 
@@ -78,7 +78,7 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
         servers (the mark, the flag, the token secret), or one sentence saying how."""
         if self.read_only is None:
             return
-        secret_kept = select(MetaRow.value).where(MetaRow.key == TOKEN_SECRET_KEY)
+        secret_kept = select(meta_table.c.value).where(meta_table.c.key == TOKEN_SECRET_KEY)
         with unavailable(), self.engine.connect() as conn:
             prepared = serves_readers(conn) and read_mark(conn) is not None
             secret = self._secret or conn.execute(secret_kept).scalar()

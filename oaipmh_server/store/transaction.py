@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Table,
     bindparam,
     delete,
     insert,
@@ -38,13 +39,13 @@ from .meta import (
     stored_counts,
 )
 from .schema import (
-    FileRow,
-    FragmentRow,
-    MembershipRow,
-    MetaRow,
-    RecordRow,
-    SetRow,
     UTCDateTime,
+    files_table,
+    fragments_table,
+    memberships_table,
+    meta_table,
+    records_table,
+    sets_table,
 )
 
 # SQLite's page cache during a load, in KiB (negative: a size, not pages): the indexes
@@ -230,19 +231,16 @@ class LoadTransaction:
         self._members: Counter[str] = Counter()
 
     def is_empty(self) -> bool:
-        return self.conn.execute(select(RecordRow.local_id).limit(1)).first() is None
+        return self.conn.execute(select(records_table.c.local_id).limit(1)).first() is None
 
     def existing(self, local_ids: Iterable[str]) -> dict[str, Existing]:
         ids = list(local_ids)
         found: dict[str, Existing] = {}
+        c = records_table.c
         for chunk in id_chunks(self.conn, ids):
-            query = select(
-                RecordRow.local_id,
-                RecordRow.content_hash,
-                RecordRow.datestamp,
-                RecordRow.deleted,
-                RecordRow.set_specs,
-            ).where(among(self.conn, RecordRow.local_id, chunk))
+            query = select(c.local_id, c.content_hash, c.datestamp, c.deleted, c.set_specs).where(
+                among(self.conn, c.local_id, chunk)
+            )
             for lid, content_hash, datestamp, deleted, specs in self.conn.execute(query):
                 found[lid] = Existing(lid, datestamp, deleted, tuple(specs.split()), content_hash)
         return found
@@ -257,8 +255,8 @@ class LoadTransaction:
         has any, so they are handed on as they are, ready to be sent."""
         found: dict[str, str | bytes] = {}
         for chunk in id_chunks(self.conn, list(local_ids)):
-            query = select(RecordRow.local_id, FIELDS).where(
-                among(self.conn, RecordRow.local_id, chunk)
+            query = select(records_table.c.local_id, FIELDS).where(
+                among(self.conn, records_table.c.local_id, chunk)
             )
             found.update(
                 (lid, packed if isinstance(packed, str | bytes) else bytes(packed))
@@ -277,9 +275,9 @@ class LoadTransaction:
         after = ""
         while True:
             query = (
-                select(RecordRow.local_id)
-                .where(RecordRow.local_id > after)
-                .order_by(RecordRow.local_id)
+                select(records_table.c.local_id)
+                .where(records_table.c.local_id > after)
+                .order_by(records_table.c.local_id)
                 .limit(10_000)
             )
             ids = self.conn.execute(query).scalars().all()
@@ -302,9 +300,9 @@ class LoadTransaction:
         after = ""
         while True:
             query = (
-                select(RecordRow.local_id)
-                .where(RecordRow.local_id > after, RecordRow.deleted.is_(False))
-                .order_by(RecordRow.local_id)
+                select(records_table.c.local_id)
+                .where(records_table.c.local_id > after, records_table.c.deleted.is_(False))
+                .order_by(records_table.c.local_id)
                 .limit(batch)
             )
             ids = list(self.conn.execute(query).scalars())
@@ -318,14 +316,14 @@ class LoadTransaction:
         memberships (ancestors included) and fragments."""
         for chunk in id_chunks(self.conn, list(replacing)):
             self._leave_sets(chunk)
-            for table in (FragmentRow, FileRow, RecordRow):
-                self.conn.execute(delete(table).where(among(self.conn, table.local_id, chunk)))
+            for table in (fragments_table, files_table, records_table):
+                self.conn.execute(delete(table).where(among(self.conn, table.c.local_id, chunk)))
         if not records:
             return
         self._dated(max(r.datestamp for r in records))
         stamp = self._datetime
         self._insert(
-            RecordRow,
+            records_table,
             ("local_id", "datestamp", "deleted", "set_specs", "content_hash", "accessioned",
              "header_version", "header", "fields"),
             [
@@ -346,31 +344,32 @@ class LoadTransaction:
             for prefix, (version, body) in r.fragments.items()
         ]
         if fragments:
-            self._insert(FragmentRow, ("local_id", "prefix", "version", "body"), fragments)
+            self._insert(fragments_table, ("local_id", "prefix", "version", "body"), fragments)
         files = [(r.local_id, *f) for r in records for f in r.files]
         if files:
-            self._insert(FileRow, FILE_COLUMNS, files)
+            self._insert(files_table, FILE_COLUMNS, files)
 
     def members(self, specs: Iterable[str]) -> list[str]:
         """The records (deleted ones too) served in any of `specs`, in id order."""
         wanted = sorted(set(specs))
         found: set[str] = set()
         for chunk in id_chunks(self.conn, wanted):
-            query = select(MembershipRow.local_id).where(
-                among(self.conn, MembershipRow.set_spec, chunk)
+            query = select(memberships_table.c.local_id).where(
+                among(self.conn, memberships_table.c.set_spec, chunk)
             )
             found.update(self.conn.execute(query).scalars())
         return sorted(found)
 
     def _leave_sets(self, local_ids: Sequence[str]) -> None:
         """Take these records out of every set (to be written again), counted per set."""
-        gone = delete(MembershipRow).where(among(self.conn, MembershipRow.local_id, local_ids))
-        self._members.subtract(self.conn.execute(gone.returning(MembershipRow.set_spec)).scalars())
+        c = memberships_table.c
+        gone = delete(memberships_table).where(among(self.conn, c.local_id, local_ids))
+        self._members.subtract(self.conn.execute(gone.returning(c.set_spec)).scalars())
 
     def _join_sets(self, memberships: list[tuple[str, str, Any]]) -> None:
         """Insert memberships (set, record, datestamp), counted per set."""
         if memberships:
-            self._insert(MembershipRow, ("set_spec", "local_id", "datestamp"), memberships)
+            self._insert(memberships_table, ("set_spec", "local_id", "datestamp"), memberships)
             self._members.update(spec for spec, _, _ in memberships)
 
     def set_sizes(self) -> dict[str, int]:
@@ -387,13 +386,13 @@ class LoadTransaction:
             return counted_set_counts(self.conn)
         return {spec: n for spec, n in sizes.items() if n}
 
-    def _insert(self, table: Any, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    def _insert(self, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
         """Bulk insert straight through the driver (store/bulk.py: COPY on PostgreSQL,
         executemany on SQLite): a load writes millions of rows, and SQLAlchemy's per-row
         parameter handling would cost more than the database's own work. Values arrive
         ready: datetimes through `_datetime`, the rest as the driver takes them (str,
         bytes, bool, int, None)."""
-        insert_rows(self.conn, table.__table__, columns, rows)
+        insert_rows(self.conn, table, columns, rows)
 
     def _dated(self, latest: datetime) -> None:
         if self.latest is None or latest > self.latest:
@@ -430,25 +429,20 @@ class LoadTransaction:
         """Render the stored <header> of every record whose header is of another version (or
         missing), keyed on local_id so rewriting them is safe."""
         after = ""
+        c = records_table.c
         changed = (
-            update(RecordRow)
-            .where(RecordRow.local_id == bindparam("id"))
+            update(records_table)
+            .where(c.local_id == bindparam("id"))
             .values(header=bindparam("xml"), header_version=header_version)
         )
         while True:
             query = (
-                select(
-                    RecordRow.local_id,
-                    RecordRow.datestamp,
-                    RecordRow.set_specs,
-                    RecordRow.deleted,
-                )
+                select(c.local_id, c.datestamp, c.set_specs, c.deleted)
                 .where(
-                    RecordRow.local_id > after,
-                    RecordRow.header_version.is_(None)
-                    | (RecordRow.header_version != header_version),
+                    c.local_id > after,
+                    c.header_version.is_(None) | (c.header_version != header_version),
                 )
-                .order_by(RecordRow.local_id)
+                .order_by(c.local_id)
                 .limit(1000)
             )
             rows = self.conn.execute(query).all()
@@ -465,7 +459,9 @@ class LoadTransaction:
 
     def known_sets(self) -> dict[str, SetInfo]:
         rows = self.conn.execute(
-            select(SetRow.spec, SetRow.name, SetRow.description, SetRow.parent)
+            select(
+                sets_table.c.spec, sets_table.c.name, sets_table.c.description, sets_table.c.parent
+            )
         )
         return {
             spec: SetInfo(spec, name, description, parent)
@@ -475,17 +471,19 @@ class LoadTransaction:
     def put_set(self, info: SetInfo, exists: bool) -> None:
         values = {"name": info.name, "description": info.description, "parent": info.parent}
         if exists:
-            self.conn.execute(update(SetRow).where(SetRow.spec == info.spec).values(**values))
+            self.conn.execute(
+                update(sets_table).where(sets_table.c.spec == info.spec).values(**values)
+            )
         else:
-            self.conn.execute(insert(SetRow).values(spec=info.spec, **values))
+            self.conn.execute(insert(sets_table).values(spec=info.spec, **values))
 
     def get_meta(self, key: str) -> str | None:
-        return self.conn.execute(select(MetaRow.value).where(MetaRow.key == key)).scalar()
+        return self.conn.execute(select(meta_table.c.value).where(meta_table.c.key == key)).scalar()
 
     def remove_set(self, spec: str) -> None:
         """A set no longer served (a virtual set taken out of the configuration, its
         records gone from it first)."""
-        self.conn.execute(delete(SetRow).where(SetRow.spec == spec))
+        self.conn.execute(delete(sets_table).where(sets_table.c.spec == spec))
 
     def records_in_batches(self, batch: int) -> Iterator[list[StoredState]]:
         """Every record as a load's re-evaluation of virtual sets needs it, in batches keyed
@@ -493,10 +491,10 @@ class LoadTransaction:
         after = ""
         while True:
             query = (
-                select(RecordRow.local_id, RecordRow.datestamp, RecordRow.deleted,
-                       RecordRow.set_specs, RecordRow.accessioned, FIELDS)
-                .where(RecordRow.local_id > after)
-                .order_by(RecordRow.local_id)
+                select(records_table.c.local_id, records_table.c.datestamp, records_table.c.deleted,
+                       records_table.c.set_specs, records_table.c.accessioned, FIELDS)
+                .where(records_table.c.local_id > after)
+                .order_by(records_table.c.local_id)
                 .limit(batch)
             )  # fmt: skip
             rows = [
@@ -515,8 +513,8 @@ class LoadTransaction:
             return
         self._dated(max(c.datestamp for c in changes))
         changed = (
-            update(RecordRow)
-            .where(RecordRow.local_id == bindparam("id"))
+            update(records_table)
+            .where(records_table.c.local_id == bindparam("id"))
             .values(
                 datestamp=bindparam("stamp", type_=UTCDateTime()),
                 set_specs=bindparam("specs"),
@@ -544,11 +542,11 @@ class LoadTransaction:
         self._join_sets(memberships)
 
     def forget_meta(self, key: str) -> None:
-        self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
+        self.conn.execute(delete(meta_table).where(meta_table.c.key == key))
 
     def set_meta(self, key: str, value: str) -> None:
-        self.conn.execute(delete(MetaRow).where(MetaRow.key == key))
-        self.conn.execute(insert(MetaRow).values(key=key, value=value))
+        self.conn.execute(delete(meta_table).where(meta_table.c.key == key))
+        self.conn.execute(insert(meta_table).values(key=key, value=value))
 
     def stale_records(
         self, prefix: str, version: str, batch: int
@@ -558,14 +556,14 @@ class LoadTransaction:
         after = ""
         while True:
             query = (
-                select(RecordRow.local_id, FIELDS)
-                .outerjoin(FragmentRow, fragment_join(RecordRow.local_id, prefix))
+                select(records_table.c.local_id, FIELDS)
+                .outerjoin(fragments_table, fragment_join(records_table.c.local_id, prefix))
                 .where(
-                    RecordRow.deleted.is_(False),
-                    RecordRow.local_id > after,
-                    (FragmentRow.version.is_(None)) | (FragmentRow.version != version),
+                    records_table.c.deleted.is_(False),
+                    records_table.c.local_id > after,
+                    (fragments_table.c.version.is_(None)) | (fragments_table.c.version != version),
                 )
-                .order_by(RecordRow.local_id)
+                .order_by(records_table.c.local_id)
                 .limit(batch)
             )
             rows = [(lid, unpack_fields(text)) for lid, text in self.conn.execute(query)]
@@ -577,10 +575,12 @@ class LoadTransaction:
     def put_fragments(self, prefix: str, version: str, bodies: Sequence[tuple[str, bytes]]) -> None:
         ids = [lid for lid, _ in bodies]
         self.conn.execute(
-            delete(FragmentRow).where(FragmentRow.prefix == prefix, FragmentRow.local_id.in_(ids))
+            delete(fragments_table).where(
+                fragments_table.c.prefix == prefix, fragments_table.c.local_id.in_(ids)
+            )
         )
         self.conn.execute(
-            insert(FragmentRow),
+            insert(fragments_table),
             [
                 {"local_id": lid, "prefix": prefix, "version": version, "body": b}
                 for lid, b in bodies

@@ -74,7 +74,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..datestamps import EPOCH, format_datestamp
-from .schema import MetaRow, RecordRow, WriterRow
+from .schema import meta_table, records_table, writers_table
 
 SECOND = timedelta(seconds=1)
 HIGH_WATER_KEY = "cutoff"
@@ -243,16 +243,16 @@ def register(
     """
     with conn.begin():
         mark = _read_mark(conn, for_update=True)
-        empty = conn.execute(select(RecordRow.local_id).limit(1)).first() is None
+        empty = conn.execute(select(records_table.c.local_id).limit(1)).first() is None
         backdating = keep_dates or empty
         moment = max(clock(), mark + SECOND) if mark is not None else clock()
         since = moment
         if backdating:  # just past every cut-off handed out
             since = EPOCH if mark is None else mark + SECOND
         if exclusive:
-            conn.execute(delete(WriterRow))
+            conn.execute(delete(writers_table))
         write = Write(uuid.uuid4().hex, moment, since, backdating)
-        conn.execute(insert(WriterRow).values(id=write.id, since=since, holder=_holder()))
+        conn.execute(insert(writers_table).values(id=write.id, since=since, holder=_holder()))
         if mark is None or since - SECOND > mark:
             _write_mark(conn, since - SECOND)
     return write
@@ -276,14 +276,14 @@ def finish(
     away. A mark up to a second ahead of the clock is safe: the next write dates past it
     all the same, and a list cut off there holds nothing not yet committed. Not past
     another live writer's `since` (with no real lease, writers overlap)."""
-    conn.execute(delete(WriterRow).where(WriterRow.id == write.id))
+    conn.execute(delete(writers_table).where(writers_table.c.id == write.id))
     if clock is None or not serves_readers(conn):
         return
     now = clock()
     raised = now - SECOND
     if latest is not None:
         raised = max(raised, latest)
-    others = conn.execute(select(func.min(WriterRow.since))).scalar()
+    others = conn.execute(select(func.min(writers_table.c.since))).scalar()
     if others is not None:
         raised = min(raised, others - SECOND)
     mark = _read_mark(conn, for_update=True)
@@ -307,7 +307,9 @@ class Writer:
 
 
 def writers(conn: Connection) -> list[Writer]:
-    rows = conn.execute(select(WriterRow.since, WriterRow.holder).order_by(WriterRow.since))
+    rows = conn.execute(
+        select(writers_table.c.since, writers_table.c.holder).order_by(writers_table.c.since)
+    )
     return [Writer(since, holder) for since, holder in rows]
 
 
@@ -345,7 +347,7 @@ def _settled(
     """The cut-off if it needs no raising of the mark, else None (raise it to `proposed`).
     `locked`: inside the transaction that may raise it (writers register in turn)."""
     mark = _read_mark(conn, for_update=locked)
-    since = conn.execute(select(func.min(WriterRow.since))).scalar()
+    since: datetime | None = conn.execute(select(func.min(writers_table.c.since))).scalar()
     if since is not None and lease.alive(conn):
         # The write raised the mark to since - 1 s when it registered: nothing to raise.
         capped = min(proposed, since - SECOND)
@@ -364,7 +366,10 @@ def current_cutoff(conn: Connection, lease: Lease, now: datetime) -> datetime:
 
 def serves_readers(conn: Connection) -> bool:
     """Whether servers that cannot write serve this store (READERS_KEY)."""
-    return conn.execute(select(MetaRow.value).where(MetaRow.key == READERS_KEY)).scalar() == "1"
+    return (
+        conn.execute(select(meta_table.c.value).where(meta_table.c.key == READERS_KEY)).scalar()
+        == "1"
+    )
 
 
 def read_mark(conn: Connection) -> datetime | None:
@@ -373,7 +378,7 @@ def read_mark(conn: Connection) -> datetime | None:
 
 
 def _read_mark(conn: Connection, *, for_update: bool) -> datetime | None:
-    query = select(MetaRow.value).where(MetaRow.key == HIGH_WATER_KEY)
+    query = select(meta_table.c.value).where(meta_table.c.key == HIGH_WATER_KEY)
     if for_update and conn.dialect.name == "postgresql":
         # Lists raising the mark and writers registering take turns on this row.
         _ensure_mark_row(conn)
@@ -387,16 +392,18 @@ def _read_mark(conn: Connection, *, for_update: bool) -> datetime | None:
 def _ensure_mark_row(conn: Connection) -> None:
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    conn.execute(pg_insert(MetaRow).values(key=HIGH_WATER_KEY, value="").on_conflict_do_nothing())
+    conn.execute(
+        pg_insert(meta_table).values(key=HIGH_WATER_KEY, value="").on_conflict_do_nothing()
+    )
 
 
 def _write_mark(conn: Connection, value: datetime) -> None:
     text = format_datestamp(value)
     found = conn.execute(
-        update(MetaRow).where(MetaRow.key == HIGH_WATER_KEY).values(value=text)
+        update(meta_table).where(meta_table.c.key == HIGH_WATER_KEY).values(value=text)
     ).rowcount
     if not found:
-        conn.execute(insert(MetaRow).values(key=HIGH_WATER_KEY, value=text))
+        conn.execute(insert(meta_table).values(key=HIGH_WATER_KEY, value=text))
 
 
 @contextmanager

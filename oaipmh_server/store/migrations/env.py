@@ -2,12 +2,12 @@
 
 from alembic import context
 
-from oaipmh_server.store.schema import Base
+from oaipmh_server.store.schema import metadata
 
 connection = context.config.attributes["connection"]
 context.configure(
     connection=connection,
-    target_metadata=Base.metadata,
+    target_metadata=metadata,
     render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
 )
 with context.begin_transaction():

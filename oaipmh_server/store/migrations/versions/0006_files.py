@@ -4,7 +4,7 @@ Revision ID: 0006
 Revises: 0005
 
 Keyed (local_id, sequence), deleted with their record (ON DELETE CASCADE, and by the
-loads' own deletes). Why a table and not a column of `records`: see store/schema.py FileRow.
+loads' own deletes). Why a table and not a column of `records`: see store/schema.py files_table.
 """
 
 import sqlalchemy as sa
