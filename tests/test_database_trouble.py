@@ -227,3 +227,47 @@ def test_a_load_fails_whole_naming_the_write_lock_another_process_holds(
         other.rollback()
     assert_load_failed_whole(ran, naming="another process holds the database's write lock")
     assert everything(database_url) == before
+
+
+def _waiting_for_a_lock(session: psycopg.Connection[Any], seconds: float) -> int:
+    """The process id of the session waiting for a lock in this database (the load), once
+    pg_stat_activity shows one; AssertionError after `seconds`."""
+    session.autocommit = True
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = session.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+        if found is not None:
+            return int(found[0])
+    raise AssertionError(f"no session waited for a lock within {seconds} s")
+
+
+@ON_POSTGRESQL
+def test_a_load_another_session_cancels_fails_whole_naming_the_cancel(
+    database_url: str, postgres: Cluster
+) -> None:
+    """An operator's pg_cancel_backend (PostgreSQL: "canceling statement due to user
+    request"; a statement_timeout firing as a statement ends is reported in the same words)
+    ends the load whole, named as a cancel, not as "cannot connect"."""
+    before = everything(database_url)
+    ran: list[Any] = []
+    load = threading.Thread(
+        target=lambda: ran.append(
+            invoke("load", str(SAMPLES / "more.json"), env={"OAIPMH_DATABASE_URL": database_url})
+        ),
+        daemon=True,
+    )
+    with (
+        records_locked(postgres, database_url, "ACCESS EXCLUSIVE"),
+        closing(_session(postgres, database_url)) as operator,
+    ):
+        load.start()
+        waiting = _waiting_for_a_lock(operator, 30)
+        operator.execute("SELECT pg_cancel_backend(%s)", (waiting,))
+        load.join(30)
+    assert ran, "the load did not end when its statement was cancelled"
+    assert_load_failed_whole(ran[0], naming="cancelled")
+    assert "cannot connect" not in ran[0].stderr
+    assert everything(database_url) == before

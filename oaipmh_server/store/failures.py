@@ -165,6 +165,14 @@ def _timeout_setting(message: str) -> str | None:
                 f"PostgreSQL's {setting} ended {ended} (SHOW {setting}; set on the role or "
                 f"the database? ALTER ROLE … RESET {setting})"
             )
+    if "due to user request" in message:
+        # Another session's pg_cancel_backend; and PostgreSQL says the same when its
+        # statement_timeout fires as a statement ends (seen with a short timeout on a busy
+        # machine), so both are named.
+        return (
+            "PostgreSQL cancelled a statement (another session's pg_cancel_backend, or a "
+            "statement_timeout set on the role or the database: SHOW statement_timeout)"
+        )
     return None
 
 
