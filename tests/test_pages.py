@@ -505,6 +505,28 @@ def test_oai_view_shows_errors_and_languages(reading_client: FlaskClient) -> Non
 
 
 @pytest.mark.parametrize(
+    "query",
+    [
+        "verb=GetRecord&metadataPrefix=oai_dc&identifier=oai:repository.example.org:10722/%E9",
+        "verb=ListRecords&metadataPrefix=%FF",
+        "verb=Identify%E9",
+    ],
+)
+def test_oai_view_answers_a_byte_that_is_not_utf8_as_oai_does(
+    reading_client: FlaskClient, query: str
+) -> None:
+    """/oai refuses a %-escaped byte that is not UTF-8 (badArgument, or badVerb in the
+    verb) rather than read it as U+FFFD, which could name another record; the view of the
+    same request shows the same error."""
+    answer = etree.fromstring(reading_client.get(f"/oai?{query}").data)
+    (code,) = answer.xpath("//oai:error/@code", namespaces=NS)
+    document = page(reading_client, f"/oai/view?{query}")
+    assert code in document.find(".//p[@class='error']").text_content()
+    (xml_link,) = document.xpath(".//a[@class='url']/@href")  # the same request, as it came
+    assert query[-3:] in xml_link
+
+
+@pytest.mark.parametrize(
     "accept",
     [BROWSER_ACCEPT, "text/html", "text/html, image/gif, image/jpeg, *; q=.2, */*; q=.2"],
 )

@@ -41,7 +41,7 @@ from ..store import StoreStats
 from ..verbs import SET_SPEC
 from ..xml import xml_language
 from .provider import MAX_QUERY_STRING, current_provider, oai_base, site_url
-from .views import list_place, place
+from .views import list_place, place, query_arguments
 
 blueprint = Blueprint("pages", __name__)
 
@@ -393,8 +393,10 @@ def oai_view() -> Response:
     if len(request.query_string) > MAX_QUERY_STRING:
         return _page("message.html", 414, heading="Request too long", message="")
     # The format that header identifiers link to (GetRecord) in a resumed list, whose own
-    # arguments are only the token: a view-only argument, never handed to `respond`.
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != VIEW_PREFIX]
+    # arguments are only the token: a view-only argument, never handed to `respond`. The
+    # arguments are read as /oai reads them: a byte that is not UTF-8 is refused there, not
+    # read as U+FFFD (which Flask's request.args would make of it).
+    pairs = [(k, v) for k, v in query_arguments(request.query_string) if k != VIEW_PREFIX]
     context = Context(
         settings=provider.settings,
         formats=provider.formats,
@@ -411,7 +413,7 @@ def oai_view() -> Response:
     verb = reply.verb or ""  # a verb the server knows, never other text from the URL
     prefix = next((value for name, value in pairs if name == "metadataPrefix"), None)
     prefix = prefix or request.args.get(VIEW_PREFIX) or "oai_dc"
-    query = urlencode(pairs)
+    query = urlencode(pairs, errors="surrogateescape")  # a byte not UTF-8 %-escaped back
     return _page(
         "oai_view.html",
         200,

@@ -52,12 +52,12 @@ def oai() -> Response:
     provider = current_provider()
     if len(request.query_string) > MAX_QUERY_STRING:
         return _plain("Request-URI too long.\n", 414)
-    pairs = _arguments(request.query_string)
+    pairs = query_arguments(request.query_string)
     if request.method == "POST":
         body = _body()
         if body and request.mimetype != FORM_TYPE:
             return _plain(f"POST a body of type {FORM_TYPE}.\n", 415)
-        pairs += _arguments(body)
+        pairs += query_arguments(body)
     context = Context(
         settings=provider.settings,
         formats=provider.formats,
@@ -132,7 +132,7 @@ def _body() -> bytes:
     return b"".join(chunks)
 
 
-def _arguments(encoded: bytes) -> list[tuple[str, str]]:
+def query_arguments(encoded: bytes) -> list[tuple[str, str]]:
     """The (name, value) pairs of a query string or form body. A byte that is not UTF-8
     (raw or %-escaped) becomes a lone surrogate, which the core refuses as an illegal
     character: the argument is a badArgument (the verb a badVerb), never dropped unseen."""
