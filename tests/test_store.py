@@ -44,7 +44,7 @@ from .test_versions import HEAD as HEAD_REVISION
 pytestmark = pytest.mark.store_behaviour
 
 
-def test_migrations_build_the_schema_of_the_models(empty_database_url: str) -> None:
+def test_migrations_build_the_schema_of_the_tables(empty_database_url: str) -> None:
     engine = create_engine(empty_database_url)
     config = Config()
     config.set_main_option("script_location", "oaipmh_server.store:migrations")
