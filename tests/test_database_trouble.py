@@ -1,7 +1,8 @@
 """What harvesters and operators see when the database's surroundings misbehave: another
-session or process holding a lock on the records, a statement timeout set on the database.
-A request answers within seconds (503 and Retry-After when the store cannot), a load fails
-whole in one line naming the cause, or finishes whole.
+session or process holding a lock on the records, a statement timeout set on the database,
+a SQLite database restored (or its -wal removed) under a running server. A request answers
+within seconds (503 and Retry-After when the store cannot), a load fails whole in one line
+naming the cause, or finishes whole; a server serves the database now at its path.
 
 A dropped connection costs at most one 503 (tests/test_pg_connections.py); here the
 cluster is restarted and stopped under a live server. SQLite's write lock held by another
@@ -9,8 +10,10 @@ process is test_changes.py's for lists; for a load, here."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -36,6 +39,7 @@ from .served import end
 
 pytestmark = pytest.mark.store_behaviour
 ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"])
+ON_SQLITE = pytest.mark.parametrize("backend", ["sqlite"])
 
 HELD_LOAD = Path(__file__).parent / "held_load.py"
 TOKEN = re.compile(r"<resumptionToken[^>]*>([^<]+)</resumptionToken>")
@@ -227,3 +231,126 @@ def test_a_load_fails_whole_naming_the_write_lock_another_process_holds(
         other.rollback()
     assert_load_failed_whole(ran, naming="another process holds the database's write lock")
     assert everything(database_url) == before
+
+
+def served_records(server: LiveServer) -> int | None:
+    """The records /healthz says the server serves, or None when it is not ok."""
+    answer = requests.get(server.url.removesuffix("/oai") + "/healthz", timeout=30)
+    return int(answer.json()["records"]) if answer.status_code == 200 else None
+
+
+def soon(seconds: float, look: Any, expected: Any) -> None:
+    """`look()` answers `expected` within `seconds` (it is asked again and again: a server
+    notices a change to its files at its next requests, not at the moment it is made)."""
+    deadline = time.monotonic() + seconds
+    while (seen := look()) != expected:
+        if time.monotonic() > deadline:
+            pytest.fail(f"still {seen!r}, not {expected!r}, after {seconds} s")
+        time.sleep(0.05)
+
+
+def new_records(folder: Path, count: int = 3) -> Path:
+    """A records file of `count` records the sample store does not hold."""
+    path = folder / "new.jsonl"
+    lines = [
+        json.dumps({"id": f"trouble/{n}", "sets": ["com_1:col_1"],
+                    "metadata": [{"field": "dc.title", "value": f"Loaded after a restore {n}"},
+                                 {"field": "dc.date.accessioned", "value": "2026-12-01"}]})
+        for n in range(count)
+    ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def sqlite_files(database_url: str) -> tuple[Path, Path, Path]:
+    """The database file at the URL, its -wal and its -shm."""
+    path = Path(database_url.removeprefix("sqlite:///"))
+    return path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
+
+
+@ON_SQLITE
+@pytest.mark.live
+@pytest.mark.parametrize("restore", ["mv", "cp"])
+def test_a_database_restored_under_a_running_server_is_served_and_loaded_into(
+    database_url: str, tmp_path: Path, restore: str
+) -> None:
+    """A restore done while `serve` runs: the -wal and -shm removed, the backup moved onto
+    the database's path (a new file) or copied onto it (the same file, rewritten). The
+    server serves the restored state, and a later load, without a restart; it served the
+    state it had, /healthz ok, and never saw a later load."""
+    env = {"OAIPMH_DATABASE_URL": database_url}
+    backup = tmp_path / "backup.sqlite3"
+    assert invoke("backup", str(backup), env=env).returncode == 0
+    restored = len(oai_identifiers(f"sqlite:///{backup}", deleted=None))
+    server = LiveServer(database_url, tmp_path, workers=1)
+    try:
+        assert invoke("load", str(new_records(tmp_path)), env=env).returncode == 0
+        loaded = served_records(server)
+        assert loaded is not None and loaded > restored
+        database, wal, shm = sqlite_files(database_url)
+        wal.unlink()
+        shm.unlink()
+        if restore == "mv":
+            backup.rename(database)
+        else:
+            shutil.copyfile(backup, database)
+        soon(10, lambda: served_records(server), restored)
+        assert invoke("load", str(new_records(tmp_path)), env=env).returncode == 0
+        soon(10, lambda: served_records(server), loaded)
+    finally:
+        server.stop()
+
+
+@ON_SQLITE
+@pytest.mark.live
+def test_a_load_after_the_wal_was_removed_under_a_running_server_is_served(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"OAIPMH_DATABASE_URL": database_url}
+    server = LiveServer(database_url, tmp_path, workers=1)
+    try:
+        before = served_records(server)
+        assert before is not None
+        _, wal, shm = sqlite_files(database_url)
+        wal.unlink()
+        shm.unlink()
+        assert invoke("load", str(new_records(tmp_path)), env=env).returncode == 0
+        after = len(oai_identifiers(database_url, deleted=None))
+        assert after > before
+        soon(10, lambda: served_records(server), after)
+    finally:
+        server.stop()
+
+
+@ON_SQLITE
+@pytest.mark.live
+def test_a_database_file_replaced_by_one_unusable_is_503_until_a_good_one_is_back(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Not a database, or no file at all: every request is 503 with Retry-After, /healthz
+    too (never a 500, never the old state), no empty database is made at the path; the
+    database moved back, it is served again, without a restart."""
+    server = LiveServer(database_url, tmp_path, workers=1)
+    root = server.url.removesuffix("/oai")
+    database, wal, shm = sqlite_files(database_url)
+    kept = tmp_path / "kept.sqlite3"
+    try:
+        records = served_records(server)
+        assert records is not None
+        database.rename(kept)
+        soon(10, lambda: served_records(server), None)
+        for path in (FIRST, ONE, "/healthz", "/"):
+            answer = requests.get(root + path, timeout=30)
+            assert answer.status_code == 503 and "Retry-After" in answer.headers, path
+        assert not database.exists()
+        database.write_bytes(b"not a database " * 1000)
+        wal.unlink(missing_ok=True)
+        shm.unlink(missing_ok=True)
+        for path in (FIRST, ONE, "/healthz", "/"):
+            answer = requests.get(root + path, timeout=30)
+            assert answer.status_code == 503 and "Retry-After" in answer.headers, path
+        kept.rename(database)
+        soon(10, lambda: served_records(server), records)
+        assert requests.get(root + FIRST, timeout=30).status_code == 200
+    finally:
+        server.stop()

@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from ..errors import StoreUnavailable
 from . import writes
 from .failures import cannot_open
+from .file_identity import follow_files
 from .sqlite_urls import database_file, file_to_create, vanishes
 
 # The page size of a new SQLite store (an existing one keeps its own). A record's row and
@@ -115,6 +116,9 @@ def open_engine(url: str, password: str | None = None, serving: bool = False) ->
                 connect_args={"timeout": LOCK_WAIT_SECONDS},
             )
             _tune_sqlite(engine)
+            file = None if memory else database_file(engine.url)
+            if file is not None:  # a restore under a running server is followed
+                follow_files(engine, str(file))
             return engine
         engine = create_engine(url)
         if engine.dialect.name == "postgresql":
