@@ -53,11 +53,13 @@ def _session(postgres: Cluster, database_url: str) -> psycopg.Connection[Any]:
 
 
 @contextmanager
-def records_locked(postgres: Cluster, database_url: str, mode: str) -> Iterator[None]:
-    """Another session holds a lock on `records` in `mode` (an operator's LOCK TABLE, a
-    VACUUM FULL, another program's migration) until the block ends."""
+def records_locked(
+    postgres: Cluster, database_url: str, mode: str, table: str = "records"
+) -> Iterator[None]:
+    """Another session holds a lock on `records` (or `table`) in `mode` (an operator's
+    LOCK TABLE, a VACUUM FULL, another program's migration) until the block ends."""
     with _session(postgres, database_url) as other:
-        other.execute(f"LOCK TABLE records IN {mode} MODE")  # type: ignore[arg-type]
+        other.execute(f"LOCK TABLE {table} IN {mode} MODE")  # type: ignore[arg-type]
         try:
             yield
         finally:
@@ -98,6 +100,27 @@ def test_a_list_waits_seconds_not_for_ever_for_a_lock_another_session_holds(
             assert answer.status_code == 503 and "Retry-After" in answer.headers
     assert client.get(FIRST).status_code == 200
     assert client.get(ONE).status_code == 200
+
+
+@ON_POSTGRESQL
+@pytest.mark.parametrize("table", ["records", "fragments"])
+def test_healthz_is_not_ok_while_a_lock_keeps_the_lists_from_reading(
+    database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch, table: str
+) -> None:
+    """A load balancer asks /healthz whether to send harvesters: while another session's
+    ACCESS EXCLUSIVE lock keeps the lists from their tables, it says 503 (after the lists'
+    own lock wait, never hanging); pg_dump's ACCESS SHARE stops no list, nor /healthz. It
+    said 200, reading only the count the last write kept."""
+    monkeypatch.setattr(engine, "SERVING_LOCK_WAIT_SECONDS", 0.3)
+    client = make_app(database_url, page_size=10).test_client()
+    assert client.get("/healthz").status_code == 200
+    with records_locked(postgres, database_url, "ACCESS EXCLUSIVE", table):
+        assert within(20, lambda: client.get(FIRST)).status_code == 503
+        answer = within(20, lambda: client.get("/healthz"))
+        assert answer.status_code == 503 and "Retry-After" in answer.headers
+    with records_locked(postgres, database_url, "ACCESS SHARE", table):
+        assert within(20, lambda: client.get("/healthz")).status_code == 200
+    assert client.get("/healthz").status_code == 200
 
 
 @ON_POSTGRESQL
