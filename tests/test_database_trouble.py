@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import shutil
 import sqlite3
 import subprocess
@@ -27,8 +28,12 @@ from typing import Any
 import psycopg
 import pytest
 import requests
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine
+from sqlalchemy.pool import NullPool
 
-from oaipmh_server.store import engine
+from oaipmh_server.store import SqlStore, engine
 
 from .cli import invoke
 from .conftest import SAMPLES, LiveServer, make_app
@@ -55,13 +60,14 @@ def _session(postgres: Cluster, database_url: str) -> psycopg.Connection[Any]:
 @contextmanager
 def records_locked(
     postgres: Cluster, database_url: str, mode: str, table: str = "records"
-) -> Iterator[None]:
+) -> Iterator[int]:
     """Another session holds a lock on `records` (or `table`) in `mode` (an operator's
-    LOCK TABLE, a VACUUM FULL, another program's migration) until the block ends."""
+    LOCK TABLE, a VACUUM FULL, another program's migration) until the block ends; its
+    process id is given to the block."""
     with _session(postgres, database_url) as other:
         other.execute(f"LOCK TABLE {table} IN {mode} MODE")  # type: ignore[arg-type]
         try:
-            yield
+            yield other.info.backend_pid
         finally:
             other.rollback()
 
@@ -146,6 +152,67 @@ def test_a_load_waits_for_a_lock_that_only_keeps_others_from_writing(
     with records_locked(postgres, database_url, "ACCESS SHARE"):
         ran = invoke("load", str(SAMPLES / "more.json"), env={"OAIPMH_DATABASE_URL": database_url})
     assert ran.returncode == 0, ran.stderr
+
+
+@ON_POSTGRESQL
+@pytest.mark.parametrize("reading", ["stats", "check"])
+def test_stats_and_check_give_up_on_a_lock_saying_what_holds_it(
+    database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch, reading: str
+) -> None:
+    """They waited as long as the lock was held, without a word; they give up after
+    engine.READ_LOCK_WAIT_SECONDS with one line naming the lock, the table and the session
+    holding it (its process id and statement), and exit status 1."""
+    monkeypatch.setattr(engine, "READ_LOCK_WAIT_SECONDS", 0.3)
+    env = {"OAIPMH_DATABASE_URL": database_url}
+    with records_locked(postgres, database_url, "ACCESS EXCLUSIVE") as holder:
+        ran = within(20, lambda: invoke(reading, env=env))
+    assert ran.returncode == 1
+    assert "Traceback" not in ran.stderr and ran.stderr.count("\n") == 1, ran.stderr
+    for named in ("ACCESS EXCLUSIVE", "records", f"pid {holder}",
+                  "LOCK TABLE records IN ACCESS EXCLUSIVE MODE"):  # fmt: skip
+        assert named in ran.stderr, (named, ran.stderr)
+    again = invoke(reading, env=env)  # the lock given up: the command reads the store
+    assert "gave up" not in again.stderr and again.stdout, again.stderr
+
+
+@ON_POSTGRESQL
+def test_migrate_waits_for_pg_dump_and_says_so(empty_database_url: str, postgres: Cluster) -> None:
+    """docs/backups.md: a migration waits for pg_dump, however long. It waited without a
+    word; after a few seconds it says on stderr what it waits for and who holds it."""
+    SqlStore(empty_database_url).close()
+    older = create_engine(empty_database_url, poolclass=NullPool)
+    config = Config()
+    config.set_main_option("script_location", "oaipmh_server.store:migrations")
+    with older.begin() as conn:  # 0007 alters the fragments table: ACCESS EXCLUSIVE
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0006")
+    older.dispose()
+    with records_locked(postgres, empty_database_url, "ACCESS SHARE", "fragments") as holder:
+        migrate = subprocess.Popen(
+            [sys.executable, "-m", "oaipmh_server", "migrate"],
+            env={**os.environ, "OAIPMH_DATABASE_URL": empty_database_url},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert migrate.stderr is not None and migrate.stdout is not None
+        try:
+            ready, _, _ = select.select([migrate.stderr], [], [], 30)
+            assert ready, "migrate said nothing in 30 s"
+            said = migrate.stderr.readline()
+            assert migrate.poll() is None  # still waiting
+        except BaseException:
+            end(migrate)
+            raise
+    try:
+        assert migrate.wait(60) == 0
+        assert "→ 0008" in migrate.stdout.read()
+        assert migrate.stderr.read() == ""
+    finally:
+        end(migrate)
+        migrate.stdout.close()
+        migrate.stderr.close()
+    for named in ("waiting", "ACCESS EXCLUSIVE", "fragments", f"pid {holder}",
+                  "LOCK TABLE fragments IN ACCESS SHARE MODE"):  # fmt: skip
+        assert named in said, (named, said)
 
 
 @ON_POSTGRESQL
