@@ -306,6 +306,49 @@ def test_a_load_under_way_when_postgresql_restarts_fails_whole_saying_the_connec
     assert everything(database_url) == before
 
 
+@ON_POSTGRESQL
+def test_a_load_whose_session_the_idle_in_transaction_timeout_ended_names_the_setting(
+    database_url: str, postgres: Cluster
+) -> None:
+    """A load held idle in its transaction (tests/held_load.py) past the database's
+    idle_in_transaction_session_timeout, and let go once PostgreSQL has ended its session
+    (seen in pg_stat_activity): PostgreSQL's last words are then waiting in the socket, the
+    first thing the driver reads after the load's next statement, and the load names the
+    setting (20 runs of 20). A timeout of milliseconds ending a load wherever it happens
+    to pause was seen to leave the driver only "server closed the connection" at times;
+    here nothing is sent on the session until PostgreSQL has ended it."""
+    name = database_url.rsplit("/", 1)[1]
+    postgres.execute(f"ALTER DATABASE {name} SET idle_in_transaction_session_timeout = '500ms'")
+    before = everything(database_url)
+    load = subprocess.Popen(
+        [sys.executable, str(HELD_LOAD), "20", "load", str(SAMPLES)],
+        env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert load.stdout is not None and load.stdin is not None and load.stderr is not None
+    sessions = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+    try:
+        assert load.stdout.readline().strip() == HOLDING
+        where = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres"
+        with psycopg.connect(where, autocommit=True) as watching:
+            idle = watching.execute(sessions + " AND state = 'idle in transaction'", (name,))
+            held = {pid for (pid,) in idle}
+            assert held, "the held load is not idle in a transaction"
+            soon(30, lambda: held & {pid for (pid,) in watching.execute(sessions, (name,))}, set())
+        load.stdin.close()  # the load goes on, on the session PostgreSQL ended
+        assert load.wait(120) == 1
+        said = load.stderr.read()
+    finally:
+        end(load)
+        for stream in (load.stdout, load.stderr):
+            stream.close()
+    assert "Traceback" not in said and said.count("\n") == 1, said
+    assert "idle_in_transaction_session_timeout ended the session" in said
+    assert "nothing was loaded" in said
+    assert "closed" not in said and "lost" not in said
+    assert everything(database_url) == before
+
+
 @pytest.mark.parametrize("backend", ["sqlite"])
 def test_a_load_fails_whole_naming_the_write_lock_another_process_holds(
     database_url: str, monkeypatch: pytest.MonkeyPatch
