@@ -24,9 +24,8 @@ make that order matter (tests/test_database_trouble.py showed both):
   log's pages and its log deleted. So while they close, a read lock of our own on the
   file's shared-lock bytes (an open file description's lock, which SQLite's own locks in
   this process conflict with) keeps SQLite from the exclusive lock it checkpoints under;
-  it is let go just before the new connection is opened (closing the file would also
-  free the new connection's locks). A database moved away from its path is not
-  checkpointed on close by SQLite itself.
+  it is let go just before the new connection is opened. A database moved away from its
+  path is not checkpointed on close by SQLite itself.
 
 A database file that was opened and is gone is not made again, empty: the connection is
 refused, and so the request is answered 503 (as when the file there is not a database),
@@ -83,7 +82,8 @@ class _Path:
         # A database was there (when the engine was made, or a connection was opened):
         # one missing is gone, not to be made.
         self.opened = os.path.exists(path)
-        self.held: int | None = None  # the file, read-locked while old connections close
+        self.kept: int | None = None  # the database file, opened to be read-locked
+        self.held = False  # read-locked while the old connections close
 
     def look(self) -> Identity:
         self.seen = identity(self.path)
@@ -97,24 +97,41 @@ class _Path:
 
     def hold(self) -> None:
         """Read-lock the shared-lock bytes of the database file at the path, so that no
-        connection of this process closing on it checkpoints it (the module's docstring)."""
+        connection of this process closing on it checkpoints it (the module's docstring).
+
+        The file is opened once and kept open, the lock only taken and given back: closing
+        a file frees every POSIX lock the process holds on it, SQLite's own among them (a
+        connection's shared lock, which keeps other processes from checkpointing the -wal
+        it reads). It is closed when another file is at the path: no connection of ours
+        goes on with the old one, and SQLite checkpoints no file moved from its path."""
         self.release()
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            there = os.stat(self.path)
         except OSError:
             return  # gone: a moved database is not checkpointed on close
-        lock = struct.pack("hhqqi4x", fcntl.F_RDLCK, os.SEEK_SET, _SHARED_FIRST, _SHARED_SIZE, 0)
+        if self.kept is None or not os.path.samestat(os.fstat(self.kept), there):
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return
+            if self.kept is not None:
+                os.close(self.kept)
+            self.kept = fd
         try:
-            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, lock)
+            fcntl.fcntl(self.kept, fcntl.F_OFD_SETLK, _lock(fcntl.F_RDLCK))
         except OSError:  # another process is checkpointing it: it is not ours to stop
-            os.close(fd)
             return
-        self.held = fd
+        self.held = True
 
     def release(self) -> None:
-        held, self.held = self.held, None
-        if held is not None:
-            os.close(held)
+        if self.held and self.kept is not None:
+            fcntl.fcntl(self.kept, fcntl.F_OFD_SETLK, _lock(fcntl.F_UNLCK))
+        self.held = False
+
+
+def _lock(kind: int) -> bytes:
+    """A struct flock for the shared-lock bytes (an open file description's lock: l_pid 0)."""
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, _SHARED_FIRST, _SHARED_SIZE, 0)
 
 
 def follow_files(engine: Engine, path: str) -> None:
