@@ -54,6 +54,7 @@ _SUFFIXES = ("", "-wal", "-shm")
 # lock on these, the exclusive lock a write lock on them.
 _SHARED_FIRST = 0x40000000 + 2
 _SHARED_SIZE = 510
+_OFD_SETLK: int | None = getattr(fcntl, "F_OFD_SETLK", None)  # Linux's
 
 Identity = tuple[tuple[int, int] | None, ...]
 
@@ -105,6 +106,8 @@ class _Path:
         it reads). It is closed when another file is at the path: no connection of ours
         goes on with the old one, and SQLite checkpoints no file moved from its path."""
         self.release()
+        if _OFD_SETLK is None:
+            return  # not Linux: no lock of an open file description to take
         try:
             there = os.stat(self.path)
         except OSError:
@@ -118,14 +121,14 @@ class _Path:
                 os.close(self.kept)
             self.kept = fd
         try:
-            fcntl.fcntl(self.kept, fcntl.F_OFD_SETLK, _lock(fcntl.F_RDLCK))
+            fcntl.fcntl(self.kept, _OFD_SETLK, _lock(fcntl.F_RDLCK))
         except OSError:  # another process is checkpointing it: it is not ours to stop
             return
         self.held = True
 
     def release(self) -> None:
-        if self.held and self.kept is not None:
-            fcntl.fcntl(self.kept, fcntl.F_OFD_SETLK, _lock(fcntl.F_UNLCK))
+        if self.held and self.kept is not None and _OFD_SETLK is not None:
+            fcntl.fcntl(self.kept, _OFD_SETLK, _lock(fcntl.F_UNLCK))
         self.held = False
 
 
