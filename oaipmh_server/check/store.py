@@ -71,18 +71,23 @@ def check_records(
     report = StoreReport(profile)
     report.outcomes = [Outcome(rule, rule.weight(profile) or "") for rule in rules_of(profile)]
     write = report.failures.write
-    for local_id, fields, *more in records:
-        files = linker.linked(local_id, more[0]) if more and more[0] else ()
-        view = RecordView.of(local_id, fields, crosswalk, vocabularies, files)
-        for outcome in report.outcomes:
-            detail = outcome.rule.test(view)
-            if detail is not None:
-                outcome.failing += 1
-                if outcome.example is None:
-                    outcome.example = local_id
-                write(json.dumps([local_id, outcome.rule.id, detail], ensure_ascii=False) + "\n")
-        report.records += 1
-        progress(1)
+    try:
+        for local_id, fields, *more in records:
+            files = linker.linked(local_id, more[0]) if more and more[0] else ()
+            view = RecordView.of(local_id, fields, crosswalk, vocabularies, files)
+            for outcome in report.outcomes:
+                detail = outcome.rule.test(view)
+                if detail is not None:
+                    outcome.failing += 1
+                    if outcome.example is None:
+                        outcome.example = local_id
+                    line = json.dumps([local_id, outcome.rule.id, detail], ensure_ascii=False)
+                    write(line + "\n")
+            report.records += 1
+            progress(1)
+    except BaseException:  # the store failed midway (a lock given up on): no report
+        report.failures.close()
+        raise
     report.failures.seek(0)
     return report
 

@@ -62,7 +62,7 @@ def check(
                   leave=False, mininterval=0.5) as bar:  # fmt: skip
             report = check_records(store.iter_records(), settings, profile, bar.update)
     except StoreUnavailable as e:
-        raise click.ClickException(f"the database failed: {e}") from None
+        raise click.ClickException(store.failure(e)) from None
     finally:
         store.close()
     render = render_json if output == "json" else render_text

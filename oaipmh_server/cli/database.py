@@ -22,7 +22,7 @@ def stats() -> None:
         schema = store.schema()
         warning = stale_warning(settings, store.get_meta(META_KEY))
     except StoreUnavailable as e:
-        raise click.ClickException(f"the database failed: {e}") from None
+        raise click.ClickException(store.failure(e)) from None
     finally:
         store.close()
     if warning is not None:
@@ -49,7 +49,8 @@ def migrate(readers: bool) -> None:
     from .. import __version__, datestamps
 
     settings = read_settings(lasting=True)
-    store = open_store(settings)  # opening the store migrates it, or says why it cannot
+    # Opening the store migrates it, or says why it cannot; waiting for pg_dump, it says so.
+    store = open_store(settings, on_wait=lambda line: click.echo(f"migrate: {line}", err=True))
     try:
         if readers:
             store.prepare_for_readers(datestamps.now())  # what they cannot make themselves

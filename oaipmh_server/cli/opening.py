@@ -50,11 +50,13 @@ def _vanishing(url: str, source: str) -> str:
             "(sqlite:////var/lib/oai/oai.sqlite3) or a PostgreSQL database")  # fmt: skip
 
 
-def open_store(settings: Any, *, existing: bool = False) -> Any:
+def open_store(settings: Any, *, existing: bool = False, on_wait: Any = None) -> Any:
     """The store `settings` name, migrated; what could not be opened is one line.
     `existing`: the command only reads the store (stats, check), so an SQLite file that is
     not there is refused, not made: in a folder without one (the default URL is relative)
-    it would report the 0 records of an empty store it had just created."""
+    it would report the 0 records of an empty store it had just created; and it gives up
+    waiting for another session's lock after a while (store.engine.READ_LOCK_WAIT_SECONDS).
+    `on_wait`: told what a migration waits for, when it waits."""
     from ..store import SqlStore, database_file
 
     file = database_file(settings.database_url)
@@ -72,6 +74,8 @@ def open_store(settings: Any, *, existing: bool = False) -> Any:
             settings.database_url,
             token_secret=settings.token_secret,
             password=settings.database_password,
+            reading=existing,
+            on_wait=on_wait,
         )
     except StoreUnavailable as e:  # what could not be opened, and why (store.failures)
         raise click.ClickException(str(e)) from None

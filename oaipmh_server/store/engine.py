@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from functools import cached_property
 from typing import Any
@@ -25,6 +25,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from ..errors import StoreUnavailable
 from . import writes
 from .failures import cannot_open
+from .file_identity import follow_files
 from .sqlite_urls import database_file, file_to_create, vanishes
 
 # The page size of a new SQLite store (an existing one keeps its own). A record's row and
@@ -43,6 +44,9 @@ SERVING_LOCK_WAIT_SECONDS = 5.0
 # How long a PostgreSQL load waits for another session's lock before it fails whole: as
 # long as a SQLite load waits for another process's write lock.
 LOAD_LOCK_WAIT_SECONDS: float = LOCK_WAIT_SECONDS
+# How long `stats` and `check` wait for such a lock before they give up, naming it and
+# its holder (store/locks.py): as long as a load. They waited without a bound or a word.
+READ_LOCK_WAIT_SECONDS: float = LOCK_WAIT_SECONDS
 AnySelect = Select[*tuple[Any, ...]]
 # A pooled PostgreSQL connection unused this long is pinged before it is handed out; one
 # used more recently is trusted (see _ping_when_idle).
@@ -93,10 +97,13 @@ class Connected:
         return writes.lease_for(self.engine.dialect.name, database_file(self.engine.url))
 
 
-def open_engine(url: str, password: str | None = None, serving: bool = False) -> Engine:
+def open_engine(
+    url: str, password: str | None = None, serving: bool = False, reading: bool = False
+) -> Engine:
     """The engine for a store URL (SQLite tuned, a new file private); what cannot be
     opened is a StoreUnavailable saying why (store/failures.py). `serving`: a server's,
-    whose PostgreSQL statements wait for a lock SERVING_LOCK_WAIT_SECONDS at most."""
+    whose PostgreSQL statements wait for a lock SERVING_LOCK_WAIT_SECONDS at most;
+    `reading`: a command's that only reads (stats, check), READ_LOCK_WAIT_SECONDS."""
     try:
         if password is not None:
             url = make_url(url).set(password=password).render_as_string(hide_password=False)
@@ -115,12 +122,17 @@ def open_engine(url: str, password: str | None = None, serving: bool = False) ->
                 connect_args={"timeout": LOCK_WAIT_SECONDS},
             )
             _tune_sqlite(engine)
+            file = None if memory else database_file(engine.url)
+            if file is not None:  # a restore under a running server is followed
+                follow_files(engine, str(file))
             return engine
         engine = create_engine(url)
         if engine.dialect.name == "postgresql":
             _ping_when_idle(engine)
             if serving:
-                _bound_lock_waits(engine)
+                _bound_lock_waits(engine, lambda: SERVING_LOCK_WAIT_SECONDS)
+            elif reading:
+                _bound_lock_waits(engine, lambda: READ_LOCK_WAIT_SECONDS)
         return engine
     except (SQLAlchemyError, ImportError, ValueError) as e:
         raise StoreUnavailable(cannot_open(url, e, password)) from e
@@ -209,14 +221,15 @@ def _ping_when_idle(engine: Engine) -> None:
             raise DisconnectionError("the pooled connection is gone") from e
 
 
-def _bound_lock_waits(engine: Engine) -> None:
+def _bound_lock_waits(engine: Engine, seconds: Callable[[], float]) -> None:
     """Each new connection's lock_timeout, for the whole session: a statement kept waiting
-    longer fails (LockNotAvailable), and its request is answered 503. A migration, which
-    waits for pg_dump as docs/backups.md says, lifts it for its own transaction."""
+    longer fails (LockNotAvailable), and its request is answered 503 (a command gives up
+    saying why). A migration, which waits for pg_dump as docs/backups.md says, lifts it
+    for its own transaction."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        milliseconds = max(1, round(SERVING_LOCK_WAIT_SECONDS * 1000))
+        milliseconds = max(1, round(seconds() * 1000))
         with dbapi_connection.cursor() as cursor:
             cursor.execute(f"SET lock_timeout = {milliseconds}")
         dbapi_connection.commit()  # psycopg began a transaction for the SET

@@ -23,6 +23,7 @@ from . import readonly, writes
 from .engine import Connected, unavailable
 from .schema import (
     DELETED_ROWS,
+    fragments_table,
     memberships_table,
     meta_table,
     records_table,
@@ -117,6 +118,18 @@ WHOLE_STORE = select(
     select(func.min(records_table.c.datestamp)).scalar_subquery(),
     select(func.max(records_table.c.datestamp)).scalar_subquery(),
     KEPT_COUNTS.scalar_subquery(),
+)
+
+
+# /healthz's statement: the counts the last write kept, and the first key of each table
+# a list's page reads (one step on its primary key's index each), so that a table no
+# statement can read (another session's ACCESS EXCLUSIVE lock on PostgreSQL) makes
+# /healthz wait and fail as the page would (SqlStore.health).
+HEALTH = select(
+    KEPT_COUNTS.scalar_subquery(),
+    select(func.min(records_table.c.local_id)).scalar_subquery(),
+    select(func.min(fragments_table.c.local_id)).scalar_subquery(),
+    select(func.min(memberships_table.c.set_spec)).scalar_subquery(),
 )
 
 

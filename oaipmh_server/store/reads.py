@@ -31,6 +31,7 @@ from .columns import (
 )
 from .engine import AnySelect, Connected, driver_rows, unavailable
 from .meta import (
+    HEALTH,
     KEPT_COUNTS,
     LAST_WRITE_KEY,
     SET_COUNTS_KEY,
@@ -58,12 +59,25 @@ class ProtocolReads(Connected):
 
     def count_all(self) -> int:
         """How many records (deleted included) the store holds: /healthz's answer at every
-        probe of a load balancer or a monitor. The count the last write kept in `meta`,
+        probe of a load balancer or a monitor (read there with more: `health`), and the
+        length of check's progress bar. The count the last write kept in `meta`,
         one row's read, where counting the rows grew with the store (11 ms a probe at
         1,000,000 records on SQLite, up to seconds on a cold PostgreSQL); a store whose
         counts are not kept (last written before 1.0.0) is counted."""
         with unavailable(), self._reader.connect() as conn:
             kept = kept_counts(conn.execute(KEPT_COUNTS).scalar())
+            return (kept or stored_counts(conn))[0]
+
+    def health(self) -> int:
+        """/healthz's answer: the records count_all gives, read with one step into each
+        table a list's page reads (meta.HEALTH), so that /healthz is not ok while a page
+        cannot read. On PostgreSQL another session's ACCESS EXCLUSIVE lock on one of them
+        (a LOCK TABLE, a VACUUM FULL, another program's ALTER) makes it wait, as a page
+        waits, engine.SERVING_LOCK_WAIT_SECONDS at most, then fail: 503. Reading the kept
+        count alone, it said ok while every list was answered 503, and a load balancer
+        kept sending harvesters there."""
+        with unavailable(), self._reader.connect() as conn:
+            kept = kept_counts(conn.execute(HEALTH).scalar())
             return (kept or stored_counts(conn))[0]
 
     def earliest_datestamp(self) -> datetime | None:

@@ -11,6 +11,7 @@ the database needs, before it serves or writes anything.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, Engine, column, delete, insert, inspect, sele
 
 from .. import __version__
 from ..errors import SchemaOutdated, SchemaTooNew
+from .locks import waiting_told
 from .readonly import why_read_only
 from .schema import meta_table, metadata
 
@@ -60,13 +62,14 @@ class Migration:
         return self.before != self.after
 
 
-def migrate(engine: Engine) -> Migration:
+def migrate(engine: Engine, on_wait: Callable[[str], None] | None = None) -> Migration:
     """Create the schema on first use, or bring an older one up to date (Alembic).
 
     The usual case, a schema already at the newest revision, only reads, so a server can
     start while a load holds the write lock. Otherwise one process at a time migrates
     (SQLite's write lock, PostgreSQL's advisory lock) and the others find it done. A
     revision newer than this program's raises SchemaTooNew before any lock is taken.
+    `on_wait` is told what a PostgreSQL migration waits for, when it waits (locks.py).
     """
     with engine.connect() as conn:
         found = read_schema(conn)
@@ -83,7 +86,11 @@ def migrate(engine: Engine) -> Migration:
     from alembic import command
 
     config = _config()
-    with engine.connect() as conn, conn.execution_options(immediate=True).begin():
+    with (
+        engine.connect() as conn,
+        waiting_told(engine, conn, on_wait),
+        conn.execution_options(immediate=True).begin(),
+    ):
         if conn.dialect.name == "postgresql":
             # A server's session bounds its lock waits (engine._bound_lock_waits); its
             # migration waits, as any other's, for pg_dump and for another migration.

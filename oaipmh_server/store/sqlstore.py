@@ -11,14 +11,17 @@ Its reads, queries, meta keys and load are the modules beside this one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 
 from ..errors import StoreUnavailable
+from . import engine as engine_settings
 from .engine import open_engine, unavailable
 from .failures import opening  # what could not be opened, and why
+from .locks import gave_up
 from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
 from .ranges import RangeStarts
@@ -41,15 +44,19 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
         token_secret: str | None = None,
         password: str | None = None,
         serving: bool = False,
+        reading: bool = False,
+        on_wait: Callable[[str], None] | None = None,
     ) -> None:
         """`serving`: the store a server reads, whose requests wait for another session's
-        lock only seconds (engine.SERVING_LOCK_WAIT_SECONDS)."""
+        lock only seconds (engine.SERVING_LOCK_WAIT_SECONDS); `reading`: a command's that
+        only reads (engine.READ_LOCK_WAIT_SECONDS). `on_wait`: told, in a sentence, what a
+        migration waits for when it waits (store/locks.py)."""
         self.url = url
-        self.engine = open_engine(url, password, serving=serving)
+        self.engine = open_engine(url, password, serving=serving, reading=reading)
         self._driver_statements: dict[tuple[Any, ...], _DriverStatement] = {}
         with opening(url, password, self.engine):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
-            self.migration: Migration = migrate(self.engine)
+            self.migration: Migration = migrate(self.engine, on_wait)
             with self.engine.connect() as conn:
                 self.read_only = why_read_only(conn)
         self._secret = token_secret
@@ -89,6 +96,12 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
                 "servers that cannot write: run `oaipmh-server migrate --read-only-servers` "
                 "once with a role that can write (on the primary), then start again"
             )
+
+    def failure(self, error: StoreUnavailable) -> str:
+        """What a command says when the store failed it: when it gave up waiting for
+        another session's lock, which lock and who holds it (store/locks.py)."""
+        held = gave_up(self.engine, error, engine_settings.READ_LOCK_WAIT_SECONDS)
+        return held if held is not None else f"the database failed: {error}"
 
     def schema(self) -> Schema:
         """The schema's revision and the oaipmh-server version that last migrated it."""

@@ -211,10 +211,11 @@ def _allowed(address: str | None, networks: tuple[str, ...]) -> bool:
 
 @blueprint.route("/healthz")
 def healthz() -> Response:
-    """For load balancers and monitoring: 200 when the database answers, else 503."""
+    """For load balancers and monitoring: 200 when the database answers and a list's
+    page could read its tables, else 503 (store.health)."""
     provider = current_provider()
     try:
-        records = provider.store.count_all()
+        records = provider.store.health()
     except StoreUnavailable as e:
         return _unavailable(e)
     body = json.dumps({"status": "ok", "records": records}) + "\n"
