@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("--log", type=Path, default=Path("ab_load.jsonl"))
     arguments = parser.parse_args()
     sides = [tuple(side.split("=", 1)) for side in arguments.side]
-    lines = sum(1 for _ in arguments.records.open("rb"))
+    with arguments.records.open("rb") as records:
+        lines = sum(1 for _ in records)
     cluster = None
     if arguments.backend == "postgresql":
         bindir = find_bindir()

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+from flask.testing import FlaskClient
 from lxml import etree
 
 HERE = Path(__file__).resolve().parent
@@ -102,7 +103,15 @@ def main() -> None:
     print(f"store: {arguments.database} ({stored(arguments.database):,} records)")
 
     app = create_app({"database_url": f"sqlite:///{arguments.database}", "base_url": ""})
-    client = app.test_client()
+    try:
+        measure(app.test_client(), arguments)
+    finally:
+        app.extensions["oaipmh"].store.close()
+
+
+def measure(client: FlaskClient, arguments: argparse.Namespace) -> None:
+    """Each index timed against a ListIdentifiers page, in turn for --rounds rounds; then
+    one resource list and one change list; the table printed."""
 
     def get(path: str) -> bytes:
         response = client.get(path)

@@ -43,9 +43,10 @@ def load(arguments: list[str], env: dict[str, str]) -> tuple[float, float, str]:
         )  # fmt: skip
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
+        process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         out.seek(0)
         err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
+        if process.returncode != 0:
             sys.exit(f"the load failed:\n{err.read().decode()[-2000:]}")
         return seconds, usage.ru_utime + usage.ru_stime, out.read().decode().strip()
 
