@@ -11,6 +11,7 @@ database's processes too, on PostgreSQL). Figures are printed, never asserted.
 
     python3 benchmarks/run.py 100000 [--workers 2] [--keep] [--hierarchical]
                                      [--backend sqlite|postgresql] [--no-reference]
+                                     [--rounds 3]
 
 `--backend postgresql` runs it all on a throw-away PostgreSQL cluster (postgres.py: initdb
 in the temporary folder, durable settings, removed at the end, as the tests' is): the same
@@ -18,6 +19,9 @@ load, harvests, ceiling and reference, each reading that database.
 
 `--no-reference` leaves the reference out: at 1,000,000 records its OFFSET pages take
 45 minutes or more on PostgreSQL, while ours against the ceiling takes a few.
+
+`--rounds`: how many times ours and the ceiling are harvested in turn for their ratios
+(3, their medians compared; the reference, whose OFFSET pages are slow, once).
 
 Everything runs on 127.0.0.1; every process started is stopped, also on error.
 """
@@ -148,6 +152,8 @@ def main() -> None:
                         help="the store's database (postgresql: a throw-away cluster)")  # fmt: skip
     parser.add_argument("--no-reference", action="store_true",
                         help="harvest the ceiling only, not the reference server")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="ours and the ceiling harvested in turn, this many times")  # fmt: skip
     arguments = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="oaipmh-bench-"))
     server = None
@@ -198,7 +204,9 @@ def main() -> None:
 
         # The machine's speed drifts over minutes: each comparison harvests ours and the
         # other server in turn, both running, and compares medians of the same rounds.
-        compared = [("ceiling", 3)] if arguments.no_reference else [("ceiling", 3), ("peer", 1)]
+        compared = [("ceiling", arguments.rounds)]
+        if not arguments.no_reference:
+            compared.append(("peer", 1))
         for name, rounds in compared:
             port = free_port()
             other = subprocess.Popen(
