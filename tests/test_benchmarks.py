@@ -1,7 +1,9 @@
 """The benchmark scripts still run end to end (figures unchecked), each at a small size that
 still takes every path it has at full size: more records than a page (100), so lists
 go through resumption tokens, and a set of more than a set page (50) for pages.py; servers
-with one gunicorn worker (a worker more shows nothing more here, and costs a start)."""
+with one gunicorn worker (a worker more shows nothing more here, and costs a start); one
+round where a script repeats its measurement to take medians (a round more repeats the
+same requests)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ def test_benchmark_runs() -> None:
     1,000,000-record figure without the reference's hour of OFFSET pages). The reference
     serves the same store in `test_the_ceiling_and_the_reference_read_either_backend`,
     and run.py compares it in the same loop as the ceiling."""
-    done = bench("run.py", "150", "--workers", "1", "--no-reference")
+    done = bench("run.py", "150", "--workers", "1", "--no-reference", "--rounds", "1")
     assert "records/s" in done.stdout and "ListIdentifiers" in done.stdout
     assert "ours / ceiling" in done.stdout and "peer" not in done.stdout
     # The same rounds judged by the servers' own CPU a request (the client's left out).
@@ -56,7 +58,7 @@ def test_poll_during_load_benchmark_runs() -> None:
 
 
 def test_pages_benchmark_runs() -> None:
-    done = bench("pages.py", "300", "--rounds", "5", "--workers", "1")
+    done = bench("pages.py", "300", "--rounds", "1", "--workers", "1")
     assert "record page" in done.stdout and "last/first" in done.stdout
 
 
@@ -118,7 +120,7 @@ def test_harvest_report_benchmark_runs() -> None:
 def test_resourcesync_index_benchmark_runs(tmp_path: Path) -> None:
     database = tmp_path / "rs.sqlite3"
     for _ in range(2):  # loads, then reuses the store
-        done = bench("rsindex.py", "300", str(database), "--rounds", "2", "--list-rounds", "1")
+        done = bench("rsindex.py", "300", str(database), "--rounds", "1", "--list-rounds", "1")
         assert "store: " in done.stdout and "change list index" in done.stdout
     assert "loaded" not in done.stdout
 
