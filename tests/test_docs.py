@@ -78,15 +78,15 @@ def test_the_manual_starts_with_the_readme_commands() -> None:
 def test_the_manual_explains_the_readme_commands_in_the_readme_words() -> None:
     """The paragraph after the two commands says what they do (where the database goes,
     how many pytest workers): Getting started says it as the README does, word for word
-    (it said "two processes" where the command and the README give four workers)."""
+    (it said "two processes" where the command and the README gave four workers)."""
 
     def explained(text: str) -> str:
         start = text.index("Both start by")
         return " ".join(text[start : text.index("\n\n", start)].split())
 
     assert explained((MANUAL / "getting-started.md").read_text("utf-8")) == explained(README)
-    assert commands()[1].endswith("pytest -n 4")
-    assert "in four pytest-xdist workers" in explained(README)
+    assert commands()[1].endswith("pytest -n 3")
+    assert "in three pytest-xdist workers" in explained(README)
 
 
 def test_getting_started_says_what_loading_the_samples_prints(tmp_path: Path) -> None:
