@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, column, delete, insert, inspect, select, table
 
-from .. import __version__
 from ..errors import SchemaOutdated, SchemaTooNew
 from .locks import waiting_told
 from .readonly import why_read_only
@@ -107,8 +106,8 @@ def migrate(engine: Engine, on_wait: Callable[[str], None] | None = None) -> Mig
         else:
             command.upgrade(config, "head")
         conn.execute(delete(meta_table).where(meta_table.c.key == WRITTEN_BY_KEY))
-        conn.execute(insert(meta_table).values(key=WRITTEN_BY_KEY, value=__version__))
-    return Migration(found.revision, head, __version__)
+        conn.execute(insert(meta_table).values(key=WRITTEN_BY_KEY, value=_program()))
+    return Migration(found.revision, head, _program())
 
 
 def read_schema(conn: Connection) -> Schema:
@@ -127,6 +126,14 @@ def read_schema(conn: Connection) -> Schema:
     return Schema(revision, written_by)
 
 
+def _program() -> str:
+    """This program's version, asked only when a schema is created or migrated, or refused
+    (the package reads it when first asked)."""
+    from .. import __version__
+
+    return __version__
+
+
 def _refuse_unknown(engine: Engine, found: Schema) -> None:
     if found.revision is None or all(r in _known() for r in found.revision.split()):
         return
@@ -135,7 +142,7 @@ def _refuse_unknown(engine: Engine, found: Schema) -> None:
     needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "a newer one"
     raise SchemaTooNew(
         f"the database {where} is at schema revision {found.revision}, written by {who}; "
-        f"this is oaipmh-server {__version__}, which knows revisions up to {_head()}: "
+        f"this is oaipmh-server {_program()}, which knows revisions up to {_head()}: "
         f"run {needed} (or restore a backup taken before the upgrade)"
     )
 
@@ -149,7 +156,7 @@ def _refuse_read_only(engine: Engine, conn: Connection, found: Schema, head: str
     where = engine.url.render_as_string(hide_password=True)
     stands = f"is at schema revision {found.revision}" if found.revision else "has no schema yet"
     raise SchemaOutdated(
-        f"the database {where} {stands} and oaipmh-server {__version__} needs revision "
+        f"the database {where} {stands} and oaipmh-server {_program()} needs revision "
         f"{head}, but {reason}, so it cannot be migrated from here: run `oaipmh-server "
         "migrate` with a role that can write (on the primary), then start again"
     )
