@@ -10,7 +10,6 @@ process is test_changes.py's for lists; for a load, here."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import select
@@ -41,6 +40,7 @@ from .db import everything, oai_identifiers
 from .held_load import HOLDING
 from .postgres import Cluster
 from .served import end
+from .test_backups import new_records
 
 pytestmark = pytest.mark.store_behaviour
 ON_POSTGRESQL = pytest.mark.parametrize("backend", ["postgresql"])
@@ -279,11 +279,11 @@ def test_a_harvest_goes_on_with_its_token_across_a_restart_and_a_stop_of_postgre
         server.stop()
 
 
-@ON_POSTGRESQL
-def test_a_load_under_way_when_postgresql_restarts_fails_whole_saying_the_connection_was_lost(
-    database_url: str, postgres: Cluster
-) -> None:
-    before = everything(database_url)
+@contextmanager
+def held_load(database_url: str) -> Iterator[subprocess.Popen[str]]:
+    """A load of the samples held in its transaction after its 20th record
+    (tests/held_load.py), yielded once it says so; it goes on when its stdin is closed.
+    Ended, and its pipes closed, when the block ends."""
     load = subprocess.Popen(
         [sys.executable, str(HELD_LOAD), "20", "load", str(SAMPLES)],
         env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
@@ -292,14 +292,29 @@ def test_a_load_under_way_when_postgresql_restarts_fails_whole_saying_the_connec
     assert load.stdout is not None and load.stdin is not None and load.stderr is not None
     try:
         assert load.stdout.readline().strip() == HOLDING
-        postgres.restart()
-        load.stdin.close()  # the load goes on, on a connection the restart ended
-        assert load.wait(120) == 1
-        said = load.stderr.read()
+        yield load
     finally:
         end(load)
         for stream in (load.stdout, load.stderr):
             stream.close()
+
+
+def let_go(load: subprocess.Popen[str]) -> str:
+    """What the held load says once let go, which must be a failure (status 1)."""
+    assert load.stdin is not None and load.stderr is not None
+    load.stdin.close()
+    assert load.wait(120) == 1
+    return load.stderr.read()
+
+
+@ON_POSTGRESQL
+def test_a_load_under_way_when_postgresql_restarts_fails_whole_saying_the_connection_was_lost(
+    database_url: str, postgres: Cluster
+) -> None:
+    before = everything(database_url)
+    with held_load(database_url) as load:
+        postgres.restart()
+        said = let_go(load)  # it goes on, on a connection the restart ended
     assert "Traceback" not in said and said.count("\n") == 1, said
     assert "the connection to PostgreSQL was lost" in said
     assert "nothing was loaded" in said
@@ -320,28 +335,15 @@ def test_a_load_whose_session_the_idle_in_transaction_timeout_ended_names_the_se
     name = database_url.rsplit("/", 1)[1]
     postgres.execute(f"ALTER DATABASE {name} SET idle_in_transaction_session_timeout = '500ms'")
     before = everything(database_url)
-    load = subprocess.Popen(
-        [sys.executable, str(HELD_LOAD), "20", "load", str(SAMPLES)],
-        env={**os.environ, "OAIPMH_DATABASE_URL": database_url},
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert load.stdout is not None and load.stdin is not None and load.stderr is not None
     sessions = "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-    try:
-        assert load.stdout.readline().strip() == HOLDING
+    with held_load(database_url) as load:
         where = f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres"
         with psycopg.connect(where, autocommit=True) as watching:
             idle = watching.execute(sessions + " AND state = 'idle in transaction'", (name,))
             held = {pid for (pid,) in idle}
             assert held, "the held load is not idle in a transaction"
             soon(30, lambda: held & {pid for (pid,) in watching.execute(sessions, (name,))}, set())
-        load.stdin.close()  # the load goes on, on the session PostgreSQL ended
-        assert load.wait(120) == 1
-        said = load.stderr.read()
-    finally:
-        end(load)
-        for stream in (load.stdout, load.stderr):
-            stream.close()
+        said = let_go(load)  # it goes on, on the session PostgreSQL ended
     assert "Traceback" not in said and said.count("\n") == 1, said
     assert "idle_in_transaction_session_timeout ended the session" in said
     assert "nothing was loaded" in said
@@ -426,19 +428,6 @@ def soon(seconds: float, look: Any, expected: Any) -> None:
         time.sleep(0.05)
 
 
-def new_records(folder: Path, count: int = 3) -> Path:
-    """A records file of `count` records the sample store does not hold."""
-    path = folder / "new.jsonl"
-    lines = [
-        json.dumps({"id": f"trouble/{n}", "sets": ["com_1:col_1"],
-                    "metadata": [{"field": "dc.title", "value": f"Loaded after a restore {n}"},
-                                 {"field": "dc.date.accessioned", "value": "2026-12-01"}]})
-        for n in range(count)
-    ]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n", "utf-8")
-    return path
-
-
 def sqlite_files(database_url: str) -> tuple[Path, Path, Path]:
     """The database file at the URL, its -wal and its -shm."""
     path = Path(database_url.removeprefix("sqlite:///"))
@@ -461,7 +450,7 @@ def test_a_database_restored_under_a_running_server_is_served_and_loaded_into(
     restored = len(oai_identifiers(f"sqlite:///{backup}", deleted=None))
     server = LiveServer(database_url, tmp_path, workers=1)
     try:
-        assert invoke("load", str(new_records(tmp_path)), env=env).returncode == 0
+        assert invoke("load", str(new_records(tmp_path / "new.jsonl", 3)), env=env).returncode == 0
         loaded = served_records(server)
         assert loaded is not None and loaded > restored
         database, wal, shm = sqlite_files(database_url)
@@ -472,7 +461,7 @@ def test_a_database_restored_under_a_running_server_is_served_and_loaded_into(
         else:
             shutil.copyfile(backup, database)
         soon(10, lambda: served_records(server), restored)
-        assert invoke("load", str(new_records(tmp_path)), env=env).returncode == 0
+        assert invoke("load", str(new_records(tmp_path / "new.jsonl", 3)), env=env).returncode == 0
         soon(10, lambda: served_records(server), loaded)
     finally:
         server.stop()
@@ -491,7 +480,7 @@ def test_a_load_after_the_wal_was_removed_under_a_running_server_is_served(
         _, wal, shm = sqlite_files(database_url)
         wal.unlink()
         shm.unlink()
-        assert invoke("load", str(new_records(tmp_path)), env=env).returncode == 0
+        assert invoke("load", str(new_records(tmp_path / "new.jsonl", 3)), env=env).returncode == 0
         after = len(oai_identifiers(database_url, deleted=None))
         assert after > before
         soon(10, lambda: served_records(server), after)
