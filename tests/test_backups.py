@@ -121,41 +121,6 @@ def test_a_sqlite_backup_taken_during_a_load_restores_the_state_before_it(
     assert_serves(sqlite_url(live), before, ids, tmp_path)
 
 
-def test_a_sqlite_restore_under_a_running_server_is_refused_until_it_is_restarted(
-    databases: Databases,
-    request: pytest.FixtureRequest,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """docs/backups.md restores with the server stopped. Done under a running server, the
-    server cannot read the file it had open (503 with Retry-After, never the old records
-    nor a 500), and a load is refused in one line naming a server among the processes that
-    may hold the database, not a load alone."""
-    from oaipmh_server.store import engine
-
-    database_url = databases.samples("sqlite", request)
-    live = Path(database_url.removeprefix("sqlite:///"))
-    backup = tmp_path / "oai-2026-12-06.sqlite3"
-    assert run_cli("backup", str(backup), env={"OAIPMH_DATABASE_URL": database_url}).returncode == 0
-    load_into(database_url, new_records(tmp_path / "new.jsonl", 3))
-    server = LiveServer(database_url, tmp_path, workers=1)
-    try:
-        assert requests.get(server.url, params={"verb": "Identify"}, timeout=30).ok
-        for stale in (f"{live}-wal", f"{live}-shm"):
-            subprocess.run(["rm", "-f", stale], check=True)
-        subprocess.run(["cp", str(backup), str(live)], check=True)
-        answer = requests.get(server.url, params={"verb": "ListIdentifiers",
-                                                  "metadataPrefix": "oai_dc"}, timeout=30)  # fmt: skip
-        assert answer.status_code == 503 and "Retry-After" in answer.headers
-        monkeypatch.setattr(engine, "LOCK_WAIT_SECONDS", 0.3)
-        refused = run_cli("load", str(tmp_path / "new.jsonl"),
-                          env={"OAIPMH_DATABASE_URL": database_url})  # fmt: skip
-        assert refused.returncode == 1 and "Traceback" not in refused.stderr
-        assert "a server" in refused.stderr
-    finally:
-        server.stop()
-
-
 def test_a_postgresql_dump_taken_during_a_load_restores_the_state_before_it(
     databases: Databases, request: pytest.FixtureRequest, postgres: Cluster, tmp_path: Path
 ) -> None:
