@@ -229,9 +229,8 @@ def _bound_lock_waits(engine: Engine, seconds: Callable[[], float]) -> None:
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        milliseconds = max(1, round(seconds() * 1000))
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET lock_timeout = {milliseconds}")
+            cursor.execute(_lock_timeout(seconds()))
         dbapi_connection.commit()  # psycopg began a transaction for the SET
 
 
@@ -243,8 +242,13 @@ def bound_load_lock_waits(conn: Connection) -> None:
     held the list cut-off mark's row meanwhile (writes.register), so lists waited too."""
     if conn.dialect.name == "postgresql":
         with conn.begin():
-            milliseconds = max(1, round(LOAD_LOCK_WAIT_SECONDS * 1000))
-            conn.exec_driver_sql(f"SET lock_timeout = {milliseconds}")
+            conn.exec_driver_sql(_lock_timeout(LOAD_LOCK_WAIT_SECONDS))
+
+
+def _lock_timeout(seconds: float) -> str:
+    """The session's lock wait bound to `seconds` (whole milliseconds, at least one: 0 would
+    lift the bound)."""
+    return f"SET lock_timeout = {max(1, round(seconds * 1000))}"
 
 
 def unbound_lock_waits(conn: Connection) -> None:

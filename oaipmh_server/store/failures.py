@@ -147,6 +147,9 @@ def _postgresql(url: URL, message: str) -> str:
     return f"{what}: {_shortened(message)}"
 
 
+# PostgreSQL's SQLSTATE for a statement that waited for a lock longer than lock_timeout.
+LOCK_NOT_AVAILABLE = "55P03"
+
 # PostgreSQL's words when one of its settings ends a statement or a session, and the
 # setting: it may be set on the role or the database (ALTER ROLE … SET), unseen by the
 # operator of a load, who heard only "the server did not answer" or "InternalError".
@@ -188,7 +191,7 @@ def cut_short(url: str, error: BaseException | None) -> str | None:
     if cause is None:
         return None
     text = " ".join(str(cause).split())
-    if getattr(cause, "sqlstate", None) == "55P03" or "due to lock timeout" in text:
+    if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE or "due to lock timeout" in text:
         return (
             "another session holds a lock on the records (a LOCK TABLE, a VACUUM FULL, "
             "another program's migration? see pg_locks); load again once it is given up"

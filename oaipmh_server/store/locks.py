@@ -21,10 +21,10 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import StoreUnavailable
+from .failures import LOCK_NOT_AVAILABLE
 
 # How long a migration waits before it says what for; then again whenever that changes.
 MIGRATION_NOTICE_SECONDS = 3.0
-_LOCK_NOT_AVAILABLE = "55P03"
 
 # Sessions holding a lock on the store's tables (its schema's relations) that no reader
 # can share: ACCESS EXCLUSIVE, all a read waits for.
@@ -57,7 +57,7 @@ def gave_up(engine: Engine, error: StoreUnavailable, seconds: float) -> str | No
     """The line a reading command ends with when `error` is PostgreSQL's lock timeout:
     which lock on which table, held by whom; None for any other error."""
     cause = getattr(error.__cause__, "orig", None)
-    if getattr(cause, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+    if getattr(cause, "sqlstate", None) != LOCK_NOT_AVAILABLE:
         return None
     try:
         with engine.connect() as conn:

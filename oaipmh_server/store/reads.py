@@ -64,9 +64,7 @@ class ProtocolReads(Connected):
         one row's read, where counting the rows grew with the store (11 ms a probe at
         1,000,000 records on SQLite, up to seconds on a cold PostgreSQL); a store whose
         counts are not kept (last written before 1.0.0) is counted."""
-        with unavailable(), self._reader.connect() as conn:
-            kept = kept_counts(conn.execute(KEPT_COUNTS).scalar())
-            return (kept or stored_counts(conn))[0]
+        return self._records_read_by(KEPT_COUNTS)
 
     def health(self) -> int:
         """/healthz's answer: the records count_all gives, read with one step into each
@@ -76,8 +74,13 @@ class ProtocolReads(Connected):
         waits, engine.SERVING_LOCK_WAIT_SECONDS at most, then fail: 503. Reading the kept
         count alone, it said ok while every list was answered 503, and a load balancer
         kept sending harvesters there."""
+        return self._records_read_by(HEALTH)
+
+    def _records_read_by(self, statement: AnySelect) -> int:
+        """The records count `statement`'s first column gives, as the last write kept it,
+        or counted when it kept none."""
         with unavailable(), self._reader.connect() as conn:
-            kept = kept_counts(conn.execute(HEALTH).scalar())
+            kept = kept_counts(conn.execute(statement).scalar())
             return (kept or stored_counts(conn))[0]
 
     def earliest_datestamp(self) -> datetime | None:

@@ -82,6 +82,17 @@ DELETED_ROWS = {"sqlite": "deleted = 1", "postgresql": "deleted"}
 metadata = MetaData()
 
 
+def _record_key() -> Column[str]:
+    """The record a row of memberships, fragments or files belongs to: part of its primary
+    key, and gone with the record (ON DELETE CASCADE)."""
+    return Column(
+        "local_id",
+        String(255),
+        ForeignKey("records.local_id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+
+
 records_table = Table(
     "records",
     metadata,
@@ -120,12 +131,7 @@ memberships_table = Table(
     "memberships",
     metadata,
     Column("set_spec", String(255), primary_key=True),
-    Column(
-        "local_id",
-        String(255),
-        ForeignKey("records.local_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _record_key(),
     Column("datestamp", UTCDateTime(), nullable=False),
     Index("ix_memberships_set_datestamp_id", "set_spec", "datestamp", "local_id"),
     Index("ix_memberships_local_id", "local_id"),
@@ -134,12 +140,7 @@ memberships_table = Table(
 fragments_table = Table(
     "fragments",
     metadata,
-    Column(
-        "local_id",
-        String(255),
-        ForeignKey("records.local_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _record_key(),
     Column("prefix", String(64), primary_key=True),
     Column("version", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),
@@ -168,12 +169,7 @@ event.listen(
 files_table = Table(
     "files",
     metadata,
-    Column(
-        "local_id",
-        String(255),
-        ForeignKey("records.local_id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
+    _record_key(),
     Column("sequence", Integer, primary_key=True),
     Column("name", Text, nullable=False),
     Column("bundle", Text, nullable=False),
