@@ -370,17 +370,16 @@ def test_a_load_fails_whole_naming_the_write_lock_another_process_holds(
 
 def _waiting_for_a_lock(session: psycopg.Connection[Any], seconds: float) -> int:
     """The process id of the session waiting for a lock in this database (the load), once
-    pg_stat_activity shows one; AssertionError after `seconds`."""
+    pg_stat_activity shows one (asked again and again, as `soon` asks)."""
     session.autocommit = True
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = session.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock'"
-        ).fetchone()
-        if found is not None:
-            return int(found[0])
-    raise AssertionError(f"no session waited for a lock within {seconds} s")
+
+    def waiting() -> list[int]:
+        query = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                 "AND wait_event_type = 'Lock'")  # fmt: skip
+        return [pid for (pid,) in session.execute(query)]
+
+    soon(seconds, lambda: bool(waiting()), True)
+    return waiting()[0]
 
 
 @ON_POSTGRESQL
