@@ -79,10 +79,10 @@ def oai_get(client: FlaskClient) -> Callable[[dict[str, str]], etree._Element]:
     return lambda query: tree(client.get("/oai", query_string=query))
 
 
-def test_grants_name_every_table_and_nothing_to_write(empty_database_url: str) -> None:
+def test_grants_name_every_table_and_nothing_to_write(bare_database_url: str) -> None:
     """The lines a read-only role is made with: SELECT on the schema's tables, no more."""
-    env = {"OAIPMH_DATABASE_URL": empty_database_url}
-    if empty_database_url.startswith("sqlite"):
+    env = {"OAIPMH_DATABASE_URL": bare_database_url}
+    if bare_database_url.startswith("sqlite"):
         printed = invoke("grants", READER, env=env)
         assert printed.returncode == 1
         assert printed.stderr.count("\n") == 1 and "mode=ro" in printed.stderr
@@ -93,7 +93,7 @@ def test_grants_name_every_table_and_nothing_to_write(empty_database_url: str) -
     assert invoke("migrate", env=env).returncode == 0
     printed = invoke("grants", READER, env=env)
     assert printed.returncode == 0
-    database = empty_database_url.rsplit("/", 1)[1]
+    database = bare_database_url.rsplit("/", 1)[1]
     assert printed.stdout.splitlines() == [
         f"GRANT CONNECT ON DATABASE {database} TO {READER};",
         f"GRANT USAGE ON SCHEMA public TO {READER};",

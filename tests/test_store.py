@@ -44,8 +44,8 @@ from .test_versions import HEAD as HEAD_REVISION
 pytestmark = pytest.mark.store_behaviour
 
 
-def test_migrations_build_the_schema_of_the_tables(empty_database_url: str) -> None:
-    engine = create_engine(empty_database_url)
+def test_migrations_build_the_schema_of_the_tables(bare_database_url: str) -> None:
+    engine = create_engine(bare_database_url)
     config = Config()
     config.set_main_option("script_location", "oaipmh_server.store:migrations")
     with engine.begin() as conn:
@@ -139,13 +139,13 @@ def test_a_new_sqlite_store_opens_while_another_process_is_creating_it(tmp_path:
 
 
 def test_a_store_of_the_first_schema_is_upgraded_with_its_data(
-    empty_database_url: str, tmp_path: Path
+    bare_database_url: str, tmp_path: Path
 ) -> None:
     """A store made by revision 0001, holding a record: opening it upgrades it in place,
     nothing is lost (no memberships or fragments cascade away), the record is served
     with a header rendered on request, its fields (stored uncompressed then) are still
     read, and the next load stores its header."""
-    url = empty_database_url
+    url = bare_database_url
     engine = create_engine(url)
     config = Config()
     config.set_main_option("script_location", "oaipmh_server.store:migrations")

@@ -55,9 +55,9 @@ def test_version_option_prints_the_installed_package_version() -> None:
     assert oaipmh_server.__version__ == VERSION
 
 
-def test_migrate_creates_the_schema_then_finds_it_up_to_date(empty_database_url: str) -> None:
+def test_migrate_creates_the_schema_then_finds_it_up_to_date(bare_database_url: str) -> None:
     runner = CliRunner()
-    env = {"OAIPMH_DATABASE_URL": empty_database_url}
+    env = {"OAIPMH_DATABASE_URL": bare_database_url}
     first = runner.invoke(main, ["migrate"], env=env)
     assert (first.exit_code, first.output) == (
         0,
