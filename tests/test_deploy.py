@@ -601,6 +601,21 @@ def test_entrypoint_stops_at_once_on_a_mistake_in_the_settings(tmp_path: Path) -
 # -- the image and compose files -----------------------------------------------------------
 
 
+def test_an_install_that_is_not_editable_holds_every_package() -> None:
+    """The systemd unit and the image run a `pip install .` (not `-e`): setuptools installs
+    only the packages pyproject.toml lists, so a package folder left out of the list is
+    missing there while every editable install and the suite still find it. `oaipmh_server.cli`
+    was: `/opt/oaipmh-server/venv/bin/oaipmh-server` ended in `ModuleNotFoundError`."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    listed = set(project["tool"]["setuptools"]["packages"])
+    source = ROOT / "oaipmh_server"
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in source.rglob("__init__.py")
+    }
+    assert folders - listed == set()
+    assert listed - folders == set()
+
+
 def test_containerfile_copies_what_the_install_needs() -> None:
     """The image is not built here: check that what it copies exists and holds every
     package pyproject.toml installs, and that it starts with the entrypoint."""
