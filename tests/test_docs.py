@@ -263,3 +263,15 @@ def test_every_configuration_snippet_of_the_manual_is_read_as_written(tmp_path: 
         defined = tomllib.loads(block).get("virtual_sets", {}).get("define", {})
         for spec in defined:
             assert spec in settings.virtual_sets_served, (page, spec)
+
+
+def test_the_front_pages_lead_to_every_page_of_the_manual() -> None:
+    """The README's list of the manual and the home page's "What is where" each link every
+    page mkdocs.yml's nav holds (the home page had left out ResourceSync, Who harvests and
+    Read-only servers and standbys)."""
+    listed = (ROOT / "mkdocs.yml").read_text("utf-8")
+    nav = set(re.findall(r"^\s*- (?:[^:]+: )?([\w-]+\.md)$", listed, re.M))
+    assert len(nav) == len(list(MANUAL.glob("*.md")))
+    home = (MANUAL / "index.md").read_text("utf-8")
+    assert nav - {"index.md"} <= set(re.findall(r"\]\(([\w-]+\.md)[#)]", home))
+    assert nav - {"index.md"} <= set(re.findall(r"\]\(docs/([\w-]+\.md)[#)]", README))
