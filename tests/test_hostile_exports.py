@@ -352,6 +352,23 @@ def test_a_dcvalue_with_an_entity_reference_is_refused_with_its_place(
     ]
 
 
+def test_an_entity_no_doctype_declares_is_refused_at_its_line(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """An HTML entity in a hand-made export (`&eacute;`), declared nowhere: not XML, so
+    refused at its line, as the manual says. It was `dublin_core.xml: no element found`,
+    with no line: lxml's feeding parser loses the real error."""
+    folder = saf_item(tmp_path / "export", "item")
+    (folder / "dublin_core.xml").write_text(
+        DUBLIN_CORE.format(title="Caf&eacute; society").replace("<dcvalue", "\n<dcvalue"),
+        "utf-8",
+    )
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}: record 10722/900: dublin_core.xml:2: Entity 'eacute' not defined, "
+        "line 2, column 54"
+    ]
+
+
 DOCTYPE = (
     "a DOCTYPE: its declarations (entities, attribute defaults) would rewrite what the file "
     "says, and DSpace writes none: remove it"
