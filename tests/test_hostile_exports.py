@@ -838,6 +838,35 @@ def test_a_loop_of_links_and_an_unreadable_folder_are_named(
     assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]
 
 
+def test_an_item_folder_another_user_keeps_closed_is_one_problem(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export whose item folder is mode 0700 and another user's (a DSpace export read
+    by the server's own user): nothing in it can be looked at or listed. One problem,
+    naming it; it was said twice (`2 problem(s)`), once where the walk asked whether it
+    is an item and once where it tried to list it."""
+    export = tmp_path / "export"
+    locked = saf_item(export, "item_001")
+    saf_item(export, "item_002", handle="10722/901")
+    stat, scandir = os.stat, os.scandir
+
+    # What such a folder does (to all but root): what is in it cannot be looked at, nor
+    # the folder listed. (A descriptor: shutil.rmtree's, when pytest removes the folder.)
+    def stat_closed(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(path, int) and locked in Path(path).parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return stat(path, *args, **kwargs)
+
+    def scandir_closed(path: Any = ".") -> Any:
+        if not isinstance(path, int) and Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "stat", stat_closed)
+    monkeypatch.setattr(os, "scandir", scandir_closed)
+    assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]
+
+
 def test_csv_lines_may_end_with_a_lone_cr(empty_database_url: str, tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
     rows = CSV_HEADER + csv_row("u-1", "two\r\nlines") + csv_row("u-2") + csv_row("u-3", "\xe9")
