@@ -26,6 +26,7 @@ import time
 import tomllib
 import zlib
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -614,6 +615,18 @@ def test_an_install_that_is_not_editable_holds_every_package() -> None:
     }
     assert folders - listed == set()
     assert listed - folders == set()
+    # And every other file the server reads at run time is package data (Alembic's
+    # template for writing a new revision is a developer's, not the server's).
+    patterns = project["tool"]["setuptools"]["package-data"]
+    for path in source.rglob("*"):
+        if path.is_dir() or path.suffix in (".py", ".pyc") or path.name == "script.py.mako":
+            continue
+        package = path.parent
+        while not (package / "__init__.py").exists():
+            package = package.parent
+        name = ".".join(package.relative_to(ROOT).parts)
+        inside = path.relative_to(package).as_posix()
+        assert any(fnmatch(inside, p) for p in patterns.get(name, [])), inside
 
 
 def test_containerfile_copies_what_the_install_needs() -> None:
