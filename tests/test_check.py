@@ -24,7 +24,7 @@ from oaipmh_server.record_source import Field
 
 from . import xsd
 from .cli import Ran, invoke
-from .conftest import SAMPLES, Databases, LiveServer, load_into, make_app
+from .conftest import ROOT, SAMPLES, Databases, LiveServer, load_into, make_app
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL, except
 # those marked same_on_every_store (what the identity rule and the reachable-id rule say is
@@ -189,6 +189,21 @@ def test_check_of_the_sample_store(database_url: str) -> None:
     document = json.loads(as_json.stdout)
     assert document["records"] == 46
     assert {r["rule"] for r in document["rules"]} == {r.id for r in rules_of("base")}
+
+
+@pytest.mark.same_on_every_store
+def test_the_aggregators_page_shows_what_check_prints(database_url: str) -> None:
+    """docs/aggregators.md quotes `check --profile openaire` and `--profile base` on the
+    sample records: each transcript is what the command prints there, line for line (the
+    BASE one showed two blank lines before its failures where the command prints one)."""
+    page = (ROOT / "docs" / "aggregators.md").read_text("utf-8")
+    transcript = page[page.index("$ oaipmh-server check --profile") :]
+    transcript = transcript[: transcript.index("```")]
+    quoted = re.findall(r"^\$ oaipmh-server check (.+)\n((?:(?!\$ ).*\n)*)", transcript, re.M)
+    assert [arguments for arguments, _ in quoted] == ["--profile openaire", "--profile base"]
+    for arguments, output in quoted:
+        printed = run_check(database_url, *arguments.split()).stdout
+        assert printed == output, arguments
 
 
 # -- the endpoint check ----------------------------------------------------------------

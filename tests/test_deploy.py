@@ -26,6 +26,7 @@ import time
 import tomllib
 import zlib
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -599,6 +600,33 @@ def test_entrypoint_stops_at_once_on_a_mistake_in_the_settings(tmp_path: Path) -
 
 
 # -- the image and compose files -----------------------------------------------------------
+
+
+def test_an_install_that_is_not_editable_holds_every_package() -> None:
+    """The systemd unit and the image run a `pip install .` (not `-e`): setuptools installs
+    only the packages pyproject.toml lists, so a package folder left out of the list is
+    missing there while every editable install and the suite still find it. `oaipmh_server.cli`
+    was: `/opt/oaipmh-server/venv/bin/oaipmh-server` ended in `ModuleNotFoundError`."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    listed = set(project["tool"]["setuptools"]["packages"])
+    source = ROOT / "oaipmh_server"
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts) for init in source.rglob("__init__.py")
+    }
+    assert folders - listed == set()
+    assert listed - folders == set()
+    # And every other file the server reads at run time is package data (Alembic's
+    # template for writing a new revision is a developer's, not the server's).
+    patterns = project["tool"]["setuptools"]["package-data"]
+    for path in source.rglob("*"):
+        if path.is_dir() or path.suffix in (".py", ".pyc") or path.name == "script.py.mako":
+            continue
+        package = path.parent
+        while not (package / "__init__.py").exists():
+            package = package.parent
+        name = ".".join(package.relative_to(ROOT).parts)
+        inside = path.relative_to(package).as_posix()
+        assert any(fnmatch(inside, p) for p in patterns.get(name, [])), inside
 
 
 def test_containerfile_copies_what_the_install_needs() -> None:

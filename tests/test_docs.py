@@ -19,6 +19,7 @@ import click
 from click.testing import CliRunner
 
 from oaipmh_server.cli import main
+from oaipmh_server.config import load_settings
 
 from .conftest import ROOT, SAMPLES, sqlite_url
 
@@ -243,3 +244,34 @@ def test_the_reference_page_is_generated_not_written() -> None:
     assert module.MARKER in source and module.END in source
     built = module.on_page_markdown(source)
     assert "page_size = 100" in built and "page_size" not in source
+
+
+def test_every_configuration_snippet_of_the_manual_is_read_as_written(tmp_path: Path) -> None:
+    """An adopter pastes a page's TOML into the file OAIPMH_CONFIG names: each snippet is
+    read without a mistake, and a virtual set it defines is one it serves (Virtual sets
+    defined `theses` alone, which the server then never served: `served` chooses)."""
+    snippets = [
+        (page.name, block)
+        for page in sorted(MANUAL.glob("*.md"))
+        for block in re.findall(r"```toml\n(.+?)```", page.read_text("utf-8"), re.S)
+    ]
+    assert len(snippets) >= 4
+    for number, (page, block) in enumerate(snippets):
+        path = tmp_path / f"{number}.toml"
+        path.write_text(block, "utf-8")
+        settings = load_settings(environ={"OAIPMH_CONFIG": str(path)})
+        defined = tomllib.loads(block).get("virtual_sets", {}).get("define", {})
+        for spec in defined:
+            assert spec in settings.virtual_sets_served, (page, spec)
+
+
+def test_the_front_pages_lead_to_every_page_of_the_manual() -> None:
+    """The README's list of the manual and the home page's "What is where" each link every
+    page mkdocs.yml's nav holds (the home page had left out ResourceSync, Who harvests and
+    Read-only servers and standbys)."""
+    listed = (ROOT / "mkdocs.yml").read_text("utf-8")
+    nav = set(re.findall(r"^\s*- (?:[^:]+: )?([\w-]+\.md)$", listed, re.M))
+    assert len(nav) == len(list(MANUAL.glob("*.md")))
+    home = (MANUAL / "index.md").read_text("utf-8")
+    assert nav - {"index.md"} <= set(re.findall(r"\]\(([\w-]+\.md)[#)]", home))
+    assert nav - {"index.md"} <= set(re.findall(r"\]\(docs/([\w-]+\.md)[#)]", README))

@@ -352,6 +352,23 @@ def test_a_dcvalue_with_an_entity_reference_is_refused_with_its_place(
     ]
 
 
+def test_an_entity_no_doctype_declares_is_refused_at_its_line(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """An HTML entity in a hand-made export (`&eacute;`), declared nowhere: not XML, so
+    refused at its line, as the manual says. It was `dublin_core.xml: no element found`,
+    with no line: lxml's feeding parser loses the real error."""
+    folder = saf_item(tmp_path / "export", "item")
+    (folder / "dublin_core.xml").write_text(
+        DUBLIN_CORE.format(title="Caf&eacute; society").replace("<dcvalue", "\n<dcvalue"),
+        "utf-8",
+    )
+    assert refused(empty_database_url, tmp_path / "export") == [
+        f"{folder}: record 10722/900: dublin_core.xml:2: Entity 'eacute' not defined, "
+        "line 2, column 54"
+    ]
+
+
 DOCTYPE = (
     "a DOCTYPE: its declarations (entities, attribute defaults) would rewrite what the file "
     "says, and DSpace writes none: remove it"
@@ -818,6 +835,35 @@ def test_a_loop_of_links_and_an_unreadable_folder_are_named(
         return scandir(path)
 
     monkeypatch.setattr(os, "scandir", refusing)
+    assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]
+
+
+def test_an_item_folder_another_user_keeps_closed_is_one_problem(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export whose item folder is mode 0700 and another user's (a DSpace export read
+    by the server's own user): nothing in it can be looked at or listed. One problem,
+    naming it; it was said twice (`2 problem(s)`), once where the walk asked whether it
+    is an item and once where it tried to list it."""
+    export = tmp_path / "export"
+    locked = saf_item(export, "item_001")
+    saf_item(export, "item_002", handle="10722/901")
+    stat, scandir = os.stat, os.scandir
+
+    # What such a folder does (to all but root): what is in it cannot be looked at, nor
+    # the folder listed. (A descriptor: shutil.rmtree's, when pytest removes the folder.)
+    def stat_closed(path: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(path, int) and locked in Path(path).parents:
+            raise PermissionError(13, "Permission denied", str(path))
+        return stat(path, *args, **kwargs)
+
+    def scandir_closed(path: Any = ".") -> Any:
+        if not isinstance(path, int) and Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "stat", stat_closed)
+    monkeypatch.setattr(os, "scandir", scandir_closed)
     assert refused(empty_database_url, export) == [f"{locked}: cannot read: Permission denied"]
 
 

@@ -28,9 +28,10 @@ from oaipmh_server.datestamps import format_datestamp
 from oaipmh_server.formats import build_formats
 from oaipmh_server.record_source import Field, Header
 from oaipmh_server.web import pages, sitemaps
+from oaipmh_server.web.app import create_app
 from oaipmh_server.xml import xml_language
 
-from .conftest import LOADED, SAMPLES, load_into, make_app
+from .conftest import LOADED, SAMPLES, SECRET, load_into, make_app
 from .oai import NS, harvest
 from .xsd import validate_sitemap
 
@@ -915,6 +916,32 @@ def test_an_accent_colour_too_light_for_links_is_warned_of(
     if warned:
         assert f"[pages] accent_color {color} has a contrast of" in messages[0]
     assert page(client, "/").find(".//head/style").text == f":root {{ --accent: {color}; }}"
+
+
+def test_a_worker_given_its_masters_settings_does_not_warn_again(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`serve`'s master reads the settings, says what is wrong with them and hands them to
+    each worker (`create_app(settings=…)`, cli/serving.py): the workers say no more. Each
+    said it again, so a start with two workers printed every warning three times (the
+    accent colour's, and the stale virtual sets')."""
+    overrides = {
+        "database_url": database_url, "token_secret": SECRET,
+        "pages_accent_color": "#0a5", "virtual_sets_served": ["driver"],
+    }  # fmt: skip
+
+    def warnings_of(make: Any) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="oaipmh_server"):
+            app = make()
+        app.extensions["oaipmh"].store.close()
+        return [r.getMessage() for r in caplog.records]
+
+    said = warnings_of(lambda: create_app(overrides))
+    assert [m for m in said if "accent_color #0a5" in m] != []
+    assert [m for m in said if "virtual sets configured" in m] != []
+    settings = load_settings(overrides, environ={})
+    assert warnings_of(lambda: create_app(settings=settings)) == []
 
 
 def test_contrast_is_wcags() -> None:

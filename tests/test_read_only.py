@@ -249,6 +249,17 @@ def test_a_read_only_server_refuses_a_store_not_prepared_for_it_in_one_line(
     assert "run `oaipmh-server migrate --read-only-servers`" in served.stderr
 
 
+def test_the_refusal_names_the_database_url_as_it_was_written(tmp_path: Path) -> None:
+    """An SQLite URI filename, as docs/read-only.md writes it, is named in the refusal as
+    the operator wrote it: SQLAlchemy's rendering of it read `sqlite:///file%3A/…`."""
+    path = tmp_path / "oai.sqlite3"
+    load_into(f"sqlite:///{path}", SAMPLES)
+    reader = f"sqlite:///file:{path}?mode=ro&uri=true"
+    served = invoke("serve", env={"OAIPMH_DATABASE_URL": reader})
+    assert served.returncode == 1
+    assert served.stderr.startswith(f"Error: cannot serve {reader}: it is opened read-only")
+
+
 def test_a_writable_server_on_a_file_uri_watches_the_loads_lease(tmp_path: Path) -> None:
     """`sqlite:///file:PATH?uri=true` is the file PATH: a list must see a load's lease on
     `PATH-writer`, or it would take a live load's row for a dead one's and pass it."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from copy import deepcopy
 from pathlib import Path
+from typing import IO, BinaryIO, cast
 
 from lxml import etree
 
@@ -19,22 +20,31 @@ DOCTYPE = (
     "a DOCTYPE: its declarations (entities, attribute defaults) would rewrite what the file "
     "says, and DSpace writes none: remove it"
 )
-CHUNK = 64 * 1024  # what `parse` feeds the parser at a time
+CHUNK = 64 * 1024  # what `parse` reads from the file at a time
 
 
 def parse(path: Path) -> etree._ElementTree:
     """The document, read without network, entities or a huge tree (etree.XMLSyntaxError
     or OSError if it cannot be); `has_doctype` says whether it may be used.
 
-    The bytes are fed to the parser, not its file name: libxml2 reports a byte its
-    encoding cannot carry (Latin-1 in a UTF-8 file) in a file it reads itself as an
-    OSError without a line, naming the path it was given (for an archive, the temporary
-    folder, gone when the message is read); fed, it is an XMLSyntaxError with its line."""
+    The parser reads a stream that has no file name: libxml2 reports a byte its encoding
+    cannot carry (Latin-1 in a UTF-8 file) in a file it reads itself, or in a stream
+    naming one, as an OSError without a line, naming the path (for an archive, the
+    temporary folder, gone when the message is read); from a nameless stream it is an
+    XMLSyntaxError with its line. Nor are the bytes fed to it (`parser.feed`): an entity
+    declared nowhere (`&eacute;`) then ends as "no element found" at line 0, the real
+    error lost."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    with path.open("rb") as stream:
-        while chunk := stream.read(CHUNK):
-            parser.feed(chunk)
-    return parser.close().getroottree()
+    with path.open("rb", buffering=CHUNK) as stream:
+        return etree.parse(cast(IO[bytes], _Nameless(stream)), parser)  # lxml reads .read
+
+
+class _Nameless:
+    """A binary stream's `read` alone: what lxml reads a document from, without the file
+    name it would name in an OSError instead of giving the error's line."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.read = stream.read
 
 
 def has_doctype(document: etree._ElementTree) -> bool:

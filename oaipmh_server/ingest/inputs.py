@@ -118,6 +118,7 @@ def _walk(folder: Path, in_archive: bool = False) -> tuple[list[Path], list[Load
                     not_searched.add(entry)
             except OSError as error:  # a link the file system cannot follow (EACCES, …)
                 problems.append(LoadError(str(path), None, None, f"cannot read: {error.strerror}"))
+                not_searched.add(entry)  # said once: os.walk would fail to list it again
         # Not into item folders (their files are the item's) nor debris; os.walk follows
         # no links.
         folders[:] = [f for f in folders if f not in not_searched]

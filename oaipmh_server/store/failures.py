@@ -29,6 +29,19 @@ POSTGRESQL_DRIVER = "pip install -e '.[postgresql]' (psycopg 3) and use postgres
 SUPPORTED = "sqlite, postgresql+psycopg"
 
 
+def shown_url(url: URL) -> str:
+    """The database URL for a message, its password hidden and its database named as the
+    operator wrote it: SQLAlchemy's rendering escapes the name's `:`, so an SQLite URI
+    filename (`sqlite:///file:/var/lib/oai/oai.sqlite3?mode=ro&uri=true`) read
+    `sqlite:///file%3A/var/lib/…`, a URL nobody wrote."""
+    if not url.database:
+        return url.render_as_string(hide_password=True)
+    nameless = URL.create(url.drivername, url.username, url.password, url.host, url.port,
+                          query=url.query)  # fmt: skip
+    before, mark, query = nameless.render_as_string(hide_password=True).partition("?")
+    return f"{before}/{url.database}{mark}{query}"
+
+
 @contextmanager
 def opening(url: str, password: str | None, engine: Engine) -> Iterator[None]:
     """Around a store's first use of its database: an error becomes StoreUnavailable
@@ -55,7 +68,7 @@ def _sentence(url: str, error: BaseException, password: str | None) -> str:
     except (ArgumentError, ValueError):
         return NOT_A_DATABASE_URL
     secrets = [s for s in (parsed.password, password) if s]
-    where = parsed.render_as_string(hide_password=True)
+    where = shown_url(parsed)
     if isinstance(error, NoSuchModuleError):
         if "." in str(error).rsplit(":", 1)[-1]:
             return (
@@ -251,7 +264,7 @@ def disk_full(url: str, error: BaseException | None) -> str | None:
     file = database_file(parsed)
     if file is None:
         first = text.strip().splitlines()[0] if text.strip() else type(cause).__name__
-        host = parsed.render_as_string(hide_password=True)
+        host = shown_url(parsed)
         return f"the disk of the database server of {host} is full ({first}); free space on it"
     folder = file.resolve().parent
     said = f"the disk holding {folder} is full ({_free(folder)} free)"

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, Engine, column, delete, insert, inspect, select, table
 
 from ..errors import SchemaOutdated, SchemaTooNew
+from .failures import shown_url
 from .locks import waiting_told
 from .readonly import why_read_only
 from .schema import meta_table, metadata
@@ -137,7 +138,7 @@ def _program() -> str:
 def _refuse_unknown(engine: Engine, found: Schema) -> None:
     if found.revision is None or all(r in _known() for r in found.revision.split()):
         return
-    where = engine.url.render_as_string(hide_password=True)
+    where = shown_url(engine.url)
     who = f"oaipmh-server {found.written_by}" if found.written_by else "a newer oaipmh-server"
     needed = f"oaipmh-server {found.written_by} or later" if found.written_by else "a newer one"
     raise SchemaTooNew(
@@ -153,7 +154,7 @@ def _refuse_read_only(engine: Engine, conn: Connection, found: Schema, head: str
     reason = why_read_only(conn)
     if reason is None:
         return
-    where = engine.url.render_as_string(hide_password=True)
+    where = shown_url(engine.url)
     stands = f"is at schema revision {found.revision}" if found.revision else "has no schema yet"
     raise SchemaOutdated(
         f"the database {where} {stands} and oaipmh-server {_program()} needs revision "

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from ..errors import StoreUnavailable
 from . import engine as engine_settings
 from .engine import open_engine, unavailable
-from .failures import opening  # what could not be opened, and why
+from .failures import opening, shown_url  # what could not be opened, and why
 from .locks import gave_up
 from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
@@ -90,7 +90,7 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
             prepared = serves_readers(conn) and read_mark(conn) is not None
             secret = self._secret or conn.execute(secret_kept).scalar()
         if not prepared or not secret:
-            where = self.engine.url.render_as_string(hide_password=True)
+            where = shown_url(self.engine.url)
             raise StoreUnavailable(
                 f"cannot serve {where}: {self.read_only}, and the store is not prepared for "
                 "servers that cannot write: run `oaipmh-server migrate --read-only-servers` "

@@ -47,7 +47,10 @@ def create_app(
     overrides: Mapping[str, Any] | None = None, *, settings: Settings | None = None
 ) -> Flask:
     """The app, its settings read (with `overrides`), or given as already read and checked
-    (`serve`'s workers take the ones their master checked: see cli/serving.py, _run_gunicorn)."""
+    (`serve`'s workers take the ones their master checked: see cli/serving.py, _run_gunicorn).
+    What is amiss with the settings is said where they are read, once per start or reload:
+    the master's workers, given them, do not say it again."""
+    read_here = settings is None
     if settings is None:
         settings = load_settings(overrides)
     harvest_limit = None  # first: a folder it refuses stops the app before the store is open
@@ -62,7 +65,9 @@ def create_app(
         serving=True,
     )
     _serving_read_only(store)
-    _warn_of_stale_virtual_sets(settings, store)
+    if read_here:
+        _warn_of_stale_virtual_sets(settings, store)
+        pages.warn_of_unreadable_accent(settings)
     app = _App(__name__)
     app.config.update(
         # views._body counts a body's bytes; Werkzeug's stream refuses any read at its

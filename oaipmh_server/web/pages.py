@@ -134,14 +134,20 @@ def _set_up(state: Any) -> None:
     app.jinja_env.finalize = page_text
     if not settings.pages_enabled:
         app.before_request(_no_pages)
-    elif settings.pages_accent_color:
-        ratio = contrast(settings.pages_accent_color, BAND)
-        if ratio < READABLE_CONTRAST:
-            logging.getLogger("oaipmh_server").warning(
-                "warning: [pages] accent_color %s has a contrast of %.1f:1 with the pages' "
-                "background, below the %.1f:1 that makes links readable (WCAG AA)",
-                settings.pages_accent_color, ratio, READABLE_CONTRAST,
-            )  # fmt: skip
+
+
+def warn_of_unreadable_accent(settings: Settings) -> None:
+    """The accent colour is the operator's choice; one that makes links unreadable on the
+    header band is said (by create_app, where the settings are read), and still applied."""
+    if not settings.pages_enabled or not settings.pages_accent_color:
+        return
+    ratio = contrast(settings.pages_accent_color, BAND)
+    if ratio < READABLE_CONTRAST:
+        logging.getLogger("oaipmh_server").warning(
+            "warning: [pages] accent_color %s has a contrast of %.1f:1 with the pages' "
+            "background, below the %.1f:1 that makes links readable (WCAG AA)",
+            settings.pages_accent_color, ratio, READABLE_CONTRAST,
+        )  # fmt: skip
 
 
 # Characters that change the direction of the text after them (embeddings, overrides,
