@@ -915,6 +915,7 @@ def test_an_accent_colour_too_light_for_links_is_warned_of(
     assert bool(messages) == warned, messages
     if warned:
         assert f"[pages] accent_color {color} has a contrast of" in messages[0]
+        assert ":1 with the header band (#f3f5f8), below the 4.5:1" in messages[0]
     assert page(client, "/").find(".//head/style").text == f":root {{ --accent: {color}; }}"
 
 

@@ -144,9 +144,9 @@ def warn_of_unreadable_accent(settings: Settings) -> None:
     ratio = contrast(settings.pages_accent_color, BAND)
     if ratio < READABLE_CONTRAST:
         logging.getLogger("oaipmh_server").warning(
-            "warning: [pages] accent_color %s has a contrast of %.1f:1 with the pages' "
-            "background, below the %.1f:1 that makes links readable (WCAG AA)",
-            settings.pages_accent_color, ratio, READABLE_CONTRAST,
+            "warning: [pages] accent_color %s has a contrast of %.1f:1 with the header band "
+            "(%s), below the %.1f:1 that makes links readable (WCAG AA)",
+            settings.pages_accent_color, ratio, BAND, READABLE_CONTRAST,
         )  # fmt: skip
 
 
