@@ -129,6 +129,11 @@ class BackupFailed(Exception):
     """`oaipmh-server backup` could not make a complete copy; an earlier one is kept."""
 
 
+class CopyRefused(Exception):
+    """`oaipmh-server copy` could not copy the store, in one sentence; the target database
+    is as it was."""
+
+
 class LoadBusy(Exception):
     """Another load is writing to the store (the message says whose, since when) and this
     one was told not to wait for it."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from .checking import check, config
-from .database import backup, grants, migrate, stats
+from .database import backup, copy_store, grants, migrate, stats
 from .harvests import harvests
 from .loading import delete, load, refresh_sets
 from .serving import serve
@@ -33,5 +33,6 @@ def main() -> None:
 
 for _command in (load, refresh_sets, delete, stats, migrate, backup, check, config, serve):
     main.add_command(_command)
+main.add_command(copy_store)
 main.add_command(harvests)
 main.add_command(grants)

@@ -1,4 +1,4 @@
-"""The commands that look after the store itself: stats, migrate, grants and backup."""
+"""The commands that look after the store itself: stats, migrate, grants, backup and copy."""
 
 from __future__ import annotations
 
@@ -114,6 +114,40 @@ def backup(destination: str) -> None:
     click.echo(
         f"Backed up {done.source} to {done.destination}: {done.records} records, "
         f"schema {done.revision or 'none'}, {done.size:,} bytes."
+    )
+
+
+@click.command(name="copy")
+@click.argument("target")
+def copy_store(target: str) -> None:
+    """Copy the store into the database at TARGET (a database URL with no records yet, e.g.
+    PostgreSQL's): every record with its datestamp, tombstones, sets and token secret."""
+    from ..errors import CopyRefused
+    from ..store import SqlStore
+    from ..store.failures import shown_url
+
+    settings = read_settings()
+    store = open_store(settings, existing=True)
+    try:
+        try:
+            destination = SqlStore(target)
+        except StoreUnavailable as e:  # what could not be opened, and why
+            raise click.ClickException(f"TARGET: {e}") from None
+        try:
+            copied = store.copy_into(destination)
+        except CopyRefused as e:
+            raise click.ClickException(f"nothing was copied: {e}") from None
+        except StoreUnavailable as e:
+            raise click.ClickException(f"nothing was copied: {store.failure(e)}") from None
+        finally:
+            destination.close()
+    finally:
+        store.close()
+    rows = copied.rows
+    click.echo(
+        f"Copied {rows['records']} records ({rows['memberships']} set memberships, "
+        f"{rows['fragments']} stored formats, {rows['files']} files), {rows['sets']} sets "
+        f"and the store's {rows['meta']} settings into {shown_url(destination.engine.url)}."
     )
 
 

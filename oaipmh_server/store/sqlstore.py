@@ -17,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from ..errors import StoreUnavailable
+from ..errors import CopyRefused, StoreUnavailable
 from . import engine as engine_settings
+from .copying import Copied, copy_store
 from .engine import open_engine, unavailable
 from .failures import opening, shown_url  # what could not be opened, and why
 from .locks import gave_up
@@ -63,6 +64,14 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def copy_into(self, target: SqlStore) -> Copied:
+        """Every row of this store into `target`, a store with no records yet, in one
+        transaction of each (store/copying.py); CopyRefused if it cannot be whole."""
+        if target.engine.url == self.engine.url:
+            raise CopyRefused("the target is this store's own database: name another one")
+        with unavailable():
+            return copy_store(self.engine, target.engine)
 
     def prepare_for_readers(self, now: datetime) -> None:
         """What servers that cannot write need and cannot make (`oaipmh-server migrate

@@ -588,12 +588,16 @@ class LoadTransaction:
         )
 
     def optimize(self) -> None:
-        """Keep the planner's statistics fresh after a load, so page queries stay on the index.
-        On SQLite from a sample of each index (analysis_limit): a full ANALYZE reads every
-        index whole, 12.5 s of each load at 8,000,000 records; the sample's figures choose
-        the same plans. (PostgreSQL's ANALYZE samples by itself.)"""
-        if self.conn.dialect.name == "sqlite":
-            self.conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-            self.conn.exec_driver_sql("ANALYZE")
-        elif self.conn.dialect.name == "postgresql":
-            self.conn.exec_driver_sql("ANALYZE")
+        refresh_statistics(self.conn)
+
+
+def refresh_statistics(conn: Connection) -> None:
+    """Keep the planner's statistics fresh after a load (or a copy), so page queries stay
+    on the index. On SQLite from a sample of each index (analysis_limit): a full ANALYZE
+    reads every index whole, 12.5 s of each load at 8,000,000 records; the sample's figures
+    choose the same plans. (PostgreSQL's ANALYZE samples by itself.)"""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+        conn.exec_driver_sql("ANALYZE")
+    elif conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ANALYZE")

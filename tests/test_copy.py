@@ -1,0 +1,138 @@
+"""`oaipmh-server copy TARGET`: a store moved to another database (from SQLite to
+PostgreSQL, as a repository grows, or back) keeps what harvesters hold it to: every
+record's datestamp, its tombstone, its sets and stored formats, and the token secret, so
+a harvest begun on the old database goes on, with its token, on the new one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+from sqlalchemy import select
+
+from oaipmh_server.store import copying
+from oaipmh_server.store.schema import meta_table
+
+from .cli import invoke
+from .conftest import Databases, load_into, make_app
+from .db import everything, fetch
+from .oai import NS, token, tree
+from .test_hostile_exports import record, write_jsonl
+
+BACKENDS = [("sqlite", "postgresql"), ("postgresql", "sqlite"), ("sqlite", "sqlite")]
+
+
+def kept_meta(url: str) -> dict[str, str]:
+    rows = fetch(url, select(meta_table.c.key, meta_table.c.value))
+    return {key: value for key, value in rows if key != "schema_written_by"}
+
+
+@pytest.mark.parametrize(("source_backend", "target_backend"), BACKENDS)
+def test_a_copy_serves_what_the_store_served_and_a_harvest_goes_on_across_it(
+    databases: Databases, request: pytest.FixtureRequest, source_backend: str, target_backend: str
+) -> None:
+    source = databases.samples(source_backend, request)
+    assert invoke("delete", "10722/212116", env={"OAIPMH_DATABASE_URL": source}).returncode == 0
+    before = make_app(source, page_size=7, token_secret="").test_client()
+    first = tree(before.get("/oai?verb=ListRecords&metadataPrefix=oai_dc"))  # stores a secret
+    target = databases.bare(target_backend, request)
+
+    copied = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.startswith("Copied 50 records (")
+    assert everything(target) == everything(source)
+    assert kept_meta(target) == kept_meta(source)
+    assert kept_meta(target)["token_secret"]
+    assert served(target) == served(source)
+    # The source's token, handed out before the copy, goes on on the copy, and the pages
+    # the copy serves after it are the ones the source serves.
+    resumed = {"verb": "ListRecords", "resumptionToken": token(first).text}
+    after = make_app(target, page_size=7, token_secret="").test_client()
+    assert pages_from(after, resumed) == pages_from(before, resumed)
+
+
+def served(url: str) -> list[bytes]:
+    """What a whole harvest of the store serves, ListRecords then ListSets, page by page
+    (pages_from)."""
+    client = make_app(url, page_size=7, token_secret="").test_client()
+    return pages_from(client, {"verb": "ListRecords", "metadataPrefix": "oai_dc"}) + pages_from(
+        client, {"verb": "ListSets"}
+    )
+
+
+def pages_from(client: Any, query: dict[str, str]) -> list[bytes]:
+    """The pages of a list from `query` to its end, without what differs from one request
+    to the next (the responseDate, the tokens' own text and expiry)."""
+    pages: list[bytes] = []
+    while True:
+        root = tree(client.get("/oai", query_string=query))
+        assert root.find("oai:error", NS) is None, etree.tostring(root)
+        root.find("oai:responseDate", NS).text = ""
+        root.find("oai:request", NS).attrib.pop("resumptionToken", None)
+        element = token(root)
+        following = None if element is None else element.text
+        if element is not None:  # its harvest's id is new in each list, its expiry is now's
+            element.text = ""
+            element.attrib.pop("expirationDate", None)
+        pages.append(etree.tostring(root))
+        if not following:
+            return pages
+        query = {"verb": query["verb"], "resumptionToken": following}
+
+
+def test_a_target_that_holds_records_is_refused_and_left_as_it_was(
+    databases: Databases, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    source = databases.samples("sqlite", request)
+    target = databases.empty("sqlite", request)
+    load_into(target, write_jsonl(tmp_path / "one.jsonl", [record("other/1")]))
+    before = everything(target), kept_meta(target)
+
+    refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: nothing was copied: the target already holds 1 record(s): copy into a "
+        "database with no records (a new one)\n"
+    )
+    assert (everything(target), kept_meta(target)) == before
+
+
+def test_the_store_is_not_copied_onto_itself(
+    databases: Databases, request: pytest.FixtureRequest
+) -> None:
+    source = databases.samples("sqlite", request)
+    refused = invoke("copy", source, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert "nothing was copied: the target is this store's own database" in refused.stderr
+
+
+def test_a_load_committed_during_the_copy_fails_it_whole(
+    databases: Databases,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The copy reads one snapshot of the source: a load that commits meanwhile would be in
+    the source and not in the copy, so the copy is refused and the target left empty."""
+    source = databases.samples("sqlite", request)
+    target = databases.bare("sqlite", request)
+    copy_rows = copying._copy_rows
+
+    def with_a_load_meanwhile(reading: Any, writing: Any, table: Any) -> int:
+        if table.name == "records":
+            load_into(source, write_jsonl(tmp_path / "late.jsonl", [record("late/1")]))
+        return copy_rows(reading, writing, table)
+
+    monkeypatch.setattr(copying, "_copy_rows", with_a_load_meanwhile)
+    refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: nothing was copied: a load committed to the source during the copy, and the "
+        "copy does not hold it: stop the loads (and what starts them), then copy again\n"
+    )
+    assert everything(target) == []
