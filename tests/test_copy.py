@@ -13,6 +13,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from oaipmh_server.store import copying
+from oaipmh_server.store.copying import TABLES
 from oaipmh_server.store.schema import meta_table
 
 from .cli import invoke
@@ -42,7 +43,13 @@ def test_a_copy_serves_what_the_store_served_and_a_harvest_goes_on_across_it(
     copied = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
 
     assert copied.returncode == 0, copied.stderr
-    assert copied.stdout.startswith("Copied 50 records (")
+    counted = {table.name: len(fetch(source, select(table))) for table in TABLES}
+    assert copied.stdout == (
+        f"Copied 50 records ({counted['memberships']} set memberships, "
+        f"{counted['fragments']} stored formats, {counted['files']} files), "
+        f"{counted['sets']} sets and the store's own {len(kept_meta(source))} values "
+        f"(counts, marks, token secret) into {target}.\n"
+    )
     assert everything(target) == everything(source)
     assert kept_meta(target) == kept_meta(source)
     assert kept_meta(target)["token_secret"]

@@ -147,7 +147,8 @@ def copy_store(target: str) -> None:
     click.echo(
         f"Copied {rows['records']} records ({rows['memberships']} set memberships, "
         f"{rows['fragments']} stored formats, {rows['files']} files), {rows['sets']} sets "
-        f"and the store's {rows['meta']} settings into {shown_url(destination.engine.url)}."
+        f"and the store's own {rows['meta']} values (counts, marks, token secret) into "
+        f"{shown_url(destination.engine.url)}."
     )
 
 
