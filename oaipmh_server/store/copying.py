@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, Table, func, insert, select
 from ..errors import CopyRefused
 from .bulk import insert_rows
 from .columns import datetime_binder
+from .engine import refresh_statistics
 from .meta import LAST_WRITE_KEY
 from .revisions import WRITTEN_BY_KEY
 from .schema import (
@@ -39,7 +40,6 @@ from .schema import (
     records_table,
     sets_table,
 )
-from .transaction import refresh_statistics
 
 # Records first: the others name them (foreign keys). The meta rows are copied apart.
 TABLES = (records_table, sets_table, memberships_table, fragments_table, files_table)

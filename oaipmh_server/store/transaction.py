@@ -27,7 +27,7 @@ from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
 from .bulk import among, id_chunks, insert_rows
 from .columns import FIELDS, FILE_COLUMNS, datetime_binder, files_of, fragment_join, row_headers
-from .engine import bound_load_lock_waits, unavailable, unbound_lock_waits
+from .engine import bound_load_lock_waits, refresh_statistics, unavailable, unbound_lock_waits
 from .meta import (
     COUNTS_KEY,
     LAST_WRITE_KEY,
@@ -51,9 +51,6 @@ from .schema import (
 # SQLite's page cache during a load, in KiB (negative: a size, not pages): the indexes
 # being filled stay in memory instead of going back and forth to the write-ahead log.
 LOAD_CACHE_SIZE = -65536
-# Rows of each index SQLite's ANALYZE reads after a load (PRAGMA analysis_limit): enough
-# for the planner's choices, and the same cost at any size of store.
-ANALYSIS_LIMIT = 1000
 
 
 def ancestors(spec: str) -> list[str]:
@@ -589,15 +586,3 @@ class LoadTransaction:
 
     def optimize(self) -> None:
         refresh_statistics(self.conn)
-
-
-def refresh_statistics(conn: Connection) -> None:
-    """Keep the planner's statistics fresh after a load (or a copy), so page queries stay
-    on the index. On SQLite from a sample of each index (analysis_limit): a full ANALYZE
-    reads every index whole, 12.5 s of each load at 8,000,000 records; the sample's figures
-    choose the same plans. (PostgreSQL's ANALYZE samples by itself.)"""
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-        conn.exec_driver_sql("ANALYZE")
-    elif conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("ANALYZE")
