@@ -143,3 +143,84 @@ def test_a_load_committed_during_the_copy_fails_it_whole(
         "copy does not hold it: stop the loads (and what starts them), then copy again\n"
     )
     assert everything(target) == []
+
+
+@pytest.mark.parametrize("target", ["sqlite://", "sqlite:///:memory:"])
+def test_a_target_in_memory_is_refused_not_copied_into_nothing(
+    databases: Databases, request: pytest.FixtureRequest, target: str
+) -> None:
+    """A database in memory is gone when the command ends: a copy into it said "Copied 50
+    records" and exit status 0, and nothing was anywhere."""
+    source = databases.samples("sqlite", request)
+    refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        f"Error: TARGET: {target!r} is an SQLite database in memory, gone when the command "
+        "ends: the copy would be lost; name a file (sqlite:////var/lib/oai/oai.sqlite3) or a "
+        "PostgreSQL database\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  password '
+         'authentication failed for user "oai"',
+         "password authentication failed (the password in TARGET's URL, or PGPASSWORD or "
+         "~/.pgpass)"),
+        ("connection to server failed: fe_sendauth: no password supplied",
+         "the server asks for a password (give it in TARGET's URL, "
+         "postgresql+psycopg://USER:PASSWORD@HOST/DB, or in PGPASSWORD or ~/.pgpass)"),
+    ],
+)  # fmt: skip
+def test_a_target_password_refused_names_where_the_target_takes_it_from(
+    databases: Databases,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    reason: str,
+) -> None:
+    """The configured store's password is OAIPMH_DATABASE_PASSWORD; TARGET's is not: it
+    is in its URL (or libpq's PGPASSWORD, ~/.pgpass). Told to set OAIPMH_DATABASE_PASSWORD,
+    the operator did, and was told the same again."""
+    from sqlalchemy.exc import OperationalError
+
+    from oaipmh_server.store import sqlstore
+
+    source = databases.samples("sqlite", request)
+    target = "postgresql+psycopg://oai@127.0.0.1/oai"
+    migrate = sqlstore.migrate
+
+    def refused_on_postgresql(engine: Any, on_wait: Any) -> Any:
+        if engine.dialect.name == "postgresql":
+            raise OperationalError(None, None, Exception(answer))
+        return migrate(engine, on_wait)
+
+    monkeypatch.setattr(sqlstore, "migrate", refused_on_postgresql)
+    refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: TARGET: cannot connect to PostgreSQL at 127.0.0.1:5432 (database oai, user "
+        f"oai): {reason}\n"
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_copy_while_a_load_runs_is_refused_naming_the_load(
+    databases: Databases, request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """A load under way when the copy starts commits, as a rule, after the copy read the
+    store: the copy said "Copied", the operator moved the server to the copy, and the
+    load's changes were in the old database only. The copy is refused while a load runs."""
+    from .test_backups import held_load, new_records
+
+    source = databases.samples(backend, request)
+    target = databases.bare("sqlite", request)
+    with held_load(source, new_records(tmp_path / "new.jsonl", 1200)):
+        refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: nothing was copied: a load is running (since ")
+    assert refused.stderr.endswith("): let it end (and stop what starts loads), then copy again\n")
+    assert len(refused.stderr.splitlines()) == 1
+    assert everything(target) == []
