@@ -117,6 +117,21 @@ def test_the_store_is_not_copied_onto_itself(
     assert "nothing was copied: the target is this store's own database" in refused.stderr
 
 
+def test_the_store_is_not_copied_onto_itself_under_another_spelling_of_its_url(
+    databases: Databases, request: pytest.FixtureRequest
+) -> None:
+    """The same file named another way (an SQLite URI filename, a relative path): an empty
+    store said "Copied 0 records" onto itself, a full one that it "already holds" them."""
+    for source in (databases.empty("sqlite", request), databases.samples("sqlite", request)):
+        path = source.removeprefix("sqlite:///")
+        refused = invoke("copy", f"sqlite:///file:{path}?uri=true",
+                         env={"OAIPMH_DATABASE_URL": source})  # fmt: skip
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "Error: nothing was copied: the target is this store's own database: name another one\n"
+        )
+
+
 def test_a_load_committed_during_the_copy_fails_it_whole(
     databases: Databases,
     request: pytest.FixtureRequest,

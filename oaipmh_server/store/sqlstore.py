@@ -31,6 +31,7 @@ from .reads import ProtocolReads, _DriverStatement
 from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
 from .schema import meta_table
+from .sqlite_urls import database_file
 from .transaction import Loading
 from .writes import READERS_KEY, read_mark, serves_readers, writers
 
@@ -70,7 +71,10 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
     def copy_into(self, target: SqlStore) -> Copied:
         """Every row of this store into `target`, a store with no records yet, in one
         transaction of each (store/copying.py); CopyRefused if it cannot be whole."""
-        if target.engine.url == self.engine.url:
+        file = database_file(self.engine.url)  # one file, whatever the URL's spelling
+        if target.engine.url == self.engine.url or (
+            file is not None and database_file(target.engine.url) == file
+        ):
             raise CopyRefused("the target is this store's own database: name another one")
         with unavailable():
             self._no_load_running()
