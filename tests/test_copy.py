@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from oaipmh_server.store import copying
 from oaipmh_server.store.copying import TABLES
-from oaipmh_server.store.schema import meta_table
+from oaipmh_server.store.schema import meta_table, records_table
 
 from .cli import invoke
 from .conftest import Databases, load_into, make_app
@@ -239,3 +239,31 @@ def test_a_copy_while_a_load_runs_is_refused_naming_the_load(
     assert refused.stderr.endswith("): let it end (and stop what starts loads), then copy again\n")
     assert len(refused.stderr.splitlines()) == 1
     assert everything(target) == []
+
+
+def test_a_copy_interrupted_says_nothing_was_copied_and_a_copy_again_is_whole(
+    databases: Databases, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (SIGINT) half-way: "Aborted!" left the operator to wonder whether TARGET
+    now held half the records, and whether to empty it before copying again."""
+    source = databases.samples("sqlite", request)
+    target = databases.bare("postgresql", request)
+    copy_rows = copying._copy_rows
+
+    def interrupted(reading: Any, writing: Any, table: Any) -> int:
+        if table.name == "memberships":  # the records are written by then
+            raise KeyboardInterrupt
+        return copy_rows(reading, writing, table)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(copying, "_copy_rows", interrupted)
+        stopped = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert stopped.returncode == 1
+    assert stopped.stderr == (
+        "Error: interrupted: nothing was copied, the target holds no records: copy again\n"
+    )
+    assert fetch(target, select(records_table.c.local_id)) == []
+
+    again = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert again.returncode == 0, again.stderr
+    assert everything(target) == everything(source)

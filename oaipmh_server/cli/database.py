@@ -150,6 +150,10 @@ def copy_store(target: str) -> None:
             raise click.ClickException(f"TARGET: {e}") from None
         try:
             copied = store.copy_into(destination)
+        except KeyboardInterrupt:  # Ctrl-C: the target's transaction is rolled back
+            raise click.ClickException(
+                "interrupted: nothing was copied, the target holds no records: copy again"
+            ) from None
         except CopyRefused as e:
             raise click.ClickException(f"nothing was copied: {e}") from None
         except StoreUnavailable as e:
