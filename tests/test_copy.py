@@ -5,6 +5,7 @@ a harvest begun on the old database goes on, with its token, on the new one."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,10 @@ from sqlalchemy import select
 
 from oaipmh_server.store import copying
 from oaipmh_server.store.copying import TABLES
-from oaipmh_server.store.schema import meta_table
+from oaipmh_server.store.schema import meta_table, records_table
 
 from .cli import invoke
-from .conftest import Databases, load_into, make_app
+from .conftest import LOADED, Databases, load_into, make_app
 from .db import everything, fetch
 from .oai import NS, token, tree
 from .test_hostile_exports import record, write_jsonl
@@ -32,10 +33,18 @@ def kept_meta(url: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("source_backend", "target_backend"), BACKENDS)
 def test_a_copy_serves_what_the_store_served_and_a_harvest_goes_on_across_it(
-    databases: Databases, request: pytest.FixtureRequest, source_backend: str, target_backend: str
+    databases: Databases,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    source_backend: str,
+    target_backend: str,
 ) -> None:
     source = databases.samples(source_backend, request)
-    assert invoke("delete", "10722/212116", env={"OAIPMH_DATABASE_URL": source}).returncode == 0
+    # A tombstone dated a day after the samples' load: dated now (`delete`), it was in the
+    # lists of whichever store was harvested a second later, and not of the other (the
+    # list cut-off is a second before now), and the test failed one run in a few.
+    gone = write_jsonl(tmp_path / "gone.jsonl", [{"id": "10722/212116", "deleted": True}])
+    load_into(source, gone, clock=lambda: LOADED + timedelta(days=1))
     before = make_app(source, page_size=7, token_secret="").test_client()
     first = tree(before.get("/oai?verb=ListRecords&metadataPrefix=oai_dc"))  # stores a secret
     target = databases.bare(target_backend, request)
@@ -117,6 +126,21 @@ def test_the_store_is_not_copied_onto_itself(
     assert "nothing was copied: the target is this store's own database" in refused.stderr
 
 
+def test_the_store_is_not_copied_onto_itself_under_another_spelling_of_its_url(
+    databases: Databases, request: pytest.FixtureRequest
+) -> None:
+    """The same file named another way (an SQLite URI filename, a relative path): an empty
+    store said "Copied 0 records" onto itself, a full one that it "already holds" them."""
+    for source in (databases.empty("sqlite", request), databases.samples("sqlite", request)):
+        path = source.removeprefix("sqlite:///")
+        refused = invoke("copy", f"sqlite:///file:{path}?uri=true",
+                         env={"OAIPMH_DATABASE_URL": source})  # fmt: skip
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "Error: nothing was copied: the target is this store's own database: name another one\n"
+        )
+
+
 def test_a_load_committed_during_the_copy_fails_it_whole(
     databases: Databases,
     request: pytest.FixtureRequest,
@@ -143,3 +167,112 @@ def test_a_load_committed_during_the_copy_fails_it_whole(
         "copy does not hold it: stop the loads (and what starts them), then copy again\n"
     )
     assert everything(target) == []
+
+
+@pytest.mark.parametrize("target", ["sqlite://", "sqlite:///:memory:"])
+def test_a_target_in_memory_is_refused_not_copied_into_nothing(
+    databases: Databases, request: pytest.FixtureRequest, target: str
+) -> None:
+    """A database in memory is gone when the command ends: a copy into it said "Copied 50
+    records" and exit status 0, and nothing was anywhere."""
+    source = databases.samples("sqlite", request)
+    refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr == (
+        f"Error: TARGET: {target!r} is an SQLite database in memory, gone when the command "
+        "ends: the copy would be lost; name a file (sqlite:////var/lib/oai/oai.sqlite3) or a "
+        "PostgreSQL database\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ('connection to server at "127.0.0.1", port 5432 failed: FATAL:  password '
+         'authentication failed for user "oai"',
+         "password authentication failed (the password in TARGET's URL, or PGPASSWORD or "
+         "~/.pgpass)"),
+        ("connection to server failed: fe_sendauth: no password supplied",
+         "the server asks for a password (give it in TARGET's URL, "
+         "postgresql+psycopg://USER:PASSWORD@HOST/DB, or in PGPASSWORD or ~/.pgpass)"),
+    ],
+)  # fmt: skip
+def test_a_target_password_refused_names_where_the_target_takes_it_from(
+    databases: Databases,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    reason: str,
+) -> None:
+    """The configured store's password is OAIPMH_DATABASE_PASSWORD; TARGET's is not: it
+    is in its URL (or libpq's PGPASSWORD, ~/.pgpass). Told to set OAIPMH_DATABASE_PASSWORD,
+    the operator did, and was told the same again."""
+    from sqlalchemy.exc import OperationalError
+
+    from oaipmh_server.store import sqlstore
+
+    source = databases.samples("sqlite", request)
+    target = "postgresql+psycopg://oai@127.0.0.1/oai"
+    migrate = sqlstore.migrate
+
+    def refused_on_postgresql(engine: Any, on_wait: Any) -> Any:
+        if engine.dialect.name == "postgresql":
+            raise OperationalError(None, None, Exception(answer))
+        return migrate(engine, on_wait)
+
+    monkeypatch.setattr(sqlstore, "migrate", refused_on_postgresql)
+    refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error: TARGET: cannot connect to PostgreSQL at 127.0.0.1:5432 (database oai, user "
+        f"oai): {reason}\n"
+    )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_copy_while_a_load_runs_is_refused_naming_the_load(
+    databases: Databases, request: pytest.FixtureRequest, tmp_path: Path, backend: str
+) -> None:
+    """A load under way when the copy starts commits, as a rule, after the copy read the
+    store: the copy said "Copied", the operator moved the server to the copy, and the
+    load's changes were in the old database only. The copy is refused while a load runs."""
+    from .test_backups import held_load, new_records
+
+    source = databases.samples(backend, request)
+    target = databases.bare("sqlite", request)
+    with held_load(source, new_records(tmp_path / "new.jsonl", 1200)):
+        refused = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error: nothing was copied: a load is running (since ")
+    assert refused.stderr.endswith("): let it end (and stop what starts loads), then copy again\n")
+    assert len(refused.stderr.splitlines()) == 1
+    assert everything(target) == []
+
+
+def test_a_copy_interrupted_says_nothing_was_copied_and_a_copy_again_is_whole(
+    databases: Databases, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (SIGINT) half-way: "Aborted!" left the operator to wonder whether TARGET
+    now held half the records, and whether to empty it before copying again."""
+    source = databases.samples("sqlite", request)
+    target = databases.bare("postgresql", request)
+    copy_rows = copying._copy_rows
+
+    def interrupted(reading: Any, writing: Any, table: Any) -> int:
+        if table.name == "memberships":  # the records are written by then
+            raise KeyboardInterrupt
+        return copy_rows(reading, writing, table)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(copying, "_copy_rows", interrupted)
+        stopped = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert stopped.returncode == 1
+    assert stopped.stderr == (
+        "Error: interrupted: nothing was copied, the target holds no records: copy again\n"
+    )
+    assert fetch(target, select(records_table.c.local_id)) == []
+
+    again = invoke("copy", target, env={"OAIPMH_DATABASE_URL": source})
+    assert again.returncode == 0, again.stderr
+    assert everything(target) == everything(source)

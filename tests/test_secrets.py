@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import select
 
 from oaipmh_server.config import KNOWN_VARIABLES, load_settings, unknown_variables
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.store.schema import meta_table
 from oaipmh_server.tokens import decode_token
 
 from . import xsd
-from .conftest import LiveServer, make_app
+from .conftest import Databases, LiveServer, make_app
+from .db import fetch
 from .oai import NS, error_codes, token, tree
 
 OLD, NEW = "old-secret-" + "a" * 32, "new-secret-" + "b" * 32
@@ -165,3 +168,21 @@ def test_a_rotation_through_files_on_the_live_server(database_url: str, tmp_path
         assert len(root.findall(".//oai:header", NS)) == 3
     finally:
         after.stop()
+
+
+def test_the_secret_kept_in_the_store_can_be_listed_as_a_previous_one(
+    databases: Databases, request: pytest.FixtureRequest
+) -> None:
+    """docs/configuration.md, Rotating the token secret: a store that made its own secret
+    (token_secret empty) keeps it in `meta`, where the operator reads it, lists it as a
+    previous secret, and sets one of their own, without restarting harvests in progress."""
+    url = databases.samples("sqlite", request)
+    before = make_app(url, page_size=7, token_secret="").test_client()
+    held = token(tree(before.get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc"))).text
+    kept = fetch(url, select(meta_table.c.value).where(meta_table.c.key == "token_secret"))
+
+    after = make_app(url, page_size=7, token_secret="n" * 32, previous_token_secrets=(kept[0][0],))
+    resumed = tree(after.test_client().get(f"/oai?verb=ListIdentifiers&resumptionToken={held}"))
+
+    assert resumed.find("oai:error", NS) is None
+    assert len(resumed.findall(".//oai:header", NS)) == 7

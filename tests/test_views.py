@@ -3,6 +3,7 @@ HTTP behaviour (methods, sizes, content types). Every response is XSD-validated.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from urllib.parse import quote, quote_from_bytes
@@ -366,6 +367,24 @@ def test_database_down_is_503_with_retry_after(client: FlaskClient, app, backend
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     assert b"sqlite" not in response.data.lower() and b"psycopg" not in response.data.lower()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_database_down_is_logged_in_one_line(
+    client: FlaskClient, app, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The server's log is read line by line (journald, a log shipper, `harvests` beside
+    the access lines): the driver's message ran over three lines, the last SQLAlchemy's
+    "(Background on this error at: https://sqlalche.me/…)"."""
+    store = app.extensions["oaipmh"].store
+    store.engine.dispose()
+    os.remove(store.engine.url.database)
+    os.mkdir(store.engine.url.database)  # unopenable now
+    caplog.set_level(logging.WARNING, logger="oaipmh_server.web.views")
+    assert client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc").status_code == 503
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "oaipmh_server.web.views"]
+    assert said.startswith("store unavailable: (sqlite3.OperationalError) unable to open")
+    assert "\n" not in said and "sqlalche.me" not in said
 
 
 def test_content_type_is_text_xml_utf8(reading_client: FlaskClient) -> None:

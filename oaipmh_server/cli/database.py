@@ -122,19 +122,38 @@ def backup(destination: str) -> None:
 def copy_store(target: str) -> None:
     """Copy the store into the database at TARGET (a database URL with no records yet, e.g.
     PostgreSQL's): every record with its datestamp, tombstones, sets and token secret."""
+    from ..config import masked_url
     from ..errors import CopyRefused
     from ..store import SqlStore
-    from ..store.failures import shown_url
+    from ..store.failures import Passwords, shown_url
+    from ..store.sqlite_urls import vanishes
 
+    if vanishes(target):  # "Copied", and the copy gone with the command
+        raise click.ClickException(
+            f"TARGET: {masked_url(target)!r} is an SQLite database in memory, gone when the "
+            "command ends: the copy would be lost; name a file "
+            "(sqlite:////var/lib/oai/oai.sqlite3) or a PostgreSQL database"
+        )
     settings = read_settings()
     store = open_store(settings, existing=True)
     try:
         try:
-            destination = SqlStore(target)
+            # TARGET's password is in its URL, or where libpq looks: not in
+            # OAIPMH_DATABASE_PASSWORD, which is the configured store's.
+            passwords = Passwords(
+                refused="the password in TARGET's URL, or PGPASSWORD or ~/.pgpass",
+                missing="give it in TARGET's URL, postgresql+psycopg://USER:PASSWORD@HOST/DB, "
+                "or in PGPASSWORD or ~/.pgpass",
+            )
+            destination = SqlStore(target, passwords=passwords)
         except StoreUnavailable as e:  # what could not be opened, and why
             raise click.ClickException(f"TARGET: {e}") from None
         try:
             copied = store.copy_into(destination)
+        except KeyboardInterrupt:  # Ctrl-C: the target's transaction is rolled back
+            raise click.ClickException(
+                "interrupted: nothing was copied, the target holds no records: copy again"
+            ) from None
         except CopyRefused as e:
             raise click.ClickException(f"nothing was copied: {e}") from None
         except StoreUnavailable as e:

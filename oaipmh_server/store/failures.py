@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import URL, Engine, make_url
@@ -42,27 +43,48 @@ def shown_url(url: URL) -> str:
     return f"{before}/{url.database}{mark}{query}"
 
 
+@dataclass(frozen=True)
+class Passwords:
+    """Where the password of a PostgreSQL database comes from, as the advice after a
+    refused or missing one says it: the configured store's from OAIPMH_DATABASE_PASSWORD
+    (and its file, its credential); `copy`'s TARGET's from its own URL or libpq's own
+    sources, since the configured password is the store's, not the target's."""
+
+    refused: str
+    missing: str
+
+
+CONFIGURED = Passwords("OAIPMH_DATABASE_PASSWORD", "set OAIPMH_DATABASE_PASSWORD")
+
+
 @contextmanager
-def opening(url: str, password: str | None, engine: Engine) -> Iterator[None]:
+def opening(
+    url: str, password: str | None, engine: Engine, passwords: Passwords | None = None
+) -> Iterator[None]:
     """Around a store's first use of its database: an error becomes StoreUnavailable
     saying what could not be opened and why, and the engine is let go."""
     try:
         yield
     except SQLAlchemyError as e:
         engine.dispose()
-        raise StoreUnavailable(cannot_open(url, e, password)) from e
+        raise StoreUnavailable(cannot_open(url, e, password, passwords)) from e
     except BaseException:  # a schema it refuses (revisions.py): no connection left open
         engine.dispose()
         raise
 
 
-def cannot_open(url: str, error: BaseException, password: str | None = None) -> str:
+def cannot_open(
+    url: str,
+    error: BaseException,
+    password: str | None = None,
+    passwords: Passwords | None = None,
+) -> str:
     """The sentence for `error`, raised while opening the database at `url`."""
-    sentence = _sentence(url, error, password)
+    sentence = _sentence(url, error, password, passwords or CONFIGURED)
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in sentence)
 
 
-def _sentence(url: str, error: BaseException, password: str | None) -> str:
+def _sentence(url: str, error: BaseException, password: str | None, passwords: Passwords) -> str:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -94,7 +116,7 @@ def _sentence(url: str, error: BaseException, password: str | None) -> str:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite(parsed, message)
     if parsed.get_backend_name() == "postgresql":
-        return _postgresql(parsed, message)
+        return _postgresql(parsed, message, passwords)
     return f"cannot connect to {where}: {_shortened(message)}"
 
 
@@ -133,7 +155,7 @@ def _sqlite(url: URL, message: str) -> str:
     return f"{what}: {_shortened(message)}"
 
 
-def _postgresql(url: URL, message: str) -> str:
+def _postgresql(url: URL, message: str, passwords: Passwords) -> str:
     socket = url.query.get("host")
     place = f"{url.host or 'localhost'}:{url.port or 5432}" if not socket else f"socket {socket}"
     who = f"(database {url.database}, user {url.username})"
@@ -143,9 +165,9 @@ def _postgresql(url: URL, message: str) -> str:
     if "resolve host" in message or "translate host name" in message:
         return f"{what}: the host name {url.host} is unknown"
     if "password authentication failed" in message:
-        return f"{what}: password authentication failed (OAIPMH_DATABASE_PASSWORD)"
+        return f"{what}: password authentication failed ({passwords.refused})"
     if "no password supplied" in message:
-        return f"{what}: the server asks for a password (set OAIPMH_DATABASE_PASSWORD)"
+        return f"{what}: the server asks for a password ({passwords.missing})"
     missing = re.search(r'database "([^"]*)" does not exist', message)
     if missing:
         name = missing.group(1)

@@ -21,7 +21,7 @@ from ..errors import CopyRefused, StoreUnavailable
 from . import engine as engine_settings
 from .copying import Copied, copy_store
 from .engine import open_engine, unavailable
-from .failures import opening, shown_url  # what could not be opened, and why
+from .failures import Passwords, opening, shown_url  # what could not be opened, and why
 from .locks import gave_up
 from .meta import TOKEN_SECRET_KEY
 from .queries import PageQueries
@@ -31,8 +31,9 @@ from .reads import ProtocolReads, _DriverStatement
 from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
 from .schema import meta_table
+from .sqlite_urls import database_file
 from .transaction import Loading
-from .writes import READERS_KEY, read_mark, serves_readers
+from .writes import READERS_KEY, read_mark, serves_readers, writers
 
 
 class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading):
@@ -47,15 +48,17 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
         serving: bool = False,
         reading: bool = False,
         on_wait: Callable[[str], None] | None = None,
+        passwords: Passwords | None = None,
     ) -> None:
         """`serving`: the store a server reads, whose requests wait for another session's
         lock only seconds (engine.SERVING_LOCK_WAIT_SECONDS); `reading`: a command's that
         only reads (engine.READ_LOCK_WAIT_SECONDS). `on_wait`: told, in a sentence, what a
-        migration waits for when it waits (store/locks.py)."""
+        migration waits for when it waits (store/locks.py). `passwords`: where a refused
+        or missing password is given, as the advice names it (failures.Passwords)."""
         self.url = url
         self.engine = open_engine(url, password, serving=serving, reading=reading)
         self._driver_statements: dict[tuple[Any, ...], _DriverStatement] = {}
-        with opening(url, password, self.engine):
+        with opening(url, password, self.engine, passwords):
             # What opening did to the schema (`oaipmh-server migrate` prints it).
             self.migration: Migration = migrate(self.engine, on_wait)
             with self.engine.connect() as conn:
@@ -68,10 +71,38 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
     def copy_into(self, target: SqlStore) -> Copied:
         """Every row of this store into `target`, a store with no records yet, in one
         transaction of each (store/copying.py); CopyRefused if it cannot be whole."""
-        if target.engine.url == self.engine.url:
+        file = database_file(self.engine.url)  # one file, whatever the URL's spelling
+        if target.engine.url == self.engine.url or (
+            file is not None and database_file(target.engine.url) == file
+        ):
             raise CopyRefused("the target is this store's own database: name another one")
         with unavailable():
+            self._no_load_running()
             return copy_store(self.engine, target.engine)
+
+    def _no_load_running(self) -> None:
+        """CopyRefused naming the load that holds the writer lease, if one does. A load
+        under way commits, as a rule, after the copy has read the store: the copy said
+        "Copied", the server was moved to it, and the load's changes were in the old
+        database alone. (The lease is taken and let go at once: a load begun after this
+        and committed during the copy fails the copy, copying.py.) A lease that cannot be
+        taken at all (an SQLite file in a folder this user may not write) leaves that
+        check alone to catch a load."""
+        with self.engine.connect() as conn:
+            lease = self._new_lease()
+            try:
+                held = lease.acquire(conn, wait=False)
+            except OSError:
+                return
+            if held:
+                lease.release(conn)
+                return
+            with conn.begin():
+                running = [w.describe() for w in writers(conn)]
+        raise CopyRefused(
+            f"a load is running ({'; '.join(running) or 'starting'}): let it end "
+            "(and stop what starts loads), then copy again"
+        )
 
     def prepare_for_readers(self, now: datetime) -> None:
         """What servers that cannot write need and cannot make (`oaipmh-server migrate

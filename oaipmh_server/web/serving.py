@@ -384,10 +384,12 @@ class CheckedReloads(Arbiter):  # type: ignore[misc]
         try:
             self.check()
         except Exception as e:  # whatever it is, the master must live on
-            self.log.error(
+            # The server's own line, as "configuration reloaded" is: not gunicorn's log
+            # line ("[time] [pid] [ERROR] …"), so a watch for the line the manual shows
+            # (docs/serving.md, Reloading) finds it.
+            say(
                 "oaipmh-server: configuration not reloaded, still serving with the previous "
-                "one: %s",
-                e,
+                f"one: {e}"
             )
             return
         super().reload()

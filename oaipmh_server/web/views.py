@@ -309,12 +309,19 @@ def _compressed(document: bytes) -> Response:
 
 
 def _unavailable(error: StoreUnavailable) -> Response:
-    log.warning("store unavailable: %s", error.__cause__ or error)
+    log.warning("store unavailable: %s", _one_line(str(error.__cause__ or error)))
     metrics.THROTTLED.labels("database").inc()
     response = _plain("The repository's database is unavailable; try again later.\n", 503)
     provider = current_provider()
     response.headers["Retry-After"] = str(provider.settings.retry_after)
     return response
+
+
+def _one_line(message: str) -> str:
+    """The driver's message as one log line: logs are read line by line (journald, a
+    shipper), and SQLAlchemy's pointer to its own web page names nothing of this server."""
+    message = message.split("(Background on this error at:")[0]
+    return " ".join(message.split())
 
 
 @blueprint.app_errorhandler(HTTPException)
