@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from typing import Any
 from urllib.parse import quote, quote_from_bytes
 
 import pytest
@@ -367,6 +368,22 @@ def test_database_down_is_503_with_retry_after(client: FlaskClient, app, backend
     assert response.status_code == 503
     assert int(response.headers["Retry-After"]) > 0
     assert b"sqlite" not in response.data.lower() and b"psycopg" not in response.data.lower()
+
+
+def test_healthz_says_unavailable_in_json_as_it_says_ok(client: FlaskClient, app: Any) -> None:
+    """A monitor reads /healthz's JSON ({"status": "ok", "records": N}): the 503 of a
+    database that does not answer was plain text, which such a monitor could not parse
+    just when it mattered. Its status and Retry-After are a load balancer's, as before."""
+    assert client.get("/healthz").get_json()["status"] == "ok"
+    store = app.extensions["oaipmh"].store
+    store.engine.dispose()
+    os.remove(store.engine.url.database)
+    os.mkdir(store.engine.url.database)  # unopenable now
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
+    assert response.mimetype == "application/json"
+    assert response.get_json() == {"status": "unavailable"}
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -217,7 +217,12 @@ def healthz() -> Response:
     try:
         records = provider.store.health()
     except StoreUnavailable as e:
-        return _unavailable(e)
+        # In JSON as its 200 is, for a monitor that reads the body; logged, counted and
+        # with Retry-After as every other 503 of the database.
+        response = _unavailable(e)
+        response.set_data(json.dumps({"status": "unavailable"}) + "\n")
+        response.content_type = "application/json"
+        return response
     body = json.dumps({"status": "ok", "records": records}) + "\n"
     return Response(body, status=200, content_type="application/json")
 
