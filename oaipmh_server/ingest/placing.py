@@ -3,16 +3,28 @@ hierarchical specs), records in their sets and the communities above them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from ..errors import LoadError
 from ..record_source import Header, SetInfo
-from ..store import Restamp, ancestors
+from ..store import LoadTransaction, Restamp, ancestors
 from .batches import BATCH
 from .dating import redated
 from .drafts import SetDefinition, content_hash, fields_digest
 from .state import LoadState
 from .tree import communities, served_flat
+
+# The store's meta key holding, in the hierarchical style, the path each collection was
+# placed at by the last sets file (or structure export) that defined it: its flat spec →
+# its path. A collection moved to another community has two paths in the sets table (the
+# old one still serves the records placed there), and only this says which is current.
+PLACEMENTS_KEY = "set_placements"
+
+
+def stored_placements(tx: LoadTransaction) -> dict[str, str]:
+    stored = tx.get_meta(PLACEMENTS_KEY)
+    return {} if stored is None else dict(json.loads(stored))
 
 
 class Placing(LoadState):
@@ -39,6 +51,8 @@ class Placing(LoadState):
             info = replace(info, spec=spec, parent=parent)
         if self.problems:
             return
+        if not self.flat and ":" not in definition.info.spec:
+            self.placements[definition.info.spec] = info.spec
         self.expanded.clear()
         self._put_set(info)
 
@@ -50,8 +64,13 @@ class Placing(LoadState):
         the old ones), with a header rendered afresh and, as it changed, a datestamp of
         this load, so an incremental harvester sees them again. Records written by this
         load keep the datestamp it gave them. (DSpace's flat style only: a hierarchical
-        spec is the path it was placed at, kept.)"""
-        if not self.flat or not self.moved:
+        spec is the path it was placed at, kept until the record is loaded again; the
+        path each collection is placed at now is kept for those loads: `_placed`.)"""
+        if not self.flat:
+            if self.placements != stored_placements(self.tx):
+                self.tx.set_meta(PLACEMENTS_KEY, json.dumps(self.placements, sort_keys=True))
+            return
+        if not self.moved:
             return
         candidates = self.tx.members(self.moved)
         written: set[int] | None = None
@@ -143,10 +162,17 @@ class Placing(LoadState):
         return communities(specs, self.parents)
 
     def _placed(self, spec: str) -> str:
-        """A flat spec such as DSpace's `col_10722_5`, when a defined set ends with it
-        (`com_10722_1:col_10722_5`) and no set is named just that, means the defined set:
-        exports name collections, the sets file places them in the hierarchy."""
-        if ":" in spec or spec in self.sets:
+        """A flat spec such as DSpace's `col_10722_5` means the path the last sets file that
+        defined it placed it at (`com_10722_1:col_10722_5`), even where a record named it
+        before that file (making a set of that spec), or an earlier file placed it in
+        another community; failing one, the one defined set ending with it, when no set is
+        named just that: exports name collections, the sets file places them."""
+        if ":" in spec:
+            return spec
+        placed_last = self.placements.get(spec)
+        if placed_last is not None:
+            return placed_last
+        if spec in self.sets:
             return spec
         placed = [known for known in self.sets if known.endswith(":" + spec)]
         return placed[0] if len(placed) == 1 else spec
