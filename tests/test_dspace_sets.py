@@ -167,6 +167,32 @@ def test_hierarchical_style_places_records_loaded_before_their_sets_file_when_lo
     assert headers_by_id(client, "&set=com_10722_1") == placed
 
 
+def test_hierarchical_style_places_a_collection_where_its_community_moved(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A sets file moving a community into another, without naming its collections: as in
+    DSpace's style, the collections go with it, and their records loaded again are served
+    under the community's new path."""
+    url, style = empty_database_url, {"set_style": "hierarchical", "clock": an_hour_ago}
+    load_into(url, write_tree(tmp_path / "a.json", "col_10722_5", "com_10722_2"), **style)
+    nested = tmp_path / "b.json"
+    nested.write_text(json.dumps({"sets": [{"spec": "com_10722_2", "name": "Community 2",
+                                            "parent": "com_10722_1"}]}), "utf-8")  # fmt: skip
+    load_into(url, nested, **style)
+    load_into(url, write_jsonl(tmp_path / "1.jsonl", [{"id": "1", "sets": ["col_10722_5"]}]),
+              **style)  # fmt: skip
+    client = make_app(url).test_client()
+    placed = {"1": ["com_10722_1:com_10722_2:col_10722_5"]}
+    assert headers_by_id(client, "&set=com_10722_1") == placed
+    pages, _ = harvest(client, "ListSets")
+    names = {
+        s.findtext("oai:setSpec", namespaces=NS): s.findtext("oai:setName", namespaces=NS)
+        for p in pages
+        for s in p.iterfind(".//oai:set", NS)
+    }
+    assert names["com_10722_1:com_10722_2:col_10722_5"] == "A collection"
+
+
 def test_a_dotted_handle_prefix_keeps_its_dots(empty_database_url: str, tmp_path: Path) -> None:
     """DSpace replaces only "/": 20.500.12801/3 is col_20.500.12801_3."""
     item = tmp_path / "saf" / "item_1"
@@ -204,6 +230,10 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
         {"spec": "com_1", "name": "A", "parent": "com_2"},
     ]}))  # fmt: skip
     assert refused_problems(empty_database_url, sets)[0] == (
+        f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
+    )
+    # The hierarchical style too: com_2's path is com_1:com_2, under com_1 itself.
+    assert refused_problems(empty_database_url, sets, set_style="hierarchical")[0] == (
         f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
     )
     assert make_app(empty_database_url).test_client().get("/oai?verb=ListSets").status_code == 200
