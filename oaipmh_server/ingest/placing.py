@@ -39,7 +39,9 @@ class Placing(LoadState):
             reason = None
             if parent not in self.sets:
                 reason = f"parent {info.parent} is not defined before it"
-            elif self.flat and info.spec in (*self._communities((parent,)), parent):
+            elif info.spec in (
+                (*self._communities((parent,)), parent) if self.flat else parent.split(":")
+            ):
                 reason = f"parent {info.parent} is inside it: sets form a tree"
             if info.spec in self.virtual_specs:
                 reason = "is a virtual set ([virtual_sets]): records are in it by its filter"
@@ -51,10 +53,27 @@ class Placing(LoadState):
             info = replace(info, spec=spec, parent=parent)
         if self.problems:
             return
-        if not self.flat and ":" not in definition.info.spec:
-            self.placements[definition.info.spec] = info.spec
         self.expanded.clear()
         self._put_set(info)
+        if not self.flat and ":" not in definition.info.spec:
+            self._place(definition.info.spec, info.spec)
+
+    def _place(self, spec: str, path: str) -> None:
+        """Hierarchical style: the set `spec` is at `path` from now on, and so are the sets
+        placed below it, at their paths under it (defined there too, named as before), as
+        DSpace's style serves a moved community's collections in its new place."""
+        old = self.placements.get(spec)
+        self.placements[spec] = path
+        if old is None or old == path:
+            return
+        below = [(placed.count(":"), flat, placed) for flat, placed in self.placements.items()
+                 if placed.startswith(old + ":")]  # fmt: skip
+        for _, flat, placed in sorted(below):  # parents before the sets inside them
+            moved = path + placed[len(old) :]
+            self.placements[flat] = moved
+            known = self.sets.get(placed)
+            if moved not in self.sets and known is not None:
+                self._put_set(replace(known, spec=moved, parent=moved.rsplit(":", 1)[0]))
 
     def replace(self) -> None:
         """Serve stored records where the tree of sets now puts them. A structure export
