@@ -2,7 +2,8 @@
 adding, changing, deleting and bringing back records, moving them between sets, `load
 --sync`, `load --changes`, `delete`, virtual sets turned on), the clock moving on and
 stepped back, interleaved with many harvests at every stage (started, paged, a page asked
-again with a token already used, an incremental chain), on SQLite and PostgreSQL.
+again with a token already used, an incremental chain), on SQLite and PostgreSQL, with sets
+served in DSpace's flat style or in OAI-PMH's hierarchy (`[sets] style`).
 
 What is checked is what the documentation promises, in its words:
 
@@ -24,6 +25,10 @@ What is checked is what the documentation promises, in its words:
   is the size of the list one second before its first page: what the list returns is at
   most that, and exactly that when nothing in it changed; `cursor` is the number of
   records the list served before the page.
+- docs/loading.md and docs/harvesting.md, "Sets": a record's header lists its sets as the
+  sets files placed them, in DSpace's style with every community above them (a move
+  re-dates the records below it), in the hierarchical one at their paths (a record keeps
+  its path until it is loaded again); a set selects the records of the sets inside it.
 - Every response is an HTTP 200 valid against the OAI-PMH schemas (the ValidatingClient),
   every header is the record as stored when it is served, and a live record's metadata is
   the one its last load gave it.
@@ -79,12 +84,17 @@ pytestmark = pytest.mark.store_behaviour
 REPO = "oai:repository.example.org:"
 START = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 IDS = [f"10722/{n}" for n in range(10)]
-SETS = ["col_1_1", "col_1_2", "col_2_1", "com_1_9"]
+# A record's sets: collections (placed in a community by a sets file, or not), a community,
+# and a hierarchical spec (one with ":", hierarchical in either style).
+SETS = ["col_1_1", "col_1_2", "col_2_1", "com_1_9", "com_2_8:col_2_2"]
 THESES = {"virtual_set_definitions": {"theses": {"name": "Theses", "field": "dc.type",
                                                  "matches": "(?i)thesis$"}},
           "virtual_sets_served": ["theses"]}  # fmt: skip
 COMMUNITIES = ["com_1_9", "com_2_8"]  # a collection may be moved into either
-HARVESTED_SETS = [*SETS, "com_2_8", "theses"]
+# The sets harvested: in the hierarchical style a collection placed in a community is
+# also its path (and a parent set selects the records of the sets below it).
+HARVESTED_SETS = [*SETS, "com_2_8", "theses", "com_1_9:col_1_1", "com_2_8:col_1_1",
+                  "com_1_9:com_2_8"]  # fmt: skip
 
 State = tuple[
     str, bool, frozenset[str]
@@ -203,20 +213,32 @@ class HarvestPromises(RuleBasedStateMachine):
         datestamps.now = self.clock
         self.engine = create_engine(self.url, poolclass=NullPool)
         self.virtual: dict[str, Any] = {}
+        self.style: dict[str, Any] = {}  # [sets] style, chosen by first_load
         self.page_size, self.max_page_bytes = 2, 8 << 20
         self.apps: list[Any] = []
         self.client = self.new_client()
         self.stored: dict[str, State] = {}
+        self.members: dict[str, frozenset[str]] = {}  # the sets selecting each record
         self.has_sets = False
         self.held: HeldLoad | None = None  # a load held just before its commit
         self.held_records: list[tuple[str, bool, list[str], int, bool]] = []
         self.titles: dict[str, str] = {}  # a live record's title, as its last load gave it
         self.harvests: list[Harvest] = []
-        self.chains = {spec: Chain(spec) for spec in (None, "col_1_1")}
+        self.chains = {spec: Chain(spec) for spec in (None, "col_1_1", "com_1_9")}
+        # The tree the sets files gave (a set's flat spec → its parent's), and the sets each
+        # record's last load named: where the record is served follows from them.
+        self.parents: dict[str, str | None] = {}
+        self.named: dict[str, frozenset[str]] = {}
+        self.placed: dict[str, frozenset[str]] = {}  # the specs each header must list
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The settings every load, command and app of this store is given."""
+        return {**self.style, **self.virtual}
 
     def new_client(self) -> Any:
         app = make_app(self.url, page_size=self.page_size, max_page_bytes=self.max_page_bytes,
-                       **self.virtual)  # fmt: skip
+                       **self.config)  # fmt: skip
         self.apps.append(app)
         return app.test_client()
 
@@ -246,7 +268,8 @@ class HarvestPromises(RuleBasedStateMachine):
     def read_store(self) -> dict[str, State]:
         with self.engine.connect() as conn:
             rows = list(conn.execute(select(records_table.c.local_id, records_table.c.datestamp,
-                                            records_table.c.deleted)))  # fmt: skip
+                                            records_table.c.deleted,
+                                            records_table.c.set_specs)))  # fmt: skip
             members = list(
                 conn.execute(select(memberships_table.c.local_id, memberships_table.c.set_spec))
             )
@@ -254,9 +277,12 @@ class HarvestPromises(RuleBasedStateMachine):
         sets: dict[str, set[str]] = {}
         for local_id, spec in members:
             sets.setdefault(local_id, set()).add(spec)
+        # The sets that select a record (its memberships: in the hierarchical style its
+        # specs' ancestors too), besides the specs its header lists.
+        self.members = {REPO + lid: frozenset(sets.get(lid, ())) for lid, *_ in rows}
         return {
-            REPO + lid: (format_datestamp(ds), bool(deleted), frozenset(sets.get(lid, ())))
-            for lid, ds, deleted in rows
+            REPO + lid: (format_datestamp(ds), bool(deleted), frozenset(specs.split()))
+            for lid, ds, deleted, specs in rows
         }
 
     def after_write(self, before: dict[str, State]) -> None:
@@ -289,18 +315,53 @@ class HarvestPromises(RuleBasedStateMachine):
         return path
 
     def loaded(self, records: list[tuple[str, bool, list[str], int, bool]]) -> None:
-        for local_id, deleted, _, title, _ in records:
+        for local_id, deleted, specs, title, _ in records:
             if not deleted:
                 self.titles[REPO + local_id] = title_of(local_id, title)
+            if deleted and not specs and REPO + local_id in self.named:
+                continue  # a bare tombstone stays in its sets (as they are served)
+            self.named[REPO + local_id] = frozenset(specs)
+            self.placed[REPO + local_id] = self.served_in(frozenset(specs))
+        self.check_placed()
+
+    def path(self, spec: str) -> str:
+        """A set's path in the hierarchical style: its parents' specs before its own."""
+        parent = self.parents.get(spec)
+        return spec if parent is None else f"{self.path(parent)}:{spec}"
+
+    def served_in(self, named: frozenset[str]) -> frozenset[str]:
+        """The specs the header of a record naming `named` lists, as the sets files so far
+        place them: DSpace's style, each named set and every community above it; the
+        hierarchical one, each named set's path (a spec with ":" is a path already)."""
+        if self.style["set_style"] == "hierarchical":
+            return frozenset(spec if ":" in spec else self.path(spec) for spec in named)
+        served = set()
+        for spec in named:
+            while spec is not None:
+                served.add(spec)
+                spec = self.parents.get(spec) if ":" not in spec else None
+        return frozenset(served)
+
+    def check_placed(self) -> None:
+        """Every header lists the specs its record's sets are placed at (besides a virtual
+        set's), and every set above them selects the record (its memberships)."""
+        for identifier, (_, _, specs) in self.stored.items():
+            assert specs - {"theses"} == self.placed[identifier], (identifier, specs)
+            above = {":".join(s.split(":")[:n]) for s in specs for n in range(1, s.count(":") + 2)}
+            assert self.members[identifier] == above, (identifier, self.members[identifier])
 
     @initialize(records=FIRST_LOAD, page_size=st.integers(1, 3), small_pages=st.booleans(),
-                start=st.sampled_from(["load", "load", "harvest, then load", "empty"]))  # fmt: skip
+                start=st.sampled_from(["load", "load", "harvest, then load", "empty"]),
+                style=st.sampled_from(["dspace", "hierarchical"]))  # fmt: skip
     def first_load(self, records: list[tuple[str, bool, list[str], int, bool]], page_size: int,
-                   small_pages: bool, start: str) -> None:  # fmt: skip
+                   small_pages: bool, start: str, style: str) -> None:  # fmt: skip
         """The repository's first load (its records keep their dc.date.accessioned, unless
         a harvest of the empty repository was handed a cut-off after them), served in pages
         of a few records, or of fewer where a long record fills a page's bytes; or an empty
-        repository, whose first load is one of the steps (a held one, maybe)."""
+        repository, whose first load is one of the steps (a held one, maybe). Its sets are
+        served in DSpace's flat style or OAI-PMH's hierarchy (`[sets] style`)."""
+        TALLY[f"style {style}"] += 1
+        self.style = {"set_style": style}
         self.page_size, self.max_page_bytes = page_size, 1024 if small_pages else 8 << 20
         self.client = self.new_client()
         if start == "harvest, then load":
@@ -322,7 +383,7 @@ class HarvestPromises(RuleBasedStateMachine):
             load_into(self.url, path, clock=self.clock, workers=0,
                       sync=Sync(allow_deletes=len(IDS)) if sync else None,
                       changes=(lambda kind, lid: told.append((kind, lid))) if report else None,
-                      **self.virtual)  # fmt: skip
+                      **self.config)  # fmt: skip
         except LoadFailed:
             assert self.read_store() == before, "a failed load changed the store"
             raise
@@ -346,7 +407,7 @@ class HarvestPromises(RuleBasedStateMachine):
         """A load that has written and dated everything, held just before its commit, while
         harvests go on and the clock moves (tests/test_changes.py holds one the same way)."""
         self.held = HeldLoad(self.url, self.write_load(records), self.clock, workers=0,
-                             **self.virtual)  # fmt: skip
+                             **self.config)  # fmt: skip
         self.held_records = records
         TALLY["harvests open when a load was held"] += bool(self.harvests)
 
@@ -362,18 +423,27 @@ class HarvestPromises(RuleBasedStateMachine):
         self.loaded(self.held_records)
 
     @precondition(lambda self: self.held is None)
-    @rule(collection=st.sampled_from(SETS[:3]), community=st.sampled_from(COMMUNITIES))
+    @rule(collection=st.sampled_from(SETS[:3]), community=st.sampled_from(COMMUNITIES),
+          nested=st.booleans())  # fmt: skip
     @guarded
-    def move_collection(self, collection: str, community: str) -> None:
-        """A sets file giving a collection its community, or moving it to another: its
-        records are served in their new communities, re-dated by the load."""
-        tree = [{"spec": c, "name": f"Community {c}"} for c in COMMUNITIES]
+    def move_collection(self, collection: str, community: str, nested: bool) -> None:
+        """A sets file giving a collection its community, or moving it to another, the
+        second community inside the first or not: in DSpace's style its records are served
+        in their new communities, re-dated by the load; in the hierarchical one a record
+        keeps its path until it is loaded again (docs/loading.md)."""
+        tree: list[dict[str, Any]] = [{"spec": c, "name": f"Community {c}"} for c in COMMUNITIES]
+        if nested:
+            tree[1]["parent"] = COMMUNITIES[0]
         tree.append({"spec": collection, "name": f"Collection {collection}", "parent": community})
         path = self.folder / f"sets{next(self.files)}.json"
         path.write_text(json.dumps({"sets": tree}), "utf-8")
         before = self.stored
-        load_into(self.url, path, clock=self.clock, workers=0, **self.virtual)
+        load_into(self.url, path, clock=self.clock, workers=0, **self.config)
+        self.parents.update((s["spec"], s.get("parent")) for s in tree)
+        if self.style["set_style"] == "dspace":
+            self.placed = {i: self.served_in(named) for i, named in self.named.items()}
         self.after_write(before)
+        self.check_placed()
 
     @precondition(lambda self: self.held is None and bool(self.stored))
     @rule(data=st.data())
@@ -382,7 +452,7 @@ class HarvestPromises(RuleBasedStateMachine):
         """`oaipmh-server delete` of stored records (live or tombstones already)."""
         chosen = data.draw(st.lists(st.sampled_from(sorted(self.stored)), min_size=1,
                                     max_size=3, unique=True))  # fmt: skip
-        settings = load_settings({"database_url": self.url, **self.virtual}, environ={})
+        settings = load_settings({"database_url": self.url, **self.config}, environ={})
         store = SqlStore(self.url, token_secret=SECRET)
         before = self.stored
         try:
@@ -393,6 +463,7 @@ class HarvestPromises(RuleBasedStateMachine):
         self.after_write(before)
         for identifier in chosen:
             assert self.stored[identifier][1], identifier
+        self.check_placed()
 
     @precondition(lambda self: not self.virtual and self.held is None)
     @rule()
@@ -401,7 +472,7 @@ class HarvestPromises(RuleBasedStateMachine):
         """A virtual set served from now on (a new configuration: the server restarted,
         `refresh-sets` run)."""
         self.virtual = THESES
-        settings = load_settings({"database_url": self.url, **self.virtual}, environ={})
+        settings = load_settings({"database_url": self.url, **self.config}, environ={})
         store = SqlStore(self.url, token_secret=SECRET)
         before = self.stored
         try:
@@ -410,6 +481,7 @@ class HarvestPromises(RuleBasedStateMachine):
             store.close()
         self.client = self.new_client()
         self.after_write(before)
+        self.check_placed()
 
     @rule(seconds=st.sampled_from([1, 1, 1, 2, 5, 3600, 86400, -1, -2, -3600]))
     @guarded
@@ -466,17 +538,19 @@ class HarvestPromises(RuleBasedStateMachine):
         the list is the selection of what the store holds at it."""
         harvest.response_date = root.findtext("oai:responseDate", namespaces=NS)
         harvest.cutoff = parse_datestamp(harvest.response_date)[0] - timedelta(seconds=1)
-        harvest.held = {i: s for i, s in self.stored.items() if self.selects(harvest, s)}
+        harvest.held = {i: s for i, s in self.stored.items() if self.selects(harvest, i, s)}
         self.take_page(harvest, root, used=None)
 
-    def selects(self, harvest: Harvest, state: State) -> bool:
+    def selects(self, harvest: Harvest, identifier: str, state: State) -> bool:
+        """Whether the list selects the record as stored now (its set by membership: in
+        the hierarchical style a parent set selects the records of the sets below it)."""
         moment = parse_datestamp(state[0])[0]
         assert harvest.cutoff is not None
         return (
             moment <= harvest.cutoff
             and (harvest.from_ is None or harvest.from_ <= moment)
             and (harvest.until is None or moment <= harvest.until)
-            and (harvest.set_spec is None or harvest.set_spec in state[2])
+            and (harvest.set_spec is None or harvest.set_spec in self.members[identifier])
         )
 
     def take_page(self, harvest: Harvest, root: etree._Element, used: str | None) -> None:
@@ -493,7 +567,7 @@ class HarvestPromises(RuleBasedStateMachine):
             page = [state_of(h) for h in root.iterfind(f"oai:{harvest.verb}//oai:header", NS)]
             for identifier, state in page:
                 assert state == self.stored[identifier], (identifier, state)
-                assert self.selects(harvest, state), (identifier, state, harvest)
+                assert self.selects(harvest, identifier, state), (identifier, state, harvest)
             if harvest.verb == "ListRecords":
                 self.check_metadata(root)
             element = root.find(f"oai:{harvest.verb}/oai:resumptionToken", NS)
@@ -579,7 +653,7 @@ class HarvestPromises(RuleBasedStateMachine):
     # whole repository or of one set.
 
     @precondition(lambda self: any(c.harvest is None for c in self.chains.values()))
-    @rule(verb=st.sampled_from(["ListIdentifiers", "ListRecords"]), which=st.integers(0, 1),
+    @rule(verb=st.sampled_from(["ListIdentifiers", "ListRecords"]), which=st.integers(0, 2),
           after=LATER)  # fmt: skip
     @guarded
     def incremental_harvest(self, verb: str, which: int, after: int = 0) -> None:
@@ -599,7 +673,7 @@ class HarvestPromises(RuleBasedStateMachine):
         chain.page_taken()
 
     @precondition(lambda self: any(c.harvest is not None for c in self.chains.values()))
-    @rule(which=st.integers(0, 1))
+    @rule(which=st.integers(0, 2))
     @guarded
     def incremental_next_page(self, which: int) -> None:
         going = [c for c in self.chains.values() if c.harvest is not None]
@@ -643,7 +717,9 @@ class HarvestPromises(RuleBasedStateMachine):
             self.incremental_harvest("ListIdentifiers", n)
             while chain.harvest is not None:
                 self.incremental_next_page(0)
-            expected = {i: s for i, s in final.items() if chain.set_spec in (None, *s[2])}
+            expected = {
+                i: s for i, s in final.items() if chain.set_spec in (None, *self.members[i])
+            }
             found = {i: s for i, s in chain.seen.items() if i in expected}
             assert found == expected, {
                 i: (found.get(i), expected.get(i))
