@@ -69,11 +69,13 @@ from oaipmh_server.config import load_settings
 from oaipmh_server.datestamps import end_of, format_datestamp, parse_datestamp
 from oaipmh_server.errors import LoadFailed
 from oaipmh_server.formats import build_formats
+from oaipmh_server.ingest import load as ingest_load
 from oaipmh_server.ingest.load import delete_records, refresh_sets
 from oaipmh_server.ingest.sync import Sync
 from oaipmh_server.store import SqlStore
 from oaipmh_server.store.schema import memberships_table, records_table, sets_table
 
+from .cli import invoke
 from .conftest import SECRET, load_into, make_app, sqlite_url
 from .oai import NS, tree
 from .test_changes import HeldLoad
@@ -180,7 +182,12 @@ FIRST_LOAD = st.lists(RECORD, min_size=4, max_size=len(IDS), unique_by=lambda r:
 SOME_SET = st.sampled_from([None, None, None, *HARVESTED_SETS])
 NEAR = st.tuples(st.integers(0, 30), st.sampled_from([-1, 0, 1]))  # a datestamp stored, ± 1 s
 SOME_DATE = st.one_of(st.none(), st.none(), NEAR)
-LATER = st.sampled_from([0, 1, 1, 2])  # a list starts so many seconds later
+LATER = st.sampled_from([0, 1, 1, 2])
+# How a load tells its changes: not at all, to the API's callback, or as the command line's
+# `--changes FILE` or `--changes -` writes them.
+REPORT = st.sampled_from(
+    ["", "api", "--changes FILE", "--changes -"]
+)  # a list starts so many seconds later
 
 
 def guarded(step: Callable[..., None]) -> Callable[..., None]:
@@ -324,6 +331,15 @@ class HarvestPromises(RuleBasedStateMachine):
             self.placed[REPO + local_id] = self.served_in(frozenset(specs))
         self.check_placed()
 
+    @staticmethod
+    def above(spec: str, tree: dict[str, str | None]) -> list[str]:
+        """The sets above `spec` in `tree`, DSpace's flat style."""
+        found = []
+        while ":" not in spec and (parent := tree.get(spec)) is not None:
+            found.append(parent)
+            spec = parent
+        return found
+
     def path(self, spec: str) -> str:
         """A set's path in the hierarchical style: its parents' specs before its own."""
         parent = self.parents.get(spec)
@@ -367,36 +383,82 @@ class HarvestPromises(RuleBasedStateMachine):
         if start == "harvest, then load":
             self.incremental_harvest("ListIdentifiers", 0)
         if start != "empty":
-            self.load(records, sync=False, report=True)
+            self.load(records, sync=False, report="api")
 
     @precondition(lambda self: self.held is None)
-    @rule(records=LOAD, sync=st.booleans(), report=st.booleans())
+    @rule(records=LOAD, sync=st.booleans(), report=REPORT)
     @guarded
     def load(self, records: list[tuple[str, bool, list[str], int, bool]], sync: bool,
-             report: bool) -> None:  # fmt: skip
+             report: str) -> None:  # fmt: skip
         """A load of records new, changed, unchanged, deleted or brought back; with --sync
-        every record it does not hold is withdrawn; with --changes it tells each change."""
+        every record it does not hold is withdrawn; with --changes it tells each change,
+        told through the API or the command line's FILE or standard output."""
         path = self.write_load(records)
         told: list[tuple[str, str]] = []
         before = self.stored
-        try:
-            load_into(self.url, path, clock=self.clock, workers=0,
-                      sync=Sync(allow_deletes=len(IDS)) if sync else None,
-                      changes=(lambda kind, lid: told.append((kind, lid))) if report else None,
-                      **self.config)  # fmt: skip
-        except LoadFailed:
-            assert self.read_store() == before, "a failed load changed the store"
-            raise
+        if report.startswith("--changes"):
+            told = self.load_command(path, sync, report.removeprefix("--changes "))
+        else:
+            try:
+                load_into(self.url, path, clock=self.clock, workers=0,
+                          sync=Sync(allow_deletes=len(IDS)) if sync else None,
+                          changes=(lambda kind, lid: told.append((kind, lid))) if report else None,
+                          **self.config)  # fmt: skip
+            except LoadFailed:
+                assert self.read_store() == before, "a failed load changed the store"
+                raise
         self.after_write(before)
         self.loaded(records)
         if report:
-            changed = {i for i in self.stored if before.get(i) != self.stored[i]}
-            assert {REPO + lid for _, lid in told} == changed, told
-            for kind, lid in told:  # a new record, or a new tombstone
-                new = REPO + lid not in before
-                assert kind in (
-                    ("added", "deleted") if new else ("updated", "deleted", "withdrawn")
-                )
+            self.check_told(told, before, records)
+
+    def check_told(self, told: list[tuple[str, str]], before: dict[str, State],
+                   records: list[tuple[str, bool, list[str], int, bool]]) -> None:  # fmt: skip
+        """docs/commands.md, `--changes`: a line per record the load changed, `added`,
+        `updated`, `deleted` (and `withdrawn` with `--sync`), and nothing else: each id the
+        store holds otherwise than before the load, once, of the kind its change is."""
+        ids = [REPO + lid for _, lid in told]
+        assert len(ids) == len(set(ids)), f"told twice: {told}"
+        changed = {i for i in self.stored if before.get(i) != self.stored[i]}
+        assert set(ids) == changed, (told, changed)
+        in_load = {REPO + lid: deleted for lid, deleted, *_ in records}
+        for kind, identifier in zip((k for k, _ in told), ids, strict=True):
+            if identifier not in in_load:  # withdrawn by --sync: a live record before
+                expected = "withdrawn" if not before[identifier][1] else "?"
+            elif in_load[identifier]:
+                expected = "deleted"
+            else:
+                expected = "added" if identifier not in before else "updated"
+            assert kind == expected, (kind, identifier, before.get(identifier))
+            TALLY[f"--changes told {kind}"] += 1
+
+    def load_command(self, path: Path, sync: bool, changes_to: str) -> list[tuple[str, str]]:
+        """`oaipmh-server load [--sync] --changes FILE|- PATH`, in this process (tests/cli.py),
+        its configuration a file of the store's settings, at the model's clock. What it
+        says: the changes it lists, from FILE or standard output."""
+        config = self.folder / f"oaipmh{next(self.files)}.toml"
+        lines = [f'[sets]\nstyle = "{self.style["set_style"]}"']
+        if self.virtual:
+            lines.append('[virtual_sets]\nserved = ["theses"]\n[virtual_sets.define.theses]\n'
+                         'name = "Theses"\nfield = "dc.type"\nmatches = "(?i)thesis$"')  # fmt: skip
+        config.write_text("\n".join(lines) + "\n", "utf-8")
+        target = "-" if changes_to == "-" else str(self.folder / f"changes{next(self.files)}")
+        args = ["load", *(["--sync", "--sync-allow-deletes", str(len(IDS))] if sync else []),
+                "--changes", target, str(path)]  # fmt: skip
+        env = {"OAIPMH_CONFIG": str(config), "OAIPMH_DATABASE_URL": self.url}
+        at_the_clock = functools.partial(ingest_load.load_paths, clock=self.clock)
+        saved, ingest_load.load_paths = ingest_load.load_paths, at_the_clock  # type: ignore[assignment]
+        try:
+            ran = invoke(*args, env=env)
+        finally:
+            ingest_load.load_paths = saved  # type: ignore[assignment]
+        assert ran.returncode == 0, ran.stderr
+        said = ran.stdout if target == "-" else Path(target).read_text("utf-8")
+        if target == "-":
+            assert "Loaded" in ran.stderr, ran.stderr  # the summary, out of the list's way
+        told = [tuple(line.split(" ")) for line in said.splitlines()]
+        assert all(len(line) == 2 for line in told), said
+        return told  # type: ignore[return-value]
 
     @precondition(lambda self: self.held is None)
     @rule(records=LOAD)
@@ -439,8 +501,17 @@ class HarvestPromises(RuleBasedStateMachine):
         path.write_text(json.dumps({"sets": tree}), "utf-8")
         before = self.stored
         load_into(self.url, path, clock=self.clock, workers=0, **self.config)
+        old_tree = dict(self.parents)
         self.parents.update((s["spec"], s.get("parent")) for s in tree)
         if self.style["set_style"] == "dspace":
+            # A stored record's own sets are what its header lists but the communities
+            # above them, in the old tree or the new: one that named a community and a
+            # collection inside it is in the community no longer once the collection
+            # moves out of it (the store keeps the specs served, not those named).
+            for identifier, served in self.placed.items():
+                above = {a for s in served for t in (old_tree, self.parents)
+                         for a in self.above(s, t)}  # fmt: skip
+                self.named[identifier] = frozenset(s for s in served if s not in above) or served
             self.placed = {i: self.served_in(named) for i, named in self.named.items()}
         self.after_write(before)
         self.check_placed()
