@@ -146,11 +146,13 @@ class Chain:
 
     set_spec: str | None
     from_: str | None = None
+    previous_from: str | None = None  # where it starts again if its list is refused
     harvest: Harvest | None = None  # the list under way
     seen: dict[str, State] = field(default_factory=dict)  # each record as last listed
 
     def page_taken(self) -> None:
-        assert self.harvest is not None
+        if self.harvest is None:
+            return  # its token was refused: it starts again (HarvestPromises.resume)
         for identifier, state in self.harvest.pages[-1]:
             self.seen[identifier] = state
         if self.harvest.done:
@@ -223,6 +225,11 @@ class HarvestPromises(RuleBasedStateMachine):
         self.style: dict[str, Any] = {}  # [sets] style, chosen by first_load
         self.page_size, self.max_page_bytes = 2, 8 << 20
         self.apps: list[Any] = []
+        # The token secret, then the previous ones still accepted ([harvest]
+        # previous_token_secrets); the secret each token handed out was signed with.
+        self.secrets = [SECRET]
+        self.signed: dict[str, str] = {}
+        self.clients: list[Any] = []
         self.client = self.new_client()
         self.stored: dict[str, State] = {}
         self.members: dict[str, frozenset[str]] = {}  # the sets selecting each record
@@ -244,10 +251,17 @@ class HarvestPromises(RuleBasedStateMachine):
         return {**self.style, **self.virtual}
 
     def new_client(self) -> Any:
-        app = make_app(self.url, page_size=self.page_size, max_page_bytes=self.max_page_bytes,
-                       **self.config)  # fmt: skip
-        self.apps.append(app)
-        return app.test_client()
+        """Two servers of the store (two apps, as two hosts behind a balancer would be), of
+        the same settings: a harvest's pages may come from either. The first's client."""
+        self.clients = []
+        for _ in range(2):
+            app = make_app(self.url, page_size=self.page_size,
+                           max_page_bytes=self.max_page_bytes, token_secret=self.secrets[0],
+                           previous_token_secrets=tuple(self.secrets[1:]),
+                           **self.config)  # fmt: skip
+            self.apps.append(app)
+            self.clients.append(app.test_client())
+        return self.clients[0]
 
     def teardown(self) -> None:
         try:
@@ -562,8 +576,8 @@ class HarvestPromises(RuleBasedStateMachine):
 
     # Harvests.
 
-    def ask(self, query: dict[str, str]) -> etree._Element:
-        response = self.client.get("/oai", query_string=query)
+    def ask(self, query: dict[str, str], server: int = 0) -> etree._Element:
+        response = self.clients[server].get("/oai", query_string=query)
         return tree(response)  # an HTTP 200, text/xml, valid against the schemas
 
     def some_date(self, choice: tuple[int, int], by_day: bool) -> str:
@@ -653,6 +667,8 @@ class HarvestPromises(RuleBasedStateMachine):
                 harvest.size = size
                 assert int(element.get("cursor")) == cursor, (element.get("cursor"), cursor)
                 harvest.token = element.text or None
+                if harvest.token is not None:
+                    self.signed[harvest.token] = self.secrets[0]
         harvest.pages.append(page)
         harvest.last_token = used
         if used is None:
@@ -696,29 +712,52 @@ class HarvestPromises(RuleBasedStateMachine):
         if harvest in self.harvests:
             self.harvests.remove(harvest)
 
-    def resume(self, harvest: Harvest, token: str) -> None:
-        root = self.ask({"verb": harvest.verb, "resumptionToken": token})
-        self.take_page(harvest, root, used=token)
+    def resume(self, harvest: Harvest, token: str, server: int = 0) -> None:
+        """The next page, from either server; a token signed with a secret no longer
+        accepted is badResumptionToken, and the harvester starts its list again (docs/
+        configuration.md, "Rotating the token secret")."""
+        root = self.ask({"verb": harvest.verb, "resumptionToken": token}, server)
+        if self.signed[token] in self.secrets:
+            self.take_page(harvest, root, used=token)
+            return
+        assert self.errors(root) == ["badResumptionToken"], etree.tostring(root)
+        TALLY["lists refused for a secret no longer accepted"] += 1
+        harvest.done = True
+        if harvest in self.harvests:
+            self.harvests.remove(harvest)
+        for chain in self.chains.values():
+            if chain.harvest is harvest:
+                chain.harvest, chain.from_ = None, chain.previous_from
 
     @precondition(lambda self: bool(self.harvests))
-    @rule(which=st.integers(0, 3))
+    @rule(which=st.integers(0, 3), server=st.integers(0, 1))
     @guarded
-    def next_page(self, which: int) -> None:
+    def next_page(self, which: int, server: int) -> None:
         harvest = self.harvests[which % len(self.harvests)]
         assert harvest.token is not None
-        self.resume(harvest, harvest.token)
+        self.resume(harvest, harvest.token, server)
 
     @precondition(lambda self: any(h.last_token for h in self.harvests))
-    @rule(which=st.integers(0, 3))
+    @rule(which=st.integers(0, 3), server=st.integers(0, 1))
     @guarded
-    def page_asked_again(self, which: int) -> None:
-        """A harvester that lost a response asks with the same token again: it keeps the
-        second answer, in place of the first."""
+    def page_asked_again(self, which: int, server: int) -> None:
+        """A harvester that lost a response asks with the same token again (of either
+        server): it keeps the second answer, in place of the first."""
         again = [h for h in self.harvests if h.last_token]
         harvest = again[which % len(again)]
         assert harvest.last_token is not None
         harvest.pages.pop()
-        self.resume(harvest, harvest.last_token)
+        self.resume(harvest, harvest.last_token, server)
+
+    @rule(keep=st.booleans())
+    @guarded
+    def rotate_token_secret(self, keep: bool) -> None:
+        """Both servers restarted with a new token secret, the old ones kept as previous
+        secrets (tokens handed out are honoured) or, `keep` false, dropped (the harvests
+        that hold one start again)."""
+        self.secrets = [f"secret-{len(self.signed)}-{self.clock.moment:%s}-" + "s" * 32,
+                        *(self.secrets if keep else [])]  # fmt: skip
+        self.client = self.new_client()
 
     # Incremental chains: each harvest from= the previous one's first responseDate, of the
     # whole repository or of one set.
@@ -738,19 +777,19 @@ class HarvestPromises(RuleBasedStateMachine):
         if chain.from_ is not None:
             query["from"] = chain.from_
             harvest.from_ = parse_datestamp(chain.from_)[0]
-        chain.harvest = harvest
+        chain.harvest, chain.previous_from = harvest, chain.from_
         self.first_page(harvest, query, self.ask(query))
         chain.from_ = harvest.response_date
         chain.page_taken()
 
     @precondition(lambda self: any(c.harvest is not None for c in self.chains.values()))
-    @rule(which=st.integers(0, 2))
+    @rule(which=st.integers(0, 2), server=st.integers(0, 1))
     @guarded
-    def incremental_next_page(self, which: int) -> None:
+    def incremental_next_page(self, which: int, server: int = 0) -> None:
         going = [c for c in self.chains.values() if c.harvest is not None]
         chain = going[which % len(going)]
         assert chain.harvest is not None and chain.harvest.token is not None
-        self.resume(chain.harvest, chain.harvest.token)
+        self.resume(chain.harvest, chain.harvest.token, server)
         chain.page_taken()
 
     @precondition(lambda self: bool(self.stored))
