@@ -1,9 +1,12 @@
 """The harvest promises, tested as a model: any sequence of writes of every kind (loads
 adding, changing, deleting and bringing back records, moving them between sets, `load
---sync`, `load --changes`, `delete`, virtual sets turned on), the clock moving on and
-stepped back, interleaved with many harvests at every stage (started, paged, a page asked
-again with a token already used, an incremental chain), on SQLite and PostgreSQL, with sets
-served in DSpace's flat style or in OAI-PMH's hierarchy (`[sets] style`).
+--sync`, `load --changes` through the API and as the command line runs it, `delete`,
+virtual sets turned on, loads held in progress or before their commit, with --sync or
+not), the clock moving on and stepped back, interleaved with many harvests at every stage
+(started, paged, a page asked again with a token already used, an incremental chain),
+served by two apps of the same store, a harvest's pages from either, through token
+secrets rotated; on SQLite and PostgreSQL, with sets served in DSpace's flat style or in
+OAI-PMH's hierarchy (`[sets] style`).
 
 What is checked is what the documentation promises, in its words:
 
@@ -29,6 +32,11 @@ What is checked is what the documentation promises, in its words:
   sets files placed them, in DSpace's style with every community above them (a move
   re-dates the records below it), in the hierarchical one at their paths (a record keeps
   its path until it is loaded again); a set selects the records of the sets inside it.
+- docs/commands.md, `--changes`: the list names each record the load changed, once, as
+  `added`, `updated`, `deleted` or `withdrawn`, and nothing else.
+- docs/configuration.md, "Rotating the token secret": a token signed with a previous
+  secret still listed is honoured; one signed with a secret no longer known is
+  `badResumptionToken`, and the harvest starts again.
 - Every response is an HTTP 200 valid against the OAI-PMH schemas (the ValidatingClient),
   every header is the record as stored when it is served, and a live record's metadata is
   the one its last load gave it.
@@ -475,17 +483,21 @@ class HarvestPromises(RuleBasedStateMachine):
         return told  # type: ignore[return-value]
 
     @precondition(lambda self: self.held is None)
-    @rule(records=LOAD)
+    @rule(records=LOAD, sync=st.booleans(), midway=st.booleans())
     @guarded
-    def load_held_before_its_commit(
-        self, records: list[tuple[str, bool, list[str], int, bool]]
-    ) -> None:
-        """A load that has written and dated everything, held just before its commit, while
-        harvests go on and the clock moves (tests/test_changes.py holds one the same way)."""
-        self.held = HeldLoad(self.url, self.write_load(records), self.clock, workers=0,
+    def load_held(self, records: list[tuple[str, bool, list[str], int, bool]], sync: bool,
+                  midway: bool) -> None:  # fmt: skip
+        """A load held while harvests go on and the clock moves (tests/test_changes.py
+        holds one the same way): after it has written and dated everything, just before
+        its commit, or `midway`, in progress once it has taken its first record; with
+        --sync, withdrawing at its end every record it does not hold."""
+        self.held = HeldLoad(self.url, self.write_load(records), self.clock,
+                             after_records=1 if midway else None, workers=0,
+                             sync=Sync(allow_deletes=len(IDS)) if sync else None,
                              **self.config)  # fmt: skip
         self.held_records = records
         TALLY["harvests open when a load was held"] += bool(self.harvests)
+        TALLY[f"loads held {'midway' if midway else 'before their commit'}"] += 1
 
     @precondition(lambda self: self.held is not None)
     @rule()
