@@ -176,8 +176,6 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
     else:
         assert request.metadata_prefix is not None  # required by the VERBS table
         metadata_format = _format(request.metadata_prefix, context)
-        if request.set_spec is not None and not source.has_sets():
-            raise NoSetHierarchy("This repository does not support sets.")
         # The cut-off: the list is what the repository held one second before the first
         # page, and never passes a change not committed yet (a load running now is dated
         # from its start: store/writes.py). The responseDate is one second after it, so
@@ -186,6 +184,13 @@ def _list(request: Request, context: Context, *, with_metadata: bool) -> Reply:
         # in this one behind its keyset position.
         cutoff = source.list_cutoff(context.now)
         context = replace(context, now=cutoff + timedelta(seconds=1))
+        if request.set_spec is not None and not source.has_sets():
+            # Dated as the list would be: a harvester of a set asked before the first load
+            # (or during it) goes on from= this responseDate, and the first load's records,
+            # which keep their dc.date.accessioned, are after the cut-off handed out.
+            raise NoSetHierarchy(
+                "This repository does not support sets.", response_date=context.now
+            )
         until = cutoff if request.until is None else min(request.until, cutoff)
         selection = Selection(request.set_spec, request.from_, until)
         state = ResumptionState(

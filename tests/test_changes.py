@@ -27,13 +27,14 @@ from lxml import etree
 
 from oaipmh_server import datestamps
 from oaipmh_server.errors import LoadBusy
+from oaipmh_server.ingest import load as ingest_load
 from oaipmh_server.store import SqlStore
 
 from .cli import run_cli
 from .conftest import SECRET, LiveServer, load_into, make_app, refused_problems
 from .db import datestamps as stored_datestamps
 from .db import everything
-from .oai import NS, tree
+from .oai import NS, identifiers, tree
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL.
 pytestmark = pytest.mark.store_behaviour
@@ -116,9 +117,12 @@ def flask_get(url: str) -> Callable[[dict[str, str]], etree._Element]:
 
 class HeldLoad:
     """A load in a thread of its own, held after it has written and dated everything, just
-    before its commit, until `release`."""
+    before its commit, until `release`; or, `after_records=N`, in progress: once it has
+    taken its first N records and asks for the next (its transaction open, as
+    tests/held_load.py holds a command's load)."""
 
-    def __init__(self, url: str, path: Path, clock: Callable[[], datetime], **options: Any):
+    def __init__(self, url: str, path: Path, clock: Callable[[], datetime],
+                 after_records: int | None = None, **options: Any) -> None:  # fmt: skip
         self.holding = threading.Event()
         self.released = threading.Event()
         self.result: Any = None
@@ -128,16 +132,32 @@ class HeldLoad:
             self.holding.set()
             assert self.released.wait(WAIT), "never released"
 
+        read_items = ingest_load.read_items
+
+        def read_and_hold(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            for number, item in enumerate(read_items(*args, **kwargs), start=1):
+                yield item
+                if number == after_records:
+                    hold()
+
+        if after_records is None:
+            options["before_commit"] = hold
+
         def run() -> None:
             try:
-                self.result = load_into(url, path, clock=clock, before_commit=hold, **options)
+                self.result = load_into(url, path, clock=clock, **options)
             except BaseException as e:
                 self.error = e
                 self.holding.set()  # wake the test: it reports the error
 
         self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        assert self.holding.wait(WAIT), "the load did not get to its commit"
+        if after_records is not None:  # the load takes its reader as it starts
+            ingest_load.read_items = read_and_hold
+        try:
+            self.thread.start()
+            assert self.holding.wait(WAIT), "the load did not get to where it is held"
+        finally:
+            ingest_load.read_items = read_items
         assert self.error is None, f"the load failed: {self.error!r}"
 
     def commit(self) -> Any:
@@ -271,6 +291,31 @@ def killed_load(fifty: str, tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
     for stream in (process.stdin, process.stdout):
         assert stream is not None
         stream.close()
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["before", "during"])
+def test_a_set_harvest_answered_no_set_hierarchy_before_the_first_load_misses_none_of_it(
+    empty_database_url: str, tmp_path: Path, clock: Clock, held: bool
+) -> None:
+    """A harvester of a set, registered before the repository's first load (or asking
+    during it), is told noSetHierarchy; its next harvest, `from=` that responseDate as an
+    incremental harvester asks, lists every record the first load put in the set, though
+    that load keeps their dc.date.accessioned (docs/design.md, "No change is lost")."""
+    get = flask_get(empty_database_url)
+    query = {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc", "set": "col_10722_5"}
+    first = write_jsonl(tmp_path / "first.jsonl", records(3))
+    load = HeldLoad(empty_database_url, first, clock) if held else None
+    root = get(query)
+    assert [e.get("code") for e in root.iterfind("oai:error", NS)] == ["noSetHierarchy"]
+    since = root.findtext("oai:responseDate", namespaces=NS)
+    clock.tick()
+    if load is None:
+        load_into(empty_database_url, first, clock=clock)
+    else:
+        load.commit()
+    clock.tick()
+    root = get({**query, "from": since})
+    assert sorted(identifiers(root)) == [f"{REPO}10722/{n}" for n in range(3)]
 
 
 def test_a_load_killed_before_its_commit_neither_freezes_lists_nor_lets_them_pass_it(

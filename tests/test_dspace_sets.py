@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,83 @@ def test_hierarchical_style_places_collections_under_their_communities(
     assert "com_10722_1:col_10722_5" in specs and "col_10722_5" not in specs
 
 
+def an_hour_ago() -> datetime:
+    """The loads' clock where a test lists what they changed: a list shows what was
+    stored one second before its first page."""
+    return datetime.now(UTC) - timedelta(hours=1)
+
+
+def write_tree(path: Path, collection: str, community: str) -> Path:
+    """A sets file of two communities, with `collection` in `community`."""
+    tree = [{"spec": c, "name": f"Community {c}"} for c in ("com_10722_1", "com_10722_2")]
+    tree.append({"spec": collection, "name": "A collection", "parent": community})
+    path.write_text(json.dumps({"sets": tree}), "utf-8")
+    return path
+
+
+def test_hierarchical_style_places_records_loaded_again_where_the_tree_moved_their_collection(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """docs/loading.md: in the hierarchical style a record keeps the path it was placed at
+    until it is loaded again. A collection moved to another community by a sets file:
+    its records loaded again, and new ones, are served under the new community's path,
+    not left out of every community."""
+    url, style = empty_database_url, {"set_style": "hierarchical", "clock": an_hour_ago}
+    load_into(url, write_tree(tmp_path / "a.json", "col_10722_5", "com_10722_1"), **style)
+    first = [{"id": "1", "sets": ["col_10722_5"]}, {"id": "3", "sets": ["col_10722_5"]}]
+    load_into(url, write_jsonl(tmp_path / "1.jsonl", first), **style)
+    load_into(url, write_tree(tmp_path / "b.json", "col_10722_5", "com_10722_2"), **style)
+    again = [{"id": "1", "sets": ["col_10722_5"]}, {"id": "2", "sets": ["col_10722_5"]}]
+    load_into(url, write_jsonl(tmp_path / "2.jsonl", again), **style)
+    client = make_app(url).test_client()
+    moved = {"1": ["com_10722_2:col_10722_5"], "2": ["com_10722_2:col_10722_5"]}
+    assert headers_by_id(client, "&set=com_10722_2") == moved
+    assert headers_by_id(client, "&set=com_10722_1") == {"3": ["com_10722_1:col_10722_5"]}
+
+
+def test_hierarchical_style_places_records_loaded_before_their_sets_file_when_loaded_again(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """The sets file may come after the items (docs/loading.md): the items loaded again
+    are served under the path it gives their collection."""
+    url, style = empty_database_url, {"set_style": "hierarchical", "clock": an_hour_ago}
+    items = write_jsonl(tmp_path / "1.jsonl", [{"id": "1", "sets": ["col_10722_5"]}])
+    load_into(url, items, **style)
+    load_into(url, write_tree(tmp_path / "a.json", "col_10722_5", "com_10722_1"), **style)
+    load_into(url, write_jsonl(tmp_path / "2.jsonl", [{"id": "1", "sets": ["col_10722_5"]},
+                                                      {"id": "2", "sets": ["col_10722_5"]}]),
+              **style)  # fmt: skip
+    client = make_app(url).test_client()
+    placed = {"1": ["com_10722_1:col_10722_5"], "2": ["com_10722_1:col_10722_5"]}
+    assert headers_by_id(client, "&set=com_10722_1") == placed
+
+
+def test_hierarchical_style_places_a_collection_where_its_community_moved(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A sets file moving a community into another, without naming its collections: as in
+    DSpace's style, the collections go with it, and their records loaded again are served
+    under the community's new path."""
+    url, style = empty_database_url, {"set_style": "hierarchical", "clock": an_hour_ago}
+    load_into(url, write_tree(tmp_path / "a.json", "col_10722_5", "com_10722_2"), **style)
+    nested = tmp_path / "b.json"
+    nested.write_text(json.dumps({"sets": [{"spec": "com_10722_2", "name": "Community 2",
+                                            "parent": "com_10722_1"}]}), "utf-8")  # fmt: skip
+    load_into(url, nested, **style)
+    load_into(url, write_jsonl(tmp_path / "1.jsonl", [{"id": "1", "sets": ["col_10722_5"]}]),
+              **style)  # fmt: skip
+    client = make_app(url).test_client()
+    placed = {"1": ["com_10722_1:com_10722_2:col_10722_5"]}
+    assert headers_by_id(client, "&set=com_10722_1") == placed
+    pages, _ = harvest(client, "ListSets")
+    names = {
+        s.findtext("oai:setSpec", namespaces=NS): s.findtext("oai:setName", namespaces=NS)
+        for p in pages
+        for s in p.iterfind(".//oai:set", NS)
+    }
+    assert names["com_10722_1:com_10722_2:col_10722_5"] == "A collection"
+
+
 def test_a_dotted_handle_prefix_keeps_its_dots(empty_database_url: str, tmp_path: Path) -> None:
     """DSpace replaces only "/": 20.500.12801/3 is col_20.500.12801_3."""
     item = tmp_path / "saf" / "item_1"
@@ -152,6 +230,10 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
         {"spec": "com_1", "name": "A", "parent": "com_2"},
     ]}))  # fmt: skip
     assert refused_problems(empty_database_url, sets)[0] == (
+        f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
+    )
+    # The hierarchical style too: com_2's path is com_1:com_2, under com_1 itself.
+    assert refused_problems(empty_database_url, sets, set_style="hierarchical")[0] == (
         f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
     )
     assert make_app(empty_database_url).test_client().get("/oai?verb=ListSets").status_code == 200

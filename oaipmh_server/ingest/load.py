@@ -53,7 +53,7 @@ from .drafts import (
 )
 from .inputs import find_files, read_items
 from .json import Item
-from .placing import Placing
+from .placing import Placing, stored_placements
 from .refreshing import Refreshing
 from .summary import CHANGE_KINDS as CHANGE_KINDS
 from .summary import Changes, LoadSummary
@@ -262,6 +262,8 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
         self.stored_parents = dict(self.parents)
         self.moved: set[str] = set()
         self.flat = settings.set_style == "dspace"
+        # Hierarchical style: where the sets files placed each collection last (see _placed).
+        self.placements = {} if self.flat else stored_placements(tx)
         self.limits = Limits.of(settings)
         # A record's sets with the communities above them, by the sets it names.
         self.expanded: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -3,16 +3,28 @@ hierarchical specs), records in their sets and the communities above them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from ..errors import LoadError
 from ..record_source import Header, SetInfo
-from ..store import Restamp, ancestors
+from ..store import LoadTransaction, Restamp, ancestors
 from .batches import BATCH
 from .dating import redated
 from .drafts import SetDefinition, content_hash, fields_digest
 from .state import LoadState
 from .tree import communities, served_flat
+
+# The store's meta key holding, in the hierarchical style, the path each collection was
+# placed at by the last sets file (or structure export) that defined it: its flat spec →
+# its path. A collection moved to another community has two paths in the sets table (the
+# old one still serves the records placed there), and only this says which is current.
+PLACEMENTS_KEY = "set_placements"
+
+
+def stored_placements(tx: LoadTransaction) -> dict[str, str]:
+    stored = tx.get_meta(PLACEMENTS_KEY)
+    return {} if stored is None else dict(json.loads(stored))
 
 
 class Placing(LoadState):
@@ -27,7 +39,9 @@ class Placing(LoadState):
             reason = None
             if parent not in self.sets:
                 reason = f"parent {info.parent} is not defined before it"
-            elif self.flat and info.spec in (*self._communities((parent,)), parent):
+            elif info.spec in (
+                (*self._communities((parent,)), parent) if self.flat else parent.split(":")
+            ):
                 reason = f"parent {info.parent} is inside it: sets form a tree"
             if info.spec in self.virtual_specs:
                 reason = "is a virtual set ([virtual_sets]): records are in it by its filter"
@@ -41,6 +55,25 @@ class Placing(LoadState):
             return
         self.expanded.clear()
         self._put_set(info)
+        if not self.flat and ":" not in definition.info.spec:
+            self._place(definition.info.spec, info.spec)
+
+    def _place(self, spec: str, path: str) -> None:
+        """Hierarchical style: the set `spec` is at `path` from now on, and so are the sets
+        placed below it, at their paths under it (defined there too, named as before), as
+        DSpace's style serves a moved community's collections in its new place."""
+        old = self.placements.get(spec)
+        self.placements[spec] = path
+        if old is None or old == path:
+            return
+        below = [(placed.count(":"), flat, placed) for flat, placed in self.placements.items()
+                 if placed.startswith(old + ":")]  # fmt: skip
+        for _, flat, placed in sorted(below):  # parents before the sets inside them
+            moved = path + placed[len(old) :]
+            self.placements[flat] = moved
+            known = self.sets.get(placed)
+            if moved not in self.sets and known is not None:
+                self._put_set(replace(known, spec=moved, parent=moved.rsplit(":", 1)[0]))
 
     def replace(self) -> None:
         """Serve stored records where the tree of sets now puts them. A structure export
@@ -50,8 +83,13 @@ class Placing(LoadState):
         the old ones), with a header rendered afresh and, as it changed, a datestamp of
         this load, so an incremental harvester sees them again. Records written by this
         load keep the datestamp it gave them. (DSpace's flat style only: a hierarchical
-        spec is the path it was placed at, kept.)"""
-        if not self.flat or not self.moved:
+        spec is the path it was placed at, kept until the record is loaded again; the
+        path each collection is placed at now is kept for those loads: `_placed`.)"""
+        if not self.flat:
+            if self.placements != stored_placements(self.tx):
+                self.tx.set_meta(PLACEMENTS_KEY, json.dumps(self.placements, sort_keys=True))
+            return
+        if not self.moved:
             return
         candidates = self.tx.members(self.moved)
         written: set[int] | None = None
@@ -143,10 +181,17 @@ class Placing(LoadState):
         return communities(specs, self.parents)
 
     def _placed(self, spec: str) -> str:
-        """A flat spec such as DSpace's `col_10722_5`, when a defined set ends with it
-        (`com_10722_1:col_10722_5`) and no set is named just that, means the defined set:
-        exports name collections, the sets file places them in the hierarchy."""
-        if ":" in spec or spec in self.sets:
+        """A flat spec such as DSpace's `col_10722_5` means the path the last sets file that
+        defined it placed it at (`com_10722_1:col_10722_5`), even where a record named it
+        before that file (making a set of that spec), or an earlier file placed it in
+        another community; failing one, the one defined set ending with it, when no set is
+        named just that: exports name collections, the sets file places them."""
+        if ":" in spec:
+            return spec
+        placed_last = self.placements.get(spec)
+        if placed_last is not None:
+            return placed_last
+        if spec in self.sets:
             return spec
         placed = [known for known in self.sets if known.endswith(":" + spec)]
         return placed[0] if len(placed) == 1 else spec

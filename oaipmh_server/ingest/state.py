@@ -45,6 +45,7 @@ class LoadState(ABC):
     stored_parents: dict[str, str | None]
     moved: set[str]
     flat: bool
+    placements: dict[str, str]
     limits: Limits
     expanded: dict[tuple[str, ...], tuple[str, ...]]
     batch: dict[str, Draft | Prepared]
