@@ -5,7 +5,7 @@ a harvest begun on the old database goes on, with its token, on the new one."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from oaipmh_server.store import copying
+from oaipmh_server.store import SqlStore, copying
 from oaipmh_server.store.copying import TABLES
 from oaipmh_server.store.schema import meta_table, records_table
 
@@ -167,6 +167,40 @@ def test_a_load_committed_during_the_copy_fails_it_whole(
         "copy does not hold it: stop the loads (and what starts them), then copy again\n"
     )
     assert everything(target) == []
+
+
+def test_a_list_begun_on_the_source_during_the_copy_leaves_its_cut_off_in_the_copy(
+    databases: Databases, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server left running on the source during the copy (as docs/backups.md allows)
+    hands out a cut-off with each new list and raises the store's mark to it, after the
+    copy's snapshot was read. The copy must keep that mark: a later load into the copy is
+    dated no earlier than it, or a harvester going on from= that list's responseDate on
+    the new database would miss what the load changed."""
+    source = databases.samples("sqlite", request)
+    target = databases.bare("postgresql", request)
+    handed_out = datetime(2030, 1, 1, tzinfo=UTC)  # a list's `now`, past anything stored
+    copy_rows = copying._copy_rows
+
+    def with_a_list_meanwhile(reading: Any, writing: Any, table: Any) -> int:
+        if table.name == "records":
+            store = SqlStore(source)
+            try:
+                store.list_cutoff(handed_out)
+            finally:
+                store.close()
+        return copy_rows(reading, writing, table)
+
+    monkeypatch.setattr(copying, "_copy_rows", with_a_list_meanwhile)
+    assert invoke("copy", target, env={"OAIPMH_DATABASE_URL": source}).returncode == 0
+    copied = SqlStore(target)
+    try:
+        # A list begun a day earlier by the new database's clock is cut off no earlier
+        # than the one the source handed out (a load is dated after it likewise).
+        earlier = copied.list_cutoff(handed_out - timedelta(days=1))
+        assert earlier == handed_out - timedelta(seconds=1)
+    finally:
+        copied.close()
 
 
 @pytest.mark.parametrize("target", ["sqlite://", "sqlite:///:memory:"])

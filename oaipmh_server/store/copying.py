@@ -14,7 +14,9 @@ The rows are read in one transaction of the source (a snapshot: the state of its
 commit) and written in one transaction of the target, which must hold no records yet: a
 copy that fails leaves the target as it was. The loads' registrations (`writers`) are the
 source's own, and not copied. A write the source commits during the copy would be lost,
-so the copy checks the source's last write after it, and fails whole if it moved.
+so the copy checks the source's last write after it, and fails whole if it moved. A list
+a server still serving the source begins meanwhile raises the source's cut-off mark: the
+copy keeps the later mark, so nothing written to the copy is dated before that list's end.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from .schema import (
     records_table,
     sets_table,
 )
+from .writes import keep_mark_at_least, read_mark
 
 # Records first: the others name them (foreign keys). The meta rows are copied apart.
 TABLES = (records_table, sets_table, memberships_table, fragments_table, files_table)
@@ -76,6 +79,9 @@ def copy_store(source: Engine, target: Engine) -> Copied:
                 writing.execute(insert(meta_table), kept)
             rows[meta_table.name] = len(kept)
             refresh_statistics(writing)  # as after a load: pages stay on their indexes
+        # Read again, past the snapshot: a server still serving the source may have
+        # handed out a later cut-off meanwhile, and the copy must not date a write before it.
+        keep_mark_at_least(writing, read_mark(reading))
         if _last_write(reading) != last_write:
             raise CopyRefused(
                 "a load committed to the source during the copy, and the copy does not hold "

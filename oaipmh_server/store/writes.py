@@ -377,6 +377,13 @@ def read_mark(conn: Connection) -> datetime | None:
     return _read_mark(conn, for_update=False)
 
 
+def keep_mark_at_least(conn: Connection, handed_out: datetime | None) -> None:
+    """Raise the mark to `handed_out` where it is below it (a copy of a store whose server
+    handed out a later cut-off after the copy read it: store/copying.py)."""
+    if handed_out is not None and (read_mark(conn) or handed_out) <= handed_out:
+        _write_mark(conn, handed_out)
+
+
 def _read_mark(conn: Connection, *, for_update: bool) -> datetime | None:
     query = select(meta_table.c.value).where(meta_table.c.key == HIGH_WATER_KEY)
     if for_update and conn.dialect.name == "postgresql":
