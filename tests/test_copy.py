@@ -5,21 +5,24 @@ a harvest begun on the old database goes on, with its token, on the new one."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, update
+from sqlalchemy.pool import NullPool
 
+from oaipmh_server.packing import unpack_rows
 from oaipmh_server.store import SqlStore, copying
 from oaipmh_server.store.copying import TABLES
 from oaipmh_server.store.schema import meta_table, records_table
 
 from .cli import invoke
 from .conftest import LOADED, Databases, load_into, make_app
-from .db import everything, fetch
+from .db import everything, fetch, stored_fields
 from .oai import NS, token, tree
 from .test_hostile_exports import record, write_jsonl
 
@@ -115,6 +118,31 @@ def test_a_target_that_holds_records_is_refused_and_left_as_it_was(
         "database with no records (a new one)\n"
     )
     assert (everything(target), kept_meta(target)) == before
+
+
+def test_fields_kept_as_json_text_before_revision_0003_are_copied_as_the_target_keeps_them(
+    databases: Databases, request: pytest.FixtureRequest
+) -> None:
+    """A record's fields written before revision 0003 are JSON text. PostgreSQL's column is
+    bytea, so they go there as bytes; SQLite's keeps them as the text they were, and the
+    copy's rows are the source's, row for row (they were made bytes there too)."""
+    source = databases.samples("sqlite", request)
+    engine = create_engine(source, poolclass=NullPool)
+    with engine.begin() as conn:
+        local_id, packed = conn.execute(
+            select(records_table.c.local_id, records_table.c.fields)
+        ).first()
+        text = json.dumps([list(row) for row in unpack_rows(packed)])
+        conn.execute(
+            update(records_table).where(records_table.c.local_id == local_id).values(fields=text)
+        )
+    engine.dispose()
+    for backend in ("sqlite", "postgresql"):
+        target = databases.bare(backend, request)
+        assert invoke("copy", target, env={"OAIPMH_DATABASE_URL": source}).returncode == 0
+        assert stored_fields(target, local_id) == stored_fields(source, local_id)
+        if backend == "sqlite":
+            assert everything(target) == everything(source)
 
 
 def test_the_store_is_not_copied_onto_itself(

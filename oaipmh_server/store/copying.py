@@ -69,6 +69,8 @@ def copy_store(source: Engine, target: Engine) -> Copied:
                     f"the target already holds {held} record(s): copy into a database "
                     "with no records (a new one)"
                 )
+            # Read first: it begins the source's snapshot (SQLite's read transaction starts
+            # at its first read), so every row below is of the state it names.
             last_write = _last_write(reading)
             rows = {}
             for table in TABLES:
@@ -99,12 +101,13 @@ def _copy_rows(reading: Connection, writing: Connection, table: Table) -> int:
     """The table's rows in its key's order, BATCH at a time, written as a load writes them
     (store/bulk.py: COPY on PostgreSQL, the driver's executemany on SQLite), each value as
     the target's driver takes it: datetimes through the column type's binder, and a
-    record's fields written before revision 0003 (JSON text) as bytes, as PostgreSQL's
-    column (bytea) takes them."""
+    record's fields written before revision 0003 (JSON text) as bytes where the target is
+    PostgreSQL, whose column is bytea (SQLite's keeps the text as it was)."""
     names = [column.name for column in table.columns]
     binder = datetime_binder(writing.dialect)
     dated = [i for i, column in enumerate(table.columns) if isinstance(column.type, UTCDateTime)]
-    fields = names.index("fields") if table is records_table else None
+    bytea = table is records_table and writing.dialect.name == "postgresql"
+    fields = names.index("fields") if bytea else None
     query = select(table).order_by(*table.primary_key.columns)
     copied = 0
     for partition in reading.execution_options(yield_per=BATCH).execute(query).partitions():
