@@ -169,6 +169,28 @@ def test_the_store_is_not_copied_onto_itself_under_another_spelling_of_its_url(
         )
 
 
+def test_a_postgresql_store_is_not_copied_onto_itself_through_another_connection(
+    databases: Databases, request: pytest.FixtureRequest
+) -> None:
+    """The same PostgreSQL database named another way (its server's socket folder instead
+    of its TCP address, as `localhost` against `127.0.0.1` would be): an empty store said
+    "Copied 0 records" onto itself, a full one that it "already holds" them."""
+    cluster = request.getfixturevalue("postgres")
+    for source in (
+        databases.empty("postgresql", request),
+        databases.samples("postgresql", request),
+    ):
+        name = source.rsplit("/", 1)[1]
+        elsewise = (
+            f"postgresql+psycopg://postgres@/{name}?host={cluster.folder}&port={cluster.port}"
+        )
+        refused = invoke("copy", elsewise, env={"OAIPMH_DATABASE_URL": source})
+        assert refused.returncode == 1
+        assert refused.stderr == (
+            "Error: nothing was copied: the target is this store's own database: name another one\n"
+        )
+
+
 def test_a_load_committed_during_the_copy_fails_it_whole(
     databases: Databases,
     request: pytest.FixtureRequest,

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import Connection, Engine, Table, func, insert, select, text
 
 from ..errors import CopyRefused
 from .bulk import insert_rows
@@ -42,6 +42,7 @@ from .schema import (
     records_table,
     sets_table,
 )
+from .sqlite_urls import database_file
 from .writes import keep_mark_at_least, read_mark
 
 # Records first: the others name them (foreign keys). The meta rows are copied apart.
@@ -54,6 +55,27 @@ class Copied:
     """What the copy wrote, table by table, counted as it went."""
 
     rows: Mapping[str, int]
+
+
+def same_database(source: Engine, target: Engine) -> bool:
+    """Whether `target` is `source`'s own database under another name. SQLite's is one
+    file however its URL spells it (sqlite_urls.database_file). PostgreSQL's is asked of
+    the servers: one database of one running server, whichever host, socket folder or
+    user the URL goes through (`localhost`, `127.0.0.1`, `/run/postgresql`); a running
+    server is told apart by its start time and port, which no two share on one host and
+    which two hosts do not share by chance."""
+    if source.url == target.url:
+        return True
+    if source.dialect.name != target.dialect.name:
+        return False
+    if source.dialect.name == "sqlite":
+        file = database_file(source.url)
+        return file is not None and database_file(target.url) == file
+    if source.dialect.name != "postgresql":
+        return False
+    which = text("SELECT current_database(), pg_postmaster_start_time(), current_setting('port')")
+    with source.connect() as reading, target.connect() as writing:
+        return tuple(reading.execute(which).one()) == tuple(writing.execute(which).one())
 
 
 def copy_store(source: Engine, target: Engine) -> Copied:

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 
 from ..errors import CopyRefused, StoreUnavailable
 from . import engine as engine_settings
-from .copying import Copied, copy_store
+from .copying import Copied, copy_store, same_database
 from .engine import open_engine, unavailable
 from .failures import Passwords, opening, shown_url  # what could not be opened, and why
 from .locks import gave_up
@@ -31,7 +31,6 @@ from .reads import ProtocolReads, _DriverStatement
 from .resources import ResourceQueries
 from .revisions import Migration, Schema, migrate, read_schema
 from .schema import meta_table
-from .sqlite_urls import database_file
 from .transaction import Loading
 from .writes import READERS_KEY, read_mark, serves_readers, writers
 
@@ -71,12 +70,9 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
     def copy_into(self, target: SqlStore) -> Copied:
         """Every row of this store into `target`, a store with no records yet, in one
         transaction of each (store/copying.py); CopyRefused if it cannot be whole."""
-        file = database_file(self.engine.url)  # one file, whatever the URL's spelling
-        if target.engine.url == self.engine.url or (
-            file is not None and database_file(target.engine.url) == file
-        ):
-            raise CopyRefused("the target is this store's own database: name another one")
         with unavailable():
+            if same_database(self.engine, target.engine):
+                raise CopyRefused("the target is this store's own database: name another one")
             self._no_load_running()
             return copy_store(self.engine, target.engine)
 
