@@ -47,6 +47,11 @@ def get(url: str) -> bytes:
 
 
 def main() -> None:
+    import oaipmh_server
+
+    if os.environ.get("SMOKE_NOT_EDITABLE"):  # the installed copy, not the checkout's
+        where = Path(oaipmh_server.__file__).resolve()
+        assert where.is_relative_to(Path(sys.prefix).resolve()), where
     import_everything()
     command = Path(sys.executable).parent / "oaipmh-server"
     with tempfile.TemporaryDirectory() as work:
@@ -76,7 +81,8 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=60)
-    print("smoke: a fresh venv installs, loads the samples and serves Identify and ListRecords")
+    how = "not editable" if os.environ.get("SMOKE_NOT_EDITABLE") else "editable"
+    print(f"smoke: a fresh venv ({how}): loaded the samples, served Identify and ListRecords")
 
 
 if __name__ == "__main__":
