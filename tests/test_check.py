@@ -8,23 +8,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from itertools import count
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+from sqlalchemy import select
 from werkzeug.test import Client
 
+from oaipmh_server import datestamps
+from oaipmh_server.check import endpoint
 from oaipmh_server.check.endpoint import Result, check_endpoint, http_fetch
 from oaipmh_server.check.rules import PROFILES, RULES, rules_of
 from oaipmh_server.check.store import check_records, render_json, render_text
 from oaipmh_server.config import load_settings
 from oaipmh_server.ingest import drafts
 from oaipmh_server.record_source import Field
+from oaipmh_server.store.schema import records_table
 
 from . import xsd
 from .cli import Ran, invoke
-from .conftest import ROOT, SAMPLES, Databases, LiveServer, load_into, make_app
+from .conftest import LOADED, ROOT, SAMPLES, Databases, LiveServer, load_into, make_app
+from .db import fetch
+from .test_hostile_exports import write_jsonl
 
 # What these tests show depends on the store: they run on SQLite and PostgreSQL, except
 # those marked same_on_every_store (what the identity rule and the reachable-id rule say is
@@ -508,6 +516,61 @@ def test_the_endpoint_on_each_store_is_rated_clean(database_url: str) -> None:
     results = check_endpoint("http://localhost/oai", fetch_from(Broken(app)), dcmi_given())
     assert failed(results) == {}
     assert {r.rule: r.status for r in results if r.status != "pass"} == {}
+
+
+def no_sleep(seconds: float) -> None:
+    raise AssertionError(f"slept {seconds} s")
+
+
+def test_a_list_cut_short_by_a_load_during_the_walk_is_not_called_wrong(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator checks the endpoint while the nightly load runs: records that change
+    after a list began leave it (they come in the next incremental harvest), so the list
+    ends short of its completeListSize. That is the endpoint keeping its promise, not
+    breaking it: the rule says it could not judge, and why, instead of failing."""
+    load_into(empty_database_url, SAMPLES, clock=lambda: LOADED)
+    clock = (datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=s) for s in count())
+    monkeypatch.setattr(datestamps, "now", lambda: next(clock))  # each asking a second later
+    monkeypatch.setattr(endpoint.time, "sleep", no_sleep)  # the endpoint's clock is asked
+    ids = [local_id for (local_id,) in fetch(empty_database_url, select(records_table.c.local_id))]
+    app = make_app(empty_database_url, page_size=7, **OWN_IDENTITY)
+    gone = write_jsonl(tmp_path / "gone.jsonl", [{"id": i, "deleted": True} for i in ids])
+    pages = 0
+
+    def loaded_after_the_first_page(environ: dict[str, Any], start_response: Any) -> Any:
+        nonlocal pages
+        answer = b"".join(app(environ, start_response))
+        if "verb=ListIdentifiers" in environ.get("QUERY_STRING", ""):
+            pages += 1
+            if pages == 1:
+                load_into(empty_database_url, gone, clock=lambda: next(clock))
+        return [answer]
+
+    results = check_endpoint(
+        "http://localhost/oai", fetch_from(loaded_after_the_first_page), dcmi_given()
+    )
+
+    listed = {r.rule: r for r in results}["list-resumption"]
+    assert (listed.status, listed.detail) == (
+        "not checked",
+        "completeListSize 50, listed 9; records changed while it was walked, and such "
+        "records leave a list begun before: check again when nothing loads",
+    )
+
+
+def test_a_list_cut_short_with_no_change_during_the_walk_fails(sample_app: Any) -> None:
+    """The other side of the test above: short of its completeListSize with nothing
+    changed since it began is a wrong size."""
+    endpoint = Broken(
+        sample_app,
+        body=when(
+            "ListIdentifiers",
+            lambda b: re.sub(rb'completeListSize="\d+"', b'completeListSize="60"', b),
+        ),
+    )
+    results = check_endpoint("http://localhost/oai", fetch_from(endpoint), dcmi_given())
+    assert failed(results)["list-resumption"] == "completeListSize 60, listed 50"
 
 
 @pytest.mark.parametrize("rule", FAULTS)

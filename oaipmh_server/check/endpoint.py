@@ -13,6 +13,7 @@ the error codes of bad verbs, arguments and tokens. It reads the endpoint throug
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ Status = Literal["pass", "fail", "not checked"]
 GRANULARITIES = {"YYYY-MM-DD": "%Y-%m-%d", "YYYY-MM-DDThh:mm:ssZ": "%Y-%m-%dT%H:%M:%SZ"}
 PLACEHOLDER = etree.QName("http://www.openarchives.org/OAI/2.0/oai_dc/", "dc")
 MAX_PAGES = 100_000  # a token chain longer than this is a loop
+CLOCK_WAIT = 5  # seconds: how long a list cut short waits for the endpoint's clock
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def _check(run: _Run, sample: int) -> None:
     _check_identity(run, identify, repository_id, base_url)
 
     # A whole list, through its resumption tokens.
-    headers = list(_list_resumption(run, repository_id))
+    headers = list(_list_resumption(run, repository_id, granularity))
     datestamps = [d for _, d in headers if d is not None]
     if earliest is None:
         run.add("identify-earliest-datestamp", False,
@@ -205,19 +207,30 @@ def _check_identity(
             f"placeholders: {detail}" if found else f"repositoryName {name!r}")  # fmt: skip
 
 
-def _list_resumption(run: _Run, repository_id: str | None) -> Iterator[tuple[str, datetime | None]]:
+def _list_resumption(
+    run: _Run, repository_id: str | None, granularity: str
+) -> Iterator[tuple[str, datetime | None]]:
     """ListIdentifiers (oai_dc) to the end: no record twice, completeListSize and cursor
-    as the pages say, the last page's token empty; yields (identifier, datestamp)."""
+    as the pages say, the last page's token empty; yields (identifier, datestamp).
+
+    A list that comes out short of its size (or ends in noRecordsMatch) while records
+    changed after it began is not judged: a server that never skips or repeats a record
+    serves such records in the next incremental harvest, not in a list begun before them,
+    and an operator checking during a load would otherwise read a false failure."""
     seen: set[str] = set()
     problems: list[str] = []
+    counted = True  # every problem so far is one a change during the walk explains
     arguments = {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc"}
     pages, sizes, tokens = 0, set[str](), set[str]()
+    began: str | None = None
     while True:
         root = run.get(**arguments)
         pages += 1
+        began = began or root.findtext("oai:responseDate", None, NS)
         if error_codes(root):
             if error_codes(root) != ["noRecordsMatch"] or pages > 1:
                 problems.append(f"page {pages}: error {error_codes(root)}")
+                counted = counted and error_codes(root) == ["noRecordsMatch"]
             break
         page = root.findall(".//oai:header", NS)
         token = root.find(".//oai:resumptionToken", NS)
@@ -227,8 +240,10 @@ def _list_resumption(run: _Run, repository_id: str | None) -> Iterator[tuple[str
             identifier = header.findtext("oai:identifier", "", NS)
             if identifier in seen:
                 problems.append(f"{identifier} listed twice")
+                counted = False
             if repository_id and not identifier.startswith(f"oai:{repository_id}:"):
                 problems.append(f"{identifier} is not oai:{repository_id}:…")
+                counted = False
             seen.add(identifier)
             yield identifier, _parse(header.findtext("oai:datestamp", "", NS), "any")
         size = token.get("completeListSize") if token is not None else None
@@ -239,13 +254,43 @@ def _list_resumption(run: _Run, repository_id: str | None) -> Iterator[tuple[str
             break
         if following in tokens or pages >= MAX_PAGES or not page:
             problems.append(f"page {pages}: a resumption token that leads back or nowhere")
+            counted = False
             break
         tokens.add(following)
         arguments = {"verb": "ListIdentifiers", "resumptionToken": following}
     if sizes and sizes != {str(len(seen))}:
         problems.append(f"completeListSize {', '.join(sorted(sizes))}, listed {len(seen)}")
     detail = "; ".join(problems[:5]) or f"{len(seen)} record(s) in {pages} page(s)"
+    if problems and counted and _changed_since(run, began, granularity):
+        why = "records changed while it was walked, and such records leave a list begun before"
+        run.add("list-resumption", None, f"{detail}; {why}: check again when nothing loads")
+        return
     run.add("list-resumption", not problems, detail)
+
+
+def _changed_since(run: _Run, began: str | None, granularity: str) -> bool:
+    """Whether the endpoint lists a record changed since `began` (a list's first
+    responseDate, always to the second), asked in the endpoint's own granularity.
+
+    A server that ends each list a second before its responseDate, so that a change
+    committing within that second is never lost (this one does), lists a change made at
+    `began` only once its own clock has passed it: the question is asked again, for up to
+    CLOCK_WAIT seconds, until the endpoint's responseDate is two seconds past `began`."""
+    moment = _parse(began or "", "YYYY-MM-DDThh:mm:ssZ")
+    if moment is None or granularity not in GRANULARITIES:
+        return False
+    since = moment.strftime(GRANULARITIES[granularity])
+    give_up = time.monotonic() + CLOCK_WAIT
+    while True:
+        root = run.get(verb="ListIdentifiers", metadataPrefix="oai_dc", **{"from": since})
+        if root.find(".//oai:header", NS) is not None:
+            return True
+        said = _parse(root.findtext("oai:responseDate", "", NS), "YYYY-MM-DDThh:mm:ssZ")
+        if error_codes(root) != ["noRecordsMatch"] or said is None:
+            return False
+        if said >= moment + timedelta(seconds=2) or time.monotonic() > give_up:
+            return False
+        time.sleep(0.5)
 
 
 def _check_format(run: _Run, prefix: str, schema_url: str, namespace: str, sample: int) -> None:
