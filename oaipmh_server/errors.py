@@ -270,9 +270,21 @@ class LoadError(Exception):
     escapes control characters and shortens long values (`excerpt`), so a hostile id or
     value can neither drive the terminal nor flood it."""
 
-    def __init__(self, path: str, line: int | None, record_id: str | None, reason: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        line: int | None,
+        record_id: str | None,
+        reason: str,
+        about_record: bool = True,
+    ) -> None:
+        """`record_id` None with `about_record` is a record whose id could not be read
+        (`record ?`); `about_record` False is a problem of the file itself at that line (a
+        CSV header, a structure export's community, a worker that stopped there), which
+        names no record at all."""
         self.path = path
         self.line = line
+        self.about_record = about_record
         if record_id is not None and len(record_id) > MAX_KEPT_ID:
             record_id = record_id[:MAX_KEPT_ID]  # up to 1,000 problems are kept: bound them
         self.record_id = record_id
@@ -280,19 +292,33 @@ class LoadError(Exception):
         super().__init__(str(self))
 
     @classmethod
+    def at(cls, path: str, line: int | None, reason: str) -> LoadError:
+        """A problem of the file itself at `line`, in no record: a CSV header, a structure
+        export's community or collection, a worker process that stopped reading there."""
+        return cls(path, line, None, reason, about_record=False)
+
+    @classmethod
     def unreadable(cls, path: str, error: OSError) -> LoadError:
         """A record file that cannot be opened or read at all."""
         return cls(path, None, None, f"cannot read the file: {error.strerror}")
 
-    def __reduce__(self) -> tuple[type[LoadError], tuple[str, int | None, str | None, str]]:
+    def __reduce__(
+        self,
+    ) -> tuple[type[LoadError], tuple[str, int | None, str | None, str, bool]]:
         # Sent back by the worker processes that read big files (ingest.workers).
-        return LoadError, (self.path, self.line, self.record_id, self.reason)
+        return LoadError, (self.path, self.line, self.record_id, self.reason, self.about_record)
+
+    def elsewhere(self, path: str, reason: str) -> LoadError:
+        """The same problem shown at another path (a member of an archive) or in other words."""
+        return LoadError(path, self.line, self.record_id, reason, self.about_record)
 
     def __str__(self) -> str:
         path, reason = escaped(self.path), excerpt(self.reason, MAX_REASON)
         if self.line is None and self.record_id is None:
             return f"{path}: {reason}"  # about the file, not one record in it
         where = path if self.line is None else f"{path}:{self.line}"
+        if self.record_id is None and not self.about_record:
+            return f"{where}: {reason}"  # about the file at that line
         return f"{where}: record {excerpt(self.record_id or '?')}: {reason}"
 
 

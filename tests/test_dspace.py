@@ -221,7 +221,7 @@ def test_a_csv_separated_otherwise_than_with_commas_is_refused_naming_the_separa
     row = ["u-1", "10722/5", "2020-01-01T00:00:00Z", '"A title; with its subtitle"']
     path.write_text("\ufeff" + separator.join(header) + "\r\n" + separator.join(row) + "\r\n")
     assert refused_problems(empty_database_url, path) == [
-        f"{path}:1: record ?: the header separates its columns with {named}, where DSpace writes ',' (a "
+        f"{path}:1: the header separates its columns with {named}, where DSpace writes ',' (a "
         "spreadsheet's CSV in another list separator): save it comma-separated, as DSpace's "
         "metadata-import reads only that"
     ]
@@ -246,7 +246,7 @@ def test_a_csv_with_a_column_of_the_item_twice_is_refused_naming_it(
     cells = {"id": "u-1", "collection": "10722/5", "dc.title": "T", "action": ""}
     path.write_text(header + "\n" + ",".join(cells[t] for t in header.split(",")) + "\n")
     assert refused_problems(empty_database_url, path, missing_accessioned="ingest_time") == [
-        f"{path}:1: record ?: {named}: a row has one of each"
+        f"{path}:1: {named}: a row has one of each"
     ]
     assert everything(empty_database_url) == []
 
@@ -272,7 +272,7 @@ def test_a_csv_with_a_field_column_twice_is_refused_naming_both(
     row = ",".join(cells.get(t, "A value") for t in header.split(","))
     path.write_text(header + "\n" + row + "\n")
     assert refused_problems(empty_database_url, path) == [
-        f"{path}:1: record ?: {named}: DSpace's metadata-import refuses a heading given "
+        f"{path}:1: {named}: DSpace's metadata-import refuses a heading given "
         "twice; give the field's values in one column, separated by ||"
     ]
     assert everything(empty_database_url) == []

@@ -352,7 +352,7 @@ def test_an_xml_file_whose_root_cannot_be_read_is_named_at_its_line(
     on is, not "not a .json, … file", which leaves the operator looking for their mistake."""
     path = tmp_path / "structure.xml"
     path.write_text(document)
-    where = str(path) if line is None else f"{path}:{line}: record ?"
+    where = str(path) if line is None else f"{path}:{line}"
     assert refused_problems(empty_database_url, path) == [f"{where}: not well-formed XML: {error}"]
 
 
@@ -506,7 +506,7 @@ def test_a_structure_identifier_that_is_no_handle_is_refused_naming_it_and_its_l
     path = tmp_path / "structure.xml"
     path.write_text(STRUCTURE_BY_URLS.format(top="1/1", sub=identifier, collection="1/3"))
     assert refused_problems(empty_database_url, path) == [
-        f"{path}:6: record ?: <community> identifier {identifier!r} is not a handle: DSpace writes "
+        f"{path}:6: <community> identifier {identifier!r} is not a handle: DSpace writes "
         "PREFIX/SUFFIX (10722/5) or a handle URL (https://hdl.handle.net/10722/5, "
         "…/handle/10722/5)"
     ]
@@ -591,7 +591,7 @@ def test_a_handle_given_twice_in_a_structure_export_is_refused_naming_it_and_bot
     path = tmp_path / "structure.xml"
     path.write_text(TWICE.format(kind=kind, again=again, name="C again"))
     (problem,) = refused_problems(empty_database_url, path)
-    assert problem.startswith(f"{path}:8: record ?: {reason}")
+    assert problem.startswith(f"{path}:8: {reason}")
     assert listed_sets(empty_database_url) == []
 
 
@@ -608,7 +608,7 @@ def test_a_community_or_collection_inside_a_collection_is_refused_naming_it_and_
         "</collection></community></import_structure>\n"
     )
     assert refused_problems(empty_database_url, path) == [
-        f"{path}:4: record ?: <{kind}> 1/3 is inside <collection> 1/2 (line 3): a collection "
+        f"{path}:4: <{kind}> 1/3 is inside <collection> 1/2 (line 3): a collection "
         "holds items, never a community or collection; a broken export"
     ]
     assert listed_sets(empty_database_url) == []
@@ -636,7 +636,7 @@ def test_a_collection_directly_under_the_root_is_refused_naming_it_and_its_line(
         f"{collection}\n</{root}>\n"
     )
     assert refused_problems(empty_database_url, path) == [
-        f"{path}:3: record ?: <collection> {named} is directly under <{root}>, in no "
+        f"{path}:3: <collection> {named} is directly under <{root}>, in no "
         "community: DSpace puts every collection in one, and its structure export writes "
         "only communities there; a broken export"
     ]

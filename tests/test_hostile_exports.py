@@ -546,7 +546,7 @@ def test_xml_of_an_export_not_utf8_names_its_line(empty_database_url: str, tmp_p
         zipped.write(item / "handle", "a/handle")
     assert refused(empty_database_url, export, structure, archive) == [
         f"{item}: record 10722/900: dublin_core.xml:2: {bad_byte} 4",
-        f"{structure}:3: record ?: not well-formed XML: Invalid bytes in character encoding, line 3, column 10",
+        f"{structure}:3: not well-formed XML: Invalid bytes in character encoding, line 3, column 10",
         f"{archive}!a: record 10722/900: dublin_core.xml:2: {bad_byte} 4",
     ]
 
@@ -587,7 +587,7 @@ def test_a_killed_worker_process_fails_the_load_clearly(
     monkeypatch.setattr(load, "Workers", KilledWorkers)
     path = write_jsonl(tmp_path / "r.jsonl", [record(str(n)) for n in range(100)])
     assert refused(empty_database_url, path, workers=2) == [
-        f"{path}:1: record ?: a worker process reading the file from this line stopped"
+        f"{path}:1: a worker process reading the file from this line stopped"
         " (killed, or out of memory)"
     ]
 
@@ -606,9 +606,8 @@ def test_the_cli_says_what_is_wrong_and_exits_1(
     done = run_cli("load", str(path), env={"OAIPMH_DATABASE_URL": empty_database_url})
     assert done.returncode == 1
     assert "Traceback" not in done.stderr + done.stdout
-    first = TOO_DEEP if attack == "deep" else "a worker process reading the file"
-    assert done.stderr.startswith(f"{path}:1: record ")
-    assert first in done.stderr
+    first = f"record 1: {TOO_DEEP}" if attack == "deep" else "a worker process reading the file"
+    assert done.stderr.startswith(f"{path}:1: {first}")
     assert "nothing was loaded, the store is unchanged" in done.stderr
     assert everything(empty_database_url) == []
 

@@ -140,7 +140,7 @@ def test_a_killed_worker_fails_a_csv_merge_clearly(
     merge = write_csv(tmp_path / "export.csv", *(row(n, f"New {n}") for n in range(ITEMS)))
     monkeypatch.setattr(load, "Workers", KilledWorkers)
     assert refused_unchanged(url, merge, clock=lambda: T2, workers=2) == [
-        f"{merge}:2: record ?: a worker process given the records from this line stopped"
+        f"{merge}:2: a worker process given the records from this line stopped"
         " (killed, or out of memory)"
     ]
 

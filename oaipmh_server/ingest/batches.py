@@ -79,7 +79,7 @@ class Batches(LoadState):
             if not self.broken:  # said once, for the first batch it stopped
                 first = next(t for t in batch.tasks if isinstance(t, Unfinished)).draft
                 source = first.source
-                self._count(LoadError(source.path, source.line, None, FINISHER_STOPPED))
+                self._count(LoadError.at(source.path, source.line, FINISHER_STOPPED))
                 self.broken = True
             return
         self._write(

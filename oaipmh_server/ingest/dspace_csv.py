@@ -160,8 +160,8 @@ def read_csv_file(path: Path, *, require_accessioned: bool, limits: Limits) -> I
             header = next(lines, "")
             separator = foreign_separator(header)
             if separator is not None:
-                yield LoadError(
-                    name, 1, None,
+                yield LoadError.at(
+                    name, 1,
                     f"the header separates its columns with {separator}, where DSpace writes "
                     "',' (a spreadsheet's CSV in another list separator): save it "
                     "comma-separated, as DSpace's metadata-import reads only that",
@@ -179,7 +179,7 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
     try:
         header = next(reader)
     except (StopIteration, csv.Error):
-        yield LoadError(name, 1, None, "no header row")
+        yield LoadError.at(name, 1, "no header row")
         return
     columns: list[tuple[str, str | None] | None] = []
     firsts: dict[str, int] = {}
@@ -187,21 +187,19 @@ def _rows(name: str, reader: Any, require_accessioned: bool, limits: Limits) -> 
         first = number if title in BOOKKEEPING else firsts.setdefault(title, number)
         if first < number:
             why = ONE_OF_EACH if title in ITEM_COLUMNS else DUPLICATE_HEADING
-            yield LoadError(name, 1, None, f"two {quoted(title)} columns (columns {first} and "
-                            f"{number}): {why}")  # fmt: skip
+            yield LoadError.at(name, 1, f"two {quoted(title)} columns (columns {first} and "
+                               f"{number}): {why}")  # fmt: skip
             return
         if title in ITEM_COLUMNS or title in BOOKKEEPING:
             columns.append(None)
             continue
         m = COLUMN.fullmatch(title)
         if m is None:
-            yield LoadError(
-                name, 1, None, f"column {quoted(title)} is not a field like dc.title[en]"
-            )
+            yield LoadError.at(name, 1, f"column {quoted(title)} is not a field like dc.title[en]")
             return
         columns.append((m.group(1), m.group(2)))
     if "id" not in header:
-        yield LoadError(name, 1, None, "no id column")
+        yield LoadError.at(name, 1, "no id column")
         return
     where: dict[str, int] = {t: header.index(t) for t in ITEM_COLUMNS if t in header}
     # Each row changes only its columns of the stored record, as DSpace's metadata-import

@@ -227,8 +227,9 @@ def read_archive(
             reason = problem.reason.replace(
                 NOTHING_HERE, NOTHING_HERE.replace("this folder", "this archive")
             )
-            yield LoadError(shown(problem.path, root, archive), problem.line, problem.record_id,
-                            reason.replace(root, str(archive)))  # fmt: skip
+            yield problem.elsewhere(
+                shown(problem.path, root, archive), reason.replace(root, str(archive))
+            )
         if problems:
             return
         notes: list[str] = []
@@ -241,8 +242,7 @@ def read_archive(
         )
         for item in items:
             if isinstance(item, LoadError):
-                item = LoadError(shown(item.path, root, archive), item.line, item.record_id,
-                                 item.reason)  # fmt: skip
+                item = item.elsewhere(shown(item.path, root, archive), item.reason)
             elif isinstance(item, Prepared):
                 item = item._replace(path=shown(item.path, root, archive))
             else:

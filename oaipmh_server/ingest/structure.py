@@ -84,7 +84,7 @@ def unreadable_root(path: Path) -> LoadError | None:
     try:
         _root_tag(path, recover=False)
     except etree.XMLSyntaxError as e:
-        return LoadError(str(path), e.lineno or None, None, f"not well-formed XML: {e.msg}")
+        return LoadError.at(str(path), e.lineno or None, f"not well-formed XML: {e.msg}")
     except OSError:
         return None  # said where the file is read
     return None
@@ -132,18 +132,18 @@ def read_structure_file(
     try:
         document = parse(path)
     except etree.XMLSyntaxError as e:
-        yield LoadError(name, e.lineno, None, f"not well-formed XML: {e.msg}")
+        yield LoadError.at(name, e.lineno, f"not well-formed XML: {e.msg}")
         return
     except OSError as e:
         yield LoadError.unreadable(name, e)
         return
     if has_doctype(document):
-        yield LoadError(name, None, None, DOCTYPE)
+        yield LoadError.at(name, None, DOCTYPE)
         return
     root = document.getroot()
     if root.tag not in ROOTS:
-        yield LoadError(name, _line(root), None, f"the root element is <{root.tag}>, "
-                        "not DSpace's <import_structure>")  # fmt: skip
+        yield LoadError.at(name, _line(root), f"the root element is <{root.tag}>, "
+                           "not DSpace's <import_structure>")  # fmt: skip
         return
     yield from _children(name, root, None, {}, [] if warnings is None else warnings)
 
@@ -169,31 +169,31 @@ def _children(
             reason = (f"<{kind}> {_named(child)} is inside <collection> {_named(element)} (line "
                       f"{_line(element)}): a collection holds items, never a community or "
                       "collection; a broken export")  # fmt: skip
-            yield LoadError(name, line, None, reason)
+            yield LoadError.at(name, line, reason)
             continue
         if kind == "collection" and parent is None:
             reason = (f"<collection> {_named(child)} is directly under <{element.tag}>, in no "
                       "community: DSpace puts every collection in one, and its structure "
                       "export writes only communities there; a broken export")  # fmt: skip
-            yield LoadError(name, line, None, reason)
+            yield LoadError.at(name, line, reason)
             continue
         identifier = (child.get("identifier") or "").strip()
         if not identifier:
             reason = (f"a <{kind}> without an identifier (its handle): load the export "
                       "(structure-builder -x), not an import document")  # fmt: skip
-            yield LoadError(name, line, None, reason)
+            yield LoadError.at(name, line, reason)
             continue
         handle = handle_in(identifier)
         if handle is None:
             reason = (f"<{kind}> identifier {quoted(identifier)} is not a handle: DSpace "
                       "writes PREFIX/SUFFIX (10722/5) or a handle URL "
                       "(https://hdl.handle.net/10722/5, …/handle/10722/5)")  # fmt: skip
-            yield LoadError(name, line, None, reason)
+            yield LoadError.at(name, line, reason)
             continue
         try:
             title = _text(child, "name", f"<{kind}> {handle}")
         except ValueError as e:
-            yield LoadError(name, line, None, str(e))
+            yield LoadError.at(name, line, str(e))
             continue
         first = seen.get(handle)
         if first is not None:
@@ -201,7 +201,7 @@ def _children(
             if mapped and title == first.name:
                 warnings.append(_mapped(name, line, handle, parent, first))
             else:
-                yield LoadError(name, line, None, _twice(kind, handle, parent, title, first))
+                yield LoadError.at(name, line, _twice(kind, handle, parent, title, first))
             continue
         seen[handle] = _First(kind, line, parent, title)
         spec = set_spec(kind, handle)
@@ -214,7 +214,7 @@ def _children(
             }
             definition = make_set(Source(name, line), entry)
         except ValueError as e:
-            yield LoadError(name, line, None, str(e))
+            yield LoadError.at(name, line, str(e))
             continue
         except LoadError as e:
             yield e

@@ -140,7 +140,7 @@ class Workers:
         except BrokenProcessPool:
             # A worker was killed (by an operator, or the kernel out of memory): its chunk's
             # records will never come, so the load cannot be whole.
-            yield LoadError(name, line, None, WORKER_STOPPED)
+            yield LoadError.at(name, line, WORKER_STOPPED)
 
     def finish(self, tasks: list[Unfinished]) -> Future[list[Prepared | LoadError]]:
         """The records of `tasks` finished and prepared by a worker, in order (or, if they
