@@ -222,7 +222,7 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
     sets = tmp_path / "sets.json"
     sets.write_text(json.dumps({"sets": [{"spec": "col_1", "name": "C", "parent": "com_9"}]}))
     assert refused_problems(empty_database_url, sets)[0] == (
-        f"{sets}:1: record set col_1: parent com_9 is not defined before it"
+        f"{sets}:1: set col_1: parent com_9 is not defined before it"
     )
     sets.write_text(json.dumps({"sets": [
         {"spec": "com_1", "name": "A"},
@@ -230,11 +230,11 @@ def test_a_parent_must_be_defined_before_and_sets_form_a_tree(
         {"spec": "com_1", "name": "A", "parent": "com_2"},
     ]}))  # fmt: skip
     assert refused_problems(empty_database_url, sets)[0] == (
-        f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
+        f"{sets}:1: set com_1: parent com_2 is inside it: sets form a tree"
     )
     # The hierarchical style too: com_2's path is com_1:com_2, under com_1 itself.
     assert refused_problems(empty_database_url, sets, set_style="hierarchical")[0] == (
-        f"{sets}:1: record set com_1: parent com_2 is inside it: sets form a tree"
+        f"{sets}:1: set com_1: parent com_2 is inside it: sets form a tree"
     )
     assert make_app(empty_database_url).test_client().get("/oai?verb=ListSets").status_code == 200
 

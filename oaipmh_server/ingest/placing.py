@@ -47,7 +47,7 @@ class Placing(LoadState):
                 reason = "is a virtual set ([virtual_sets]): records are in it by its filter"
             if reason is not None:
                 source = definition.source
-                self.problem(LoadError(source.path, source.line, f"set {info.spec}", reason))
+                self.problem(LoadError.at(source.path, source.line, f"set {info.spec}: {reason}"))
                 return
             spec = info.spec if self.flat else f"{parent}:{info.spec}"
             info = replace(info, spec=spec, parent=parent)
