@@ -10,16 +10,19 @@ import stat
 import struct
 import warnings
 import zipfile
+from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from oaipmh_server.config import load_settings
 from oaipmh_server.errors import ConfigError
+from oaipmh_server.store.schema import memberships_table, records_table
 
-from .conftest import load_into, refused_load
-from .db import stored_fields
+from .conftest import LOADED, load_into, refused_load
+from .db import fetch, stored_fields
 
 SEED_ITEM = Path(__file__).parent / "fixtures" / "dspace-seed" / "saf" / "item_000"
 SEED_HANDLE = "10722/212116"
@@ -445,3 +448,107 @@ def test_a_zip_member_name_not_utf_8_is_cp437(tmp_path: Path) -> None:
     with zipfile.ZipFile(zip_as_written(folder, tmp_path / "b.zip", "cp437", flag=False)) as z:
         assert [i.filename.encode("cp437") for i in z.infolist()] == [b"R\x82sum\x82 \xa4 1.pdf"]
         assert [member_name(i) for i in z.infolist()] == ["R\u00e9sum\u00e9 \u00f1 1.pdf"]
+
+
+# --- withdrawn items ---------------------------------------------------------------------------
+# DSpace writes no withdrawn flag into an item export, but withdrawing an item adds a
+# provenance note that begins "Item withdrawn by NAME (EMAIL) on DATE", and reinstating it
+# one that begins "Item reinstated by …" (ItemServiceImpl.withdraw and .reinstate, the same
+# words since DSpace 1.x); dublin_core.xml carries every dc.description.provenance value.
+SUBMITTED = "Submitted by Jane Doe (jane@example.org) on 2015-07-20T10:00:00Z\nNo. of bitstreams: 1"
+WITHDRAWN = (
+    "Item withdrawn by Rita Admin (rita@example.org) on {}\nItem was in collections:\n"
+    "Articles (ID: 5)\nNo. of bitstreams: 1"
+)
+REINSTATED = (
+    "Item reinstated by Rita Admin (rita@example.org) on {}\nItem was in collections:\n"
+    "Articles (ID: 5)\nNo. of bitstreams: 1"
+)
+
+
+def with_provenance(folder: Path, *notes: str) -> None:
+    """`notes` added to the item's dublin_core.xml, as DSpace adds them, in that order."""
+    dublin_core = folder / "dublin_core.xml"
+    values = "".join(
+        f'  <dcvalue element="description" qualifier="provenance" language="en">{n}</dcvalue>\n'
+        for n in notes
+    )
+    dublin_core.write_text(
+        dublin_core.read_text().replace("</dublin_core>", values + "</dublin_core>")
+    )
+
+
+def served_as(url: str, local_id: str) -> tuple[bool, list[str]]:
+    """Whether the record is a tombstone, and its sets."""
+    record = records_table.c.local_id == local_id
+    ((deleted,),) = fetch(url, select(records_table.c.deleted).where(record))
+    member = memberships_table.c.local_id == local_id
+    sets = fetch(url, select(memberships_table.c.set_spec).where(member))
+    return bool(deleted), sorted(s for (s,) in sets)
+
+
+@pytest.mark.parametrize(
+    ("notes", "deleted"),
+    [
+        pytest.param([SUBMITTED], False, id="never-withdrawn"),
+        pytest.param([SUBMITTED, WITHDRAWN.format("2019-03-01T09:00:00Z")], True, id="withdrawn"),
+        pytest.param(
+            [
+                SUBMITTED,
+                WITHDRAWN.format("2019-03-01T09:00:00Z"),
+                REINSTATED.format("2019-04-02T09:00:00Z"),
+            ],
+            False,
+            id="reinstated",
+        ),
+        pytest.param(
+            [
+                SUBMITTED,
+                WITHDRAWN.format("2019-03-01T09:00:00Z"),
+                REINSTATED.format("2019-04-02T09:00:00Z"),
+                WITHDRAWN.format("2020-01-05T09:00:00Z"),
+            ],
+            True,
+            id="withdrawn-again",
+        ),
+        pytest.param(
+            [
+                SUBMITTED,
+                REINSTATED.format("2019-04-02T09:00:00Z"),
+                WITHDRAWN.format("2019-03-01T09:00:00Z"),
+            ],
+            False,
+            id="notes-out-of-order",
+        ),
+    ],
+)
+def test_an_item_export_of_a_withdrawn_item_is_a_tombstone(
+    empty_database_url: str, tmp_path: Path, notes: list[str], deleted: bool
+) -> None:
+    """`dspace export -t ITEM` of a withdrawn item (a collection's export leaves such items
+    out) was loaded live, so a harvester saw an item its repository withdrew. As DSpace's
+    own OAI does, a withdrawn item is served as deleted, in its collection's set; the last
+    of its withdrawn and reinstated notes, by date, decides."""
+    folder = seed_export(tmp_path / "export")
+    with_provenance(folder, *notes)
+    load_into(empty_database_url, folder)
+    assert served_as(empty_database_url, SEED_HANDLE) == (deleted, ["col_10722_5"])
+
+
+def test_an_item_withdrawn_since_its_last_load_is_served_as_deleted_from_then_on(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """The next export of an item withdrawn since: its record becomes a tombstone dated by
+    that load, so an incremental harvest from the last one lists the deletion."""
+    folder = seed_export(tmp_path / "export")
+    with_provenance(folder, SUBMITTED)
+    load_into(empty_database_url, folder, clock=lambda: LOADED)
+    with_provenance(folder, WITHDRAWN.format("2019-03-01T09:00:00Z"))
+    later = LOADED + timedelta(days=1)
+    load_into(empty_database_url, folder, clock=lambda: later)
+    assert served_as(empty_database_url, SEED_HANDLE) == (True, ["col_10722_5"])
+    ((datestamp,),) = fetch(
+        empty_database_url,
+        select(records_table.c.datestamp).where(records_table.c.local_id == SEED_HANDLE),
+    )
+    assert datestamp.replace(tzinfo=UTC) == later

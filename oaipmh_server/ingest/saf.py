@@ -41,6 +41,7 @@ from typing import Any
 
 from lxml import etree
 
+from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..files import ORIGINAL, access_of
 from ..record_source import File
@@ -173,12 +174,39 @@ def read_saf_item(folder: Path, *, require_accessioned: bool, limits: Limits) ->
         Source(name, None),
         local_id,
         sets,
-        False,
+        withdrawn(fields),
         fields,
         require_accessioned=require_accessioned,
         limits=limits,
         files=bitstreams,
     )
+
+
+PROVENANCE = "dc.description.provenance"
+# The first line of the note DSpace adds on withdrawing or reinstating an item
+# (ItemServiceImpl.withdraw, .reinstate; the same words since DSpace 1.x).
+WITHDRAW_NOTE = re.compile(r"Item (withdrawn|reinstated) by .* on (\S+)")
+
+
+def withdrawn(fields: list[tuple[Any, ...]]) -> bool:
+    """Whether the item was withdrawn when it was exported. An item export writes no such
+    flag (and `dspace export -t ITEM` exports a withdrawn item, which a collection's export
+    leaves out), but withdrawing and reinstating each add a provenance note: the latest by
+    its date decides (by its place, if a date cannot be read). DSpace's own OAI serves a
+    withdrawn item as deleted, and so does this server (a tombstone, in its sets)."""
+    notes: list[tuple[str, str, int]] = []
+    for place, (name, value, *_) in enumerate(fields):
+        if name == PROVENANCE and isinstance(value, str):
+            m = WITHDRAW_NOTE.match(value)
+            if m is not None:
+                notes.append((m.group(1), m.group(2), place))
+    if not notes:
+        return False
+    try:
+        dated = [(parse_record_date(when), place, kind) for kind, when, place in notes]
+    except ValueError:
+        return notes[-1][0] == "withdrawn"
+    return max(dated)[2] == "withdrawn"
 
 
 def read_contents(
