@@ -169,6 +169,7 @@ def load_items(
         loader.replace()
         loader.refresh_virtual_sets()
         loader.refresh_fragments()
+        loader.refresh_embargoes()
         loader.refresh_headers()
         tx.optimize()
         if before_commit is not None:
@@ -194,6 +195,7 @@ def refresh_sets(
         if loader.problems:
             raise LoadFailed(loader.problems, loader.problem_count)
         loader.refresh_virtual_sets(force=True)
+        loader.refresh_embargoes()
     return summary
 
 

@@ -1,15 +1,22 @@
-"""Stored records brought up to date with the configuration a load runs with: their
-virtual sets, the fragments of the stored formats, their headers."""
+"""Stored records brought up to date with the configuration a load runs with (their
+virtual sets, the fragments of the stored formats, their headers) and with the calendar
+(records whose file's embargo ended)."""
 
 from __future__ import annotations
 
-from .. import virtual_sets, xml
+from collections.abc import Sequence
+from datetime import date
+
+from .. import files, virtual_sets, xml
 from ..record_source import Header
 from ..store import Restamp, unpack_fields
 from . import dating
 from .batches import BATCH
 from .drafts import content_hash, fields_digest
 from .state import LoadState
+
+# The day of the last write that re-dated the records whose embargo had ended (ISO date).
+EMBARGOES_KEY = "embargoes_ended_by"
 
 
 class Refreshing(LoadState):
@@ -103,3 +110,71 @@ class Refreshing(LoadState):
                     ]
                     self.tx.put_fragments(prefix, metadata_format.version, bodies)
             self.tx.set_meta(key, metadata_format.version)
+
+    def refresh_embargoes(self) -> None:
+        """Re-date the records whose content file's embargo ended since the last write that
+        looked (a day kept in meta; on a store never looked at, every embargo that has
+        ended), render their stored formats that carry files again and evaluate their
+        virtual sets again. An embargo ends by the calendar: from its day on, oai_openaire
+        says open access and links the file, with no write, and an incremental harvest
+        lists only what was re-dated. DSpace's OAI likewise indexes embargoed items again
+        at each incremental import. A write a day is enough: `refresh-sets` if nothing
+        else writes (docs/formats.md)."""
+        today = files.today()
+        seen = self.tx.get_meta(EMBARGOES_KEY)
+        if seen == today.isoformat():
+            return
+        if not self.was_empty:  # else every record was just rendered, by today's calendar
+            try:
+                since = date.fromisoformat(seen) if seen is not None else None
+            except ValueError:
+                since = None
+            ended = sorted(
+                {
+                    local_id
+                    for local_id, permissions in self.tx.content_file_permissions()
+                    if (end := files.embargo_of(permissions)) is not None
+                    and end <= today
+                    and (since is None or end > since)
+                }
+            )
+            if ended:  # not the records this load wrote: rendered just now, by today's calendar
+                read = set(self.id_hashes)
+                ended = [local_id for local_id in ended if hash(local_id) not in read]
+            for start in range(0, len(ended), BATCH):
+                self._redate(ended[start : start + BATCH])
+        self.tx.set_meta(EMBARGOES_KEY, today.isoformat())
+
+    def _redate(self, local_ids: Sequence[str]) -> None:
+        """These live records changed by the calendar, as a load changes a record: dated
+        by this write, their virtual sets and the stored formats that carry files anew."""
+        existing = self.tx.existing(local_ids)
+        stored_fields = self.tx.stored_fields(local_ids)
+        stored_files = self.tx.stored_files(local_ids)
+        changes = []
+        for local_id in local_ids:
+            row = existing[local_id]
+            fields, its_files = stored_fields[local_id], stored_files.get(local_id, ())
+            before = self._virtual_of(row.set_specs)
+            virtual = self.virtual.of(fields, its_files) if self.virtual_specs else ()
+            if virtual != before:
+                self.summary.moved(before, virtual)
+            specs = (*self._own(row.set_specs), *virtual)
+            datestamp = row.datestamp  # re-dated by this write already (a virtual set's move)
+            if datestamp < self.moment:
+                datestamp = dating.redated(self.moment, datestamp)
+            header = self.render_header(Header(local_id, datestamp, specs, False))
+            changes.append(
+                Restamp(local_id, datestamp, False, specs,
+                        content_hash(False, specs, fields_digest(fields, its_files)),
+                        header, self.header_version)
+            )  # fmt: skip
+        self.tx.restamp(changes)
+        for prefix, metadata_format in self.stored.items():
+            if metadata_format.carries_files:
+                bodies = [
+                    (lid, metadata_format.render_record(lid, stored_fields[lid],
+                                                        stored_files.get(lid, ())))
+                    for lid in local_ids
+                ]  # fmt: skip
+                self.tx.put_fragments(prefix, metadata_format.version, bodies)

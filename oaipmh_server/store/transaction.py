@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ..errors import CannotWrite, LoadBusy
+from ..files import ORIGINAL
 from ..packing import unpack_fields
 from ..record_source import Field, File, Header, SetInfo
 from . import readonly, writes
@@ -264,6 +265,17 @@ class LoadTransaction:
     def stored_files(self, local_ids: Sequence[str]) -> dict[str, tuple[File, ...]]:
         """The stored files of these records (only those that have files)."""
         return files_of(self.conn, local_ids)
+
+    def content_file_permissions(self) -> list[tuple[str, str]]:
+        """(local_id, permissions) of each live record's content file that has permissions:
+        the only files whose access the calendar changes (an embargo: files.embargo_of)."""
+        f, r = files_table.c, records_table.c
+        query = (
+            select(f.local_id, f.permissions)
+            .join(records_table, r.local_id == f.local_id)
+            .where(f.permissions.is_not(None), f.bundle == ORIGINAL, r.deleted.is_(False))
+        )
+        return [(local_id, permissions) for local_id, permissions in self.conn.execute(query)]
 
     def ids_with_hashes(self, hashes: set[int]) -> dict[int, str]:
         """The stored ids whose Python hash is one of `hashes` (a load names the records
