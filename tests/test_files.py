@@ -34,7 +34,7 @@ from oaipmh_server.store.schema import files_table
 
 from .conftest import SECRET, load_into, make_app, refused_unchanged
 from .db import fetch
-from .oai import tree
+from .oai import NS, tree
 
 SEED_ITEM = Path(__file__).parent / "fixtures" / "dspace-seed" / "saf" / "item_000"
 SEED_CSV = Path(__file__).parent / "fixtures" / "dspace-seed" / "metadata-export.csv"
@@ -805,6 +805,41 @@ def test_an_embargoed_item_is_embargoed_everywhere(
     virtual = VirtualSets(load_settings(served, environ={}))
     (_, stored_fields, stored_files) = records[0]
     assert virtual.of(stored_fields, stored_files) == ("e",)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review finding, not fixed: an embargo ends by the calendar, with no write, "
+    "so the record's oai_openaire changes (embargoed -> open access, its file linked) and "
+    "its datestamp does not: an incremental harvest never sees it",
+)
+def test_an_embargo_that_ends_is_a_change_incremental_harvests_see(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenAIRE harvests oai_openaire `from=` its last responseDate. A record whose file
+    was embargoed until 2027-01-31 says "open access" from 2027-02-01 on and links its
+    file: a change of the record, which the next incremental harvest must list."""
+    fields = [
+        {"field": "dc.title", "value": "An embargoed thesis"},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"},
+        {"field": "dc.identifier.uri", "value": f"http://hdl.handle.net/{HANDLE}"},
+    ]
+    entry = {"name": "chapters/chapter one.pdf", "size": 3, "md5": "0" * 32,
+             "embargo": "2027-01-31", "primary": True}  # fmt: skip
+    (tmp_path / "r.json").write_text(json.dumps([{"id": HANDLE, "metadata": fields,
+                                                  "files": [entry]}]))  # fmt: skip
+    import oaipmh_server.files
+
+    monkeypatch.setattr(oaipmh_server.files, "today", lambda: date(2027, 1, 30))
+    load_into(empty_database_url, tmp_path / "r.json", **LINKED)
+    client = make_app(empty_database_url, **LINKED).test_client()
+    assert rights_of(client)[0] == "embargoed access"
+    first = tree(client.get("/oai?verb=ListRecords&metadataPrefix=oai_openaire"))
+    since = first.findtext("oai:responseDate", namespaces=NS)
+    monkeypatch.setattr(oaipmh_server.files, "today", lambda: date(2027, 2, 1))
+    assert rights_of(client)[0] == "open access"  # the record changed …
+    later = tree(client.get(f"/oai?verb=ListRecords&metadataPrefix=oai_openaire&from={since}"))
+    assert later.find("oai:error", namespaces=NS) is None  # … so it is listed again
 
 
 def test_json_embargo_is_a_date_given_once(empty_database_url: str, tmp_path: Path) -> None:
