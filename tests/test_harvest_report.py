@@ -346,6 +346,14 @@ def test_command_reads_standard_input_and_says_so_when_empty(tmp_path: Path) -> 
     ran = invoke("harvests", str(broken))
     assert ran.returncode == 1
     assert ran.stderr.startswith("Error: cannot read the log")
+    # Damaged inside (a bad sector, a copy cut and joined): zlib's own error, not OSError.
+    damaged = bytearray(gzip.compress("".join(f"{line(f'08:{m:02d}:00.000', m)}\n"
+                                              for m in range(50)).encode()))  # fmt: skip
+    damaged[40:60] = bytes(b ^ 0x5A for b in damaged[40:60])
+    broken.write_bytes(bytes(damaged))
+    ran = invoke("harvests", str(broken))
+    assert (ran.returncode, ran.stderr.splitlines()[0][:28]) == (1, "Error: cannot read the log: ")
+    assert "Traceback" not in ran.stderr
 
 
 @pytest.mark.parametrize(
