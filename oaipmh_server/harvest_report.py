@@ -38,8 +38,9 @@ LIST_VERBS = frozenset({"ListRecords", "ListIdentifiers", "ListSets"})
 QUIET = timedelta(hours=1)
 Line = dict[str, Any]
 Key = tuple[str | None, str | None]  # (user agent, client address)
-# The access line's time: UTC, milliseconds, so that times compare as text.
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+# The access line's time: UTC, milliseconds, so that times compare as text. [0-9], not
+# \d, which matches the digits of every script.
+_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 
 
 def access_lines(stream: Iterable[str]) -> Iterator[Line]:
@@ -53,8 +54,20 @@ def access_lines(stream: Iterable[str]) -> Iterator[Line]:
             line = orjson.loads(raw[start:])  # a third of the time json takes: most of the read
         except orjson.JSONDecodeError:
             continue
-        if isinstance(line, dict) and _TIME.fullmatch(str(line.get("time"))):
+        if isinstance(line, dict) and _is_time(line.get("time")):
             yield line
+
+
+def _is_time(value: Any) -> bool:
+    """Whether `value` is an access line's time, a real moment (not a 30 February): the
+    report computes with it (when a chain went quiet, how long it ran)."""
+    if not isinstance(value, str) or not _TIME.fullmatch(value):
+        return False
+    try:
+        _parse(value) - QUIET
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def merged(streams: Iterable[Iterable[str]]) -> Iterator[Line]:

@@ -43,6 +43,9 @@ LIMITS = (
     "max_archive_bytes",
     "max_archive_entries",
 )
+# The largest limit: a count or size the reading code hands to C (the CSV reader's field
+# limit, a file read's length), which takes no more than a 64-bit signed integer.
+MAX_LIMIT = 2**62
 # A colour as CSS writes it in hex (#0a5, #00aa55): nothing else can reach the stylesheet.
 HEX_COLOR = re.compile(r"#([0-9A-Fa-f]{3}|[0-9A-Fa-f]{6})", re.ASCII)
 # A language tag as HTML's lang takes it (BCP 47: en, de-CH, zh-Hant-TW, sr-Latn).
@@ -201,6 +204,8 @@ def validate(raw: dict[str, tuple[Any, str]], keys: Mapping[str, str] | None = N
         limits[limit] = get(limit, int)
         if limits[limit] < 1:
             raise fail(limit, f"must be 1 or more, got {limits[limit]}")
+        if limits[limit] > MAX_LIMIT:  # "no limit" written as a huge number
+            raise fail(limit, f"must be between 1 and {MAX_LIMIT:_}, got {limits[limit]}")
     set_style = get("set_style", str)
     if set_style not in ("dspace", "hierarchical"):
         raise fail("set_style", f"must be 'dspace' or 'hierarchical', got {set_style!r}")

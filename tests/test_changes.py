@@ -24,14 +24,16 @@ from typing import Any
 import pytest
 import requests
 from lxml import etree
+from sqlalchemy import insert
 
 from oaipmh_server import datestamps
 from oaipmh_server.errors import LoadBusy
 from oaipmh_server.ingest import load as ingest_load
 from oaipmh_server.store import SqlStore
+from oaipmh_server.store.schema import writers_table
 
 from .cli import run_cli
-from .conftest import SECRET, LiveServer, load_into, make_app, refused_problems
+from .conftest import SAMPLES, SECRET, LiveServer, load_into, make_app, refused_problems, sqlite_url
 from .db import datestamps as stored_datestamps
 from .db import everything
 from .oai import NS, identifiers, tree
@@ -453,3 +455,36 @@ def test_the_same_record_twice_in_one_load_is_refused_naming_both_places(
         f"{export}/twice.csv:3: a load holds each record once",
     ]
     assert everything(empty_database_url) == []
+
+
+def test_a_writer_lease_file_that_cannot_be_opened_is_said_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """SQLite's writer lease is a file beside the database (`<database>-writer`); one this
+    process cannot open (made 0600 by another user, `sudo oaipmh-server load` once; here a
+    link that leads to itself, which root cannot open either) stops a load in one line,
+    nothing loaded, and a list while a writer's row is there goes on as if that writer
+    were alive (its cut-off before the writer's `since`, which loses nothing): both were
+    a traceback, the list a 500."""
+    database = tmp_path / "oai.sqlite3"
+    url = sqlite_url(database)
+    load_into(url, SAMPLES)
+    lease = Path(f"{database}-writer")
+    lease.unlink()
+    lease.symlink_to(lease.name)
+    records = tmp_path / "r.jsonl"
+    records.write_text(json.dumps({"id": "1/new", "metadata": [
+        {"field": "dc.title", "value": "New"},
+        {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]}) + "\n")  # fmt: skip
+    ran = run_cli("load", str(records), env={"OAIPMH_DATABASE_URL": url})
+    assert (ran.returncode, ran.stderr) == (
+        1,
+        f"Error: cannot open the writer lease {lease} (Too many levels of symbolic links): "
+        "each write locks it, so whoever loads must be able to write it; nothing was loaded\n",
+    )
+    since = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+    with SqlStore(url, token_secret=SECRET).engine.begin() as conn:
+        conn.execute(insert(writers_table).values(id="left", since=since, holder="a load"))
+    answer = make_app(url).test_client().get("/oai?verb=ListIdentifiers&metadataPrefix=oai_dc")
+    assert answer.status_code == 200
+    assert tree(answer).findtext("oai:responseDate", namespaces=NS) == "2026-12-01T10:00:00Z"

@@ -29,9 +29,11 @@ import pytest
 import requests
 from alembic import command
 from alembic.config import Config
+from click.testing import CliRunner
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
+from oaipmh_server.cli import main
 from oaipmh_server.store import SqlStore, engine
 
 from .cli import invoke
@@ -173,6 +175,28 @@ def test_stats_and_check_give_up_on_a_lock_saying_what_holds_it(
         assert named in ran.stderr, (named, ran.stderr)
     again = invoke(reading, env=env)  # the lock given up: the command reads the store
     assert "gave up" not in again.stderr and again.stdout, again.stderr
+
+
+@ON_POSTGRESQL
+def test_the_session_holding_a_lock_is_named_without_terminal_escapes(
+    database_url: str, postgres: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The statement of the session named is anyone's who may log in to the database, and
+    printed raw to a terminal it drives it (sets its title, clears the screen: click
+    strips only the colour codes, and only where the output is no terminal, so it is
+    asked for colour here as a terminal would be). Escaped, as a record id in a load's
+    message is. (PostgreSQL itself writes an application name's escapes as `?`.)"""
+    monkeypatch.setattr(engine, "READ_LOCK_WAIT_SECONDS", 0.3)
+    env = {"OAIPMH_DATABASE_URL": database_url}
+    with _session(postgres, database_url) as other:
+        other.execute("LOCK TABLE records IN ACCESS EXCLUSIVE MODE /* \x1b]0;owned\x07\x1b[2J */")
+        try:
+            ran = within(20, lambda: CliRunner().invoke(main, ["stats"], env=env, color=True))
+        finally:
+            other.rollback()
+    assert ran.exit_code == 1
+    assert "\x1b" not in ran.output and "\x07" not in ran.output, repr(ran.output)
+    assert "/* \\x1b]0;owned\\x07\\x1b[2J */" in ran.output, ran.output
 
 
 @ON_POSTGRESQL

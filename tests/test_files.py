@@ -334,6 +334,14 @@ BAD_FILES = [
      'files entry 1: "name" must be a non-empty string, not ""'),
     ({"files": [{"name": "a\x01.pdf", "size": 1, "md5": "0" * 32}]},
      'files entry 1: "name" "a\\u0001.pdf" has characters XML cannot carry'),
+    # A name SAF's `contents` refuses: its link ([files] url) would lead out of the item's
+    # files, to any path of the repository's host (DSpace's logout, its admin pages).
+    ({"files": [{"name": "../../../../server/api/authn/logout", "size": 1, "md5": "0" * 32}]},
+     'files entry 1: "name" "../../../../server/api/authn/logout": a \'..\' segment: not a '
+     "name inside the item (its link would lead elsewhere)"),
+    ({"files": [{"name": "/etc/passwd", "size": 1, "md5": "0" * 32}]},
+     'files entry 1: "name" "/etc/passwd": an absolute path: not a name inside the item (its '
+     "link would lead elsewhere)"),
     ({"files": [{"name": "a.pdf", "size": -1, "md5": "0" * 32}]},
      'files entry 1 (a.pdf): "size" must be a number of bytes, not -1'),
     ({"files": [{"name": "a.pdf", "size": True, "md5": "0" * 32}]},

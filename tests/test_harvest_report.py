@@ -212,6 +212,22 @@ def test_junk_lines_are_skipped() -> None:
     assert odd["complete"] == odd["incomplete"] == []
 
 
+def test_lines_timed_at_no_real_moment_are_skipped() -> None:
+    """A time of the access line's form that is no moment (a 30 February, digits of
+    another script, which `\\d` matches, one with no hour before it): junk like the rest,
+    not a traceback of the whole report (a line's time is compared with the time a chain
+    goes quiet, an hour before it)."""
+    digits = "".join(chr(0x0660 + int(c)) for c in "2026")  # Arabic-Indic
+    others = [
+        line("08:00:01.000", 10).replace("2026-12-01T", "2026-02-30T"),
+        line("08:00:01.000", 10).replace("2026-12-01T", f"{digits}-12-01T"),
+        line("00:00:00.000", 10).replace("2026-12-01T", "0001-01-01T"),  # an hour before: none
+    ]
+    (who,) = run(line("08:00:00.000", 0), *others, line("08:00:01.000", 10),
+                 line("08:00:02.000", 20))  # fmt: skip
+    assert [(h["pages"], h["records"]) for h in who["complete"]] == [(3, 30)]
+
+
 def test_lines_of_an_older_version_are_followed_but_never_complete() -> None:
     """Lines written before harvest ids: the pages are followed by harvester and verb and
     counted, but nothing in them says where the list ended."""
@@ -330,6 +346,14 @@ def test_command_reads_standard_input_and_says_so_when_empty(tmp_path: Path) -> 
     ran = invoke("harvests", str(broken))
     assert ran.returncode == 1
     assert ran.stderr.startswith("Error: cannot read the log")
+    # Damaged inside (a bad sector, a copy cut and joined): zlib's own error, not OSError.
+    damaged = bytearray(gzip.compress("".join(f"{line(f'08:{m:02d}:00.000', m)}\n"
+                                              for m in range(50)).encode()))  # fmt: skip
+    damaged[40:60] = bytes(b ^ 0x5A for b in damaged[40:60])
+    broken.write_bytes(bytes(damaged))
+    ran = invoke("harvests", str(broken))
+    assert (ran.returncode, ran.stderr.splitlines()[0][:28]) == (1, "Error: cannot read the log: ")
+    assert "Traceback" not in ran.stderr
 
 
 @pytest.mark.parametrize(

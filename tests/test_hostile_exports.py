@@ -711,6 +711,22 @@ def test_limits_are_settings(tmp_path: Path, key: str) -> None:
         load_settings(environ={"OAIPMH_CONFIG": str(config)})
 
 
+@pytest.mark.parametrize("key", [
+    "max_value_length", "max_values", "max_record_bytes", "max_archive_bytes",
+    "max_archive_entries",
+])  # fmt: skip
+def test_a_limit_too_large_to_use_is_refused_when_read(tmp_path: Path, key: str) -> None:
+    """A limit written as "no limit" (9_999_999_999_999_999_999): `config check` said OK,
+    and a load ended in a traceback (OverflowError: Python int too large to convert to C
+    long, from the CSV reader's field limit; a file read of that many bytes)."""
+    config = tmp_path / "site.toml"
+    config.write_text(f"[limits]\n{key} = 9_999_999_999_999_999_999\n")
+    with pytest.raises(ConfigError, match=re.escape(
+        f"{config}: limits.{key}: must be between 1 and {2**62:_}, got 9999999999999999999"
+    )):  # fmt: skip
+        load_settings(environ={"OAIPMH_CONFIG": str(config)})
+
+
 # --- DSpace CSV ------------------------------------------------------------------------------
 
 CSV_HEADER = "id,collection,dc.title[en],dc.subject,dc.date.accessioned\n"

@@ -8,6 +8,7 @@ makes it, and the problems read the same, in the same order."""
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,3 +176,38 @@ def test_a_load_gives_the_garbage_collector_back_as_it_was(tmp_path: Path) -> No
     refusal(url, write_csv(tmp_path / "bad.csv", "u-1,10722/5"), clock=lambda: T2)
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_jsonl_file_replaced_while_workers_read_it_loads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers read their chunks of a JSON Lines file by its name. Tonight's export
+    renamed over it while the load runs (as an export is published whole) was read in
+    part: the store held the first chunks of one export and the rest of the other, each
+    record once, and the load said "added 200". Now the file's identity is checked when
+    the load has read it: a file replaced (or written to) meanwhile loads nothing."""
+    monkeypatch.setattr(workers, "CHUNK_BYTES", 2048)  # many chunks, few in flight
+
+    def export(path: Path, prefix: str) -> Path:
+        lines = [json.dumps({"id": f"{prefix}/{n}", "metadata": [
+            {"field": "dc.title", "value": f"{prefix} {n} " + "x" * 400},
+            {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]})
+            for n in range(200)]  # fmt: skip
+        path.write_text("".join(line + "\n" for line in lines), "utf-8")
+        return path
+
+    records, tonight = export(tmp_path / "r.jsonl", "10722"), export(tmp_path / "n.jsonl", "10723")
+    renamed: list[str] = []
+
+    def rename_once(kind: str, local_id: str) -> None:
+        if not renamed:
+            renamed.append(local_id)
+            tonight.replace(records)
+
+    url = sqlite_url(tmp_path / "store.sqlite3")
+    failure = refusal(url, records, workers=2, changes=rename_once)
+    assert renamed and [str(p) for p in failure.problems] == [
+        f"{records}: the file was replaced or written to while it was loaded (its worker "
+        "processes read it by name): nothing was loaded; load it again"
+    ]
+    assert everything(url) == []

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import select
+import shutil
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -63,6 +64,33 @@ def test_new_harvests_wait_when_every_place_is_taken(database_url: str) -> None:
                 == 503
             )
     assert client.get("/oai?verb=ListRecords&metadataPrefix=oai_dc").status_code == 200
+
+
+@pytest.mark.same_on_every_store
+def test_a_places_folder_removed_under_the_server_is_made_again(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Flow control's folder goes while the server runs ($XDG_RUNTIME_DIR is removed when
+    its user's last session ends; a clean-up of the database's folder): lists go on, the
+    folder made again as at the start (every list was a 500 until a restart). A place
+    that cannot be taken at all (the worker out of file descriptors, a folder made
+    unusable) turns the list away as a busy server does, 503 with Retry-After, and says
+    why in the log."""
+    folder = tmp_path / "places"
+    app = make_app(database_url, max_concurrent_lists=4, retry_after=7, places_folder=str(folder))
+    client = app.test_client()
+    lists = "/oai?verb=ListIdentifiers&metadataPrefix=oai_dc"
+    assert client.get(lists).status_code == 200
+    shutil.rmtree(folder)
+    assert client.get(lists).status_code == 200
+    assert client.get("/sets/com_10722_1").status_code == 200
+    assert oct(folder.stat().st_mode & 0o777) == "0o700"
+    shutil.rmtree(folder)
+    folder.write_text("not a folder\n")
+    answer = client.get(lists)
+    assert (answer.status_code, answer.headers.get("Retry-After")) == (503, "7")
+    why = f"{folder}/place-0: Not a directory"
+    assert f"flow control: no place can be taken, list turned away: {why}" in caplog.text
 
 
 def test_live_server_turns_new_harvests_away_while_its_places_are_taken(

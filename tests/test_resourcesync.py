@@ -375,6 +375,25 @@ def test_what_is_not_a_document_of_this_repository_is_404(
     assert reading_client.get(path).status_code == 404
 
 
+@pytest.mark.store_behaviour
+@pytest.mark.parametrize("query", [
+    "start=99999999999999999999:10722/1",
+    "start=1:10722/1&end=2147483648:10722/1",
+])  # fmt: skip
+def test_a_file_range_with_a_sequence_no_file_can_have_is_404(
+    database_url: str, query: str
+) -> None:
+    """A file key's sequence past what the store's column holds is no key an index
+    writes: 404, as other such ranges, not a 500 (SQLite: an int too large for it) or a
+    503 logged as the database failing (PostgreSQL: integer out of range)."""
+    client = make_app(
+        database_url, files_url="https://dspace.example.org/bitstream/{handle}/{name}"
+    ).test_client()
+    at = "&at=2026-01-01T00:00:00Z"
+    assert client.get(f"/resources/resourcelist/files.xml?{query}{at}").status_code == 404
+    assert client.get(f"/resources/resourcelist/files.xml?start=1:10722/1{at}").status_code == 200
+
+
 def test_open_files_are_listed_with_their_md5_length_and_type(
     empty_database_url: str, tmp_path: Path
 ) -> None:

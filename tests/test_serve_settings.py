@@ -216,6 +216,45 @@ def test_serve_on_a_unix_socket(sample_store: str, tmp_path: Path) -> None:
     assert list(temporary.iterdir()) == []  # the metrics folder removed
 
 
+def test_a_metrics_folder_removed_under_the_server_is_made_again(
+    sample_store: str, tmp_path: Path
+) -> None:
+    """The workers' counts live in a folder `serve` makes in the temporary folder, which a
+    clean-up of old temporary files may remove under a long-running server (systemd's
+    tmpfiles ages /tmp, PrivateTmp's included, on Fedora and RHEL). A worker started after
+    that (a reload, a worker replaced) failed every request with a 500, its first count
+    having no folder to go to; /metrics failed on every worker. Made again, as at the
+    start: counts begin again, as after a restart, and every request is answered."""
+    import shutil
+
+    import requests
+
+    port = free_port()
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    server = Served(["--port", str(port), "--workers", "1"],
+                    {"OAIPMH_DATABASE_URL": sample_store, "TMPDIR": str(temporary)})  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert requests.get(f"{base}/oai?verb=Identify", timeout=30).status_code == 200
+        (folder,) = temporary.iterdir()
+        shutil.rmtree(folder)
+        assert requests.get(f"{base}/metrics", timeout=30).status_code == 200
+        shutil.rmtree(folder)  # again: the new worker finds none
+        server.hang_up()
+        server.expect(r"^oaipmh-server: configuration reloaded")
+        answers = [requests.get(f"{base}/oai?verb=Identify", timeout=30) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200] * 3
+        metrics = requests.get(f"{base}/metrics", timeout=30)
+        assert metrics.status_code == 200 and 'oaipmh_requests_total{verb="Identify"}' in (
+            metrics.text
+        )
+        assert folder.is_dir() and stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        lines = server.stop()
+    assert not any("Traceback" in line for line in lines), "\n".join(lines)
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_start_up_says_where_it_listens_and_nothing_else(
     sample_store: str, tmp_path: Path, verbose: bool

@@ -8,6 +8,7 @@ import os
 import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -19,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from oaipmh_server.cli import main
 from oaipmh_server.errors import StoreUnavailable
 from oaipmh_server.store import SqlStore, readonly
-from oaipmh_server.store.failures import disk_full
+from oaipmh_server.store.failures import cannot_open, disk_full
 from oaipmh_server.store.sqlite_urls import database_file
 from oaipmh_server.web.admission import HarvestLimit
 
@@ -180,6 +181,36 @@ def test_a_database_that_cannot_be_opened_is_named_by_its_file(here: Path, url: 
         SqlStore(spelt(url, path))
     assert str(refused.value) == (
         f"cannot open the SQLite database {path}: the folder {path.parent} does not exist"
+    )
+
+
+def test_a_database_on_a_read_only_file_system_says_so(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk the kernel remounted read-only after an error (ext4's errors=remount-ro), or a
+    read-only volume: access(W_OK) fails there for every user, and the operator was told
+    "no permission to read and write it", to look for a permission that is fine. (The
+    file system is read-only here by statvfs's flag and access's answer on one: a test
+    cannot mount one.)"""
+    database = here / "oai.sqlite3"
+    load_into(sqlite_url(database), SAMPLES / "more.json")
+    statvfs, access = os.statvfs, os.access
+
+    def mounted_read_only(path: Any) -> Any:
+        found = statvfs(path)
+        if not str(path).startswith(str(here)):
+            return found
+        return SimpleNamespace(f_flag=found.f_flag | os.ST_RDONLY)
+
+    monkeypatch.setattr(os, "statvfs", mounted_read_only)
+    monkeypatch.setattr(os, "access", lambda path, mode: not mode & os.W_OK and access(path, mode))
+    refused = cannot_open(
+        sqlite_url(database), sqlite3.OperationalError("unable to open database file")
+    )
+    assert refused == (
+        f"cannot open the SQLite database {database}: the file system holding {here} is "
+        "mounted read-only (SQLite writes its -wal and -shm files beside the database): "
+        "mount it read-write, or serve it as it is with ?immutable=1 (docs/read-only.md)"
     )
 
 

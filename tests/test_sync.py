@@ -4,8 +4,11 @@ records a load changed), on both backends: JSON, SAF folders, zips and CSV."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
+import tempfile
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -312,3 +315,84 @@ def test_load_options_are_checked_before_anything_is_loaded(
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
     assert f"--changes {nowhere}: cannot write there" in failed.stderr
     assert states(empty_database_url) == {}
+
+
+def _full_disk_at(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    """The disk holding --changes FILE fills: its temporary file's `what` ("write", as a
+    line is written during the load, or "close", as the lines still buffered are written
+    after the commit) fails as the kernel says it then: ENOSPC (after closing the file)."""
+    made = tempfile.NamedTemporaryFile
+
+    def beside(*args: Any, **kwargs: Any) -> Any:
+        handle = made(*args, **kwargs)
+        real = getattr(handle, what)
+
+        def full(*given: Any) -> Any:
+            if what == "close":
+                real()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        setattr(handle, what, full)
+        return handle
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", beside)
+
+
+def test_a_disk_that_fills_during_the_load_stops_it_in_one_line(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The changes are written as the load decides them: a full disk there is the load's
+    end, said as a folder that cannot take the file is (not a traceback), nothing loaded
+    and no temporary file left beside FILE."""
+    records = export(tmp_path / "r.jsonl", [record(f"r{n:02d}") for n in range(3)])
+    changes = tmp_path / "changes.txt"
+    _full_disk_at(monkeypatch, "write")
+    failed = run_cli("load", "--changes", str(changes), str(records), url=empty_database_url)
+    assert (failed.returncode, failed.stderr) == (
+        1,
+        f"Error: --changes {changes}: cannot write there (No space left on device); "
+        "nothing was loaded\n",
+    )
+    assert states(empty_database_url) == {}
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["r.jsonl"]
+
+
+def test_a_disk_full_after_the_commit_leaves_no_temporary_file(
+    empty_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last lines are written when the file is closed, after the commit: the load
+    stands and says the list could not be written, and the partial list is removed (a
+    hidden `.changes-…` file would otherwise stay in the folder for good)."""
+    records = export(tmp_path / "r.jsonl", [record(f"r{n:02d}") for n in range(3)])
+    changes = tmp_path / "changes.txt"
+    changes.write_text("yesterday's\n")
+    _full_disk_at(monkeypatch, "close")
+    done = run_cli("load", "--changes", str(changes), str(records), url=empty_database_url)
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"Error: the load committed, but --changes {changes} could not be written: "
+        "No space left on device\n",
+    )
+    assert sorted(states(empty_database_url)) == ["r00", "r01", "r02"]
+    assert changes.read_text() == "yesterday's\n"
+    assert sorted(f.name for f in tmp_path.iterdir()) == ["changes.txt", "r.jsonl"]
+
+
+def test_changes_given_as_a_symbolic_link_are_written_where_it_leads(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """`--changes latest.txt`, a link to the file a harvester-facing job reads: the list
+    lands in that file and the link stays a link (renamed onto the link's own name, the
+    list replaced the link and the file it named kept the previous load's list; with the
+    file on another disk, the committed load's list was lost to EXDEV)."""
+    records = export(tmp_path / "r.jsonl", [record("r00")])
+    (tmp_path / "lists").mkdir()
+    real = tmp_path / "lists" / "changes.txt"
+    real.write_text("yesterday's\n")
+    link = tmp_path / "latest.txt"
+    link.symlink_to(real)
+    done = run_cli("load", "--changes", str(link), str(records), url=empty_database_url)
+    assert done.returncode == 0, done.stderr
+    assert link.is_symlink() and link.resolve() == real
+    assert real.read_text() == "added r00\n"
+    assert sorted(f.name for f in real.parent.iterdir()) == ["changes.txt"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
@@ -38,7 +39,7 @@ def harvests(output: str, quiet_minutes: int, logfiles: tuple[str, ...]) -> None
             streams = [_lines(files.enter_context(stdin))]
         try:
             harvesters = report(merged(streams), timedelta(minutes=quiet_minutes))
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:  # zlib: damaged inside
             raise click.ClickException(f"cannot read the log: {e}") from None
     if output == "json":
         click.echo(as_json(harvesters))

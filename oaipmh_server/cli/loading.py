@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
@@ -201,14 +201,24 @@ class _ChangesFile:
             ) from None
 
     def write(self, kind: str, local_id: str) -> None:
-        self.handle.write(f"{kind} {local_id}\n")
+        """A line, during the load: a disk that fills here ends the load, nothing loaded."""
+        try:
+            self.handle.write(f"{kind} {local_id}\n")
+        except OSError as e:
+            raise click.ClickException(
+                f"--changes {self.target}: cannot write there ({e.strerror}); nothing was loaded"
+            ) from None
 
     def finish(self, committed: bool) -> None:
-        """After the load: if it `committed`, its changes where they were asked for; else
-        the temporary file removed."""
+        """After the load: if it `committed`, its changes where they were asked for; else,
+        or if they cannot be written there (a disk full as the last lines are), the
+        temporary file removed. A FILE that is a symbolic link is written where it leads:
+        renamed onto the link's name, the list would replace the link (and, on another
+        disk than the file it names, fail with EXDEV)."""
         import os
         import shutil
 
+        moved = False
         try:
             if self.name is None:
                 if committed:
@@ -219,16 +229,20 @@ class _ChangesFile:
             elif committed:
                 self.handle.close()
                 os.chmod(self.name, 0o644)  # a list like any other, not a private file
-                os.replace(self.name, self.target)
+                os.replace(self.name, os.path.realpath(self.target))
+                moved = True
             else:
                 self.handle.close()
-                os.unlink(self.name)
         except OSError as e:
             if committed:
                 raise click.ClickException(
                     f"the load committed, but --changes {self.target} could not be written: "
                     f"{e.strerror}"
                 ) from None
+        finally:
+            if self.name is not None and not moved:
+                with suppress(OSError):
+                    os.unlink(self.name)
 
 
 @click.command("refresh-sets")

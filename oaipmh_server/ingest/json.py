@@ -51,6 +51,7 @@ from .drafts import (
     too_big,
 )
 from .mime import mime_type
+from .names import not_a_file_name
 
 # JSON the standard parser reads but cannot turn into values: arrays and objects nested
 # deeper than Python's recursion allows, integers longer than Python converts.
@@ -320,6 +321,11 @@ def _json_file(number: int, entry: Any) -> File:
         raise ValueError(f'{where}: "name" must be a non-empty string, not {json_quoted(name)}')
     if has_illegal_characters(name):
         raise ValueError(f'{where}: "name" {json_quoted(name)} has characters XML cannot carry')
+    # As SAF's `contents` (saf._bitstream): its link ([files] url) names the file under
+    # the item's path, and `..` or a leading `/` would make it lead anywhere on the host.
+    if (wrong := not_a_file_name(name)) is not None:
+        raise ValueError(f'{where}: "name" {json_quoted(name)}: {wrong}: not a name inside the '
+                         "item (its link would lead elsewhere)")  # fmt: skip
     where = f"{where} ({name})"
     size = entry.get("size")
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size < MAX_SIZE:

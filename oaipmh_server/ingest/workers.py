@@ -48,6 +48,10 @@ MAX_WORKERS = 4
 WORKER_STOPPED = (
     "a worker process reading the file from this line stopped (killed, or out of memory)"
 )
+REPLACED = (
+    "the file was replaced or written to while it was loaded (its worker processes read it "
+    "by name): nothing was loaded; load it again"
+)
 FINISHER_STOPPED = (
     "a worker process given the records from this line stopped (killed, or out of memory)"
 )
@@ -123,6 +127,7 @@ class Workers:
             yield LoadError.unreadable(name, e)
             return
         line = 1  # the first line of the records that come next
+        seen = _identity(os.fstat(handle.fileno()))
         try:
             with handle:
                 for chunk in _chunks(handle):
@@ -137,6 +142,14 @@ class Workers:
             while in_flight:
                 line, task = in_flight.popleft()
                 yield from task.result()
+            # The workers opened the file by its name: what they read is the file read
+            # here only if its name still leads to it, unchanged.
+            try:
+                now = _identity(os.stat(path))
+            except OSError:
+                now = None
+            if now != seen:
+                yield LoadError(name, None, None, REPLACED)
         except BrokenProcessPool:
             # A worker was killed (by an operator, or the kernel out of memory): its chunk's
             # records will never come, so the load cannot be whole.
@@ -226,6 +239,12 @@ def _finish(tasks: list[Unfinished]) -> list[Prepared | LoadError]:
         done.append(prepare(draft, _formats, _repository[0], task.served_sets, _virtual[0],
                             datestamp=task.datestamp))  # fmt: skip
     return done
+
+
+def _identity(status: os.stat_result) -> tuple[int, int, int, int]:
+    """A file as the workers must find it: the same file (device, inode), not written to
+    since (size, modification time)."""
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _size(path: Path) -> int:

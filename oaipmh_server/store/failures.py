@@ -143,6 +143,12 @@ def _sqlite(url: URL, message: str) -> str:
             return f"{what}: {folder} is not a folder"
         if os.path.isdir(path):
             return f"{what}: it is a folder, not a file"
+        if _mounted_read_only(folder):  # where access(W_OK) fails for everyone (EROFS)
+            return (
+                f"{what}: the file system holding {folder} is mounted read-only (SQLite "
+                "writes its -wal and -shm files beside the database): mount it read-write, "
+                "or serve it as it is with ?immutable=1 (docs/read-only.md)"
+            )
         if not os.path.exists(path) and not os.access(folder, os.W_OK | os.X_OK):
             return f"{what}: no permission to create it in {folder}"
         if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
@@ -153,6 +159,15 @@ def _sqlite(url: URL, message: str) -> str:
                 "-wal and -shm files"
             )
     return f"{what}: {_shortened(message)}"
+
+
+def _mounted_read_only(folder: str) -> bool:
+    """Whether `folder` is on a file system mounted read-only (a disk the kernel remounted
+    so after an error, a read-only volume)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _postgresql(url: URL, message: str, passwords: Passwords) -> str:

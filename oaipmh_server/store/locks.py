@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-from ..errors import StoreUnavailable
+from ..errors import StoreUnavailable, escaped
 from .failures import LOCK_NOT_AVAILABLE
 
 # How long a migration waits before it says what for; then again whenever that changes.
@@ -142,4 +142,6 @@ def _session(
         statement = " ".join(query.split())
         statement = statement if len(statement) <= 120 else statement[:119] + "…"
         said += (": " if about else " (") + statement
-    return said + (")" if about or query else "")
+    # Another session's own words (its statement, application name, user): escaped, so
+    # printed on a terminal they cannot drive it.
+    return escaped(said + (")" if about or query else ""))

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from ..errors import CopyRefused, StoreUnavailable
+from ..errors import CannotWrite, CopyRefused, StoreUnavailable
 from . import engine as engine_settings
 from .copying import Copied, copy_store, same_database
 from .engine import open_engine, unavailable
@@ -88,7 +88,7 @@ class SqlStore(RangeStarts, ResourceQueries, ProtocolReads, PageQueries, Loading
             lease = self._new_lease()
             try:
                 held = lease.acquire(conn, wait=False)
-            except OSError:
+            except CannotWrite:
                 return
             if held:
                 lease.release(conn)

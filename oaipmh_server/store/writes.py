@@ -74,6 +74,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..datestamps import EPOCH, format_datestamp
+from ..errors import CannotWrite
 from .schema import meta_table, records_table, writers_table
 
 SECOND = timedelta(seconds=1)
@@ -110,13 +111,22 @@ class FileLease:
         self._fd: int | None = None
 
     def acquire(self, conn: Connection, wait: bool) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        """CannotWrite if the file cannot be opened or locked (made 0600 by another user,
+        a folder this user may not write, a file system without locks): no write can run
+        here, said in one line."""
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as e:
+            raise _unusable(self.path, e) from e
         try:
             if wait:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             elif not _try_flock(fd):
                 os.close(fd)
                 return False
+        except OSError as e:
+            os.close(fd)
+            raise _unusable(self.path, e) from e
         except BaseException:
             os.close(fd)
             raise
@@ -129,17 +139,29 @@ class FileLease:
             self._fd = None
 
     def alive(self, conn: Connection) -> bool:
+        """A file this process cannot open or lock (another user's, mode 0600) cannot show
+        the writer dead: it is taken as alive, so lists stop before its `since`, which
+        loses nothing (the next load that can take the lease removes a dead one's row)."""
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return False
+        except OSError:
+            return True
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError:  # BlockingIOError: a writer holds it
             return True
         finally:
             os.close(fd)
         return False
+
+
+def _unusable(path: str, error: OSError) -> CannotWrite:
+    return CannotWrite(
+        f"cannot open the writer lease {path} ({error.strerror}): each write locks it, so "
+        "whoever loads must be able to write it"
+    )
 
 
 def _try_flock(fd: int) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import logging
 import os
 import stat
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,8 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..store import database_file
+
+log = logging.getLogger(__name__)
 
 
 class HarvestLimit:
@@ -75,12 +78,19 @@ class HarvestLimit:
 
     @contextmanager
     def take(self, resuming: bool) -> Iterator[bool]:
-        """Yield True holding a place, or False if none is free for this kind of request."""
+        """Yield True holding a place, or False if none is free for this kind of request,
+        or if none can be taken (logged): a server out of file descriptors is a busy one,
+        and a harvester told 503 with Retry-After comes back, where a 500 ends its harvest.
+        The folder, gone while the server runs ($XDG_RUNTIME_DIR is removed when its
+        user's last session ends), is made again, checked as at the start."""
         usable = self.count if resuming else self.count - self.reserved
         for number in range(usable):
-            fd = os.open(
-                self.folder / f"place-{number}", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600
-            )
+            try:
+                fd = self._open(number)
+            except (OSError, ConfigError) as e:
+                why = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) else str(e)
+                log.warning("flow control: no place can be taken, list turned away: %s", why)
+                break
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -93,6 +103,16 @@ class HarvestLimit:
                 os.close(fd)
             return
         yield False
+
+    def _open(self, number: int) -> int:
+        """The lock file of place `number`, opened (made if need be, folder and all)."""
+        place = self.folder / f"place-{number}"
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+        try:
+            return os.open(place, flags, 0o600)
+        except FileNotFoundError:
+            private_folder(self.folder)
+            return os.open(place, flags, 0o600)
 
 
 def private_folder(folder: Path) -> None:

@@ -39,10 +39,21 @@ LATENCY = Histogram(
 )
 
 
+def keep_shared_folder() -> None:
+    """The workers' folder of counts made again if it is gone (a clean-up of old temporary
+    files under a long-running server): a worker's first count, and a scrape, would
+    otherwise fail, and with them every request it answers. Counts begin again, as after
+    a restart."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder and not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+
+
 def exposition(store: FigureSource | None = None) -> tuple[bytes, str]:
     """The metrics in the Prometheus text format, and its content type: the counts of
     every worker, then the store's gauges, read at this scrape."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        keep_shared_folder()
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         counts = generate_latest(registry)

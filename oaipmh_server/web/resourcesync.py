@@ -31,6 +31,7 @@ from .provider import current_provider, oai_base, site_link, site_url
 blueprint = Blueprint("resourcesync", __name__)
 # Records read from the store at a time, for a list (fragments are a few kilobytes each).
 READ = 500
+MAX_SEQUENCE = 2**31 - 1  # files.sequence, an Integer column
 FILES = "files"  # the resource list of the records' files, beside one per format
 # Records a resource list holds in a format rendered on request ([formats] stored): its
 # documents are rendered to give their md5 and length, some 2 ms each (docs/resourcesync.md).
@@ -108,7 +109,10 @@ def format_list(prefix: str) -> Response:
     md = {"at": datestamps.format_datestamp(at)}
     up = _url("resource_list")
     if prefix == FILES and provider.settings.files_url:
-        entries = _file_entries(_file_key(start), _file_key(end) if end else None, at)
+        first, last = _file_key(start), _file_key(end) if end else None
+        if first is None or (end and last is None):
+            return _not_found()
+        entries = _file_entries(first, last, at)
         return _stream(resourcesync.urlset("resourcelist", md, up, entries))
     metadata_format = provider.formats.get(prefix)
     if metadata_format is None:
@@ -307,9 +311,13 @@ def _key(text: str) -> bool:
     return bool(LOCAL_ID.fullmatch(text))
 
 
-def _file_key(text: str) -> tuple[str, int]:
+def _file_key(text: str) -> tuple[str, int] | None:
+    """(local id, sequence) of `SEQUENCE:LOCAL_ID`; None for a sequence past what the
+    store's column holds (a 32-bit integer on PostgreSQL), which no file has: sent to the
+    database, it was a 500 (SQLite) or a 503 logged as the database failing (PostgreSQL)."""
     sequence, _, local_id = text.partition(":")
-    return local_id, int(sequence) if sequence.isdigit() else -1
+    number = int(sequence) if sequence.isdigit() else -1
+    return None if number > MAX_SEQUENCE else (local_id, number)
 
 
 def _xml(body: bytes) -> Response:

@@ -74,6 +74,9 @@ class Worker(GeventWorker):  # type: ignore[misc]
         # would be lost and the worker would serve on until the master gave up on it
         # (graceful_timeout, 30 s). Held back until the worker's own handlers are set.
         signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        from .metrics import keep_shared_folder  # the environment `serve` set is read now
+
+        keep_shared_folder()
         super().init_process()
 
     def init_signals(self) -> None:
