@@ -401,6 +401,22 @@ def test_a_clock_stepped_back_dates_nothing_before_what_was_handed_out(
     }
 
 
+def test_the_load_named_as_running_is_named_without_terminal_escapes(
+    fifty: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running load is named by its command line, which holds whatever its paths are
+    called: shown raw on another user's terminal, a name's escapes would drive it."""
+    update = write_jsonl(tmp_path / "u.jsonl", records(50, "First."))
+    other = write_jsonl(tmp_path / "o.jsonl", records(50, "Second."))
+    monkeypatch.setattr(sys, "argv", ["oaipmh-server", "load", "\x1b]0;owned\x07\x1b[2J.jsonl"])
+    first = HeldLoad(fifty, update, clock)
+    with pytest.raises(LoadBusy) as busy:
+        load_into(fifty, other, clock=clock, wait=False)
+    first.commit()
+    assert "\x1b" not in str(busy.value) and "\x07" not in str(busy.value)
+    assert "load \\x1b]0;owned\\x07\\x1b[2J.jsonl)" in str(busy.value)
+
+
 def test_a_second_load_says_who_is_loading_and_waits_or_stops(
     fifty: str, tmp_path: Path, clock: Clock
 ) -> None:

@@ -74,7 +74,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..datestamps import EPOCH, format_datestamp
-from ..errors import CannotWrite
+from ..errors import CannotWrite, escaped
 from .schema import meta_table, records_table, writers_table
 
 SECOND = timedelta(seconds=1)
@@ -325,7 +325,9 @@ class Writer:
     holder: str
 
     def describe(self) -> str:
-        return f"since {format_datestamp(self.since)}, {self.holder}"
+        """Escaped: the holder is the running load's command line, whose paths are named
+        by whoever made them, shown on another user's terminal."""
+        return f"since {format_datestamp(self.since)}, {escaped(self.holder)}"
 
 
 def writers(conn: Connection) -> list[Writer]:
