@@ -559,6 +559,36 @@ def test_a_list_cut_short_by_a_load_during_the_walk_is_not_called_wrong(
     )
 
 
+def test_a_format_whose_pages_hold_no_record_and_a_new_token_each_ends_the_check(
+    sample_app: Any,
+) -> None:
+    """An endpoint whose ListRecords pages hold no record but always a new token (a
+    broken one, or one built to hold validators): the format's sample is taken from the
+    pages that have records, and the check ends, as the whole list's walk does."""
+    asked = count()
+
+    def empty_page_and_a_new_token(query: dict[str, str], body: bytes) -> bytes:
+        if query.get("verb") != "ListRecords":
+            return body
+        assert next(asked) < 500, "the check kept asking"
+        return re.sub(
+            rb"<ListRecords>.*</ListRecords>",
+            f"<ListRecords><resumptionToken>t{next(asked)}</resumptionToken></ListRecords>".encode(),
+            body,
+            flags=re.S,
+        )
+
+    def first_page(query: dict[str, str]) -> dict[str, str]:
+        """Every ListRecords asked as its first page, which the server answers."""
+        if query.get("verb") != "ListRecords":
+            return query
+        return {"verb": "ListRecords", "metadataPrefix": query.get("metadataPrefix", "oai_dc")}
+
+    endpoint = Broken(sample_app, query=first_page, body=empty_page_and_a_new_token)
+    results = check_endpoint("http://localhost/oai", fetch_from(endpoint), dcmi_given())
+    assert "responses-valid" in failed(results)  # an empty ListRecords is not valid
+
+
 def test_a_list_cut_short_with_no_change_during_the_walk_fails(sample_app: Any) -> None:
     """The other side of the test above: short of its completeListSize with nothing
     changed since it began is a wrong size."""

@@ -301,12 +301,15 @@ def _check_format(run: _Run, prefix: str, schema_url: str, namespace: str, sampl
     tokens: set[str] = set()
     while len(records) < sample:
         root = run.get(**arguments)
-        for record in root.iterfind(".//oai:record", NS):
+        page = root.findall(".//oai:record", NS)
+        for record in page:
             metadata = record.find("oai:metadata", NS)
             if metadata is not None and len(metadata):
                 records.append((record.findtext("oai:header/oai:identifier", "", NS), metadata[0]))
         following = next_token(root)
-        if following is None or following in tokens:
+        # A page with no record but a token, or a chain past any real list's length, is
+        # followed no further (the walk of the whole list says what is wrong with it).
+        if following is None or following in tokens or not page or len(tokens) >= MAX_PAGES:
             break
         tokens.add(following)
         arguments = {"verb": "ListRecords", "resumptionToken": following}
