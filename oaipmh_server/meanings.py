@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
+from datetime import date
 
 from .crosswalk import Crosswalk
 from .files import AccessStatus, access_status, content
@@ -18,7 +19,8 @@ from .record_source import Field, File
 from .settings import Settings
 from .vocabularies import Term, Vocabularies
 
-DATE = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?")
+# [0-9], not \d, which takes the digits of every script.
+DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2})(?:-([0-9]{2}))?)?")
 ACCESS_FIELDS = ("dcterms.accessRights", "dc.rights.accessrights", "dc.rights.access",
                  "dc.rights")  # fmt: skip
 EMBARGO_FIELDS = ("dc.date.embargo", "dc.embargo.lift", "dc.embargo.terms",
@@ -73,9 +75,21 @@ _MATCHING: dict[tuple[object, tuple[str, ...]], list[str]] = {}
 
 
 def w3cdtf(value: str) -> str | None:
-    """A date as the guidelines want it (YYYY, YYYY-MM or YYYY-MM-DD), or None."""
+    """A date as the guidelines want it (YYYY, YYYY-MM or YYYY-MM-DD), or None: as much
+    of the value's start as is a real date (2019-02-30 gives 2019-02, 2019-13 gives 2019)."""
     match = DATE.match(value.strip())
-    return match.group(0) if match else None
+    if match is None:
+        return None
+    year, month, day = match.groups()
+    if month is None or not 1 <= int(month) <= 12:
+        return year
+    if day is not None:
+        try:
+            date(int(year), int(month), int(day))
+        except ValueError:
+            return f"{year}-{month}"
+        return f"{year}-{month}-{day}"
+    return f"{year}-{month}"
 
 
 def embargo_end(record: RecordFields) -> str | None:

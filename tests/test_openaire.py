@@ -267,3 +267,24 @@ def test_the_official_samples_check_the_schema_set(sample: str, valid: bool) -> 
     SOURCES.md says (mocksample uses a resourceTypeGeneral of an earlier draft)."""
     document = etree.parse(str(xsd.SCHEMAS / "openaire-v4" / "samples" / sample))
     assert xsd.schema(openaire=True).validate(document) is valid
+
+
+@pytest.mark.parametrize(
+    ("issued", "shown"),
+    [
+        ("2019-11-05", "2019-11-05"),
+        ("2019-02-30", "2019-02"),  # no such day: the month is what is sure
+        ("2019-13-45", "2019"),  # no such month
+        ("2019-11-05T10:00:00Z", "2019-11-05"),
+        ("٢٠١٩-١١-٠٥", None),  # digits of another script: no W3CDTF date
+    ],
+)
+def test_a_date_is_shown_only_as_far_as_it_is_a_real_one(
+    empty_database_url: str, tmp_path: Path, issued: str, shown: str | None
+) -> None:
+    """datacite:date is W3CDTF (YYYY, YYYY-MM or YYYY-MM-DD): a value that is no real date
+    shows what of it is one, never a month 13 or a 30 February."""
+    metadata = [{"field": "dc.title", "value": "T"}, {"field": "dc.date.issued", "value": issued}]
+    r = resource(one_record(empty_database_url, tmp_path, metadata), "1/2")
+    dates = {e.get("dateType"): e.text for e in r.iterfind("datacite:dates/datacite:date", NS)}
+    assert dates.get("Issued") == shown
