@@ -33,6 +33,7 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
+from .names import not_a_file_name
 from .record_source import File
 
 ORIGINAL = "ORIGINAL"
@@ -189,7 +190,9 @@ class Linker:
         self.needs_uuid = "uuid" in names
 
     def url(self, local_id: str, file: File) -> str | None:
-        if not self.pattern or not is_open(file):
+        """The file's link; None if it has none: not open, not configured, or a name that
+        would lead out of the item (stored before loads refused such names)."""
+        if not self.pattern or not is_open(file) or not_a_file_name(file.name) is not None:
             return None
         if (self.needs_base and not self.root) or (self.needs_uuid and not file.uuid):
             return None

@@ -19,7 +19,8 @@ import orjson
 import pytest
 from flask.testing import FlaskClient
 from lxml import etree, html
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, select, update
+from sqlalchemy.pool import NullPool
 
 from oaipmh_server.check.store import check_records
 from oaipmh_server.config import load_settings
@@ -875,3 +876,28 @@ def parse_links(header: str) -> list[dict[str, str]]:
             link[name] = re.sub(r"\\(.)", r"\1", quoted_value) if quoted_value else token_value
         links.append(link)
     return links
+
+
+def test_a_stored_file_name_leading_outside_the_item_is_never_linked(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    """A name a load now refuses (`../../server/api/authn/logout`), stored by an earlier
+    version: its link ([files] url) would lead anywhere on the repository's host, so it has
+    none, in oai_openaire (oaire:file) as on the record's page."""
+    fields = [{"field": "dc.title", "value": "T"},
+              {"field": "dc.date.accessioned", "value": "2015-07-21T02:23:32Z"}]  # fmt: skip
+    entry = {"name": "thesis.pdf", "size": 3, "md5": "0" * 32, "primary": True}
+    (tmp_path / "r.json").write_text(json.dumps([{"id": HANDLE, "metadata": fields,
+                                                  "files": [entry]}]))  # fmt: skip
+    load_into(empty_database_url, tmp_path / "r.json", **LINKED)
+    client = make_app(empty_database_url, **LINKED).test_client()
+    assert rights_of(client)[2] == [
+        f"{BASE.removesuffix('/oai/request')}/bitstream/handle/{HANDLE}/thesis.pdf?sequence=1"
+    ]
+    engine = create_engine(empty_database_url, poolclass=NullPool)
+    with engine.begin() as conn:
+        conn.execute(update(files_table).values(name="../../server/api/authn/logout"))
+    engine.dispose()
+    assert rights_of(client)[2] == []
+    page = client.get(f"/records/{HANDLE}").get_data(as_text=True)
+    assert "thesis.pdf" not in page and "authn/logout?sequence" not in page  # no link

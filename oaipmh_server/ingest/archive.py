@@ -28,8 +28,8 @@ import zlib
 from pathlib import Path, PurePosixPath
 
 from ..errors import LoadError
+from ..names import leading_outside, segments
 from .drafts import Limits
-from .names import leading_outside, segments
 
 SEPARATOR = "!"
 CHUNK = 1024 * 1024

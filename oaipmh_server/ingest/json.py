@@ -38,6 +38,7 @@ import orjson
 
 from ..errors import LoadError, json_quoted
 from ..files import ACCESS, ORIGINAL, access_of, embargo_of
+from ..names import not_a_file_name
 from ..record_source import File
 from ..xml import clean_text, has_illegal_characters
 from .drafts import (
@@ -51,7 +52,6 @@ from .drafts import (
     too_big,
 )
 from .mime import mime_type
-from .names import not_a_file_name
 
 # JSON the standard parser reads but cannot turn into values: arrays and objects nested
 # deeper than Python's recursion allows, integers longer than Python converts.

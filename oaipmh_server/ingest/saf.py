@@ -44,6 +44,7 @@ from lxml import etree
 from ..datestamps import parse_record_date
 from ..errors import LoadError, quoted
 from ..files import ORIGINAL, access_of
+from ..names import not_a_file_name, segments
 from ..record_source import File
 from ..xml import clean_text, has_illegal_characters
 from .archive import DEBRIS, is_apple_double
@@ -51,7 +52,6 @@ from .drafts import CONFIDENCE_RANGE, Limits, Source, draft_or_error, too_big
 from .export_xml import DOCTYPE, has_doctype, parse, whole_text
 from .json import Item
 from .mime import mime_type
-from .names import not_a_file_name, segments
 
 DUBLIN_CORE = "dublin_core.xml"
 # The files DSpace writes in every item folder beside dublin_core.xml: a folder holding one
