@@ -9,12 +9,14 @@ harvest is complete only when its first page, its last page and every page betwe
 which position, and why when the log says (a 503, a refused token, an OAI error).
 
 It streams: several logs (several servers behind a proxy) are merged by time, and the state
-kept is one entry per chain still open and one per harvester. A chain that goes quiet for
-`quiet` (an hour) is closed as incomplete, so a day of a busy server's log (a million
-lines) is read in bounded memory. Lines that are not access lines (the start-up line,
-warnings, a line cut short, journalctl's prefixes) are skipped; lines written by an older
-version, without harvest ids, are followed by harvester and verb, and never counted
-complete, since nothing in them says where a list ended.
+kept is one entry per chain still open and one per harvester, and the harvests closed,
+which the report lists (a few hundred bytes each: a month of 450,000 small incremental
+harvests, a million lines, takes about 220 MB). A chain that goes quiet for `quiet` (an
+hour) is closed as incomplete, so chains left open do not pile up. Lines that are not
+access lines (the start-up line, warnings, a line cut short, journalctl's prefixes) are
+skipped; lines written by an older version, without harvest ids, are followed by
+harvester and verb, and never counted complete, since nothing in them says where a list
+ended.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import heapq
 import json
 import re
 import statistics
+import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -82,9 +85,14 @@ def _time(line: Line) -> str:
     return str(line["time"])
 
 
-@dataclass
+@dataclass(slots=True)
 class Harvest:
-    """One list chain: a first page and the pages its tokens led to."""
+    """One list chain: a first page and the pages its tokens led to.
+
+    The report keeps every harvest of the log, so a month of incremental harvests is
+    hundreds of thousands of these: slots, the list arguments that recur shared (see
+    `_shared`) and no list of missing pages until one is missing keep each to a few
+    hundred bytes (about 900 before)."""
 
     id: str | None
     owner: Key
@@ -102,7 +110,7 @@ class Harvest:
     next_cursor: int | None = 0  # where the next page starts; None while unknown
     size: int | None = None
     ended: bool = False  # its last page was served
-    missing: list[tuple[int, int]] = field(default_factory=list)
+    missing: list[tuple[int, int]] | tuple[()] = ()
     failure: str | None = None  # the last failed request since the last page served
     reason: str | None = None
 
@@ -161,6 +169,10 @@ class Harvester:
     complete: list[Harvest] = field(default_factory=list)
     incomplete: list[Harvest] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
+    key: Key = field(init=False)  # the one its harvests name as their owner
+
+    def __post_init__(self) -> None:
+        self.key = (self.agent, self.address)
 
     @property
     def name(self) -> str | None:
@@ -224,6 +236,7 @@ class Report:
         who = self.harvesters.get(key)
         if who is None:
             who = self.harvesters[key] = Harvester(key[0], key[1], now, now)
+        key = who.key  # not this line's: its strings would be kept by each harvest
         who.requests += 1
         who.last_seen = now
         errors = line.get("errors")
@@ -264,9 +277,9 @@ class Report:
             if not served:
                 return  # a list refused at its first page: only an error
             chain = Harvest(
-                harvest_id, key, verb, _text(arguments.get("metadataPrefix")),
-                _text(arguments.get("set")), _text(arguments.get("from")),
-                _text(arguments.get("until")), now, now, started=True, tracked=not older,
+                harvest_id, key, sys.intern(verb), _shared(arguments.get("metadataPrefix")),
+                _shared(arguments.get("set")), _shared(arguments.get("from")),
+                _shared(arguments.get("until")), now, now, started=True, tracked=not older,
             )  # fmt: skip
             if older:
                 previous = self.untracked.pop((key, verb), None)
@@ -305,7 +318,7 @@ class Report:
             self.harvesters[chain.owner].incomplete.remove(chain)
             chain.reason = None
         if chain is None:
-            chain = Harvest(harvest_id, key, verb, None, None, None, None, now, now,
+            chain = Harvest(harvest_id, key, sys.intern(verb), None, None, None, None, now, now,
                             started=False, tracked=tracked, next_cursor=None)  # fmt: skip
             if harvest_id:
                 self.chains[harvest_id] = chain
@@ -333,7 +346,7 @@ class Report:
             if cursor < chain.next_cursor:
                 return  # served before: the harvester asked again
             if cursor > chain.next_cursor:
-                chain.missing.append((chain.next_cursor, cursor))
+                chain.missing = [*chain.missing, (chain.next_cursor, cursor)]
         chain.pages += 1
         chain.records += count if chain.verb == "ListSets" else records
         chain.next_cursor = cursor + count
@@ -384,6 +397,13 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _shared(value: Any) -> str | None:
+    """A list argument as text, one string for all the harvests that share it: a verb, a
+    format, a set, a `from` recur in every harvest of a month, and each line's parse
+    makes them anew."""
+    return sys.intern(value) if isinstance(value, str) else None
+
+
 def _parse(moment: str) -> datetime:
     return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
@@ -414,8 +434,17 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.3g} s" if seconds < 10 else f"{whole} s"
 
 
-def as_json(harvesters: list[Harvester]) -> str:
-    return json.dumps([h.as_json() for h in harvesters], indent=2, ensure_ascii=False)
+def as_json(harvesters: list[Harvester]) -> Iterator[str]:
+    """The JSON report (an array, indented by 2), in pieces of a harvester each: the whole
+    document of a month's log is hundreds of MB as text and several times that as Python
+    objects, which it never is at once."""
+    if not harvesters:
+        yield "[]"
+        return
+    for n, who in enumerate(harvesters):
+        text = json.dumps(who.as_json(), indent=2, ensure_ascii=False)
+        yield ("[\n  " if n == 0 else ",\n  ") + text.replace("\n", "\n  ")
+    yield "\n]"
 
 
 def as_table(harvesters: list[Harvester]) -> Iterator[str]:

@@ -42,7 +42,9 @@ def harvests(output: str, quiet_minutes: int, logfiles: tuple[str, ...]) -> None
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as e:  # zlib: damaged inside
             raise click.ClickException(f"cannot read the log: {e}") from None
     if output == "json":
-        click.echo(as_json(harvesters))
+        for piece in as_json(harvesters):
+            click.echo(piece, nl=False)
+        click.echo()
     else:
         for line in as_table(harvesters):
             click.echo(line)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cached_property
 from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
@@ -117,19 +118,22 @@ class Draft:
     # (a metadata CSV, which, like DSpace's metadata-import, never touches bitstreams).
     files: tuple[File, ...] | None = ()
 
-    @property
+    @cached_property
     def fields_digest(self) -> str:
-        """The fields' (and files') part of the content hash (see `content_hash`)."""
+        """The fields' (and files') part of the content hash (see `content_hash`): taken
+        once (a copy made by `replace`, with other fields, takes its own)."""
         return fields_digest(self.fields, self.files or ())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickled (to be finished by a worker process, `Unfinished`) with its fields as
-        JSON: a record's forty values as named tuples take longer to pickle than the
-        loading process takes to read them."""
+        """Pickled (to be finished by a worker process, `Unfinished`, or sent back by one
+        unrendered) with its fields as JSON: a record's forty values as named tuples take
+        longer to pickle than the loading process takes to read them. The digest goes
+        with it once taken."""
         fields = orjson.dumps(plain_fields(self.fields))
+        digest = self.__dict__.get("fields_digest")
         return _unpickled_draft, (self.source, self.local_id, self.set_specs, self.deleted,
-                                  fields, self.accessioned, self.cleaned, self.partial,
-                                  self.keeps_sets, self.files)  # fmt: skip
+                                  fields, digest, self.accessioned, self.cleaned,
+                                  self.partial, self.keeps_sets, self.files)  # fmt: skip
 
     @property
     def legacy_content_hash(self) -> str:
@@ -145,10 +149,14 @@ def _unpickled_draft(
     set_specs: tuple[str, ...],
     deleted: bool,
     fields: bytes,
+    digest: str | None,
     *rest: Any,
 ) -> Draft:
     # The JSON rows `pack_fields` compresses, which `unpack_fields` reads as they are.
-    return Draft(source, local_id, set_specs, deleted, unpack_fields(fields), *rest)
+    draft = Draft(source, local_id, set_specs, deleted, unpack_fields(fields), *rest)
+    if digest is not None:
+        draft.__dict__["fields_digest"] = digest
+    return draft
 
 
 def fields_digest(

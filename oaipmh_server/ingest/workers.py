@@ -10,6 +10,12 @@ loading process keeps everything that needs the store or the order of the record
 records exist, which changed, datestamps, sets, the one transaction. So a load gives the
 same result, and reports the same problems, with workers or without.
 
+A record that did not change is not rendered again: while nearly every record the load
+decides is the stored one (a nightly export loaded again), the workers send the records
+they read checked and digested but unrendered (`Workers.render`), the loading process
+compares each with the stored record's content hash, and hands only the changed ones back
+to be rendered (`Batches._tasks`). The store is still asked only by the loading process.
+
 Only a few chunks are in flight at a time, so memory does not grow with the file. The
 workers are started fresh (spawn), not forked: they never inherit the loading process's
 open database connection. A worker ends itself when the loading process is gone.
@@ -107,6 +113,10 @@ class Workers:
         # The sets' tree, filled by the load as it learns it (load_items' `tree`).
         self.tree: dict[str, str | None] = {}
         self.flat = settings.set_style == "dspace"
+        # Whether workers render the records they read (False: they send them back checked
+        # and digested, unrendered): the load turns it off while nearly every record it
+        # decides is unchanged, and those are never rendered (`Batches.reloading`).
+        self.render = True
         self.executor = ProcessPoolExecutor(
             count,
             mp_context=multiprocessing.get_context("spawn"),
@@ -133,8 +143,9 @@ class Workers:
                 for chunk in _chunks(handle):
                     line = in_flight[0][0] if in_flight else chunk[2]
                     task = self.executor.submit(
-                        _prepare, name, *chunk, require_accessioned, limits, self._served_tree()
-                    )
+                        _prepare, name, *chunk, require_accessioned, limits,
+                        self._served_tree(), self.render,
+                    )  # fmt: skip
                     in_flight.append((chunk[2], task))
                     if len(in_flight) > 2 * self.count:
                         line, task = in_flight.popleft()
@@ -215,13 +226,17 @@ def _prepare(
     require_accessioned: bool,
     limits: Limits,
     tree: dict[str, str | None] | None,
+    render: bool = True,
 ) -> list[Item]:
     items: list[Item] = []
     with open(name, "rb", buffering=READ_BUFFER) as handle:
         handle.seek(offset)
         for number, raw, length in jsonl_lines(handle, first, size, limits.max_record_bytes):
             item = jsonl_item(name, number, raw, require_accessioned, limits, length)
-            if isinstance(item, Draft):
+            if isinstance(item, Draft) and not render and not item.deleted:
+                item.fields_digest  # noqa: B018  (taken here, sent with it)
+                items.append(item)  # rendered only if it changed (`Batches._tasks`)
+            elif isinstance(item, Draft):
                 served = None if tree is None else served_flat(item.set_specs, tree)
                 items.append(prepare(item, _formats, _repository[0], served, _virtual[0]))
             elif item is not None:
