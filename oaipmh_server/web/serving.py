@@ -21,6 +21,7 @@ in flight (closing each connection after its answer) and exits as soon as none i
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -304,6 +305,7 @@ def gunicorn_options(settings: Any, verbose: bool = False) -> dict[str, Any]:
         "loglevel": "info" if verbose else "warning",
         "on_starting": _hold_readiness,
         "when_ready": _say_listening,
+        "worker_exit": _end_worker,
     }
 
 
@@ -333,6 +335,31 @@ def _say_listening(arbiter: Any) -> None:
         os.environ["NOTIFY_SOCKET"] = notify_socket
         # unset_environment: the workers forked later do not inherit it either.
         systemd.sd_notify("READY=1\nSTATUS=oaipmh-server listening", arbiter.log, True)
+
+
+def _end_worker(arbiter: Any, worker: Any) -> None:
+    """A worker leaving (a stop, a reload's old workers, one that could not start) ends
+    here, once gunicorn is done with it: its store closed (PostgreSQL sees its connections
+    end, SQLite's last connection tidies its WAL), its lines flushed, then the process ends
+    with the status gunicorn gave it (os._exit). Python's own finalization, every object
+    of the few hundred modules a worker holds freed one by one for memory the process
+    gives back anyway, was 0.2 CPU-s a worker, as much as its start.
+
+    gunicorn calls this inside the `finally` its worker leaves through (the SystemExit
+    holding the status is the exception being handled), and in the master for a worker
+    found gone, which is left alone; so is any other way out than SystemExit."""
+    if os.getpid() != worker.pid:
+        return
+    leaving = sys.exc_info()[1]
+    if not isinstance(leaving, SystemExit) or not isinstance(leaving.code, int | None):
+        return
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, SendBudget):
+        app.app.extensions["oaipmh"].store.close()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(leaving.code or 0)
 
 
 def say(line: str) -> None:
