@@ -85,9 +85,20 @@ class Cluster:
             conn.execute(sql)  # type: ignore[arg-type]
 
     def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database, copied from `template` if given. The tests' cluster copies the
+        template's files (STRATEGY FILE_COPY, PostgreSQL 15+) rather than write each of its
+        pages to the WAL (WAL_LOG, 15's default): FILE_COPY's checkpoints cost little
+        without fsync, and a copy of the sample store cost PostgreSQL 0.04 CPU-s instead
+        of 0.055 (the suite makes a few hundred)."""
         suffix = f" TEMPLATE {template}" if template else ""
+        if template and not self.durable and int(self._version()) >= 15:
+            suffix += " STRATEGY FILE_COPY"
         self.execute(f"CREATE DATABASE {name}{suffix}")
         return self.url(name)
+
+    def _version(self) -> str:
+        """The cluster's major version, as its data folder says."""
+        return (self.data / "PG_VERSION").read_text().strip()
 
     def drop_database(self, name: str) -> None:
         self.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -195,6 +195,24 @@ def test_postgresql_waits_let_the_other_connections_of_a_worker_go_on(postgres: 
     assert result.stdout.split() == ["fast", "slow"]
 
 
+def test_entry_points_read_once_while_gevent_patches_answer_as_a_fresh_reading() -> None:
+    """A worker reads the installed entry points once while gevent patches it (gevent
+    looks its plugins up for every module it patches): each lookup finds what a reading
+    of its own finds, and the lookups read afresh again afterwards."""
+    from importlib import metadata
+
+    from oaipmh_server.web.serving import _entry_points_read_once
+
+    read = metadata.entry_points
+    groups = ["gevent.plugins.monkey.will_patch_all", "console_scripts", "pytest11"]
+    fresh = {group: sorted(read(group=group)) for group in groups}
+    assert fresh["console_scripts"] and fresh["pytest11"]  # the lookups find something
+    with _entry_points_read_once():
+        assert metadata.entry_points is not read
+        assert {group: sorted(metadata.entry_points(group=group)) for group in groups} == fresh
+    assert metadata.entry_points is read
+
+
 @pytest.mark.parametrize(
     ("host", "base_url", "warned"),
     [

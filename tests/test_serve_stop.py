@@ -124,3 +124,29 @@ def test_a_kept_alive_client_asking_again_as_the_stop_begins_is_answered(
     finally:
         lines = server.stop()
     assert not [line for line in lines if "Traceback" in line], "\n".join(lines)
+
+
+def test_a_stopped_server_leaves_its_sqlite_store_closed(tmp_path: Path) -> None:
+    """Each process of the server closes its connections to a SQLite store as it ends, as
+    SQLite closes one: the last to close folds the write-ahead log into the database file
+    and removes it and the shared-memory file, so a stopped server leaves the store's folder as it
+    found it (the database whole in its file, to copy, move or back up as it is)."""
+    import requests
+
+    store = tmp_path / "store" / "oai.sqlite3"
+    store.parent.mkdir()
+    load_into(sqlite_url(store), SAMPLES)
+    before = sorted(p.name for p in store.parent.iterdir())
+    assert "oai.sqlite3-wal" not in before
+    port = free_port()
+    server = Served(["--port", str(port), "--workers", "2"],
+                    {"OAIPMH_DATABASE_URL": sqlite_url(store)})  # fmt: skip
+    try:
+        for _ in range(4):  # both workers, most likely; one at least
+            answer = requests.get(f"http://127.0.0.1:{port}/oai?verb=ListSets", timeout=30)
+            assert answer.status_code == 200
+        assert (store.parent / "oai.sqlite3-wal").exists()  # the store is open
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+    assert sorted(p.name for p in store.parent.iterdir()) == before
