@@ -222,11 +222,13 @@ def _list_resumption(
     counted = True  # every problem so far is one a change during the walk explains
     arguments = {"verb": "ListIdentifiers", "metadataPrefix": "oai_dc"}
     pages, sizes, tokens = 0, set[str](), set[str]()
-    began: str | None = None
+    began: str | None = None  # the first page's responseDate, and the last's
+    ended: str | None = None
     while True:
         root = run.get(**arguments)
         pages += 1
-        began = began or root.findtext("oai:responseDate", None, NS)
+        ended = root.findtext("oai:responseDate", None, NS)
+        began = began or ended
         if error_codes(root):
             if error_codes(root) != ["noRecordsMatch"] or pages > 1:
                 problems.append(f"page {pages}: error {error_codes(root)}")
@@ -261,26 +263,29 @@ def _list_resumption(
     if sizes and sizes != {str(len(seen))}:
         problems.append(f"completeListSize {', '.join(sorted(sizes))}, listed {len(seen)}")
     detail = "; ".join(problems[:5]) or f"{len(seen)} record(s) in {pages} page(s)"
-    if problems and counted and _changed_since(run, began, granularity):
+    if problems and counted and _changed_since(run, began, ended, granularity):
         why = "records changed while it was walked, and such records leave a list begun before"
         run.add("list-resumption", None, f"{detail}; {why}: check again when nothing loads")
         return
     run.add("list-resumption", not problems, detail)
 
 
-def _changed_since(run: _Run, began: str | None, granularity: str) -> bool:
+def _changed_since(run: _Run, began: str | None, ended: str | None, granularity: str) -> bool:
     """Whether the endpoint lists a record changed since `began` (a list's first
     responseDate, always to the second), asked in the endpoint's own granularity.
 
     A server that ends each list a second before its responseDate, so that a change
-    committing within that second is never lost (this one does), lists a change made at
-    `began` only once its own clock has passed it: the question is asked again, for up to
-    CLOCK_WAIT seconds, until the endpoint's responseDate is two seconds past `began`."""
+    committing within that second is never lost (this one does), lists a change made as
+    the walk `ended` (its last page's responseDate) only once its own clock has passed it:
+    the question is asked again, a second apart for up to CLOCK_WAIT seconds, until the
+    endpoint's responseDate is two seconds past that (or stops moving: a cache)."""
     moment = _parse(began or "", "YYYY-MM-DDThh:mm:ssZ")
-    if moment is None or granularity not in GRANULARITIES:
+    last = _parse(ended or "", "YYYY-MM-DDThh:mm:ssZ") or moment
+    if moment is None or last is None or granularity not in GRANULARITIES:
         return False
     since = moment.strftime(GRANULARITIES[granularity])
     give_up = time.monotonic() + CLOCK_WAIT
+    before: datetime | None = None
     while True:
         root = run.get(verb="ListIdentifiers", metadataPrefix="oai_dc", **{"from": since})
         if root.find(".//oai:header", NS) is not None:
@@ -288,9 +293,12 @@ def _changed_since(run: _Run, began: str | None, granularity: str) -> bool:
         said = _parse(root.findtext("oai:responseDate", "", NS), "YYYY-MM-DDThh:mm:ssZ")
         if error_codes(root) != ["noRecordsMatch"] or said is None:
             return False
-        if said >= moment + timedelta(seconds=2) or time.monotonic() > give_up:
+        if said >= last + timedelta(seconds=2) or time.monotonic() > give_up:
             return False
-        time.sleep(0.5)
+        if before is not None and said <= before:  # a second later, the same answer: a cache
+            return False
+        before = said
+        time.sleep(1)
 
 
 def _check_format(run: _Run, prefix: str, schema_url: str, namespace: str, sample: int) -> None:
