@@ -81,10 +81,10 @@ def installed_script() -> Path:
 # -- the systemd unit ----------------------------------------------------------------------
 
 
-def unit_settings() -> dict[str, list[str]]:
+def unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     """The unit's `Key=value` lines, each key with its values in order."""
     found: dict[str, list[str]] = {}
-    for line in UNIT.read_text("utf-8").splitlines():
+    for line in unit.read_text("utf-8").splitlines():
         if line and not line.startswith(("#", "[")):
             key, _, value = line.partition("=")
             found.setdefault(key, []).append(value)
@@ -139,6 +139,42 @@ def test_systemd_unit_runs_serve_in_production_with_its_state_and_secrets() -> N
     assert [c.partition(":")[0] for c in unit["LoadCredential"]] == ["token_secret"]
     commented = re.findall(r"^#LoadCredential=(\w+):", UNIT.read_text("utf-8"), re.MULTILINE)
     assert ("token_secret", *commented) == CREDENTIALS
+
+
+REFRESH = DEPLOY / "oaipmh-server-refresh.service"
+TIMER = DEPLOY / "oaipmh-server-refresh.timer"
+
+
+def test_the_daily_refresh_units_verify_without_a_warning(tmp_path: Path) -> None:
+    """The timer and the one-shot service that runs `refresh-sets` daily, the write that
+    re-dates records whose embargo ended (docs/commands.md), as shipped but for the
+    program's place (systemd-analyze verify checks that ExecStart's program exists)."""
+    analyze = tool("systemd-analyze")
+    shipped = "ExecStart=/opt/oaipmh-server/venv/bin/oaipmh-server refresh-sets\n"
+    text = REFRESH.read_text("utf-8")
+    assert text.count(shipped) == 1
+    (tmp_path / REFRESH.name).write_text(
+        text.replace(shipped, f"ExecStart={installed_script()} refresh-sets\n"), "utf-8"
+    )
+    shutil.copy(TIMER, tmp_path / TIMER.name)
+    result = subprocess.run(
+        [analyze, "verify", tmp_path / TIMER.name, tmp_path / REFRESH.name],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_the_daily_refresh_writes_the_store_the_service_serves() -> None:
+    """The same store and configuration, as the same (dynamic) user with the same state
+    folder: a refresh of another store, or one its user cannot write, would do nothing
+    for the served one."""
+    served, refresh = unit_settings(), unit_settings(REFRESH)
+    for key in ("DynamicUser", "User", "StateDirectory", "WorkingDirectory", "UMask"):
+        assert refresh[key] == served[key], key
+    environment = {k: v for k, _, v in (e.partition("=") for e in served["Environment"])}
+    wanted = {k: environment[k] for k in ("OAIPMH_CONFIG", "OAIPMH_DATABASE_URL")}
+    assert dict(e.partition("=")[::2] for e in refresh["Environment"]) == wanted
+    assert unit_settings(TIMER)["Persistent"] == ["true"]
 
 
 # -- nginx in front of a live server -------------------------------------------------------
