@@ -145,9 +145,10 @@ class Refreshing(LoadState):
                     and (since is None or end > since)
                 }
             )
-            if ended:  # not the records this load wrote: rendered just now, by today's calendar
-                read = set(self.id_hashes)
-                ended = [local_id for local_id in ended if hash(local_id) not in read]
+            if ended:  # not the records this load wrote: rendered just now, by today's
+                # calendar (a record it read and found unchanged was rendered before)
+                written = set(self.written)
+                ended = [local_id for local_id in ended if hash(local_id) not in written]
             for start in range(0, len(ended), BATCH):
                 self._redate(ended[start : start + BATCH])
         self.tx.set_meta(EMBARGOES_KEY, today.isoformat())
