@@ -14,7 +14,7 @@ from ..errors import LoadError
 from ..store import Existing
 from .csv_merge import Unfinished, finish
 from .dating import redated
-from .drafts import ACCESSIONED, Draft, Prepared, content_hash
+from .drafts import ACCESSIONED, Draft, Prepared
 from .state import LoadState
 from .workers import FINISHER_STOPPED
 
@@ -179,13 +179,10 @@ class Batches(LoadState):
         return done.unchanged >= BATCH and done.unchanged >= 9 * (done.added + done.updated)
 
     def _unchanged(self, draft: Draft, old: Existing) -> bool:
-        """Whether a whole record read is the stored one, as `_decide` will find it (its
-        sets served, and its virtual sets). A record this says changed is decided there
-        all the same, so this only saves rendering records that did not change."""
-        specs = self._served_sets(draft.set_specs)
-        if self.virtual and not draft.deleted:
-            specs = (*specs, *self.virtual.of(draft.fields, draft.files or ()))
-        return old.content_hash == content_hash(draft.deleted, specs, draft.fields_digest)
+        """Whether a whole record read is the stored one, as `_decide` will find it (the
+        same sets and hash). A record this says changed is decided there all the same, so
+        this only saves rendering records that did not change."""
+        return old.content_hash == self._sets_and_hash(draft, old)[2]
 
     def _whole(self, part: Draft) -> Draft | None:
         """A row of a metadata CSV for a record not stored (or deleted): the whole record,

@@ -348,6 +348,27 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
         if len(self.batch) >= BATCH:
             self.flush()
 
+    def _sets_and_hash(
+        self, item: Draft | Prepared, old: Existing | None
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+        """The sets the record is served in, of them its virtual sets, and its content
+        hash: what `_decide` compares with the stored record's (and a reload with it before
+        a record is rendered, Batches._unchanged)."""
+        set_specs = self._served_sets(item.set_specs)
+        virtual: tuple[str, ...] = ()
+        if item.deleted:
+            if not set_specs and old is not None:
+                set_specs = self._own(old.set_specs)  # a bare tombstone stays in its sets
+            if old is not None:  # and in the virtual sets it was in, for their harvesters
+                virtual = tuple(s for s in old.set_specs if s in self.virtual.specs)
+        elif isinstance(item, Prepared):
+            virtual = item.virtual_sets  # applied by a worker
+        elif self.virtual:
+            virtual = self.virtual.of(item.fields, item.files or ())
+        if virtual:
+            set_specs = (*set_specs, *virtual)
+        return set_specs, virtual, content_hash(item.deleted, set_specs, item.fields_digest)
+
     def _decide(self, item: Draft | Prepared, old: Existing | None) -> RecordWrite | None:
         """Count the record and say what to write, with which datestamp. A Draft (read in
         this process) is rendered only here, once it is known to have changed."""
@@ -367,21 +388,8 @@ class _Loader(Batches, Placing, Refreshing, Syncing):
             )
             self._count(LoadError(path, line, item.local_id, reason))  # while landing: in order
             return None
-        set_specs = self._served_sets(item.set_specs)
-        virtual: tuple[str, ...] = ()
-        if item.deleted:
-            if not set_specs and old is not None:
-                set_specs = self._own(old.set_specs)  # a bare tombstone stays in its sets
-            if old is not None:  # and in the virtual sets it was in, for their harvesters
-                virtual = tuple(s for s in old.set_specs if s in self.virtual.specs)
-        elif isinstance(item, Prepared):
-            virtual = item.virtual_sets  # applied by a worker
-        elif self.virtual:
-            virtual = self.virtual.of(item.fields, item.files or ())
-        if virtual:
-            set_specs = (*set_specs, *virtual)
-        digest = item.fields_digest  # a Draft's is taken here, once
-        new_hash = content_hash(item.deleted, set_specs, digest)
+        set_specs, virtual, new_hash = self._sets_and_hash(item, old)
+        digest = item.fields_digest  # taken by _sets_and_hash, once
         if old is not None and (
             old.content_hash == new_hash or _is_legacy_hash(item, old.content_hash, set_specs)
         ):

@@ -75,6 +75,11 @@ class LoadState(ABC):
     def _decide(self, item: Draft | Prepared, old: Existing | None) -> RecordWrite | None: ...
 
     @abstractmethod
+    def _sets_and_hash(
+        self, item: Draft | Prepared, old: Existing | None
+    ) -> tuple[tuple[str, ...], tuple[str, ...], str]: ...
+
+    @abstractmethod
     def _write(
         self, existing: dict[str, Existing], done: Sequence[Draft | Prepared | LoadError]
     ) -> None: ...
