@@ -5,11 +5,11 @@ virtual sets, the fragments of the stored formats, their headers) and with the c
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime
 
 from .. import files, virtual_sets, xml
-from ..record_source import Header
-from ..store import Restamp, unpack_fields
+from ..record_source import Field, File, Header
+from ..store import RecordState, Restamp, unpack_fields
 from . import dating
 from .batches import BATCH
 from .drafts import content_hash, fields_digest
@@ -85,16 +85,27 @@ class Refreshing(LoadState):
                 self.summary.moved(before, virtual)
                 specs = (*self._own(row.set_specs), *virtual)
                 datestamp = dating.redated(self.moment, row.datestamp)
-                header = self.render_header(Header(row.local_id, datestamp, specs, row.deleted))
-                changes.append(
-                    Restamp(row.local_id, datestamp, row.deleted, specs,
-                            content_hash(row.deleted, specs, fields_digest(fields, files)),
-                            header, self.header_version)
-                )  # fmt: skip
+                changes.append(self._restamp(row, datestamp, specs, fields, files))
             self.tx.restamp(changes)
             redated += len(changes)
         self.summary.reevaluated = True
         self.summary.redated = redated
+
+    def _restamp(
+        self,
+        row: RecordState,
+        datestamp: datetime,
+        specs: tuple[str, ...],
+        fields: Sequence[Field],
+        its_files: Sequence[File],
+    ) -> Restamp:
+        """A stored record given a new datestamp and sets, with its content hash and its
+        header for them (its fields, fragments and deleted flag stay)."""
+        header = self.render_header(Header(row.local_id, datestamp, specs, row.deleted))
+        content = content_hash(row.deleted, specs, fields_digest(fields, its_files))
+        return Restamp(
+            row.local_id, datestamp, row.deleted, specs, content, header, self.header_version
+        )
 
     def refresh_fragments(self) -> None:
         """Re-render what an earlier crosswalk rendered, so the stored fragments of every
@@ -171,12 +182,7 @@ class Refreshing(LoadState):
             datestamp = row.datestamp  # re-dated by this write already (a virtual set's move)
             if datestamp < self.moment:
                 datestamp = dating.redated(self.moment, datestamp)
-            header = self.render_header(Header(local_id, datestamp, specs, False))
-            changes.append(
-                Restamp(local_id, datestamp, False, specs,
-                        content_hash(False, specs, fields_digest(fields, its_files)),
-                        header, self.header_version)
-            )  # fmt: skip
+            changes.append(self._restamp(row, datestamp, specs, fields, its_files))
         self.tx.restamp(changes)
         for prefix, metadata_format in self.stored.items():
             if metadata_format.carries_files:
