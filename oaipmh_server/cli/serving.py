@@ -158,16 +158,12 @@ def _end_at_once(stopped: SystemExit) -> None:
     own finalization, which freed every object of the few hundred modules the master
     imported for memory the process gives back anyway (0.15 CPU-s a stop). A status that
     is not a number (a message) is left to Python, which prints it."""
-    import logging
-    import os
+    from ..web.serving import end_now
 
     if not isinstance(stopped.code, int | None):
         return
     _remove_shared_metrics()
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(stopped.code or 0)
+    end_now(stopped.code)
 
 
 def _is_loopback(host: str) -> bool:

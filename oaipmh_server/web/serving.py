@@ -382,10 +382,16 @@ def _end_worker(arbiter: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     if isinstance(app, SendBudget):
         app.app.extensions["oaipmh"].store.close()
+    end_now(leaving.code)
+
+
+def end_now(code: int | None) -> None:
+    """The process ends with `code` once its lines are flushed, without Python's own
+    finalization (a worker's, or the master's once gunicorn has stopped)."""
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(leaving.code or 0)
+    os._exit(code or 0)
 
 
 def say(line: str) -> None:
